@@ -1,0 +1,3 @@
+# man: one page per command and file format. Pages are first-class docs;
+# tests/integration/man_options.sh checks every flag against them.
+dist_man_MANS += man/ehdelta.1 man/ehdelta-sas.1

@@ -1,0 +1,242 @@
+/* opt: table-driven options. */
+#include "common/opt.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/time.h"
+
+static void *field(void *cfg, const ed_opt_t *o) { return (char *)cfg + o->offset; }
+
+const ed_opt_t *ed_opt_find(const ed_opt_t *t, const char *name) {
+  for (; t->name; t++)
+    if (strcmp(t->name, name) == 0)
+      return t;
+  return NULL;
+}
+
+static ed_code_t check_bounds(const ed_opt_t *o, int64_t v, const char *text, ed_err_t *err) {
+  if (o->min < o->max && (v < o->min || v > o->max)) {
+    if (o->type == ED_OPT_DURATION) {
+      char lo[48], hi[48];
+      ed_time_format_duration(o->min, lo, sizeof lo);
+      ed_time_format_duration(o->max, hi, sizeof hi);
+      return ed_err_set(err, ED_E_INVALID, "--%s '%s': expected a duration from %s to %s", o->name,
+                        text, lo, hi);
+    }
+    return ed_err_set(err, ED_E_INVALID, "--%s '%s': expected a whole number from %lld to %lld",
+                      o->name, text, (long long)o->min, (long long)o->max);
+  }
+  return ED_OK;
+}
+
+ed_code_t ed_opt_set(const ed_opt_t *o, void *cfg, const char *value, ed_err_t *err) {
+  void *f = field(cfg, o);
+  switch (o->type) {
+  case ED_OPT_FLAG:
+    if (!value || !strcasecmp(value, "true") || !strcasecmp(value, "yes") || !strcmp(value, "1") ||
+        !strcasecmp(value, "on"))
+      *(bool *)f = true;
+    else if (!strcasecmp(value, "false") || !strcasecmp(value, "no") || !strcmp(value, "0") ||
+             !strcasecmp(value, "off"))
+      *(bool *)f = false;
+    else
+      return ed_err_set(err, ED_E_INVALID, "--%s '%s': expected true or false", o->name, value);
+    return ED_OK;
+  case ED_OPT_STRING: {
+    char *dup = strdup(value);
+    if (!dup)
+      return ED_E_NOMEM;
+    free(*(char **)f);
+    *(char **)f = dup;
+    return ED_OK;
+  }
+  case ED_OPT_INT: {
+    char *end;
+    errno = 0;
+    long long v = strtoll(value, &end, 10);
+    if (errno || end == value || *end)
+      return ed_err_set(err, ED_E_INVALID, "--%s '%s': expected a whole number", o->name, value);
+    if (check_bounds(o, v, value, err))
+      return err ? err->code : ED_E_INVALID;
+    *(int64_t *)f = v;
+    return ED_OK;
+  }
+  case ED_OPT_DURATION: {
+    int64_t us;
+    ed_code_t rc = ed_time_parse_duration(value, &us, err);
+    if (rc)
+      return err ? ed_err_prefix(err, "--%s", o->name) : rc;
+    if (check_bounds(o, us, value, err))
+      return err ? err->code : ED_E_INVALID;
+    *(int64_t *)f = us;
+    return ED_OK;
+  }
+  case ED_OPT_STRINGS: {
+    char ***lp = (char ***)f;
+    size_t n = 0;
+    while (*lp && (*lp)[n])
+      n++;
+    char **nl = realloc(*lp, (n + 2) * sizeof *nl);
+    if (!nl)
+      return ED_E_NOMEM;
+    *lp = nl;
+    if (!(nl[n] = strdup(value)))
+      return ED_E_NOMEM;
+    nl[n + 1] = NULL;
+    return ED_OK;
+  }
+  }
+  return ed_err_set(err, ED_E_INTERNAL, "--%s: unknown option type", o->name);
+}
+
+ed_code_t ed_opt_apply_defaults(const ed_opt_t *t, void *cfg, ed_err_t *err) {
+  for (; t->name; t++)
+    if (t->def) {
+      ed_code_t rc = ed_opt_set(t, cfg, t->def, err);
+      if (rc)
+        return rc;
+    }
+  return ED_OK;
+}
+
+ed_code_t ed_opt_check_required(const ed_opt_t *t, const void *cfg, const bool *seen,
+                                ed_err_t *err) {
+  for (size_t i = 0; t[i].name; i++) {
+    if (!(t[i].flags & ED_OPT_REQUIRED) || t[i].def)
+      continue;
+    const void *f = (const char *)cfg + t[i].offset;
+    bool missing = seen ? !seen[i]
+                        : ((t[i].type == ED_OPT_STRING && !*(char *const *)f) ||
+                           (t[i].type == ED_OPT_STRINGS && !*(char **const *)f));
+    if (missing)
+      return ed_err_set(err, ED_E_INVALID, "--%s is required (%s)", t[i].name, t[i].help);
+  }
+  return ED_OK;
+}
+
+ed_code_t ed_opt_parse(const ed_opt_t *table, void *cfg, int argc, char **argv, int *noperands,
+                       bool *help, ed_err_t *err) {
+  size_t count = 0;
+  while (table[count].name)
+    count++;
+  bool *seen = calloc(count + 1, sizeof *seen);
+  if (!seen)
+    return ED_E_NOMEM;
+  ed_code_t rc = ed_opt_apply_defaults(table, cfg, err);
+  int nop = 0;
+  bool only_operands = false;
+  *help = false;
+  for (int i = 1; i < argc && rc == ED_OK; i++) {
+    char *a = argv[i];
+    if (only_operands || a[0] != '-' || a[1] == '\0') {
+      argv[nop++] = a;
+      continue;
+    }
+    if (strcmp(a, "--") == 0) {
+      only_operands = true;
+      continue;
+    }
+    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      *help = true;
+      break;
+    }
+    const ed_opt_t *o = NULL;
+    const char *inline_val = NULL;
+    char name[128];
+    if (a[1] == '-') {
+      const char *eq = strchr(a + 2, '=');
+      size_t nl = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+      if (nl >= sizeof name)
+        nl = sizeof name - 1;
+      memcpy(name, a + 2, nl);
+      name[nl] = '\0';
+      inline_val = eq ? eq + 1 : NULL;
+      o = ed_opt_find(table, name);
+    } else {
+      for (const ed_opt_t *t = table; t->name; t++)
+        if (t->short_name && t->short_name == a[1])
+          o = t;
+      snprintf(name, sizeof name, "%c", a[1]);
+      if (a[2])
+        inline_val = a + 2;
+    }
+    if (!o) {
+      rc = ed_err_set(err, ED_E_INVALID, "unknown option '%s%s' (see --help)",
+                      a[1] == '-' ? "--" : "-", name);
+      break;
+    }
+    const char *val = inline_val;
+    if (o->type == ED_OPT_FLAG) {
+      if (inline_val && a[1] != '-') {
+        rc = ed_err_set(err, ED_E_INVALID, "option -%c takes no value", o->short_name);
+        break;
+      }
+    } else if (!val) {
+      if (i + 1 >= argc) {
+        rc = ed_err_set(err, ED_E_INVALID, "option --%s needs a value (%s)", o->name,
+                        o->metavar ? o->metavar : "VALUE");
+        break;
+      }
+      val = argv[++i];
+    }
+    rc = ed_opt_set(o, cfg, val, err);
+    seen[o - table] = true;
+  }
+  if (rc == ED_OK && !*help) {
+    for (size_t k = 0; k < count; k++)
+      if (table[k].def)
+        seen[k] = true;
+    rc = ed_opt_check_required(table, cfg, seen, err);
+  }
+  free(seen);
+  *noperands = nop;
+  return rc;
+}
+
+void ed_opt_free(const ed_opt_t *t, void *cfg) {
+  for (; t->name; t++) {
+    void *f = field(cfg, t);
+    if (t->type == ED_OPT_STRING) {
+      free(*(char **)f);
+      *(char **)f = NULL;
+    } else if (t->type == ED_OPT_STRINGS) {
+      char **l = *(char ***)f;
+      for (size_t i = 0; l && l[i]; i++)
+        free(l[i]);
+      free(l);
+      *(char ***)f = NULL;
+    }
+  }
+}
+
+void ed_opt_usage(FILE *out, const char *synopsis, const char *summary, const ed_opt_t *t) {
+  fprintf(out, "usage: %s\n", synopsis);
+  if (summary)
+    fprintf(out, "%s\n", summary);
+  fprintf(out, "\noptions:\n");
+  for (; t->name; t++) {
+    if (t->flags & ED_OPT_HIDDEN)
+      continue;
+    char left[96];
+    int n = snprintf(left, sizeof left, "  %s%c%s--%s%s%s", t->short_name ? "-" : "",
+                     t->short_name ? t->short_name : ' ', t->short_name ? ", " : "  ", t->name,
+                     t->metavar ? " " : "", t->metavar ? t->metavar : "");
+    fprintf(out, "%-34s %s", left, t->help);
+    if (t->def && t->type != ED_OPT_FLAG)
+      fprintf(out, " (default: %s)", t->def);
+    if (t->flags & ED_OPT_REQUIRED)
+      fprintf(out, " (required)");
+    fputc('\n', out);
+    (void)n;
+  }
+  fprintf(out, "  -h, --help                         show this help\n");
+}
+
+void ed_opt_list(FILE *out, const ed_opt_t *t) {
+  for (; t->name; t++)
+    if (!(t->flags & ED_OPT_HIDDEN))
+      fprintf(out, "--%s\n", t->name);
+}

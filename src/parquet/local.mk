@@ -1,0 +1,1 @@
+# src/parquet: build rules for this folder (included by the top Makefile.am)

@@ -1,0 +1,1 @@
+# src/store: build rules for this folder (included by the top Makefile.am)
