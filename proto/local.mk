@@ -1,1 +1,3 @@
-# proto: build rules for this folder (included by the top Makefile.am)
+# proto: wire contracts shared by the client and the emulator (headers and .def tables).
+noinst_HEADERS += proto/eventhubs.h
+EXTRA_DIST += proto/conditions.def
