@@ -1,1 +1,12 @@
-# src/parquet: build rules for this folder (included by the top Makefile.am)
+# src/parquet: the Parquet writer and reader (prefix pq_), inspect logic, and
+# their tests. Depends on common, zstd and snappy only.
+noinst_LIBRARIES += src/parquet/libparquet.a
+src_parquet_libparquet_a_CPPFLAGS = $(AM_CPPFLAGS) $(ZSTD_CFLAGS) $(SNAPPY_CFLAGS)
+src_parquet_libparquet_a_SOURCES = \
+	src/parquet/schema.c src/parquet/schema.h \
+	src/parquet/thrift.c src/parquet/thrift.h \
+	src/parquet/rle.c src/parquet/rle.h src/parquet/schema_int.h \
+	src/parquet/writer.c src/parquet/writer.h
+noinst_HEADERS += proto/parquet.h
+EXTRA_DIST += proto/parquet.def
+PARQUET_LIBS += src/parquet/libparquet.a $(ZSTD_LIBS) $(SNAPPY_LIBS)
