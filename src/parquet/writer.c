@@ -152,6 +152,11 @@ static ed_code_t fd_sink(void *ctx, const void *data, size_t len, ed_err_t *err)
 
 /* ---- construction ---- */
 
+static bool use_dict(const pq_writer_t *w, const wcol_t *c) {
+  return w->o.dictionary && !c->dict_failed && c->phys != PQ_P_BOOLEAN;
+}
+
+
 ed_code_t pq_writer_new(const pq_schema_t *schema, const pq_writer_opts_t *opts, pq_sink_fn sink,
                         void *ctx, pq_writer_t **out, ed_err_t *err) {
   pq_writer_t *w = calloc(1, sizeof *w);
@@ -193,6 +198,7 @@ ed_code_t pq_writer_new(const pq_schema_t *schema, const pq_writer_opts_t *opts,
     col->phys = col->leaf->pub.phys;
     col->max_def = col->leaf->pub.max_def;
     col->max_rep = col->leaf->pub.max_rep;
+    col->page_dict = use_dict(w, col);
     int chain[64], nchain = 0;
     for (int id = col->node; id != PQ_ROOT; id = w->schema->n[id].pub.parent) {
       if (nchain == 64) {
@@ -515,9 +521,6 @@ static inline bool idx_push(wcol_t *c, uint32_t v) {
   return true;
 }
 
-static bool use_dict(const pq_writer_t *w, const wcol_t *c) {
-  return w->o.dictionary && !c->dict_failed && c->phys != PQ_P_BOOLEAN;
-}
 
 /* Appends the value of row i of leaf column v. */
 static inline bool put_value(pq_writer_t *w, wcol_t *c, const pq_col_t *v, size_t i) {
