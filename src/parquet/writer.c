@@ -96,6 +96,8 @@ struct pq_writer {
   ed_buf_t body, cbuf, hbuf;
   ZSTD_CCtx *zc;
   bool closed, failed;
+  int bad_null; /* node id of a REQUIRED field found null, or -1 */
+  size_t bad_row;
 };
 
 void pq_writer_opts_init(pq_writer_opts_t *o) {
@@ -162,6 +164,7 @@ ed_code_t pq_writer_new(const pq_schema_t *schema, const pq_writer_opts_t *opts,
   pq_writer_t *w = calloc(1, sizeof *w);
   if (!w) return oom(err);
   w->fd = -1;
+  w->bad_null = -1;
   if (opts)
     w->o = *opts;
   else
@@ -609,6 +612,10 @@ static bool shred(pq_writer_t *w, wcol_t *c, int k, const pq_col_t *v, size_t i,
   if (n->pub.rep == PQ_OPTIONAL) {
     if (v->valid && !v->valid[i]) return entry(c, r, d);
     d++;
+  } else if (v->valid && !v->valid[i]) {
+    w->bad_null = c->path[k];
+    w->bad_row = i;
+    return false;
   }
   bool is_leaf = k == c->depth - 1;
   if (n->pub.rep == PQ_REPEATED || n->pub.type == PQ_T_LIST || n->pub.type == PQ_T_MAP) {
@@ -854,12 +861,8 @@ static size_t rg_estimate(const pq_writer_t *w) {
 static ed_code_t check_col(const pq_writer_t *w, int node, const pq_col_t *v, size_t r0, size_t r1,
                            ed_err_t *err) {
   const pq_inode_t *n = &w->schema->n[node];
-  if (n->pub.rep != PQ_OPTIONAL && v->valid)
-    for (size_t i = r0; i < r1; i++)
-      if (!v->valid[i])
-        return ed_err_set(err, ED_E_SCHEMA, "parquet writer: column '%s': null in row %zu of a "
-                                            "REQUIRED field",
-                          n->name, i);
+  /* Nulls in REQUIRED fields are found while shredding: under a null parent
+   * they are allowed (Arrow leaves such child slots undefined). */
   if (v->len < r1)
     return ed_err_set(err, ED_E_SCHEMA, "parquet writer: column '%s' has %zu rows, expected %zu",
                       n->name, v->len, r1);
@@ -939,12 +942,24 @@ static ed_code_t write_slice(pq_writer_t *w, const pq_col_t *cols, size_t r0, si
             c->cst.nulls++;
         }
       } else {
-        for (size_t i = r0; i < r1 && ok; i++) ok = put_value(w, c, top, i);
+        for (size_t i = r0; i < r1 && ok; i++) {
+          if (top->valid && !top->valid[i]) {
+            w->bad_null = c->path[0];
+            w->bad_row = i;
+            ok = false;
+            break;
+          }
+          ok = put_value(w, c, top, i);
+        }
         c->n += cnt;
       }
     } else {
       for (size_t i = r0; i < r1 && ok; i++) ok = shred(w, c, 0, top, i, 0, 0);
     }
+    if (!ok && w->bad_null >= 0)
+      return ed_err_set(err, ED_E_SCHEMA,
+                        "parquet writer: column '%s': null in row %zu of REQUIRED field '%s'",
+                        c->leaf->pub.path, w->bad_row, w->schema->n[w->bad_null].name);
     if (!ok) return oom(err);
     if (c->page_dict && c->dbuf.len > w->o.dict_max_bytes) {
       /* Dictionary too large: this page keeps its indices, later pages of

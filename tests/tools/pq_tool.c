@@ -229,8 +229,15 @@ static void print_value(ed_buf_t *o, pq_phys_t ph, pq_type_t t, const pq_value_t
   case PQ_P_BOOLEAN: ed_buf_puts(o, v->u.b ? "true" : "false"); break;
   case PQ_P_INT32: ed_buf_printf(o, "%d", v->u.i32); break;
   case PQ_P_INT64: ed_buf_printf(o, "%lld", (long long)v->u.i64); break;
-  case PQ_P_FLOAT: ed_buf_printf(o, "%.9g", v->u.f32); break;
-  case PQ_P_DOUBLE: ed_buf_printf(o, "%.17g", v->u.f64); break;
+  case PQ_P_FLOAT:
+  case PQ_P_DOUBLE: {
+    double d = ph == PQ_P_FLOAT ? v->u.f32 : v->u.f64;
+    if (isinf(d))
+      ed_buf_puts(o, d > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+    else
+      ed_buf_printf(o, ph == PQ_P_FLOAT ? "%.9g" : "%.17g", d);
+    break;
+  }
   default:
     if (t == PQ_T_STRING)
       ed_buf_json_str(o, (const char *)v->bytes, v->len);
@@ -384,8 +391,12 @@ static void dump_val(ed_buf_t *o, const pq_schema_t *s, int id, const pq_col_t *
       ed_buf_puts(o, "\"NaN\"");
     else if (isinf(d))
       ed_buf_puts(o, d > 0 ? "\"Infinity\"" : "\"-Infinity\"");
-    else
-      ed_buf_printf(o, n->type == PQ_T_FLOAT ? "%.9g" : "%.17g", d);
+    else {
+      char t[64];
+      snprintf(t, sizeof t, n->type == PQ_T_FLOAT ? "%.9g" : "%.17g", d);
+      ed_buf_puts(o, t);
+      if (!strpbrk(t, ".e")) ed_buf_puts(o, ".0"); /* keeps -0.0 a float in JSON */
+    }
     return;
   }
   case PQ_T_STRING: ed_buf_json_str(o, c->data + c->off[i], c->off[i + 1] - c->off[i]); return;
