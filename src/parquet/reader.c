@@ -869,6 +869,12 @@ ed_code_t pq_reader_read_leaf(pq_reader_t *r, size_t rg, size_t leaf, pq_leaf_da
   if (ln->phys == PQ_P_FIXED_LEN_BYTE_ARRAY && tl <= 0)
     return ed_err_set(err, ED_E_CORRUPT, "parquet footer: '%s' FIXED_LEN_BYTE_ARRAY without length", path);
   out->phys = ln->phys;
+  if (c->num_values == 0) { /* empty chunk: writers may leave its offsets unset */
+    if (ln->phys == PQ_P_BYTE_ARRAY || ln->phys == PQ_P_INT96 || ln->phys == PQ_P_FIXED_LEN_BYTE_ARRAY) {
+      if (!(out->off = calloc(1, 4))) return oom(err);
+    }
+    return ED_OK;
+  }
   int64_t start = c->dict_off > 0 ? c->dict_off : c->data_off;
   if (c->dict_off > 0 && c->data_off < c->dict_off) start = c->data_off;
   size_t file_end = r->len - 8;

@@ -18,13 +18,13 @@ def write(tmp_path, spec, name="t.parquet"):
     sp = tmp_path / (name + ".json")
     sp.write_text(json.dumps(spec))
     out = tmp_path / name
-    r = subprocess.run([TOOL, "write", str(sp), str(out)], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([TOOL, "write", str(sp), str(out)], capture_output=True, text=True, errors="replace", timeout=60)
     assert r.returncode == 0, r.stderr
     return out, json.loads(r.stdout)
 
 
 def read_ours(path):
-    r = subprocess.run([TOOL, "read", str(path)], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([TOOL, "read", str(path)], capture_output=True, text=True, errors="replace", timeout=60)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
