@@ -17,3 +17,15 @@ check_PROGRAMS += tests/tools/pq_tool
 tests_tools_pq_tool_CFLAGS = $(AM_CFLAGS) $(JSONC_CFLAGS)
 tests_tools_pq_tool_SOURCES = tests/tools/pq_tool.c
 tests_tools_pq_tool_LDADD = $(PARQUET_LIBS) $(COMMON_LIBS) $(JSONC_LIBS)
+
+check_PROGRAMS += tests/unit/unit_parquet
+TESTS += tests/unit/unit_parquet
+tests_unit_unit_parquet_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_unit_parquet_SOURCES = $(UNIT_COMMON) \
+	tests/unit/test_pq_codec.c tests/unit/test_pq_writer.c tests/unit/test_pq_reader.c
+tests_unit_unit_parquet_LDADD = $(PARQUET_LIBS) $(COMMON_LIBS) $(CUNIT_LIBS)
+
+# Interop: pyarrow, DuckDB, delta-rs against our files; our reader against theirs.
+TESTS += tests/interop/parquet.sh
+EXTRA_DIST += tests/interop/parquet.sh tests/interop/pqutil.py \
+	tests/interop/test_parquet_writer.py tests/interop/test_parquet_reader.py
