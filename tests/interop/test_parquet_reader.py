@@ -180,3 +180,38 @@ def test_random_damage_never_crashes(tmp_path):
         assert r.returncode in (0, 3), f"mutation {i}: exit {r.returncode} {r.stderr[-500:]}"
         codes[r.returncode] = codes.get(r.returncode, 0) + 1
     assert codes.get(3, 0) > 0
+
+
+def test_inspect_json_agrees_with_pyarrow_metadata(tmp_path):
+    ehdelta = os.path.join(os.environ.get("EHDELTA_TOP_BUILDDIR", "."), "ehdelta")
+    t = pa.table({"id": pa.array([3, None, -7], pa.int64()), "s": pa.array(["b", "a", None]),
+                  "l": pa.array([[1.5], [], None], pa.list_(pa.float64()))})
+    p = tmp_path / "x.parquet"
+    pq.write_table(t, p, compression="snappy", row_group_size=2)
+    r = subprocess.run([ehdelta, "inspect", "--json", str(p)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    md = pq.ParquetFile(p).metadata
+    assert j["num_rows"] == md.num_rows and j["size"] == p.stat().st_size
+    assert j["created_by"] == md.created_by
+    assert [s["path"] for s in j["schema"] if "path" in s] == ["id", "s", "l.list.element"]
+    assert len(j["row_groups"]) == md.num_row_groups
+    for g, rg in enumerate(j["row_groups"]):
+        assert rg["num_rows"] == md.row_group(g).num_rows
+        for c, col in enumerate(rg["columns"]):
+            m = md.row_group(g).column(c)
+            assert col["codec"] == m.compression
+            assert set(col["encodings"]) == set(m.encodings)
+            assert col["num_values"] == m.num_values
+            assert col["total_compressed_size"] == m.total_compressed_size
+            assert col["data_page_offset"] == m.data_page_offset
+            st = col["statistics"]
+            assert st["null_count"] == m.statistics.null_count
+            if m.statistics.has_min_max:
+                assert st["min"] == m.statistics.min and st["max"] == m.statistics.max
+    txt = subprocess.run([ehdelta, "inspect", str(p)], capture_output=True, text=True, timeout=60)
+    assert txt.returncode == 0 and "row group 1: 1 rows" in txt.stdout
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(p.read_bytes()[:-3])
+    r = subprocess.run([ehdelta, "inspect", str(bad)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "bad magic" in r.stderr
