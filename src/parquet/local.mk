@@ -42,3 +42,13 @@ EXTRA_DIST += bench/parquet_bench.py
 # fragment is included before ehdelta_SOURCES is first set (automake needs
 # '=' before '+=').
 dist_man_MANS += man/ehdelta-inspect.1
+
+# libFuzzer target for the reader (./configure --enable-fuzzers CC=clang).
+EXTRA_DIST += tests/fuzz/fuzz_parquet_reader.c tests/fuzz/corpus/parquet
+if ENABLE_FUZZERS
+noinst_PROGRAMS += tests/fuzz/fuzz_parquet_reader
+tests_fuzz_fuzz_parquet_reader_SOURCES = tests/fuzz/fuzz_parquet_reader.c
+tests_fuzz_fuzz_parquet_reader_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer,address,undefined
+tests_fuzz_fuzz_parquet_reader_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer,address,undefined
+tests_fuzz_fuzz_parquet_reader_LDADD = $(PARQUET_LIBS) $(COMMON_LIBS)
+endif
