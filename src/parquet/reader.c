@@ -864,6 +864,11 @@ static ed_code_t plain_values(lout_t *o, int ph, int tl, const uint8_t *p, size_
   }
   if (ph == PQ_P_BYTE_ARRAY || ph == PQ_P_INT96 || ph == PQ_P_FIXED_LEN_BYTE_ARRAY) {
     size_t fw = phys_width(ph, tl);
+    /* Each value takes at least 4 (length) or fw bytes: a larger count lies. */
+    size_t minw = ph == PQ_P_BYTE_ARRAY ? 4 : fw;
+    if (minw && m > n / minw)
+      return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': %zu values cannot fit %zu bytes",
+                        path, m, n);
     if (!grow((void **)&d->off, &o->vcap, d->nvalues + m + 2, 4))
       return oom(err);
     if (d->nvalues == 0)

@@ -1002,7 +1002,11 @@ static ed_code_t check_col(const pq_writer_t *w, int node, const pq_col_t *v, si
     cr0 = r1 > r0 ? v->off[r0] : 0;
     cr1 = r1 > r0 ? v->off[r1] : 0;
   }
-  size_t want = n->pub.type == PQ_T_STRUCT ? n->pub.nchildren : n->pub.type == PQ_T_MAP ? 2 : 1;
+  bool bare = n->pub.rep == PQ_REPEATED && n->pub.type != PQ_T_LIST && n->pub.type != PQ_T_MAP;
+  size_t want = bare                         ? 1
+                : n->pub.type == PQ_T_STRUCT ? n->pub.nchildren
+                : n->pub.type == PQ_T_MAP    ? 2
+                                             : 1;
   if (v->nchildren < want || !v->children)
     return ed_err_set(err, ED_E_SCHEMA,
                       "parquet writer: column '%s' has %zu children, expected %zu", n->name,
@@ -1215,6 +1219,8 @@ ed_code_t pq_writer_write(pq_writer_t *w, const pq_col_t *cols, size_t nrows, ed
     return ed_err_set(err, ED_E_INVALID, "parquet writer: already closed");
   if (w->failed)
     return ed_err_set(err, ED_E_INVALID, "parquet writer: failed earlier");
+  if (nrows == 0)
+    return ED_OK;
   const pq_inode_t *root = &w->schema->n[PQ_ROOT];
   for (size_t k = 0; k < root->pub.nchildren; k++) {
     ed_code_t rc = check_col(w, root->kids[k], &cols[k], 0, nrows, err);

@@ -29,8 +29,22 @@ FLAT = [
 ]
 
 
+def one_field_repeated_group(fields):
+    """DuckDB reads `repeated group g { one field }` by the legacy LIST rule
+    (the group is the list, its field the element), pyarrow and our reader as
+    a list of one-field structs; the file is valid either way."""
+    for f in fields:
+        sub = f.get("fields", []) + [f[k] for k in ("element", "key", "value") if k in f]
+        if f.get("repetition") == "repeated" and f["type"] == "struct" and len(f["fields"]) == 1:
+            return True
+        if one_field_repeated_group(sub):
+            return True
+    return False
+
+
 def check_all(tmp_path, spec, name="t.parquet", duck=True):
     """Writes spec, then checks every reader returns exactly its rows."""
+    duck = duck and not one_field_repeated_group(spec["schema"])
     path, summary = write(tmp_path, spec, name)
     want = expect_rows(spec)
     assert summary["rows"] == len(want)
@@ -234,21 +248,27 @@ def test_delta_rs_reads_our_file(tmp_path):
 LEAVES = ["boolean", "int32", "int64", "float", "double", "string", "binary", "date", "timestamp"]
 
 
-def rand_field(rnd, depth, name):
+def rand_field(rnd, depth, name, repeated_ok=False):
     kinds = LEAVES + (["struct", "list", "map"] if depth < 3 else [])
     t = rnd.choice(kinds)
     f = {"name": name, "type": t, "nullable": rnd.random() < 0.7}
+    if repeated_ok and t not in ("list", "map") and name not in ("element", "key", "value") and rnd.random() < 0.15:
+        f["repetition"] = "repeated"
     if t == "struct":
-        f["fields"] = [rand_field(rnd, depth + 1, f"f{i}") for i in range(rnd.randint(1, 3))]
+        f["fields"] = [rand_field(rnd, depth + 1, f"f{i}", repeated_ok) for i in range(rnd.randint(1, 3))]
     elif t == "list":
-        f["element"] = rand_field(rnd, depth + 1, "element")
+        f["element"] = rand_field(rnd, depth + 1, "element", repeated_ok)
     elif t == "map":
         f["key"] = {"name": "key", "type": rnd.choice(["string", "int64", "int32"]), "nullable": False}
-        f["value"] = rand_field(rnd, depth + 1, "value")
+        f["value"] = rand_field(rnd, depth + 1, "value", repeated_ok)
     return f
 
 
 def rand_value(rnd, f, allow_null=True):
+    if f.get("repetition") == "repeated":
+        e = {k: x for k, x in f.items() if k != "repetition"}
+        e["nullable"] = False
+        return [rand_value(rnd, e) for _ in range(rnd.choice([0, 1, 3]))]
     if f.get("nullable", True) and allow_null and rnd.random() < 0.2:
         return None
     t = f["type"]
@@ -285,7 +305,7 @@ def rand_value(rnd, f, allow_null=True):
 def test_randomized_round_trip(tmp_path):
     rnd = random.Random(20261124)
     for case in range(300):
-        schema = [rand_field(rnd, 0, f"c{i}") for i in range(rnd.randint(1, 5))]
+        schema = [rand_field(rnd, 0, f"c{i}", True) for i in range(rnd.randint(1, 5))]
         nrows = rnd.choice([0, 1, 2, 10, 50, 300])
         rows = [[rand_value(rnd, f) for f in schema] for _ in range(nrows)]
         opts = {"codec": rnd.choice(["zstd", "none", "snappy"]), "dictionary": rnd.random() < 0.7,
@@ -297,3 +317,18 @@ def test_randomized_round_trip(tmp_path):
         except AssertionError:
             (tmp_path / "failing.json").write_text(json.dumps(spec))
             raise AssertionError(f"case {case}: {json.dumps(spec)[:2000]}")
+
+
+def test_bare_repeated_fields(tmp_path):
+    schema = [
+        {"name": "ids", "type": "int64", "repetition": "repeated"},
+        {"name": "pts", "type": "struct", "repetition": "repeated",
+         "fields": [{"name": "x", "type": "double"}, {"name": "tag", "type": "string", "repetition": "repeated"}]},
+        {"name": "s", "type": "struct", "fields": [{"name": "r", "type": "string", "repetition": "repeated"}]},
+    ]
+    rows = [[[1, 2], [{"x": 1.0, "tag": ["a", "b"]}, {"x": None, "tag": []}], {"r": ["é"]}],
+            [[], [], None],
+            [[I64_MIN], [{"x": "NaN", "tag": [""]}], {"r": []}]] * 20
+    path, _ = check_all(tmp_path, {"schema": schema, "rows": rows, "options": {"page_bytes": 100}})
+    s = pq.ParquetFile(path).schema
+    assert s.column(0).max_repetition_level == 1 and s.column(2).max_repetition_level == 2

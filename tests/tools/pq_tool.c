@@ -49,9 +49,13 @@ static void add_field(pq_schema_t *s, int parent, json_object *f) {
   const char *name = json_object_object_get_ex(f, "name", &o) ? json_object_get_string(o) : "x";
   pq_type_t t = type_of(json_object_get_string(json_object_object_get(f, "type")));
   bool nullable = !json_object_object_get_ex(f, "nullable", &o) || json_object_get_boolean(o);
+  pq_repetition_t rep = nullable ? PQ_OPTIONAL : PQ_REQUIRED;
+  if (json_object_object_get_ex(f, "repetition", &o) &&
+      !strcmp(json_object_get_string(o), "repeated"))
+    rep = PQ_REPEATED;
   ed_err_t e = {0};
   int id;
-  if (pq_schema_add(s, parent, name, t, nullable ? PQ_OPTIONAL : PQ_REQUIRED, &id, &e))
+  if (pq_schema_add(s, parent, name, t, rep, &id, &e))
     die("schema", &e);
   if (t == PQ_T_STRUCT) {
     json_object *fs = json_object_object_get(f, "fields");
@@ -93,10 +97,44 @@ static double num(json_object *v) {
 
 static int hexv(char c) { return c <= '9' ? c - '0' : (c | 32) - 'a' + 10; }
 
+static void build_as(const pq_schema_t *s, int id, json_object **vals, size_t n, mcol_t *m,
+                     bool elem);
 static void build(const pq_schema_t *s, int id, json_object **vals, size_t n, mcol_t *m) {
+  build_as(s, id, vals, n, m, false);
+}
+
+/* elem: build the elements of a bare REPEATED node (its own type, never null). */
+static void build_as(const pq_schema_t *s, int id, json_object **vals, size_t n, mcol_t *m,
+                     bool elem) {
   const pq_node_t *nd = pq_schema_node(s, id);
   memset(m, 0, sizeof *m);
   m->c.len = n;
+  if (!elem && nd->rep == PQ_REPEATED) {
+    /* A repeated field is laid out like a non-null list: off + children[0]. */
+    size_t tot = 0;
+    for (size_t i = 0; i < n; i++)
+      if (vals[i])
+        tot += json_object_array_length(vals[i]);
+    m->off = calloc(n + 1, 4);
+    json_object **e0 = calloc(tot + 1, sizeof *e0);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (vals[i])
+        for (size_t j = 0; j < json_object_array_length(vals[i]); j++)
+          e0[k++] = json_object_array_get_idx(vals[i], j);
+      m->off[i + 1] = (uint32_t)k;
+    }
+    m->c.off = m->off;
+    m->nkids = 1;
+    m->kids = calloc(1, sizeof *m->kids);
+    build_as(s, id, e0, tot, &m->kids[0], true);
+    free(e0);
+    pq_col_t *cs = calloc(1, sizeof *cs);
+    cs[0] = m->kids[0].c;
+    m->c.children = cs;
+    m->c.nchildren = 1;
+    return;
+  }
   m->valid = calloc(n + 1, 1);
   for (size_t i = 0; i < n; i++)
     m->valid[i] = vals[i] != NULL;
@@ -409,8 +447,24 @@ static char *slurp(const char *path, size_t *len) {
   return b.data ? ed_buf_steal(&b) : calloc(1, 1);
 }
 
+static void dump_as(ed_buf_t *o, const pq_schema_t *s, int id, const pq_col_t *c, size_t i,
+                    bool elem);
 static void dump_val(ed_buf_t *o, const pq_schema_t *s, int id, const pq_col_t *c, size_t i) {
+  dump_as(o, s, id, c, i, false);
+}
+static void dump_as(ed_buf_t *o, const pq_schema_t *s, int id, const pq_col_t *c, size_t i,
+                    bool elem) {
   const pq_node_t *n = pq_schema_node(s, id);
+  if (!elem && n->rep == PQ_REPEATED) {
+    ed_buf_putc(o, '[');
+    for (uint32_t k = c->off[i]; k < c->off[i + 1]; k++) {
+      if (k > c->off[i])
+        ed_buf_putc(o, ',');
+      dump_as(o, s, id, &c->children[0], k, true);
+    }
+    ed_buf_putc(o, ']');
+    return;
+  }
   if (c->valid && !c->valid[i]) {
     ed_buf_puts(o, "null");
     return;
