@@ -1311,7 +1311,7 @@ static void write_elements(pq_tw_t *t, const pq_schema_t *s, int id) {
     pq_tw_end(t);
     pq_tw_elem_struct(t);
     pq_tw_i32(t, PQF_SE_REPETITION, PQ_REPEATED);
-    pq_tw_str(t, PQF_SE_NAME, list ? "list" : "key_value");
+    pq_tw_str(t, PQF_SE_NAME, n->mid_name ? n->mid_name : list ? "list" : "key_value");
     pq_tw_i32(t, PQF_SE_NUM_CHILDREN, (int32_t)n->pub.nchildren);
   }
   pq_tw_end(t);

@@ -3,7 +3,8 @@
  *                                          a JSON summary (rows, bytes, per-leaf stats)
  *   pq_tool read IN.parquet               prints {"schema":..., "rows":[...]} from
  *                                          our reader (row groups assembled)
- *   pq_tool leaves IN.parquet             prints each leaf's levels and values
+ *   pq_tool copy IN.parquet OUT.parquet   reads IN with our reader, writes it
+ *                                          again with our writer (same schema)
  * SPEC: {"schema":[FIELD...], "rows":[[v...]...], "options":{...}, "kv":{...}}
  * FIELD: {"name","type","nullable", "fields":[FIELD] | "element":FIELD |
  * "key":FIELD,"value":FIELD}; types boolean int32 int64 float double string
@@ -592,7 +593,53 @@ static int cmd_read(const char *path) {
   return rc;
 }
 
+/* Reads IN with our reader and writes every row group again with our writer,
+ * same schema (names included): the reader's batches are the writer's input. */
+static int cmd_copy(const char *in, const char *out) {
+  size_t len;
+  char *data = slurp(in, &len);
+  ed_err_t e = {0};
+  pq_reader_t *r;
+  if (pq_reader_open(data, len, &r, &e))
+    die("open", &e);
+  FILE *f = fopen(out, "wb");
+  if (!f) {
+    perror(out);
+    return 1;
+  }
+  pq_writer_t *w;
+  if (pq_writer_new(pq_reader_schema(r), NULL, file_sink, f, &w, &e))
+    die("writer", &e);
+  for (size_t i = 0; i < pq_reader_num_kv(r); i++) {
+    const char *k, *v;
+    pq_reader_kv(r, i, &k, &v);
+    if (pq_writer_add_kv(w, k, v, &e))
+      die("kv", &e);
+  }
+  for (size_t g = 0; g < pq_reader_num_row_groups(r); g++) {
+    pq_batch_t *b;
+    if (pq_reader_read_row_group(r, g, &b, &e))
+      die("read", &e);
+    if (pq_writer_write(w, b->cols, b->nrows, &e))
+      die("write", &e);
+    pq_batch_free(b);
+    if (pq_writer_flush(w, &e))
+      die("flush", &e);
+  }
+  if (pq_writer_close(w, &e))
+    die("close", &e);
+  fclose(f);
+  printf("{\"rows\":%lld,\"bytes\":%llu}\n", (long long)pq_writer_num_rows(w),
+         (unsigned long long)pq_writer_bytes(w));
+  pq_writer_free(w);
+  pq_reader_free(r);
+  free(data);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 4 && !strcmp(argv[1], "copy"))
+    return cmd_copy(argv[2], argv[3]);
   if (argc == 4 && !strcmp(argv[1], "write"))
     return cmd_write(argv[2], argv[3]);
   if (argc == 3 && !strcmp(argv[1], "read"))
