@@ -14,14 +14,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   pq_reader_t *r;
   ed_err_t err = {0};
-  if (pq_reader_open(data, size, &r, &err) != ED_OK) return 0;
+  if (pq_reader_open(data, size, &r, &err) != ED_OK)
+    return 0;
   for (size_t g = 0; g < pq_reader_num_row_groups(r) && g < 8; g++) {
     pq_batch_t *b = NULL;
-    if (pq_reader_read_row_group(r, g, &b, &err) == ED_OK) pq_batch_free(b);
+    if (pq_reader_read_row_group(r, g, &b, &err) == ED_OK)
+      pq_batch_free(b);
     const pq_schema_t *s = pq_reader_schema(r);
     for (size_t i = 0; i < pq_schema_num_leaves(s) && i < 64; i++) {
       pq_leaf_data_t d;
-      if (pq_reader_read_leaf(r, g, i, &d, &err) == ED_OK) pq_leaf_data_fini(&d);
+      if (pq_reader_read_leaf(r, g, i, &d, &err) == ED_OK)
+        pq_leaf_data_fini(&d);
     }
   }
   pq_reader_free(r);
