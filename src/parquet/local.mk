@@ -26,16 +26,17 @@ tests_unit_unit_parquet_SOURCES = $(UNIT_COMMON) \
 	tests/unit/test_pq_codec.c tests/unit/test_pq_writer.c tests/unit/test_pq_reader.c
 tests_unit_unit_parquet_LDADD = $(PARQUET_LIBS) $(COMMON_LIBS) $(CUNIT_LIBS)
 
-# Interop: pyarrow, DuckDB, delta-rs against our files; our reader against theirs.
-TESTS += tests/interop/parquet.sh
-EXTRA_DIST += tests/interop/parquet.sh tests/interop/pqutil.py \
+# Interop (pytest via tests/pytest-driver.sh): pyarrow, DuckDB and delta-rs
+# read our files; our reader reads theirs (pyarrow, delta-rs checkpoints).
+TESTS += tests/interop/test_parquet_writer.py tests/interop/test_parquet_reader.py
+EXTRA_DIST += tests/interop/pqutil.py \
 	tests/interop/test_parquet_writer.py tests/interop/test_parquet_reader.py
 
-# bench/parquet_bench.py: our writer beside pyarrow (not run by make check).
-noinst_PROGRAMS += bench/parquet_bench
-bench_parquet_bench_SOURCES = bench/parquet_bench.c
-bench_parquet_bench_LDADD = $(PARQUET_LIBS) $(COMMON_LIBS)
-EXTRA_DIST += bench/parquet_bench.py
+# bench/bench_parquet.py: our writer beside pyarrow (not run by make check).
+noinst_PROGRAMS += bench/bench_parquet
+bench_bench_parquet_SOURCES = bench/bench_parquet.c
+bench_bench_parquet_LDADD = $(PARQUET_LIBS) $(COMMON_LIBS)
+EXTRA_DIST += bench/bench_parquet.py
 
 # ehdelta inspect FILE.parquet: the formatting is inspect.c; the command's
 # source is appended to ehdelta_SOURCES in src/cli/local.mk, because this

@@ -3,10 +3,10 @@
 
 The tutorial's transaction rows (7 columns; seed/streaming-ingestion-tutorial.md),
 EHDELTA_BENCH_ROWS rows (default 10,000,000), zstd level 1 and 3, each write timed
-EHDELTA_BENCH_REPEAT times (default 3), best kept, for both writers. bench/parquet_bench
+EHDELTA_BENCH_REPEAT times (default 3), best kept, for both writers. bench/bench_parquet
 generates the rows, writes them with our writer (timed) and dumps them uncompressed;
 pyarrow loads that dump (untimed) and writes the same table (timed). Prints each
-figure beside pyarrow's and the ratio. Run: make bench/parquet_bench && bench/parquet_bench.py
+figure beside pyarrow's and the ratio. Run: make bench/bench_parquet && bench/bench_parquet.py
 """
 import json
 import os
@@ -16,7 +16,7 @@ import tempfile
 import time
 
 top = os.environ.get("EHDELTA_TOP_BUILDDIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-tool = os.path.join(top, "bench", "parquet_bench")
+tool = os.path.join(top, "bench", "bench_parquet")
 rows = int(os.environ.get("EHDELTA_BENCH_ROWS", "10000000"))
 repeat = max(1, int(os.environ.get("EHDELTA_BENCH_REPEAT", "3")))
 
@@ -24,7 +24,7 @@ import pyarrow.parquet as pq  # noqa: E402
 
 with tempfile.TemporaryDirectory() as d:
     dump = os.path.join(d, "dump.parquet")
-    print(f"parquet_bench: {rows} rows, 7 columns (transaction rows), 1 thread each, best of {repeat}")
+    print(f"bench_parquet: {rows} rows, 7 columns (transaction rows), 1 thread each, best of {repeat}")
     print(f"{'zstd':>5} {'ours rows/s':>12} {'pyarrow rows/s':>15} {'speed ratio':>12} "
           f"{'ours bytes':>12} {'pyarrow bytes':>14} {'size ratio':>11}")
     for level in (1, 3):
