@@ -53,3 +53,12 @@ tests_fuzz_fuzz_parquet_reader_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer,address,u
 tests_fuzz_fuzz_parquet_reader_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer,address,undefined
 tests_fuzz_fuzz_parquet_reader_LDADD = $(PARQUET_LIBS) $(COMMON_LIBS)
 endif
+
+# Allocation failures in the writer and reader (tests/unit/torture.c wrapper).
+check_PROGRAMS += tests/unit/unit_parquet_torture
+TESTS += tests/unit/unit_parquet_torture
+tests_unit_unit_parquet_torture_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_unit_parquet_torture_LDFLAGS = $(AM_LDFLAGS) $(ALLOC_WRAP_FLAGS)
+tests_unit_unit_parquet_torture_SOURCES = $(UNIT_COMMON) tests/unit/torture.c tests/unit/torture.h \
+	tests/unit/test_pq_torture.c
+tests_unit_unit_parquet_torture_LDADD = $(PARQUET_LIBS) $(COMMON_LIBS) $(CUNIT_LIBS)

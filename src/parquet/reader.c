@@ -69,7 +69,10 @@ struct pq_reader {
 static ed_code_t corrupt(ed_err_t *err, const char *fmt, const char *what) {
   return ed_err_set(err, ED_E_CORRUPT, fmt, what);
 }
-#define TR_FAIL(r, err) corrupt(err, "parquet footer: %s", (r)->err ? (r)->err : "malformed")
+#define TR_FAIL(r, err)                                                                            \
+  ((r)->err && !strcmp((r)->err, "out of memory")                                                  \
+       ? ed_err_set(err, ED_E_NOMEM, "parquet reader: out of memory")                              \
+       : corrupt(err, "parquet footer: %s", (r)->err ? (r)->err : "malformed"))
 
 /* ---- footer ---- */
 
@@ -476,6 +479,8 @@ static ed_code_t add_elem(pq_reader_t *r, int parent, const relem_t *e, pq_type_
   memcpy(name, e->name ? (const char *)e->name : "", n);
   name[n] = 0;
   ed_code_t rc = pq_schema_add(r->schema, parent, n ? name : "_", t, rep, id, err);
+  if (rc == ED_E_NOMEM)
+    return rc;
   if (rc)
     return ed_err_set(err, ED_E_CORRUPT, "parquet footer: %s", err ? err->msg : "schema");
   return rename_node(r->schema, *id, e, err);
@@ -560,8 +565,10 @@ static ed_code_t build_schema(pq_reader_t *r, ed_err_t *err) {
       return rc;
   if (pos != r->nel)
     return corrupt(err, "parquet footer: %s", "schema elements left over");
-  if ((rc = pq_schema_finish(r->schema, err)))
-    return ed_err_prefix(err, "parquet footer");
+  if ((rc = pq_schema_finish(r->schema, err))) {
+    ed_err_prefix(err, "parquet footer");
+    return rc;
+  }
   size_t nl = pq_schema_num_leaves(r->schema);
   for (uint32_t g = 0; g < r->nrgs; g++) {
     if (r->rgs[g].ncols != nl)

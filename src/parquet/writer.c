@@ -138,7 +138,12 @@ static ed_code_t emit(pq_writer_t *w, const void *p, size_t n, ed_err_t *err) {
   ed_code_t rc = w->sink(w->ctx, p, n, err);
   if (rc) {
     w->failed = true;
-    return ed_err_prefix(err, "parquet writer");
+    /* The sink may not have filled err: the code it returned is the truth. */
+    if (err && err->code != rc)
+      ed_err_set(err, rc, "parquet writer: sink failed: %s", ed_code_desc(rc));
+    else
+      ed_err_prefix(err, "parquet writer");
+    return rc;
   }
   w->off += n;
   return ED_OK;
@@ -204,10 +209,10 @@ ed_code_t pq_writer_new(const pq_schema_t *schema, const pq_writer_opts_t *opts,
     goto nomem;
   w->sink = sink;
   w->ctx = ctx;
-  w->ncols = pq_schema_num_leaves(w->schema);
-  w->cols = calloc(w->ncols, sizeof *w->cols);
+  w->cols = calloc(pq_schema_num_leaves(w->schema), sizeof *w->cols);
   if (!w->cols)
     goto nomem;
+  w->ncols = pq_schema_num_leaves(w->schema);
   for (size_t i = 0; i < w->ncols; i++) {
     wcol_t *col = &w->cols[i];
     col->node = pq_schema_leaf_node(w->schema, i);
@@ -295,7 +300,7 @@ void pq_writer_free(pq_writer_t *w) {
     col_fini(&w->cols[i]);
   free(w->cols);
   for (size_t r = 0; r < w->nrgs; r++) {
-    for (size_t i = 0; i < w->ncols; i++)
+    for (size_t i = 0; w->rgs[r].cols && i < w->ncols; i++)
       st_fini(&w->rgs[r].cols[i].st);
     free(w->rgs[r].cols);
   }
@@ -331,28 +336,29 @@ ed_code_t pq_writer_add_kv(pq_writer_t *w, const char *key, const char *value, e
 
 /* ---- statistics ---- */
 
-static void st_bytes(st_t *s, const char *p, size_t n) {
+/* false when out of memory (the statistics would be wrong: the caller fails). */
+static bool st_set(ed_buf_t *b, const char *p, size_t n) {
+  ed_buf_reset(b);
+  return ed_buf_reserve(b, n) == ED_OK && ed_buf_append(b, p, n) == ED_OK;
+}
+
+static bool st_bytes(st_t *s, const char *p, size_t n) {
   if (!s->has) {
-    ed_buf_reset(&s->mnb);
-    ed_buf_append(&s->mnb, p, n);
-    ed_buf_reset(&s->mxb);
-    ed_buf_append(&s->mxb, p, n);
+    if (!st_set(&s->mnb, p, n) || !st_set(&s->mxb, p, n))
+      return false;
     s->has = true;
-    return;
+    return true;
   }
   /* Unsigned byte-wise order (TypeDefinedOrder for BYTE_ARRAY). */
   size_t m = n < s->mnb.len ? n : s->mnb.len;
-  int c = memcmp(p, s->mnb.data, m);
-  if (c < 0 || (c == 0 && n < s->mnb.len)) {
-    ed_buf_reset(&s->mnb);
-    ed_buf_append(&s->mnb, p, n);
-  }
+  int c = m ? memcmp(p, s->mnb.data, m) : 0;
+  if ((c < 0 || (c == 0 && n < s->mnb.len)) && !st_set(&s->mnb, p, n))
+    return false;
   m = n < s->mxb.len ? n : s->mxb.len;
-  c = memcmp(p, s->mxb.data, m);
-  if (c > 0 || (c == 0 && n > s->mxb.len)) {
-    ed_buf_reset(&s->mxb);
-    ed_buf_append(&s->mxb, p, n);
-  }
+  c = m ? memcmp(p, s->mxb.data, m) : 0;
+  if ((c > 0 || (c == 0 && n > s->mxb.len)) && !st_set(&s->mxb, p, n))
+    return false;
+  return true;
 }
 
 #define ST_NUM(s, field, v)                                                                        \
@@ -368,11 +374,11 @@ static void st_bytes(st_t *s, const char *p, size_t n) {
     }                                                                                              \
   } while (0)
 
-static void st_merge(st_t *d, const st_t *s, pq_phys_t ph) {
+static bool st_merge(st_t *d, const st_t *s, pq_phys_t ph) {
   d->nulls += s->nulls;
   d->nvals += s->nvals;
   if (!s->has)
-    return;
+    return true;
   switch (ph) {
   case PQ_P_BOOLEAN:
     ST_NUM(d, b, s->mn.b);
@@ -395,9 +401,10 @@ static void st_merge(st_t *d, const st_t *s, pq_phys_t ph) {
     ST_NUM(d, d, s->mx.d);
     break;
   default:
-    st_bytes(d, s->mnb.data, s->mnb.len);
-    st_bytes(d, s->mxb.data, s->mxb.len);
+    return st_bytes(d, s->mnb.data ? s->mnb.data : "", s->mnb.len) &&
+           st_bytes(d, s->mxb.data ? s->mxb.data : "", s->mxb.len);
   }
+  return true;
 }
 
 static ed_code_t st_copy(st_t *d, const st_t *s) {
@@ -664,9 +671,7 @@ static inline bool put_value(pq_writer_t *w, wcol_t *c, const pq_col_t *v, size_
         return false;
     } else if (ed_buf_append(&c->plain, &n, 4) || ed_buf_append(&c->plain, p, n))
       return false;
-    if (fresh)
-      st_bytes(s, p, n);
-    return true;
+    return !fresh || st_bytes(s, p, n);
   }
   }
 }
@@ -949,7 +954,10 @@ ed_code_t pq_writer_flush(pq_writer_t *w, ed_err_t *err) {
       rc = oom(err);
       goto fail;
     }
-    st_merge(&c->fst, &c->cst, c->phys);
+    if (!st_merge(&c->fst, &c->cst, c->phys)) {
+      rc = oom(err);
+      goto fail;
+    }
     rg->total_byte += c->unc;
     rg->total_comp += c->comp;
     col_reset_chunk(c, w);
@@ -1129,8 +1137,8 @@ static bool flat_fast(pq_writer_t *w, wcol_t *c, const pq_col_t *v, size_t r0, s
         if (k < 0)
           return false;
         c->idx[c->nidx++] = (uint32_t)k;
-        if (fresh)
-          st_bytes(s, data + off[i], len);
+        if (fresh && !st_bytes(s, data + off[i], len))
+          return false;
       })
     } else {
       if (ed_buf_reserve(&c->plain, cnt * 4 + (off[r1] - off[r0])))
@@ -1141,7 +1149,8 @@ static bool flat_fast(pq_writer_t *w, wcol_t *c, const pq_col_t *v, size_t r0, s
         memcpy(o, &len, 4);
         memcpy(o + 4, data + off[i], len);
         o += 4 + len;
-        st_bytes(s, data + off[i], len);
+        if (!st_bytes(s, data + off[i], len))
+          return false;
       })
       c->plain.len = (size_t)(o - c->plain.data);
     }
@@ -1459,8 +1468,9 @@ ed_code_t pq_writer_close(pq_writer_t *w, ed_err_t *err) {
     return oom(err);
   }
   uint32_t len = (uint32_t)f.len;
-  ed_buf_append(&f, &len, 4);
-  rc = ed_buf_append(&f, "PAR1", 4);
+  rc = ed_buf_append(&f, &len, 4);
+  if (!rc)
+    rc = ed_buf_append(&f, "PAR1", 4);
   if (!rc)
     rc = emit(w, f.data, f.len, err);
   else
