@@ -44,14 +44,20 @@ EXTRA_DIST += bench/bench_parquet.py
 # '=' before '+=').
 dist_man_MANS += man/ehdelta-inspect.1
 
-# libFuzzer target for the reader (./configure --enable-fuzzers CC=clang).
-EXTRA_DIST += tests/fuzz/fuzz_parquet_reader.c tests/fuzz/corpus/parquet
+# libFuzzer target for the reader (./configure CC=clang --enable-fuzzers;
+# `make fuzzers`; scripts/check runs it with tests/fuzz/corpus/fuzz_parquet_reader).
+EXTRA_DIST += tests/fuzz/fuzz_parquet_reader.c tests/fuzz/corpus/fuzz_parquet_reader
 if ENABLE_FUZZERS
-noinst_PROGRAMS += tests/fuzz/fuzz_parquet_reader
-tests_fuzz_fuzz_parquet_reader_SOURCES = tests/fuzz/fuzz_parquet_reader.c
-tests_fuzz_fuzz_parquet_reader_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer,address,undefined
-tests_fuzz_fuzz_parquet_reader_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer,address,undefined
-tests_fuzz_fuzz_parquet_reader_LDADD = $(PARQUET_LIBS) $(COMMON_LIBS)
+check_PROGRAMS += tests/fuzz/fuzz_parquet_reader
+# The reader's sources are compiled into the target so libFuzzer's coverage
+# instrumentation sees them (an archive built without it would fuzz blind).
+tests_fuzz_fuzz_parquet_reader_SOURCES = tests/fuzz/fuzz_parquet_reader.c \
+	src/parquet/schema.c src/parquet/thrift.c src/parquet/rle.c src/parquet/reader.c \
+	src/parquet/inspect.c
+tests_fuzz_fuzz_parquet_reader_CPPFLAGS = $(src_parquet_libparquet_a_CPPFLAGS)
+tests_fuzz_fuzz_parquet_reader_CFLAGS = $(FUZZER_CFLAGS)
+tests_fuzz_fuzz_parquet_reader_LDFLAGS = $(AM_LDFLAGS) $(FUZZER_LINK_FLAGS)
+tests_fuzz_fuzz_parquet_reader_LDADD = $(COMMON_LIBS) $(ZSTD_LIBS) $(SNAPPY_LIBS)
 endif
 
 # Allocation failures in the writer and reader (tests/unit/torture.c wrapper).

@@ -1,7 +1,7 @@
 /* fuzz_parquet_reader: libFuzzer target for the Parquet reader's footer and
  * page decoding. Any input must give ED_OK or an error, never a crash, a
  * leak or an unbounded allocation; on success every row group is decoded,
- * assembled and inspected (text and JSON). Seeds: tests/fuzz/corpus/parquet. */
+ * assembled and inspected (text and JSON). Seeds: tests/fuzz/corpus/fuzz_parquet_reader. */
 #include <stddef.h>
 #include <stdint.h>
 
