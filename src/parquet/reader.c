@@ -432,7 +432,9 @@ static ed_code_t parse_footer(pq_reader_t *r, const uint8_t *p, size_t n, ed_err
 
 /* ---- schema ---- */
 
-static pq_type_t leaf_type(const relem_t *e) {
+/* *ts: how a TIMESTAMP is stored (micros, millis, nanos, Spark's INT96). */
+static pq_type_t leaf_type(const relem_t *e, int *ts) {
+  *ts = PQ_TS_MICROS;
   switch (e->type) {
   case PQ_P_BOOLEAN:
     return PQ_T_BOOLEAN;
@@ -441,10 +443,21 @@ static pq_type_t leaf_type(const relem_t *e) {
       return PQ_T_DATE;
     return PQ_T_INT32;
   case PQ_P_INT64:
-    if ((e->logical == PQF_LT_TIMESTAMP && e->ts_unit == PQF_TU_MICROS) ||
-        (!e->logical && e->has_conv && e->conv == PQ_CT_TIMESTAMP_MICROS))
+    if (e->logical == PQF_LT_TIMESTAMP) {
+      *ts = e->ts_unit == PQF_TU_MILLIS  ? PQ_TS_MILLIS
+            : e->ts_unit == PQF_TU_NANOS ? PQ_TS_NANOS
+                                         : PQ_TS_MICROS;
       return PQ_T_TIMESTAMP;
+    }
+    if (!e->logical && e->has_conv &&
+        (e->conv == PQ_CT_TIMESTAMP_MICROS || e->conv == PQ_CT_TIMESTAMP_MILLIS)) {
+      *ts = e->conv == PQ_CT_TIMESTAMP_MILLIS ? PQ_TS_MILLIS : PQ_TS_MICROS;
+      return PQ_T_TIMESTAMP;
+    }
     return PQ_T_INT64;
+  case PQ_P_INT96: /* Spark's legacy timestamps: nanoseconds of day + Julian day */
+    *ts = PQ_TS_INT96;
+    return PQ_T_TIMESTAMP;
   case PQ_P_FLOAT:
     return PQ_T_FLOAT;
   case PQ_P_DOUBLE:
@@ -502,9 +515,11 @@ static ed_code_t build_node(pq_reader_t *r, uint32_t *pos, int parent, int depth
   if (e->nchildren == 0 && e->has_type) {
     if (e->type < 0 || e->type > PQ_P_FIXED_LEN_BYTE_ARRAY)
       return corrupt(err, "parquet footer: %s", "unknown physical type");
-    if ((rc = add_elem(r, parent, e, leaf_type(e), rep, &id, err)))
+    int ts;
+    if ((rc = add_elem(r, parent, e, leaf_type(e, &ts), rep, &id, err)))
       return rc;
     r->schema->n[id].phys_override = e->type;
+    r->schema->n[id].ts_unit = ts;
     return ED_OK;
   }
   if (e->nchildren == 0)
@@ -1624,8 +1639,14 @@ static ed_code_t assemble(asm_ctx_t *x, int id, int slot_def, int slot_rep, bool
   int maxd = lnode->max_def;
   size_t vi = 0;
   pq_phys_t ph = lnode->phys;
-  bool bytes = ph == PQ_P_BYTE_ARRAY || ph == PQ_P_INT96 || ph == PQ_P_FIXED_LEN_BYTE_ARRAY;
-  size_t w = ph == PQ_P_BOOLEAN ? 1 : phys_width(ph, 0);
+  /* TIMESTAMP leaves come out as int64 microseconds whatever the file holds. */
+  int tsu = lnode->type == PQ_T_TIMESTAMP
+                ? s->n[pq_schema_leaf_node(s, (size_t)lnode->leaf)].ts_unit
+                : PQ_TS_MICROS;
+  bool int96 = tsu == PQ_TS_INT96;
+  bool bytes =
+      ph == PQ_P_BYTE_ARRAY || (ph == PQ_P_INT96 && !int96) || ph == PQ_P_FIXED_LEN_BYTE_ARRAY;
+  size_t w = ph == PQ_P_BOOLEAN ? 1 : int96 ? 8 : phys_width(ph, 0);
   uint8_t *vals = NULL;
   uint32_t *voff = NULL;
   if (bytes) {
@@ -1653,10 +1674,31 @@ static ed_code_t assemble(asm_ctx_t *x, int id, int slot_def, int slot_rep, bool
       if (vi >= L->nvalues)
         return ed_err_set(x->err, ED_E_CORRUPT, "parquet row group %zu: '%s' has too few values",
                           x->rg, lnode->path);
-      if (bytes)
+      if (bytes) {
         voff[si] = L->off[vi];
-      else
+      } else if (int96) {
+        /* 8 bytes nanoseconds of the day, then 4 bytes Julian day number. */
+        if (L->off[vi + 1] - L->off[vi] != 12)
+          return ed_err_set(x->err, ED_E_CORRUPT, "parquet row group %zu: '%s': INT96 of %u bytes",
+                            x->rg, lnode->path, L->off[vi + 1] - L->off[vi]);
+        uint64_t nanos;
+        uint32_t jd;
+        memcpy(&nanos, L->data + L->off[vi], 8);
+        memcpy(&jd, L->data + L->off[vi] + 8, 4);
+        uint64_t us = ((uint64_t)jd - UINT64_C(2440588)) * UINT64_C(86400000000) + nanos / 1000;
+        memcpy(vals + si * 8, &us, 8);
+      } else {
         memcpy(vals + si * w, L->v.b8 + vi * w, w);
+        if (tsu == PQ_TS_MILLIS || tsu == PQ_TS_NANOS) {
+          int64_t t;
+          memcpy(&t, vals + si * 8, 8);
+          if (tsu == PQ_TS_MILLIS)
+            t = (int64_t)((uint64_t)t * 1000u); /* wraps like the source would */
+          else
+            t = t / 1000 - (t % 1000 < 0);
+          memcpy(vals + si * 8, &t, 8);
+        }
+      }
       vi++;
       if (bytes)
         voff[si + 1] = L->off[vi];

@@ -23,11 +23,12 @@ typedef struct pq_reader pq_reader_t;
 ed_code_t pq_reader_open(const void *data, size_t len, pq_reader_t **out, ed_err_t *err);
 void pq_reader_free(pq_reader_t *r);
 
-/* The file's logical schema: LIST/MAP groups (3-level, and the legacy
- * 2-level forms) are folded back into PQ_T_LIST / PQ_T_MAP nodes; leaves keep
- * phys/max_def/max_rep/path. Leaves whose physical type has no logical type
- * here (INT96, FIXED_LEN_BYTE_ARRAY) appear as PQ_T_BINARY. Borrows; valid
- * until free. */
+/* The file's logical schema: LIST/MAP groups (3-level; the legacy
+ * 2-level forms are not supported: ED_E_UNSUPPORTED) are folded back into
+ * PQ_T_LIST / PQ_T_MAP nodes; leaves keep phys/max_def/max_rep/path.
+ * TIMESTAMP leaves are any of INT64 micros/millis/nanos and Spark's INT96;
+ * pq_reader_read_row_group converts them all to int64 microseconds UTC.
+ * FIXED_LEN_BYTE_ARRAY leaves appear as PQ_T_BINARY. Borrows; valid until free. */
 const pq_schema_t *pq_reader_schema(const pq_reader_t *r);
 int64_t pq_reader_num_rows(const pq_reader_t *r);
 size_t pq_reader_num_row_groups(const pq_reader_t *r);
@@ -59,7 +60,8 @@ ed_code_t pq_reader_chunk_info(const pq_reader_t *r, size_t rg, size_t leaf, pq_
 /* One leaf of one row group, decoded: n level entries; def/rep NULL when the
  * max level is 0; nvalues non-null values (def == max_def) packed densely.
  * BYTE_ARRAY: value i is data[off[i] .. off[i+1]) (off has nvalues+1
- * entries); FIXED_LEN_BYTE_ARRAY and INT96 likewise. */
+ * entries); FIXED_LEN_BYTE_ARRAY and INT96 likewise. Values are as stored
+ * (physical), before any timestamp conversion. */
 typedef struct pq_leaf_data {
   pq_phys_t phys;
   size_t n;

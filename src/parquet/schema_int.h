@@ -13,6 +13,7 @@ typedef struct pq_inode {
   char *path;
   char *mid_name;         /* reader: actual name of a LIST/MAP's repeated group */
   int phys_override;      /* reader: physical type when it differs from the type's; -2 = none */
+  int ts_unit;            /* reader, TIMESTAMP leaves: PQ_TS_* (how the file stores it) */
   int def_here, rep_here; /* levels once this node is present (after its own repetition) */
 } pq_inode_t;
 
@@ -23,6 +24,9 @@ struct pq_schema {
   size_t nleaves, lcap;
   bool finished;
 };
+
+/* How a TIMESTAMP leaf is stored; the reader converts to microseconds. */
+enum { PQ_TS_MICROS = 0, PQ_TS_MILLIS, PQ_TS_NANOS, PQ_TS_INT96 };
 
 pq_phys_t pq_type_phys(pq_type_t t);
 

@@ -198,6 +198,14 @@ ed_code_t pq_writer_new(const pq_schema_t *schema, const pq_writer_opts_t *opts,
     free(w);
     return rc;
   }
+  /* A schema from the reader may describe how another writer stored a leaf
+   * (INT96 or millisecond timestamps): this writer stores each type its own
+   * way, so those facts are dropped and the leaves recomputed. */
+  for (size_t i = 0; i < w->schema->nn; i++) {
+    w->schema->n[i].phys_override = -2;
+    w->schema->n[i].ts_unit = PQ_TS_MICROS;
+  }
+  w->schema->finished = false;
   if ((rc = pq_schema_finish(w->schema, err)))
     goto fail;
   char cb[128];

@@ -351,3 +351,32 @@ def test_reads_delta_and_byte_stream_split_encodings(tmp_path, version):
               {"name": "s2", "type": "string"}, {"name": "f", "type": "float"}, {"name": "d", "type": "double"}]
     spec = {"schema": schema, "rows": [list(r.values()) for r in t.to_pylist()]}
     assert same(ours_rows(spec, read_ours(p)), arrow_rows(spec, t))
+
+
+@pytest.mark.parametrize("unit", ["int96", "ms", "us", "ns"])
+def test_timestamps_in_every_unit_come_out_as_microseconds(tmp_path, unit):
+    """Spark writes INT96 by default; others write millis or nanos."""
+    import datetime
+    utc = datetime.timezone.utc
+    ts = [datetime.datetime(2024, 1, 1, 12, 0, 0, 123456, tzinfo=utc), None,
+          datetime.datetime(1960, 5, 6, 7, 8, 9, 10, tzinfo=utc), datetime.datetime(1970, 1, 1, 0, 0, 0, 999, tzinfo=utc)]
+    t = pa.table({"t": pa.array(ts, pa.timestamp("us", tz="UTC"))})
+    p = tmp_path / "ts.parquet"
+    if unit == "int96":
+        pq.write_table(t, p, use_deprecated_int96_timestamps=True)
+    elif unit == "ms":
+        pq.write_table(t, p, coerce_timestamps="ms", allow_truncated_timestamps=True)
+    elif unit == "ns":
+        pq.write_table(t.cast(pa.schema([pa.field("t", pa.timestamp("ns", tz="UTC"))])), p)
+    else:
+        pq.write_table(t, p)
+    want = pq.read_table(p).column(0).cast(pa.timestamp("us", tz="UTC"), safe=False).cast(pa.int64()).to_pylist()
+    got = [r[0] for r in read_ours(p)["rows"]]
+    assert got == want
+    # Our writer stores what it read as INT64 microseconds, same instants.
+    out = tmp_path / "copy.parquet"
+    r = subprocess.run([TOOL, "copy", str(p), str(out)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert pq.ParquetFile(out).schema.column(0).physical_type == "INT64"
+    back = pq.read_table(out).column(0)
+    assert back.type == pa.timestamp("us", tz="UTC") and back.cast(pa.int64()).to_pylist() == want
