@@ -1169,63 +1169,90 @@ static bool flat_fast(pq_writer_t *w, wcol_t *c, const pq_col_t *v, size_t r0, s
   }
 }
 
+/* After a run of rows: fall back from a dictionary grown too large, or close
+ * a full page. Pages therefore end on row boundaries. */
+static ed_code_t after_rows(pq_writer_t *w, wcol_t *c, ed_err_t *err) {
+  if (c->page_dict && c->dbuf.len > w->o.dict_max_bytes) {
+    /* Dictionary too large: this page keeps its indices, later pages of
+     * the chunk are PLAIN (D.6). */
+    ed_code_t rc = finish_page(w, c, err);
+    if (rc)
+      return rc;
+    c->dict_failed = true;
+    c->page_dict = false;
+    return ED_OK;
+  }
+  return page_estimate(c) >= w->o.page_bytes ? finish_page(w, c, err) : ED_OK;
+}
+
+/* Rows [r0, r1) of one flat leaf. */
+static bool flat_rows(pq_writer_t *w, wcol_t *c, const pq_inode_t *n, const pq_col_t *top,
+                      size_t r0, size_t r1) {
+  size_t cnt = r1 - r0;
+  bool ok = true;
+  if (!lv_reserve(c, cnt))
+    return false;
+  if (c->phys != PQ_P_BOOLEAN)
+    return flat_fast(w, c, top, r0, r1, n->pub.rep == PQ_OPTIONAL);
+  if (n->pub.rep == PQ_OPTIONAL) {
+    for (size_t i = r0; i < r1; i++) {
+      bool present = !top->valid || top->valid[i];
+      c->def[c->n++] = present;
+      if (present)
+        ok &= put_value(w, c, top, i);
+      else
+        c->cst.nulls++;
+    }
+    return ok;
+  }
+  for (size_t i = r0; i < r1 && ok; i++) {
+    if (top->valid && !top->valid[i]) {
+      w->bad_null = c->path[0];
+      w->bad_row = i;
+      return false;
+    }
+    ok = put_value(w, c, top, i);
+  }
+  c->n += cnt;
+  return ok;
+}
+
 static ed_code_t write_slice(pq_writer_t *w, const pq_col_t *cols, size_t r0, size_t r1,
                              ed_err_t *err) {
   for (size_t ci = 0; ci < w->ncols; ci++) {
     wcol_t *c = &w->cols[ci];
     const pq_col_t *top = &cols[c->cix[0]];
     const pq_inode_t *n = &w->schema->n[c->path[0]];
-    bool ok = true;
-    if (c->depth == 1 && n->pub.rep != PQ_REPEATED) {
-      /* Flat fast path. */
-      size_t cnt = r1 - r0;
-      if (!lv_reserve(c, cnt))
-        return oom(err);
-      if (c->phys != PQ_P_BOOLEAN) {
-        ok = flat_fast(w, c, top, r0, r1, n->pub.rep == PQ_OPTIONAL);
-      } else if (n->pub.rep == PQ_OPTIONAL) {
-        for (size_t i = r0; i < r1; i++) {
-          bool present = !top->valid || top->valid[i];
-          c->def[c->n++] = present;
-          if (present)
-            ok &= put_value(w, c, top, i);
-          else
-            c->cst.nulls++;
-        }
+    bool flat = c->depth == 1 && n->pub.rep != PQ_REPEATED;
+    for (size_t i = r0; i < r1;) {
+      size_t j = r1;
+      bool ok = true;
+      if (flat && c->phys == PQ_P_BYTE_ARRAY) {
+        /* Long strings: cut the run so a page stays near page_bytes. */
+        j = i + 1;
+        while (j < r1 && top->off[j] - top->off[i] < w->o.page_bytes)
+          j++;
+        ok = flat_rows(w, c, n, top, i, j);
+      } else if (flat) {
+        ok = flat_rows(w, c, n, top, i, j);
       } else {
-        for (size_t i = r0; i < r1 && ok; i++) {
-          if (top->valid && !top->valid[i]) {
-            w->bad_null = c->path[0];
-            w->bad_row = i;
-            ok = false;
+        /* Nested rows can be of any size: check the page after each. */
+        for (j = i; j < r1 && ok;) {
+          ok = shred(w, c, 0, top, j++, 0, 0);
+          if (page_estimate(c) >= w->o.page_bytes)
             break;
-          }
-          ok = put_value(w, c, top, i);
         }
-        c->n += cnt;
       }
-    } else {
-      for (size_t i = r0; i < r1 && ok; i++)
-        ok = shred(w, c, 0, top, i, 0, 0);
-    }
-    if (!ok && w->bad_null >= 0)
-      return ed_err_set(err, ED_E_SCHEMA,
-                        "parquet writer: column '%s': null in row %zu of REQUIRED field '%s'",
-                        c->leaf->pub.path, w->bad_row, w->schema->n[w->bad_null].name);
-    if (!ok)
-      return oom(err);
-    if (c->page_dict && c->dbuf.len > w->o.dict_max_bytes) {
-      /* Dictionary too large: this page keeps its indices, later pages of
-       * the chunk are PLAIN (D.6). */
-      ed_code_t rc = finish_page(w, c, err);
+      if (!ok && w->bad_null >= 0)
+        return ed_err_set(err, ED_E_SCHEMA,
+                          "parquet writer: column '%s': null in row %zu of REQUIRED field '%s'",
+                          c->leaf->pub.path, w->bad_row, w->schema->n[w->bad_null].name);
+      if (!ok)
+        return oom(err);
+      ed_code_t rc = after_rows(w, c, err);
       if (rc)
         return rc;
-      c->dict_failed = true;
-      c->page_dict = false;
-    } else if (page_estimate(c) >= w->o.page_bytes) {
-      ed_code_t rc = finish_page(w, c, err);
-      if (rc)
-        return rc;
+      i = j;
     }
   }
   return ED_OK;

@@ -373,3 +373,12 @@ def test_bare_repeated_fields(tmp_path):
     path, _ = check_all(tmp_path, {"schema": schema, "rows": rows, "options": {"page_bytes": 100}})
     s = pq.ParquetFile(path).schema
     assert s.column(0).max_repetition_level == 1 and s.column(2).max_repetition_level == 2
+
+
+def test_long_strings_and_small_pages(tmp_path):
+    """Values larger than a page, and pages cut inside a batch by byte count."""
+    rows = [[None, i, None, None, None, ("%d" % i) * (1000 * (i % 50)) if i % 9 else None, None, None, None]
+            for i in range(300)]
+    rows.append([None, 1, None, None, None, "z" * 3_000_000, None, None, None])
+    path, _ = check_all(tmp_path, {"schema": FLAT, "rows": rows, "options": {"page_bytes": 65536}}, duck=False)
+    assert pq.ParquetFile(path).metadata.row_group(0).column(5).total_uncompressed_size > 3_000_000
