@@ -530,6 +530,27 @@ static ed_code_t build_node(pq_reader_t *r, uint32_t *pos, int parent, int depth
   if ((is_list || is_map) && rep != PQ_REPEATED && e->nchildren == 1 && *pos < r->nel) {
     const relem_t *mid = &r->el[*pos];
     size_t want = is_list ? 1 : 2;
+    /* Legacy 2-level lists (LogicalTypes.md backward compatibility): the
+     * repeated field is the element when it is a primitive, a group of
+     * several fields, or named "array" / "<list>_tuple". */
+    bool two = false;
+    if (is_list && mid->has_rep && mid->rep == PQ_REPEATED) {
+      size_t nl = e->name_len;
+      two = mid->has_type || mid->nchildren != 1 ||
+            (mid->name_len == 5 && mid->name && !memcmp(mid->name, "array", 5)) ||
+            (mid->name && e->name && mid->name_len == nl + 6 && !memcmp(mid->name, e->name, nl) &&
+             !memcmp(mid->name + nl, "_tuple", 6));
+    }
+    if (two) {
+      if ((rc = add_elem(r, parent, e, PQ_T_LIST, rep, &id, err)))
+        return rc;
+      char *mn = dupn(mid->name ? mid->name : (const uint8_t *)"", mid->name_len);
+      if (!mn)
+        return ed_err_set(err, ED_E_NOMEM, "parquet reader: out of memory");
+      r->schema->n[id].mid_name = mn;
+      r->schema->n[id].two_level = true;
+      return build_node(r, pos, id, depth + 1, PQ_REQUIRED, true, err);
+    }
     if (mid->has_rep && mid->rep == PQ_REPEATED && mid->nchildren == (int)want && !mid->has_type) {
       if ((rc = add_elem(r, parent, e, is_list ? PQ_T_LIST : PQ_T_MAP, rep, &id, err)))
         return rc;
@@ -554,7 +575,7 @@ static ed_code_t build_node(pq_reader_t *r, uint32_t *pos, int parent, int depth
       return ED_OK;
     }
     return ed_err_set(err, ED_E_UNSUPPORTED,
-                      "parquet reader: legacy (2-level) list or map '%.*s' not supported",
+                      "parquet reader: list or map '%.*s' of an unsupported shape",
                       (int)e->name_len, e->name ? (const char *)e->name : "");
   }
   if ((rc = add_elem(r, parent, e, PQ_T_STRUCT, rep, &id, err)))

@@ -23,9 +23,9 @@ typedef struct pq_reader pq_reader_t;
 ed_code_t pq_reader_open(const void *data, size_t len, pq_reader_t **out, ed_err_t *err);
 void pq_reader_free(pq_reader_t *r);
 
-/* The file's logical schema: LIST/MAP groups (3-level; the legacy
- * 2-level forms are not supported: ED_E_UNSUPPORTED) are folded back into
- * PQ_T_LIST / PQ_T_MAP nodes; leaves keep phys/max_def/max_rep/path.
+/* The file's logical schema: LIST/MAP groups (3-level, and the legacy
+ * 2-level lists of LogicalTypes.md's compatibility rules) are folded back
+ * into PQ_T_LIST / PQ_T_MAP nodes; leaves keep phys/max_def/max_rep/path.
  * TIMESTAMP leaves are any of INT64 micros/millis/nanos and Spark's INT96;
  * pq_reader_read_row_group converts them all to int64 microseconds UTC.
  * FIXED_LEN_BYTE_ARRAY leaves appear as PQ_T_BINARY. Borrows; valid until free. */

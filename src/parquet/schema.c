@@ -174,8 +174,11 @@ pq_phys_t pq_type_phys(pq_type_t t) {
 static ed_code_t walk(pq_schema_t *s, int id, int def, int rep, ed_buf_t *path, ed_err_t *err) {
   pq_inode_t *n = &s->n[id];
   size_t mark = path->len;
+  /* The element of a legacy 2-level list is the repeated field already named
+   * in the path (LogicalTypes.md, backward-compatibility rules). */
+  bool named = id != PQ_ROOT && !s->n[n->pub.parent].two_level;
   if (id != PQ_ROOT) {
-    if ((path->len && ed_buf_putc(path, '.')) || ed_buf_puts(path, n->name))
+    if (named && ((path->len && ed_buf_putc(path, '.')) || ed_buf_puts(path, n->name)))
       return ed_err_set(err, ED_E_NOMEM, "parquet schema: oom");
     if (n->pub.rep == PQ_OPTIONAL)
       def++;

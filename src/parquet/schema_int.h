@@ -14,6 +14,7 @@ typedef struct pq_inode {
   char *mid_name;         /* reader: actual name of a LIST/MAP's repeated group */
   int phys_override;      /* reader: physical type when it differs from the type's; -2 = none */
   int ts_unit;            /* reader, TIMESTAMP leaves: PQ_TS_* (how the file stores it) */
+  bool two_level;         /* reader: legacy LIST whose repeated field is the element itself */
   int def_here, rep_here; /* levels once this node is present (after its own repetition) */
 } pq_inode_t;
 

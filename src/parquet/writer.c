@@ -202,8 +202,12 @@ ed_code_t pq_writer_new(const pq_schema_t *schema, const pq_writer_opts_t *opts,
    * (INT96 or millisecond timestamps): this writer stores each type its own
    * way, so those facts are dropped and the leaves recomputed. */
   for (size_t i = 0; i < w->schema->nn; i++) {
-    w->schema->n[i].phys_override = -2;
-    w->schema->n[i].ts_unit = PQ_TS_MICROS;
+    pq_inode_t *n = &w->schema->n[i];
+    n->phys_override = -2;
+    n->ts_unit = PQ_TS_MICROS;
+    n->two_level = false; /* written as the standard 3-level list */
+    free(n->mid_name);
+    n->mid_name = NULL;
   }
   w->schema->finished = false;
   if ((rc = pq_schema_finish(w->schema, err)))

@@ -8,6 +8,9 @@
 #include "config.h"
 #include "parquet/inspect.h"
 #include "parquet/reader.h"
+#include "parquet/rle.h"
+#include "parquet/thrift.h"
+#include "proto/parquet.h"
 #include "parquet/writer.h"
 #include "tests/unit/cu.h"
 
@@ -247,7 +250,110 @@ static void test_dictionary_fallback_and_row_groups_round_trip(void) {
   free(valid);
 }
 
+/* optional group a (LIST) { repeated int32 array; }, rows [1, 2], [], null:
+ * the legacy 2-level list no current writer produces, built by hand. */
+static void test_legacy_two_level_list_is_read(void) {
+  ed_buf_t f = ED_BUF_INIT, body = ED_BUF_INIT;
+  const uint16_t rep[] = {0, 1, 0, 0}, def[] = {2, 2, 1, 0};
+  const int32_t vals[] = {1, 2};
+  for (int pass = 0; pass < 2; pass++) {
+    size_t at = body.len;
+    uint32_t z = 0;
+    ed_buf_append(&body, &z, 4);
+    pq_rle_encode16(&body, pass ? def : rep, 4, pass ? 2 : 1);
+    uint32_t len = (uint32_t)(body.len - at - 4);
+    memcpy(body.data + at, &len, 4);
+  }
+  ed_buf_append(&body, vals, sizeof vals);
+  ed_buf_append(&f, "PAR1", 4);
+  pq_tw_t t;
+  pq_tw_init(&t, &f);
+  pq_tw_begin(&t);
+  pq_tw_i32(&t, PQF_PH_TYPE, PQ_PAGE_DATA);
+  pq_tw_i32(&t, PQF_PH_UNCOMPRESSED_SIZE, (int32_t)body.len);
+  pq_tw_i32(&t, PQF_PH_COMPRESSED_SIZE, (int32_t)body.len);
+  pq_tw_struct(&t, PQF_PH_DATA_PAGE);
+  pq_tw_i32(&t, PQF_DP_NUM_VALUES, 4);
+  pq_tw_i32(&t, PQF_DP_ENCODING, PQ_ENC_PLAIN);
+  pq_tw_i32(&t, PQF_DP_DEF_ENCODING, PQ_ENC_RLE);
+  pq_tw_i32(&t, PQF_DP_REP_ENCODING, PQ_ENC_RLE);
+  pq_tw_end(&t);
+  pq_tw_end(&t);
+  int64_t chunk = (int64_t)(f.len - 4 + body.len);
+  ed_buf_append(&f, body.data, body.len);
+  size_t foot = f.len;
+  pq_tw_init(&t, &f);
+  pq_tw_begin(&t);
+  pq_tw_i32(&t, PQF_FMD_VERSION, 1);
+  pq_tw_list(&t, PQF_FMD_SCHEMA, PQ_TT_STRUCT, 3);
+  pq_tw_elem_struct(&t);
+  pq_tw_str(&t, PQF_SE_NAME, "schema");
+  pq_tw_i32(&t, PQF_SE_NUM_CHILDREN, 1);
+  pq_tw_end(&t);
+  pq_tw_elem_struct(&t);
+  pq_tw_i32(&t, PQF_SE_REPETITION, PQ_OPTIONAL);
+  pq_tw_str(&t, PQF_SE_NAME, "a");
+  pq_tw_i32(&t, PQF_SE_NUM_CHILDREN, 1);
+  pq_tw_i32(&t, PQF_SE_CONVERTED, PQ_CT_LIST);
+  pq_tw_end(&t);
+  pq_tw_elem_struct(&t);
+  pq_tw_i32(&t, PQF_SE_TYPE, PQ_P_INT32);
+  pq_tw_i32(&t, PQF_SE_REPETITION, PQ_REPEATED);
+  pq_tw_str(&t, PQF_SE_NAME, "array");
+  pq_tw_end(&t);
+  pq_tw_i64(&t, PQF_FMD_NUM_ROWS, 3);
+  pq_tw_list(&t, PQF_FMD_ROW_GROUPS, PQ_TT_STRUCT, 1);
+  pq_tw_elem_struct(&t);
+  pq_tw_list(&t, PQF_RG_COLUMNS, PQ_TT_STRUCT, 1);
+  pq_tw_elem_struct(&t);
+  pq_tw_i64(&t, PQF_CC_FILE_OFFSET, 4);
+  pq_tw_struct(&t, PQF_CC_META_DATA);
+  pq_tw_i32(&t, PQF_CMD_TYPE, PQ_P_INT32);
+  pq_tw_list(&t, PQF_CMD_ENCODINGS, PQ_TT_I32, 2);
+  pq_tw_elem_i32(&t, PQ_ENC_PLAIN);
+  pq_tw_elem_i32(&t, PQ_ENC_RLE);
+  pq_tw_list(&t, PQF_CMD_PATH, PQ_TT_BINARY, 2);
+  pq_tw_elem_bin(&t, "a", 1);
+  pq_tw_elem_bin(&t, "array", 5);
+  pq_tw_i32(&t, PQF_CMD_CODEC, PQ_CC_UNCOMPRESSED);
+  pq_tw_i64(&t, PQF_CMD_NUM_VALUES, 4);
+  pq_tw_i64(&t, PQF_CMD_TOTAL_UNCOMPRESSED, chunk);
+  pq_tw_i64(&t, PQF_CMD_TOTAL_COMPRESSED, chunk);
+  pq_tw_i64(&t, PQF_CMD_DATA_PAGE_OFFSET, 4);
+  pq_tw_end(&t);
+  pq_tw_end(&t);
+  pq_tw_i64(&t, PQF_RG_TOTAL_BYTE_SIZE, chunk);
+  pq_tw_i64(&t, PQF_RG_NUM_ROWS, 3);
+  pq_tw_end(&t);
+  pq_tw_end(&t);
+  uint32_t flen = (uint32_t)(f.len - foot);
+  ed_buf_append(&f, &flen, 4);
+  ed_buf_append(&f, "PAR1", 4);
+  CU_ASSERT_FALSE_FATAL(t.oom);
+
+  pq_reader_t *r;
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL_FATAL(pq_reader_open(f.data, f.len, &r, &e), ED_OK);
+  const pq_schema_t *s = pq_reader_schema(r);
+  const pq_node_t *a = pq_schema_node(s, pq_schema_find(s, PQ_ROOT, "a"));
+  CU_ASSERT_EQUAL(a->type, PQ_T_LIST);
+  const pq_node_t *el = pq_schema_node(s, pq_schema_leaf_node(s, 0));
+  CU_ASSERT_STR(el->path, "a.array");
+  CU_ASSERT_TRUE(el->max_def == 2 && el->max_rep == 1 && el->rep == PQ_REQUIRED);
+  pq_batch_t *b;
+  CU_ASSERT_EQUAL_FATAL(pq_reader_read_row_group(r, 0, &b, &e), ED_OK);
+  const pq_col_t *c = &b->cols[0];
+  CU_ASSERT_TRUE(c->valid[0] && c->valid[1] && !c->valid[2]);
+  CU_ASSERT_TRUE(c->off[0] == 0 && c->off[1] == 2 && c->off[2] == 2 && c->off[3] == 2);
+  CU_ASSERT_TRUE(c->children[0].v.i32[0] == 1 && c->children[0].v.i32[1] == 2);
+  pq_batch_free(b);
+  pq_reader_free(r);
+  ed_buf_fini(&f);
+  ed_buf_fini(&body);
+}
+
 static const cu_case_t cases[] = {
+    CU_CASE(test_legacy_two_level_list_is_read),
     CU_CASE(test_inspect_describes_the_footer),
     CU_CASE(test_dictionary_fallback_and_row_groups_round_trip),
     CU_CASE(test_list_levels_match_the_reference),
