@@ -1536,12 +1536,7 @@ int64_t pq_writer_num_rows(const pq_writer_t *w) { return w->rows; }
 uint64_t pq_writer_bytes(const pq_writer_t *w) { return w->off; }
 size_t pq_writer_num_row_groups(const pq_writer_t *w) { return w->nrgs; }
 
-ed_code_t pq_writer_stats(const pq_writer_t *w, size_t leaf, pq_stats_t *out, ed_err_t *err) {
-  if (leaf >= w->ncols)
-    return ed_err_set(err, ED_E_INVALID, "parquet writer: no leaf %zu (file has %zu)", leaf,
-                      w->ncols);
-  const wcol_t *c = &w->cols[leaf];
-  const st_t *s = &c->fst;
+static ed_code_t stats_out(const wcol_t *c, const st_t *s, pq_stats_t *out) {
   memset(out, 0, sizeof *out);
   out->num_values = s->nvals;
   out->null_count = s->nulls;
@@ -1577,4 +1572,20 @@ ed_code_t pq_writer_stats(const pq_writer_t *w, size_t leaf, pq_stats_t *out, ed
     out->max.len = s->mxb.len;
   }
   return ED_OK;
+}
+
+ed_code_t pq_writer_stats(const pq_writer_t *w, size_t leaf, pq_stats_t *out, ed_err_t *err) {
+  if (leaf >= w->ncols)
+    return ed_err_set(err, ED_E_INVALID, "parquet writer: no leaf %zu (file has %zu)", leaf,
+                      w->ncols);
+  return stats_out(&w->cols[leaf], &w->cols[leaf].fst, out);
+}
+
+ed_code_t pq_writer_chunk_stats(const pq_writer_t *w, size_t rg, size_t leaf, pq_stats_t *out,
+                                ed_err_t *err) {
+  if (rg >= w->nrgs || leaf >= w->ncols)
+    return ed_err_set(err, ED_E_INVALID,
+                      "parquet writer: no column chunk %zu of row group %zu (%zu x %zu)", leaf, rg,
+                      w->nrgs, w->ncols);
+  return stats_out(&w->cols[leaf], &w->rgs[rg].cols[leaf].st, out);
 }

@@ -72,5 +72,10 @@ size_t pq_writer_num_row_groups(const pq_writer_t *w);
 /* Whole-file statistics of leaf (column order), for Delta's add.stats
  * (minValues/maxValues/nullCount); min/max bytes borrowed; valid until free. */
 ed_code_t pq_writer_stats(const pq_writer_t *w, size_t leaf, pq_stats_t *out, ed_err_t *err);
+/* The statistics written for one column chunk (row group rg, leaf), as in
+ * the footer; borrowed; valid until free. Row groups count from 0 in the
+ * order written (pq_writer_num_row_groups). */
+ed_code_t pq_writer_chunk_stats(const pq_writer_t *w, size_t rg, size_t leaf, pq_stats_t *out,
+                                ed_err_t *err);
 
 #endif

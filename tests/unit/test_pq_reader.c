@@ -219,6 +219,24 @@ static void test_dictionary_fallback_and_row_groups_round_trip(void) {
   CU_ASSERT_TRUE(pq_writer_num_row_groups(w) > 3);
   pq_reader_t *r;
   CU_ASSERT_EQUAL_FATAL(pq_reader_open(f.data, f.len, &r, &e), ED_OK);
+  int64_t nulls = 0;
+  for (size_t g = 0; g < pq_writer_num_row_groups(w); g++) {
+    pq_stats_t ws;
+    pq_chunk_info_t ci;
+    CU_ASSERT_EQUAL(pq_writer_chunk_stats(w, g, 0, &ws, &e), ED_OK);
+    CU_ASSERT_EQUAL(pq_reader_chunk_info(r, g, 0, &ci, &e), ED_OK);
+    CU_ASSERT_EQUAL(ws.null_count, ci.stats.null_count);
+    CU_ASSERT_TRUE(ws.min.len == ci.stats.min.len &&
+                   !memcmp(ws.min.bytes, ci.stats.min.bytes, ws.min.len));
+    CU_ASSERT_TRUE(ws.max.len == ci.stats.max.len &&
+                   !memcmp(ws.max.bytes, ci.stats.max.bytes, ws.max.len));
+    nulls += ws.null_count;
+  }
+  pq_stats_t all;
+  CU_ASSERT_EQUAL(pq_writer_stats(w, 0, &all, &e), ED_OK);
+  CU_ASSERT_EQUAL(all.null_count, nulls);
+  CU_ASSERT_EQUAL(all.num_values, N);
+  CU_ASSERT_EQUAL(pq_writer_chunk_stats(w, 999, 0, &all, &e), ED_E_INVALID);
   size_t row = 0, bad = 0;
   bool mixed = false;
   for (size_t g = 0; g < pq_reader_num_row_groups(r); g++) {
