@@ -149,6 +149,12 @@ static ed_code_t emit(pq_writer_t *w, const void *p, size_t n, ed_err_t *err) {
   return ED_OK;
 }
 
+ed_code_t pq_sink_buf(void *ctx, const void *data, size_t len, ed_err_t *err) {
+  if (ed_buf_append(ctx, data, len))
+    return ed_err_set(err, ED_E_NOMEM, "parquet writer: out of memory for the file buffer");
+  return ED_OK;
+}
+
 static ed_code_t fd_sink(void *ctx, const void *data, size_t len, ed_err_t *err) {
   int fd = *(int *)ctx;
   const char *p = data;

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "common/err.h"
 #include "parquet/schema.h"
 
@@ -39,6 +40,9 @@ void pq_writer_opts_init(pq_writer_opts_t *o);
 /* Receives the file's bytes in order. Return ED_OK or an error (which the
  * writer returns from the call that produced the bytes, prefixed). */
 typedef ed_code_t (*pq_sink_fn)(void *ctx, const void *data, size_t len, ed_err_t *err);
+/* A ready sink that appends to an ed_buf_t (ctx), for files that go to a
+ * store in one PUT. */
+ed_code_t pq_sink_buf(void *ctx, const void *data, size_t len, ed_err_t *err);
 
 typedef struct pq_writer pq_writer_t;
 

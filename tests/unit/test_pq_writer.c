@@ -206,7 +206,7 @@ static void test_fd_output_equals_sink_output(void) {
   pq_writer_t *w1, *w2;
   ed_buf_t out = ED_BUF_INIT;
   CU_ASSERT_EQUAL_FATAL(pq_writer_new_fd(s, NULL, fd, &w1, &e), ED_OK);
-  CU_ASSERT_EQUAL_FATAL(pq_writer_new(s, NULL, buf_sink, &out, &w2, &e), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(pq_writer_new(s, NULL, pq_sink_buf, &out, &w2, &e), ED_OK);
   CU_ASSERT_EQUAL(pq_writer_write(w1, &c, 1000, &e), ED_OK);
   CU_ASSERT_EQUAL(pq_writer_write(w2, &c, 1000, &e), ED_OK);
   CU_ASSERT_EQUAL(pq_writer_close(w1, &e), ED_OK);
