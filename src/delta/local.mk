@@ -1,1 +1,13 @@
-# src/delta: build rules for this folder (included by the top Makefile.am)
+# src/delta: the Delta log (actions, snapshot, commits, checkpoints) and
+# table maintenance (optimize, vacuum, inspect).
+noinst_LIBRARIES += src/delta/libdelta.a
+src_delta_libdelta_a_CPPFLAGS = $(AM_CPPFLAGS) $(JSONC_CFLAGS)
+src_delta_libdelta_a_SOURCES = \
+	src/delta/actions.h src/delta/actions.c \
+	src/delta/path.h src/delta/path.c \
+	src/delta/table.h src/delta/table_int.h src/delta/table.c \
+	src/delta/checkpoint.c \
+	src/delta/stats.h src/delta/stats.c \
+	src/delta/datafile.h src/delta/datafile.c \
+	src/delta/maint.h src/delta/maint.c
+DELTA_LIBS += src/delta/libdelta.a $(JSONC_LIBS)
