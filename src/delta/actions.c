@@ -412,8 +412,8 @@ ed_code_t dl_write_metadata(ed_buf_t *b, const dl_metadata_t *m) {
 }
 
 ed_code_t dl_write_commit_info(ed_buf_t *b, int64_t ts_ms, const char *operation,
-                               const char *params_json, int64_t read_version,
-                               bool blind_append, const char *metrics_json, const char *txn_id) {
+                               const char *params_json, int64_t read_version, bool blind_append,
+                               const char *metrics_json, const char *txn_id) {
   ed_buf_printf(b, "{\"commitInfo\":{\"timestamp\":%lld,\"operation\":", (long long)ts_ms);
   jstr(b, operation);
   ed_buf_printf(b, ",\"operationParameters\":%s", params_json ? params_json : "{}");

@@ -111,8 +111,8 @@ ed_code_t dl_write_metadata(ed_buf_t *b, const dl_metadata_t *m);
 /* params_json / metrics_json: JSON object text or NULL. txn_id: a UUID used to
  * recognise our own commit after an ambiguous failure. */
 ed_code_t dl_write_commit_info(ed_buf_t *b, int64_t ts_ms, const char *operation,
-                               const char *params_json, int64_t read_version,
-                               bool blind_append, const char *metrics_json, const char *txn_id);
+                               const char *params_json, int64_t read_version, bool blind_append,
+                               const char *metrics_json, const char *txn_id);
 
 /* A random UUID v4 (out: 37 bytes). */
 void dl_uuid(char out[37]);

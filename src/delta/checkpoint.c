@@ -159,8 +159,8 @@ static ed_code_t ckpt_schema(pq_schema_t **out, ed_err_t *err) {
   if (rc)
     return rc;
   int g, f, l;
-#define ADD(par, nm, ty) \
-  if (!rc)               \
+#define ADD(par, nm, ty)                                                                           \
+  if (!rc)                                                                                         \
   rc = pq_schema_add(s, par, nm, ty, PQ_OPTIONAL, NULL, err)
   rc = pq_schema_add(s, PQ_ROOT, "txn", PQ_T_STRUCT, PQ_OPTIONAL, &g, err);
   ADD(g, "appId", PQ_T_STRING);
@@ -239,16 +239,17 @@ ed_code_t dl_table_checkpoint(dl_table_t *t, ed_err_t *err) {
   numcol_t tx_v, tx_lu, a_size, a_mt, a_dc, r_dt, r_dc, r_efm, r_size, m_ct, p_r, p_w;
   strcol_t tx_app, a_path, a_stats, r_path, m_id, m_name, m_desc, m_prov, m_ss, m_pc;
   mapcol_t a_pv, r_pv, m_opts, m_conf;
-  uint8_t *v_tx = calloc(N, 1), *v_add = calloc(N, 1), *v_rm = calloc(N, 1),
-          *v_md = calloc(N, 1), *v_pr = calloc(N, 1), *v_fmt = calloc(N, 1);
+  uint8_t *v_tx = calloc(N, 1), *v_add = calloc(N, 1), *v_rm = calloc(N, 1), *v_md = calloc(N, 1),
+          *v_pr = calloc(N, 1), *v_fmt = calloc(N, 1);
   uint32_t *pc_off = calloc(N + 1, sizeof *pc_off);
   uint8_t *pc_valid = calloc(N, 1);
   pq_schema_t *schema = NULL;
   pq_writer_t *w = NULL;
   ed_buf_t file = ED_BUF_INIT, lc = ED_BUF_INIT;
-  ed_code_t rc = (v_tx && v_add && v_rm && v_md && v_pr && v_fmt && pc_off && pc_valid) ? ED_OK
-                                                                                      : ED_E_NOMEM;
-  numcol_t *ncs[] = {&tx_v, &tx_lu, &a_size, &a_mt, &a_dc, &r_dt, &r_dc, &r_efm, &r_size, &m_ct, &p_r, &p_w};
+  ed_code_t rc =
+      (v_tx && v_add && v_rm && v_md && v_pr && v_fmt && pc_off && pc_valid) ? ED_OK : ED_E_NOMEM;
+  numcol_t *ncs[] = {&tx_v, &tx_lu, &a_size, &a_mt, &a_dc, &r_dt,
+                     &r_dc, &r_efm, &r_size, &m_ct, &p_r,  &p_w};
   strcol_t *scs[] = {&tx_app, &a_path, &a_stats, &r_path, &m_id, &m_name, &m_desc, &m_prov, &m_ss};
   for (size_t i = 0; i < sizeof ncs / sizeof *ncs; i++)
     if (nc_init(ncs[i], N))
@@ -317,9 +318,12 @@ ed_code_t dl_table_checkpoint(dl_table_t *t, ed_err_t *err) {
   N = row;
   {
     pq_col_t tx_k[3] = {sc_col(&tx_app), nc_col(&tx_v, PQ_T_INT64), nc_col(&tx_lu, PQ_T_INT64)};
-    pq_col_t add_k[6] = {sc_col(&a_path),          mc_col(&a_pv),
-                         nc_col(&a_size, PQ_T_INT64), nc_col(&a_mt, PQ_T_INT64),
-                         nc_col(&a_dc, PQ_T_BOOLEAN), sc_col(&a_stats)};
+    pq_col_t add_k[6] = {sc_col(&a_path),
+                         mc_col(&a_pv),
+                         nc_col(&a_size, PQ_T_INT64),
+                         nc_col(&a_mt, PQ_T_INT64),
+                         nc_col(&a_dc, PQ_T_BOOLEAN),
+                         sc_col(&a_stats)};
     pq_col_t rm_k[6] = {sc_col(&r_path),
                         nc_col(&r_dt, PQ_T_INT64),
                         nc_col(&r_dc, PQ_T_BOOLEAN),
@@ -328,11 +332,12 @@ ed_code_t dl_table_checkpoint(dl_table_t *t, ed_err_t *err) {
                         nc_col(&r_size, PQ_T_INT64)};
     pq_col_t fmt_k[2] = {sc_col(&m_prov), mc_col(&m_opts)};
     pq_col_t pc_el = sc_col(&m_pc);
-    pq_col_t md_k[8] = {sc_col(&m_id), sc_col(&m_name), sc_col(&m_desc), {0}, sc_col(&m_ss),
-                        {0},           mc_col(&m_conf), nc_col(&m_ct, PQ_T_INT64)};
+    pq_col_t md_k[8] = {
+        sc_col(&m_id), sc_col(&m_name), sc_col(&m_desc),          {0}, sc_col(&m_ss),
+        {0},           mc_col(&m_conf), nc_col(&m_ct, PQ_T_INT64)};
     md_k[3] = (pq_col_t){.len = N, .valid = v_fmt, .nchildren = 2, .children = fmt_k};
-    md_k[5] = (pq_col_t){.len = N, .valid = pc_valid, .off = pc_off, .nchildren = 1,
-                         .children = &pc_el};
+    md_k[5] =
+        (pq_col_t){.len = N, .valid = pc_valid, .off = pc_off, .nchildren = 1, .children = &pc_el};
     pq_col_t pr_k[2] = {nc_col(&p_r, PQ_T_INT32), nc_col(&p_w, PQ_T_INT32)};
     pq_col_t top[5] = {
         {.len = N, .valid = v_tx, .nchildren = 3, .children = tx_k},
@@ -354,7 +359,8 @@ ed_code_t dl_table_checkpoint(dl_table_t *t, ed_err_t *err) {
   dl_log_name(t->version, ".checkpoint.parquet", name);
   if ((rc = st_put(t->store, name, file.data, file.len, err)))
     goto out;
-  ed_buf_printf(&lc, "{\"version\":%" PRId64 ",\"size\":%zu,\"sizeInBytes\":%zu,\"numOfAddFiles\":%zu}",
+  ed_buf_printf(&lc,
+                "{\"version\":%" PRId64 ",\"size\":%zu,\"sizeInBytes\":%zu,\"numOfAddFiles\":%zu}",
                 t->version, N, file.len, nadd);
   if ((rc = st_put(t->store, "_delta_log/_last_checkpoint", lc.data, lc.len, err)))
     goto out;

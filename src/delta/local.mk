@@ -11,3 +11,9 @@ src_delta_libdelta_a_SOURCES = \
 	src/delta/datafile.h src/delta/datafile.c \
 	src/delta/maint.h src/delta/maint.c
 DELTA_LIBS += src/delta/libdelta.a $(JSONC_LIBS)
+
+# The Delta tests' driver (create, concurrent appends, snapshots) and bench tool.
+check_PROGRAMS += tests/tools/dl_tool
+tests_tools_dl_tool_CFLAGS = $(AM_CFLAGS) $(JSONC_CFLAGS)
+tests_tools_dl_tool_SOURCES = tests/tools/dl_tool.c
+tests_tools_dl_tool_LDADD = $(DELTA_LIBS) $(PARQUET_LIBS) $(STORE_LIBS) $(COMMON_LIBS) $(JSONC_LIBS)

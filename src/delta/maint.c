@@ -36,7 +36,9 @@ static int cmp_fref(const void *x, const void *y) {
   int c = strcmp(a->part, b->part);
   if (c)
     return c;
-  return a->a->size < b->a->size ? -1 : a->a->size > b->a->size ? 1 : strcmp(a->a->path, b->a->path);
+  return a->a->size < b->a->size   ? -1
+         : a->a->size > b->a->size ? 1
+                                   : strcmp(a->a->path, b->a->path);
 }
 
 /* Rewrites files[0..n) (one partition, same schema) into new files of about
@@ -108,10 +110,9 @@ ed_code_t dl_optimize(dl_table_t *t, const dl_optimize_opts_t *o, dl_optimize_re
     res = &r0;
   memset(res, 0, sizeof *res);
   res->version = -1;
-  int64_t target = o && o->target_size > 0 ? o->target_size
-                                           : strtoll(dl_table_config(t, "delta.targetFileSize",
-                                                                     "134217728"),
-                                                     NULL, 10);
+  int64_t target = o && o->target_size > 0
+                       ? o->target_size
+                       : strtoll(dl_table_config(t, "delta.targetFileSize", "134217728"), NULL, 10);
   if (target <= 0)
     target = 128 << 20;
   size_t n = dl_table_num_files(t);
@@ -177,10 +178,11 @@ ed_code_t dl_optimize(dl_table_t *t, const dl_optimize_opts_t *o, dl_optimize_re
   res->files_added = nadds;
   if (!rc && nrms && (!o || !o->dry_run)) {
     ed_buf_t metrics = ED_BUF_INIT;
-    ed_buf_printf(&metrics,
-                  "{\"numRemovedFiles\":\"%zu\",\"numAddedFiles\":\"%zu\",\"numRemovedBytes\":\"%" PRId64
-                  "\",\"numAddedBytes\":\"%" PRId64 "\"}",
-                  nrms, nadds, res->bytes_removed, res->bytes_added);
+    ed_buf_printf(
+        &metrics,
+        "{\"numRemovedFiles\":\"%zu\",\"numAddedFiles\":\"%zu\",\"numRemovedBytes\":\"%" PRId64
+        "\",\"numAddedBytes\":\"%" PRId64 "\"}",
+        nrms, nadds, res->bytes_removed, res->bytes_added);
     dl_commit_t c = {.adds = adds,
                      .nadds = nadds,
                      .removes = rms,
@@ -314,7 +316,8 @@ static void schema_lines(json_object *fields, int depth, ed_buf_t *out) {
     }
     json_object *tt, *sub;
     json_object_object_get_ex(ty, "type", &tt);
-    if (!strcmp(json_object_get_string(tt), "struct") && json_object_object_get_ex(ty, "fields", &sub)) {
+    if (!strcmp(json_object_get_string(tt), "struct") &&
+        json_object_object_get_ex(ty, "fields", &sub)) {
       ed_buf_printf(out, "struct%s\n", json_object_get_boolean(nl) ? "" : " not null");
       schema_lines(sub, depth + 1, out);
     } else {
@@ -337,7 +340,8 @@ ed_code_t dl_inspect(const dl_table_t *t, bool json, ed_buf_t *out, ed_err_t *er
     bytes += a->size;
     ed_buf_t pk = ED_BUF_INIT;
     for (size_t k = 0; k < a->npv; k++)
-      ed_buf_printf(&pk, "%s%s=%s", k ? "/" : "", a->pv[k].key, a->pv[k].value ? a->pv[k].value : "null");
+      ed_buf_printf(&pk, "%s%s=%s", k ? "/" : "", a->pv[k].key,
+                    a->pv[k].value ? a->pv[k].value : "null");
     ed_buf_puts(&pk, "");
     json_object *p;
     if (!json_object_object_get_ex(parts, pk.data, &p)) {
@@ -382,19 +386,20 @@ ed_code_t dl_inspect(const dl_table_t *t, bool json, ed_buf_t *out, ed_err_t *er
     json_object_object_add(o, "txn", tx);
     for (size_t i = 0; i < m->nconfig; i++)
       json_object_object_add(cf, m->config[i].key,
-                             m->config[i].value ? json_object_new_string(m->config[i].value) : NULL);
+                             m->config[i].value ? json_object_new_string(m->config[i].value)
+                                                : NULL);
     json_object_object_add(o, "configuration", cf);
     json_object_object_add(o, "checkpointVersion",
                            dl_table_checkpoint_version(t) >= 0
                                ? json_object_new_int64(dl_table_checkpoint_version(t))
                                : NULL);
-    ed_buf_printf(out, "%s\n",
-                  json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-                                                        JSON_C_TO_STRING_NOSLASHESCAPE));
+    ed_buf_printf(
+        out, "%s\n",
+        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(o);
   } else {
-    ed_buf_printf(out, "table: %s\nversion: %" PRId64 "\nprotocol: %d/%d\n", st_url(dl_table_store(t)),
-                  dl_table_version(t), pr->min_reader, pr->min_writer);
+    ed_buf_printf(out, "table: %s\nversion: %" PRId64 "\nprotocol: %d/%d\n",
+                  st_url(dl_table_store(t)), dl_table_version(t), pr->min_reader, pr->min_writer);
     ed_buf_printf(out, "files: %zu\n", nf);
     if (rows_known)
       ed_buf_printf(out, "rows: %" PRId64 "\n", rows);
@@ -424,7 +429,8 @@ ed_code_t dl_inspect(const dl_table_t *t, bool json, ed_buf_t *out, ed_err_t *er
     if (m->nconfig) {
       ed_buf_puts(out, "configuration:\n");
       for (size_t i = 0; i < m->nconfig; i++)
-        ed_buf_printf(out, "  %s=%s\n", m->config[i].key, m->config[i].value ? m->config[i].value : "null");
+        ed_buf_printf(out, "  %s=%s\n", m->config[i].key,
+                      m->config[i].value ? m->config[i].value : "null");
     }
     if (dl_table_checkpoint_version(t) >= 0)
       ed_buf_printf(out, "checkpoint: %" PRId64 "\n", dl_table_checkpoint_version(t));

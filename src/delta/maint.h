@@ -20,7 +20,7 @@ typedef struct dl_optimize_opts {
 } dl_optimize_opts_t;
 
 typedef struct dl_optimize_result {
-  size_t partitions;    /* partitions that had something to compact */
+  size_t partitions; /* partitions that had something to compact */
   size_t files_removed, files_added;
   int64_t bytes_removed, bytes_added;
   int64_t rows;

@@ -168,11 +168,13 @@ ed_code_t dl_stats_from_writer(const pq_writer_t *w, int max_leaves, ed_buf_t *o
   ed_buf_putc(&mn, '{');
   ed_buf_putc(&mx, '{');
   ed_buf_putc(&nc, '{');
-  sctx_t c = {w, pq_writer_schema(w), &mn, &mx, &nc, max_leaves > 0 ? max_leaves : DL_STATS_INDEXED_COLS};
+  sctx_t c = {
+      w, pq_writer_schema(w), &mn, &mx, &nc, max_leaves > 0 ? max_leaves : DL_STATS_INDEXED_COLS};
   ed_code_t rc = walk(&c, PQ_ROOT, err);
   if (!rc)
-    rc = ed_buf_printf(out, "{\"numRecords\":%" PRId64 ",\"minValues\":%s},\"maxValues\":%s},\"nullCount\":%s}}",
-                       pq_writer_num_rows(w), mn.data, mx.data, nc.data);
+    rc = ed_buf_printf(
+        out, "{\"numRecords\":%" PRId64 ",\"minValues\":%s},\"maxValues\":%s},\"nullCount\":%s}}",
+        pq_writer_num_rows(w), mn.data, mx.data, nc.data);
   ed_buf_fini(&mn);
   ed_buf_fini(&mx);
   ed_buf_fini(&nc);
@@ -194,14 +196,15 @@ static ed_code_t struct_json(const pq_schema_t *s, int id, ed_buf_t *out, ed_err
     ed_code_t rc = type_json(s, n->children[i], out, err);
     if (rc)
       return rc;
-    ed_buf_printf(out, ",\"nullable\":%s,\"metadata\":{}}", c->rep == PQ_REQUIRED ? "false" : "true");
+    ed_buf_printf(out, ",\"nullable\":%s,\"metadata\":{}}",
+                  c->rep == PQ_REQUIRED ? "false" : "true");
   }
   return ed_buf_puts(out, "]}");
 }
 
 static ed_code_t type_json(const pq_schema_t *s, int id, ed_buf_t *out, ed_err_t *err) {
   const pq_node_t *n = pq_schema_node(s, id);
-  static const char *const prim[] = {"boolean", "integer", "long", "float",  "double",
+  static const char *const prim[] = {"boolean", "integer", "long", "float",    "double",
                                      "string",  "binary",  "date", "timestamp"};
   if (n->type <= PQ_T_TIMESTAMP)
     return ed_buf_printf(out, "\"%s\"", prim[n->type]);
@@ -221,7 +224,8 @@ static ed_code_t type_json(const pq_schema_t *s, int id, ed_buf_t *out, ed_err_t
     type_json(s, n->children[0], out, err);
     ed_buf_puts(out, ",\"valueType\":");
     type_json(s, n->children[1], out, err);
-    return ed_buf_printf(out, ",\"valueContainsNull\":%s}", v->rep == PQ_REQUIRED ? "false" : "true");
+    return ed_buf_printf(out, ",\"valueContainsNull\":%s}",
+                         v->rep == PQ_REQUIRED ? "false" : "true");
   }
   return ed_err_set(err, ED_E_UNSUPPORTED, "schema: column '%s' has no Delta type", n->name);
 }

@@ -16,7 +16,7 @@
 #include "parquet/writer.h"
 
 #define DL_STATS_STRING_PREFIX 32
-#define DL_STATS_INDEXED_COLS 32
+#define DL_STATS_INDEXED_COLS  32
 
 /* add.stats for the file a closed writer produced (first max_leaves leaf
  * columns in schema order; <= 0 means 32). Appends JSON text to out. */

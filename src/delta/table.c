@@ -341,8 +341,8 @@ static ed_code_t load(dl_table_t *t, ed_err_t *err) {
     ckpt = hint;
   if (maxv < 0 && ckpt < 0) {
     st_list_fini(&l);
-    return ed_err_set(err, ED_E_NOT_FOUND,
-                      "no Delta table at %s (no commits under _delta_log/)", st_url(t->store));
+    return ed_err_set(err, ED_E_NOT_FOUND, "no Delta table at %s (no commits under _delta_log/)",
+                      st_url(t->store));
   }
   if (ckpt > maxv)
     maxv = ckpt;
@@ -577,8 +577,8 @@ static ed_code_t winner_fn(dl_table_t *t, dl_action_t *a, void *ctx, ed_err_t *e
     switch (a->kind) {
     case DL_A_PROTOCOL:
       w->verdict = ED_E_CONFLICT;
-      snprintf(w->why, sizeof w->why, "a concurrent commit (version %" PRId64 ") changed the protocol",
-               w->version);
+      snprintf(w->why, sizeof w->why,
+               "a concurrent commit (version %" PRId64 ") changed the protocol", w->version);
       break;
     case DL_A_METADATA:
       w->verdict = ED_E_CONFLICT;
@@ -640,13 +640,14 @@ static ed_code_t build_body(dl_table_t *t, const dl_commit_t *c, int64_t read_ve
     ed_buf_puts(&params, "{\"mode\":\"Append\"}");
   }
   if (!c->metrics_json)
-    ed_buf_printf(&metrics,
-                  "{\"numAddedFiles\":\"%zu\",\"numRemovedFiles\":\"%zu\",\"numOutputRows\":\"%" PRId64
-                  "\",\"numOutputBytes\":\"%" PRId64 "\",\"numRemovedBytes\":\"%" PRId64 "\"}",
-                  c->nadds, c->nremoves, rows, bytes, rbytes);
-  ed_code_t rc = dl_write_commit_info(b, now, op, c->params_json ? c->params_json : params.data,
-                                      read_version, blind,
-                                      c->metrics_json ? c->metrics_json : metrics.data, txn_id);
+    ed_buf_printf(
+        &metrics,
+        "{\"numAddedFiles\":\"%zu\",\"numRemovedFiles\":\"%zu\",\"numOutputRows\":\"%" PRId64
+        "\",\"numOutputBytes\":\"%" PRId64 "\",\"numRemovedBytes\":\"%" PRId64 "\"}",
+        c->nadds, c->nremoves, rows, bytes, rbytes);
+  ed_code_t rc =
+      dl_write_commit_info(b, now, op, c->params_json ? c->params_json : params.data, read_version,
+                           blind, c->metrics_json ? c->metrics_json : metrics.data, txn_id);
   ed_buf_fini(&params);
   ed_buf_fini(&metrics);
   if (!rc && c->app_id) {
