@@ -14,6 +14,7 @@ struct dl_file_writer {
   dl_kv_t *pv;
   size_t npv;
   bool closed;
+  bool *nan; /* per leaf: a NaN was written */
 };
 
 static ed_code_t sink(void *ctx, const void *data, size_t len, ed_err_t *err) {
@@ -49,6 +50,8 @@ ed_code_t dl_file_writer_new(dl_table_t *t, const pq_schema_t *schema, const dl_
     w->npv = npv;
   }
   ed_code_t rc = pq_writer_new(schema, opts, sink, &w->file, &w->w, err);
+  if (!rc && !(w->nan = calloc(pq_schema_num_leaves(pq_writer_schema(w->w)) + 1, 1)))
+    rc = ed_err_set(err, ED_E_NOMEM, "out of memory");
   if (rc) {
     dl_file_writer_free(w);
     return rc;
@@ -59,7 +62,10 @@ ed_code_t dl_file_writer_new(dl_table_t *t, const pq_schema_t *schema, const dl_
 
 ed_code_t dl_file_writer_write(dl_file_writer_t *w, const pq_col_t *cols, size_t nrows,
                                ed_err_t *err) {
-  return pq_writer_write(w->w, cols, nrows, err);
+  ed_code_t rc = pq_writer_write(w->w, cols, nrows, err);
+  if (!rc)
+    dl_stats_scan_nan(pq_writer_schema(w->w), cols, nrows, w->nan);
+  return rc;
 }
 
 int64_t dl_file_writer_rows(const dl_file_writer_t *w) { return pq_writer_num_rows(w->w); }
@@ -78,7 +84,8 @@ ed_code_t dl_file_writer_finish(dl_file_writer_t *w, bool data_change, dl_add_t 
   dl_path_partition_dir(&key, w->pv, w->npv);
   ed_buf_printf(&key, "part-00000-%s.c000.zstd.parquet", uuid);
   const char *nic = dl_table_config(w->t, "delta.dataSkippingNumIndexedCols", "32");
-  if (!(rc = dl_stats_from_writer(w->w, atoi(nic) < 0 ? 1 << 30 : atoi(nic), &stats, err)) &&
+  if (!(rc =
+            dl_stats_from_writer(w->w, atoi(nic) < 0 ? 1 << 30 : atoi(nic), w->nan, &stats, err)) &&
       !(rc = st_put(dl_table_store(w->t), key.data, w->file.data, w->file.len, err))) {
     dl_path_to_uri(&uri, key.data, key.len);
     add->path = ed_buf_steal(&uri);
@@ -106,6 +113,7 @@ void dl_file_writer_free(dl_file_writer_t *w) {
     return;
   pq_writer_free(w->w);
   ed_buf_fini(&w->file);
+  free(w->nan);
   for (size_t i = 0; i < w->npv; i++) {
     free(w->pv[i].key);
     free(w->pv[i].value);

@@ -17,3 +17,10 @@ check_PROGRAMS += tests/tools/dl_tool
 tests_tools_dl_tool_CFLAGS = $(AM_CFLAGS) $(JSONC_CFLAGS)
 tests_tools_dl_tool_SOURCES = tests/tools/dl_tool.c
 tests_tools_dl_tool_LDADD = $(DELTA_LIBS) $(PARQUET_LIBS) $(STORE_LIBS) $(COMMON_LIBS) $(JSONC_LIBS)
+
+check_PROGRAMS += tests/unit/unit_delta
+TESTS += tests/unit/unit_delta
+tests_unit_unit_delta_CFLAGS = $(UNIT_CFLAGS) $(JSONC_CFLAGS)
+tests_unit_unit_delta_SOURCES = $(UNIT_COMMON) tests/unit/test_delta.c
+tests_unit_unit_delta_LDADD = $(DELTA_LIBS) $(PARQUET_LIBS) $(STORE_LIBS) $(COMMON_LIBS) \
+	$(JSONC_LIBS) $(CUNIT_LIBS)

@@ -55,6 +55,7 @@ typedef struct {
   const pq_schema_t *s;
   ed_buf_t *mn, *mx, *nc;
   int budget;
+  const bool *nan;
 } sctx_t;
 
 static void put_name(ed_buf_t *b, const char *name) {
@@ -145,7 +146,8 @@ static ed_code_t walk(sctx_t *c, int node, ed_err_t *err) {
       put_name(c->nc, ch->name);
       ed_buf_printf(c->nc, "%" PRId64, st.null_count);
     }
-    if (!st.has_min_max || ch->type == PQ_T_BOOLEAN || ch->type == PQ_T_BINARY)
+    if (!st.has_min_max || ch->type == PQ_T_BOOLEAN || ch->type == PQ_T_BINARY ||
+        (c->nan && c->nan[ch->leaf]))
       continue;
     size_t l0 = c->mn->len;
     put_name(c->mn, ch->name);
@@ -163,13 +165,42 @@ static ed_code_t walk(sctx_t *c, int node, ed_err_t *err) {
   return ED_OK;
 }
 
-ed_code_t dl_stats_from_writer(const pq_writer_t *w, int max_leaves, ed_buf_t *out, ed_err_t *err) {
+static void scan(const pq_schema_t *s, int node, const pq_col_t *c, size_t n, bool *nan) {
+  const pq_node_t *nd = pq_schema_node(s, node);
+  for (size_t i = 0; i < nd->nchildren && i < c->nchildren; i++) {
+    const pq_node_t *ch = pq_schema_node(s, nd->children[i]);
+    const pq_col_t *cc = &c->children[i];
+    if (ch->type == PQ_T_STRUCT && ch->rep != PQ_REPEATED) {
+      scan(s, nd->children[i], cc, n, nan);
+    } else if ((ch->type == PQ_T_FLOAT || ch->type == PQ_T_DOUBLE) && ch->rep != PQ_REPEATED &&
+               ch->leaf >= 0 && !nan[ch->leaf]) {
+      for (size_t r = 0; r < n; r++) {
+        if (cc->valid && !cc->valid[r])
+          continue;
+        if (ch->type == PQ_T_FLOAT ? isnan(cc->v.f32[r]) : isnan(cc->v.f64[r])) {
+          nan[ch->leaf] = true;
+          break;
+        }
+      }
+    }
+  }
+}
+
+void dl_stats_scan_nan(const pq_schema_t *s, const pq_col_t *cols, size_t nrows, bool *nan) {
+  const pq_node_t *root = pq_schema_node(s, PQ_ROOT);
+  pq_col_t top = {.len = nrows, .nchildren = root->nchildren, .children = cols};
+  scan(s, PQ_ROOT, &top, nrows, nan);
+}
+
+ed_code_t dl_stats_from_writer(const pq_writer_t *w, int max_leaves, const bool *nan, ed_buf_t *out,
+                               ed_err_t *err) {
   ed_buf_t mn = ED_BUF_INIT, mx = ED_BUF_INIT, nc = ED_BUF_INIT;
   ed_buf_putc(&mn, '{');
   ed_buf_putc(&mx, '{');
   ed_buf_putc(&nc, '{');
   sctx_t c = {
-      w, pq_writer_schema(w), &mn, &mx, &nc, max_leaves > 0 ? max_leaves : DL_STATS_INDEXED_COLS};
+      w,  pq_writer_schema(w), &mn, &mx, &nc, max_leaves > 0 ? max_leaves : DL_STATS_INDEXED_COLS,
+      nan};
   ed_code_t rc = walk(&c, PQ_ROOT, err);
   if (!rc)
     rc = ed_buf_printf(

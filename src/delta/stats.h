@@ -19,8 +19,14 @@
 #define DL_STATS_INDEXED_COLS  32
 
 /* add.stats for the file a closed writer produced (first max_leaves leaf
- * columns in schema order; <= 0 means 32). Appends JSON text to out. */
-ed_code_t dl_stats_from_writer(const pq_writer_t *w, int max_leaves, ed_buf_t *out, ed_err_t *err);
+ * columns in schema order; <= 0 means 32). nan: per leaf, true when a NaN
+ * was written (Parquet statistics skip NaN, Spark orders it above every
+ * number, so such a column gets no min/max); NULL = none. Appends JSON. */
+ed_code_t dl_stats_from_writer(const pq_writer_t *w, int max_leaves, const bool *nan, ed_buf_t *out,
+                               ed_err_t *err);
+/* Marks in nan[leaf] the FLOAT/DOUBLE leaves (outside lists and maps) of
+ * rows 0..nrows-1 of cols that hold a NaN. s must be finished. */
+void dl_stats_scan_nan(const pq_schema_t *s, const pq_col_t *cols, size_t nrows, bool *nan);
 /* The Spark truncation of a string min (first 32 code points) and max
  * (prefix plus tie-breaker). Append to out; max returns false when no valid
  * bound exists (then the max is omitted). */
