@@ -742,6 +742,26 @@ static ed_code_t setup_auth(az_t *a, const st_opts_t *o, ed_err_t *err) {
       a->authority[--n] = 0;
   }
   st_auth_t m = o->auth;
+  const char *want = getenv("EHDELTA_STORAGE_AUTH");
+  if (m == ST_AUTH_AUTO && want && *want) {
+    static const struct {
+      const char *name;
+      st_auth_t a;
+    } modes[] = {{"shared-key", ST_AUTH_SHARED_KEY},      {"sas", ST_AUTH_SAS},
+                 {"token", ST_AUTH_TOKEN},                {"client-secret", ST_AUTH_CLIENT_SECRET},
+                 {"workload-identity", ST_AUTH_WORKLOAD_ID}, {"managed-identity", ST_AUTH_MANAGED_ID},
+                 {"azure-cli", ST_AUTH_AZURE_CLI},        {"anonymous", ST_AUTH_NONE}};
+    for (size_t i = 0; i < sizeof modes / sizeof *modes; i++)
+      if (!strcmp(want, modes[i].name))
+        m = modes[i].a;
+    if (m == ST_AUTH_AUTO) {
+      free(key);
+      return ed_err_set(err, ED_E_CONFIG,
+                        "EHDELTA_STORAGE_AUTH '%s': expected shared-key, sas, token, client-secret, "
+                        "workload-identity, managed-identity, azure-cli or anonymous",
+                        want);
+    }
+  }
   if (m == ST_AUTH_AUTO) {
     if (key)
       m = ST_AUTH_SHARED_KEY;

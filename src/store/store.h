@@ -22,7 +22,9 @@ typedef struct st_store st_store_t;
  * ($AZURE_STORAGE_SAS_TOKEN), a fixed bearer token ($AZURE_STORAGE_TOKEN),
  * client secret ($AZURE_CLIENT_ID + $AZURE_CLIENT_SECRET + $AZURE_TENANT_ID),
  * workload identity ($AZURE_FEDERATED_TOKEN_FILE + client/tenant ids).
- * Managed identity and the Azure CLI are used only when asked for: they reach
+ * Managed identity and the Azure CLI are used only when asked for (opts.auth
+ * or $EHDELTA_STORAGE_AUTH = shared-key, sas, token, client-secret,
+ * workload-identity, managed-identity, azure-cli, anonymous): they reach
  * services (IMDS, the az program) that AUTO must not probe. */
 typedef enum {
   ST_AUTH_AUTO = 0,
