@@ -13,8 +13,8 @@ struct vacuum_cfg {
 
 const ed_opt_t cmd_vacuum_options[] = {
     {"retain", 'r', ED_OPT_DURATION, "DURATION", NULL, offsetof(struct vacuum_cfg, retain),
-     "keep unreferenced files younger than this (e.g. \"7 days\", \"168 hours\")",
-     ED_OPT_REQUIRED, 0, 0},
+     "keep unreferenced files younger than this (e.g. \"7 days\", \"168 hours\")", ED_OPT_REQUIRED,
+     0, 0},
     {"dry-run", 'n', ED_OPT_FLAG, NULL, NULL, offsetof(struct vacuum_cfg, dry_run),
      "list the files that would be deleted, delete nothing", 0, 0, 0},
     {"force", 'f', ED_OPT_FLAG, NULL, NULL, offsetof(struct vacuum_cfg, force),

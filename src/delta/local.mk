@@ -34,3 +34,8 @@ tests_unit_unit_delta_LDADD = $(DELTA_LIBS) $(PARQUET_LIBS) $(STORE_LIBS) $(COMM
 
 # Table maintenance commands' pages.
 dist_man_MANS += man/ehdelta-optimize.1 man/ehdelta-vacuum.1
+
+# Interop: delta-rs reads our tables, we read delta-rs's, on disk and on Azurite.
+TESTS += tests/interop/delta.sh
+EXTRA_DIST += tests/interop/delta.sh tests/interop/delta_util.py \
+	tests/interop/test_delta_local.py tests/interop/test_delta_azure.py

@@ -512,6 +512,15 @@ static ed_code_t aget(st_store_t *s, const char *key, int64_t off, int64_t len, 
   return rc;
 }
 
+typedef size_t (*chunk_fn)(void *ctx, char *buf, size_t bs);
+static ed_code_t put_blocks(st_store_t *s, const char *blob, chunk_fn read, void *ctx,
+                            bool if_absent, ed_err_t *err);
+typedef struct {
+  const char *p;
+  size_t left;
+} mem_src_t;
+static size_t mem_chunk(void *ctx, char *buf, size_t bs);
+
 static ed_code_t put_blob(st_store_t *s, const char *blob, const void *data, size_t n,
                           bool if_absent, bool *retried, az_resp_t *r, ed_err_t *err) {
   st_hdr_t h[2] = {{"x-ms-blob-type", "BlockBlob"}, {"If-None-Match", "*"}};
@@ -526,6 +535,12 @@ static ed_code_t aput(st_store_t *s, const char *key, const void *data, size_t n
   az_resp_t r = {0};
   bool retried = false;
   ed_code_t rc = blob_name(a, key, &blob);
+  if (!rc && n > a->block_size) {
+    mem_src_t m = {data, n};
+    rc = put_blocks(s, blob.data, mem_chunk, &m, if_absent, err);
+    ed_buf_fini(&blob);
+    return rc;
+  }
   if (!rc)
     rc = put_blob(s, blob.data, data, n, if_absent, &retried, &r, err);
   if (!rc && r.status != 201) {
@@ -548,32 +563,21 @@ static ed_code_t aput(st_store_t *s, const char *key, const void *data, size_t n
   return rc;
 }
 
-/* Put Block + Put Block List for files above block_size (§4.3). */
-static ed_code_t aput_file(st_store_t *s, const char *key, const char *path, ed_err_t *err) {
+/* Put Block + Put Block List (§4.3) for objects above block_size: each block
+ * is retried on its own; the final list commits atomically (with
+ * If-None-Match: * for a put-if-absent). read fills up to bs bytes. */
+static ed_code_t put_blocks(st_store_t *s, const char *blob, chunk_fn read, void *ctx,
+                            bool if_absent, ed_err_t *err) {
   az_t *a = s->impl;
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return ed_err_set(err, ED_E_NOT_FOUND, "upload: cannot open '%s'", path);
-  struct stat st;
-  fstat(fileno(f), &st);
   size_t bs = a->block_size;
   char *chunk = malloc(bs ? bs : 1);
-  ed_buf_t blob = ED_BUF_INIT, list = ED_BUF_INIT, qs = ED_BUF_INIT;
+  ed_buf_t list = ED_BUF_INIT, qs = ED_BUF_INIT;
   az_resp_t r = {0};
-  ed_code_t rc = chunk ? blob_name(a, key, &blob) : ED_E_NOMEM;
-  if (!rc && (size_t)st.st_size <= bs) {
-    size_t n = fread(chunk, 1, (size_t)st.st_size, f);
-    if (n != (size_t)st.st_size)
-      rc = ed_err_set(err, ED_E_IO, "upload: short read of '%s'", path);
-    else
-      rc = aput(s, key, chunk, n, false, err);
-    s->counters.bytes_up += n;
-    goto out;
-  }
+  ed_code_t rc = chunk ? ED_OK : ED_E_NOMEM;
   ed_buf_puts(&list, "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>");
   unsigned tag = (unsigned)ed_time_mono_us() ^ (unsigned)getpid();
   for (unsigned i = 0; !rc; i++) {
-    size_t n = fread(chunk, 1, bs, f);
+    size_t n = read(ctx, chunk, bs);
     if (n == 0)
       break;
     char raw[48], id[72];
@@ -583,29 +587,66 @@ static ed_code_t aput_file(st_store_t *s, const char *key, const char *path, ed_
     ed_buf_reset(&qs);
     ed_buf_puts(&qs, "comp=block&blockid=");
     ed_pct_encode(&qs, id, strlen(id), ED_PCT_COMPONENT);
-    az_req_t q = {"PUT", blob.data, qs.data, NULL, 0, chunk, n, false};
+    az_req_t q = {"PUT", blob, qs.data, NULL, 0, chunk, n, false};
     if ((rc = az_call(s, &q, &r, NULL, err)))
       break;
     if (r.status != 201) {
-      rc = status_error(a, "PUT block", blob.data, &r, err);
+      rc = status_error(a, "PUT block", blob, &r, err);
       break;
     }
-    s->counters.bytes_up += n;
     ed_buf_printf(&list, "<Latest>%s</Latest>", id);
   }
   if (!rc) {
     ed_buf_puts(&list, "</BlockList>");
-    az_req_t q = {"PUT", blob.data, "comp=blocklist", NULL, 0, list.data, list.len, false};
-    if (!(rc = az_call(s, &q, &r, NULL, err)) && r.status != 201)
-      rc = status_error(a, "PUT block list", blob.data, &r, err);
+    st_hdr_t h[1] = {{"If-None-Match", "*"}};
+    az_req_t q = {"PUT", blob, "comp=blocklist", h, if_absent ? 1 : 0, list.data, list.len, false};
+    if (!(rc = az_call(s, &q, &r, NULL, err)) && r.status != 201) {
+      if (if_absent && (r.status == 409 || r.status == 412))
+        rc = ed_err_set(err, ED_E_EXISTS, "'%s' already exists", blob);
+      else
+        rc = status_error(a, "PUT block list", blob, &r, err);
+    }
   }
-out:
-  fclose(f);
   free(chunk);
-  ed_buf_fini(&blob);
   ed_buf_fini(&list);
   ed_buf_fini(&qs);
   ed_buf_fini(&r.body);
+  return rc;
+}
+
+static size_t mem_chunk(void *ctx, char *buf, size_t bs) {
+  mem_src_t *m = ctx;
+  size_t n = m->left < bs ? m->left : bs;
+  memcpy(buf, m->p, n);
+  m->p += n;
+  m->left -= n;
+  return n;
+}
+
+static size_t file_chunk(void *ctx, char *buf, size_t bs) { return fread(buf, 1, bs, ctx); }
+
+static ed_code_t aput_file(st_store_t *s, const char *key, const char *path, ed_err_t *err) {
+  az_t *a = s->impl;
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return ed_err_set(err, ED_E_NOT_FOUND, "upload: cannot open '%s'", path);
+  struct stat st;
+  fstat(fileno(f), &st);
+  ed_buf_t blob = ED_BUF_INIT;
+  ed_code_t rc = blob_name(a, key, &blob);
+  if (!rc && (size_t)st.st_size <= a->block_size) {
+    char *data = malloc((size_t)st.st_size + 1);
+    if (!data || fread(data, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
+      rc = ed_err_set(err, ED_E_IO, "upload: cannot read '%s'", path);
+    else
+      rc = aput(s, key, data, (size_t)st.st_size, false, err);
+    free(data);
+  } else if (!rc) {
+    rc = put_blocks(s, blob.data, file_chunk, f, false, err);
+  }
+  s->counters.bytes_up += (uint64_t)st.st_size;
+  fclose(f);
+  ed_buf_fini(&blob);
   return rc;
 }
 
@@ -747,19 +788,24 @@ static ed_code_t setup_auth(az_t *a, const st_opts_t *o, ed_err_t *err) {
     static const struct {
       const char *name;
       st_auth_t a;
-    } modes[] = {{"shared-key", ST_AUTH_SHARED_KEY},      {"sas", ST_AUTH_SAS},
-                 {"token", ST_AUTH_TOKEN},                {"client-secret", ST_AUTH_CLIENT_SECRET},
-                 {"workload-identity", ST_AUTH_WORKLOAD_ID}, {"managed-identity", ST_AUTH_MANAGED_ID},
-                 {"azure-cli", ST_AUTH_AZURE_CLI},        {"anonymous", ST_AUTH_NONE}};
+    } modes[] = {{"shared-key", ST_AUTH_SHARED_KEY},
+                 {"sas", ST_AUTH_SAS},
+                 {"token", ST_AUTH_TOKEN},
+                 {"client-secret", ST_AUTH_CLIENT_SECRET},
+                 {"workload-identity", ST_AUTH_WORKLOAD_ID},
+                 {"managed-identity", ST_AUTH_MANAGED_ID},
+                 {"azure-cli", ST_AUTH_AZURE_CLI},
+                 {"anonymous", ST_AUTH_NONE}};
     for (size_t i = 0; i < sizeof modes / sizeof *modes; i++)
       if (!strcmp(want, modes[i].name))
         m = modes[i].a;
     if (m == ST_AUTH_AUTO) {
       free(key);
-      return ed_err_set(err, ED_E_CONFIG,
-                        "EHDELTA_STORAGE_AUTH '%s': expected shared-key, sas, token, client-secret, "
-                        "workload-identity, managed-identity, azure-cli or anonymous",
-                        want);
+      return ed_err_set(
+          err, ED_E_CONFIG,
+          "EHDELTA_STORAGE_AUTH '%s': expected shared-key, sas, token, client-secret, "
+          "workload-identity, managed-identity, azure-cli or anonymous",
+          want);
     }
   }
   if (m == ST_AUTH_AUTO) {
@@ -887,7 +933,10 @@ ed_code_t st_azure_open(const char *url, const st_opts_t *o, st_store_t **out, e
     goto fail;
   const char *ca = o->ca_file ? o->ca_file : getenv("EHDELTA_CA_FILE");
   a->ca_file = ca && *ca ? strdup(ca) : NULL;
-  a->block_size = o->block_size ? o->block_size : (size_t)64 << 20;
+  const char *bse = getenv("EHDELTA_BLOCK_SIZE"); /* tests force the block path */
+  a->block_size = o->block_size                    ? o->block_size
+                  : bse && strtoull(bse, NULL, 10) ? (size_t)strtoull(bse, NULL, 10)
+                                                   : (size_t)64 << 20;
   a->max_retries = o->max_retries > 0 ? o->max_retries : 8;
   a->max_backoff_us = o->max_backoff_us > 0 ? o->max_backoff_us : 15 * ED_US_PER_SEC;
   if (o->create_container && (rc = create_container(s, err)))

@@ -46,10 +46,11 @@ typedef struct st_opts {
   const char *account_key; /* base64 key text; else environment (see above) */
   const char *sas;         /* SAS query string, with or without '?' */
   const char *ca_file;     /* extra CA bundle (Azurite over HTTPS); else $EHDELTA_CA_FILE */
-  size_t block_size;       /* Azure: uploads larger than this use Put Block (default 64 MiB) */
-  int max_retries;         /* Azure: transient-failure retries (default 8) */
-  int64_t max_backoff_us;  /* cap of one backoff sleep (default 15 s) */
-  bool create_container;   /* Azure: create the container on open when missing */
+  size_t
+      block_size;  /* Azure: larger uploads use Put Block (default $EHDELTA_BLOCK_SIZE or 64 MiB) */
+  int max_retries; /* Azure: transient-failure retries (default 8) */
+  int64_t max_backoff_us; /* cap of one backoff sleep (default 15 s) */
+  bool create_container;  /* Azure: create the container on open when missing */
 } st_opts_t;
 
 typedef struct st_stat {

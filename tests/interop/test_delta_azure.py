@@ -253,3 +253,26 @@ def test_bearer_token_paths(oauth_azurite):
     from azure.storage.blob import BlobServiceClient  # noqa: F401
     assert sorted(snapshot(url, env=token_env(az, AZURE_STORAGE_TOKEN=fake_jwt()))["txn"].items()) \
         == [("b", 3)]
+
+
+def test_block_uploads_commit_atomically(azurite):
+    """With a tiny block size every object (data files, commits, checkpoints)
+    goes through Put Block + Put Block List; commits keep put-if-absent
+    semantics through If-None-Match on the block list."""
+    azurite.create_container("blocks")
+    url = azurite.url("blocks", "t")
+    env = dict(KEY_ENV, EHDELTA_BLOCK_SIZE="300")
+    tool("create", url, env=env)
+    penv = dict(os.environ, **env)
+    procs = [subprocess.Popen([DL_TOOL, "append", url, f"b{w}", str(w), "12", str(ROWS)], env=penv,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for w in range(2)]
+    for p in procs:
+        _, e = p.communicate(timeout=300)
+        assert p.returncode == 0, e
+    blob = azurite.service().get_blob_client("blocks", "t/_delta_log/00000000000000000010.json")
+    assert len(blob.get_block_list()[0]) > 1  # committed as several blocks
+    dt = rs(azurite, "blocks", "t")
+    assert dt.version() == 24
+    ids = ids_of(dt)
+    assert sorted(ids) == sorted(expected_ids(0, 12) | expected_ids(1, 12))
