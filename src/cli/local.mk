@@ -5,3 +5,5 @@ ehdelta_SOURCES = src/cli/ehdelta.c src/cli/cli.c src/cli/cli.h src/cli/commands
 	src/cli/cmd_sas.c
 ehdelta_LDADD = $(AGENT_LIBS) $(DELTA_LIBS) $(STREAM_LIBS) $(PARQUET_LIBS) $(STORE_LIBS) \
 	$(EVENTHUBS_LIBS) $(COMMON_LIBS) $(JSONC_LIBS) $(ZSTD_LIBS) $(SNAPPY_LIBS) $(CURL_LIBS)
+# inspect: Parquet files (src/parquet/inspect.c), Delta tables (delta layer).
+ehdelta_SOURCES += src/cli/cmd_inspect.c

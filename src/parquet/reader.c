@@ -15,9 +15,9 @@
 #include "proto/parquet.h"
 
 /* Caps that keep a lying file from allocating without bound. */
-#define MAX_PAGE_BYTES (256u << 20)
+#define MAX_PAGE_BYTES    (256u << 20)
 #define MAX_CHUNK_ENTRIES (1u << 26)
-#define MAX_SCHEMA_DEPTH 64
+#define MAX_SCHEMA_DEPTH  64
 
 typedef struct rstats {
   bool has;
@@ -87,19 +87,27 @@ static bool read_stats(pq_tr_t *t, rstats_t *s) {
   int ty;
   s->has = true;
   for (;;) {
-    if (!pq_tr_field(t, &last, &ty, &id)) return false;
-    if (ty == PQ_TT_STOP) return true;
+    if (!pq_tr_field(t, &last, &ty, &id))
+      return false;
+    if (ty == PQ_TT_STOP)
+      return true;
     const uint8_t *p;
     size_t n;
     if (ty == PQ_TT_BINARY && (id == PQF_ST_MAX || id == PQF_ST_MIN || id == PQF_ST_MAX_VALUE ||
                                id == PQF_ST_MIN_VALUE)) {
-      if (!pq_tr_bin(t, &p, &n)) return false;
-      if (id == PQF_ST_MAX) s->max = p, s->max_len = n;
-      if (id == PQF_ST_MIN) s->min = p, s->min_len = n;
-      if (id == PQF_ST_MAX_VALUE) s->max_value = p, s->max_value_len = n;
-      if (id == PQF_ST_MIN_VALUE) s->min_value = p, s->min_value_len = n;
+      if (!pq_tr_bin(t, &p, &n))
+        return false;
+      if (id == PQF_ST_MAX)
+        s->max = p, s->max_len = n;
+      if (id == PQF_ST_MIN)
+        s->min = p, s->min_len = n;
+      if (id == PQF_ST_MAX_VALUE)
+        s->max_value = p, s->max_value_len = n;
+      if (id == PQF_ST_MIN_VALUE)
+        s->min_value = p, s->min_value_len = n;
     } else if (id == PQF_ST_NULL_COUNT && ty == PQ_TT_I64) {
-      if (!pq_tr_i64(t, &s->nulls)) return false;
+      if (!pq_tr_i64(t, &s->nulls))
+        return false;
       s->has_nulls = true;
     } else if (!pq_tr_skip(t, ty, 1))
       return false;
@@ -111,51 +119,67 @@ static bool read_cmd(pq_tr_t *t, rchunk_t *c) {
   int ty;
   c->has_meta = true;
   for (;;) {
-    if (!pq_tr_field(t, &last, &ty, &id)) return false;
-    if (ty == PQ_TT_STOP) return true;
+    if (!pq_tr_field(t, &last, &ty, &id))
+      return false;
+    if (ty == PQ_TT_STOP)
+      return true;
     int64_t v;
     switch (id) {
     case PQF_CMD_TYPE:
-      if (!pq_tr_int(t, ty, &v)) return false;
+      if (!pq_tr_int(t, ty, &v))
+        return false;
       c->phys = (int)v;
       break;
     case PQF_CMD_ENCODINGS: {
-      if (ty != PQ_TT_LIST) goto skip;
+      if (ty != PQ_TT_LIST)
+        goto skip;
       int et;
       uint32_t n;
-      if (!pq_tr_list(t, &et, &n)) return false;
+      if (!pq_tr_list(t, &et, &n))
+        return false;
       for (uint32_t i = 0; i < n; i++) {
-        if (!pq_tr_int(t, et, &v)) return false;
-        if (v >= 0 && v < 32) c->enc |= 1u << v;
+        if (!pq_tr_int(t, et, &v))
+          return false;
+        if (v >= 0 && v < 32)
+          c->enc |= 1u << v;
       }
       break;
     }
     case PQF_CMD_CODEC:
-      if (!pq_tr_int(t, ty, &v)) return false;
+      if (!pq_tr_int(t, ty, &v))
+        return false;
       c->codec = (int)v;
       break;
     case PQF_CMD_NUM_VALUES:
-      if (!pq_tr_int(t, ty, &c->num_values)) return false;
+      if (!pq_tr_int(t, ty, &c->num_values))
+        return false;
       break;
     case PQF_CMD_TOTAL_UNCOMPRESSED:
-      if (!pq_tr_int(t, ty, &c->unc)) return false;
+      if (!pq_tr_int(t, ty, &c->unc))
+        return false;
       break;
     case PQF_CMD_TOTAL_COMPRESSED:
-      if (!pq_tr_int(t, ty, &c->comp)) return false;
+      if (!pq_tr_int(t, ty, &c->comp))
+        return false;
       break;
     case PQF_CMD_DATA_PAGE_OFFSET:
-      if (!pq_tr_int(t, ty, &c->data_off)) return false;
+      if (!pq_tr_int(t, ty, &c->data_off))
+        return false;
       break;
     case PQF_CMD_DICT_PAGE_OFFSET:
-      if (!pq_tr_int(t, ty, &c->dict_off)) return false;
+      if (!pq_tr_int(t, ty, &c->dict_off))
+        return false;
       break;
     case PQF_CMD_STATISTICS:
-      if (ty != PQ_TT_STRUCT) goto skip;
-      if (!read_stats(t, &c->st)) return false;
+      if (ty != PQ_TT_STRUCT)
+        goto skip;
+      if (!read_stats(t, &c->st))
+        return false;
       break;
     default:
     skip:
-      if (!pq_tr_skip(t, ty, 1)) return false;
+      if (!pq_tr_skip(t, ty, 1))
+        return false;
     }
   }
 }
@@ -164,12 +188,15 @@ static bool read_rg(pq_tr_t *t, rrg_t *g) {
   int16_t last = 0, id;
   int ty;
   for (;;) {
-    if (!pq_tr_field(t, &last, &ty, &id)) return false;
-    if (ty == PQ_TT_STOP) return true;
+    if (!pq_tr_field(t, &last, &ty, &id))
+      return false;
+    if (ty == PQ_TT_STOP)
+      return true;
     if (id == PQF_RG_COLUMNS && ty == PQ_TT_LIST) {
       int et;
       uint32_t n;
-      if (!pq_tr_list(t, &et, &n)) return false;
+      if (!pq_tr_list(t, &et, &n))
+        return false;
       if (et != PQ_TT_STRUCT) {
         t->err = "row group columns are not structs";
         return false;
@@ -187,16 +214,20 @@ static bool read_rg(pq_tr_t *t, rrg_t *g) {
         int16_t l2 = 0, id2;
         int t2;
         for (;;) {
-          if (!pq_tr_field(t, &l2, &t2, &id2)) return false;
-          if (t2 == PQ_TT_STOP) break;
+          if (!pq_tr_field(t, &l2, &t2, &id2))
+            return false;
+          if (t2 == PQ_TT_STOP)
+            break;
           if (id2 == PQF_CC_META_DATA && t2 == PQ_TT_STRUCT) {
-            if (!read_cmd(t, c)) return false;
+            if (!read_cmd(t, c))
+              return false;
           } else if (!pq_tr_skip(t, t2, 1))
             return false;
         }
       }
     } else if (id == PQF_RG_NUM_ROWS) {
-      if (!pq_tr_int(t, ty, &g->nrows)) return false;
+      if (!pq_tr_int(t, ty, &g->nrows))
+        return false;
     } else if (!pq_tr_skip(t, ty, 1))
       return false;
   }
@@ -206,23 +237,30 @@ static bool read_logical(pq_tr_t *t, relem_t *e) {
   int16_t last = 0, id;
   int ty;
   for (;;) {
-    if (!pq_tr_field(t, &last, &ty, &id)) return false;
-    if (ty == PQ_TT_STOP) return true;
+    if (!pq_tr_field(t, &last, &ty, &id))
+      return false;
+    if (ty == PQ_TT_STOP)
+      return true;
     e->logical = id;
     if (id == PQF_LT_TIMESTAMP && ty == PQ_TT_STRUCT) {
       int16_t l2 = 0, id2;
       int t2;
       for (;;) {
-        if (!pq_tr_field(t, &l2, &t2, &id2)) return false;
-        if (t2 == PQ_TT_STOP) break;
+        if (!pq_tr_field(t, &l2, &t2, &id2))
+          return false;
+        if (t2 == PQ_TT_STOP)
+          break;
         if (id2 == PQF_TS_UNIT && t2 == PQ_TT_STRUCT) {
           int16_t l3 = 0, id3;
           int t3;
           for (;;) {
-            if (!pq_tr_field(t, &l3, &t3, &id3)) return false;
-            if (t3 == PQ_TT_STOP) break;
+            if (!pq_tr_field(t, &l3, &t3, &id3))
+              return false;
+            if (t3 == PQ_TT_STOP)
+              break;
             e->ts_unit = id3;
-            if (!pq_tr_skip(t, t3, 3)) return false;
+            if (!pq_tr_skip(t, t3, 3))
+              return false;
           }
         } else if (!pq_tr_skip(t, t2, 2))
           return false;
@@ -236,28 +274,36 @@ static bool read_elem(pq_tr_t *t, relem_t *e) {
   int16_t last = 0, id;
   int ty;
   for (;;) {
-    if (!pq_tr_field(t, &last, &ty, &id)) return false;
-    if (ty == PQ_TT_STOP) return true;
+    if (!pq_tr_field(t, &last, &ty, &id))
+      return false;
+    if (ty == PQ_TT_STOP)
+      return true;
     int64_t v;
     switch (id) {
     case PQF_SE_TYPE:
-      if (!pq_tr_int(t, ty, &v)) return false;
+      if (!pq_tr_int(t, ty, &v))
+        return false;
       e->type = (int)v, e->has_type = true;
       break;
     case PQF_SE_TYPE_LENGTH:
-      if (!pq_tr_int(t, ty, &v)) return false;
+      if (!pq_tr_int(t, ty, &v))
+        return false;
       e->type_length = (int)v;
       break;
     case PQF_SE_REPETITION:
-      if (!pq_tr_int(t, ty, &v)) return false;
+      if (!pq_tr_int(t, ty, &v))
+        return false;
       e->rep = (int)v, e->has_rep = true;
       break;
     case PQF_SE_NAME:
-      if (ty != PQ_TT_BINARY) goto skip;
-      if (!pq_tr_bin(t, &e->name, &e->name_len)) return false;
+      if (ty != PQ_TT_BINARY)
+        goto skip;
+      if (!pq_tr_bin(t, &e->name, &e->name_len))
+        return false;
       break;
     case PQF_SE_NUM_CHILDREN:
-      if (!pq_tr_int(t, ty, &v)) return false;
+      if (!pq_tr_int(t, ty, &v))
+        return false;
       if (v < 0 || v > INT32_MAX) {
         t->err = "negative num_children";
         return false;
@@ -265,16 +311,20 @@ static bool read_elem(pq_tr_t *t, relem_t *e) {
       e->nchildren = (int)v;
       break;
     case PQF_SE_CONVERTED:
-      if (!pq_tr_int(t, ty, &v)) return false;
+      if (!pq_tr_int(t, ty, &v))
+        return false;
       e->conv = (int)v, e->has_conv = true;
       break;
     case PQF_SE_LOGICAL:
-      if (ty != PQ_TT_STRUCT) goto skip;
-      if (!read_logical(t, e)) return false;
+      if (ty != PQ_TT_STRUCT)
+        goto skip;
+      if (!read_logical(t, e))
+        return false;
       break;
     default:
     skip:
-      if (!pq_tr_skip(t, ty, 1)) return false;
+      if (!pq_tr_skip(t, ty, 1))
+        return false;
     }
   }
 }
@@ -286,53 +336,71 @@ static ed_code_t parse_footer(pq_reader_t *r, const uint8_t *p, size_t n, ed_err
   int ty;
   bool have_schema = false;
   for (;;) {
-    if (!pq_tr_field(&t, &last, &ty, &id)) return TR_FAIL(&t, err);
-    if (ty == PQ_TT_STOP) break;
+    if (!pq_tr_field(&t, &last, &ty, &id))
+      return TR_FAIL(&t, err);
+    if (ty == PQ_TT_STOP)
+      break;
     if (id == PQF_FMD_SCHEMA && ty == PQ_TT_LIST) {
       int et;
       uint32_t cnt;
-      if (!pq_tr_list(&t, &et, &cnt)) return TR_FAIL(&t, err);
-      if (et != PQ_TT_STRUCT) return corrupt(err, "parquet footer: %s", "schema is not structs");
+      if (!pq_tr_list(&t, &et, &cnt))
+        return TR_FAIL(&t, err);
+      if (et != PQ_TT_STRUCT)
+        return corrupt(err, "parquet footer: %s", "schema is not structs");
       free(r->el);
       r->el = calloc(cnt ? cnt : 1, sizeof *r->el);
-      if (!r->el) return ed_err_set(err, ED_E_NOMEM, "parquet reader: out of memory");
+      if (!r->el)
+        return ed_err_set(err, ED_E_NOMEM, "parquet reader: out of memory");
       r->nel = cnt;
       for (uint32_t i = 0; i < cnt; i++)
-        if (!read_elem(&t, &r->el[i])) return TR_FAIL(&t, err);
+        if (!read_elem(&t, &r->el[i]))
+          return TR_FAIL(&t, err);
       have_schema = true;
     } else if (id == PQF_FMD_NUM_ROWS) {
-      if (!pq_tr_int(&t, ty, &r->num_rows)) return TR_FAIL(&t, err);
+      if (!pq_tr_int(&t, ty, &r->num_rows))
+        return TR_FAIL(&t, err);
     } else if (id == PQF_FMD_ROW_GROUPS && ty == PQ_TT_LIST) {
       int et;
       uint32_t cnt;
-      if (!pq_tr_list(&t, &et, &cnt)) return TR_FAIL(&t, err);
-      if (et != PQ_TT_STRUCT) return corrupt(err, "parquet footer: %s", "row groups are not structs");
-      if (r->rgs) return corrupt(err, "parquet footer: %s", "row_groups twice");
+      if (!pq_tr_list(&t, &et, &cnt))
+        return TR_FAIL(&t, err);
+      if (et != PQ_TT_STRUCT)
+        return corrupt(err, "parquet footer: %s", "row groups are not structs");
+      if (r->rgs)
+        return corrupt(err, "parquet footer: %s", "row_groups twice");
       r->rgs = calloc(cnt ? cnt : 1, sizeof *r->rgs);
-      if (!r->rgs) return ed_err_set(err, ED_E_NOMEM, "parquet reader: out of memory");
+      if (!r->rgs)
+        return ed_err_set(err, ED_E_NOMEM, "parquet reader: out of memory");
       for (uint32_t i = 0; i < cnt; i++) {
         r->nrgs = i + 1;
-        if (!read_rg(&t, &r->rgs[i])) return TR_FAIL(&t, err);
+        if (!read_rg(&t, &r->rgs[i]))
+          return TR_FAIL(&t, err);
       }
       r->nrgs = cnt;
     } else if (id == PQF_FMD_KV && ty == PQ_TT_LIST) {
       int et;
       uint32_t cnt;
-      if (!pq_tr_list(&t, &et, &cnt)) return TR_FAIL(&t, err);
-      if (et != PQ_TT_STRUCT || r->kv) return corrupt(err, "parquet footer: %s", "bad key_value_metadata");
+      if (!pq_tr_list(&t, &et, &cnt))
+        return TR_FAIL(&t, err);
+      if (et != PQ_TT_STRUCT || r->kv)
+        return corrupt(err, "parquet footer: %s", "bad key_value_metadata");
       r->kv = calloc(2 * (size_t)cnt + 1, sizeof *r->kv);
-      if (!r->kv) return ed_err_set(err, ED_E_NOMEM, "parquet reader: out of memory");
+      if (!r->kv)
+        return ed_err_set(err, ED_E_NOMEM, "parquet reader: out of memory");
       for (uint32_t i = 0; i < cnt; i++) {
         int16_t l2 = 0, id2;
         int t2;
         r->nkv = i + 1;
         for (;;) {
-          if (!pq_tr_field(&t, &l2, &t2, &id2)) return TR_FAIL(&t, err);
-          if (t2 == PQ_TT_STOP) break;
+          if (!pq_tr_field(&t, &l2, &t2, &id2))
+            return TR_FAIL(&t, err);
+          if (t2 == PQ_TT_STOP)
+            break;
           if ((id2 == PQF_KV_KEY || id2 == PQF_KV_VALUE) && t2 == PQ_TT_BINARY) {
             const uint8_t *b;
             size_t bn;
-            if (!pq_tr_bin(&t, &b, &bn)) return TR_FAIL(&t, err);
+            if (!pq_tr_bin(&t, &b, &bn))
+              return TR_FAIL(&t, err);
             char **slot = &r->kv[2 * i + (id2 == PQF_KV_VALUE)];
             free(*slot);
             if (!(*slot = dupn(b, bn)))
@@ -346,14 +414,16 @@ static ed_code_t parse_footer(pq_reader_t *r, const uint8_t *p, size_t n, ed_err
     } else if (id == PQF_FMD_CREATED_BY && ty == PQ_TT_BINARY) {
       const uint8_t *b;
       size_t bn;
-      if (!pq_tr_bin(&t, &b, &bn)) return TR_FAIL(&t, err);
+      if (!pq_tr_bin(&t, &b, &bn))
+        return TR_FAIL(&t, err);
       free(r->created_by);
       if (!(r->created_by = dupn(b, bn)))
         return ed_err_set(err, ED_E_NOMEM, "parquet reader: out of memory");
     } else if (!pq_tr_skip(&t, ty, 0))
       return TR_FAIL(&t, err);
   }
-  if (!have_schema || r->nel == 0) return corrupt(err, "parquet footer: %s", "no schema");
+  if (!have_schema || r->nel == 0)
+    return corrupt(err, "parquet footer: %s", "no schema");
   return ED_OK;
 }
 
@@ -361,29 +431,35 @@ static ed_code_t parse_footer(pq_reader_t *r, const uint8_t *p, size_t n, ed_err
 
 static pq_type_t leaf_type(const relem_t *e) {
   switch (e->type) {
-  case PQ_P_BOOLEAN: return PQ_T_BOOLEAN;
+  case PQ_P_BOOLEAN:
+    return PQ_T_BOOLEAN;
   case PQ_P_INT32:
-    if (e->logical == PQF_LT_DATE || (e->has_conv && e->conv == PQ_CT_DATE)) return PQ_T_DATE;
+    if (e->logical == PQF_LT_DATE || (e->has_conv && e->conv == PQ_CT_DATE))
+      return PQ_T_DATE;
     return PQ_T_INT32;
   case PQ_P_INT64:
     if ((e->logical == PQF_LT_TIMESTAMP && e->ts_unit == PQF_TU_MICROS) ||
         (!e->logical && e->has_conv && e->conv == PQ_CT_TIMESTAMP_MICROS))
       return PQ_T_TIMESTAMP;
     return PQ_T_INT64;
-  case PQ_P_FLOAT: return PQ_T_FLOAT;
-  case PQ_P_DOUBLE: return PQ_T_DOUBLE;
+  case PQ_P_FLOAT:
+    return PQ_T_FLOAT;
+  case PQ_P_DOUBLE:
+    return PQ_T_DOUBLE;
   case PQ_P_BYTE_ARRAY:
     if (e->logical == PQF_LT_STRING || e->logical == PQF_LT_ENUM || e->logical == PQF_LT_JSON ||
         (e->has_conv && (e->conv == PQ_CT_UTF8 || e->conv == PQ_CT_JSON)))
       return PQ_T_STRING;
     return PQ_T_BINARY;
-  default: return PQ_T_BINARY;
+  default:
+    return PQ_T_BINARY;
   }
 }
 
 static ed_code_t rename_node(pq_schema_t *s, int id, const relem_t *e, ed_err_t *err) {
   char *nm = dupn(e->name ? e->name : (const uint8_t *)"", e->name_len);
-  if (!nm) return ed_err_set(err, ED_E_NOMEM, "parquet reader: out of memory");
+  if (!nm)
+    return ed_err_set(err, ED_E_NOMEM, "parquet reader: out of memory");
   free(s->n[id].name);
   s->n[id].name = nm;
   s->n[id].pub.name = nm;
@@ -400,28 +476,34 @@ static ed_code_t add_elem(pq_reader_t *r, int parent, const relem_t *e, pq_type_
   memcpy(name, e->name ? (const char *)e->name : "", n);
   name[n] = 0;
   ed_code_t rc = pq_schema_add(r->schema, parent, n ? name : "_", t, rep, id, err);
-  if (rc) return ed_err_set(err, ED_E_CORRUPT, "parquet footer: %s", err ? err->msg : "schema");
+  if (rc)
+    return ed_err_set(err, ED_E_CORRUPT, "parquet footer: %s", err ? err->msg : "schema");
   return rename_node(r->schema, *id, e, err);
 }
 
 /* Consumes element *pos and its subtree. */
 static ed_code_t build_node(pq_reader_t *r, uint32_t *pos, int parent, int depth,
                             pq_repetition_t force_rep, bool force, ed_err_t *err) {
-  if (depth > MAX_SCHEMA_DEPTH) return corrupt(err, "parquet footer: %s", "schema nested too deep");
-  if (*pos >= r->nel) return corrupt(err, "parquet footer: %s", "schema shorter than num_children");
+  if (depth > MAX_SCHEMA_DEPTH)
+    return corrupt(err, "parquet footer: %s", "schema nested too deep");
+  if (*pos >= r->nel)
+    return corrupt(err, "parquet footer: %s", "schema shorter than num_children");
   const relem_t *e = &r->el[(*pos)++];
   pq_repetition_t rep = force ? force_rep : e->has_rep ? (pq_repetition_t)e->rep : PQ_OPTIONAL;
-  if (rep > PQ_REPEATED) return corrupt(err, "parquet footer: %s", "bad repetition_type");
+  if (rep > PQ_REPEATED)
+    return corrupt(err, "parquet footer: %s", "bad repetition_type");
   int id;
   ed_code_t rc;
   if (e->nchildren == 0 && e->has_type) {
     if (e->type < 0 || e->type > PQ_P_FIXED_LEN_BYTE_ARRAY)
       return corrupt(err, "parquet footer: %s", "unknown physical type");
-    if ((rc = add_elem(r, parent, e, leaf_type(e), rep, &id, err))) return rc;
+    if ((rc = add_elem(r, parent, e, leaf_type(e), rep, &id, err)))
+      return rc;
     r->schema->n[id].phys_override = e->type;
     return ED_OK;
   }
-  if (e->nchildren == 0) return corrupt(err, "parquet footer: %s", "group without children");
+  if (e->nchildren == 0)
+    return corrupt(err, "parquet footer: %s", "group without children");
   bool is_list = e->logical == PQF_LT_LIST || (e->has_conv && e->conv == PQ_CT_LIST);
   bool is_map = e->logical == PQF_LT_MAP ||
                 (e->has_conv && (e->conv == PQ_CT_MAP || e->conv == PQ_CT_MAP_KEY_VALUE));
@@ -429,20 +511,25 @@ static ed_code_t build_node(pq_reader_t *r, uint32_t *pos, int parent, int depth
     const relem_t *mid = &r->el[*pos];
     size_t want = is_list ? 1 : 2;
     if (mid->has_rep && mid->rep == PQ_REPEATED && mid->nchildren == (int)want && !mid->has_type) {
-      if ((rc = add_elem(r, parent, e, is_list ? PQ_T_LIST : PQ_T_MAP, rep, &id, err))) return rc;
+      if ((rc = add_elem(r, parent, e, is_list ? PQ_T_LIST : PQ_T_MAP, rep, &id, err)))
+        return rc;
       (*pos)++;
       char *mn = dupn(mid->name ? mid->name : (const uint8_t *)"", mid->name_len);
-      if (!mn) return ed_err_set(err, ED_E_NOMEM, "parquet reader: out of memory");
+      if (!mn)
+        return ed_err_set(err, ED_E_NOMEM, "parquet reader: out of memory");
       r->schema->n[id].mid_name = mn;
       for (size_t k = 0; k < want; k++) {
         pq_repetition_t kr = PQ_OPTIONAL;
         bool f = false;
-        if (!is_list && k == 0) kr = PQ_REQUIRED, f = true; /* map keys are required */
-        if ((rc = build_node(r, pos, id, depth + 1, kr, f, err))) return rc;
+        if (!is_list && k == 0)
+          kr = PQ_REQUIRED, f = true; /* map keys are required */
+        if ((rc = build_node(r, pos, id, depth + 1, kr, f, err)))
+          return rc;
         int kid = r->schema->n[id].kids[k];
         if (r->schema->n[kid].pub.rep == PQ_REPEATED)
-          return ed_err_set(err, ED_E_UNSUPPORTED, "parquet reader: repeated list element in '%.*s'",
-                            (int)e->name_len, e->name ? (const char *)e->name : "");
+          return ed_err_set(err, ED_E_UNSUPPORTED,
+                            "parquet reader: repeated list element in '%.*s'", (int)e->name_len,
+                            e->name ? (const char *)e->name : "");
       }
       return ED_OK;
     }
@@ -450,34 +537,44 @@ static ed_code_t build_node(pq_reader_t *r, uint32_t *pos, int parent, int depth
                       "parquet reader: legacy (2-level) list or map '%.*s' not supported",
                       (int)e->name_len, e->name ? (const char *)e->name : "");
   }
-  if ((rc = add_elem(r, parent, e, PQ_T_STRUCT, rep, &id, err))) return rc;
+  if ((rc = add_elem(r, parent, e, PQ_T_STRUCT, rep, &id, err)))
+    return rc;
   for (int k = 0; k < e->nchildren; k++)
-    if ((rc = build_node(r, pos, id, depth + 1, PQ_REQUIRED, false, err))) return rc;
+    if ((rc = build_node(r, pos, id, depth + 1, PQ_REQUIRED, false, err)))
+      return rc;
   return ED_OK;
 }
 
 static ed_code_t build_schema(pq_reader_t *r, ed_err_t *err) {
   ed_code_t rc = pq_schema_new(&r->schema, err);
-  if (rc) return rc;
+  if (rc)
+    return rc;
   const relem_t *root = &r->el[0];
-  if (root->nchildren <= 0) return corrupt(err, "parquet footer: %s", "root has no children");
+  if (root->nchildren <= 0)
+    return corrupt(err, "parquet footer: %s", "root has no children");
   if ((uint32_t)root->nchildren >= r->nel)
     return corrupt(err, "parquet footer: %s", "root num_children past the schema");
   uint32_t pos = 1;
   for (int k = 0; k < root->nchildren; k++)
-    if ((rc = build_node(r, &pos, PQ_ROOT, 1, PQ_REQUIRED, false, err))) return rc;
-  if (pos != r->nel) return corrupt(err, "parquet footer: %s", "schema elements left over");
-  if ((rc = pq_schema_finish(r->schema, err))) return ed_err_prefix(err, "parquet footer");
+    if ((rc = build_node(r, &pos, PQ_ROOT, 1, PQ_REQUIRED, false, err)))
+      return rc;
+  if (pos != r->nel)
+    return corrupt(err, "parquet footer: %s", "schema elements left over");
+  if ((rc = pq_schema_finish(r->schema, err)))
+    return ed_err_prefix(err, "parquet footer");
   size_t nl = pq_schema_num_leaves(r->schema);
   for (uint32_t g = 0; g < r->nrgs; g++) {
     if (r->rgs[g].ncols != nl)
-      return ed_err_set(err, ED_E_CORRUPT, "parquet footer: row group %u has %zu columns, schema %zu",
-                        g, r->rgs[g].ncols, nl);
+      return ed_err_set(err, ED_E_CORRUPT,
+                        "parquet footer: row group %u has %zu columns, schema %zu", g,
+                        r->rgs[g].ncols, nl);
     for (size_t i = 0; i < nl; i++) {
       const pq_node_t *ln = pq_schema_node(r->schema, pq_schema_leaf_node(r->schema, i));
       if (!r->rgs[g].cols[i].has_meta)
-        return ed_err_set(err, ED_E_UNSUPPORTED, "parquet reader: column %zu of row group %u has no "
-                                                 "meta_data", i, g);
+        return ed_err_set(err, ED_E_UNSUPPORTED,
+                          "parquet reader: column %zu of row group %u has no "
+                          "meta_data",
+                          i, g);
       if (r->rgs[g].cols[i].phys != (int)ln->phys)
         return ed_err_set(err, ED_E_CORRUPT, "parquet footer: column '%s' type %d, schema says %d",
                           ln->path, r->rgs[g].cols[i].phys, (int)ln->phys);
@@ -489,20 +586,23 @@ static ed_code_t build_schema(pq_reader_t *r, ed_err_t *err) {
 ed_code_t pq_reader_open(const void *data, size_t len, pq_reader_t **out, ed_err_t *err) {
   const uint8_t *p = data;
   *out = NULL;
-  if (len < 12) return ed_err_set(err, ED_E_CORRUPT, "parquet: file of %zu bytes is too short", len);
+  if (len < 12)
+    return ed_err_set(err, ED_E_CORRUPT, "parquet: file of %zu bytes is too short", len);
   if (memcmp(p, "PAR1", 4) || memcmp(p + len - 4, "PAR1", 4))
     return ed_err_set(err, ED_E_CORRUPT, "parquet: bad magic (expected PAR1 at both ends)");
   uint32_t flen;
   memcpy(&flen, p + len - 8, 4);
   if (flen > len - 12)
-    return ed_err_set(err, ED_E_CORRUPT, "parquet: footer length %u past the file (%zu bytes)", flen,
-                      len);
+    return ed_err_set(err, ED_E_CORRUPT, "parquet: footer length %u past the file (%zu bytes)",
+                      flen, len);
   pq_reader_t *r = calloc(1, sizeof *r);
-  if (!r) return ed_err_set(err, ED_E_NOMEM, "parquet reader: out of memory");
+  if (!r)
+    return ed_err_set(err, ED_E_NOMEM, "parquet reader: out of memory");
   r->data = p;
   r->len = len;
   ed_code_t rc = parse_footer(r, p + len - 8 - flen, flen, err);
-  if (!rc) rc = build_schema(r, err);
+  if (!rc)
+    rc = build_schema(r, err);
   if (rc) {
     pq_reader_free(r);
     return rc;
@@ -512,12 +612,15 @@ ed_code_t pq_reader_open(const void *data, size_t len, pq_reader_t **out, ed_err
 }
 
 void pq_reader_free(pq_reader_t *r) {
-  if (!r) return;
+  if (!r)
+    return;
   free(r->el);
-  for (uint32_t i = 0; i < r->nrgs; i++) free(r->rgs[i].cols);
+  for (uint32_t i = 0; i < r->nrgs; i++)
+    free(r->rgs[i].cols);
   free(r->rgs);
   free(r->created_by);
-  for (uint32_t i = 0; i < 2 * r->nkv; i++) free(r->kv[i]);
+  for (uint32_t i = 0; i < 2 * r->nkv; i++)
+    free(r->kv[i]);
   free(r->kv);
   pq_schema_free(r->schema);
   ed_buf_fini(&r->page);
@@ -543,15 +646,19 @@ static void fill_value(pq_phys_t ph, const uint8_t *p, size_t n, pq_value_t *v) 
   memset(v, 0, sizeof *v);
   v->bytes = p;
   v->len = n;
-  if (ph == PQ_P_BOOLEAN && n >= 1) v->u.b = p[0] != 0;
-  if ((ph == PQ_P_INT32 || ph == PQ_P_FLOAT) && n == 4) memcpy(&v->u.i32, p, 4);
-  if ((ph == PQ_P_INT64 || ph == PQ_P_DOUBLE) && n == 8) memcpy(&v->u.i64, p, 8);
+  if (ph == PQ_P_BOOLEAN && n >= 1)
+    v->u.b = p[0] != 0;
+  if ((ph == PQ_P_INT32 || ph == PQ_P_FLOAT) && n == 4)
+    memcpy(&v->u.i32, p, 4);
+  if ((ph == PQ_P_INT64 || ph == PQ_P_DOUBLE) && n == 8)
+    memcpy(&v->u.i64, p, 8);
 }
 
 ed_code_t pq_reader_chunk_info(const pq_reader_t *r, size_t rg, size_t leaf, pq_chunk_info_t *out,
                                ed_err_t *err) {
   if (rg >= r->nrgs || leaf >= r->rgs[rg].ncols)
-    return ed_err_set(err, ED_E_INVALID, "parquet reader: no column %zu in row group %zu", leaf, rg);
+    return ed_err_set(err, ED_E_INVALID, "parquet reader: no column %zu in row group %zu", leaf,
+                      rg);
   const rchunk_t *c = &r->rgs[rg].cols[leaf];
   memset(out, 0, sizeof *out);
   out->phys = (pq_phys_t)c->phys;
@@ -599,65 +706,91 @@ static bool read_page_header(pq_tr_t *t, pagehdr_t *h) {
   h->unc = h->comp = -1;
   h->is_compressed = true;
   for (;;) {
-    if (!pq_tr_field(t, &last, &ty, &id)) return false;
-    if (ty == PQ_TT_STOP) return true;
+    if (!pq_tr_field(t, &last, &ty, &id))
+      return false;
+    if (ty == PQ_TT_STOP)
+      return true;
     int64_t v;
     if ((id == PQF_PH_DATA_PAGE || id == PQF_PH_DICT_PAGE || id == PQF_PH_DATA_PAGE_V2) &&
         ty == PQ_TT_STRUCT) {
       int16_t l2 = 0, id2;
       int t2;
-      if (id == PQF_PH_DATA_PAGE) h->has_dp = true;
-      if (id == PQF_PH_DICT_PAGE) h->has_dict = true;
-      if (id == PQF_PH_DATA_PAGE_V2) h->has_v2 = true;
+      if (id == PQF_PH_DATA_PAGE)
+        h->has_dp = true;
+      if (id == PQF_PH_DICT_PAGE)
+        h->has_dict = true;
+      if (id == PQF_PH_DATA_PAGE_V2)
+        h->has_v2 = true;
       for (;;) {
-        if (!pq_tr_field(t, &l2, &t2, &id2)) return false;
-        if (t2 == PQ_TT_STOP) break;
+        if (!pq_tr_field(t, &l2, &t2, &id2))
+          return false;
+        if (t2 == PQ_TT_STOP)
+          break;
         if (t2 == PQ_TT_TRUE || t2 == PQ_TT_FALSE) {
           if (id == PQF_PH_DATA_PAGE_V2 && id2 == PQF_DP2_IS_COMPRESSED)
             h->is_compressed = t2 == PQ_TT_TRUE;
           continue;
         }
         if (t2 != PQ_TT_I32 && t2 != PQ_TT_I16 && t2 != PQ_TT_I64) {
-          if (!pq_tr_skip(t, t2, 2)) return false;
+          if (!pq_tr_skip(t, t2, 2))
+            return false;
           continue;
         }
-        if (!pq_tr_int(t, t2, &v)) return false;
+        if (!pq_tr_int(t, t2, &v))
+          return false;
         if (v < INT32_MIN || v > INT32_MAX) {
           t->err = "page header value out of range";
           return false;
         }
         int32_t x = (int32_t)v;
         if (id == PQF_PH_DATA_PAGE) {
-          if (id2 == PQF_DP_NUM_VALUES) h->nvals = x;
-          if (id2 == PQF_DP_ENCODING) h->enc = x;
-          if (id2 == PQF_DP_DEF_ENCODING) h->def_enc = x;
-          if (id2 == PQF_DP_REP_ENCODING) h->rep_enc = x;
+          if (id2 == PQF_DP_NUM_VALUES)
+            h->nvals = x;
+          if (id2 == PQF_DP_ENCODING)
+            h->enc = x;
+          if (id2 == PQF_DP_DEF_ENCODING)
+            h->def_enc = x;
+          if (id2 == PQF_DP_REP_ENCODING)
+            h->rep_enc = x;
         } else if (id == PQF_PH_DICT_PAGE) {
-          if (id2 == PQF_DICT_NUM_VALUES) h->nvals = x;
-          if (id2 == PQF_DICT_ENCODING) h->enc = x;
+          if (id2 == PQF_DICT_NUM_VALUES)
+            h->nvals = x;
+          if (id2 == PQF_DICT_ENCODING)
+            h->enc = x;
         } else {
-          if (id2 == PQF_DP2_NUM_VALUES) h->nvals = x;
-          if (id2 == PQF_DP2_NUM_NULLS) h->nnulls = x;
-          if (id2 == PQF_DP2_NUM_ROWS) h->nrows = x;
-          if (id2 == PQF_DP2_ENCODING) h->enc = x;
-          if (id2 == PQF_DP2_DEF_LEN) h->def_len = x;
-          if (id2 == PQF_DP2_REP_LEN) h->rep_len = x;
+          if (id2 == PQF_DP2_NUM_VALUES)
+            h->nvals = x;
+          if (id2 == PQF_DP2_NUM_NULLS)
+            h->nnulls = x;
+          if (id2 == PQF_DP2_NUM_ROWS)
+            h->nrows = x;
+          if (id2 == PQF_DP2_ENCODING)
+            h->enc = x;
+          if (id2 == PQF_DP2_DEF_LEN)
+            h->def_len = x;
+          if (id2 == PQF_DP2_REP_LEN)
+            h->rep_len = x;
         }
       }
       continue;
     }
     if (id == PQF_PH_TYPE || id == PQF_PH_UNCOMPRESSED_SIZE || id == PQF_PH_COMPRESSED_SIZE) {
-      if (!pq_tr_int(t, ty, &v)) return false;
+      if (!pq_tr_int(t, ty, &v))
+        return false;
       if (v < INT32_MIN || v > INT32_MAX) {
         t->err = "page header value out of range";
         return false;
       }
-      if (id == PQF_PH_TYPE) h->type = (int)v;
-      if (id == PQF_PH_UNCOMPRESSED_SIZE) h->unc = (int32_t)v;
-      if (id == PQF_PH_COMPRESSED_SIZE) h->comp = (int32_t)v;
+      if (id == PQF_PH_TYPE)
+        h->type = (int)v;
+      if (id == PQF_PH_UNCOMPRESSED_SIZE)
+        h->unc = (int32_t)v;
+      if (id == PQF_PH_COMPRESSED_SIZE)
+        h->comp = (int32_t)v;
       continue;
     }
-    if (!pq_tr_skip(t, ty, 1)) return false;
+    if (!pq_tr_skip(t, ty, 1))
+      return false;
   }
 }
 
@@ -677,14 +810,19 @@ typedef struct lout {
   size_t icap;
 } lout_t;
 
-static ed_code_t oom(ed_err_t *err) { return ed_err_set(err, ED_E_NOMEM, "parquet reader: out of memory"); }
+static ed_code_t oom(ed_err_t *err) {
+  return ed_err_set(err, ED_E_NOMEM, "parquet reader: out of memory");
+}
 
 static bool grow(void **p, size_t *cap, size_t need, size_t elem) {
-  if (need <= *cap) return true;
+  if (need <= *cap)
+    return true;
   size_t n = *cap ? *cap : 64;
-  while (n < need) n *= 2;
+  while (n < need)
+    n *= 2;
   void *q = realloc(*p, n * elem);
-  if (!q) return false;
+  if (!q)
+    return false;
   *p = q;
   *cap = n;
   return true;
@@ -693,12 +831,17 @@ static bool grow(void **p, size_t *cap, size_t need, size_t elem) {
 static size_t phys_width(int ph, int type_length) {
   switch (ph) {
   case PQ_P_INT32:
-  case PQ_P_FLOAT: return 4;
+  case PQ_P_FLOAT:
+    return 4;
   case PQ_P_INT64:
-  case PQ_P_DOUBLE: return 8;
-  case PQ_P_INT96: return 12;
-  case PQ_P_FIXED_LEN_BYTE_ARRAY: return (size_t)type_length;
-  default: return 0;
+  case PQ_P_DOUBLE:
+    return 8;
+  case PQ_P_INT96:
+    return 12;
+  case PQ_P_FIXED_LEN_BYTE_ARRAY:
+    return (size_t)type_length;
+  default:
+    return 0;
   }
 }
 
@@ -709,30 +852,39 @@ static ed_code_t plain_values(lout_t *o, int ph, int tl, const uint8_t *p, size_
   pq_leaf_data_t *d = o->d;
   size_t at = 0;
   if (ph == PQ_P_BOOLEAN) {
-    if ((m + 7) / 8 > n) return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': booleans truncated", path);
-    if (!grow((void **)&d->v.b8, &o->vcap, d->nvalues + m + 1, 1)) return oom(err);
-    for (size_t i = 0; i < m; i++) d->v.b8[d->nvalues + i] = (p[i >> 3] >> (i & 7)) & 1;
+    if ((m + 7) / 8 > n)
+      return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': booleans truncated", path);
+    if (!grow((void **)&d->v.b8, &o->vcap, d->nvalues + m + 1, 1))
+      return oom(err);
+    for (size_t i = 0; i < m; i++)
+      d->v.b8[d->nvalues + i] = (p[i >> 3] >> (i & 7)) & 1;
     d->nvalues += m;
     *used = (m + 7) / 8;
     return ED_OK;
   }
   if (ph == PQ_P_BYTE_ARRAY || ph == PQ_P_INT96 || ph == PQ_P_FIXED_LEN_BYTE_ARRAY) {
     size_t fw = phys_width(ph, tl);
-    if (!grow((void **)&d->off, &o->vcap, d->nvalues + m + 2, 4)) return oom(err);
-    if (d->nvalues == 0) d->off[0] = 0;
+    if (!grow((void **)&d->off, &o->vcap, d->nvalues + m + 2, 4))
+      return oom(err);
+    if (d->nvalues == 0)
+      d->off[0] = 0;
     for (size_t i = 0; i < m; i++) {
       size_t len = fw;
       if (ph == PQ_P_BYTE_ARRAY) {
-        if (n - at < 4) return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': values truncated", path);
+        if (n - at < 4)
+          return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': values truncated", path);
         uint32_t l;
         memcpy(&l, p + at, 4);
         at += 4;
         len = l;
       }
-      if (len > n - at) return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': value past the page", path);
+      if (len > n - at)
+        return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': value past the page", path);
       size_t cur = d->off[d->nvalues];
-      if (cur + len > UINT32_MAX) return ed_err_set(err, ED_E_TOO_LARGE, "parquet page '%s': over 4 GiB", path);
-      if (!grow((void **)&d->data, &o->dcap, cur + len + 1, 1)) return oom(err);
+      if (cur + len > UINT32_MAX)
+        return ed_err_set(err, ED_E_TOO_LARGE, "parquet page '%s': over 4 GiB", path);
+      if (!grow((void **)&d->data, &o->dcap, cur + len + 1, 1))
+        return oom(err);
       memcpy(d->data + cur, p + at, len);
       at += len;
       d->off[++d->nvalues] = (uint32_t)(cur + len);
@@ -741,8 +893,10 @@ static ed_code_t plain_values(lout_t *o, int ph, int tl, const uint8_t *p, size_
     return ED_OK;
   }
   size_t w = phys_width(ph, tl);
-  if (w == 0 || m > n / w) return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': values truncated", path);
-  if (!grow((void **)&d->v.b8, &o->vcap, d->nvalues + m + 1, w)) return oom(err);
+  if (w == 0 || m > n / w)
+    return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': values truncated", path);
+  if (!grow((void **)&d->v.b8, &o->vcap, d->nvalues + m + 1, w))
+    return oom(err);
   memcpy(d->v.b8 + d->nvalues * w, p, m * w);
   d->nvalues += m;
   *used = m * w;
@@ -752,34 +906,44 @@ static ed_code_t plain_values(lout_t *o, int ph, int tl, const uint8_t *p, size_
 static ed_code_t dict_values(lout_t *o, int ph, int tl, const uint8_t *p, size_t n, size_t m,
                              const char *path, ed_err_t *err) {
   if (!o->has_dict)
-    return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': dictionary indices without a dictionary", path);
-  if (n < 1) return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': no index bit width", path);
+    return ed_err_set(err, ED_E_CORRUPT,
+                      "parquet page '%s': dictionary indices without a dictionary", path);
+  if (n < 1)
+    return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': no index bit width", path);
   int bw = p[0];
-  if (bw > 32) return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': index bit width %d", path, bw);
-  if (!grow((void **)&o->idx, &o->icap, m + 1, 4)) return oom(err);
+  if (bw > 32)
+    return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': index bit width %d", path, bw);
+  if (!grow((void **)&o->idx, &o->icap, m + 1, 4))
+    return oom(err);
   if (pq_rle_decode32(p + 1, n - 1, bw, o->idx, m, NULL))
     return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': dictionary indices truncated", path);
   pq_leaf_data_t *d = o->d;
   for (size_t i = 0; i < m; i++)
     if (o->idx[i] >= o->dn)
-      return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': index %u past a dictionary of %zu", path,
-                        o->idx[i], o->dn);
+      return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': index %u past a dictionary of %zu",
+                        path, o->idx[i], o->dn);
   if (ph == PQ_P_BYTE_ARRAY || ph == PQ_P_INT96 || ph == PQ_P_FIXED_LEN_BYTE_ARRAY) {
-    if (!grow((void **)&d->off, &o->vcap, d->nvalues + m + 2, 4)) return oom(err);
-    if (d->nvalues == 0) d->off[0] = 0;
+    if (!grow((void **)&d->off, &o->vcap, d->nvalues + m + 2, 4))
+      return oom(err);
+    if (d->nvalues == 0)
+      d->off[0] = 0;
     for (size_t i = 0; i < m; i++) {
       uint32_t a = o->doff[o->idx[i]], b = o->doff[o->idx[i] + 1];
       size_t cur = d->off[d->nvalues];
-      if (cur + (b - a) > UINT32_MAX) return ed_err_set(err, ED_E_TOO_LARGE, "parquet page '%s': over 4 GiB", path);
-      if (!grow((void **)&d->data, &o->dcap, cur + (b - a) + 1, 1)) return oom(err);
+      if (cur + (b - a) > UINT32_MAX)
+        return ed_err_set(err, ED_E_TOO_LARGE, "parquet page '%s': over 4 GiB", path);
+      if (!grow((void **)&d->data, &o->dcap, cur + (b - a) + 1, 1))
+        return oom(err);
       memcpy(d->data + cur, o->ddata + a, b - a);
       d->off[++d->nvalues] = (uint32_t)(cur + (b - a));
     }
     return ED_OK;
   }
   size_t w = ph == PQ_P_BOOLEAN ? 1 : phys_width(ph, tl);
-  if (!grow((void **)&d->v.b8, &o->vcap, d->nvalues + m + 1, w)) return oom(err);
-  for (size_t i = 0; i < m; i++) memcpy(d->v.b8 + (d->nvalues + i) * w, o->dict + o->idx[i] * w, w);
+  if (!grow((void **)&d->v.b8, &o->vcap, d->nvalues + m + 1, w))
+    return oom(err);
+  for (size_t i = 0; i < m; i++)
+    memcpy(d->v.b8 + (d->nvalues + i) * w, o->dict + o->idx[i] * w, w);
   d->nvalues += m;
   return ED_OK;
 }
@@ -788,18 +952,20 @@ static ed_code_t decompress(pq_reader_t *r, int codec, const uint8_t *src, size_
                             const uint8_t **out, const char *path, ed_err_t *err) {
   if (codec == PQ_CC_UNCOMPRESSED) {
     if (n != unc)
-      return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': sizes differ (%zu vs %zu) uncompressed",
-                        path, n, unc);
+      return ed_err_set(err, ED_E_CORRUPT,
+                        "parquet page '%s': sizes differ (%zu vs %zu) uncompressed", path, n, unc);
     *out = src;
     return ED_OK;
   }
   ed_buf_reset(&r->page);
-  if (ed_buf_reserve(&r->page, unc + 1)) return oom(err);
+  if (ed_buf_reserve(&r->page, unc + 1))
+    return oom(err);
   if (codec == PQ_CC_ZSTD) {
     unsigned long long fs = ZSTD_getFrameContentSize(src, n);
     if (fs != ZSTD_CONTENTSIZE_UNKNOWN && fs != unc)
-      return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': zstd frame holds %llu bytes, header says %zu",
-                        path, fs, unc);
+      return ed_err_set(err, ED_E_CORRUPT,
+                        "parquet page '%s': zstd frame holds %llu bytes, header says %zu", path, fs,
+                        unc);
     size_t k = ZSTD_decompress(r->page.data, unc, src, n);
     if (ZSTD_isError(k) || k != unc)
       return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': zstd: %s", path,
@@ -812,14 +978,16 @@ static ed_code_t decompress(pq_reader_t *r, int codec, const uint8_t *src, size_
     if (snappy_uncompress((const char *)src, n, r->page.data, &k) != SNAPPY_OK || k != unc)
       return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': snappy data corrupt", path);
   } else
-    return ed_err_set(err, ED_E_UNSUPPORTED, "parquet page '%s': codec %d not supported", path, codec);
+    return ed_err_set(err, ED_E_UNSUPPORTED, "parquet page '%s': codec %d not supported", path,
+                      codec);
   *out = (const uint8_t *)r->page.data;
   return ED_OK;
 }
 
 static int bitw(int maxl) {
   int b = 0;
-  while (maxl) b++, maxl >>= 1;
+  while (maxl)
+    b++, maxl >>= 1;
   return b;
 }
 
@@ -829,13 +997,14 @@ static ed_code_t levels_into(int16_t *dst, const uint8_t *p, size_t n, size_t cn
     return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': %s levels truncated", path, what);
   for (size_t i = 0; i < cnt; i++)
     if (dst[i] < 0 || dst[i] > maxl)
-      return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': %s level %d above max %d", path, what,
-                        dst[i], maxl);
+      return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': %s level %d above max %d", path,
+                        what, dst[i], maxl);
   return ED_OK;
 }
 
 void pq_leaf_data_fini(pq_leaf_data_t *d) {
-  if (!d) return;
+  if (!d)
+    return;
   free(d->def);
   free(d->rep);
   free(d->v.b8);
@@ -848,7 +1017,8 @@ ed_code_t pq_reader_read_leaf(pq_reader_t *r, size_t rg, size_t leaf, pq_leaf_da
                               ed_err_t *err) {
   memset(out, 0, sizeof *out);
   if (rg >= r->nrgs || leaf >= r->rgs[rg].ncols)
-    return ed_err_set(err, ED_E_INVALID, "parquet reader: no column %zu in row group %zu", leaf, rg);
+    return ed_err_set(err, ED_E_INVALID, "parquet reader: no column %zu in row group %zu", leaf,
+                      rg);
   const rchunk_t *c = &r->rgs[rg].cols[leaf];
   int nid = pq_schema_leaf_node(r->schema, leaf);
   const pq_node_t *ln = pq_schema_node(r->schema, nid);
@@ -867,15 +1037,26 @@ ed_code_t pq_reader_read_leaf(pq_reader_t *r, size_t rg, size_t leaf, pq_leaf_da
       }
   }
   if (ln->phys == PQ_P_FIXED_LEN_BYTE_ARRAY && tl <= 0)
-    return ed_err_set(err, ED_E_CORRUPT, "parquet footer: '%s' FIXED_LEN_BYTE_ARRAY without length", path);
+    return ed_err_set(err, ED_E_CORRUPT, "parquet footer: '%s' FIXED_LEN_BYTE_ARRAY without length",
+                      path);
   out->phys = ln->phys;
+  if (c->num_values == 0) { /* empty chunk: writers may leave its offsets unset */
+    if (ln->phys == PQ_P_BYTE_ARRAY || ln->phys == PQ_P_INT96 ||
+        ln->phys == PQ_P_FIXED_LEN_BYTE_ARRAY) {
+      if (!(out->off = calloc(1, 4)))
+        return oom(err);
+    }
+    return ED_OK;
+  }
   int64_t start = c->dict_off > 0 ? c->dict_off : c->data_off;
-  if (c->dict_off > 0 && c->data_off < c->dict_off) start = c->data_off;
+  if (c->dict_off > 0 && c->data_off < c->dict_off)
+    start = c->data_off;
   size_t file_end = r->len - 8;
   if (start < 4 || (uint64_t)start >= file_end || c->comp < 0 ||
       (uint64_t)c->comp > file_end - (uint64_t)start)
-    return ed_err_set(err, ED_E_CORRUPT, "parquet footer: column '%s' chunk [%lld, +%lld) outside the file",
-                      path, (long long)start, (long long)c->comp);
+    return ed_err_set(err, ED_E_CORRUPT,
+                      "parquet footer: column '%s' chunk [%lld, +%lld) outside the file", path,
+                      (long long)start, (long long)c->comp);
   if (c->num_values < 0 || c->num_values > MAX_CHUNK_ENTRIES)
     return ed_err_set(err, ED_E_CORRUPT, "parquet footer: column '%s' claims %lld values", path,
                       (long long)c->num_values);
@@ -889,13 +1070,15 @@ ed_code_t pq_reader_read_leaf(pq_reader_t *r, size_t rg, size_t leaf, pq_leaf_da
     pq_tr_init(&t, p, (size_t)(end - p));
     pagehdr_t h;
     if (!read_page_header(&t, &h)) {
-      rc = ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': header: %s", path, t.err ? t.err : "malformed");
+      rc = ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': header: %s", path,
+                      t.err ? t.err : "malformed");
       goto done;
     }
     p = t.p;
-    if (h.comp < 0 || h.unc < 0 || (size_t)h.comp > (size_t)(end - p) || (size_t)h.unc > MAX_PAGE_BYTES) {
-      rc = ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': sizes %d/%d do not fit the chunk", path,
-                      h.comp, h.unc);
+    if (h.comp < 0 || h.unc < 0 || (size_t)h.comp > (size_t)(end - p) ||
+        (size_t)h.unc > MAX_PAGE_BYTES) {
+      rc = ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': sizes %d/%d do not fit the chunk",
+                      path, h.comp, h.unc);
       goto done;
     }
     const uint8_t *body = p;
@@ -906,7 +1089,8 @@ ed_code_t pq_reader_read_leaf(pq_reader_t *r, size_t rg, size_t leaf, pq_leaf_da
         goto done;
       }
       const uint8_t *u;
-      if ((rc = decompress(r, c->codec, body, (size_t)h.comp, (size_t)h.unc, &u, path, err))) goto done;
+      if ((rc = decompress(r, c->codec, body, (size_t)h.comp, (size_t)h.unc, &u, path, err)))
+        goto done;
       /* Decode the dictionary as PLAIN values into a private leaf. */
       pq_leaf_data_t dd = {0};
       lout_t dl = {0};
@@ -914,7 +1098,8 @@ ed_code_t pq_reader_read_leaf(pq_reader_t *r, size_t rg, size_t leaf, pq_leaf_da
       size_t used;
       size_t n = (size_t)h.nvals;
       if (ln->phys == PQ_P_BYTE_ARRAY ? n > (size_t)h.unc / 4 : 0) {
-        rc = ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': dictionary count past the page", path);
+        rc = ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': dictionary count past the page",
+                        path);
         goto done;
       }
       rc = plain_values(&dl, ln->phys, tl, u, (size_t)h.unc, n, &used, path, err);
@@ -924,7 +1109,8 @@ ed_code_t pq_reader_read_leaf(pq_reader_t *r, size_t rg, size_t leaf, pq_leaf_da
       }
       o.has_dict = true;
       o.dn = n;
-      if (ln->phys == PQ_P_BYTE_ARRAY || ln->phys == PQ_P_INT96 || ln->phys == PQ_P_FIXED_LEN_BYTE_ARRAY) {
+      if (ln->phys == PQ_P_BYTE_ARRAY || ln->phys == PQ_P_INT96 ||
+          ln->phys == PQ_P_FIXED_LEN_BYTE_ARRAY) {
         o.doff = dd.off;
         dd.off = NULL;
         if (!o.doff && !(o.doff = calloc(1, 4))) {
@@ -941,7 +1127,8 @@ ed_code_t pq_reader_read_leaf(pq_reader_t *r, size_t rg, size_t leaf, pq_leaf_da
       pq_leaf_data_fini(&dd);
       continue;
     }
-    if (h.type != PQ_PAGE_DATA && h.type != PQ_PAGE_DATA_V2) continue; /* index pages: skip */
+    if (h.type != PQ_PAGE_DATA && h.type != PQ_PAGE_DATA_V2)
+      continue; /* index pages: skip */
     if ((h.type == PQ_PAGE_DATA && !h.has_dp) || (h.type == PQ_PAGE_DATA_V2 && !h.has_v2) ||
         h.nvals < 0) {
       rc = ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': data page without its header", path);
@@ -949,8 +1136,8 @@ ed_code_t pq_reader_read_leaf(pq_reader_t *r, size_t rg, size_t leaf, pq_leaf_da
     }
     size_t n = (size_t)h.nvals;
     if (total + n > (size_t)c->num_values || n > ((size_t)h.unc + 64) * 65536) {
-      rc = ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': %zu values exceed the chunk's %lld", path,
-                      total + n, (long long)c->num_values);
+      rc = ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': %zu values exceed the chunk's %lld",
+                      path, total + n, (long long)c->num_values);
       goto done;
     }
     if (!grow((void **)&out->def, &o.lcap, total + n + 1, 2)) {
@@ -971,13 +1158,15 @@ ed_code_t pq_reader_read_leaf(pq_reader_t *r, size_t rg, size_t leaf, pq_leaf_da
     size_t vlen;
     if (h.type == PQ_PAGE_DATA) {
       const uint8_t *u;
-      if ((rc = decompress(r, c->codec, body, (size_t)h.comp, (size_t)h.unc, &u, path, err))) goto done;
+      if ((rc = decompress(r, c->codec, body, (size_t)h.comp, (size_t)h.unc, &u, path, err)))
+        goto done;
       size_t at = 0, un = (size_t)h.unc;
       for (int pass = 0; pass < 2; pass++) {
         int maxl = pass == 0 ? ln->max_rep : ln->max_def;
         int16_t *dst = pass == 0 ? rep : def;
         if (maxl == 0) {
-          for (size_t i = 0; i < n; i++) dst[i] = 0;
+          for (size_t i = 0; i < n; i++)
+            dst[i] = 0;
           continue;
         }
         int enc = pass == 0 ? h.rep_enc : h.def_enc;
@@ -996,16 +1185,19 @@ ed_code_t pq_reader_read_leaf(pq_reader_t *r, size_t rg, size_t leaf, pq_leaf_da
           rc = ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': level length past the page", path);
           goto done;
         }
-        if ((rc = levels_into(dst, u + at, ll, n, maxl, pass ? "definition" : "repetition", path, err)))
+        if ((rc = levels_into(dst, u + at, ll, n, maxl, pass ? "definition" : "repetition", path,
+                              err)))
           goto done;
         at += ll;
       }
       vals = u + at;
       vlen = un - at;
     } else {
-      if (h.def_len < 0 || h.rep_len < 0 || (size_t)h.def_len + (size_t)h.rep_len > (size_t)h.comp ||
+      if (h.def_len < 0 || h.rep_len < 0 ||
+          (size_t)h.def_len + (size_t)h.rep_len > (size_t)h.comp ||
           (size_t)h.def_len + (size_t)h.rep_len > (size_t)h.unc) {
-        rc = ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': v2 level lengths past the page", path);
+        rc = ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': v2 level lengths past the page",
+                        path);
         goto done;
       }
       const uint8_t *lv = body;
@@ -1014,15 +1206,18 @@ ed_code_t pq_reader_read_leaf(pq_reader_t *r, size_t rg, size_t leaf, pq_leaf_da
         int16_t *dst = pass == 0 ? rep : def;
         size_t ll = pass == 0 ? (size_t)h.rep_len : (size_t)h.def_len;
         if (maxl == 0)
-          for (size_t i = 0; i < n; i++) dst[i] = 0;
-        else if ((rc = levels_into(dst, lv, ll, n, maxl, pass ? "definition" : "repetition", path, err)))
+          for (size_t i = 0; i < n; i++)
+            dst[i] = 0;
+        else if ((rc = levels_into(dst, lv, ll, n, maxl, pass ? "definition" : "repetition", path,
+                                   err)))
           goto done;
         lv += ll;
       }
       size_t lsz = (size_t)h.def_len + (size_t)h.rep_len;
       size_t cn = (size_t)h.comp - lsz, unv = (size_t)h.unc - lsz;
       if (h.is_compressed && c->codec != PQ_CC_UNCOMPRESSED) {
-        if ((rc = decompress(r, c->codec, body + lsz, cn, unv, &vals, path, err))) goto done;
+        if ((rc = decompress(r, c->codec, body + lsz, cn, unv, &vals, path, err)))
+          goto done;
       } else {
         if (cn != unv) {
           rc = ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': v2 sizes differ", path);
@@ -1033,7 +1228,8 @@ ed_code_t pq_reader_read_leaf(pq_reader_t *r, size_t rg, size_t leaf, pq_leaf_da
       vlen = unv;
     }
     size_t m = 0;
-    for (size_t i = 0; i < n; i++) m += def[i] == ln->max_def;
+    for (size_t i = 0; i < n; i++)
+      m += def[i] == ln->max_def;
     size_t used = 0;
     if (h.enc == PQ_ENC_PLAIN) {
       rc = plain_values(&o, ln->phys, tl, vals, vlen, m, &used, path, err);
@@ -1049,18 +1245,21 @@ ed_code_t pq_reader_read_leaf(pq_reader_t *r, size_t rg, size_t leaf, pq_leaf_da
       } else if (pq_rle_decode32(vals + 4, vlen - 4, 1, o.idx, m, NULL)) {
         rc = ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': RLE booleans truncated", path);
       } else {
-        for (size_t i = 0; i < m; i++) out->v.b8[out->nvalues++] = (uint8_t)o.idx[i];
+        for (size_t i = 0; i < m; i++)
+          out->v.b8[out->nvalues++] = (uint8_t)o.idx[i];
       }
     } else {
-      rc = ed_err_set(err, ED_E_UNSUPPORTED, "parquet page '%s': encoding %d not supported", path, h.enc);
+      rc = ed_err_set(err, ED_E_UNSUPPORTED, "parquet page '%s': encoding %d not supported", path,
+                      h.enc);
     }
-    if (rc) goto done;
+    if (rc)
+      goto done;
     total += n;
     out->n = total;
   }
   if (total != (size_t)c->num_values) {
-    rc = ed_err_set(err, ED_E_CORRUPT, "parquet column '%s': %zu values in pages, footer says %lld", path,
-                    total, (long long)c->num_values);
+    rc = ed_err_set(err, ED_E_CORRUPT, "parquet column '%s': %zu values in pages, footer says %lld",
+                    path, total, (long long)c->num_values);
     goto done;
   }
   if (ln->max_def == 0) {
@@ -1071,7 +1270,8 @@ ed_code_t pq_reader_read_leaf(pq_reader_t *r, size_t rg, size_t leaf, pq_leaf_da
     free(out->rep);
     out->rep = NULL;
   }
-  if ((ln->phys == PQ_P_BYTE_ARRAY || ln->phys == PQ_P_INT96 || ln->phys == PQ_P_FIXED_LEN_BYTE_ARRAY) &&
+  if ((ln->phys == PQ_P_BYTE_ARRAY || ln->phys == PQ_P_INT96 ||
+       ln->phys == PQ_P_FIXED_LEN_BYTE_ARRAY) &&
       !out->off && !(out->off = calloc(1, 4)))
     rc = oom(err);
 done:
@@ -1079,7 +1279,8 @@ done:
   free(o.doff);
   ed_buf_fini(&o.dictbuf);
   free(o.idx);
-  if (rc) pq_leaf_data_fini(out);
+  if (rc)
+    pq_leaf_data_fini(out);
   return rc;
 }
 
@@ -1094,20 +1295,24 @@ static void *aalloc(arena_t *a, size_t bytes) {
   if (a->n == a->cap) {
     size_t c = a->cap ? a->cap * 2 : 64;
     void **q = realloc(a->p, c * sizeof *q);
-    if (!q) return NULL;
+    if (!q)
+      return NULL;
     a->p = q;
     a->cap = c;
   }
   void *m = calloc(1, bytes ? bytes : 1);
-  if (m) a->p[a->n++] = m;
+  if (m)
+    a->p[a->n++] = m;
   return m;
 }
 static bool akeep(arena_t *a, void *m) {
-  if (!m) return true;
+  if (!m)
+    return true;
   if (a->n == a->cap) {
     size_t c = a->cap ? a->cap * 2 : 64;
     void **q = realloc(a->p, c * sizeof *q);
-    if (!q) return false;
+    if (!q)
+      return false;
     a->p = q;
     a->cap = c;
   }
@@ -1136,7 +1341,8 @@ static int first_leaf(const pq_schema_t *s, int id) {
 static ed_code_t get_leaf(asm_ctx_t *x, int leaf, pq_leaf_data_t **out) {
   if (!x->have[leaf]) {
     ed_code_t rc = pq_reader_read_leaf(x->r, x->rg, (size_t)leaf, &x->leaves[leaf], x->err);
-    if (rc) return rc;
+    if (rc)
+      return rc;
     x->have[leaf] = true;
   }
   *out = &x->leaves[leaf];
@@ -1157,22 +1363,26 @@ static ed_code_t assemble(asm_ctx_t *x, int id, int slot_def, int slot_rep, bool
   const pq_node_t *n = &in->pub;
   pq_leaf_data_t *L;
   ed_code_t rc = get_leaf(x, first_leaf(s, id), &L);
-  if (rc) return rc;
+  if (rc)
+    return rc;
   const pq_node_t *lnode = pq_schema_node(s, pq_schema_leaf_node(s, (size_t)first_leaf(s, id)));
   size_t cnt = 0;
   for (size_t k = 0; k < L->n; k++) {
     int d = L->def ? L->def[k] : 0, rr = L->rep ? L->rep[k] : 0;
-    if (d >= slot_def && rr <= slot_rep) cnt++;
+    if (d >= slot_def && rr <= slot_rep)
+      cnt++;
   }
   memset(col, 0, sizeof *col);
   col->len = cnt;
   uint8_t *valid = aalloc(x->a, cnt + 1);
-  if (!valid) return oom(x->err);
+  if (!valid)
+    return oom(x->err);
   col->valid = valid;
   *nslots = cnt;
   bool repeated = !elem_of_repeated && n->rep == PQ_REPEATED;
   int null_def = elem_of_repeated ? slot_def : (n->rep == PQ_OPTIONAL ? in->def_here : slot_def);
-  if (repeated) null_def = slot_def;
+  if (repeated)
+    null_def = slot_def;
   bool listy = repeated || n->type == PQ_T_LIST || n->type == PQ_T_MAP;
   int edef = 0, erep = 0;
   if (listy) {
@@ -1182,24 +1392,29 @@ static ed_code_t assemble(asm_ctx_t *x, int id, int slot_def, int slot_rep, bool
   uint32_t *off = NULL;
   if (listy) {
     off = aalloc(x->a, (cnt + 1) * sizeof *off);
-    if (!off) return oom(x->err);
+    if (!off)
+      return oom(x->err);
   }
   size_t si = 0, ne = 0;
   for (size_t k = 0; k < L->n; k++) {
     int d = L->def ? L->def[k] : 0, rr = L->rep ? L->rep[k] : 0;
     if (d >= slot_def && rr <= slot_rep) {
-      if (si && off) off[si] = (uint32_t)ne;
+      if (si && off)
+        off[si] = (uint32_t)ne;
       valid[si] = d >= null_def;
       si++;
     }
-    if (listy && d >= edef && rr <= erep) ne++;
+    if (listy && d >= edef && rr <= erep)
+      ne++;
   }
-  if (off) off[cnt] = (uint32_t)ne;
+  if (off)
+    off[cnt] = (uint32_t)ne;
   if (listy) {
     col->off = off;
     size_t nk = repeated ? 1 : n->nchildren;
     pq_col_t *kids = aalloc(x->a, nk * sizeof *kids);
-    if (!kids) return oom(x->err);
+    if (!kids)
+      return oom(x->err);
     col->children = kids;
     col->nchildren = nk;
     for (size_t k = 0; k < nk; k++) {
@@ -1208,25 +1423,30 @@ static ed_code_t assemble(asm_ctx_t *x, int id, int slot_def, int slot_rep, bool
         rc = assemble(x, id, edef, erep, true, &kids[k], &got);
       else
         rc = assemble(x, n->children[k], edef, erep, false, &kids[k], &got);
-      if (rc) return rc;
+      if (rc)
+        return rc;
       if (got != ne)
-        return ed_err_set(x->err, ED_E_CORRUPT, "parquet row group %zu: '%s' has %zu elements, its "
-                                                "child %zu",
+        return ed_err_set(x->err, ED_E_CORRUPT,
+                          "parquet row group %zu: '%s' has %zu elements, its "
+                          "child %zu",
                           x->rg, n->name, ne, got);
     }
     return ED_OK;
   }
   if (n->type == PQ_T_STRUCT) {
     pq_col_t *kids = aalloc(x->a, n->nchildren * sizeof *kids);
-    if (!kids) return oom(x->err);
+    if (!kids)
+      return oom(x->err);
     col->children = kids;
     col->nchildren = n->nchildren;
     for (size_t k = 0; k < n->nchildren; k++) {
       size_t got;
-      if ((rc = assemble(x, n->children[k], slot_def, slot_rep, false, &kids[k], &got))) return rc;
+      if ((rc = assemble(x, n->children[k], slot_def, slot_rep, false, &kids[k], &got)))
+        return rc;
       if (got != cnt)
-        return ed_err_set(x->err, ED_E_CORRUPT, "parquet row group %zu: struct '%s' has %zu rows, "
-                                                "field %zu has %zu",
+        return ed_err_set(x->err, ED_E_CORRUPT,
+                          "parquet row group %zu: struct '%s' has %zu rows, "
+                          "field %zu has %zu",
                           x->rg, n->name, cnt, k, got);
     }
     return ED_OK;
@@ -1241,31 +1461,36 @@ static ed_code_t assemble(asm_ctx_t *x, int id, int slot_def, int slot_rep, bool
   uint32_t *voff = NULL;
   if (bytes) {
     voff = aalloc(x->a, (cnt + 1) * sizeof *voff);
-    if (!voff) return oom(x->err);
+    if (!voff)
+      return oom(x->err);
     char *dp = L->data;
     if (dp) {
-      if (!akeep(x->a, dp)) return oom(x->err);
+      if (!akeep(x->a, dp))
+        return oom(x->err);
       L->data = NULL; /* the batch owns the bytes now */
     }
     col->data = dp ? dp : "";
   } else {
     vals = aalloc(x->a, (cnt + 1) * w);
-    if (!vals) return oom(x->err);
+    if (!vals)
+      return oom(x->err);
   }
   si = 0;
   for (size_t k = 0; k < L->n; k++) {
     int d = L->def ? L->def[k] : 0, rr = L->rep ? L->rep[k] : 0;
-    if (!(d >= slot_def && rr <= slot_rep)) continue;
+    if (!(d >= slot_def && rr <= slot_rep))
+      continue;
     if (d == maxd) {
       if (vi >= L->nvalues)
-        return ed_err_set(x->err, ED_E_CORRUPT, "parquet row group %zu: '%s' has too few values", x->rg,
-                          lnode->path);
+        return ed_err_set(x->err, ED_E_CORRUPT, "parquet row group %zu: '%s' has too few values",
+                          x->rg, lnode->path);
       if (bytes)
         voff[si] = L->off[vi];
       else
         memcpy(vals + si * w, L->v.b8 + vi * w, w);
       vi++;
-      if (bytes) voff[si + 1] = L->off[vi];
+      if (bytes)
+        voff[si + 1] = L->off[vi];
     } else if (bytes)
       voff[si + 1] = voff[si];
     si++;
@@ -1279,10 +1504,12 @@ static ed_code_t assemble(asm_ctx_t *x, int id, int slot_def, int slot_rep, bool
 }
 
 void pq_batch_free(pq_batch_t *b) {
-  if (!b) return;
+  if (!b)
+    return;
   arena_t *a = b->arena_;
   if (a) {
-    for (size_t i = 0; i < a->n; i++) free(a->p[i]);
+    for (size_t i = 0; i < a->n; i++)
+      free(a->p[i]);
     free(a->p);
     free(a);
   }
@@ -1292,7 +1519,8 @@ void pq_batch_free(pq_batch_t *b) {
 ed_code_t pq_reader_read_row_group(pq_reader_t *r, size_t rg, pq_batch_t **out, ed_err_t *err) {
   *out = NULL;
   if (rg >= r->nrgs)
-    return ed_err_set(err, ED_E_INVALID, "parquet reader: no row group %zu (file has %u)", rg, r->nrgs);
+    return ed_err_set(err, ED_E_INVALID, "parquet reader: no row group %zu (file has %u)", rg,
+                      r->nrgs);
   pq_batch_t *b = calloc(1, sizeof *b);
   arena_t *a = calloc(1, sizeof *a);
   size_t nl = pq_schema_num_leaves(r->schema);
@@ -1312,21 +1540,26 @@ ed_code_t pq_reader_read_row_group(pq_reader_t *r, size_t rg, pq_batch_t **out, 
   }
   for (size_t k = 0; k < b->ncols; k++) {
     size_t got;
-    if ((rc = assemble(&x, root->children[k], 0, 0, false, &b->cols[k], &got))) goto done;
-    if (k == 0) b->nrows = got;
+    if ((rc = assemble(&x, root->children[k], 0, 0, false, &b->cols[k], &got)))
+      goto done;
+    if (k == 0)
+      b->nrows = got;
     if (got != b->nrows || (int64_t)got != r->rgs[rg].nrows) {
-      rc = ed_err_set(err, ED_E_CORRUPT, "parquet row group %zu: column %zu has %zu rows, footer says %lld",
-                      rg, k, got, (long long)r->rgs[rg].nrows);
+      rc = ed_err_set(err, ED_E_CORRUPT,
+                      "parquet row group %zu: column %zu has %zu rows, footer says %lld", rg, k,
+                      got, (long long)r->rgs[rg].nrows);
       goto done;
     }
   }
 done:
   if (x.leaves)
-    for (size_t i = 0; i < nl; i++) pq_leaf_data_fini(&x.leaves[i]);
+    for (size_t i = 0; i < nl; i++)
+      pq_leaf_data_fini(&x.leaves[i]);
   free(x.leaves);
   free(x.have);
   if (rc) {
-    if (b) b->arena_ = a;
+    if (b)
+      b->arena_ = a;
     else if (a) {
       free(a->p);
       free(a);

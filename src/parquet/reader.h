@@ -40,21 +40,21 @@ void pq_reader_kv(const pq_reader_t *r, size_t i, const char **key, const char *
 /* Footer facts of one column chunk (inspect, tests, Delta stats checks). */
 typedef struct pq_chunk_info {
   pq_phys_t phys;
-  int codec;             /* pq_codec_t value */
-  uint32_t encodings;    /* bit (1 << encoding id) per parquet.thrift Encoding */
+  int codec;          /* pq_codec_t value */
+  uint32_t encodings; /* bit (1 << encoding id) per parquet.thrift Encoding */
   int64_t num_values;
   int64_t total_uncompressed_size;
   int64_t total_compressed_size;
   int64_t data_page_offset;
   int64_t dictionary_page_offset; /* -1 when absent */
   bool has_stats;
-  pq_stats_t stats;               /* min/max from min_value/max_value (or legacy min/max) */
-  bool min_max_legacy;            /* taken from the deprecated min/max fields */
+  pq_stats_t stats;    /* min/max from min_value/max_value (or legacy min/max) */
+  bool min_max_legacy; /* taken from the deprecated min/max fields */
 } pq_chunk_info_t;
 
 /* Borrows; valid until free. */
-ed_code_t pq_reader_chunk_info(const pq_reader_t *r, size_t rg, size_t leaf,
-                               pq_chunk_info_t *out, ed_err_t *err);
+ed_code_t pq_reader_chunk_info(const pq_reader_t *r, size_t rg, size_t leaf, pq_chunk_info_t *out,
+                               ed_err_t *err);
 
 /* One leaf of one row group, decoded: n level entries; def/rep NULL when the
  * max level is 0; nvalues non-null values (def == max_def) packed densely.

@@ -63,7 +63,7 @@ typedef struct pq_node {
   int parent;       /* -1 for the root */
   size_t nchildren; /* logical children (LIST: 1, MAP: 2) */
   const int *children;
-  int leaf;         /* leaf index (column order) for leaves, else -1 */
+  int leaf; /* leaf index (column order) for leaves, else -1 */
   /* Leaves only: */
   pq_phys_t phys;
   int max_def, max_rep;

@@ -11,8 +11,8 @@ typedef struct pq_inode {
   int *kids;
   size_t kcap;
   char *path;
-  char *mid_name;    /* reader: actual name of a LIST/MAP's repeated group */
-  int phys_override; /* reader: physical type when it differs from the type's; -2 = none */
+  char *mid_name;         /* reader: actual name of a LIST/MAP's repeated group */
+  int phys_override;      /* reader: physical type when it differs from the type's; -2 = none */
   int def_here, rep_here; /* levels once this node is present (after its own repetition) */
 } pq_inode_t;
 

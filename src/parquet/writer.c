@@ -50,8 +50,8 @@ typedef struct rgmeta {
 typedef struct wcol {
   int node;
   const pq_inode_t *leaf;
-  int path[64];  /* node ids from the top-level field down to the leaf */
-  int cix[64];   /* child index taken at each step (path[0]: top-level index) */
+  int path[64]; /* node ids from the top-level field down to the leaf */
+  int cix[64];  /* child index taken at each step (path[0]: top-level index) */
   int depth;
   pq_phys_t phys;
   int max_def, max_rep;
@@ -96,6 +96,8 @@ struct pq_writer {
   ed_buf_t body, cbuf, hbuf;
   ZSTD_CCtx *zc;
   bool closed, failed;
+  int bad_null; /* node id of a REQUIRED field found null, or -1 */
+  size_t bad_row;
 };
 
 void pq_writer_opts_init(pq_writer_opts_t *o) {
@@ -108,7 +110,9 @@ void pq_writer_opts_init(pq_writer_opts_t *o) {
   o->dict_max_bytes = 1u << 20;
 }
 
-static ed_code_t oom(ed_err_t *err) { return ed_err_set(err, ED_E_NOMEM, "parquet writer: out of memory"); }
+static ed_code_t oom(ed_err_t *err) {
+  return ed_err_set(err, ED_E_NOMEM, "parquet writer: out of memory");
+}
 
 static void st_reset(st_t *s) {
   s->nulls = s->nvals = 0;
@@ -124,7 +128,8 @@ static void st_fini(st_t *s) {
 /* ---- sink ---- */
 
 static ed_code_t emit(pq_writer_t *w, const void *p, size_t n, ed_err_t *err) {
-  if (!n) return ED_OK;
+  if (!n)
+    return ED_OK;
   ed_code_t rc = w->sink(w->ctx, p, n, err);
   if (rc) {
     w->failed = true;
@@ -140,7 +145,8 @@ static ed_code_t fd_sink(void *ctx, const void *data, size_t len, ed_err_t *err)
   while (len) {
     ssize_t k = write(fd, p, len);
     if (k < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR)
+        continue;
       return ed_err_set(err, errno == ENOSPC ? ED_E_NOSPACE : ED_E_IO, "write to fd %d: %s", fd,
                         strerror(errno));
     }
@@ -156,18 +162,21 @@ static bool use_dict(const pq_writer_t *w, const wcol_t *c) {
   return w->o.dictionary && !c->dict_failed && c->phys != PQ_P_BOOLEAN;
 }
 
-
 ed_code_t pq_writer_new(const pq_schema_t *schema, const pq_writer_opts_t *opts, pq_sink_fn sink,
                         void *ctx, pq_writer_t **out, ed_err_t *err) {
   pq_writer_t *w = calloc(1, sizeof *w);
-  if (!w) return oom(err);
+  if (!w)
+    return oom(err);
   w->fd = -1;
+  w->bad_null = -1;
   if (opts)
     w->o = *opts;
   else
     pq_writer_opts_init(&w->o);
-  if (w->o.page_bytes == 0) w->o.page_bytes = 1u << 20;
-  if (w->o.row_group_bytes == 0) w->o.row_group_bytes = 128u << 20;
+  if (w->o.page_bytes == 0)
+    w->o.page_bytes = 1u << 20;
+  if (w->o.row_group_bytes == 0)
+    w->o.row_group_bytes = 128u << 20;
   if (w->o.codec != PQ_CODEC_UNCOMPRESSED && w->o.codec != PQ_CODEC_ZSTD &&
       w->o.codec != PQ_CODEC_SNAPPY) {
     int codec = w->o.codec;
@@ -179,18 +188,21 @@ ed_code_t pq_writer_new(const pq_schema_t *schema, const pq_writer_opts_t *opts,
     free(w);
     return rc;
   }
-  if ((rc = pq_schema_finish(w->schema, err))) goto fail;
+  if ((rc = pq_schema_finish(w->schema, err)))
+    goto fail;
   char cb[128];
   snprintf(cb, sizeof cb, "ehdelta version %s (build ehdelta)", PACKAGE_VERSION);
   const char *c = w->o.created_by ? w->o.created_by : cb;
   w->created_by = strdup(c);
   w->o.created_by = NULL;
-  if (!w->created_by) goto nomem;
+  if (!w->created_by)
+    goto nomem;
   w->sink = sink;
   w->ctx = ctx;
   w->ncols = pq_schema_num_leaves(w->schema);
   w->cols = calloc(w->ncols, sizeof *w->cols);
-  if (!w->cols) goto nomem;
+  if (!w->cols)
+    goto nomem;
   for (size_t i = 0; i < w->ncols; i++) {
     wcol_t *col = &w->cols[i];
     col->node = pq_schema_leaf_node(w->schema, i);
@@ -219,10 +231,12 @@ ed_code_t pq_writer_new(const pq_schema_t *schema, const pq_writer_opts_t *opts,
       col->path[k] = id;
       const pq_inode_t *p = &w->schema->n[w->schema->n[id].pub.parent];
       for (size_t j = 0; j < p->pub.nchildren; j++)
-        if (p->kids[j] == id) col->cix[k] = (int)j;
+        if (p->kids[j] == id)
+          col->cix[k] = (int)j;
     }
   }
-  if (w->o.codec == PQ_CODEC_ZSTD && !(w->zc = ZSTD_createCCtx())) goto nomem;
+  if (w->o.codec == PQ_CODEC_ZSTD && !(w->zc = ZSTD_createCCtx()))
+    goto nomem;
   *out = w;
   static const char magic[4] = {'P', 'A', 'R', '1'};
   if ((rc = emit(w, magic, 4, err))) {
@@ -243,7 +257,8 @@ ed_code_t pq_writer_new_fd(const pq_schema_t *schema, const pq_writer_opts_t *op
   /* The fd lives inside the writer so the sink context outlives the call. */
   pq_writer_t *w = NULL;
   int *slot = malloc(sizeof(int));
-  if (!slot) return oom(err);
+  if (!slot)
+    return oom(err);
   *slot = fd;
   ed_code_t rc = pq_writer_new(schema, opts, fd_sink, slot, &w, err);
   if (rc) {
@@ -270,35 +285,43 @@ static void col_fini(wcol_t *c) {
 }
 
 void pq_writer_free(pq_writer_t *w) {
-  if (!w) return;
-  for (size_t i = 0; i < w->ncols; i++) col_fini(&w->cols[i]);
+  if (!w)
+    return;
+  for (size_t i = 0; i < w->ncols; i++)
+    col_fini(&w->cols[i]);
   free(w->cols);
   for (size_t r = 0; r < w->nrgs; r++) {
-    for (size_t i = 0; i < w->ncols; i++) st_fini(&w->rgs[r].cols[i].st);
+    for (size_t i = 0; i < w->ncols; i++)
+      st_fini(&w->rgs[r].cols[i].st);
     free(w->rgs[r].cols);
   }
   free(w->rgs);
-  for (size_t i = 0; i < 2 * w->nkv; i++) free(w->kv[i]);
+  for (size_t i = 0; i < 2 * w->nkv; i++)
+    free(w->kv[i]);
   free(w->kv);
   ed_buf_fini(&w->body);
   ed_buf_fini(&w->cbuf);
   ed_buf_fini(&w->hbuf);
   ZSTD_freeCCtx(w->zc);
-  if (w->fd >= 0) free(w->ctx);
+  if (w->fd >= 0)
+    free(w->ctx);
   free(w->created_by);
   pq_schema_free(w->schema);
   free(w);
 }
 
 ed_code_t pq_writer_add_kv(pq_writer_t *w, const char *key, const char *value, ed_err_t *err) {
-  if (w->closed) return ed_err_set(err, ED_E_INVALID, "parquet writer: already closed");
+  if (w->closed)
+    return ed_err_set(err, ED_E_INVALID, "parquet writer: already closed");
   char **kv = realloc(w->kv, (w->nkv + 1) * 2 * sizeof *kv);
-  if (!kv) return oom(err);
+  if (!kv)
+    return oom(err);
   w->kv = kv;
   kv[2 * w->nkv] = strdup(key);
   kv[2 * w->nkv + 1] = value ? strdup(value) : NULL;
   w->nkv++;
-  if (!kv[2 * w->nkv - 2] || (value && !kv[2 * w->nkv - 1])) return oom(err);
+  if (!kv[2 * w->nkv - 2] || (value && !kv[2 * w->nkv - 1]))
+    return oom(err);
   return ED_OK;
 }
 
@@ -334,15 +357,18 @@ static void st_bytes(st_t *s, const char *p, size_t n) {
       (s)->mn.field = (s)->mx.field = (v);                                                         \
       (s)->has = true;                                                                             \
     } else {                                                                                       \
-      if ((v) < (s)->mn.field) (s)->mn.field = (v);                                                \
-      if ((v) > (s)->mx.field) (s)->mx.field = (v);                                                \
+      if ((v) < (s)->mn.field)                                                                     \
+        (s)->mn.field = (v);                                                                       \
+      if ((v) > (s)->mx.field)                                                                     \
+        (s)->mx.field = (v);                                                                       \
     }                                                                                              \
   } while (0)
 
 static void st_merge(st_t *d, const st_t *s, pq_phys_t ph) {
   d->nulls += s->nulls;
   d->nvals += s->nvals;
-  if (!s->has) return;
+  if (!s->has)
+    return;
   switch (ph) {
   case PQ_P_BOOLEAN:
     ST_NUM(d, b, s->mn.b);
@@ -374,10 +400,14 @@ static ed_code_t st_copy(st_t *d, const st_t *s) {
   *d = *s;
   memset(&d->mnb, 0, sizeof d->mnb);
   memset(&d->mxb, 0, sizeof d->mxb);
-  if (s->mnb.len && ed_buf_append(&d->mnb, s->mnb.data, s->mnb.len)) return ED_E_NOMEM;
-  if (s->mxb.len && ed_buf_append(&d->mxb, s->mxb.data, s->mxb.len)) return ED_E_NOMEM;
-  if (s->has && !d->mnb.data) ed_buf_reserve(&d->mnb, 1);
-  if (s->has && !d->mxb.data) ed_buf_reserve(&d->mxb, 1);
+  if (s->mnb.len && ed_buf_append(&d->mnb, s->mnb.data, s->mnb.len))
+    return ED_E_NOMEM;
+  if (s->mxb.len && ed_buf_append(&d->mxb, s->mxb.data, s->mxb.len))
+    return ED_E_NOMEM;
+  if (s->has && !d->mnb.data)
+    ed_buf_reserve(&d->mnb, 1);
+  if (s->has && !d->mxb.data)
+    ed_buf_reserve(&d->mxb, 1);
   return ED_OK;
 }
 
@@ -409,10 +439,12 @@ static inline uint64_t hash_bytes(const char *p, size_t n) {
 static bool dict_grow(wcol_t *c) {
   size_t ncap = c->htcap ? c->htcap * 2 : 1024;
   uint32_t *nt = calloc(ncap, sizeof *nt);
-  if (!nt) return false;
+  if (!nt)
+    return false;
   for (size_t i = 0; i < c->htcap; i++) {
     uint32_t e = c->ht[i];
-    if (!e) continue;
+    if (!e)
+      continue;
     uint64_t h;
     if (c->phys == PQ_P_BYTE_ARRAY) {
       uint32_t len;
@@ -421,7 +453,8 @@ static bool dict_grow(wcol_t *c) {
     } else
       h = mix64(c->dvals[e - 1]);
     size_t j = h & (ncap - 1);
-    while (nt[j]) j = (j + 1) & (ncap - 1);
+    while (nt[j])
+      j = (j + 1) & (ncap - 1);
     nt[j] = e;
   }
   free(c->ht);
@@ -431,15 +464,18 @@ static bool dict_grow(wcol_t *c) {
 }
 
 static bool dv_reserve(wcol_t *c) {
-  if (c->dcount < c->dvcap) return true;
+  if (c->dcount < c->dvcap)
+    return true;
   size_t n = c->dvcap ? c->dvcap * 2 : 256;
   if (c->phys == PQ_P_BYTE_ARRAY) {
     uint32_t *d = realloc(c->doff, n * sizeof *d);
-    if (!d) return false;
+    if (!d)
+      return false;
     c->doff = d;
   } else {
     uint64_t *d = realloc(c->dvals, n * sizeof *d);
-    if (!d) return false;
+    if (!d)
+      return false;
     c->dvals = d;
   }
   c->dvcap = n;
@@ -449,18 +485,21 @@ static bool dv_reserve(wcol_t *c) {
 /* Index of the value in the dictionary, inserting it; -1 on OOM. *fresh is
  * set when inserted (statistics are updated only then). */
 static inline int64_t dict_fixed(wcol_t *c, uint64_t key, size_t width, bool *fresh) {
-  if ((c->dcount + 1) * 2 > c->htcap && !dict_grow(c)) return -1;
+  if ((c->dcount + 1) * 2 > c->htcap && !dict_grow(c))
+    return -1;
   size_t j = mix64(key) & (c->htcap - 1);
   for (;;) {
     uint32_t e = c->ht[j];
-    if (!e) break;
+    if (!e)
+      break;
     if (c->dvals[e - 1] == key) {
       *fresh = false;
       return e - 1;
     }
     j = (j + 1) & (c->htcap - 1);
   }
-  if (!dv_reserve(c) || ed_buf_append(&c->dbuf, &key, width)) return -1;
+  if (!dv_reserve(c) || ed_buf_append(&c->dbuf, &key, width))
+    return -1;
   c->dvals[c->dcount] = key;
   c->ht[j] = (uint32_t)++c->dcount;
   *fresh = true;
@@ -468,11 +507,13 @@ static inline int64_t dict_fixed(wcol_t *c, uint64_t key, size_t width, bool *fr
 }
 
 static inline int64_t dict_bytes(wcol_t *c, const char *p, uint32_t n, bool *fresh) {
-  if ((c->dcount + 1) * 2 > c->htcap && !dict_grow(c)) return -1;
+  if ((c->dcount + 1) * 2 > c->htcap && !dict_grow(c))
+    return -1;
   size_t j = hash_bytes(p, n) & (c->htcap - 1);
   for (;;) {
     uint32_t e = c->ht[j];
-    if (!e) break;
+    if (!e)
+      break;
     const char *q = c->dbuf.data + c->doff[e - 1];
     uint32_t len;
     memcpy(&len, q, 4);
@@ -482,9 +523,11 @@ static inline int64_t dict_bytes(wcol_t *c, const char *p, uint32_t n, bool *fre
     }
     j = (j + 1) & (c->htcap - 1);
   }
-  if (!dv_reserve(c)) return -1;
+  if (!dv_reserve(c))
+    return -1;
   c->doff[c->dcount] = (uint32_t)c->dbuf.len;
-  if (ed_buf_append(&c->dbuf, &n, 4) || ed_buf_append(&c->dbuf, p, n)) return -1;
+  if (ed_buf_append(&c->dbuf, &n, 4) || ed_buf_append(&c->dbuf, p, n))
+    return -1;
   c->ht[j] = (uint32_t)++c->dcount;
   *fresh = true;
   return (int64_t)c->dcount - 1;
@@ -493,17 +536,21 @@ static inline int64_t dict_bytes(wcol_t *c, const char *p, uint32_t n, bool *fre
 /* ---- values and levels ---- */
 
 static inline bool lv_reserve(wcol_t *c, size_t extra) {
-  if (c->n + extra <= c->lcap) return true;
+  if (c->n + extra <= c->lcap)
+    return true;
   size_t n = c->lcap ? c->lcap : 1024;
-  while (n < c->n + extra) n *= 2;
+  while (n < c->n + extra)
+    n *= 2;
   if (c->max_def) {
     uint16_t *d = realloc(c->def, n * sizeof *d);
-    if (!d) return false;
+    if (!d)
+      return false;
     c->def = d;
   }
   if (c->max_rep) {
     uint16_t *r = realloc(c->rep, n * sizeof *r);
-    if (!r) return false;
+    if (!r)
+      return false;
     c->rep = r;
   }
   c->lcap = n;
@@ -513,14 +560,14 @@ static inline bool idx_push(wcol_t *c, uint32_t v) {
   if (c->nidx == c->icap) {
     size_t n = c->icap ? c->icap * 2 : 1024;
     uint32_t *p = realloc(c->idx, n * sizeof *p);
-    if (!p) return false;
+    if (!p)
+      return false;
     c->idx = p;
     c->icap = n;
   }
   c->idx[c->nidx++] = v;
   return true;
 }
-
 
 /* Appends the value of row i of leaf column v. */
 static inline bool put_value(pq_writer_t *w, wcol_t *c, const pq_col_t *v, size_t i) {
@@ -541,7 +588,8 @@ static inline bool put_value(pq_writer_t *w, wcol_t *c, const pq_col_t *v, size_
         return false;
     } else if (ed_buf_append(&c->plain, &x, 4))
       return false;
-    if (fresh) ST_NUM(s, i32, x);
+    if (fresh)
+      ST_NUM(s, i32, x);
     return true;
   }
   case PQ_P_INT64: {
@@ -551,7 +599,8 @@ static inline bool put_value(pq_writer_t *w, wcol_t *c, const pq_col_t *v, size_
         return false;
     } else if (ed_buf_append(&c->plain, &x, 8))
       return false;
-    if (fresh) ST_NUM(s, i64, x);
+    if (fresh)
+      ST_NUM(s, i64, x);
     return true;
   }
   case PQ_P_FLOAT: {
@@ -559,10 +608,12 @@ static inline bool put_value(pq_writer_t *w, wcol_t *c, const pq_col_t *v, size_
     uint32_t bits;
     memcpy(&bits, &x, 4);
     if (dict) {
-      if ((k = dict_fixed(c, bits, 4, &fresh)) < 0 || !idx_push(c, (uint32_t)k)) return false;
+      if ((k = dict_fixed(c, bits, 4, &fresh)) < 0 || !idx_push(c, (uint32_t)k))
+        return false;
     } else if (ed_buf_append(&c->plain, &x, 4))
       return false;
-    if (fresh && !isnan(x)) ST_NUM(s, f, x);
+    if (fresh && !isnan(x))
+      ST_NUM(s, f, x);
     return true;
   }
   case PQ_P_DOUBLE: {
@@ -570,10 +621,12 @@ static inline bool put_value(pq_writer_t *w, wcol_t *c, const pq_col_t *v, size_
     uint64_t bits;
     memcpy(&bits, &x, 8);
     if (dict) {
-      if ((k = dict_fixed(c, bits, 8, &fresh)) < 0 || !idx_push(c, (uint32_t)k)) return false;
+      if ((k = dict_fixed(c, bits, 8, &fresh)) < 0 || !idx_push(c, (uint32_t)k))
+        return false;
     } else if (ed_buf_append(&c->plain, &x, 8))
       return false;
-    if (fresh && !isnan(x)) ST_NUM(s, d, x);
+    if (fresh && !isnan(x))
+      ST_NUM(s, d, x);
     return true;
   }
   default: {
@@ -581,10 +634,12 @@ static inline bool put_value(pq_writer_t *w, wcol_t *c, const pq_col_t *v, size_
     const char *p = v->data + a;
     uint32_t n = b - a;
     if (dict) {
-      if ((k = dict_bytes(c, p, n, &fresh)) < 0 || !idx_push(c, (uint32_t)k)) return false;
+      if ((k = dict_bytes(c, p, n, &fresh)) < 0 || !idx_push(c, (uint32_t)k))
+        return false;
     } else if (ed_buf_append(&c->plain, &n, 4) || ed_buf_append(&c->plain, p, n))
       return false;
-    if (fresh) st_bytes(s, p, n);
+    if (fresh)
+      st_bytes(s, p, n);
     return true;
   }
   }
@@ -596,25 +651,35 @@ static inline bool put_value(pq_writer_t *w, wcol_t *c, const pq_col_t *v, size_
 static bool shred(pq_writer_t *w, wcol_t *c, int k, const pq_col_t *v, size_t i, int r, int d);
 
 static inline bool entry(wcol_t *c, int r, int d) {
-  if (!lv_reserve(c, 1)) return false;
-  if (c->max_def) c->def[c->n] = (uint16_t)d;
-  if (c->max_rep) c->rep[c->n] = (uint16_t)r;
+  if (!lv_reserve(c, 1))
+    return false;
+  if (c->max_def)
+    c->def[c->n] = (uint16_t)d;
+  if (c->max_rep)
+    c->rep[c->n] = (uint16_t)r;
   c->n++;
-  if (d < c->max_def) c->cst.nulls++;
+  if (d < c->max_def)
+    c->cst.nulls++;
   return true;
 }
 
 static bool shred(pq_writer_t *w, wcol_t *c, int k, const pq_col_t *v, size_t i, int r, int d) {
   const pq_inode_t *n = &w->schema->n[c->path[k]];
   if (n->pub.rep == PQ_OPTIONAL) {
-    if (v->valid && !v->valid[i]) return entry(c, r, d);
+    if (v->valid && !v->valid[i])
+      return entry(c, r, d);
     d++;
+  } else if (v->valid && !v->valid[i]) {
+    w->bad_null = c->path[k];
+    w->bad_row = i;
+    return false;
   }
   bool is_leaf = k == c->depth - 1;
   if (n->pub.rep == PQ_REPEATED || n->pub.type == PQ_T_LIST || n->pub.type == PQ_T_MAP) {
     int rr = n->rep_here + (n->pub.rep == PQ_REPEATED ? 0 : 1);
     uint32_t a = v->off[i], b = v->off[i + 1];
-    if (a == b) return entry(c, r, d);
+    if (a == b)
+      return entry(c, r, d);
     const pq_col_t *ch;
     int nk;
     if (n->pub.rep == PQ_REPEATED && n->pub.type != PQ_T_LIST && n->pub.type != PQ_T_MAP) {
@@ -623,11 +688,13 @@ static bool shred(pq_writer_t *w, wcol_t *c, int k, const pq_col_t *v, size_t i,
       for (uint32_t j = a; j < b; j++) {
         int rj = j == a ? r : rr;
         if (is_leaf) {
-          if (!entry(c, rj, d + 1) || !put_value(w, c, ch, j)) return false;
+          if (!entry(c, rj, d + 1) || !put_value(w, c, ch, j))
+            return false;
         } else {
           const pq_inode_t *kid = &w->schema->n[c->path[k + 1]];
           (void)kid;
-          if (!shred(w, c, k + 1, &ch->children[c->cix[k + 1]], j, rj, d + 1)) return false;
+          if (!shred(w, c, k + 1, &ch->children[c->cix[k + 1]], j, rj, d + 1))
+            return false;
         }
       }
       return true;
@@ -636,10 +703,12 @@ static bool shred(pq_writer_t *w, wcol_t *c, int k, const pq_col_t *v, size_t i,
     ch = &v->children[c->cix[nk]];
     int dd = d + 1;
     for (uint32_t j = a; j < b; j++)
-      if (!shred(w, c, nk, ch, j, j == a ? r : rr, dd)) return false;
+      if (!shred(w, c, nk, ch, j, j == a ? r : rr, dd))
+        return false;
     return true;
   }
-  if (is_leaf) return entry(c, r, d) && put_value(w, c, v, i);
+  if (is_leaf)
+    return entry(c, r, d) && put_value(w, c, v, i);
   return shred(w, c, k + 1, &v->children[c->cix[k + 1]], i, r, d);
 }
 
@@ -647,7 +716,8 @@ static bool shred(pq_writer_t *w, wcol_t *c, int k, const pq_col_t *v, size_t i,
 
 static int bitwidth(uint64_t maxv) {
   int b = 0;
-  while (maxv) b++, maxv >>= 1;
+  while (maxv)
+    b++, maxv >>= 1;
   return b;
 }
 
@@ -661,14 +731,16 @@ static ed_code_t compress(pq_writer_t *w, const void *src, size_t n, const void 
   ed_buf_reset(&w->cbuf);
   if (w->o.codec == PQ_CODEC_ZSTD) {
     size_t cap = ZSTD_compressBound(n);
-    if (ed_buf_reserve(&w->cbuf, cap)) return oom(err);
+    if (ed_buf_reserve(&w->cbuf, cap))
+      return oom(err);
     size_t k = ZSTD_compressCCtx(w->zc, w->cbuf.data, cap, src, n, w->o.zstd_level);
     if (ZSTD_isError(k))
       return ed_err_set(err, ED_E_INTERNAL, "parquet writer: zstd: %s", ZSTD_getErrorName(k));
     w->cbuf.len = k;
   } else {
     size_t cap = snappy_max_compressed_length(n);
-    if (ed_buf_reserve(&w->cbuf, cap)) return oom(err);
+    if (ed_buf_reserve(&w->cbuf, cap))
+      return oom(err);
     size_t k = cap;
     if (snappy_compress(src, n, w->cbuf.data, &k) != SNAPPY_OK)
       return ed_err_set(err, ED_E_INTERNAL, "parquet writer: snappy failed");
@@ -682,11 +754,13 @@ static ed_code_t compress(pq_writer_t *w, const void *src, size_t n, const void 
 /* Header + compressed body appended to dst. */
 static ed_code_t put_page(pq_writer_t *w, ed_buf_t *dst, int type, const void *body, size_t n,
                           int32_t nvals, int enc, int64_t *unc, int64_t *comp, ed_err_t *err) {
-  if (n > INT32_MAX) return ed_err_set(err, ED_E_TOO_LARGE, "parquet writer: page over 2 GiB");
+  if (n > INT32_MAX)
+    return ed_err_set(err, ED_E_TOO_LARGE, "parquet writer: page over 2 GiB");
   const void *cp = NULL;
   size_t cn = 0;
   ed_code_t rc = compress(w, body, n, &cp, &cn, err);
-  if (rc) return rc;
+  if (rc)
+    return rc;
   ed_buf_reset(&w->hbuf);
   pq_tw_t t;
   pq_tw_init(&t, &w->hbuf);
@@ -718,38 +792,47 @@ static ed_code_t put_page(pq_writer_t *w, ed_buf_t *dst, int type, const void *b
 static ed_code_t levels(pq_writer_t *w, const uint16_t *lv, size_t n, int maxl, ed_err_t *err) {
   size_t at = w->body.len;
   uint32_t z = 0;
-  if (ed_buf_append(&w->body, &z, 4)) return oom(err);
-  if (pq_rle_encode16(&w->body, lv, n, bitwidth((uint64_t)maxl))) return oom(err);
+  if (ed_buf_append(&w->body, &z, 4))
+    return oom(err);
+  if (pq_rle_encode16(&w->body, lv, n, bitwidth((uint64_t)maxl)))
+    return oom(err);
   uint32_t len = (uint32_t)(w->body.len - at - 4);
   memcpy(w->body.data + at, &len, 4);
   return ED_OK;
 }
 
 static ed_code_t finish_page(pq_writer_t *w, wcol_t *c, ed_err_t *err) {
-  if (c->n == 0) return ED_OK;
+  if (c->n == 0)
+    return ED_OK;
   ed_buf_reset(&w->body);
   ed_code_t rc;
-  if (c->max_rep && (rc = levels(w, c->rep, c->n, c->max_rep, err))) return rc;
-  if (c->max_def && (rc = levels(w, c->def, c->n, c->max_def, err))) return rc;
+  if (c->max_rep && (rc = levels(w, c->rep, c->n, c->max_rep, err)))
+    return rc;
+  if (c->max_def && (rc = levels(w, c->def, c->n, c->max_def, err)))
+    return rc;
   int enc = PQ_ENC_PLAIN;
   if (c->phys == PQ_P_BOOLEAN) {
     size_t nb = c->plain.len, bytes = (nb + 7) / 8;
-    if (ed_buf_reserve(&w->body, bytes)) return oom(err);
+    if (ed_buf_reserve(&w->body, bytes))
+      return oom(err);
     uint8_t *o = (uint8_t *)w->body.data + w->body.len;
     memset(o, 0, bytes);
     const uint8_t *in = (const uint8_t *)c->plain.data;
-    for (size_t i = 0; i < nb; i++) o[i >> 3] |= (uint8_t)(in[i] << (i & 7));
+    for (size_t i = 0; i < nb; i++)
+      o[i >> 3] |= (uint8_t)(in[i] << (i & 7));
     w->body.len += bytes;
   } else if (c->page_dict && c->dcount > 0) {
     enc = PQ_ENC_RLE_DICTIONARY;
     int bw = bitwidth(c->dcount - 1);
-    if (bw == 0) bw = 1;
+    if (bw == 0)
+      bw = 1;
     if (ed_buf_putc(&w->body, (char)bw) || pq_rle_encode32(&w->body, c->idx, c->nidx, bw))
       return oom(err);
     c->dict_used = true;
   } else if (c->plain.len && ed_buf_append(&w->body, c->plain.data, c->plain.len))
     return oom(err);
-  if (c->n > INT32_MAX) return ed_err_set(err, ED_E_TOO_LARGE, "parquet writer: page too long");
+  if (c->n > INT32_MAX)
+    return ed_err_set(err, ED_E_TOO_LARGE, "parquet writer: page too long");
   if ((rc = put_page(w, &c->chunk, PQ_PAGE_DATA, w->body.data, w->body.len, (int32_t)c->n, enc,
                      &c->unc, &c->comp, err)))
     return rc;
@@ -763,7 +846,8 @@ static ed_code_t finish_page(pq_writer_t *w, wcol_t *c, ed_err_t *err) {
 }
 
 static size_t page_estimate(const wcol_t *c) {
-  if (c->page_dict) return c->nidx * (size_t)(bitwidth(c->dcount) + 1) / 8 + c->n / 4;
+  if (c->page_dict)
+    return c->nidx * (size_t)(bitwidth(c->dcount) + 1) / 8 + c->n / 4;
   return c->plain.len + c->n / 4;
 }
 
@@ -778,24 +862,29 @@ static void col_reset_chunk(wcol_t *c, const pq_writer_t *w) {
   c->dict_failed = false;
   c->dict_used = false;
   ed_buf_reset(&c->dbuf);
-  if (c->ht) memset(c->ht, 0, c->htcap * sizeof *c->ht);
+  if (c->ht)
+    memset(c->ht, 0, c->htcap * sizeof *c->ht);
   c->page_dict = use_dict(w, c);
 }
 
 ed_code_t pq_writer_flush(pq_writer_t *w, ed_err_t *err) {
-  if (w->failed) return ed_err_set(err, ED_E_INVALID, "parquet writer: failed earlier");
-  if (w->rg_rows == 0) return ED_OK;
+  if (w->failed)
+    return ed_err_set(err, ED_E_INVALID, "parquet writer: failed earlier");
+  if (w->rg_rows == 0)
+    return ED_OK;
   if (w->nrgs == w->rgcap) {
     size_t n = w->rgcap ? w->rgcap * 2 : 8;
     rgmeta_t *r = realloc(w->rgs, n * sizeof *r);
-    if (!r) return oom(err);
+    if (!r)
+      return oom(err);
     w->rgs = r;
     w->rgcap = n;
   }
   rgmeta_t *rg = &w->rgs[w->nrgs];
   memset(rg, 0, sizeof *rg);
   rg->cols = calloc(w->ncols, sizeof *rg->cols);
-  if (!rg->cols) return oom(err);
+  if (!rg->cols)
+    return oom(err);
   w->nrgs++;
   rg->nrows = w->rg_rows;
   rg->file_off = (int64_t)w->off;
@@ -803,7 +892,8 @@ ed_code_t pq_writer_flush(pq_writer_t *w, ed_err_t *err) {
   for (size_t i = 0; i < w->ncols; i++) {
     wcol_t *c = &w->cols[i];
     colmeta_t *m = &rg->cols[i];
-    if ((rc = finish_page(w, c, err))) goto fail;
+    if ((rc = finish_page(w, c, err)))
+      goto fail;
     m->dict_off = -1;
     if (c->dict_used) {
       ed_buf_t dp = ED_BUF_INIT;
@@ -815,13 +905,15 @@ ed_code_t pq_writer_flush(pq_writer_t *w, ed_err_t *err) {
         rc = emit(w, dp.data, dp.len, err);
       }
       ed_buf_fini(&dp);
-      if (rc) goto fail;
+      if (rc)
+        goto fail;
       c->unc += u;
       c->comp += k;
       c->enc |= 1u << PQ_ENC_PLAIN;
     }
     m->data_off = (int64_t)w->off;
-    if ((rc = emit(w, c->chunk.data, c->chunk.len, err))) goto fail;
+    if ((rc = emit(w, c->chunk.data, c->chunk.len, err)))
+      goto fail;
     m->num_values = c->num_values;
     m->unc = c->unc;
     m->comp = c->comp;
@@ -854,12 +946,8 @@ static size_t rg_estimate(const pq_writer_t *w) {
 static ed_code_t check_col(const pq_writer_t *w, int node, const pq_col_t *v, size_t r0, size_t r1,
                            ed_err_t *err) {
   const pq_inode_t *n = &w->schema->n[node];
-  if (n->pub.rep != PQ_OPTIONAL && v->valid)
-    for (size_t i = r0; i < r1; i++)
-      if (!v->valid[i])
-        return ed_err_set(err, ED_E_SCHEMA, "parquet writer: column '%s': null in row %zu of a "
-                                            "REQUIRED field",
-                          n->name, i);
+  /* Nulls in REQUIRED fields are found while shredding: under a null parent
+   * they are allowed (Arrow leaves such child slots undefined). */
   if (v->len < r1)
     return ed_err_set(err, ED_E_SCHEMA, "parquet writer: column '%s' has %zu rows, expected %zu",
                       n->name, v->len, r1);
@@ -869,42 +957,44 @@ static ed_code_t check_col(const pq_writer_t *w, int node, const pq_col_t *v, si
     return ed_err_set(err, ED_E_SCHEMA, "parquet writer: column '%s' has no offsets", n->name);
   if (leafy && !rep) {
     bool ok = n->pub.phys == PQ_P_BYTE_ARRAY ? (v->data || r1 == r0 || v->off[r1] == v->off[r0])
-                                              : v->v.i32 != NULL || r1 == r0;
-    if (!ok) return ed_err_set(err, ED_E_SCHEMA, "parquet writer: column '%s' has no values", n->name);
+                                             : v->v.i32 != NULL || r1 == r0;
+    if (!ok)
+      return ed_err_set(err, ED_E_SCHEMA, "parquet writer: column '%s' has no values", n->name);
     if (n->pub.phys == PQ_P_BYTE_ARRAY)
       for (size_t i = r0; i < r1; i++)
         if (v->off[i + 1] < v->off[i])
-          return ed_err_set(err, ED_E_SCHEMA, "parquet writer: column '%s': offsets decrease at row %zu",
-                            n->name, i);
+          return ed_err_set(err, ED_E_SCHEMA,
+                            "parquet writer: column '%s': offsets decrease at row %zu", n->name, i);
     return ED_OK;
   }
   size_t cr0 = r0, cr1 = r1;
   if (rep) {
     for (size_t i = r0; i < r1; i++)
       if (v->off[i + 1] < v->off[i])
-        return ed_err_set(err, ED_E_SCHEMA, "parquet writer: column '%s': offsets decrease at row %zu",
-                          n->name, i);
+        return ed_err_set(err, ED_E_SCHEMA,
+                          "parquet writer: column '%s': offsets decrease at row %zu", n->name, i);
     cr0 = r1 > r0 ? v->off[r0] : 0;
     cr1 = r1 > r0 ? v->off[r1] : 0;
   }
-  size_t want = n->pub.type == PQ_T_STRUCT ? n->pub.nchildren
-                : n->pub.type == PQ_T_MAP  ? 2
-                                           : 1;
+  size_t want = n->pub.type == PQ_T_STRUCT ? n->pub.nchildren : n->pub.type == PQ_T_MAP ? 2 : 1;
   if (v->nchildren < want || !v->children)
-    return ed_err_set(err, ED_E_SCHEMA, "parquet writer: column '%s' has %zu children, expected %zu",
-                      n->name, v->nchildren, want);
+    return ed_err_set(err, ED_E_SCHEMA,
+                      "parquet writer: column '%s' has %zu children, expected %zu", n->name,
+                      v->nchildren, want);
   if (n->pub.rep == PQ_REPEATED && n->pub.type != PQ_T_LIST && n->pub.type != PQ_T_MAP) {
     /* Bare repeated: the elements column is of this node's own shape. */
     const pq_col_t *e = &v->children[0];
     if (e->len < cr1)
-      return ed_err_set(err, ED_E_SCHEMA, "parquet writer: column '%s' elements too short", n->name);
+      return ed_err_set(err, ED_E_SCHEMA, "parquet writer: column '%s' elements too short",
+                        n->name);
     if (n->pub.type == PQ_T_STRUCT) {
       if (e->nchildren < n->pub.nchildren)
         return ed_err_set(err, ED_E_SCHEMA, "parquet writer: column '%s' elements lack fields",
                           n->name);
       for (size_t k = 0; k < n->pub.nchildren; k++) {
         ed_code_t rc = check_col(w, n->kids[k], &e->children[k], cr0, cr1, err);
-        if (rc) return rc;
+        if (rc)
+          return rc;
       }
     } else if (n->pub.phys == PQ_P_BYTE_ARRAY && !e->off)
       return ed_err_set(err, ED_E_SCHEMA, "parquet writer: column '%s' elements lack offsets",
@@ -913,7 +1003,8 @@ static ed_code_t check_col(const pq_writer_t *w, int node, const pq_col_t *v, si
   }
   for (size_t k = 0; k < want; k++) {
     ed_code_t rc = check_col(w, n->kids[k], &v->children[k], cr0, cr1, err);
-    if (rc) return rc;
+    if (rc)
+      return rc;
   }
   return ED_OK;
 }
@@ -928,7 +1019,8 @@ static ed_code_t write_slice(pq_writer_t *w, const pq_col_t *cols, size_t r0, si
     if (c->depth == 1 && n->pub.rep != PQ_REPEATED) {
       /* Flat fast path. */
       size_t cnt = r1 - r0;
-      if (!lv_reserve(c, cnt)) return oom(err);
+      if (!lv_reserve(c, cnt))
+        return oom(err);
       if (n->pub.rep == PQ_OPTIONAL) {
         for (size_t i = r0; i < r1; i++) {
           bool present = !top->valid || top->valid[i];
@@ -939,35 +1031,54 @@ static ed_code_t write_slice(pq_writer_t *w, const pq_col_t *cols, size_t r0, si
             c->cst.nulls++;
         }
       } else {
-        for (size_t i = r0; i < r1 && ok; i++) ok = put_value(w, c, top, i);
+        for (size_t i = r0; i < r1 && ok; i++) {
+          if (top->valid && !top->valid[i]) {
+            w->bad_null = c->path[0];
+            w->bad_row = i;
+            ok = false;
+            break;
+          }
+          ok = put_value(w, c, top, i);
+        }
         c->n += cnt;
       }
     } else {
-      for (size_t i = r0; i < r1 && ok; i++) ok = shred(w, c, 0, top, i, 0, 0);
+      for (size_t i = r0; i < r1 && ok; i++)
+        ok = shred(w, c, 0, top, i, 0, 0);
     }
-    if (!ok) return oom(err);
+    if (!ok && w->bad_null >= 0)
+      return ed_err_set(err, ED_E_SCHEMA,
+                        "parquet writer: column '%s': null in row %zu of REQUIRED field '%s'",
+                        c->leaf->pub.path, w->bad_row, w->schema->n[w->bad_null].name);
+    if (!ok)
+      return oom(err);
     if (c->page_dict && c->dbuf.len > w->o.dict_max_bytes) {
       /* Dictionary too large: this page keeps its indices, later pages of
        * the chunk are PLAIN (D.6). */
       ed_code_t rc = finish_page(w, c, err);
-      if (rc) return rc;
+      if (rc)
+        return rc;
       c->dict_failed = true;
       c->page_dict = false;
     } else if (page_estimate(c) >= w->o.page_bytes) {
       ed_code_t rc = finish_page(w, c, err);
-      if (rc) return rc;
+      if (rc)
+        return rc;
     }
   }
   return ED_OK;
 }
 
 ed_code_t pq_writer_write(pq_writer_t *w, const pq_col_t *cols, size_t nrows, ed_err_t *err) {
-  if (w->closed) return ed_err_set(err, ED_E_INVALID, "parquet writer: already closed");
-  if (w->failed) return ed_err_set(err, ED_E_INVALID, "parquet writer: failed earlier");
+  if (w->closed)
+    return ed_err_set(err, ED_E_INVALID, "parquet writer: already closed");
+  if (w->failed)
+    return ed_err_set(err, ED_E_INVALID, "parquet writer: failed earlier");
   const pq_inode_t *root = &w->schema->n[PQ_ROOT];
   for (size_t k = 0; k < root->pub.nchildren; k++) {
     ed_code_t rc = check_col(w, root->kids[k], &cols[k], 0, nrows, err);
-    if (rc) return rc;
+    if (rc)
+      return rc;
   }
   for (size_t r0 = 0; r0 < nrows;) {
     size_t r1 = r0 + SLICE_ROWS < nrows ? r0 + SLICE_ROWS : nrows;
@@ -979,7 +1090,8 @@ ed_code_t pq_writer_write(pq_writer_t *w, const pq_col_t *cols, size_t nrows, ed
     w->rg_rows += (int64_t)(r1 - r0);
     w->rows += (int64_t)(r1 - r0);
     r0 = r1;
-    if (rg_estimate(w) >= w->o.row_group_bytes && (rc = pq_writer_flush(w, err))) return rc;
+    if (rg_estimate(w) >= w->o.row_group_bytes && (rc = pq_writer_flush(w, err)))
+      return rc;
   }
   return ED_OK;
 }
@@ -1014,15 +1126,18 @@ static void se_leaf_annot(pq_tw_t *t, pq_type_t ty) {
     pq_tw_end(t);
     pq_tw_end(t);
     break;
-  default: break;
+  default:
+    break;
   }
 }
 
 static size_t count_elements(const pq_schema_t *s, int id) {
   const pq_inode_t *n = &s->n[id];
   size_t c = 1;
-  if (n->pub.type == PQ_T_LIST || n->pub.type == PQ_T_MAP) c++;
-  for (size_t i = 0; i < n->pub.nchildren; i++) c += count_elements(s, n->kids[i]);
+  if (n->pub.type == PQ_T_LIST || n->pub.type == PQ_T_MAP)
+    c++;
+  for (size_t i = 0; i < n->pub.nchildren; i++)
+    c += count_elements(s, n->kids[i]);
   return c;
 }
 
@@ -1030,13 +1145,15 @@ static void write_elements(pq_tw_t *t, const pq_schema_t *s, int id) {
   const pq_inode_t *n = &s->n[id];
   bool group = n->pub.type == PQ_T_STRUCT || n->pub.type == PQ_T_LIST || n->pub.type == PQ_T_MAP;
   pq_tw_elem_struct(t);
-  if (!group) pq_tw_i32(t, PQF_SE_TYPE, n->pub.phys);
-  if (id != PQ_ROOT) pq_tw_i32(t, PQF_SE_REPETITION, n->pub.rep);
+  if (!group)
+    pq_tw_i32(t, PQF_SE_TYPE, n->pub.phys);
+  if (id != PQ_ROOT)
+    pq_tw_i32(t, PQF_SE_REPETITION, n->pub.rep);
   pq_tw_str(t, PQF_SE_NAME, n->name);
   if (group)
-    pq_tw_i32(t, PQF_SE_NUM_CHILDREN,
-              n->pub.type == PQ_T_STRUCT ? (int32_t)n->pub.nchildren : 1);
-  if (!group) se_leaf_annot(t, n->pub.type);
+    pq_tw_i32(t, PQF_SE_NUM_CHILDREN, n->pub.type == PQ_T_STRUCT ? (int32_t)n->pub.nchildren : 1);
+  if (!group)
+    se_leaf_annot(t, n->pub.type);
   if (n->pub.type == PQ_T_LIST || n->pub.type == PQ_T_MAP) {
     bool list = n->pub.type == PQ_T_LIST;
     pq_tw_i32(t, PQF_SE_CONVERTED, list ? PQ_CT_LIST : PQ_CT_MAP);
@@ -1051,7 +1168,8 @@ static void write_elements(pq_tw_t *t, const pq_schema_t *s, int id) {
     pq_tw_i32(t, PQF_SE_NUM_CHILDREN, (int32_t)n->pub.nchildren);
   }
   pq_tw_end(t);
-  for (size_t i = 0; i < n->pub.nchildren; i++) write_elements(t, s, n->kids[i]);
+  for (size_t i = 0; i < n->pub.nchildren; i++)
+    write_elements(t, s, n->kids[i]);
 }
 
 static void put_stat_value(pq_tw_t *t, int id, pq_phys_t ph, const st_t *s, bool max) {
@@ -1072,14 +1190,16 @@ static void put_stat_value(pq_tw_t *t, int id, pq_phys_t ph, const st_t *s, bool
   case PQ_P_FLOAT: {
     /* parquet.thrift: a zero min is written -0.0, a zero max +0.0. */
     float f = max ? s->mx.f : s->mn.f;
-    if (f == 0.0f) f = max ? 0.0f : -0.0f;
+    if (f == 0.0f)
+      f = max ? 0.0f : -0.0f;
     memcpy(b, &f, 4);
     pq_tw_bin(t, id, b, 4);
     break;
   }
   case PQ_P_DOUBLE: {
     double d = max ? s->mx.d : s->mn.d;
-    if (d == 0.0) d = max ? 0.0 : -0.0;
+    if (d == 0.0)
+      d = max ? 0.0 : -0.0;
     memcpy(b, &d, 8);
     pq_tw_bin(t, id, b, 8);
     break;
@@ -1112,20 +1232,24 @@ static ed_code_t footer(pq_writer_t *w, ed_buf_t *out) {
       pq_tw_struct(&t, PQF_CC_META_DATA);
       pq_tw_i32(&t, PQF_CMD_TYPE, c->phys);
       size_t ne = 0;
-      for (int e = 0; e < 32; e++) ne += (m->enc >> e) & 1;
+      for (int e = 0; e < 32; e++)
+        ne += (m->enc >> e) & 1;
       pq_tw_list(&t, PQF_CMD_ENCODINGS, PQ_TT_I32, ne);
       for (int e = 0; e < 32; e++)
-        if ((m->enc >> e) & 1) pq_tw_elem_i32(&t, e);
+        if ((m->enc >> e) & 1)
+          pq_tw_elem_i32(&t, e);
       /* path_in_schema: the dotted path split at dots (names are ours). */
       const char *path = c->leaf->path;
       size_t np = 1;
-      for (const char *p = path; *p; p++) np += *p == '.';
+      for (const char *p = path; *p; p++)
+        np += *p == '.';
       pq_tw_list(&t, PQF_CMD_PATH, PQ_TT_BINARY, np);
       for (const char *p = path;;) {
         const char *dot = strchr(p, '.');
         size_t len = dot ? (size_t)(dot - p) : strlen(p);
         pq_tw_elem_bin(&t, p, len);
-        if (!dot) break;
+        if (!dot)
+          break;
         p = dot + 1;
       }
       pq_tw_i32(&t, PQF_CMD_CODEC, w->o.codec);
@@ -1133,7 +1257,8 @@ static ed_code_t footer(pq_writer_t *w, ed_buf_t *out) {
       pq_tw_i64(&t, PQF_CMD_TOTAL_UNCOMPRESSED, m->unc);
       pq_tw_i64(&t, PQF_CMD_TOTAL_COMPRESSED, m->comp);
       pq_tw_i64(&t, PQF_CMD_DATA_PAGE_OFFSET, m->data_off);
-      if (m->dict_off >= 0) pq_tw_i64(&t, PQF_CMD_DICT_PAGE_OFFSET, m->dict_off);
+      if (m->dict_off >= 0)
+        pq_tw_i64(&t, PQF_CMD_DICT_PAGE_OFFSET, m->dict_off);
       pq_tw_struct(&t, PQF_CMD_STATISTICS);
       pq_tw_i64(&t, PQF_ST_NULL_COUNT, m->st.nulls);
       if (m->st.has) {
@@ -1158,7 +1283,8 @@ static ed_code_t footer(pq_writer_t *w, ed_buf_t *out) {
     for (size_t i = 0; i < w->nkv; i++) {
       pq_tw_elem_struct(&t);
       pq_tw_str(&t, PQF_KV_KEY, w->kv[2 * i]);
-      if (w->kv[2 * i + 1]) pq_tw_str(&t, PQF_KV_VALUE, w->kv[2 * i + 1]);
+      if (w->kv[2 * i + 1])
+        pq_tw_str(&t, PQF_KV_VALUE, w->kv[2 * i + 1]);
       pq_tw_end(&t);
     }
   }
@@ -1175,9 +1301,11 @@ static ed_code_t footer(pq_writer_t *w, ed_buf_t *out) {
 }
 
 ed_code_t pq_writer_close(pq_writer_t *w, ed_err_t *err) {
-  if (w->closed) return ED_OK;
+  if (w->closed)
+    return ED_OK;
   ed_code_t rc = pq_writer_flush(w, err);
-  if (rc) return rc;
+  if (rc)
+    return rc;
   ed_buf_t f = ED_BUF_INIT;
   if (footer(w, &f)) {
     ed_buf_fini(&f);
@@ -1186,11 +1314,13 @@ ed_code_t pq_writer_close(pq_writer_t *w, ed_err_t *err) {
   uint32_t len = (uint32_t)f.len;
   ed_buf_append(&f, &len, 4);
   rc = ed_buf_append(&f, "PAR1", 4);
-  if (!rc) rc = emit(w, f.data, f.len, err);
+  if (!rc)
+    rc = emit(w, f.data, f.len, err);
   else
     rc = oom(err);
   ed_buf_fini(&f);
-  if (rc) return rc;
+  if (rc)
+    return rc;
   w->closed = true;
   /* Pages are gone: give the memory back, keep the statistics. */
   for (size_t i = 0; i < w->ncols; i++) {
@@ -1221,7 +1351,8 @@ ed_code_t pq_writer_stats(const pq_writer_t *w, size_t leaf, pq_stats_t *out, ed
   out->null_count = s->nulls;
   out->has_null_count = true;
   out->has_min_max = s->has;
-  if (!s->has) return ED_OK;
+  if (!s->has)
+    return ED_OK;
   switch (c->phys) {
   case PQ_P_BOOLEAN:
     out->min.u.b = s->mn.b;

@@ -38,7 +38,8 @@ static pq_type_t type_of(const char *s) {
            {"binary", PQ_T_BINARY},   {"date", PQ_T_DATE},     {"timestamp", PQ_T_TIMESTAMP},
            {"struct", PQ_T_STRUCT},   {"list", PQ_T_LIST},     {"map", PQ_T_MAP}};
   for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
-    if (!strcmp(m[i].n, s)) return m[i].t;
+    if (!strcmp(m[i].n, s))
+      return m[i].t;
   fprintf(stderr, "pq_tool: unknown type %s\n", s);
   exit(2);
 }
@@ -79,9 +80,12 @@ typedef struct mcol {
 static double num(json_object *v) {
   if (json_object_is_type(v, json_type_string)) {
     const char *s = json_object_get_string(v);
-    if (!strcmp(s, "NaN")) return NAN;
-    if (!strcmp(s, "Infinity")) return INFINITY;
-    if (!strcmp(s, "-Infinity")) return -INFINITY;
+    if (!strcmp(s, "NaN"))
+      return NAN;
+    if (!strcmp(s, "Infinity"))
+      return INFINITY;
+    if (!strcmp(s, "-Infinity"))
+      return -INFINITY;
     return strtod(s, NULL);
   }
   return json_object_get_double(v);
@@ -94,12 +98,14 @@ static void build(const pq_schema_t *s, int id, json_object **vals, size_t n, mc
   memset(m, 0, sizeof *m);
   m->c.len = n;
   m->valid = calloc(n + 1, 1);
-  for (size_t i = 0; i < n; i++) m->valid[i] = vals[i] != NULL;
+  for (size_t i = 0; i < n; i++)
+    m->valid[i] = vals[i] != NULL;
   m->c.valid = m->valid;
   switch (nd->type) {
   case PQ_T_BOOLEAN: {
     uint8_t *b = calloc(n + 1, 1);
-    for (size_t i = 0; i < n; i++) b[i] = vals[i] && json_object_get_boolean(vals[i]);
+    for (size_t i = 0; i < n; i++)
+      b[i] = vals[i] && json_object_get_boolean(vals[i]);
     m->vals = b;
     m->c.v.b8 = b;
     break;
@@ -107,7 +113,8 @@ static void build(const pq_schema_t *s, int id, json_object **vals, size_t n, mc
   case PQ_T_INT32:
   case PQ_T_DATE: {
     int32_t *b = calloc(n + 1, 4);
-    for (size_t i = 0; i < n; i++) b[i] = vals[i] ? (int32_t)json_object_get_int64(vals[i]) : 0;
+    for (size_t i = 0; i < n; i++)
+      b[i] = vals[i] ? (int32_t)json_object_get_int64(vals[i]) : 0;
     m->vals = b;
     m->c.v.i32 = b;
     break;
@@ -115,21 +122,24 @@ static void build(const pq_schema_t *s, int id, json_object **vals, size_t n, mc
   case PQ_T_INT64:
   case PQ_T_TIMESTAMP: {
     int64_t *b = calloc(n + 1, 8);
-    for (size_t i = 0; i < n; i++) b[i] = vals[i] ? json_object_get_int64(vals[i]) : 0;
+    for (size_t i = 0; i < n; i++)
+      b[i] = vals[i] ? json_object_get_int64(vals[i]) : 0;
     m->vals = b;
     m->c.v.i64 = b;
     break;
   }
   case PQ_T_FLOAT: {
     float *b = calloc(n + 1, 4);
-    for (size_t i = 0; i < n; i++) b[i] = vals[i] ? (float)num(vals[i]) : 0;
+    for (size_t i = 0; i < n; i++)
+      b[i] = vals[i] ? (float)num(vals[i]) : 0;
     m->vals = b;
     m->c.v.f32 = b;
     break;
   }
   case PQ_T_DOUBLE: {
     double *b = calloc(n + 1, 8);
-    for (size_t i = 0; i < n; i++) b[i] = vals[i] ? num(vals[i]) : 0;
+    for (size_t i = 0; i < n; i++)
+      b[i] = vals[i] ? num(vals[i]) : 0;
     m->vals = b;
     m->c.v.f64 = b;
     break;
@@ -174,7 +184,8 @@ static void build(const pq_schema_t *s, int id, json_object **vals, size_t n, mc
   case PQ_T_MAP: {
     size_t tot = 0;
     for (size_t i = 0; i < n; i++)
-      if (vals[i]) tot += json_object_array_length(vals[i]);
+      if (vals[i])
+        tot += json_object_array_length(vals[i]);
     m->off = calloc(n + 1, 4);
     json_object **e0 = calloc(tot + 1, sizeof *e0), **e1 = calloc(tot + 1, sizeof *e1);
     size_t k = 0;
@@ -195,7 +206,8 @@ static void build(const pq_schema_t *s, int id, json_object **vals, size_t n, mc
     m->nkids = nd->nchildren;
     m->kids = calloc(m->nkids, sizeof *m->kids);
     build(s, nd->children[0], e0, tot, &m->kids[0]);
-    if (nd->type == PQ_T_MAP) build(s, nd->children[1], e1, tot, &m->kids[1]);
+    if (nd->type == PQ_T_MAP)
+      build(s, nd->children[1], e1, tot, &m->kids[1]);
     free(e0);
     free(e1);
     break;
@@ -203,14 +215,16 @@ static void build(const pq_schema_t *s, int id, json_object **vals, size_t n, mc
   }
   if (m->nkids) {
     pq_col_t *cs = calloc(m->nkids, sizeof *cs);
-    for (size_t k = 0; k < m->nkids; k++) cs[k] = m->kids[k].c;
+    for (size_t k = 0; k < m->nkids; k++)
+      cs[k] = m->kids[k].c;
     m->c.children = cs;
     m->c.nchildren = m->nkids;
   }
 }
 
 static void mfree(mcol_t *m) {
-  for (size_t k = 0; k < m->nkids; k++) mfree(&m->kids[k]);
+  for (size_t k = 0; k < m->nkids; k++)
+    mfree(&m->kids[k]);
   free(m->kids);
   free((void *)m->c.children);
   free(m->valid);
@@ -220,23 +234,38 @@ static void mfree(mcol_t *m) {
 }
 
 static ed_code_t file_sink(void *ctx, const void *p, size_t n, ed_err_t *err) {
-  if (fwrite(p, 1, n, ctx) != n) return ed_err_set(err, ED_E_IO, "short write");
+  if (fwrite(p, 1, n, ctx) != n)
+    return ed_err_set(err, ED_E_IO, "short write");
   return ED_OK;
 }
 
 static void print_value(ed_buf_t *o, pq_phys_t ph, pq_type_t t, const pq_value_t *v) {
   switch (ph) {
-  case PQ_P_BOOLEAN: ed_buf_puts(o, v->u.b ? "true" : "false"); break;
-  case PQ_P_INT32: ed_buf_printf(o, "%d", v->u.i32); break;
-  case PQ_P_INT64: ed_buf_printf(o, "%lld", (long long)v->u.i64); break;
-  case PQ_P_FLOAT: ed_buf_printf(o, "%.9g", v->u.f32); break;
-  case PQ_P_DOUBLE: ed_buf_printf(o, "%.17g", v->u.f64); break;
+  case PQ_P_BOOLEAN:
+    ed_buf_puts(o, v->u.b ? "true" : "false");
+    break;
+  case PQ_P_INT32:
+    ed_buf_printf(o, "%d", v->u.i32);
+    break;
+  case PQ_P_INT64:
+    ed_buf_printf(o, "%lld", (long long)v->u.i64);
+    break;
+  case PQ_P_FLOAT:
+  case PQ_P_DOUBLE: {
+    double d = ph == PQ_P_FLOAT ? v->u.f32 : v->u.f64;
+    if (isinf(d))
+      ed_buf_puts(o, d > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+    else
+      ed_buf_printf(o, ph == PQ_P_FLOAT ? "%.9g" : "%.17g", d);
+    break;
+  }
   default:
     if (t == PQ_T_STRING)
       ed_buf_json_str(o, (const char *)v->bytes, v->len);
     else {
       ed_buf_putc(o, '"');
-      for (size_t i = 0; i < v->len; i++) ed_buf_printf(o, "%02x", v->bytes[i]);
+      for (size_t i = 0; i < v->len; i++)
+        ed_buf_printf(o, "%02x", v->bytes[i]);
       ed_buf_putc(o, '"');
     }
   }
@@ -250,11 +279,13 @@ static int cmd_write(const char *spec, const char *out) {
   }
   ed_err_t e = {0};
   pq_schema_t *s;
-  if (pq_schema_new(&s, &e)) die("schema", &e);
+  if (pq_schema_new(&s, &e))
+    die("schema", &e);
   json_object *fs = json_object_object_get(j, "schema");
   for (size_t i = 0; i < json_object_array_length(fs); i++)
     add_field(s, PQ_ROOT, json_object_array_get_idx(fs, i));
-  if (pq_schema_finish(s, &e)) die("schema", &e);
+  if (pq_schema_finish(s, &e))
+    die("schema", &e);
   pq_writer_opts_t o;
   pq_writer_opts_init(&o);
   size_t batch = 0;
@@ -266,16 +297,20 @@ static int cmd_write(const char *spec, const char *out) {
                 : !strcmp(c, "snappy") ? PQ_CODEC_SNAPPY
                                        : PQ_CODEC_ZSTD;
     }
-    if (json_object_object_get_ex(opt, "level", &x)) o.zstd_level = json_object_get_int(x);
+    if (json_object_object_get_ex(opt, "level", &x))
+      o.zstd_level = json_object_get_int(x);
     if (json_object_object_get_ex(opt, "row_group_bytes", &x))
       o.row_group_bytes = (size_t)json_object_get_int64(x);
     if (json_object_object_get_ex(opt, "page_bytes", &x))
       o.page_bytes = (size_t)json_object_get_int64(x);
-    if (json_object_object_get_ex(opt, "dictionary", &x)) o.dictionary = json_object_get_boolean(x);
+    if (json_object_object_get_ex(opt, "dictionary", &x))
+      o.dictionary = json_object_get_boolean(x);
     if (json_object_object_get_ex(opt, "dict_max_bytes", &x))
       o.dict_max_bytes = (size_t)json_object_get_int64(x);
-    if (json_object_object_get_ex(opt, "batch_rows", &x)) batch = (size_t)json_object_get_int64(x);
-    if (json_object_object_get_ex(opt, "created_by", &x)) o.created_by = json_object_get_string(x);
+    if (json_object_object_get_ex(opt, "batch_rows", &x))
+      batch = (size_t)json_object_get_int64(x);
+    if (json_object_object_get_ex(opt, "created_by", &x))
+      o.created_by = json_object_get_string(x);
   }
   FILE *f = fopen(out, "wb");
   if (!f) {
@@ -283,16 +318,19 @@ static int cmd_write(const char *spec, const char *out) {
     return 1;
   }
   pq_writer_t *w;
-  if (pq_writer_new(s, &o, file_sink, f, &w, &e)) die("writer", &e);
+  if (pq_writer_new(s, &o, file_sink, f, &w, &e))
+    die("writer", &e);
   json_object *kv;
   if (json_object_object_get_ex(j, "kv", &kv)) {
     json_object_object_foreach(kv, k, v) {
-      if (pq_writer_add_kv(w, k, json_object_get_string(v), &e)) die("kv", &e);
+      if (pq_writer_add_kv(w, k, json_object_get_string(v), &e))
+        die("kv", &e);
     }
   }
   json_object *rows = json_object_object_get(j, "rows");
   size_t nrows = rows ? json_object_array_length(rows) : 0;
-  if (!batch) batch = nrows ? nrows : 1;
+  if (!batch)
+    batch = nrows ? nrows : 1;
   const pq_node_t *root = pq_schema_node(s, PQ_ROOT);
   size_t nf = root->nchildren;
   for (size_t r0 = 0; r0 < nrows || (r0 == 0 && nrows == 0); r0 += batch) {
@@ -309,14 +347,18 @@ static int cmd_write(const char *spec, const char *out) {
       build(s, root->children[k], vals, n, &cols[k]);
       pc[k] = cols[k].c;
     }
-    if (pq_writer_write(w, pc, n, &e)) die("write", &e);
-    for (size_t k = 0; k < nf; k++) mfree(&cols[k]);
+    if (pq_writer_write(w, pc, n, &e))
+      die("write", &e);
+    for (size_t k = 0; k < nf; k++)
+      mfree(&cols[k]);
     free(cols);
     free(pc);
     free(vals);
-    if (nrows == 0) break;
+    if (nrows == 0)
+      break;
   }
-  if (pq_writer_close(w, &e)) die("close", &e);
+  if (pq_writer_close(w, &e))
+    die("close", &e);
   fclose(f);
   ed_buf_t o2 = ED_BUF_INIT;
   ed_buf_printf(&o2, "{\"rows\":%lld,\"bytes\":%llu,\"row_groups\":%zu,\"leaves\":[",
@@ -326,7 +368,8 @@ static int cmd_write(const char *spec, const char *out) {
   for (size_t i = 0; i < pq_schema_num_leaves(ws); i++) {
     const pq_node_t *ln = pq_schema_node(ws, pq_schema_leaf_node(ws, i));
     pq_stats_t st;
-    if (pq_writer_stats(w, i, &st, &e)) die("stats", &e);
+    if (pq_writer_stats(w, i, &st, &e))
+      die("stats", &e);
     ed_buf_printf(&o2, "%s{\"path\":", i ? "," : "");
     ed_buf_json_str(&o2, ln->path, strlen(ln->path));
     ed_buf_printf(&o2, ",\"num_values\":%lld,\"null_count\":%lld", (long long)st.num_values,
@@ -359,7 +402,8 @@ static char *slurp(const char *path, size_t *len) {
   ed_buf_t b = ED_BUF_INIT;
   char tmp[65536];
   size_t k;
-  while ((k = fread(tmp, 1, sizeof tmp, f)) > 0) ed_buf_append(&b, tmp, k);
+  while ((k = fread(tmp, 1, sizeof tmp, f)) > 0)
+    ed_buf_append(&b, tmp, k);
   fclose(f);
   *len = b.len;
   return b.data ? ed_buf_steal(&b) : calloc(1, 1);
@@ -372,11 +416,17 @@ static void dump_val(ed_buf_t *o, const pq_schema_t *s, int id, const pq_col_t *
     return;
   }
   switch (n->type) {
-  case PQ_T_BOOLEAN: ed_buf_puts(o, c->v.b8[i] ? "true" : "false"); return;
+  case PQ_T_BOOLEAN:
+    ed_buf_puts(o, c->v.b8[i] ? "true" : "false");
+    return;
   case PQ_T_INT32:
-  case PQ_T_DATE: ed_buf_printf(o, "%d", c->v.i32[i]); return;
+  case PQ_T_DATE:
+    ed_buf_printf(o, "%d", c->v.i32[i]);
+    return;
   case PQ_T_INT64:
-  case PQ_T_TIMESTAMP: ed_buf_printf(o, "%lld", (long long)c->v.i64[i]); return;
+  case PQ_T_TIMESTAMP:
+    ed_buf_printf(o, "%lld", (long long)c->v.i64[i]);
+    return;
   case PQ_T_FLOAT:
   case PQ_T_DOUBLE: {
     double d = n->type == PQ_T_FLOAT ? c->v.f32[i] : c->v.f64[i];
@@ -384,11 +434,18 @@ static void dump_val(ed_buf_t *o, const pq_schema_t *s, int id, const pq_col_t *
       ed_buf_puts(o, "\"NaN\"");
     else if (isinf(d))
       ed_buf_puts(o, d > 0 ? "\"Infinity\"" : "\"-Infinity\"");
-    else
-      ed_buf_printf(o, n->type == PQ_T_FLOAT ? "%.9g" : "%.17g", d);
+    else {
+      char t[64];
+      snprintf(t, sizeof t, n->type == PQ_T_FLOAT ? "%.9g" : "%.17g", d);
+      ed_buf_puts(o, t);
+      if (!strpbrk(t, ".e"))
+        ed_buf_puts(o, ".0"); /* keeps -0.0 a float in JSON */
+    }
     return;
   }
-  case PQ_T_STRING: ed_buf_json_str(o, c->data + c->off[i], c->off[i + 1] - c->off[i]); return;
+  case PQ_T_STRING:
+    ed_buf_json_str(o, c->data + c->off[i], c->off[i + 1] - c->off[i]);
+    return;
   case PQ_T_BINARY:
     ed_buf_putc(o, '"');
     for (uint32_t k = c->off[i]; k < c->off[i + 1]; k++)
@@ -399,7 +456,8 @@ static void dump_val(ed_buf_t *o, const pq_schema_t *s, int id, const pq_col_t *
     ed_buf_putc(o, '{');
     for (size_t k = 0; k < n->nchildren; k++) {
       const pq_node_t *kn = pq_schema_node(s, n->children[k]);
-      if (k) ed_buf_putc(o, ',');
+      if (k)
+        ed_buf_putc(o, ',');
       ed_buf_json_str(o, kn->name, strlen(kn->name));
       ed_buf_putc(o, ':');
       dump_val(o, s, n->children[k], &c->children[k], i);
@@ -410,7 +468,8 @@ static void dump_val(ed_buf_t *o, const pq_schema_t *s, int id, const pq_col_t *
   case PQ_T_MAP:
     ed_buf_putc(o, '[');
     for (uint32_t k = c->off[i]; k < c->off[i + 1]; k++) {
-      if (k > c->off[i]) ed_buf_putc(o, ',');
+      if (k > c->off[i])
+        ed_buf_putc(o, ',');
       if (n->type == PQ_T_MAP) {
         ed_buf_putc(o, '[');
         dump_val(o, s, n->children[0], &c->children[0], k);
@@ -462,7 +521,8 @@ static int cmd_read(const char *path) {
       ed_buf_puts(&o, first ? "[" : ",[");
       first = false;
       for (size_t k = 0; k < b->ncols; k++) {
-        if (k) ed_buf_putc(&o, ',');
+        if (k)
+          ed_buf_putc(&o, ',');
         dump_val(&o, s, root->children[k], &b->cols[k], i);
       }
       ed_buf_putc(&o, ']');
@@ -470,7 +530,8 @@ static int cmd_read(const char *path) {
     pq_batch_free(b);
   }
   ed_buf_puts(&o, "]}\n");
-  if (!rc) fputs(o.data, stdout);
+  if (!rc)
+    fputs(o.data, stdout);
   ed_buf_fini(&o);
   pq_reader_free(r);
   free(data);
@@ -478,8 +539,10 @@ static int cmd_read(const char *path) {
 }
 
 int main(int argc, char **argv) {
-  if (argc == 4 && !strcmp(argv[1], "write")) return cmd_write(argv[2], argv[3]);
-  if (argc == 3 && !strcmp(argv[1], "read")) return cmd_read(argv[2]);
+  if (argc == 4 && !strcmp(argv[1], "write"))
+    return cmd_write(argv[2], argv[3]);
+  if (argc == 3 && !strcmp(argv[1], "read"))
+    return cmd_read(argv[2]);
   fprintf(stderr, "usage: pq_tool write SPEC.json OUT.parquet | read IN.parquet\n");
   return 2;
 }
