@@ -137,3 +137,21 @@ def test_missing_table_is_one_clear_error(tmp_path):
     p = run([EHDELTA, "optimize", str(tmp_path / "nothing")], check=False)
     assert p.returncode == 4
     assert "no Delta table" in p.stderr
+
+
+def test_inspect_table_agrees_with_delta_rs(tmp_path):
+    t = str(tmp_path / "i")
+    tool("create", t, "--partitioned")
+    tool("append", t, "ins", 9, 13, ROWS)
+    info = json.loads(run([EHDELTA, "inspect", "--json", t]).stdout)
+    dt = DeltaTable(t)
+    assert info["version"] == dt.version() == 13
+    assert info["rows"] == dt.count() == 13 * ROWS
+    assert info["files"] == len(dt.file_uris())
+    assert info["txn"] == {"ins": dt.transaction_version("ins")}
+    assert info["partitionColumns"] == ["part"]
+    assert sum(p["rows"] for p in info["partitions"].values()) == 13 * ROWS
+    assert [f["name"] for f in info["schema"]["fields"]] == [f.name for f in dt.schema().fields]
+    assert info["checkpointVersion"] == 10
+    text = run([EHDELTA, "inspect", t]).stdout
+    assert "txn: 1\n  ins version=12\n" in text and f"rows: {13 * ROWS}\n" in text
