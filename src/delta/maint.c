@@ -220,12 +220,14 @@ ed_code_t dl_optimize(dl_table_t *t, const dl_optimize_opts_t *o, dl_optimize_re
 /* ---- vacuum ---- */
 
 static bool hidden(const char *key) {
-  /* any path segment starting with '_' or '.' (Spark's VACUUM skips them:
-   * _delta_log, _checkpoints, temp files) */
+  /* A segment starting with '.' or with '_' but holding no '=' (Spark's
+   * VACUUM rule: _delta_log, _checkpoints and temp files are hidden, a
+   * partition directory like _2=x is not). */
   for (const char *p = key; *p;) {
-    if (*p == '_' || *p == '.')
-      return true;
     const char *sl = strchr(p, '/');
+    size_t n = sl ? (size_t)(sl - p) : strlen(p);
+    if (*p == '.' || (*p == '_' && !memchr(p, '=', n)))
+      return true;
     if (!sl)
       break;
     p = sl + 1;
