@@ -311,7 +311,7 @@ static bool parse_log_name(const char *key, int64_t *v, const char **suffix) {
 
 static ed_code_t load(dl_table_t *t, ed_err_t *err) {
   st_list_t l = {0};
-  ed_code_t rc = st_list(t->store, "_delta_log/", &l, err);
+  ed_code_t rc = st_list_names(t->store, "_delta_log/", &l, err);
   if (rc)
     return rc;
   int64_t maxv = -1, ckpt = -1, hint = -1;

@@ -242,7 +242,7 @@ out:
 }
 
 static ed_code_t walk(const char *root, size_t rootlen, const char *dir, const char *prefix,
-                      st_list_t *out, ed_err_t *err) {
+                      bool names_only, st_list_t *out, ed_err_t *err) {
   DIR *d = opendir(dir);
   if (!d) {
     if (errno == ENOENT || errno == ENOTDIR)
@@ -264,11 +264,17 @@ static ed_code_t walk(const char *root, size_t rootlen, const char *dir, const c
     size_t cmp = rl < pl ? rl : pl;
     if (strncmp(rel, prefix, cmp))
       continue;
+    if (names_only && de->d_type == DT_REG) {
+      if (rl >= pl && (rc = st_list_push(out, rel, rl, -1, -1)))
+        break;
+      continue;
+    }
     struct stat st;
-    if (lstat(p.data, &st))
+    /* relative to the open directory: no full path walk per entry */
+    if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW))
       continue; /* vanished meanwhile (a concurrent cleanup) */
     if (S_ISDIR(st.st_mode)) {
-      if ((rc = walk(root, rootlen, p.data, prefix, out, err)))
+      if ((rc = walk(root, rootlen, p.data, prefix, names_only, out, err)))
         break;
     } else if (S_ISREG(st.st_mode) && rl >= pl) {
       int64_t ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
@@ -293,7 +299,7 @@ static ed_code_t flist(st_store_t *s, const char *prefix, st_list_t *out, ed_err
       rc = ed_buf_append(&dir, prefix, (size_t)(sl - prefix));
   }
   if (!rc)
-    rc = walk(f->root, strlen(f->root), dir.data, prefix, out, err);
+    rc = walk(f->root, strlen(f->root), dir.data, prefix, s->names_only, out, err);
   ed_buf_fini(&dir);
   return rc;
 }

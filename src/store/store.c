@@ -109,6 +109,13 @@ ed_code_t st_list(st_store_t *s, const char *prefix, st_list_t *out, ed_err_t *e
   return rc;
 }
 
+ed_code_t st_list_names(st_store_t *s, const char *prefix, st_list_t *out, ed_err_t *err) {
+  s->names_only = true;
+  ed_code_t rc = st_list(s, prefix, out, err);
+  s->names_only = false;
+  return rc;
+}
+
 ed_code_t st_delete(st_store_t *s, const char *key, ed_err_t *err) {
   ed_code_t rc = check_key(key, err);
   if (rc)

@@ -101,6 +101,9 @@ ed_code_t st_put_file(st_store_t *s, const char *key, const char *path, ed_err_t
  * Appends to out; free with st_list_fini. */
 ed_code_t st_list(st_store_t *s, const char *prefix, st_list_t *out, ed_err_t *err);
 void st_list_fini(st_list_t *l);
+/* As st_list, but sizes and times may be left at -1 when the backend can
+ * skip fetching them (local: no stat per file). For log replay. */
+ed_code_t st_list_names(st_store_t *s, const char *prefix, st_list_t *out, ed_err_t *err);
 /* Deletes key; a missing key is not an error (cleanup is idempotent). */
 ed_code_t st_delete(st_store_t *s, const char *key, ed_err_t *err);
 /* ED_E_NOT_FOUND when missing. */

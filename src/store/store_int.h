@@ -22,6 +22,7 @@ struct st_store {
   const st_ops_t *ops;
   char *url;
   bool local;
+  bool names_only; /* set around ops->list by st_list_names */
   st_counters_t counters;
   void *impl;
 };
