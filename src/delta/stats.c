@@ -264,3 +264,38 @@ static ed_code_t type_json(const pq_schema_t *s, int id, ed_buf_t *out, ed_err_t
 ed_code_t dl_schema_from_pq(const pq_schema_t *s, ed_buf_t *out, ed_err_t *err) {
   return struct_json(s, PQ_ROOT, out, err);
 }
+
+static ed_code_t copy_node(const pq_schema_t *src, int id, pq_schema_t *dst, int parent,
+                           ed_err_t *err) {
+  const pq_node_t *n = pq_schema_node(src, id);
+  int nid;
+  ed_code_t rc = pq_schema_add(dst, parent, n->name, n->type, n->rep, &nid, err);
+  for (size_t i = 0; !rc && i < n->nchildren; i++)
+    rc = copy_node(src, n->children[i], dst, nid, err);
+  return rc;
+}
+
+ed_code_t dl_schema_without(const pq_schema_t *full, const char *const *drop, pq_schema_t **out,
+                            ed_err_t *err) {
+  pq_schema_t *s;
+  ed_code_t rc = pq_schema_new(&s, err);
+  if (rc)
+    return rc;
+  const pq_node_t *root = pq_schema_node(full, PQ_ROOT);
+  for (size_t i = 0; !rc && i < root->nchildren; i++) {
+    const pq_node_t *c = pq_schema_node(full, root->children[i]);
+    bool skip = false;
+    for (size_t k = 0; drop && drop[k]; k++)
+      skip |= !strcmp(drop[k], c->name);
+    if (!skip)
+      rc = copy_node(full, root->children[i], s, PQ_ROOT, err);
+  }
+  if (!rc)
+    rc = pq_schema_finish(s, err);
+  if (rc) {
+    pq_schema_free(s);
+    return rc;
+  }
+  *out = s;
+  return ED_OK;
+}

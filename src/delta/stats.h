@@ -35,4 +35,10 @@ bool dl_stats_trunc_max(const char *s, size_t n, ed_buf_t *out);
 /* Spark StructType JSON for a Parquet schema (root's children as fields). */
 ed_code_t dl_schema_from_pq(const pq_schema_t *s, ed_buf_t *out, ed_err_t *err);
 
+/* A copy of full without the top-level fields named in drop (NULL-terminated):
+ * the schema of a partitioned table's data files, which never store the
+ * partition columns. Caller frees with pq_schema_free. */
+ed_code_t dl_schema_without(const pq_schema_t *full, const char *const *drop, pq_schema_t **out,
+                            ed_err_t *err);
+
 #endif

@@ -448,7 +448,74 @@ static void test_log_cleanup_only_behind_a_checkpoint(void) {
   st_free(s);
 }
 
+static void test_partition_values_serialise_as_delta_says(void) {
+  int32_t i32[2] = {-7, 19000};
+  int64_t i64[2] = {INT64_C(1732406400123456), 42};
+  uint8_t b8[2] = {1, 0}, v[2] = {1, 0};
+  uint32_t off[3] = {0, 3, 3};
+  static const struct {
+    pq_type_t t;
+    size_t row;
+    const char *want;
+    bool null;
+  } cases[] = {
+      {PQ_T_INT32, 0, "-7", false},
+      {PQ_T_DATE, 1, "2022-01-08", false},
+      {PQ_T_TIMESTAMP, 0, "2024-11-24T00:00:00.123456Z", false},
+      {PQ_T_INT64, 1, "42", false},
+      {PQ_T_BOOLEAN, 0, "true", false},
+      {PQ_T_STRING, 0, "abc", false},
+      {PQ_T_STRING, 1, "", true}, /* empty string is null in Delta */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    pq_col_t c = {.len = 2, .off = off, .data = "abc"};
+    if (cases[i].t == PQ_T_INT32 || cases[i].t == PQ_T_DATE)
+      c.v.i32 = i32;
+    else if (cases[i].t == PQ_T_BOOLEAN)
+      c.v.b8 = b8;
+    else if (cases[i].t != PQ_T_STRING)
+      c.v.i64 = i64;
+    ed_buf_t b = ED_BUF_INIT;
+    bool null = false;
+    CU_ASSERT_EQUAL(dl_pv_format(cases[i].t, &c, cases[i].row, &b, &null, NULL), ED_OK);
+    CU_ASSERT_EQUAL(null, cases[i].null);
+    CU_ASSERT_STR(b.data ? b.data : "", cases[i].want);
+    ed_buf_fini(&b);
+  }
+  pq_col_t c = {.len = 2, .valid = v, .v.i64 = i64};
+  ed_buf_t b = ED_BUF_INIT;
+  bool null = false;
+  CU_ASSERT_EQUAL(dl_pv_format(PQ_T_INT64, &c, 1, &b, &null, NULL), ED_OK);
+  CU_ASSERT(null);
+  CU_ASSERT_EQUAL(dl_pv_format(PQ_T_DOUBLE, &c, 0, &b, &null, NULL), ED_E_UNSUPPORTED);
+  ed_buf_fini(&b);
+}
+
+static void test_data_schema_drops_partition_columns(void) {
+  pq_schema_t *full, *data;
+  int st;
+  pq_schema_new(&full, NULL);
+  pq_schema_add(full, PQ_ROOT, "id", PQ_T_INT64, PQ_REQUIRED, NULL, NULL);
+  pq_schema_add(full, PQ_ROOT, "day", PQ_T_DATE, PQ_OPTIONAL, NULL, NULL);
+  pq_schema_add(full, PQ_ROOT, "s", PQ_T_STRUCT, PQ_OPTIONAL, &st, NULL);
+  pq_schema_add(full, st, "x", PQ_T_STRING, PQ_OPTIONAL, NULL, NULL);
+  const char *drop[] = {"day", NULL};
+  CU_ASSERT_EQUAL_FATAL(dl_schema_without(full, drop, &data, NULL), ED_OK);
+  ed_buf_t j = ED_BUF_INIT;
+  dl_schema_from_pq(data, &j, NULL);
+  CU_ASSERT_STR(j.data,
+                "{\"type\":\"struct\",\"fields\":[{\"name\":\"id\",\"type\":\"long\",\"nullable\":"
+                "false,\"metadata\":{}},{\"name\":\"s\",\"type\":{\"type\":\"struct\",\"fields\":[{"
+                "\"name\":\"x\",\"type\":\"string\",\"nullable\":true,\"metadata\":{}}]},"
+                "\"nullable\":true,\"metadata\":{}}]}");
+  ed_buf_fini(&j);
+  pq_schema_free(full);
+  pq_schema_free(data);
+}
+
 static const cu_case_t cases[] = {
+    CU_CASE(test_partition_values_serialise_as_delta_says),
+    CU_CASE(test_data_schema_drops_partition_columns),
     CU_CASE(test_partition_paths_escape_like_spark),
     CU_CASE(test_string_stats_truncate_to_32_chars),
     CU_CASE(test_stats_json_is_exact),
