@@ -42,3 +42,15 @@ EXTRA_DIST += tests/interop/delta.sh tests/interop/delta_util.py \
 
 # bench/delta_bench.py: commit latency and snapshot load vs delta-rs (not a test).
 EXTRA_DIST += bench/delta_bench.py
+
+if ENABLE_FUZZERS
+noinst_PROGRAMS += tests/fuzz/fuzz_delta_log tests/fuzz/fuzz_blob_list
+tests_fuzz_fuzz_delta_log_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer,address,undefined
+tests_fuzz_fuzz_delta_log_LDFLAGS = -fsanitize=fuzzer,address,undefined
+tests_fuzz_fuzz_delta_log_SOURCES = tests/fuzz/fuzz_delta_log.c
+tests_fuzz_fuzz_delta_log_LDADD = $(DELTA_LIBS) $(PARQUET_LIBS) $(STORE_LIBS) $(COMMON_LIBS) $(JSONC_LIBS)
+tests_fuzz_fuzz_blob_list_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer,address,undefined
+tests_fuzz_fuzz_blob_list_LDFLAGS = -fsanitize=fuzzer,address,undefined
+tests_fuzz_fuzz_blob_list_SOURCES = tests/fuzz/fuzz_blob_list.c
+tests_fuzz_fuzz_blob_list_LDADD = $(STORE_LIBS) $(COMMON_LIBS) $(JSONC_LIBS)
+endif
