@@ -121,6 +121,9 @@ def test_optimize_then_vacuum_on_azurite(azurite):
                              env=KEY_ENV).stdout
     dt = rs(azurite, "opt", "t")
     assert sorted(ids_of(dt)) == before and len(dt.file_uris()) == 3
+    info = json.loads(run([EHDELTA, "inspect", "--json", url], env=KEY_ENV).stdout)
+    assert info["version"] == dt.version() == 21 and info["files"] == 3
+    assert info["rows"] == len(before) and info["txn"] == {"a": 19}
     parquet = [b.name for b in azurite.service().get_container_client("opt").list_blobs()
                if b.name.endswith(".parquet") and "_delta_log" not in b.name]
     assert len(parquet) == 3
