@@ -165,6 +165,14 @@ static ed_code_t fput_common(st_store_t *s, const char *key, const void *data, s
   if (if_absent) {
     if (link(tmp, path)) {
       int e = errno;
+      /* NFS: a lost reply makes a link that succeeded report an error; a
+       * link count of 2 on our temp file means it did land (open(2)). */
+      struct stat st;
+      if (e != EEXIST && stat(tmp, &st) == 0 && st.st_nlink == 2) {
+        unlink(tmp);
+        fsync_parent(path);
+        goto out;
+      }
       unlink(tmp);
       if (e == EEXIST) {
         rc = ed_err_set(err, ED_E_EXISTS, "'%s' already exists", key);
