@@ -489,9 +489,10 @@ ed_code_t st_az_parse_token(const char *json, int64_t now_us, st_token_t *out, e
     const char *e = NULL;
     if (json_object_object_get_ex(j, "error", &v))
       e = json_object_get_string(v);
-    json_object_put(j);
-    return ed_err_set(err, ED_E_UNAUTHORIZED, "token endpoint: no access_token in the answer%s%s",
-                      e ? ": " : "", e ? e : "");
+    ed_err_set(err, ED_E_UNAUTHORIZED, "token endpoint: no access_token in the answer%s%s",
+               e ? ": " : "", e ? e : "");
+    json_object_put(j); /* e points into j */
+    return ED_E_UNAUTHORIZED;
   }
   int64_t exp = -1;
   if (json_object_object_get_ex(j, "expires_on", &v) && json_num(v) > 0)
