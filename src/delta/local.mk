@@ -38,7 +38,8 @@ dist_man_MANS += man/ehdelta-optimize.1 man/ehdelta-vacuum.1
 # Interop: delta-rs reads our tables, we read delta-rs's, on disk and on Azurite.
 TESTS += tests/interop/delta.sh
 EXTRA_DIST += tests/interop/delta.sh tests/interop/delta_util.py \
-	tests/interop/test_delta_local.py tests/interop/test_delta_azure.py
+	tests/interop/test_delta_local.py tests/interop/test_delta_azure.py \
+	tests/interop/test_delta_faults.py
 
 # bench/delta_bench.py: commit latency and snapshot load vs delta-rs (not a test).
 EXTRA_DIST += bench/delta_bench.py

@@ -10,4 +10,4 @@ fi
 export EHDELTA_TOP_SRCDIR="$top_src" EHDELTA_TOP_BUILDDIR="$top_build"
 cd "$top_src/tests/interop" || exit 1
 exec timeout 600 "$venv/bin/python" -m pytest -q -p no:cacheprovider \
-  test_delta_local.py test_delta_azure.py "$@"
+  test_delta_local.py test_delta_azure.py test_delta_faults.py "$@"
