@@ -1,6 +1,17 @@
 # tests: shared harness. Layer-specific tests are declared in each layer's local.mk;
 # suites that drive the binaries (integration, interop) are listed here.
 EXTRA_DIST += tests/lib.sh tests/interop/conftest.py
-TESTS += tests/integration/cli_sas.sh tests/integration/man_options.sh
+TESTS += tests/integration/cli_sas.sh tests/integration/man_options.sh tests/interop/test_sas.py
 EXTRA_DIST += tests/integration/cli_sas.sh tests/integration/man_options.sh \
-	tests/interop/test_sas.py
+	tests/interop/test_sas.py tests/pytest-driver.sh
+
+# Allocation-failure ("torture") runner: the code under test is linked with a
+# wrapped allocator that fails the n-th call (tests/unit/torture.c).
+ALLOC_WRAP_FLAGS = -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
+check_PROGRAMS += tests/unit/unit_torture
+TESTS += tests/unit/unit_torture
+tests_unit_unit_torture_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_unit_torture_LDFLAGS = $(AM_LDFLAGS) $(ALLOC_WRAP_FLAGS)
+tests_unit_unit_torture_SOURCES = $(UNIT_COMMON) tests/unit/torture.c tests/unit/torture.h \
+	tests/unit/test_torture_parsers.c
+tests_unit_unit_torture_LDADD = $(EVENTHUBS_LIBS) $(COMMON_LIBS) $(CUNIT_LIBS)

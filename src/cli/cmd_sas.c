@@ -43,10 +43,9 @@ int cmd_sas(int argc, char **argv) {
     goto out;
   ed_err_t err = {0};
   if (nop > 0) {
-    fprintf(stderr,
-            "ehdelta sas: unexpected argument '%s' (the key is never taken from the "
-            "command line: use --key-file or EHDELTA_SAS_KEY)\n",
-            argv[0]);
+    /* not echoed: a stray operand here is most likely a key typed by mistake */
+    fprintf(stderr, "ehdelta sas: unexpected argument (the key is never taken from the command "
+                    "line: use --key-file or EHDELTA_SAS_KEY)\n");
     rc = CLI_EXIT_USAGE;
     goto out;
   }
