@@ -55,3 +55,13 @@ tests_fuzz_fuzz_blob_list_LDFLAGS = -fsanitize=fuzzer,address,undefined
 tests_fuzz_fuzz_blob_list_SOURCES = tests/fuzz/fuzz_blob_list.c
 tests_fuzz_fuzz_blob_list_LDADD = $(STORE_LIBS) $(COMMON_LIBS) $(JSONC_LIBS)
 endif
+
+# Allocation failures in the log reader and snapshot (tests/unit/torture.c).
+check_PROGRAMS += tests/unit/unit_delta_torture
+TESTS += tests/unit/unit_delta_torture
+tests_unit_unit_delta_torture_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_unit_delta_torture_LDFLAGS = $(AM_LDFLAGS) $(ALLOC_WRAP_FLAGS)
+tests_unit_unit_delta_torture_SOURCES = $(UNIT_COMMON) tests/unit/torture.c tests/unit/torture.h \
+	tests/unit/test_torture_delta.c
+tests_unit_unit_delta_torture_LDADD = $(DELTA_LIBS) $(PARQUET_LIBS) $(STORE_LIBS) $(COMMON_LIBS) \
+	$(JSONC_LIBS) $(CUNIT_LIBS)
