@@ -175,7 +175,8 @@ ed_code_t dl_snapshot_apply(dl_table_t *t, dl_action_t *a, ed_err_t *err) {
     dl_add_t *old = dl_map_take(&t->files, n->path);
     if (old)
       free_add(old);
-    rc = dl_map_put(&t->files, n->path, n);
+    if ((rc = dl_map_put(&t->files, n->path, n)))
+      free_add(n);
     break;
   }
   case DL_A_REMOVE: {
@@ -195,7 +196,8 @@ ed_code_t dl_snapshot_apply(dl_table_t *t, dl_action_t *a, ed_err_t *err) {
     dl_remove_t *ot = dl_map_take(&t->tombstones, n->path);
     if (ot)
       free_remove(ot);
-    rc = dl_map_put(&t->tombstones, n->path, n);
+    if ((rc = dl_map_put(&t->tombstones, n->path, n)))
+      free_remove(n);
     break;
   }
   case DL_A_TXN:
