@@ -26,19 +26,45 @@ tests_unit_unit_parquet_SOURCES = $(UNIT_COMMON) \
 	tests/unit/test_pq_codec.c tests/unit/test_pq_writer.c tests/unit/test_pq_reader.c
 tests_unit_unit_parquet_LDADD = $(PARQUET_LIBS) $(COMMON_LIBS) $(CUNIT_LIBS)
 
-# Interop: pyarrow, DuckDB, delta-rs against our files; our reader against theirs.
-TESTS += tests/interop/parquet.sh
-EXTRA_DIST += tests/interop/parquet.sh tests/interop/pqutil.py \
+# Interop (pytest via tests/pytest-driver.sh): pyarrow, DuckDB and delta-rs
+# read our files; our reader reads theirs (pyarrow, delta-rs checkpoints).
+TESTS += tests/interop/test_parquet_writer.py tests/interop/test_parquet_reader.py
+EXTRA_DIST += tests/interop/pqutil.py \
 	tests/interop/test_parquet_writer.py tests/interop/test_parquet_reader.py
 
-# bench/parquet_bench.py: our writer beside pyarrow (not run by make check).
-noinst_PROGRAMS += bench/parquet_bench
-bench_parquet_bench_SOURCES = bench/parquet_bench.c
-bench_parquet_bench_LDADD = $(PARQUET_LIBS) $(COMMON_LIBS)
-EXTRA_DIST += bench/parquet_bench.py
+# bench/bench_parquet.py: our writer beside pyarrow (not run by make check).
+noinst_PROGRAMS += bench/bench_parquet
+bench_bench_parquet_SOURCES = bench/bench_parquet.c
+bench_bench_parquet_LDADD = $(PARQUET_LIBS) $(COMMON_LIBS)
+EXTRA_DIST += bench/bench_parquet.py
 
 # ehdelta inspect FILE.parquet: the formatting is inspect.c; the command's
 # source is appended to ehdelta_SOURCES in src/cli/local.mk, because this
 # fragment is included before ehdelta_SOURCES is first set (automake needs
 # '=' before '+=').
 dist_man_MANS += man/ehdelta-inspect.1
+
+# libFuzzer target for the reader (./configure CC=clang --enable-fuzzers;
+# `make fuzzers`; scripts/check runs it with tests/fuzz/corpus/fuzz_parquet_reader).
+EXTRA_DIST += tests/fuzz/fuzz_parquet_reader.c tests/fuzz/corpus/fuzz_parquet_reader
+if ENABLE_FUZZERS
+check_PROGRAMS += tests/fuzz/fuzz_parquet_reader
+# The reader's sources are compiled into the target so libFuzzer's coverage
+# instrumentation sees them (an archive built without it would fuzz blind).
+tests_fuzz_fuzz_parquet_reader_SOURCES = tests/fuzz/fuzz_parquet_reader.c \
+	src/parquet/schema.c src/parquet/thrift.c src/parquet/rle.c src/parquet/reader.c \
+	src/parquet/inspect.c
+tests_fuzz_fuzz_parquet_reader_CPPFLAGS = $(src_parquet_libparquet_a_CPPFLAGS)
+tests_fuzz_fuzz_parquet_reader_CFLAGS = $(FUZZER_CFLAGS)
+tests_fuzz_fuzz_parquet_reader_LDFLAGS = $(AM_LDFLAGS) $(FUZZER_LINK_FLAGS)
+tests_fuzz_fuzz_parquet_reader_LDADD = $(COMMON_LIBS) $(ZSTD_LIBS) $(SNAPPY_LIBS)
+endif
+
+# Allocation failures in the writer and reader (tests/unit/torture.c wrapper).
+check_PROGRAMS += tests/unit/unit_parquet_torture
+TESTS += tests/unit/unit_parquet_torture
+tests_unit_unit_parquet_torture_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_unit_parquet_torture_LDFLAGS = $(AM_LDFLAGS) $(ALLOC_WRAP_FLAGS)
+tests_unit_unit_parquet_torture_SOURCES = $(UNIT_COMMON) tests/unit/torture.c tests/unit/torture.h \
+	tests/unit/test_pq_torture.c
+tests_unit_unit_parquet_torture_LDADD = $(PARQUET_LIBS) $(COMMON_LIBS) $(CUNIT_LIBS)

@@ -69,7 +69,10 @@ struct pq_reader {
 static ed_code_t corrupt(ed_err_t *err, const char *fmt, const char *what) {
   return ed_err_set(err, ED_E_CORRUPT, fmt, what);
 }
-#define TR_FAIL(r, err) corrupt(err, "parquet footer: %s", (r)->err ? (r)->err : "malformed")
+#define TR_FAIL(r, err)                                                                            \
+  ((r)->err && !strcmp((r)->err, "out of memory")                                                  \
+       ? ed_err_set(err, ED_E_NOMEM, "parquet reader: out of memory")                              \
+       : corrupt(err, "parquet footer: %s", (r)->err ? (r)->err : "malformed"))
 
 /* ---- footer ---- */
 
@@ -476,6 +479,8 @@ static ed_code_t add_elem(pq_reader_t *r, int parent, const relem_t *e, pq_type_
   memcpy(name, e->name ? (const char *)e->name : "", n);
   name[n] = 0;
   ed_code_t rc = pq_schema_add(r->schema, parent, n ? name : "_", t, rep, id, err);
+  if (rc == ED_E_NOMEM)
+    return rc;
   if (rc)
     return ed_err_set(err, ED_E_CORRUPT, "parquet footer: %s", err ? err->msg : "schema");
   return rename_node(r->schema, *id, e, err);
@@ -560,8 +565,10 @@ static ed_code_t build_schema(pq_reader_t *r, ed_err_t *err) {
       return rc;
   if (pos != r->nel)
     return corrupt(err, "parquet footer: %s", "schema elements left over");
-  if ((rc = pq_schema_finish(r->schema, err)))
-    return ed_err_prefix(err, "parquet footer");
+  if ((rc = pq_schema_finish(r->schema, err))) {
+    ed_err_prefix(err, "parquet footer");
+    return rc;
+  }
   size_t nl = pq_schema_num_leaves(r->schema);
   for (uint32_t g = 0; g < r->nrgs; g++) {
     if (r->rgs[g].ncols != nl)
@@ -864,6 +871,11 @@ static ed_code_t plain_values(lout_t *o, int ph, int tl, const uint8_t *p, size_
   }
   if (ph == PQ_P_BYTE_ARRAY || ph == PQ_P_INT96 || ph == PQ_P_FIXED_LEN_BYTE_ARRAY) {
     size_t fw = phys_width(ph, tl);
+    /* Each value takes at least 4 (length) or fw bytes: a larger count lies. */
+    size_t minw = ph == PQ_P_BYTE_ARRAY ? 4 : fw;
+    if (minw && m > n / minw)
+      return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': %zu values cannot fit %zu bytes",
+                        path, m, n);
     if (!grow((void **)&d->off, &o->vcap, d->nvalues + m + 2, 4))
       return oom(err);
     if (d->nvalues == 0)
@@ -901,6 +913,164 @@ static ed_code_t plain_values(lout_t *o, int ph, int tl, const uint8_t *p, size_
   d->nvalues += m;
   *used = m * w;
   return ED_OK;
+}
+
+/* DELTA_BINARY_PACKED (Encodings.md): exactly m values into out (as
+ * uint64, wrapping like the writer's arithmetic); *used = bytes consumed. */
+static int rd_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+  uint64_t x = 0;
+  for (int sh = 0; sh < 70; sh += 7) {
+    if (*p >= end)
+      return -1;
+    uint8_t c = *(*p)++;
+    x |= (uint64_t)(c & 0x7F) << sh;
+    if (!(c & 0x80)) {
+      *v = x;
+      return 0;
+    }
+  }
+  return -1;
+}
+static uint64_t unzz(uint64_t u) { return (u >> 1) ^ (0 - (u & 1)); }
+
+static int delta_bp(const uint8_t *p, size_t n, uint64_t *out, size_t m, size_t *used) {
+  const uint8_t *s = p, *end = p + n;
+  uint64_t bs, nmb, total, first;
+  if (rd_varint(&p, end, &bs) || rd_varint(&p, end, &nmb) || rd_varint(&p, end, &total) ||
+      rd_varint(&p, end, &first))
+    return -1;
+  if (bs == 0 || bs % 128 || nmb == 0 || bs % nmb || (bs / nmb) % 32 || total != m || bs > 1u << 20)
+    return -1;
+  size_t per = (size_t)(bs / nmb), k = 0;
+  uint64_t cur = unzz(first);
+  if (m)
+    out[k++] = cur;
+  while (k < m) {
+    uint64_t mdz;
+    if (rd_varint(&p, end, &mdz) || (uint64_t)(end - p) < nmb)
+      return -1;
+    uint64_t mind = unzz(mdz);
+    const uint8_t *widths = p;
+    p += nmb;
+    for (size_t b = 0; b < nmb && k < m; b++) {
+      int w = widths[b];
+      if (w > 64)
+        return -1;
+      size_t bytes = per * (size_t)w / 8;
+      if (bytes > (size_t)(end - p))
+        return -1;
+      for (size_t i = 0; i < per && k < m; i++) {
+        uint64_t d = 0;
+        size_t bit = i * (size_t)w;
+        for (int j = 0; j < w; j++, bit++)
+          d |= (uint64_t)(p[bit >> 3] >> (bit & 7) & 1) << j;
+        cur += mind + d;
+        out[k++] = cur;
+      }
+      p += bytes;
+    }
+  }
+  *used = (size_t)(p - s);
+  return 0;
+}
+
+/* DELTA_BINARY_PACKED, DELTA_LENGTH_BYTE_ARRAY, DELTA_BYTE_ARRAY and
+ * BYTE_STREAM_SPLIT values (files from Spark's v2 writer and Arrow options). */
+static ed_code_t other_values(lout_t *o, int enc, int ph, int tl, const uint8_t *p, size_t n,
+                              size_t m, const char *path, ed_err_t *err) {
+  pq_leaf_data_t *d = o->d;
+  ed_code_t rc = ED_OK;
+  uint64_t *a = NULL, *b = NULL;
+  /* Every encoded value takes at least one bit: a count past 8 per byte lies
+   * (DELTA runs can be denser, so allow the block header's worth too). */
+  if (m > (n + 64) * 64)
+    return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': %zu values cannot fit %zu bytes", path,
+                      m, n);
+  a = malloc((m + 1) * sizeof *a);
+  b = malloc((m + 1) * sizeof *b);
+  if (!a || !b) {
+    rc = oom(err);
+    goto out;
+  }
+  size_t used = 0;
+  if (enc == PQ_ENC_DELTA_BINARY_PACKED && (ph == PQ_P_INT32 || ph == PQ_P_INT64)) {
+    if (delta_bp(p, n, a, m, &used))
+      goto bad;
+    size_t w = ph == PQ_P_INT32 ? 4 : 8;
+    if (!grow((void **)&d->v.b8, &o->vcap, d->nvalues + m + 1, w)) {
+      rc = oom(err);
+      goto out;
+    }
+    for (size_t i = 0; i < m; i++) {
+      if (w == 4) {
+        uint32_t x = (uint32_t)a[i];
+        memcpy(d->v.b8 + (d->nvalues + i) * 4, &x, 4);
+      } else
+        memcpy(d->v.b8 + (d->nvalues + i) * 8, &a[i], 8);
+    }
+    d->nvalues += m;
+  } else if ((enc == PQ_ENC_DELTA_LENGTH_BYTE_ARRAY || enc == PQ_ENC_DELTA_BYTE_ARRAY) &&
+             ph == PQ_P_BYTE_ARRAY) {
+    size_t at = 0;
+    if (enc == PQ_ENC_DELTA_BYTE_ARRAY) { /* prefix lengths first */
+      if (delta_bp(p, n, b, m, &used))
+        goto bad;
+      at = used;
+    }
+    if (delta_bp(p + at, n - at, a, m, &used))
+      goto bad;
+    at += used;
+    if (!grow((void **)&d->off, &o->vcap, d->nvalues + m + 2, 4)) {
+      rc = oom(err);
+      goto out;
+    }
+    if (d->nvalues == 0)
+      d->off[0] = 0;
+    size_t prev_at = 0, prev_len = 0; /* previous value, inside d->data */
+    for (size_t i = 0; i < m; i++) {
+      uint64_t sl = a[i], pl = enc == PQ_ENC_DELTA_BYTE_ARRAY ? b[i] : 0;
+      if (sl > n - at || pl > prev_len || (i == 0 && pl))
+        goto bad;
+      size_t cur = d->off[d->nvalues];
+      if (cur + pl + sl > UINT32_MAX)
+        goto bad;
+      if (!grow((void **)&d->data, &o->dcap, cur + pl + sl + 1, 1)) {
+        rc = oom(err);
+        goto out;
+      }
+      if (pl)
+        memmove(d->data + cur, d->data + prev_at, pl);
+      memcpy(d->data + cur + pl, p + at, sl);
+      at += sl;
+      prev_at = cur;
+      prev_len = pl + sl;
+      d->off[++d->nvalues] = (uint32_t)(cur + pl + sl);
+    }
+  } else if (enc == PQ_ENC_BYTE_STREAM_SPLIT &&
+             (ph == PQ_P_FLOAT || ph == PQ_P_DOUBLE || ph == PQ_P_INT32 || ph == PQ_P_INT64)) {
+    size_t w = phys_width(ph, tl);
+    if (m > n / w)
+      goto bad;
+    if (!grow((void **)&d->v.b8, &o->vcap, d->nvalues + m + 1, w)) {
+      rc = oom(err);
+      goto out;
+    }
+    uint8_t *dst = d->v.b8 + d->nvalues * w;
+    for (size_t i = 0; i < m; i++)
+      for (size_t k = 0; k < w; k++)
+        dst[i * w + k] = p[k * m + i];
+    d->nvalues += m;
+  } else {
+    rc = ed_err_set(err, ED_E_UNSUPPORTED,
+                    "parquet page '%s': encoding %d not supported for type %d", path, enc, ph);
+  }
+  goto out;
+bad:
+  rc = ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': malformed encoding %d values", path, enc);
+out:
+  free(a);
+  free(b);
+  return rc;
 }
 
 static ed_code_t dict_values(lout_t *o, int ph, int tl, const uint8_t *p, size_t n, size_t m,
@@ -1249,8 +1419,7 @@ ed_code_t pq_reader_read_leaf(pq_reader_t *r, size_t rg, size_t leaf, pq_leaf_da
           out->v.b8[out->nvalues++] = (uint8_t)o.idx[i];
       }
     } else {
-      rc = ed_err_set(err, ED_E_UNSUPPORTED, "parquet page '%s': encoding %d not supported", path,
-                      h.enc);
+      rc = other_values(&o, h.enc, ln->phys, tl, vals, vlen, m, path, err);
     }
     if (rc)
       goto done;

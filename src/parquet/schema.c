@@ -28,6 +28,11 @@ ed_code_t pq_schema_new(pq_schema_t **out, ed_err_t *err) {
   s->nn = 1;
   pq_inode_t *r = &s->n[0];
   r->name = xstrdup("schema");
+  if (!r->name) {
+    free(s->n);
+    free(s);
+    return ed_err_set(err, ED_E_NOMEM, "parquet schema: out of memory");
+  }
   r->pub.name = r->name;
   r->pub.type = PQ_T_STRUCT;
   r->pub.rep = PQ_REQUIRED;
@@ -170,9 +175,7 @@ static ed_code_t walk(pq_schema_t *s, int id, int def, int rep, ed_buf_t *path, 
   pq_inode_t *n = &s->n[id];
   size_t mark = path->len;
   if (id != PQ_ROOT) {
-    if (path->len)
-      ed_buf_putc(path, '.');
-    if (ed_buf_puts(path, n->name))
+    if ((path->len && ed_buf_putc(path, '.')) || ed_buf_puts(path, n->name))
       return ed_err_set(err, ED_E_NOMEM, "parquet schema: oom");
     if (n->pub.rep == PQ_OPTIONAL)
       def++;
@@ -186,8 +189,10 @@ static ed_code_t walk(pq_schema_t *s, int id, int def, int rep, ed_buf_t *path, 
     if (n->pub.nchildren != want)
       return ed_err_set(err, ED_E_INVALID, "parquet schema: %s '%s' has %zu children, expected %zu",
                         n->pub.type == PQ_T_LIST ? "LIST" : "MAP", n->name, n->pub.nchildren, want);
-    ed_buf_putc(path, '.');
-    ed_buf_puts(path, n->mid_name ? n->mid_name : n->pub.type == PQ_T_LIST ? "list" : "key_value");
+    if (ed_buf_putc(path, '.') || ed_buf_puts(path, n->mid_name                ? n->mid_name
+                                                    : n->pub.type == PQ_T_LIST ? "list"
+                                                                               : "key_value"))
+      return ed_err_set(err, ED_E_NOMEM, "parquet schema: out of memory");
     def++, rep++;
   } else if (n->pub.type == PQ_T_STRUCT && n->pub.nchildren == 0 && id != PQ_ROOT) {
     return ed_err_set(err, ED_E_INVALID, "parquet schema: group '%s' has no fields", n->name);
@@ -245,10 +250,10 @@ ed_code_t pq_schema_clone(const pq_schema_t *s, pq_schema_t **out, ed_err_t *err
   if (!c)
     return ed_err_set(err, ED_E_NOMEM, "parquet schema: out of memory");
   c->cap = s->nn;
-  c->nn = s->nn;
   c->n = calloc(c->cap, sizeof *c->n);
   if (!c->n)
     goto oom;
+  c->nn = s->nn;
   for (size_t i = 0; i < s->nn; i++) {
     const pq_inode_t *a = &s->n[i];
     pq_inode_t *b = &c->n[i];

@@ -20,7 +20,8 @@ static void varint(pq_tw_t *w, uint64_t v) {
   t[n++] = (uint8_t)v;
   put(w, t, n);
 }
-static uint64_t zz(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
+/* Zigzag without shifting a negative value: the sign mask is 0 or all ones. */
+static uint64_t zz(int64_t v) { return ((uint64_t)v << 1) ^ (v < 0 ? ~UINT64_C(0) : 0); }
 
 void pq_tw_init(pq_tw_t *w, ed_buf_t *b) {
   memset(w, 0, sizeof *w);

@@ -47,6 +47,12 @@ typedef struct rgmeta {
   colmeta_t *cols;
 } rgmeta_t;
 
+typedef struct hslot {
+  uint64_t key;
+  uint32_t idx1; /* dictionary index + 1; 0 = empty */
+  uint32_t pad;
+} hslot_t;
+
 typedef struct wcol {
   int node;
   const pq_inode_t *leaf;
@@ -64,10 +70,9 @@ typedef struct wcol {
   bool page_dict; /* current page holds dictionary indices */
   /* dictionary */
   bool dict_failed;
-  uint32_t *ht;
+  hslot_t *ht;
   size_t htcap, dcount;
-  uint64_t *dvals; /* fixed-width keys */
-  uint32_t *doff;  /* byte arrays: offset of the length prefix in dbuf */
+  uint32_t *doff; /* byte arrays: offset of the length prefix in dbuf */
   size_t dvcap;
   ed_buf_t dbuf; /* PLAIN-encoded dictionary */
   bool dict_used;
@@ -133,7 +138,12 @@ static ed_code_t emit(pq_writer_t *w, const void *p, size_t n, ed_err_t *err) {
   ed_code_t rc = w->sink(w->ctx, p, n, err);
   if (rc) {
     w->failed = true;
-    return ed_err_prefix(err, "parquet writer");
+    /* The sink may not have filled err: the code it returned is the truth. */
+    if (err && err->code != rc)
+      ed_err_set(err, rc, "parquet writer: sink failed: %s", ed_code_desc(rc));
+    else
+      ed_err_prefix(err, "parquet writer");
+    return rc;
   }
   w->off += n;
   return ED_OK;
@@ -199,10 +209,10 @@ ed_code_t pq_writer_new(const pq_schema_t *schema, const pq_writer_opts_t *opts,
     goto nomem;
   w->sink = sink;
   w->ctx = ctx;
-  w->ncols = pq_schema_num_leaves(w->schema);
-  w->cols = calloc(w->ncols, sizeof *w->cols);
+  w->cols = calloc(pq_schema_num_leaves(w->schema), sizeof *w->cols);
   if (!w->cols)
     goto nomem;
+  w->ncols = pq_schema_num_leaves(w->schema);
   for (size_t i = 0; i < w->ncols; i++) {
     wcol_t *col = &w->cols[i];
     col->node = pq_schema_leaf_node(w->schema, i);
@@ -276,7 +286,6 @@ static void col_fini(wcol_t *c) {
   ed_buf_fini(&c->plain);
   free(c->idx);
   free(c->ht);
-  free(c->dvals);
   free(c->doff);
   ed_buf_fini(&c->dbuf);
   ed_buf_fini(&c->chunk);
@@ -291,7 +300,7 @@ void pq_writer_free(pq_writer_t *w) {
     col_fini(&w->cols[i]);
   free(w->cols);
   for (size_t r = 0; r < w->nrgs; r++) {
-    for (size_t i = 0; i < w->ncols; i++)
+    for (size_t i = 0; w->rgs[r].cols && i < w->ncols; i++)
       st_fini(&w->rgs[r].cols[i].st);
     free(w->rgs[r].cols);
   }
@@ -327,28 +336,29 @@ ed_code_t pq_writer_add_kv(pq_writer_t *w, const char *key, const char *value, e
 
 /* ---- statistics ---- */
 
-static void st_bytes(st_t *s, const char *p, size_t n) {
+/* false when out of memory (the statistics would be wrong: the caller fails). */
+static bool st_set(ed_buf_t *b, const char *p, size_t n) {
+  ed_buf_reset(b);
+  return ed_buf_reserve(b, n) == ED_OK && ed_buf_append(b, p, n) == ED_OK;
+}
+
+static bool st_bytes(st_t *s, const char *p, size_t n) {
   if (!s->has) {
-    ed_buf_reset(&s->mnb);
-    ed_buf_append(&s->mnb, p, n);
-    ed_buf_reset(&s->mxb);
-    ed_buf_append(&s->mxb, p, n);
+    if (!st_set(&s->mnb, p, n) || !st_set(&s->mxb, p, n))
+      return false;
     s->has = true;
-    return;
+    return true;
   }
   /* Unsigned byte-wise order (TypeDefinedOrder for BYTE_ARRAY). */
   size_t m = n < s->mnb.len ? n : s->mnb.len;
-  int c = memcmp(p, s->mnb.data, m);
-  if (c < 0 || (c == 0 && n < s->mnb.len)) {
-    ed_buf_reset(&s->mnb);
-    ed_buf_append(&s->mnb, p, n);
-  }
+  int c = m ? memcmp(p, s->mnb.data, m) : 0;
+  if ((c < 0 || (c == 0 && n < s->mnb.len)) && !st_set(&s->mnb, p, n))
+    return false;
   m = n < s->mxb.len ? n : s->mxb.len;
-  c = memcmp(p, s->mxb.data, m);
-  if (c > 0 || (c == 0 && n > s->mxb.len)) {
-    ed_buf_reset(&s->mxb);
-    ed_buf_append(&s->mxb, p, n);
-  }
+  c = m ? memcmp(p, s->mxb.data, m) : 0;
+  if ((c > 0 || (c == 0 && n > s->mxb.len)) && !st_set(&s->mxb, p, n))
+    return false;
+  return true;
 }
 
 #define ST_NUM(s, field, v)                                                                        \
@@ -364,11 +374,11 @@ static void st_bytes(st_t *s, const char *p, size_t n) {
     }                                                                                              \
   } while (0)
 
-static void st_merge(st_t *d, const st_t *s, pq_phys_t ph) {
+static bool st_merge(st_t *d, const st_t *s, pq_phys_t ph) {
   d->nulls += s->nulls;
   d->nvals += s->nvals;
   if (!s->has)
-    return;
+    return true;
   switch (ph) {
   case PQ_P_BOOLEAN:
     ST_NUM(d, b, s->mn.b);
@@ -391,9 +401,10 @@ static void st_merge(st_t *d, const st_t *s, pq_phys_t ph) {
     ST_NUM(d, d, s->mx.d);
     break;
   default:
-    st_bytes(d, s->mnb.data, s->mnb.len);
-    st_bytes(d, s->mxb.data, s->mxb.len);
+    return st_bytes(d, s->mnb.data ? s->mnb.data : "", s->mnb.len) &&
+           st_bytes(d, s->mxb.data ? s->mxb.data : "", s->mxb.len);
   }
+  return true;
 }
 
 static ed_code_t st_copy(st_t *d, const st_t *s) {
@@ -421,39 +432,60 @@ static inline uint64_t mix64(uint64_t h) {
   h ^= h >> 33;
   return h;
 }
+static inline uint64_t load64(const char *p) {
+  uint64_t x;
+  memcpy(&x, p, 8);
+  return x;
+}
+static inline uint32_t load32(const char *p) {
+  uint32_t x;
+  memcpy(&x, p, 4);
+  return x;
+}
+/* Short strings dominate (ids, codes, enums): their tail is read with
+ * overlapping fixed-size loads instead of a variable-length copy. */
 static inline uint64_t hash_bytes(const char *p, size_t n) {
   uint64_t h = 0x9E3779B97F4A7C15ULL ^ n;
-  while (n >= 8) {
-    uint64_t x;
-    memcpy(&x, p, 8);
-    h = (h ^ x) * 0x100000001b3ULL;
-    h = (h << 31) | (h >> 33);
-    p += 8;
-    n -= 8;
+  if (n >= 8) {
+    const char *end = p + n;
+    while (end - p > 8) {
+      h = (h ^ load64(p)) * 0x100000001b3ULL;
+      h = (h << 31) | (h >> 33);
+      p += 8;
+    }
+    return mix64(h ^ load64(end - 8));
   }
-  uint64_t x = 0;
-  memcpy(&x, p, n);
+  uint64_t x;
+  if (n >= 4)
+    x = (uint64_t)load32(p) << 32 | load32(p + n - 4);
+  else if (n > 0)
+    x = (uint64_t)(uint8_t)p[0] << 16 | (uint64_t)(uint8_t)p[n / 2] << 8 | (uint8_t)p[n - 1];
+  else
+    x = 0;
   return mix64(h ^ x);
 }
+static inline bool bytes_eq(const char *a, const char *b, size_t n) {
+  if (n >= 8 && n <= 16)
+    return load64(a) == load64(b) && load64(a + n - 8) == load64(b + n - 8);
+  if (n >= 4 && n < 8)
+    return load32(a) == load32(b) && load32(a + n - 4) == load32(b + n - 4);
+  return memcmp(a, b, n) == 0;
+}
 
+/* Open addressing with the key inline (the value's bits, or for byte arrays
+ * its 64-bit hash) so a probe touches one cache line, not two. */
 static bool dict_grow(wcol_t *c) {
   size_t ncap = c->htcap ? c->htcap * 2 : 1024;
-  uint32_t *nt = calloc(ncap, sizeof *nt);
+  hslot_t *nt = calloc(ncap, sizeof *nt);
   if (!nt)
     return false;
+  bool bytes = c->phys == PQ_P_BYTE_ARRAY;
   for (size_t i = 0; i < c->htcap; i++) {
-    uint32_t e = c->ht[i];
-    if (!e)
+    hslot_t e = c->ht[i];
+    if (!e.idx1)
       continue;
-    uint64_t h;
-    if (c->phys == PQ_P_BYTE_ARRAY) {
-      uint32_t len;
-      memcpy(&len, c->dbuf.data + c->doff[e - 1], 4);
-      h = hash_bytes(c->dbuf.data + c->doff[e - 1] + 4, len);
-    } else
-      h = mix64(c->dvals[e - 1]);
-    size_t j = h & (ncap - 1);
-    while (nt[j])
+    size_t j = (bytes ? e.key : mix64(e.key)) & (ncap - 1);
+    while (nt[j].idx1)
       j = (j + 1) & (ncap - 1);
     nt[j] = e;
   }
@@ -467,17 +499,10 @@ static bool dv_reserve(wcol_t *c) {
   if (c->dcount < c->dvcap)
     return true;
   size_t n = c->dvcap ? c->dvcap * 2 : 256;
-  if (c->phys == PQ_P_BYTE_ARRAY) {
-    uint32_t *d = realloc(c->doff, n * sizeof *d);
-    if (!d)
-      return false;
-    c->doff = d;
-  } else {
-    uint64_t *d = realloc(c->dvals, n * sizeof *d);
-    if (!d)
-      return false;
-    c->dvals = d;
-  }
+  uint32_t *d = realloc(c->doff, n * sizeof *d);
+  if (!d)
+    return false;
+  c->doff = d;
   c->dvcap = n;
   return true;
 }
@@ -487,21 +512,21 @@ static bool dv_reserve(wcol_t *c) {
 static inline int64_t dict_fixed(wcol_t *c, uint64_t key, size_t width, bool *fresh) {
   if ((c->dcount + 1) * 2 > c->htcap && !dict_grow(c))
     return -1;
-  size_t j = mix64(key) & (c->htcap - 1);
+  size_t mask = c->htcap - 1, j = mix64(key) & mask;
+  hslot_t *ht = c->ht;
   for (;;) {
-    uint32_t e = c->ht[j];
-    if (!e)
+    if (!ht[j].idx1)
       break;
-    if (c->dvals[e - 1] == key) {
+    if (ht[j].key == key) {
       *fresh = false;
-      return e - 1;
+      return ht[j].idx1 - 1;
     }
-    j = (j + 1) & (c->htcap - 1);
+    j = (j + 1) & mask;
   }
-  if (!dv_reserve(c) || ed_buf_append(&c->dbuf, &key, width))
+  if (ed_buf_append(&c->dbuf, &key, width))
     return -1;
-  c->dvals[c->dcount] = key;
-  c->ht[j] = (uint32_t)++c->dcount;
+  ht[j].key = key;
+  ht[j].idx1 = (uint32_t)++c->dcount;
   *fresh = true;
   return (int64_t)c->dcount - 1;
 }
@@ -509,26 +534,34 @@ static inline int64_t dict_fixed(wcol_t *c, uint64_t key, size_t width, bool *fr
 static inline int64_t dict_bytes(wcol_t *c, const char *p, uint32_t n, bool *fresh) {
   if ((c->dcount + 1) * 2 > c->htcap && !dict_grow(c))
     return -1;
-  size_t j = hash_bytes(p, n) & (c->htcap - 1);
+  uint64_t h = hash_bytes(p, n);
+  size_t mask = c->htcap - 1, j = h & mask;
+  hslot_t *ht = c->ht;
   for (;;) {
-    uint32_t e = c->ht[j];
+    uint32_t e = ht[j].idx1;
     if (!e)
       break;
-    const char *q = c->dbuf.data + c->doff[e - 1];
-    uint32_t len;
-    memcpy(&len, q, 4);
-    if (len == n && memcmp(q + 4, p, n) == 0) {
-      *fresh = false;
-      return e - 1;
+    if (ht[j].key == h) {
+      const char *q = c->dbuf.data + c->doff[e - 1];
+      uint32_t len;
+      memcpy(&len, q, 4);
+      if (len == n && bytes_eq(q + 4, p, n)) {
+        *fresh = false;
+        return e - 1;
+      }
     }
-    j = (j + 1) & (c->htcap - 1);
+    j = (j + 1) & mask;
   }
   if (!dv_reserve(c))
     return -1;
   c->doff[c->dcount] = (uint32_t)c->dbuf.len;
-  if (ed_buf_append(&c->dbuf, &n, 4) || ed_buf_append(&c->dbuf, p, n))
+  if (ed_buf_reserve(&c->dbuf, 4 + (size_t)n))
     return -1;
-  c->ht[j] = (uint32_t)++c->dcount;
+  memcpy(c->dbuf.data + c->dbuf.len, &n, 4);
+  memcpy(c->dbuf.data + c->dbuf.len + 4, p, n);
+  c->dbuf.len += 4 + (size_t)n;
+  ht[j].key = h;
+  ht[j].idx1 = (uint32_t)++c->dcount;
   *fresh = true;
   return (int64_t)c->dcount - 1;
 }
@@ -638,9 +671,7 @@ static inline bool put_value(pq_writer_t *w, wcol_t *c, const pq_col_t *v, size_
         return false;
     } else if (ed_buf_append(&c->plain, &n, 4) || ed_buf_append(&c->plain, p, n))
       return false;
-    if (fresh)
-      st_bytes(s, p, n);
-    return true;
+    return !fresh || st_bytes(s, p, n);
   }
   }
 }
@@ -923,7 +954,10 @@ ed_code_t pq_writer_flush(pq_writer_t *w, ed_err_t *err) {
       rc = oom(err);
       goto fail;
     }
-    st_merge(&c->fst, &c->cst, c->phys);
+    if (!st_merge(&c->fst, &c->cst, c->phys)) {
+      rc = oom(err);
+      goto fail;
+    }
     rg->total_byte += c->unc;
     rg->total_comp += c->comp;
     col_reset_chunk(c, w);
@@ -976,7 +1010,11 @@ static ed_code_t check_col(const pq_writer_t *w, int node, const pq_col_t *v, si
     cr0 = r1 > r0 ? v->off[r0] : 0;
     cr1 = r1 > r0 ? v->off[r1] : 0;
   }
-  size_t want = n->pub.type == PQ_T_STRUCT ? n->pub.nchildren : n->pub.type == PQ_T_MAP ? 2 : 1;
+  bool bare = n->pub.rep == PQ_REPEATED && n->pub.type != PQ_T_LIST && n->pub.type != PQ_T_MAP;
+  size_t want = bare                         ? 1
+                : n->pub.type == PQ_T_STRUCT ? n->pub.nchildren
+                : n->pub.type == PQ_T_MAP    ? 2
+                                             : 1;
   if (v->nchildren < want || !v->children)
     return ed_err_set(err, ED_E_SCHEMA,
                       "parquet writer: column '%s' has %zu children, expected %zu", n->name,
@@ -1009,6 +1047,120 @@ static ed_code_t check_col(const pq_writer_t *w, int node, const pq_col_t *v, si
   return ED_OK;
 }
 
+/* The common case, a top-level leaf, without per-value dispatch: buffers are
+ * reserved once per slice and the dictionary probe is inlined. Same output
+ * as put_value. */
+#define FLAT_LOOP(BODY)                                                                            \
+  for (size_t i = r0; i < r1; i++) {                                                               \
+    if (v->valid && !v->valid[i]) {                                                                \
+      if (!optional) {                                                                             \
+        w->bad_null = c->path[0];                                                                  \
+        w->bad_row = i;                                                                            \
+        return false;                                                                              \
+      }                                                                                            \
+      c->def[c->n++] = 0;                                                                          \
+      s->nulls++;                                                                                  \
+      continue;                                                                                    \
+    }                                                                                              \
+    if (optional)                                                                                  \
+      c->def[c->n] = 1;                                                                            \
+    c->n++;                                                                                        \
+    BODY                                                                                           \
+  }
+
+#define FLAT_FIXED(T, FIELD, STAT, NANCHECK)                                                       \
+  do {                                                                                             \
+    const T *src = v->v.FIELD;                                                                     \
+    if (c->page_dict) {                                                                            \
+      FLAT_LOOP({                                                                                  \
+        T x = src[i];                                                                              \
+        uint64_t key = 0;                                                                          \
+        memcpy(&key, &x, sizeof x);                                                                \
+        bool fresh;                                                                                \
+        int64_t k = dict_fixed(c, key, sizeof x, &fresh);                                          \
+        if (k < 0)                                                                                 \
+          return false;                                                                            \
+        c->idx[c->nidx++] = (uint32_t)k;                                                           \
+        if (fresh && !(NANCHECK))                                                                  \
+          ST_NUM(s, STAT, x);                                                                      \
+      })                                                                                           \
+    } else {                                                                                       \
+      if (ed_buf_reserve(&c->plain, cnt * sizeof(T)))                                              \
+        return false;                                                                              \
+      char *o = c->plain.data + c->plain.len;                                                      \
+      FLAT_LOOP({                                                                                  \
+        T x = src[i];                                                                              \
+        memcpy(o, &x, sizeof x);                                                                   \
+        o += sizeof x;                                                                             \
+        if (!(NANCHECK))                                                                           \
+          ST_NUM(s, STAT, x);                                                                      \
+      })                                                                                           \
+      c->plain.len = (size_t)(o - c->plain.data);                                                  \
+    }                                                                                              \
+  } while (0)
+
+static bool flat_fast(pq_writer_t *w, wcol_t *c, const pq_col_t *v, size_t r0, size_t r1,
+                      bool optional) {
+  size_t cnt = r1 - r0;
+  st_t *s = &c->cst;
+  if (c->page_dict && c->nidx + cnt > c->icap) {
+    size_t n = c->icap ? c->icap : 1024;
+    while (n < c->nidx + cnt)
+      n *= 2;
+    uint32_t *p = realloc(c->idx, n * sizeof *p);
+    if (!p)
+      return false;
+    c->idx = p;
+    c->icap = n;
+  }
+  switch (c->phys) {
+  case PQ_P_INT32:
+    FLAT_FIXED(int32_t, i32, i32, false);
+    return true;
+  case PQ_P_INT64:
+    FLAT_FIXED(int64_t, i64, i64, false);
+    return true;
+  case PQ_P_FLOAT:
+    FLAT_FIXED(float, f32, f, isnan(x));
+    return true;
+  case PQ_P_DOUBLE:
+    FLAT_FIXED(double, f64, d, isnan(x));
+    return true;
+  case PQ_P_BYTE_ARRAY: {
+    const uint32_t *off = v->off;
+    const char *data = v->data;
+    if (c->page_dict) {
+      FLAT_LOOP({
+        uint32_t len = off[i + 1] - off[i];
+        bool fresh;
+        int64_t k = dict_bytes(c, data + off[i], len, &fresh);
+        if (k < 0)
+          return false;
+        c->idx[c->nidx++] = (uint32_t)k;
+        if (fresh && !st_bytes(s, data + off[i], len))
+          return false;
+      })
+    } else {
+      if (ed_buf_reserve(&c->plain, cnt * 4 + (off[r1] - off[r0])))
+        return false;
+      char *o = c->plain.data + c->plain.len;
+      FLAT_LOOP({
+        uint32_t len = off[i + 1] - off[i];
+        memcpy(o, &len, 4);
+        memcpy(o + 4, data + off[i], len);
+        o += 4 + len;
+        if (!st_bytes(s, data + off[i], len))
+          return false;
+      })
+      c->plain.len = (size_t)(o - c->plain.data);
+    }
+    return true;
+  }
+  default:
+    return false;
+  }
+}
+
 static ed_code_t write_slice(pq_writer_t *w, const pq_col_t *cols, size_t r0, size_t r1,
                              ed_err_t *err) {
   for (size_t ci = 0; ci < w->ncols; ci++) {
@@ -1021,7 +1173,9 @@ static ed_code_t write_slice(pq_writer_t *w, const pq_col_t *cols, size_t r0, si
       size_t cnt = r1 - r0;
       if (!lv_reserve(c, cnt))
         return oom(err);
-      if (n->pub.rep == PQ_OPTIONAL) {
+      if (c->phys != PQ_P_BOOLEAN) {
+        ok = flat_fast(w, c, top, r0, r1, n->pub.rep == PQ_OPTIONAL);
+      } else if (n->pub.rep == PQ_OPTIONAL) {
         for (size_t i = r0; i < r1; i++) {
           bool present = !top->valid || top->valid[i];
           c->def[c->n++] = present;
@@ -1074,6 +1228,8 @@ ed_code_t pq_writer_write(pq_writer_t *w, const pq_col_t *cols, size_t nrows, ed
     return ed_err_set(err, ED_E_INVALID, "parquet writer: already closed");
   if (w->failed)
     return ed_err_set(err, ED_E_INVALID, "parquet writer: failed earlier");
+  if (nrows == 0)
+    return ED_OK;
   const pq_inode_t *root = &w->schema->n[PQ_ROOT];
   for (size_t k = 0; k < root->pub.nchildren; k++) {
     ed_code_t rc = check_col(w, root->kids[k], &cols[k], 0, nrows, err);
@@ -1164,7 +1320,7 @@ static void write_elements(pq_tw_t *t, const pq_schema_t *s, int id) {
     pq_tw_end(t);
     pq_tw_elem_struct(t);
     pq_tw_i32(t, PQF_SE_REPETITION, PQ_REPEATED);
-    pq_tw_str(t, PQF_SE_NAME, list ? "list" : "key_value");
+    pq_tw_str(t, PQF_SE_NAME, n->mid_name ? n->mid_name : list ? "list" : "key_value");
     pq_tw_i32(t, PQF_SE_NUM_CHILDREN, (int32_t)n->pub.nchildren);
   }
   pq_tw_end(t);
@@ -1312,8 +1468,9 @@ ed_code_t pq_writer_close(pq_writer_t *w, ed_err_t *err) {
     return oom(err);
   }
   uint32_t len = (uint32_t)f.len;
-  ed_buf_append(&f, &len, 4);
-  rc = ed_buf_append(&f, "PAR1", 4);
+  rc = ed_buf_append(&f, &len, 4);
+  if (!rc)
+    rc = ed_buf_append(&f, "PAR1", 4);
   if (!rc)
     rc = emit(w, f.data, f.len, err);
   else

@@ -53,7 +53,8 @@ ed_code_t pq_writer_new_fd(const pq_schema_t *schema, const pq_writer_opts_t *op
 ed_code_t pq_writer_add_kv(pq_writer_t *w, const char *key, const char *value, ed_err_t *err);
 /* Appends rows 0..nrows-1 of cols, one pq_col_t per top-level field in
  * schema order (borrowed for the call). Each column must hold >= nrows rows;
- * nulls in REQUIRED fields are ED_E_SCHEMA. May emit a row group. */
+ * nulls in REQUIRED fields are ED_E_SCHEMA. May emit a row group. cols may
+ * be NULL when nrows is 0. */
 ed_code_t pq_writer_write(pq_writer_t *w, const pq_col_t *cols, size_t nrows, ed_err_t *err);
 /* Closes the current row group now (no-op when empty). */
 ed_code_t pq_writer_flush(pq_writer_t *w, ed_err_t *err);

@@ -45,8 +45,14 @@ def _fnorm(x):
     return float(x)
 
 
+def _elem(field):
+    return {k: x for k, x in field.items() if k != "repetition"}
+
+
 def expect(field, v):
     """The value a reader should return for JSON value v of field."""
+    if field.get("repetition") == "repeated":
+        return [expect(_elem(field), e) for e in (v or [])]
     if v is None:
         return None
     t = field["type"]
@@ -73,6 +79,8 @@ def expect_rows(spec):
 
 def got(field, v):
     """Normalises a value as pyarrow/DuckDB/our reader returned it."""
+    if field.get("repetition") == "repeated":
+        return [got(_elem(field), e) for e in (v or [])]
     if v is None:
         return None
     t = field["type"]

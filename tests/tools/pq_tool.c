@@ -3,7 +3,8 @@
  *                                          a JSON summary (rows, bytes, per-leaf stats)
  *   pq_tool read IN.parquet               prints {"schema":..., "rows":[...]} from
  *                                          our reader (row groups assembled)
- *   pq_tool leaves IN.parquet             prints each leaf's levels and values
+ *   pq_tool copy IN.parquet OUT.parquet   reads IN with our reader, writes it
+ *                                          again with our writer (same schema)
  * SPEC: {"schema":[FIELD...], "rows":[[v...]...], "options":{...}, "kv":{...}}
  * FIELD: {"name","type","nullable", "fields":[FIELD] | "element":FIELD |
  * "key":FIELD,"value":FIELD}; types boolean int32 int64 float double string
@@ -49,9 +50,13 @@ static void add_field(pq_schema_t *s, int parent, json_object *f) {
   const char *name = json_object_object_get_ex(f, "name", &o) ? json_object_get_string(o) : "x";
   pq_type_t t = type_of(json_object_get_string(json_object_object_get(f, "type")));
   bool nullable = !json_object_object_get_ex(f, "nullable", &o) || json_object_get_boolean(o);
+  pq_repetition_t rep = nullable ? PQ_OPTIONAL : PQ_REQUIRED;
+  if (json_object_object_get_ex(f, "repetition", &o) &&
+      !strcmp(json_object_get_string(o), "repeated"))
+    rep = PQ_REPEATED;
   ed_err_t e = {0};
   int id;
-  if (pq_schema_add(s, parent, name, t, nullable ? PQ_OPTIONAL : PQ_REQUIRED, &id, &e))
+  if (pq_schema_add(s, parent, name, t, rep, &id, &e))
     die("schema", &e);
   if (t == PQ_T_STRUCT) {
     json_object *fs = json_object_object_get(f, "fields");
@@ -93,10 +98,44 @@ static double num(json_object *v) {
 
 static int hexv(char c) { return c <= '9' ? c - '0' : (c | 32) - 'a' + 10; }
 
+static void build_as(const pq_schema_t *s, int id, json_object **vals, size_t n, mcol_t *m,
+                     bool elem);
 static void build(const pq_schema_t *s, int id, json_object **vals, size_t n, mcol_t *m) {
+  build_as(s, id, vals, n, m, false);
+}
+
+/* elem: build the elements of a bare REPEATED node (its own type, never null). */
+static void build_as(const pq_schema_t *s, int id, json_object **vals, size_t n, mcol_t *m,
+                     bool elem) {
   const pq_node_t *nd = pq_schema_node(s, id);
   memset(m, 0, sizeof *m);
   m->c.len = n;
+  if (!elem && nd->rep == PQ_REPEATED) {
+    /* A repeated field is laid out like a non-null list: off + children[0]. */
+    size_t tot = 0;
+    for (size_t i = 0; i < n; i++)
+      if (vals[i])
+        tot += json_object_array_length(vals[i]);
+    m->off = calloc(n + 1, 4);
+    json_object **e0 = calloc(tot + 1, sizeof *e0);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (vals[i])
+        for (size_t j = 0; j < json_object_array_length(vals[i]); j++)
+          e0[k++] = json_object_array_get_idx(vals[i], j);
+      m->off[i + 1] = (uint32_t)k;
+    }
+    m->c.off = m->off;
+    m->nkids = 1;
+    m->kids = calloc(1, sizeof *m->kids);
+    build_as(s, id, e0, tot, &m->kids[0], true);
+    free(e0);
+    pq_col_t *cs = calloc(1, sizeof *cs);
+    cs[0] = m->kids[0].c;
+    m->c.children = cs;
+    m->c.nchildren = 1;
+    return;
+  }
   m->valid = calloc(n + 1, 1);
   for (size_t i = 0; i < n; i++)
     m->valid[i] = vals[i] != NULL;
@@ -409,8 +448,24 @@ static char *slurp(const char *path, size_t *len) {
   return b.data ? ed_buf_steal(&b) : calloc(1, 1);
 }
 
+static void dump_as(ed_buf_t *o, const pq_schema_t *s, int id, const pq_col_t *c, size_t i,
+                    bool elem);
 static void dump_val(ed_buf_t *o, const pq_schema_t *s, int id, const pq_col_t *c, size_t i) {
+  dump_as(o, s, id, c, i, false);
+}
+static void dump_as(ed_buf_t *o, const pq_schema_t *s, int id, const pq_col_t *c, size_t i,
+                    bool elem) {
   const pq_node_t *n = pq_schema_node(s, id);
+  if (!elem && n->rep == PQ_REPEATED) {
+    ed_buf_putc(o, '[');
+    for (uint32_t k = c->off[i]; k < c->off[i + 1]; k++) {
+      if (k > c->off[i])
+        ed_buf_putc(o, ',');
+      dump_as(o, s, id, &c->children[0], k, true);
+    }
+    ed_buf_putc(o, ']');
+    return;
+  }
   if (c->valid && !c->valid[i]) {
     ed_buf_puts(o, "null");
     return;
@@ -538,7 +593,53 @@ static int cmd_read(const char *path) {
   return rc;
 }
 
+/* Reads IN with our reader and writes every row group again with our writer,
+ * same schema (names included): the reader's batches are the writer's input. */
+static int cmd_copy(const char *in, const char *out) {
+  size_t len;
+  char *data = slurp(in, &len);
+  ed_err_t e = {0};
+  pq_reader_t *r;
+  if (pq_reader_open(data, len, &r, &e))
+    die("open", &e);
+  FILE *f = fopen(out, "wb");
+  if (!f) {
+    perror(out);
+    return 1;
+  }
+  pq_writer_t *w;
+  if (pq_writer_new(pq_reader_schema(r), NULL, file_sink, f, &w, &e))
+    die("writer", &e);
+  for (size_t i = 0; i < pq_reader_num_kv(r); i++) {
+    const char *k, *v;
+    pq_reader_kv(r, i, &k, &v);
+    if (pq_writer_add_kv(w, k, v, &e))
+      die("kv", &e);
+  }
+  for (size_t g = 0; g < pq_reader_num_row_groups(r); g++) {
+    pq_batch_t *b;
+    if (pq_reader_read_row_group(r, g, &b, &e))
+      die("read", &e);
+    if (pq_writer_write(w, b->cols, b->nrows, &e))
+      die("write", &e);
+    pq_batch_free(b);
+    if (pq_writer_flush(w, &e))
+      die("flush", &e);
+  }
+  if (pq_writer_close(w, &e))
+    die("close", &e);
+  fclose(f);
+  printf("{\"rows\":%lld,\"bytes\":%llu}\n", (long long)pq_writer_num_rows(w),
+         (unsigned long long)pq_writer_bytes(w));
+  pq_writer_free(w);
+  pq_reader_free(r);
+  free(data);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 4 && !strcmp(argv[1], "copy"))
+    return cmd_copy(argv[2], argv[3]);
   if (argc == 4 && !strcmp(argv[1], "write"))
     return cmd_write(argv[2], argv[3]);
   if (argc == 3 && !strcmp(argv[1], "read"))

@@ -1,10 +1,12 @@
 /* The Parquet reader: levels of D.7's example, nested round trips through
  * the writer, and files that lie (clear errors, no crash). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/buf.h"
 #include "config.h"
+#include "parquet/inspect.h"
 #include "parquet/reader.h"
 #include "parquet/writer.h"
 #include "tests/unit/cu.h"
@@ -160,7 +162,94 @@ static void test_reader_rejects_bad_indexes(void) {
   ed_buf_fini(&f);
 }
 
+static void test_inspect_describes_the_footer(void) {
+  ed_buf_t f = ED_BUF_INIT;
+  write_tags(&f, PQ_CODEC_ZSTD, true);
+  ed_buf_t o = ED_BUF_INIT;
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL(pq_inspect(f.data, f.len, true, &o, &e), ED_OK);
+  static const char *want_json[] = {"\"num_rows\":4",
+                                    "\"path\":\"tags.list.element\"",
+                                    "\"max_def\":3,\"max_rep\":1",
+                                    "\"codec\":\"ZSTD\"",
+                                    "\"encodings\":[\"PLAIN\",\"RLE\",\"RLE_DICTIONARY\"]",
+                                    "\"null_count\":3,\"min\":\"t1\",\"max\":\"x\"",
+                                    "\"repetition\":\"REQUIRED\""};
+  for (size_t i = 0; i < sizeof want_json / sizeof want_json[0]; i++)
+    CU_ASSERT_PTR_NOT_NULL(strstr(o.data, want_json[i]));
+  ed_buf_reset(&o);
+  CU_ASSERT_EQUAL(pq_inspect(f.data, f.len, false, &o, &e), ED_OK);
+  CU_ASSERT_PTR_NOT_NULL(strstr(o.data, "OPTIONAL LIST tags"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(o.data, "row group 0: 4 rows"));
+  ed_buf_reset(&o);
+  CU_ASSERT_EQUAL(pq_inspect(f.data, 8, true, &o, &e), ED_E_CORRUPT);
+  ed_buf_fini(&o);
+  ed_buf_fini(&f);
+}
+
+static void test_dictionary_fallback_and_row_groups_round_trip(void) {
+  pq_schema_t *s;
+  CU_ASSERT_EQUAL_FATAL(pq_schema_new(&s, NULL), ED_OK);
+  pq_schema_add(s, PQ_ROOT, "k", PQ_T_STRING, PQ_OPTIONAL, NULL, NULL);
+  pq_writer_opts_t o;
+  pq_writer_opts_init(&o);
+  o.dict_max_bytes = 4096;
+  o.row_group_bytes = 16 << 10;
+  o.page_bytes = 8 << 10;
+  enum { N = 60000 };
+  uint32_t *off = malloc((N + 1) * sizeof *off);
+  char *data = malloc(N * 8);
+  uint8_t *valid = malloc(N);
+  off[0] = 0;
+  for (uint32_t i = 0; i < N; i++) {
+    int n = snprintf(data + off[i], 9, "%07u", i % 7 == 0 ? 0 : i);
+    off[i + 1] = off[i] + (uint32_t)n;
+    valid[i] = i % 11 != 0;
+  }
+  ed_buf_t f = ED_BUF_INIT;
+  pq_writer_t *w;
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL_FATAL(pq_writer_new(s, &o, buf_sink, &f, &w, &e), ED_OK);
+  pq_col_t c = {.len = N, .valid = valid, .off = off, .data = data};
+  CU_ASSERT_EQUAL(pq_writer_write(w, &c, N, &e), ED_OK);
+  CU_ASSERT_EQUAL(pq_writer_close(w, &e), ED_OK);
+  CU_ASSERT_TRUE(pq_writer_num_row_groups(w) > 3);
+  pq_reader_t *r;
+  CU_ASSERT_EQUAL_FATAL(pq_reader_open(f.data, f.len, &r, &e), ED_OK);
+  size_t row = 0, bad = 0;
+  bool mixed = false;
+  for (size_t g = 0; g < pq_reader_num_row_groups(r); g++) {
+    pq_chunk_info_t ci;
+    pq_reader_chunk_info(r, g, 0, &ci, &e);
+    mixed |= (ci.encodings >> 8 & 1) && (ci.encodings & 1) && ci.dictionary_page_offset > 0;
+    pq_batch_t *b;
+    CU_ASSERT_EQUAL_FATAL(pq_reader_read_row_group(r, g, &b, &e), ED_OK);
+    const pq_col_t *k = &b->cols[0];
+    for (size_t i = 0; i < b->nrows; i++, row++) {
+      bool v = k->valid[i];
+      if (v != (valid[row] != 0))
+        bad++;
+      else if (v && (k->off[i + 1] - k->off[i] != off[row + 1] - off[row] ||
+                     memcmp(k->data + k->off[i], data + off[row], off[row + 1] - off[row])))
+        bad++;
+    }
+    pq_batch_free(b);
+  }
+  CU_ASSERT_EQUAL(row, N);
+  CU_ASSERT_EQUAL(bad, 0);
+  CU_ASSERT_TRUE(mixed); /* some chunk has dictionary pages, then PLAIN ones */
+  pq_reader_free(r);
+  pq_writer_free(w);
+  pq_schema_free(s);
+  ed_buf_fini(&f);
+  free(off);
+  free(data);
+  free(valid);
+}
+
 static const cu_case_t cases[] = {
+    CU_CASE(test_inspect_describes_the_footer),
+    CU_CASE(test_dictionary_fallback_and_row_groups_round_trip),
     CU_CASE(test_list_levels_match_the_reference),
     CU_CASE(test_bad_files_are_corrupt_not_crashes),
     CU_CASE(test_reader_rejects_bad_indexes),
