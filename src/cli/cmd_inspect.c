@@ -14,6 +14,7 @@
 
 #include "cli/cli.h"
 #include "common/buf.h"
+#include "delta/maint.h"
 #include "parquet/inspect.h"
 
 struct inspect_cfg {
@@ -67,13 +68,22 @@ static int inspect_file(const char *path, bool json) {
   return status;
 }
 
-/* Delta tables: filled in by the Delta layer's inspector. */
+/* Delta tables (local or Azure): the snapshot rendered by delta/maint.c. */
 static int inspect_table(const char *path, bool json) {
-  (void)json;
   ed_err_t err = {0};
-  ed_err_set(&err, ED_E_UNSUPPORTED,
-             "%s: not a .parquet file, and Delta table inspection is not available yet", path);
-  return cli_fail("inspect", &err);
+  st_store_t *s = NULL;
+  dl_table_t *t = NULL;
+  ed_buf_t out = ED_BUF_INIT;
+  int status = CLI_EXIT_OK;
+  if (st_open(path, NULL, &s, &err) || dl_table_open(s, &t, &err) ||
+      dl_inspect(t, json, &out, &err))
+    status = cli_fail("inspect", &err);
+  else
+    fputs(out.data ? out.data : "", stdout);
+  ed_buf_fini(&out);
+  dl_table_free(t);
+  st_free(s);
+  return status;
 }
 
 int cmd_inspect(int argc, char **argv) {

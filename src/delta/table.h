@@ -1,0 +1,109 @@
+/* table: one Delta table: its snapshot (protocol, metaData, live files,
+ * tombstones, latest txn per appId) and the commit loop.
+ * Owns: log replay (_last_checkpoint, the checkpoint, then JSON commits),
+ * creating tables (version 0), optimistic commits with put-if-absent and
+ * bounded retry, post-commit checkpoints and log cleanup. Never prints.
+ * Called by the sink (agent/), maint.c (optimize, vacuum, inspect), tests and
+ * the bench. Not thread-safe: one table object per thread.
+ * Rules: delta-parquet.md §B.4 (conflicts), §A.7 (txn), Part C. */
+#ifndef ED_DELTA_TABLE_H
+#define ED_DELTA_TABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "delta/actions.h"
+#include "store/store.h"
+
+typedef struct dl_table dl_table_t;
+
+typedef struct dl_create_opts {
+  const char *schema_string;         /* Spark StructType JSON (dl_schema_* builds one) */
+  const char *const *partition_cols; /* NULL-terminated, or NULL */
+  const dl_kv_t *config;             /* table properties, e.g. delta.checkpointInterval */
+  size_t nconfig;
+  const char *name; /* optional */
+} dl_create_opts_t;
+
+/* Loads the latest snapshot of the table rooted at store (borrows store;
+ * valid until dl_table_free). ED_E_NOT_FOUND when there is no table;
+ * ED_E_CORRUPT for a malformed or truncated commit; ED_E_UNSUPPORTED for a
+ * protocol or reader feature this reader does not implement. Caller frees
+ * with dl_table_free. */
+ed_code_t dl_table_open(st_store_t *store, dl_table_t **out, ed_err_t *err);
+/* Creates the table (version 0: protocol 1/2, metaData) or, when it already
+ * exists, opens it and checks that schema and partition columns match
+ * (ED_E_SCHEMA otherwise). Caller frees with dl_table_free. */
+ed_code_t dl_table_create(st_store_t *store, const dl_create_opts_t *o, dl_table_t **out,
+                          ed_err_t *err);
+void dl_table_free(dl_table_t *t);
+/* Applies commits newer than the snapshot. */
+ed_code_t dl_table_refresh(dl_table_t *t, ed_err_t *err);
+
+st_store_t *dl_table_store(const dl_table_t *t);
+int64_t dl_table_version(const dl_table_t *t);
+/* Borrow; valid until the next refresh/commit/free. */
+const dl_protocol_t *dl_table_protocol(const dl_table_t *t);
+const dl_metadata_t *dl_table_metadata(const dl_table_t *t);
+/* Latest txn version of app_id; false when the app never committed. */
+bool dl_table_txn_version(const dl_table_t *t, const char *app_id, int64_t *version);
+size_t dl_table_num_txns(const dl_table_t *t);
+const dl_txn_t *dl_table_txn_at(const dl_table_t *t, size_t i);
+/* Live files (any order). Borrow; valid until the next refresh/commit/free. */
+size_t dl_table_num_files(const dl_table_t *t);
+const dl_add_t *dl_table_file(const dl_table_t *t, size_t i);
+size_t dl_table_num_tombstones(const dl_table_t *t);
+const dl_remove_t *dl_table_tombstone(const dl_table_t *t, size_t i);
+/* Version of the checkpoint the snapshot started from, or -1. */
+int64_t dl_table_checkpoint_version(const dl_table_t *t);
+/* Table property (metaData.configuration) or def. */
+const char *dl_table_config(const dl_table_t *t, const char *key, const char *def);
+
+/* What one commit carries. adds/removes are borrowed for the call. A txn is
+ * written when app_id is set. operation defaults to "WRITE" ("STREAMING
+ * UPDATE" for txn commits). */
+typedef struct dl_commit {
+  const dl_add_t *adds;
+  size_t nadds;
+  const dl_remove_t *removes;
+  size_t nremoves;
+  const char *app_id;
+  int64_t txn_version;
+  const char *operation;
+  const char *params_json;  /* operationParameters object, or NULL */
+  const char *metrics_json; /* operationMetrics object, or NULL (computed) */
+  int max_attempts;         /* 0: 100 */
+  bool no_checkpoint;       /* skip the post-commit checkpoint (tests, benches) */
+} dl_commit_t;
+
+typedef struct dl_commit_result {
+  int64_t version;        /* the version that holds the commit */
+  int attempts;           /* put-if-absent attempts */
+  bool already_committed; /* the txn (app_id, txn_version) was already in the log */
+  bool checkpointed;      /* a checkpoint was written after it */
+} dl_commit_result_t;
+
+/* Commits c at the next version. On a lost race it reads the winning
+ * commits and retries at the next version unless a winner changed the
+ * protocol or metadata, removed a file c removes, or carries a txn for c's
+ * app_id: a version >= c's means c is already in the table (result.
+ * already_committed, ED_OK); a lower one means another writer owns the
+ * app_id (ED_E_CONFLICT). Bounded by max_attempts (ED_E_CONFLICT). After
+ * success the snapshot is at result.version and, every
+ * delta.checkpointInterval versions, a checkpoint and log cleanup follow. */
+ed_code_t dl_table_commit(dl_table_t *t, const dl_commit_t *c, dl_commit_result_t *res,
+                          ed_err_t *err);
+
+/* Writes a checkpoint of the current snapshot and _last_checkpoint. */
+ed_code_t dl_table_checkpoint(dl_table_t *t, ed_err_t *err);
+/* Deletes commits and checkpoints older than delta.logRetentionDuration
+ * that are strictly before the newest checkpoint at or before the cut-off
+ * (delta-parquet.md §C.6). *deleted may be NULL. */
+ed_code_t dl_table_cleanup_log(dl_table_t *t, int64_t now_ms, size_t *deleted, ed_err_t *err);
+
+/* "_delta_log/00000000000000000042.json" (out: 48 bytes). */
+void dl_log_name(int64_t version, const char *suffix, char out[64]);
+
+#endif

@@ -1,0 +1,532 @@
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <utime.h>
+
+#include "common/time.h"
+#include "delta/actions.h"
+#include "delta/datafile.h"
+#include "delta/maint.h"
+#include "delta/path.h"
+#include "delta/stats.h"
+#include "delta/table.h"
+#include "tests/unit/cu.h"
+
+static char root[256];
+static int seq;
+
+static int setup(void) {
+  snprintf(root, sizeof root, "/tmp/ed-delta-XXXXXX");
+  return mkdtemp(root) ? 0 : 1;
+}
+
+static int teardown(void) {
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+  return system(cmd) == 0 ? 0 : 1;
+}
+
+static const char *SCHEMA = "{\"type\":\"struct\",\"fields\":[{\"name\":\"id\",\"type\":\"long\","
+                            "\"nullable\":true,\"metadata\":{}}]}";
+
+/* A fresh table directory and an open store on it. */
+static st_store_t *fresh(char *dir, size_t n) {
+  snprintf(dir, n, "%s/t%d", root, seq++);
+  st_store_t *s = NULL;
+  CU_ASSERT_EQUAL_FATAL(st_open(dir, NULL, &s, NULL), ED_OK);
+  return s;
+}
+
+static dl_table_t *create(st_store_t *s) {
+  dl_table_t *t = NULL;
+  dl_create_opts_t o = {SCHEMA, NULL, NULL, 0, NULL};
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL_FATAL(dl_table_create(s, &o, &t, &e), ED_OK);
+  return t;
+}
+
+static dl_add_t fake_add(const char *path) {
+  dl_add_t a = {0};
+  a.path = (char *)path;
+  a.size = 100;
+  a.mtime_ms = 1;
+  a.data_change = true;
+  a.stats = (char *)"{\"numRecords\":1}";
+  return a;
+}
+
+static void test_partition_paths_escape_like_spark(void) {
+  static const struct {
+    const char *key, *value, *dir, *uri;
+  } cases[] = {
+      {"as_timestamp", "2021-09-08 11:11:11", "as_timestamp=2021-09-08 11%3A11%3A11/",
+       "as_timestamp=2021-09-08%2011%253A11%253A11/"},
+      {"_2", "bar+%21", "_2=bar+%2521/", "_2=bar+%252521/"},
+      {"d", NULL, "d=__HIVE_DEFAULT_PARTITION__/", "d=__HIVE_DEFAULT_PARTITION__/"},
+      {"d", "", "d=__HIVE_DEFAULT_PARTITION__/", "d=__HIVE_DEFAULT_PARTITION__/"},
+      {"p", "a/b=c?#", "p=a%2Fb%3Dc%3F%23/", "p=a%252Fb%253Dc%253F%2523/"},
+      {"p", "caf\xc3\xa9", "p=caf\xc3\xa9/", "p=caf%C3%A9/"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    dl_kv_t kv = {(char *)cases[i].key, (char *)cases[i].value};
+    ed_buf_t d = ED_BUF_INIT, u = ED_BUF_INIT, back = ED_BUF_INIT;
+    dl_path_partition_dir(&d, &kv, 1);
+    CU_ASSERT_STR(d.data, cases[i].dir);
+    dl_path_to_uri(&u, d.data, d.len);
+    CU_ASSERT_STR(u.data, cases[i].uri);
+    CU_ASSERT_EQUAL(dl_path_from_uri(&back, u.data, NULL), ED_OK);
+    CU_ASSERT_STR(back.data, cases[i].dir);
+    ed_buf_fini(&d);
+    ed_buf_fini(&u);
+    ed_buf_fini(&back);
+  }
+}
+
+static void test_string_stats_truncate_to_32_chars(void) {
+  static const struct {
+    const char *in, *min, *max;
+    bool has_max;
+  } cases[] = {
+      {"short", "short", "short", true},
+      {"0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcdef",
+       "0123456789abcdef0123456789abcdef", true},
+      {"0123456789abcdef0123456789abcdefZZ", "0123456789abcdef0123456789abcdef",
+       "0123456789abcdef0123456789abcdef\x7f", true},
+      {"0123456789abcdef0123456789abcdef\xc3\xa9", "0123456789abcdef0123456789abcdef",
+       "0123456789abcdef0123456789abcdef\xf4\x8f\xbf\xbf", true},
+      /* 32 two-byte characters then more: the prefix never splits a character */
+      {"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+       "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+       "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9x",
+       "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+       "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+       "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9",
+       "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+       "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+       "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\x7f",
+       true},
+      {"0123456789abcdef0123456789abcdef\xf4\x8f\xbf\xbfz", "0123456789abcdef0123456789abcdef", "",
+       false},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    ed_buf_t mn = ED_BUF_INIT, mx = ED_BUF_INIT;
+    dl_stats_trunc_min(cases[i].in, strlen(cases[i].in), &mn);
+    CU_ASSERT_STR(mn.data, cases[i].min);
+    CU_ASSERT_EQUAL(dl_stats_trunc_max(cases[i].in, strlen(cases[i].in), &mx), cases[i].has_max);
+    if (cases[i].has_max)
+      CU_ASSERT_STR(mx.data, cases[i].max);
+    ed_buf_fini(&mn);
+    ed_buf_fini(&mx);
+  }
+}
+
+static ed_code_t to_buf(void *ctx, const void *d, size_t n, ed_err_t *e) {
+  (void)e;
+  return ed_buf_append(ctx, d, n);
+}
+
+static void test_stats_json_is_exact(void) {
+  pq_schema_t *s;
+  int st;
+  pq_schema_new(&s, NULL);
+  pq_schema_add(s, PQ_ROOT, "i", PQ_T_INT32, PQ_OPTIONAL, NULL, NULL);
+  pq_schema_add(s, PQ_ROOT, "d", PQ_T_DOUBLE, PQ_OPTIONAL, NULL, NULL);
+  pq_schema_add(s, PQ_ROOT, "n", PQ_T_DOUBLE, PQ_OPTIONAL, NULL, NULL);
+  pq_schema_add(s, PQ_ROOT, "ts", PQ_T_TIMESTAMP, PQ_OPTIONAL, NULL, NULL);
+  pq_schema_add(s, PQ_ROOT, "day", PQ_T_DATE, PQ_OPTIONAL, NULL, NULL);
+  pq_schema_add(s, PQ_ROOT, "b", PQ_T_BOOLEAN, PQ_OPTIONAL, NULL, NULL);
+  pq_schema_add(s, PQ_ROOT, "st", PQ_T_STRUCT, PQ_OPTIONAL, &st, NULL);
+  pq_schema_add(s, st, "name", PQ_T_STRING, PQ_OPTIONAL, NULL, NULL);
+  pq_schema_add(s, PQ_ROOT, "allnull", PQ_T_INT64, PQ_OPTIONAL, NULL, NULL);
+  int32_t iv[3] = {5, -2, 9}, dv[3] = {0, 19000, 1};
+  double d[3] = {1.5, -0.25, 3}, nn[3] = {1, NAN, 2};
+  int64_t ts[3] = {1500, 2999, INT64_C(1732406400123456)}, an[3] = {0};
+  uint8_t b[3] = {1, 0, 1}, v3[3] = {1, 1, 0}, none[3] = {0};
+  uint32_t off[4] = {0, 3, 6, 6};
+  pq_col_t name = {.len = 3, .valid = v3, .off = off, .data = "abcxyz"};
+  pq_col_t cols[8] = {{.len = 3, .v.i32 = iv},
+                      {.len = 3, .v.f64 = d},
+                      {.len = 3, .v.f64 = nn},
+                      {.len = 3, .v.i64 = ts},
+                      {.len = 3, .v.i32 = dv},
+                      {.len = 3, .v.b8 = b},
+                      {.len = 3, .nchildren = 1, .children = &name},
+                      {.len = 3, .valid = none, .v.i64 = an}};
+  ed_buf_t file = ED_BUF_INIT, js = ED_BUF_INIT;
+  pq_writer_t *w;
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL_FATAL(pq_writer_new(s, NULL, to_buf, &file, &w, &e), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(pq_writer_write(w, cols, 3, &e), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(pq_writer_close(w, &e), ED_OK);
+  bool nan[9] = {0};
+  dl_stats_scan_nan(pq_writer_schema(w), cols, 3, nan);
+  CU_ASSERT(nan[2] && !nan[1]);
+  CU_ASSERT_EQUAL(dl_stats_from_writer(w, 0, nan, &js, &e), ED_OK);
+  CU_ASSERT_STR(js.data,
+                "{\"numRecords\":3,\"minValues\":{\"i\":-2,\"d\":-0.25,\"ts\":\"1970-01-01T00:00:"
+                "00.001Z\",\"day\":\"1970-01-01\",\"st\":{\"name\":\"abc\"}},\"maxValues\":{\"i\":"
+                "9,\"d\":3,\"ts\":\"2024-11-24T00:00:00.123Z\",\"day\":\"2022-01-08\",\"st\":{"
+                "\"name\":\"xyz\"}},\"nullCount\":{\"i\":0,\"d\":0,\"n\":0,\"ts\":0,\"day\":0,"
+                "\"b\":0,\"st\":{\"name\":1},\"allnull\":3}}");
+  ed_buf_t sj = ED_BUF_INIT;
+  CU_ASSERT_EQUAL(dl_schema_from_pq(pq_writer_schema(w), &sj, &e), ED_OK);
+  CU_ASSERT(strstr(sj.data, "{\"name\":\"st\",\"type\":{\"type\":\"struct\",\"fields\":[{\"name\""
+                            ":\"name\",\"type\":\"string\",\"nullable\":true,\"metadata\":{}}]},"
+                            "\"nullable\":true,\"metadata\":{}}") != NULL);
+  ed_buf_fini(&sj);
+  pq_writer_free(w);
+  pq_schema_free(s);
+  ed_buf_fini(&file);
+  ed_buf_fini(&js);
+}
+
+static void test_actions_round_trip(void) {
+  ed_buf_t b = ED_BUF_INIT;
+  dl_kv_t pv[2] = {{"d", "2024-11-24"}, {"h", NULL}};
+  dl_add_t a = {(char *)"d=2024-11-24/x.parquet", pv, 2, 1234, 99, true,
+                (char *)"{\"numRecords\":3}"};
+  dl_remove_t r = {(char *)"y.parquet", 77, false, pv, 2, 10};
+  dl_txn_t x = {(char *)"orders-p0", 1999, 5};
+  dl_write_add(&b, &a);
+  dl_write_remove(&b, &r);
+  dl_write_txn(&b, &x);
+  const char *p = b.data;
+  dl_action_t got;
+  const char *nl = strchr(p, '\n');
+  CU_ASSERT_EQUAL_FATAL(dl_action_parse(p, (size_t)(nl - p), &got, NULL), ED_OK);
+  CU_ASSERT_EQUAL(got.kind, DL_A_ADD);
+  CU_ASSERT_STR(got.u.add.path, a.path);
+  CU_ASSERT_EQUAL(got.u.add.size, 1234);
+  CU_ASSERT_EQUAL(got.u.add.npv, 2);
+  CU_ASSERT(got.u.add.pv[1].value == NULL);
+  CU_ASSERT_STR(got.u.add.stats, "{\"numRecords\":3}");
+  dl_action_fini(&got);
+  p = nl + 1;
+  nl = strchr(p, '\n');
+  CU_ASSERT_EQUAL_FATAL(dl_action_parse(p, (size_t)(nl - p), &got, NULL), ED_OK);
+  CU_ASSERT_EQUAL(got.kind, DL_A_REMOVE);
+  CU_ASSERT_EQUAL(got.u.remove.deletion_ts, 77);
+  CU_ASSERT_FALSE(got.u.remove.data_change);
+  dl_action_fini(&got);
+  p = nl + 1;
+  nl = strchr(p, '\n');
+  CU_ASSERT_EQUAL_FATAL(dl_action_parse(p, (size_t)(nl - p), &got, NULL), ED_OK);
+  CU_ASSERT_EQUAL(got.kind, DL_A_TXN);
+  CU_ASSERT_EQUAL(got.u.txn.version, 1999);
+  dl_action_fini(&got);
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL(dl_action_parse("{\"add\":{\"path\":\"x\"", 18, &got, &e), ED_E_CORRUPT);
+  CU_ASSERT_EQUAL(dl_action_parse("{\"add\":{\"path\":\"x\"}}", 20, &got, &e), ED_E_CORRUPT);
+  ed_buf_fini(&b);
+}
+
+static void test_commit_retries_after_conflict(void) {
+  char dir[300];
+  st_store_t *s = fresh(dir, sizeof dir);
+  dl_table_t *a = create(s), *b = NULL;
+  CU_ASSERT_EQUAL_FATAL(dl_table_open(s, &b, NULL), ED_OK);
+  dl_add_t fa = fake_add("a.parquet"), fb = fake_add("b.parquet");
+  dl_commit_t ca = {.adds = &fa, .nadds = 1, .app_id = "A", .txn_version = 1};
+  dl_commit_t cb = {.adds = &fb, .nadds = 1, .app_id = "B", .txn_version = 1};
+  dl_commit_result_t r;
+  CU_ASSERT_EQUAL(dl_table_commit(a, &ca, &r, NULL), ED_OK);
+  CU_ASSERT_EQUAL(r.version, 1);
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL(dl_table_commit(b, &cb, &r, &e), ED_OK);
+  CU_ASSERT_EQUAL(r.version, 2);
+  CU_ASSERT_EQUAL(r.attempts, 2);
+  CU_ASSERT_EQUAL(dl_table_num_files(b), 2); /* saw the winner's add */
+  int64_t v;
+  CU_ASSERT(dl_table_txn_version(b, "A", &v) && v == 1);
+  dl_table_free(a);
+  dl_table_free(b);
+  st_free(s);
+}
+
+static void test_commit_aborts_on_metadata_change(void) {
+  char dir[300];
+  st_store_t *s = fresh(dir, sizeof dir);
+  dl_table_t *a = create(s);
+  const char *md =
+      "{\"metaData\":{\"id\":\"x\",\"format\":{\"provider\":\"parquet\",\"options\":{}},"
+      "\"schemaString\":\"{}\",\"partitionColumns\":[],\"configuration\":{}}}\n";
+  CU_ASSERT_EQUAL(st_put_if_absent(s, "_delta_log/00000000000000000001.json", md, strlen(md), NULL),
+                  ED_OK);
+  dl_add_t fa = fake_add("a.parquet");
+  dl_commit_t c = {.adds = &fa, .nadds = 1};
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL(dl_table_commit(a, &c, NULL, &e), ED_E_CONFLICT);
+  CU_ASSERT(strstr(e.msg, "metadata") != NULL);
+  st_stat_t st;
+  CU_ASSERT_EQUAL(st_stat(s, "_delta_log/00000000000000000002.json", &st, NULL), ED_E_NOT_FOUND);
+  dl_table_free(a);
+  st_free(s);
+}
+
+static void test_commit_with_our_app_id_already_landed_is_not_repeated(void) {
+  char dir[300];
+  st_store_t *s = fresh(dir, sizeof dir);
+  dl_table_t *a = create(s), *b = NULL;
+  CU_ASSERT_EQUAL_FATAL(dl_table_open(s, &b, NULL), ED_OK);
+  dl_add_t f1 = fake_add("1.parquet"), f2 = fake_add("2.parquet");
+  dl_commit_t c1 = {.adds = &f1, .nadds = 1, .app_id = "sink-p0", .txn_version = 5};
+  dl_commit_t c2 = {.adds = &f2, .nadds = 1, .app_id = "sink-p0", .txn_version = 5};
+  dl_commit_result_t r;
+  CU_ASSERT_EQUAL(dl_table_commit(a, &c1, &r, NULL), ED_OK);
+  CU_ASSERT_EQUAL(dl_table_commit(b, &c2, &r, NULL), ED_OK);
+  CU_ASSERT(r.already_committed);
+  CU_ASSERT_EQUAL(r.version, 1);
+  CU_ASSERT_EQUAL(dl_table_version(b), 1);
+  /* the same batch again, now known from the snapshot */
+  CU_ASSERT_EQUAL(dl_table_commit(b, &c2, &r, NULL), ED_OK);
+  CU_ASSERT(r.already_committed);
+  CU_ASSERT_EQUAL(r.attempts, 0);
+  dl_table_free(a);
+  dl_table_free(b);
+  st_free(s);
+}
+
+static void test_commit_fences_a_second_writer_of_one_app_id(void) {
+  char dir[300];
+  st_store_t *s = fresh(dir, sizeof dir);
+  dl_table_t *a = create(s), *b = NULL;
+  CU_ASSERT_EQUAL_FATAL(dl_table_open(s, &b, NULL), ED_OK);
+  dl_add_t f1 = fake_add("1.parquet"), f2 = fake_add("2.parquet");
+  dl_commit_t c1 = {.adds = &f1, .nadds = 1, .app_id = "q", .txn_version = 2};
+  dl_commit_t c2 = {.adds = &f2, .nadds = 1, .app_id = "q", .txn_version = 7};
+  CU_ASSERT_EQUAL(dl_table_commit(a, &c1, NULL, NULL), ED_OK);
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL(dl_table_commit(b, &c2, NULL, &e), ED_E_CONFLICT);
+  CU_ASSERT(strstr(e.msg, "appId 'q'") != NULL);
+  dl_table_free(a);
+  dl_table_free(b);
+  st_free(s);
+}
+
+static void test_compactions_removing_one_file_conflict(void) {
+  char dir[300];
+  st_store_t *s = fresh(dir, sizeof dir);
+  dl_table_t *a = create(s), *b = NULL;
+  dl_add_t f[2] = {fake_add("1.parquet"), fake_add("2.parquet")};
+  dl_commit_t c = {.adds = f, .nadds = 2};
+  CU_ASSERT_EQUAL(dl_table_commit(a, &c, NULL, NULL), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(dl_table_open(s, &b, NULL), ED_OK);
+  dl_remove_t r = {(char *)"1.parquet", 5, false, NULL, 0, 100};
+  dl_commit_t cr = {.removes = &r, .nremoves = 1, .operation = "OPTIMIZE"};
+  CU_ASSERT_EQUAL(dl_table_commit(a, &cr, NULL, NULL), ED_OK);
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL(dl_table_commit(b, &cr, NULL, &e), ED_E_CONFLICT);
+  CU_ASSERT(strstr(e.msg, "1.parquet") != NULL);
+  dl_table_free(a);
+  dl_table_free(b);
+  st_free(s);
+}
+
+static void test_bad_tables_get_one_clear_error(void) {
+  char dir[300];
+  st_store_t *s = fresh(dir, sizeof dir);
+  dl_table_t *t = NULL;
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL(dl_table_open(s, &t, &e), ED_E_NOT_FOUND);
+  CU_ASSERT(strstr(e.msg, "no Delta table") != NULL);
+  dl_table_t *a = create(s);
+  dl_table_free(a);
+  const char *trunc = "{\"add\":{\"path\":\"x.parquet\",\"size\":1";
+  st_put_if_absent(s, "_delta_log/00000000000000000001.json", trunc, strlen(trunc), NULL);
+  memset(&e, 0, sizeof e);
+  CU_ASSERT_EQUAL(dl_table_open(s, &t, &e), ED_E_CORRUPT);
+  CU_ASSERT(strstr(e.msg, "00000000000000000001.json line 1") != NULL);
+  st_free(s);
+
+  s = fresh(dir, sizeof dir);
+  const char *v0 = "{\"protocol\":{\"minReaderVersion\":3,\"minWriterVersion\":7,"
+                   "\"readerFeatures\":[\"deletionVectors\"],\"writerFeatures\":["
+                   "\"deletionVectors\"]}}\n{\"metaData\":{\"id\":\"x\",\"schemaString\":\"{}\","
+                   "\"partitionColumns\":[],\"configuration\":{}}}\n";
+  st_put_if_absent(s, "_delta_log/00000000000000000000.json", v0, strlen(v0), NULL);
+  memset(&e, 0, sizeof e);
+  CU_ASSERT_EQUAL(dl_table_open(s, &t, &e), ED_E_UNSUPPORTED);
+  CU_ASSERT(strstr(e.msg, "deletionVectors") != NULL);
+  st_free(s);
+
+  s = fresh(dir, sizeof dir);
+  a = create(s);
+  dl_table_free(a);
+  dl_create_opts_t o = {"{\"type\":\"struct\",\"fields\":[]}", NULL, NULL, 0, NULL};
+  memset(&e, 0, sizeof e);
+  CU_ASSERT_EQUAL(dl_table_create(s, &o, &t, &e), ED_E_SCHEMA);
+  st_free(s);
+}
+
+static void test_checkpoint_round_trips_the_snapshot(void) {
+  char dir[300];
+  st_store_t *s = fresh(dir, sizeof dir);
+  dl_table_t *a = create(s), *b = NULL;
+  for (int i = 0; i < 12; i++) {
+    char p[32];
+    snprintf(p, sizeof p, "f%02d.parquet", i);
+    dl_add_t f = fake_add(p);
+    dl_kv_t pv = {(char *)"d", i % 2 ? (char *)"x" : NULL};
+    f.pv = &pv;
+    f.npv = 1;
+    dl_commit_t c = {.adds = &f, .nadds = 1, .app_id = i % 2 ? "odd" : "even", .txn_version = i};
+    dl_commit_result_t r;
+    CU_ASSERT_EQUAL(dl_table_commit(a, &c, &r, NULL), ED_OK);
+    CU_ASSERT_EQUAL(r.checkpointed, r.version == 10);
+  }
+  dl_remove_t rm = {(char *)"f03.parquet", ed_time_now_us() / 1000, true, NULL, 0, 100};
+  dl_commit_t c = {.removes = &rm, .nremoves = 1};
+  CU_ASSERT_EQUAL(dl_table_commit(a, &c, NULL, NULL), ED_OK);
+  CU_ASSERT_EQUAL(dl_table_checkpoint(a, NULL), ED_OK);
+  /* only the checkpoint may be read: hide the JSON commits */
+  for (int v = 0; v <= 13; v++) {
+    char n[64];
+    dl_log_name(v, ".json", n);
+    st_delete(s, n, NULL);
+  }
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL_FATAL(dl_table_open(s, &b, &e), ED_OK);
+  CU_ASSERT_EQUAL(dl_table_version(b), 13);
+  CU_ASSERT_EQUAL(dl_table_checkpoint_version(b), 13);
+  CU_ASSERT_EQUAL(dl_table_num_files(b), 11);
+  CU_ASSERT_EQUAL(dl_table_num_tombstones(b), 1);
+  int64_t v;
+  CU_ASSERT(dl_table_txn_version(b, "odd", &v) && v == 11);
+  CU_ASSERT(dl_table_txn_version(b, "even", &v) && v == 10);
+  bool null_pv = false;
+  for (size_t i = 0; i < dl_table_num_files(b); i++) {
+    const dl_add_t *f = dl_table_file(b, i);
+    if (!strcmp(f->path, "f00.parquet"))
+      null_pv = f->npv == 1 && f->pv[0].value == NULL;
+  }
+  CU_ASSERT(null_pv);
+  CU_ASSERT_STR(dl_table_metadata(b)->schema_string, SCHEMA);
+  dl_table_free(a);
+  dl_table_free(b);
+  st_free(s);
+}
+
+static void age(const char *dir, const char *name, int64_t days) {
+  char p[400];
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  time_t t = time(NULL) - (time_t)(days * 86400);
+  struct utimbuf u = {t, t};
+  utime(p, &u);
+}
+
+static void test_log_cleanup_only_behind_a_checkpoint(void) {
+  char dir[300];
+  st_store_t *s = fresh(dir, sizeof dir);
+  dl_table_t *a = create(s);
+  for (int i = 0; i < 14; i++) {
+    dl_commit_t c = {.app_id = "x", .txn_version = i, .no_checkpoint = true};
+    CU_ASSERT_EQUAL(dl_table_commit(a, &c, NULL, NULL), ED_OK);
+  }
+  for (int v = 0; v <= 14; v++) {
+    char n[64];
+    dl_log_name(v, ".json", n);
+    age(dir, n, 40);
+  }
+  size_t del = 99;
+  /* no checkpoint: nothing may go */
+  CU_ASSERT_EQUAL(dl_table_cleanup_log(a, ed_time_now_us() / 1000, &del, NULL), ED_OK);
+  CU_ASSERT_EQUAL(del, 0);
+  CU_ASSERT_EQUAL(dl_table_checkpoint(a, NULL), ED_OK); /* at 14 */
+  /* a fresh checkpoint is not past the retention: still nothing */
+  CU_ASSERT_EQUAL(dl_table_cleanup_log(a, ed_time_now_us() / 1000, &del, NULL), ED_OK);
+  CU_ASSERT_EQUAL(del, 0);
+  age(dir, "_delta_log/00000000000000000014.checkpoint.parquet", 31);
+  CU_ASSERT_EQUAL(dl_table_cleanup_log(a, ed_time_now_us() / 1000, &del, NULL), ED_OK);
+  CU_ASSERT_EQUAL(del, 14); /* 0..13, the checkpoint's own commit stays */
+  dl_table_t *b = NULL;
+  CU_ASSERT_EQUAL(dl_table_open(s, &b, NULL), ED_OK);
+  CU_ASSERT_EQUAL(dl_table_version(b), 14);
+  dl_table_free(a);
+  dl_table_free(b);
+  st_free(s);
+}
+
+static void test_partition_values_serialise_as_delta_says(void) {
+  int32_t i32[2] = {-7, 19000};
+  int64_t i64[2] = {INT64_C(1732406400123456), 42};
+  uint8_t b8[2] = {1, 0}, v[2] = {1, 0};
+  uint32_t off[3] = {0, 3, 3};
+  static const struct {
+    pq_type_t t;
+    size_t row;
+    const char *want;
+    bool null;
+  } cases[] = {
+      {PQ_T_INT32, 0, "-7", false},
+      {PQ_T_DATE, 1, "2022-01-08", false},
+      {PQ_T_TIMESTAMP, 0, "2024-11-24T00:00:00.123456Z", false},
+      {PQ_T_INT64, 1, "42", false},
+      {PQ_T_BOOLEAN, 0, "true", false},
+      {PQ_T_STRING, 0, "abc", false},
+      {PQ_T_STRING, 1, "", true}, /* empty string is null in Delta */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    pq_col_t c = {.len = 2, .off = off, .data = "abc"};
+    if (cases[i].t == PQ_T_INT32 || cases[i].t == PQ_T_DATE)
+      c.v.i32 = i32;
+    else if (cases[i].t == PQ_T_BOOLEAN)
+      c.v.b8 = b8;
+    else if (cases[i].t != PQ_T_STRING)
+      c.v.i64 = i64;
+    ed_buf_t b = ED_BUF_INIT;
+    bool null = false;
+    CU_ASSERT_EQUAL(dl_pv_format(cases[i].t, &c, cases[i].row, &b, &null, NULL), ED_OK);
+    CU_ASSERT_EQUAL(null, cases[i].null);
+    CU_ASSERT_STR(b.data ? b.data : "", cases[i].want);
+    ed_buf_fini(&b);
+  }
+  pq_col_t c = {.len = 2, .valid = v, .v.i64 = i64};
+  ed_buf_t b = ED_BUF_INIT;
+  bool null = false;
+  CU_ASSERT_EQUAL(dl_pv_format(PQ_T_INT64, &c, 1, &b, &null, NULL), ED_OK);
+  CU_ASSERT(null);
+  CU_ASSERT_EQUAL(dl_pv_format(PQ_T_DOUBLE, &c, 0, &b, &null, NULL), ED_E_UNSUPPORTED);
+  ed_buf_fini(&b);
+}
+
+static void test_data_schema_drops_partition_columns(void) {
+  pq_schema_t *full, *data;
+  int st;
+  pq_schema_new(&full, NULL);
+  pq_schema_add(full, PQ_ROOT, "id", PQ_T_INT64, PQ_REQUIRED, NULL, NULL);
+  pq_schema_add(full, PQ_ROOT, "day", PQ_T_DATE, PQ_OPTIONAL, NULL, NULL);
+  pq_schema_add(full, PQ_ROOT, "s", PQ_T_STRUCT, PQ_OPTIONAL, &st, NULL);
+  pq_schema_add(full, st, "x", PQ_T_STRING, PQ_OPTIONAL, NULL, NULL);
+  const char *drop[] = {"day", NULL};
+  CU_ASSERT_EQUAL_FATAL(dl_schema_without(full, drop, &data, NULL), ED_OK);
+  ed_buf_t j = ED_BUF_INIT;
+  dl_schema_from_pq(data, &j, NULL);
+  CU_ASSERT_STR(j.data,
+                "{\"type\":\"struct\",\"fields\":[{\"name\":\"id\",\"type\":\"long\",\"nullable\":"
+                "false,\"metadata\":{}},{\"name\":\"s\",\"type\":{\"type\":\"struct\",\"fields\":[{"
+                "\"name\":\"x\",\"type\":\"string\",\"nullable\":true,\"metadata\":{}}]},"
+                "\"nullable\":true,\"metadata\":{}}]}");
+  ed_buf_fini(&j);
+  pq_schema_free(full);
+  pq_schema_free(data);
+}
+
+static const cu_case_t cases[] = {
+    CU_CASE(test_partition_values_serialise_as_delta_says),
+    CU_CASE(test_data_schema_drops_partition_columns),
+    CU_CASE(test_partition_paths_escape_like_spark),
+    CU_CASE(test_string_stats_truncate_to_32_chars),
+    CU_CASE(test_stats_json_is_exact),
+    CU_CASE(test_actions_round_trip),
+    CU_CASE(test_commit_retries_after_conflict),
+    CU_CASE(test_commit_aborts_on_metadata_change),
+    CU_CASE(test_commit_with_our_app_id_already_landed_is_not_repeated),
+    CU_CASE(test_commit_fences_a_second_writer_of_one_app_id),
+    CU_CASE(test_compactions_removing_one_file_conflict),
+    CU_CASE(test_bad_tables_get_one_clear_error),
+    CU_CASE(test_checkpoint_round_trips_the_snapshot),
+    CU_CASE(test_log_cleanup_only_behind_a_checkpoint),
+    CU_END};
+ED_SUITE_FULL(delta, cases, setup, teardown)
