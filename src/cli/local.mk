@@ -3,7 +3,6 @@
 bin_PROGRAMS += ehdelta
 ehdelta_SOURCES = src/cli/ehdelta.c src/cli/cli.c src/cli/cli.h src/cli/commands.def \
 	src/cli/cmd_sas.c
+ehdelta_CPPFLAGS = $(AM_CPPFLAGS) $(JSONC_CFLAGS)
 ehdelta_LDADD = $(AGENT_LIBS) $(DELTA_LIBS) $(STREAM_LIBS) $(PARQUET_LIBS) $(STORE_LIBS) \
 	$(EVENTHUBS_LIBS) $(COMMON_LIBS) $(JSONC_LIBS) $(ZSTD_LIBS) $(SNAPPY_LIBS) $(CURL_LIBS)
-# inspect: Parquet files (src/parquet/inspect.c), Delta tables (delta layer).
-ehdelta_SOURCES += src/cli/cmd_inspect.c

@@ -10,14 +10,9 @@ src_delta_libdelta_a_SOURCES = \
 	src/delta/stats.h src/delta/stats.c \
 	src/delta/datafile.h src/delta/datafile.c \
 	src/delta/maint.h src/delta/maint.c
-# The maintenance commands (cli/cmd_*.c) go in their own archive, listed
-# before libdelta.a: src/cli/local.mk is included after this file, so
-# `ehdelta_SOURCES +=` here would precede its `=` (automake refuses that); the
-# linker pulls cmd_optimize/cmd_vacuum from the archive through commands.def.
-noinst_LIBRARIES += src/delta/libdeltacli.a
-src_delta_libdeltacli_a_CPPFLAGS = $(AM_CPPFLAGS) $(JSONC_CFLAGS)
-src_delta_libdeltacli_a_SOURCES = src/cli/cmd_optimize.c src/cli/cmd_vacuum.c
-DELTA_LIBS += src/delta/libdeltacli.a src/delta/libdelta.a $(JSONC_LIBS)
+# The maintenance commands, and inspect (Parquet files and Delta tables).
+ehdelta_SOURCES += src/cli/cmd_optimize.c src/cli/cmd_vacuum.c src/cli/cmd_inspect.c
+DELTA_LIBS += src/delta/libdelta.a $(JSONC_LIBS)
 
 # The Delta tests' driver (create, concurrent appends, snapshots) and bench tool.
 check_PROGRAMS += tests/tools/dl_tool

@@ -38,10 +38,8 @@ bench_bench_parquet_SOURCES = bench/bench_parquet.c
 bench_bench_parquet_LDADD = $(PARQUET_LIBS) $(COMMON_LIBS)
 EXTRA_DIST += bench/bench_parquet.py
 
-# ehdelta inspect FILE.parquet: the formatting is inspect.c; the command's
-# source is appended to ehdelta_SOURCES in src/cli/local.mk, because this
-# fragment is included before ehdelta_SOURCES is first set (automake needs
-# '=' before '+=').
+# ehdelta inspect FILE.parquet: the formatting is inspect.c; the command
+# (which also reads Delta tables) is appended in src/delta/local.mk.
 dist_man_MANS += man/ehdelta-inspect.1
 
 # libFuzzer target for the reader (./configure CC=clang --enable-fuzzers;
