@@ -42,7 +42,7 @@ static void test_racing_creators_exactly_one_wins(void) {
     for (int k = 0; k < 4; k++) {
       if ((kids[k] = fork()) == 0) {
         st_store_t *c;
-        char body[16];
+        char body[32];
         snprintf(body, sizeof body, "writer %d\n", k);
         if (st_open(root, NULL, &c, NULL))
           _exit(2);
