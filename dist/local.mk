@@ -17,7 +17,7 @@ dist/ehdelta.service: $(srcdir)/dist/ehdelta.service.in Makefile
 # make uninstall also removes the directory it made for the configuration (when
 # empty: an operator's ehdelta.conf and credentials stay).
 uninstall-hook:
-	-rmdir $(DESTDIR)$(ehdeltaconfdir) 2>/dev/null
+	rmdir $(DESTDIR)$(ehdeltaconfdir) 2>/dev/null || :
 
 # The operator-surface suites: provision/teardown against a recording fake az,
 # every az command and flag against the real CLI's help, install and uninstall.
