@@ -5,3 +5,10 @@ src_stream_libstream_a_SOURCES += \
 	src/stream/agg.c src/stream/agg.h \
 	src/stream/window.c src/stream/window.h \
 	src/stream/dedup.c src/stream/dedup.h
+
+check_PROGRAMS += tests/unit/unit_window
+TESTS += tests/unit/unit_window
+tests_unit_unit_window_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_unit_window_SOURCES = $(UNIT_COMMON) tests/unit/test_ring.c tests/unit/test_win_window.c \
+	tests/unit/test_win_agg.c tests/unit/test_win_dedup.c
+tests_unit_unit_window_LDADD = $(STREAM_LIBS) $(COMMON_LIBS) $(CUNIT_LIBS)
