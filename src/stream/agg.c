@@ -34,7 +34,8 @@ uint64_t agg_hash64(const void *p, size_t n, uint64_t seed) {
     n -= 8;
   }
   uint64_t v = 0;
-  memcpy(&v, s, n);
+  if (n)
+    memcpy(&v, s, n);
   h ^= mix64(v ^ ((uint64_t)n << 56));
   return mix64(h);
 }

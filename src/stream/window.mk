@@ -12,3 +12,9 @@ tests_unit_unit_window_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_unit_window_SOURCES = $(UNIT_COMMON) tests/unit/test_ring.c tests/unit/test_win_window.c \
 	tests/unit/test_win_agg.c tests/unit/test_win_dedup.c
 tests_unit_unit_window_LDADD = $(STREAM_LIBS) $(COMMON_LIBS) $(CUNIT_LIBS)
+
+# The oracle's bridge (tests/interop/test_window_oracle.py): CSV events in,
+# emitted windows as JSON lines out.
+check_PROGRAMS += tests/tools/win_tool
+tests_tools_win_tool_SOURCES = tests/tools/win_tool.c
+tests_tools_win_tool_LDADD = $(STREAM_LIBS) $(COMMON_LIBS)
