@@ -18,3 +18,5 @@ tests_unit_unit_window_LDADD = $(STREAM_LIBS) $(COMMON_LIBS) $(CUNIT_LIBS)
 check_PROGRAMS += tests/tools/win_tool
 tests_tools_win_tool_SOURCES = tests/tools/win_tool.c
 tests_tools_win_tool_LDADD = $(STREAM_LIBS) $(COMMON_LIBS)
+TESTS += tests/interop/test_window_oracle.py
+EXTRA_DIST += tests/interop/test_window_oracle.py
