@@ -20,3 +20,9 @@ tests_tools_win_tool_SOURCES = tests/tools/win_tool.c
 tests_tools_win_tool_LDADD = $(STREAM_LIBS) $(COMMON_LIBS)
 TESTS += tests/interop/test_window_oracle.py
 EXTRA_DIST += tests/interop/test_window_oracle.py
+
+# bench/bench_window: aggregation rows/s for the tutorial's two queries and
+# the ring's hand-off rate, each beside a same-run baseline (not run by make check).
+noinst_PROGRAMS += bench/bench_window
+bench_bench_window_SOURCES = bench/bench_window.c
+bench_bench_window_LDADD = $(STREAM_LIBS) $(COMMON_LIBS)
