@@ -230,6 +230,7 @@ static double run_handoff(int ring, size_t slots, size_t events, const int64_t *
 
 int main(int argc, char **argv) {
   size_t rows = argc > 1 ? strtoull(argv[1], NULL, 10) : 20000000;
+  const char *only = argc > 2 ? argv[2] : ""; /* "agg" or "ring": one part only */
   size_t nb = (rows + BATCH_ROWS - 1) / BATCH_ROWS;
   rows = nb * BATCH_ROWS;
   sm_type_t *st = schema();
@@ -237,7 +238,9 @@ int main(int argc, char **argv) {
   const char *q1[] = {"count(*) AS txn_count", "sum(amount) AS total_amount",
                       "avg(amount) AS avg_amount", "max(amount) AS max_amount"};
   const char *q2[] = {"count(*) AS txn_count", "sum(amount) AS revenue"};
-  size_t em1, em2;
+  size_t em1 = 0, em2 = 0;
+  if (strcmp(only, "ring") == 0)
+    goto ring;
   double base = run_baseline_sum(bs, nb);
   double t1 = run_query(st, bs, nb, 5 * ED_US_PER_MIN, 0, "category", q1, 4, &em1);
   double t2 = run_query(st, bs, nb, 10 * ED_US_PER_MIN, 5 * ED_US_PER_MIN, "location", q2, 2, &em2);
@@ -256,8 +259,10 @@ int main(int argc, char **argv) {
   for (size_t b = 0; b < nb; b++)
     sm_batch_free(bs[b]);
   free(bs);
+ring:
   sm_type_free(st);
-
+  if (strcmp(only, "agg") == 0)
+    return 0;
   static int64_t payload[4096];
   for (int i = 0; i < 4096; i++)
     payload[i] = (int64_t)next();

@@ -351,6 +351,7 @@ ed_code_t win_update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size_t 
   int64_t wm = w->watermark;
   size_t m = 0;
   ed_code_t rc = ED_OK;
+  int64_t cache_start = INT64_MAX;
   for (size_t i = 0; i < n; i++) {
     size_t r = sel ? sel[i] : i;
     if (!tc->valid[r]) {
@@ -373,7 +374,14 @@ ed_code_t win_update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size_t 
       w->bmax = ts;
     w->bsum += (double)ts;
     w->bcount++;
-    int64_t last = win_last_start(ts, w->slide, w->start);
+    /* rows arrive nearly in order: reuse the last alignment when it fits */
+    int64_t last;
+    if (ts >= cache_start && ts - cache_start < w->slide) {
+      last = cache_start;
+    } else {
+      last = win_last_start(ts, w->slide, w->start);
+      cache_start = last;
+    }
     bool encoded = false, any = false;
     for (int k = 0; k < w->nwin; k++) {
       int64_t ws = last - (int64_t)k * w->slide;

@@ -144,7 +144,7 @@ static void test_aggregate_semantics_table(void) {
       {"last(x, true)", SM_STRING, (const char *[]){"a", ""}, 2, "a"},
       {"count(DISTINCT x)", SM_STRING, strs, 5, "3"},
       {"count(DISTINCT x)", SM_DOUBLE, (const char *[]){"0", "-0", "nan", "nan", ""}, 5, "2"},
-      {"approx_count_distinct(x)", SM_STRING, strs, 5, "3"},
+      {"approx_count_distinct(x)", SM_STRING, (const char *[]){"apple", "apple", ""}, 3, "1"},
       {"max(x)", SM_INT, nulls, 2, "NULL"},
   };
   for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
