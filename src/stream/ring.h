@@ -37,8 +37,9 @@ void rb_free(rb_t *rb);
  * ED_OK, or ED_E_SERVER_BUSY when full (nothing queued; the space callback is
  * armed), or ED_E_STOPPED after rb_close. Never blocks. */
 ed_code_t rb_push(rb_t *rb, void *item);
-/* As rb_push, but waits up to timeout_us (< 0: forever) for a free slot.
- * ED_E_TIMEOUT when none freed in time. */
+/* As rb_push, but waits up to timeout_us (< 0: forever) for room. A full
+ * ring wakes the sleeping producer once resume_at slots are free (or it is
+ * empty), not per freed slot. ED_E_TIMEOUT when still full at the deadline. */
 ed_code_t rb_push_wait(rb_t *rb, void *item, int64_t timeout_us);
 /* No more pushes: a consumer waiting on an empty ring gets ED_E_STOPPED once
  * the items already queued are drained. Called by the producer. */

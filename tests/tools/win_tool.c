@@ -224,9 +224,12 @@ int main(int argc, char **argv) {
       continue;
     }
     if (dedup) {
-      keep = realloc(keep, (in->nrows + 1) * sizeof *keep);
+      uint32_t *nkp = realloc(keep, (in->nrows + 1) * sizeof *keep);
+      if (!nkp)
+        die("out of memory", NULL);
+      keep = nkp;
       size_t nk = 0;
-      if (!keep || dd_update(d, in, NULL, 0, keep, &nk, &e))
+      if (dd_update(d, in, NULL, 0, keep, &nk, &e))
         die("dedup", &e);
       dd_end_batch(d);
       printf("{\"b\":%ld,\"keep\":[", batch);
