@@ -11,6 +11,7 @@
  * 2. Ring hand-off between two threads: slots carry batches of E events
  *    (E = 1 and E = 256; a batch counts as its E events). Baseline: a
  *    bounded mutex + condition variable queue of the same capacity.
+ * Each figure is the best of EHDELTA_BENCH_REPEAT runs (default 3).
  * Prints one JSON object per figure. */
 #include <pthread.h>
 #include <stdio.h>
@@ -241,12 +242,18 @@ int main(int argc, char **argv) {
   size_t em1 = 0, em2 = 0;
   if (strcmp(only, "ring") == 0)
     goto ring;
-  double base = run_baseline_sum(bs, nb);
-  double t1 = run_query(st, bs, nb, 5 * ED_US_PER_MIN, 0, "category", q1, 4, &em1);
-  double t2 = run_query(st, bs, nb, 10 * ED_US_PER_MIN, 5 * ED_US_PER_MIN, "location", q2, 2, &em2);
-  double base2 = run_baseline_sum(bs, nb);
-  if (base2 < base)
-    base = base2;
+  /* best of EHDELTA_BENCH_REPEAT runs (default 3): the machine is shared */
+  const char *rep = getenv("EHDELTA_BENCH_REPEAT");
+  int reps = rep && atoi(rep) > 0 ? atoi(rep) : 3;
+  double base = 1e30, t1 = 1e30, t2 = 1e30;
+  for (int r = 0; r < reps; r++) {
+    double x = run_baseline_sum(bs, nb);
+    base = x < base ? x : base;
+    x = run_query(st, bs, nb, 5 * ED_US_PER_MIN, 0, "category", q1, 4, &em1);
+    t1 = x < t1 ? x : t1;
+    x = run_query(st, bs, nb, 10 * ED_US_PER_MIN, 5 * ED_US_PER_MIN, "location", q2, 2, &em2);
+    t2 = x < t2 ? x : t2;
+  }
   printf("{\"figure\":\"baseline_sum_loop\",\"rows\":%zu,\"rows_per_s\":%.0f}\n", rows,
          (double)rows / base);
   printf("{\"figure\":\"tumbling_5min_by_category_count_sum_avg_max\",\"rows\":%zu,\"batches\":%zu,"

@@ -352,28 +352,30 @@ ed_code_t win_update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size_t 
   size_t m = 0;
   ed_code_t rc = ED_OK;
   int64_t cache_start = INT64_MAX;
+  int64_t bmin = w->bmin, bmax = w->bmax;
+  double bsum = w->bsum;
+  uint64_t bcount = w->bcount, nnull = 0, nfuture = 0, ndropped = 0;
   for (size_t i = 0; i < n; i++) {
     size_t r = sel ? sel[i] : i;
     if (!tc->valid[r]) {
-      w->st.null_event_time++;
+      nnull++;
       continue;
     }
     int64_t ts = tc->v.i64[r];
     if (ts > limit) {
-      w->st.future_event_time++;
+      nfuture++;
       continue;
     }
     /* windows near the int64 edges would overflow: refuse them as future/past */
     if (ts < INT64_MIN / 2 || ts > INT64_MAX / 2) {
-      w->st.future_event_time++;
+      nfuture++;
       continue;
     }
-    if (ts < w->bmin)
-      w->bmin = ts;
-    if (ts > w->bmax)
-      w->bmax = ts;
-    w->bsum += (double)ts;
-    w->bcount++;
+    /* statistics in locals: stores through w would alias every column read */
+    bmin = ts < bmin ? ts : bmin;
+    bmax = ts > bmax ? ts : bmax;
+    bsum += (double)ts;
+    bcount++;
     /* rows arrive nearly in order: reuse the last alignment when it fits */
     int64_t last;
     if (ts >= cache_start && ts - cache_start < w->slide) {
@@ -408,8 +410,15 @@ ed_code_t win_update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size_t 
       any = true;
     }
     if (!any)
-      w->st.num_rows_dropped_by_watermark++;
+      ndropped++;
   }
+  w->bmin = bmin;
+  w->bmax = bmax;
+  w->bsum = bsum;
+  w->bcount = bcount;
+  w->st.null_event_time += nnull;
+  w->st.future_event_time += nfuture;
+  w->st.num_rows_dropped_by_watermark += ndropped;
   if ((rc = ensure_groups(w, agg_keys_count(w->keys))))
     goto out;
   for (size_t a = 0; a < w->naggs; a++) {
