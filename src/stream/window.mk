@@ -26,3 +26,16 @@ EXTRA_DIST += tests/interop/test_window_oracle.py
 noinst_PROGRAMS += bench/bench_window
 bench_bench_window_SOURCES = bench/bench_window.c
 bench_bench_window_LDADD = $(STREAM_LIBS) $(COMMON_LIBS)
+
+# libFuzzer target over the state loaders (./configure CC=clang --enable-fuzzers;
+# `make fuzzers`); the stream sources are compiled in so coverage sees them.
+EXTRA_DIST += tests/fuzz/fuzz_win_state.c
+if ENABLE_FUZZERS
+check_PROGRAMS += tests/fuzz/fuzz_win_state
+tests_fuzz_fuzz_win_state_SOURCES = tests/fuzz/fuzz_win_state.c src/stream/batch.c \
+	src/stream/agg.c src/stream/window.c src/stream/dedup.c
+tests_fuzz_fuzz_win_state_CPPFLAGS = $(src_stream_libstream_a_CPPFLAGS)
+tests_fuzz_fuzz_win_state_CFLAGS = $(FUZZER_CFLAGS)
+tests_fuzz_fuzz_win_state_LDFLAGS = $(AM_LDFLAGS) $(FUZZER_LINK_FLAGS)
+tests_fuzz_fuzz_win_state_LDADD = $(COMMON_LIBS)
+endif
