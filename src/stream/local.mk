@@ -4,7 +4,8 @@
 noinst_LIBRARIES += src/stream/libstream.a
 src_stream_libstream_a_CPPFLAGS = $(AM_CPPFLAGS) $(JSONC_CFLAGS) $(SIMDJSON_CFLAGS)
 src_stream_libstream_a_SOURCES = \
-	src/stream/batch.c src/stream/batch.h
+	src/stream/batch.c src/stream/batch.h \
+	src/stream/schema.h src/stream/decode.h src/stream/expr.h
 STREAM_LIBS += src/stream/libstream.a $(JSONC_LIBS)
 
 check_PROGRAMS += tests/unit/unit_stream
