@@ -222,6 +222,29 @@ ed_code_t dd_update(dd_t *d, const sm_batch_t *b, const uint32_t *sel, size_t ns
   return ED_OK;
 }
 
+ed_code_t dd_update_mask(dd_t *d, const sm_batch_t *b, const uint8_t *in_mask, uint8_t *keep_mask,
+                         size_t *nkeep, ed_err_t *err) {
+  size_t nr = b->nrows ? b->nrows : 1;
+  uint32_t *sel = malloc(nr * sizeof *sel), *keep = malloc(nr * sizeof *keep);
+  if (!sel || !keep) {
+    free(sel);
+    free(keep);
+    return ed_err_set(err, ED_E_NOMEM, "dedup: out of memory for %zu rows", b->nrows);
+  }
+  size_t n = 0;
+  for (size_t i = 0; i < b->nrows; i++)
+    if (!in_mask || in_mask[i])
+      sel[n++] = (uint32_t)i;
+  ed_code_t rc = dd_update(d, b, sel, n, keep, nkeep, err);
+  if (b->nrows)
+    memset(keep_mask, 0, b->nrows);
+  for (size_t i = 0; rc == ED_OK && i < *nkeep; i++)
+    keep_mask[keep[i]] = 1;
+  free(sel);
+  free(keep);
+  return rc;
+}
+
 void dd_end_batch(dd_t *d) {
   batch_begin(d);
   if (d->seen_any) {

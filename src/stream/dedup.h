@@ -48,6 +48,11 @@ void dd_set_now(dd_t *d, int64_t now_us);
  * null-timed, not beyond the future bound, and not seen before. */
 ed_code_t dd_update(dd_t *d, const sm_batch_t *b, const uint32_t *sel, size_t nsel, uint32_t *keep,
                     size_t *nkeep, ed_err_t *err);
+/* Mask form (what sm_expr_filter produces and sm_batch_append_selected
+ * takes): rows with in_mask[i] != 0 (in_mask NULL: all) are considered;
+ * keep_mask (b->nrows entries, caller's) gets 1 for the rows to pass on. */
+ed_code_t dd_update_mask(dd_t *d, const sm_batch_t *b, const uint8_t *in_mask, uint8_t *keep_mask,
+                         size_t *nkeep, ed_err_t *err);
 /* Ends the micro-batch: advances the watermark, forgets expired keys. */
 void dd_end_batch(dd_t *d);
 

@@ -440,6 +440,21 @@ out:
   return ED_OK;
 }
 
+ed_code_t win_update_mask(win_t *w, const sm_batch_t *b, const uint8_t *mask, ed_err_t *err) {
+  if (!mask)
+    return win_update(w, b, NULL, 0, err);
+  uint32_t *sel = malloc((b->nrows ? b->nrows : 1) * sizeof *sel);
+  if (!sel)
+    return ed_err_set(err, ED_E_NOMEM, "window: out of memory for %zu rows", b->nrows);
+  size_t n = 0;
+  for (size_t i = 0; i < b->nrows; i++)
+    if (mask[i])
+      sel[n++] = (uint32_t)i;
+  ed_code_t rc = win_update(w, b, sel, n, err);
+  free(sel);
+  return rc;
+}
+
 void win_end_batch(win_t *w) {
   batch_begin(w);
   if (w->has_wm && w->bcount) {

@@ -70,6 +70,9 @@ void win_set_now(win_t *w, int64_t now_us);
  * event times and rows beyond the future bound are skipped and counted. */
 ed_code_t win_update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size_t nsel,
                      ed_err_t *err);
+/* As win_update with a row mask (mask[i] != 0 selects row i; NULL: all), the
+ * form sm_expr_filter produces. */
+ed_code_t win_update_mask(win_t *w, const sm_batch_t *b, const uint8_t *mask, ed_err_t *err);
 /* Ends the micro-batch: advances the watermark from this batch's max event time. */
 void win_end_batch(win_t *w);
 /* Resets out (sm_batch_new(win_output_schema(w))) and fills it with the rows the output mode

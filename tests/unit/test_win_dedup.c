@@ -112,10 +112,20 @@ static void test_keys_mode_needs_the_time_column(void) {
   row(b, 5 * MIN, "a");
   row(b, 5 * MIN, "a");
   row(b, 6 * MIN, "a"); /* other time: another key */
-  CU_ASSERT_EQUAL(run(d, b, keep), 2);
+  uint8_t in_mask[3] = {0, 1, 1}, keep_mask[3];
+  size_t nk;
+  CU_ASSERT_EQUAL(dd_update_mask(d, b, in_mask, keep_mask, &nk, NULL), ED_OK);
+  CU_ASSERT_EQUAL(nk, 2);
+  CU_ASSERT_EQUAL(keep_mask[0], 0);
+  CU_ASSERT_EQUAL(keep_mask[1], 1);
+  CU_ASSERT_EQUAL(keep_mask[2], 1);
+  sm_batch_reset(b);
+  row(b, 5 * MIN, "a"); /* the same batch goes on: a repeat of the kept row 1 */
+  CU_ASSERT_EQUAL(run(d, b, keep), 0);
   dd_stats_t s;
   dd_get_stats(d, &s);
   CU_ASSERT_EQUAL(s.num_rows_removed, 2); /* delay 0: watermark 6 evicts both */
+  CU_ASSERT_EQUAL(s.duplicates, 1);
   sm_batch_free(b);
   dd_free(d);
   sp.keys = g_id;

@@ -347,6 +347,11 @@ static void test_selection_limits_rows(void) {
   win_end_batch(f.w);
   CU_ASSERT_EQUAL(win_emit(f.w, f.out, NULL), ED_OK);
   CU_ASSERT_EQUAL(f.out->cols[3].v.i64[0], 3);
+  uint8_t mask[10] = {1, 1, 0, 0, 0, 0, 0, 0, 0, 1};
+  CU_ASSERT_EQUAL(win_update_mask(f.w, f.in, mask, NULL), ED_OK);
+  win_end_batch(f.w);
+  CU_ASSERT_EQUAL(win_emit(f.w, f.out, NULL), ED_OK);
+  CU_ASSERT_EQUAL(f.out->cols[3].v.i64[0], 6);
   fx_close(&f);
 }
 
