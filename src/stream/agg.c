@@ -629,8 +629,8 @@ void agg_clear(agg_t *a, uint32_t g) {
 }
 
 void agg_move(agg_t *a, uint32_t dst, uint32_t src) {
-  if (dst == src)
-    return;
+  if (dst == src || src >= a->cap)
+    return; /* src never allocated: dst stays empty */
 #define MV(arr)                                                                                    \
   if (a->arr) {                                                                                    \
     a->arr[dst] = a->arr[src];                                                                     \
@@ -848,6 +848,10 @@ ed_code_t agg_update(agg_t *a, const sm_col_t *col, const uint32_t *rows, const 
 ed_code_t agg_merge(agg_t *d, uint32_t gd, const agg_t *s, uint32_t gs, ed_err_t *err) {
   if (d->kind != s->kind || (d->in && s->in && d->in->kind != s->in->kind))
     return ed_err_set(err, ED_E_INVALID, "aggregate %s: merge of a different aggregate", d->name);
+  if (gs >= s->cap)
+    return ED_OK; /* an empty group */
+  if (gd >= d->cap && agg_reserve(d, (size_t)gd + 1))
+    return ed_err_set(err, ED_E_NOMEM, "aggregate %s: out of memory", d->name);
   switch (d->kind) {
   case AGG_COUNT_STAR:
   case AGG_COUNT:
@@ -960,6 +964,13 @@ ed_code_t agg_emit(const agg_t *a, const uint32_t *gids, size_t n, sm_col_t *out
   ed_code_t rc = sm_col_grow(out, n);
   for (size_t i = 0; i < n && rc == ED_OK; i++) {
     uint32_t g = gids[i];
+    if (g >= a->cap) {
+      /* a group whose states could not be allocated holds no value yet */
+      bool counts = a->kind == AGG_COUNT_STAR || a->kind == AGG_COUNT ||
+                    a->kind == AGG_COUNT_DISTINCT || a->kind == AGG_APPROX_DISTINCT;
+      rc = counts ? sm_col_append_i64(out, 0) : sm_col_append_null(out);
+      continue;
+    }
     switch (a->kind) {
     case AGG_COUNT_STAR:
     case AGG_COUNT:
@@ -1035,6 +1046,21 @@ static bool get_u32(const uint8_t **p, const uint8_t *end, uint32_t *v) {
 ed_code_t agg_save(const agg_t *a, uint32_t g, ed_buf_t *out) {
   ed_code_t rc = ED_OK;
   uint64_t bits;
+  if (g >= a->cap) { /* never allocated: the empty state's encoding */
+    static const uint8_t zero[16];
+    switch (a->kind) {
+    case AGG_COUNT_STAR:
+    case AGG_COUNT:
+      return ed_buf_append(out, zero, 8);
+    case AGG_SUM:
+    case AGG_AVG:
+      return ed_buf_append(out, zero, 16);
+    case AGG_COUNT_DISTINCT:
+      return ed_buf_append(out, zero, 4);
+    default:
+      return ed_buf_append(out, zero, 1);
+    }
+  }
   switch (a->kind) {
   case AGG_COUNT_STAR:
   case AGG_COUNT:

@@ -202,8 +202,9 @@ ed_code_t dd_update(dd_t *d, const sm_batch_t *b, const uint32_t *sel, size_t ns
     }
     uint32_t g;
     bool added;
-    if ((rc = agg_keys_row(d->keys, kcols, r)) || (rc = agg_keys_upsert(d->keys, 0, &g, &added)) ||
-        (rc = ensure(d, (size_t)g + 1)))
+    /* room first: a key must never exist without its expiry */
+    if ((rc = ensure(d, agg_keys_count(d->keys) + 1)) || (rc = agg_keys_row(d->keys, kcols, r)) ||
+        (rc = agg_keys_upsert(d->keys, 0, &g, &added)))
       break;
     if (!added) {
       d->st.duplicates++;

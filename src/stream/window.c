@@ -415,9 +415,11 @@ ed_code_t win_update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size_t 
       }
       uint32_t g;
       bool added;
-      if ((rc = agg_keys_upsert(w->keys, ws, &g, &added)))
+      /* room first: a state row must never exist without its flags */
+      size_t nk = agg_keys_count(w->keys);
+      if (nk >= w->tcap && (rc = ensure_groups(w, nk + 1)))
         goto out;
-      if (g >= w->tcap && (rc = ensure_groups(w, (size_t)g + 1)))
+      if ((rc = agg_keys_upsert(w->keys, ws, &g, &added)))
         goto out;
       if (!w->touched[g]) {
         w->touched[g] = 1;
@@ -451,10 +453,11 @@ ed_code_t win_update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size_t 
 out:
   if (kcols != kc)
     free(kcols);
-  if (rc && rc != ED_E_NOMEM && err && err->code == rc)
-    return rc;
+  if (rc && err && err->code == rc)
+    return rc; /* the callee's message */
   if (rc)
-    return ed_err_set(err, rc, "window: out of memory for the state (%zu rows)",
+    return ed_err_set(err, rc, "window: %s growing the state past %zu rows",
+                      rc == ED_E_NOMEM ? "out of memory" : ed_code_desc(rc),
                       agg_keys_count(w->keys));
   return ED_OK;
 }

@@ -39,3 +39,12 @@ tests_fuzz_fuzz_win_state_CFLAGS = $(FUZZER_CFLAGS)
 tests_fuzz_fuzz_win_state_LDFLAGS = $(AM_LDFLAGS) $(FUZZER_LINK_FLAGS)
 tests_fuzz_fuzz_win_state_LDADD = $(COMMON_LIBS)
 endif
+
+# Allocation failures in windows, aggregates and dedup (tests/unit/torture.c wrapper).
+check_PROGRAMS += tests/unit/unit_window_torture
+TESTS += tests/unit/unit_window_torture
+tests_unit_unit_window_torture_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_unit_window_torture_LDFLAGS = $(AM_LDFLAGS) $(ALLOC_WRAP_FLAGS)
+tests_unit_unit_window_torture_SOURCES = $(UNIT_COMMON) tests/unit/torture.c tests/unit/torture.h \
+	tests/unit/test_win_torture.c
+tests_unit_unit_window_torture_LDADD = $(STREAM_LIBS) $(COMMON_LIBS) $(CUNIT_LIBS)
