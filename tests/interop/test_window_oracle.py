@@ -124,7 +124,7 @@ def csv_of(batches):
     return "\n".join(out) + "\n"
 
 
-def run_tool(cfg, mode, batches, restore_at=None):
+def run_tool(cfg, mode, batches, restore_at=None, struct=False):
     name, size, slide, start, delay, keys, aggs, _ = cfg
     args = [TOOL, "window", "--size", str(size), "--slide", str(slide), "--start", str(start),
             "--delay", str(delay), "--mode", mode]
@@ -134,6 +134,8 @@ def run_tool(cfg, mode, batches, restore_at=None):
         args += ["--agg", ours]
     if restore_at is not None:
         args += ["--restore-at", str(restore_at)]
+    if struct:
+        args.append("--struct")
     p = subprocess.run(args, input=csv_of(batches), capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     rows, stats = [], {}
@@ -287,6 +289,13 @@ def test_restored_state_continues_like_an_uninterrupted_run(cfg, mode):
         for o in strip + strip2:
             o.get("stats", {}).pop("memory", None)
         assert strip == strip2, f"restored after batch {at}"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_window_struct_output_carries_the_same_rows(mode):
+    cfg = CONFIGS[1]
+    batches = gen(31, cfg[7], grid=grid_of(cfg))
+    assert run_tool(cfg, mode, batches, struct=True)[2] == run_tool(cfg, mode, batches)[2]
 
 
 def dedup_model(batches, delay, nkeys_fn):
