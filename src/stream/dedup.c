@@ -164,9 +164,15 @@ ed_code_t dd_update(dd_t *d, const sm_batch_t *b, const uint32_t *sel, size_t ns
                     size_t *nkeep, ed_err_t *err) {
   batch_begin(d);
   *nkeep = 0;
-  if (!b->schema || b->schema->nfields != d->in->nfields)
-    return ed_err_set(err, ED_E_SCHEMA, "dedup: batch has %zu columns, the query's input %zu",
+  if (!b->schema || (b->schema != d->in && !sm_type_equal(b->schema, d->in)))
+    return ed_err_set(err, ED_E_SCHEMA,
+                      "dedup: the batch's schema is not the query's input schema (%zu columns, "
+                      "expected %zu)",
                       b->schema ? b->schema->nfields : 0, d->in->nfields);
+  for (size_t i = 0; sel && i < nsel; i++)
+    if (sel[i] >= b->nrows)
+      return ed_err_set(err, ED_E_INVALID, "dedup: selected row %u of a batch of %zu rows",
+                        (unsigned)sel[i], b->nrows);
   size_t n = sel ? nsel : b->nrows;
   const sm_col_t *tc = &b->cols[d->tcol];
   const sm_col_t *kc[64], **kcols = kc;

@@ -341,9 +341,15 @@ static ed_code_t ensure_groups(win_t *w, size_t n) {
 ed_code_t win_update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size_t nsel,
                      ed_err_t *err) {
   batch_begin(w);
-  if (!b->schema || b->schema->nfields != w->in->nfields)
-    return ed_err_set(err, ED_E_SCHEMA, "window: batch has %zu columns, the query's input %zu",
+  if (!b->schema || (b->schema != w->in && !sm_type_equal(b->schema, w->in)))
+    return ed_err_set(err, ED_E_SCHEMA,
+                      "window: the batch's schema is not the query's input schema (%zu columns, "
+                      "expected %zu)",
                       b->schema ? b->schema->nfields : 0, w->in->nfields);
+  for (size_t i = 0; sel && i < nsel; i++)
+    if (sel[i] >= b->nrows)
+      return ed_err_set(err, ED_E_INVALID, "window: selected row %u of a batch of %zu rows",
+                        (unsigned)sel[i], b->nrows);
   size_t n = sel ? nsel : b->nrows;
   size_t need = n * (size_t)w->nwin;
   if (need > w->scap) {

@@ -354,6 +354,16 @@ static void test_selection_limits_rows(void) {
   fx_open(&f, WIN_UPDATE, 5 * MIN, 0, aggs);
   for (int i = 0; i < 10; i++)
     row(f.in, MIN, "a", i);
+  uint32_t bad[] = {1, 10};
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL(win_update(f.w, f.in, bad, 2, &e), ED_E_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "selected row 10 of a batch of 10 rows"));
+  sm_type_t *other = sm_type_new(SM_STRUCT);
+  sm_type_add_field(other, "ts", sm_type_new(SM_STRING), true, NULL);
+  sm_batch_t *ob = sm_batch_new(other);
+  CU_ASSERT_EQUAL(win_update(f.w, ob, NULL, 0, &e), ED_E_SCHEMA);
+  sm_batch_free(ob);
+  sm_type_free(other);
   uint32_t sel[] = {1, 3, 5};
   CU_ASSERT_EQUAL(win_update(f.w, f.in, sel, 3, NULL), ED_OK);
   win_end_batch(f.w);
