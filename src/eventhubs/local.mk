@@ -3,7 +3,8 @@ noinst_LIBRARIES += src/eventhubs/libeventhubs.a
 src_eventhubs_libeventhubs_a_CPPFLAGS = $(AM_CPPFLAGS) $(PROTON_CFLAGS) $(OPENSSL_CFLAGS)
 src_eventhubs_libeventhubs_a_SOURCES = \
 	src/eventhubs/connstr.c src/eventhubs/connstr.h \
-	src/eventhubs/sas.c src/eventhubs/sas.h
+	src/eventhubs/sas.c src/eventhubs/sas.h \
+	src/eventhubs/client.h
 EVENTHUBS_LIBS += src/eventhubs/libeventhubs.a $(PROTON_LIBS)
 
 check_PROGRAMS += tests/unit/unit_eventhubs
