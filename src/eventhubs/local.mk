@@ -4,7 +4,8 @@ src_eventhubs_libeventhubs_a_CPPFLAGS = $(AM_CPPFLAGS) $(PROTON_CFLAGS) $(OPENSS
 src_eventhubs_libeventhubs_a_SOURCES = \
 	src/eventhubs/connstr.c src/eventhubs/connstr.h \
 	src/eventhubs/sas.c src/eventhubs/sas.h \
-	src/eventhubs/client.h
+	src/eventhubs/client.c src/eventhubs/client.h \
+	src/eventhubs/amqp.c src/eventhubs/amqp.h
 EVENTHUBS_LIBS += src/eventhubs/libeventhubs.a $(PROTON_LIBS)
 
 check_PROGRAMS += tests/unit/unit_eventhubs
