@@ -25,19 +25,66 @@ typedef struct cli_eh_cfg {
 /* The rows every Event Hubs command has; T is the command's config struct,
  * which has a cli_eh_cfg_t member named eh. */
 #define CLI_EH_OPTIONS(T)                                                                          \
-  {"connection-string-file", 0, ED_OPT_STRING, "FILE", NULL, offsetof(T, eh.cs_file),              \
-   "file whose first line is the connection string (else $EVENTHUB_CONNECTION_STRING)", 0, 0, 0},  \
-      {"hub", 0, ED_OPT_STRING, "NAME", NULL, offsetof(T, eh.hub),                                 \
-       "event hub name (else the connection string's EntityPath)", 0, 0, 0},                       \
-      {"ca-file", 0, ED_OPT_STRING, "FILE", NULL, offsetof(T, eh.ca_file),                         \
-       "PEM file of extra CA certificates to trust for TLS", 0, 0, 0},                             \
-      {"timeout", 0, ED_OPT_DURATION, "DURATION", "30s", offsetof(T, eh.timeout),                  \
-       "bound on connecting, attaching and each management call", 0, 1, INT64_MAX},                \
-      {"token-lifetime", 0, ED_OPT_DURATION, "DURATION", "1h", offsetof(T, eh.token_lifetime),     \
-       "lifetime of the SAS tokens minted from the key (refreshed at 80%)", 0, 1000000,            \
+  {"connection-string-file",                                                                       \
+   0,                                                                                              \
+   ED_OPT_STRING,                                                                                  \
+   "FILE",                                                                                         \
+   NULL,                                                                                           \
+   offsetof(T, eh.cs_file),                                                                        \
+   "file whose first line is the connection string (else $EVENTHUB_CONNECTION_STRING)",            \
+   0,                                                                                              \
+   0,                                                                                              \
+   0},                                                                                             \
+      {"hub",                                                                                      \
+       0,                                                                                          \
+       ED_OPT_STRING,                                                                              \
+       "NAME",                                                                                     \
+       NULL,                                                                                       \
+       offsetof(T, eh.hub),                                                                        \
+       "event hub name (else the connection string's EntityPath)",                                 \
+       0,                                                                                          \
+       0,                                                                                          \
+       0},                                                                                         \
+      {"ca-file",                                                                                  \
+       0,                                                                                          \
+       ED_OPT_STRING,                                                                              \
+       "FILE",                                                                                     \
+       NULL,                                                                                       \
+       offsetof(T, eh.ca_file),                                                                    \
+       "PEM file of extra CA certificates to trust for TLS",                                       \
+       0,                                                                                          \
+       0,                                                                                          \
+       0},                                                                                         \
+      {"timeout",                                                                                  \
+       0,                                                                                          \
+       ED_OPT_DURATION,                                                                            \
+       "DURATION",                                                                                 \
+       "30s",                                                                                      \
+       offsetof(T, eh.timeout),                                                                    \
+       "bound on connecting, attaching and each management call",                                  \
+       0,                                                                                          \
+       1,                                                                                          \
        INT64_MAX},                                                                                 \
-      {"retries", 0, ED_OPT_INT, "N", "8", offsetof(T, eh.retries),                                \
-       "consecutive transient failures retried before giving up (-1: forever)", 0, -1, 1000000},   \
+      {"token-lifetime",                                                                           \
+       0,                                                                                          \
+       ED_OPT_DURATION,                                                                            \
+       "DURATION",                                                                                 \
+       "1h",                                                                                       \
+       offsetof(T, eh.token_lifetime),                                                             \
+       "lifetime of the SAS tokens minted from the key (refreshed at 80%)",                        \
+       0,                                                                                          \
+       1000000,                                                                                    \
+       INT64_MAX},                                                                                 \
+      {"retries",                                                                                  \
+       0,                                                                                          \
+       ED_OPT_INT,                                                                                 \
+       "N",                                                                                        \
+       "8",                                                                                        \
+       offsetof(T, eh.retries),                                                                    \
+       "consecutive transient failures retried before giving up (-1: forever)",                    \
+       0,                                                                                          \
+       -1,                                                                                         \
+       1000000},                                                                                   \
   {                                                                                                \
     "log-level", 0, ED_OPT_STRING, "LEVEL", "warn", offsetof(T, eh.log_level),                     \
         "error, warn, info or debug (logs go to stderr)", 0, 0, 0                                  \

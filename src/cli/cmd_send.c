@@ -189,8 +189,8 @@ int cmd_send(int argc, char **argv) {
     }
   }
   tok = json_tokener_new();
-  rng_state = cfg.seed ? (uint64_t)cfg.seed * 0x9E3779B97F4A7C15u | 1
-                       : (uint64_t)ed_time_now_us() | 1;
+  rng_state =
+      cfg.seed ? (uint64_t)cfg.seed * 0x9E3779B97F4A7C15u | 1 : (uint64_t)ed_time_now_us() | 1;
   cli_eh_signals();
   if (cli_eh_connect(&cfg.eh, &c, &err)) {
     rc = cli_fail("send", &err);

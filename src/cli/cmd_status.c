@@ -113,10 +113,10 @@ int cmd_status(int argc, char **argv) {
       for (size_t i = 0; i < n; i++) {
         eh_partition_props_t *p = &pp[i];
         iso(p->last_enqueued_us, t);
-        ed_buf_printf(&b, "%-10s %14" PRId64 " %14" PRId64 " %14" PRId64 " %12" PRId64 " %-24s %s\n",
-                      ids[i], p->begin_seq, p->last_seq, p->last_offset,
-                      p->is_empty ? 0 : p->last_seq - p->begin_seq + 1, t,
-                      p->is_empty ? "yes" : "no");
+        ed_buf_printf(
+            &b, "%-10s %14" PRId64 " %14" PRId64 " %14" PRId64 " %12" PRId64 " %-24s %s\n", ids[i],
+            p->begin_seq, p->last_seq, p->last_offset,
+            p->is_empty ? 0 : p->last_seq - p->begin_seq + 1, t, p->is_empty ? "yes" : "no");
       }
     }
     fwrite(b.data, 1, b.len, stdout);

@@ -69,12 +69,12 @@ enum {
 };
 
 typedef struct val {
-  uint8_t code;      /* constructor of the value itself (after any descriptor) */
+  uint8_t code; /* constructor of the value itself (after any descriptor) */
   bool described;
-  uint64_t desc;     /* numeric descriptor, when described by a ulong */
-  const uint8_t *p;  /* payload: fixed-width bytes, string bytes, or compound items */
-  size_t n;          /* payload length */
-  uint32_t count;    /* items of a list/map/array */
+  uint64_t desc;        /* numeric descriptor, when described by a ulong */
+  const uint8_t *p;     /* payload: fixed-width bytes, string bytes, or compound items */
+  size_t n;             /* payload length */
+  uint32_t count;       /* items of a list/map/array */
   const uint8_t *start; /* first byte of the whole encoding (descriptor included) */
   size_t total;
 } val_t;

@@ -21,7 +21,7 @@ typedef struct eh_amqp_msg {
   eh_body_kind_t body_kind;
   const uint8_t *body; /* first data section (or the amqp-value payload) */
   size_t body_len;
-  unsigned ndata;      /* data sections seen; > 1 means body holds only the first */
+  unsigned ndata;               /* data sections seen; > 1 means body holds only the first */
   const uint8_t *body_sections; /* all body sections, encoded (for OTHER and ndata > 1) */
   size_t body_sections_len;
   bool has_seq, has_offset, has_enqueued;
@@ -49,7 +49,7 @@ ed_code_t eh_amqp_data_concat(const uint8_t *sections, size_t n, ed_buf_t *out);
 typedef struct eh_amqp_prop {
   const char *key;
   size_t key_len;
-  size_t text_off; /* offset in arena when text_in_arena, else ignored */
+  size_t text_off;       /* offset in arena when text_in_arena, else ignored */
   const char *text_wire; /* the wire bytes when !text_in_arena */
   size_t text_len;
   bool text_in_arena;

@@ -497,8 +497,9 @@ static bool map_get(pn_data_t *d, const char *key) {
   size_t kl = strlen(key);
   while (pn_data_next(d)) {
     pn_type_t t = pn_data_type(d);
-    pn_bytes_t k = t == PN_STRING ? pn_data_get_string(d) : t == PN_SYMBOL ? pn_data_get_symbol(d)
-                                                                          : pn_bytes(0, NULL);
+    pn_bytes_t k = t == PN_STRING   ? pn_data_get_string(d)
+                   : t == PN_SYMBOL ? pn_data_get_symbol(d)
+                                    : pn_bytes(0, NULL);
     if (!pn_data_next(d))
       break;
     if (k.size == kl && !memcmp(k.start, key, kl))
@@ -1365,7 +1366,8 @@ static void conn_lost(eh_client_t *c, pn_transport_t *t) {
 
 static void on_link_open(eh_client_t *c, pn_link_t *l) {
   if (l == c->mgmt_tx || l == c->mgmt_rx) {
-    if (pn_link_state(c->mgmt_tx) & PN_REMOTE_ACTIVE && pn_link_state(c->mgmt_rx) & PN_REMOTE_ACTIVE)
+    if (pn_link_state(c->mgmt_tx) & PN_REMOTE_ACTIVE &&
+        pn_link_state(c->mgmt_rx) & PN_REMOTE_ACTIVE)
       c->mgmt_attached = true;
     return;
   }
@@ -1751,8 +1753,8 @@ ed_code_t eh_client_new(const eh_connstr_t *cs, const char *hub_arg, const eh_cl
       ed_err_set(err, ED_E_TIMEOUT, "%s (still failing after %" PRId64 " s)", last.msg,
                  c->o.op_timeout_us / ED_US_PER_SEC);
     else
-      ed_err_set(err, ED_E_TIMEOUT, "connecting to %s:%d: no answer within %" PRId64 " s",
-                 c->host, c->port, c->o.op_timeout_us / ED_US_PER_SEC);
+      ed_err_set(err, ED_E_TIMEOUT, "connecting to %s:%d: no answer within %" PRId64 " s", c->host,
+                 c->port, c->o.op_timeout_us / ED_US_PER_SEC);
     eh_client_free(c);
     return err ? err->code : ED_E_CONNECTION;
   }
@@ -2185,8 +2187,7 @@ ed_code_t eh_sender_open(eh_client_t *c, const eh_sender_opts_t *o, eh_sender_t 
   c->txs = tx;
   wake_locked(c);
   int64_t deadline = deadline_in(c->o.op_timeout_us);
-  while (tx->state != EH_STATE_READY && tx->state != EH_STATE_FAILED &&
-         cv_wait_until(c, deadline))
+  while (tx->state != EH_STATE_READY && tx->state != EH_STATE_FAILED && cv_wait_until(c, deadline))
     ;
   eh_state_t st = tx->state;
   ed_err_t e = tx->err;
@@ -2278,8 +2279,9 @@ ed_code_t eh_sender_flush(eh_sender_t *tx, int64_t timeout_us, ed_err_t *err) {
     rc = ed_err_set(err, tx->first_fail.code, "%s", tx->first_fail.msg);
     tx->has_fail = false;
   } else if (tx->st.in_flight > 0) {
-    rc = ed_err_set(err, ED_E_TIMEOUT, "sender: %" PRIu64 " events still in flight after %" PRId64
-                    " s", tx->st.in_flight, timeout_us / ED_US_PER_SEC);
+    rc = ed_err_set(err, ED_E_TIMEOUT,
+                    "sender: %" PRIu64 " events still in flight after %" PRId64 " s",
+                    tx->st.in_flight, timeout_us / ED_US_PER_SEC);
   }
   pthread_mutex_unlock(&c->mu);
   return rc;

@@ -10,7 +10,7 @@ EVENTHUBS_LIBS += src/eventhubs/libeventhubs.a $(PROTON_LIBS)
 
 check_PROGRAMS += tests/unit/unit_eventhubs
 TESTS += tests/unit/unit_eventhubs
-tests_unit_unit_eventhubs_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_unit_eventhubs_CFLAGS = $(UNIT_CFLAGS) $(PROTON_CFLAGS)
 tests_unit_unit_eventhubs_SOURCES = $(UNIT_COMMON) \
-	tests/unit/test_connstr.c tests/unit/test_sas.c
-tests_unit_unit_eventhubs_LDADD = $(EVENTHUBS_LIBS) $(COMMON_LIBS) $(CUNIT_LIBS)
+	tests/unit/test_connstr.c tests/unit/test_sas.c tests/unit/test_eh_amqp.c
+tests_unit_unit_eventhubs_LDADD = $(EVENTHUBS_LIBS) $(COMMON_LIBS) $(CUNIT_LIBS) $(OPENSSL_LIBS) -lpthread
