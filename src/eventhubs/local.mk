@@ -3,12 +3,14 @@ noinst_LIBRARIES += src/eventhubs/libeventhubs.a
 src_eventhubs_libeventhubs_a_CPPFLAGS = $(AM_CPPFLAGS) $(PROTON_CFLAGS) $(OPENSSL_CFLAGS)
 src_eventhubs_libeventhubs_a_SOURCES = \
 	src/eventhubs/connstr.c src/eventhubs/connstr.h \
-	src/eventhubs/sas.c src/eventhubs/sas.h
+	src/eventhubs/sas.c src/eventhubs/sas.h \
+	src/eventhubs/client.c src/eventhubs/client.h \
+	src/eventhubs/amqp.c src/eventhubs/amqp.h
 EVENTHUBS_LIBS += src/eventhubs/libeventhubs.a $(PROTON_LIBS)
 
 check_PROGRAMS += tests/unit/unit_eventhubs
 TESTS += tests/unit/unit_eventhubs
-tests_unit_unit_eventhubs_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_unit_eventhubs_CFLAGS = $(UNIT_CFLAGS) $(PROTON_CFLAGS)
 tests_unit_unit_eventhubs_SOURCES = $(UNIT_COMMON) \
-	tests/unit/test_connstr.c tests/unit/test_sas.c
-tests_unit_unit_eventhubs_LDADD = $(EVENTHUBS_LIBS) $(COMMON_LIBS) $(CUNIT_LIBS)
+	tests/unit/test_connstr.c tests/unit/test_sas.c tests/unit/test_eh_amqp.c
+tests_unit_unit_eventhubs_LDADD = $(EVENTHUBS_LIBS) $(COMMON_LIBS) $(CUNIT_LIBS) $(OPENSSL_LIBS) -lpthread

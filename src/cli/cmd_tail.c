@@ -1,0 +1,311 @@
+/* ehdelta tail: print events as JSON lines, from a chosen position, for one
+ * or all partitions, until --count events, the end (--to-end), an idle spell
+ * (--idle-exit) or a signal. Events are written from the client's network
+ * thread straight into stdout's buffer: a slow reader of stdout slows the
+ * receivers down through credit, never through memory. */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "cli/cli.h"
+#include "cli/cli_eh.h"
+#include "common/b64.h"
+#include "common/buf.h"
+#include "common/time.h"
+
+struct tail_cfg {
+  cli_eh_cfg_t eh;
+  char **partitions;
+  char *consumer_group;
+  char *from;
+  int64_t count;
+  bool to_end;
+  int64_t idle_exit;
+  int64_t epoch;
+  int64_t prefetch;
+  char *body;
+};
+
+const ed_opt_t cmd_tail_options[] = {
+    CLI_EH_OPTIONS(struct tail_cfg),
+    {"partition", 'p', ED_OPT_STRINGS, "ID", NULL, offsetof(struct tail_cfg, partitions),
+     "read this partition (repeatable; default all)", 0, 0, 0},
+    {"consumer-group", 'g', ED_OPT_STRING, "NAME", "$Default",
+     offsetof(struct tail_cfg, consumer_group), "consumer group", 0, 0, 0},
+    {"from", 'f', ED_OPT_STRING, "POSITION", "latest", offsetof(struct tail_cfg, from),
+     "earliest, latest, offset:N, offset>=N, seq:N, seq>N, time:ISO or time>=ISO", 0, 0, 0},
+    {"count", 'n', ED_OPT_INT, "N", "0", offsetof(struct tail_cfg, count),
+     "stop after N events in all (0: follow)", 0, 0, INT64_MAX},
+    {"to-end", 0, ED_OPT_FLAG, NULL, NULL, offsetof(struct tail_cfg, to_end),
+     "stop once each partition reached the last event it had at start", 0, 0, 0},
+    {"idle-exit", 0, ED_OPT_DURATION, "DURATION", "0", offsetof(struct tail_cfg, idle_exit),
+     "stop after no event for DURATION (0: never)", 0, 0, 0},
+    {"epoch", 'e', ED_OPT_INT, "N", "-1", offsetof(struct tail_cfg, epoch),
+     "exclusive receivers with this owner level (-1: none)", 0, -1, INT64_MAX},
+    {"prefetch", 0, ED_OPT_INT, "N", "300", offsetof(struct tail_cfg, prefetch),
+     "link credit per partition (events buffered at most)", 0, 1, 100000},
+    {"body", 0, ED_OPT_STRING, "FORMAT", "text", offsetof(struct tail_cfg, body),
+     "body as text (a JSON string), json (embedded when valid JSON) or base64", 0, 0, 0},
+    ED_OPT_END,
+};
+
+enum { BODY_TEXT, BODY_JSON, BODY_BASE64 };
+
+typedef struct tail_part {
+  struct tail *t;
+  eh_receiver_t *rx;
+  int64_t end_seq; /* --to-end: last sequence number at start; -1 when empty */
+  bool done;
+} tail_part_t;
+
+typedef struct tail {
+  int body;
+  int64_t limit;
+  _Atomic int64_t seen;
+  _Atomic int64_t last_event_us;
+  atomic_int finished; /* partitions done */
+  atomic_int failed;   /* first terminal error code + 1 */
+  ed_err_t err;        /* written once, under mu */
+  pthread_mutex_t mu;
+  ed_buf_t line;
+  json_tokener *tok;
+  bool to_end;
+} tail_t;
+
+static void put_body(tail_t *t, const eh_event_t *e) {
+  ed_buf_t *b = &t->line;
+  if (t->body == BODY_BASE64) {
+    ed_buf_putc(b, '"');
+    if (ed_buf_reserve(b, (e->body_len + 2) / 3 * 4 + 2) == ED_OK)
+      b->len += ed_b64_encode(e->body, e->body_len, b->data + b->len);
+    ed_buf_putc(b, '"');
+    return;
+  }
+  if (t->body == BODY_JSON && e->body_len) {
+    json_tokener_reset(t->tok);
+    json_object *o = json_tokener_parse_ex(t->tok, e->body, (int)e->body_len);
+    bool ok = o && json_tokener_get_error(t->tok) == json_tokener_success &&
+              json_tokener_get_parse_end(t->tok) == e->body_len;
+    json_object_put(o);
+    if (ok) {
+      ed_buf_append(b, e->body, e->body_len);
+      return;
+    }
+  }
+  ed_buf_json_str(b, e->body, e->body_len);
+}
+
+static void put_line(tail_t *t, const eh_event_t *e) {
+  ed_buf_t *b = &t->line;
+  char iso[ED_TIME_ISO_MAX];
+  ed_time_format_iso(e->enqueued_time_us, 3, iso);
+  ed_buf_puts(b, "{\"partition\":");
+  ed_buf_json_str(b, e->partition, strlen(e->partition));
+  ed_buf_printf(b,
+                ",\"sequence_number\":%" PRId64 ",\"offset\":\"%" PRId64
+                "\",\"enqueued_time\":\"%s\",\"partition_key\":",
+                e->sequence_number, e->offset, iso);
+  if (e->partition_key)
+    ed_buf_json_str(b, e->partition_key, e->partition_key_len);
+  else
+    ed_buf_puts(b, "null");
+  ed_buf_puts(b, ",\"properties\":{");
+  for (size_t i = 0; i < e->nprops; i++) {
+    const eh_prop_t *p = &e->props[i];
+    if (i)
+      ed_buf_putc(b, ',');
+    ed_buf_json_str(b, p->key, p->key_len);
+    ed_buf_putc(b, ':');
+    if (p->kind == EH_VAL_INT || p->kind == EH_VAL_BOOL || p->kind == EH_VAL_NULL ||
+        (p->kind == EH_VAL_DOUBLE && strspn(p->text, "0123456789+-.eE") == p->text_len))
+      ed_buf_append(b, p->text, p->text_len);
+    else
+      ed_buf_json_str(b, p->text, p->text_len);
+  }
+  ed_buf_puts(b, "},\"body\":");
+  put_body(t, e);
+  ed_buf_puts(b, "}\n");
+}
+
+static size_t on_events(void *ctx, eh_receiver_t *rx, const eh_event_t *evs, size_t n) {
+  tail_part_t *tp = ctx;
+  tail_t *t = tp->t;
+  if (tp->done)
+    return 0;
+  size_t take = n;
+  if (t->limit > 0) {
+    int64_t left = t->limit - atomic_load(&t->seen);
+    if (left <= 0)
+      return 0;
+    if ((int64_t)take > left)
+      take = (size_t)left;
+  }
+  if (t->to_end) {
+    size_t k = 0;
+    while (k < take && evs[k].sequence_number <= tp->end_seq)
+      k++;
+    take = k;
+  }
+  ed_buf_reset(&t->line);
+  for (size_t i = 0; i < take; i++)
+    put_line(t, &evs[i]);
+  fwrite(t->line.data, 1, t->line.len, stdout);
+  atomic_fetch_add(&t->seen, (int64_t)take);
+  atomic_store(&t->last_event_us, ed_time_mono_us());
+  if (t->to_end && take < n) {
+    tp->done = true;
+    atomic_fetch_add(&t->finished, 1);
+  } else if (t->to_end && take && evs[take - 1].sequence_number >= tp->end_seq && !tp->done) {
+    tp->done = true;
+    atomic_fetch_add(&t->finished, 1);
+  }
+  return take;
+}
+
+static void on_state(void *ctx, eh_receiver_t *rx, eh_state_t st, const ed_err_t *err) {
+  tail_part_t *tp = ctx;
+  tail_t *t = tp->t;
+  if ((st == EH_STATE_FAILED || st == EH_STATE_STOLEN) && err) {
+    pthread_mutex_lock(&t->mu);
+    if (!atomic_load(&t->failed)) {
+      t->err = *err;
+      atomic_store(&t->failed, (int)err->code + 1);
+    }
+    pthread_mutex_unlock(&t->mu);
+  }
+}
+
+int cmd_tail(int argc, char **argv) {
+  struct tail_cfg cfg = {0};
+  int nop = 0, rc;
+  tail_t t = {0};
+  pthread_mutex_init(&t.mu, NULL);
+  if ((rc = cli_parse("tail",
+                      "ehdelta tail [--connection-string-file FILE] [--hub NAME] [--partition "
+                      "ID]... [--from POSITION] [--count N | --to-end] [--epoch N]",
+                      "Print a hub's events as JSON lines.", cmd_tail_options, &cfg, argc, argv,
+                      &nop)) >= 0)
+    goto out;
+  ed_err_t err = {0};
+  if (nop > 0) {
+    fprintf(stderr, "ehdelta tail: unexpected argument '%s'\n", argv[0]);
+    rc = CLI_EXIT_USAGE;
+    goto out;
+  }
+  if (!strcmp(cfg.body, "text"))
+    t.body = BODY_TEXT;
+  else if (!strcmp(cfg.body, "json"))
+    t.body = BODY_JSON;
+  else if (!strcmp(cfg.body, "base64"))
+    t.body = BODY_BASE64;
+  else {
+    fprintf(stderr, "ehdelta tail: --body '%s': expected text, json or base64\n", cfg.body);
+    rc = CLI_EXIT_USAGE;
+    goto out;
+  }
+  eh_position_t start;
+  if (eh_position_parse(cfg.from, &start, &err)) {
+    fprintf(stderr, "ehdelta tail: --from: %s\n", err.msg);
+    rc = CLI_EXIT_USAGE;
+    goto out;
+  }
+  t.limit = cfg.count;
+  t.to_end = cfg.to_end;
+  t.tok = json_tokener_new();
+  cli_eh_signals();
+  eh_client_t *c = NULL;
+  eh_hub_props_t hub = {0};
+  if (cli_eh_connect(&cfg.eh, &c, &err)) {
+    rc = cli_fail("tail", &err);
+    goto out;
+  }
+  if (!cfg.partitions && eh_client_hub_props(c, 0, &hub, &err)) {
+    rc = cli_fail("tail", &err);
+    eh_client_free(c);
+    goto out;
+  }
+  char **ids = cfg.partitions ? cfg.partitions : hub.partition_ids;
+  size_t n = 0;
+  while (ids[n])
+    n++;
+  tail_part_t *parts = calloc(n ? n : 1, sizeof *parts);
+  rc = CLI_EXIT_OK;
+  for (size_t i = 0; i < n; i++) {
+    parts[i].t = &t;
+    parts[i].end_seq = INT64_MAX;
+    if (cfg.to_end) {
+      eh_partition_props_t pp;
+      if (eh_client_partition_props(c, ids[i], 0, &pp, &err)) {
+        rc = cli_fail("tail", &err);
+        break;
+      }
+      parts[i].end_seq = pp.is_empty ? -1 : pp.last_seq;
+      eh_partition_props_fini(&pp);
+      if (parts[i].end_seq < 0 || start.kind == EH_POS_LATEST) {
+        parts[i].done = true;
+        atomic_fetch_add(&t.finished, 1);
+        continue;
+      }
+    }
+  }
+  atomic_store(&t.last_event_us, ed_time_mono_us());
+  for (size_t i = 0; i < n && rc == CLI_EXIT_OK; i++) {
+    if (parts[i].done)
+      continue;
+    eh_receiver_opts_t ro;
+    eh_receiver_opts_init(&ro);
+    ro.consumer_group = cfg.consumer_group;
+    ro.partition = ids[i];
+    ro.start = start;
+    ro.has_epoch = cfg.epoch >= 0;
+    ro.epoch = cfg.epoch;
+    ro.prefetch = (uint32_t)cfg.prefetch;
+    ro.on_events = on_events;
+    ro.on_state = on_state;
+    ro.ctx = &parts[i];
+    if (eh_receiver_open(c, &ro, &parts[i].rx, &err))
+      rc = cli_fail("tail", &err);
+  }
+  while (rc == CLI_EXIT_OK) {
+    if (cli_eh_interrupted()) {
+      /* following is ended by a signal; a --count that was not reached was interrupted */
+      rc = cfg.count > 0 || cfg.to_end ? CLI_EXIT_INTERRUPTED : CLI_EXIT_OK;
+      break;
+    }
+    int f = atomic_load(&t.failed);
+    if (f) {
+      pthread_mutex_lock(&t.mu);
+      rc = cli_fail("tail", &t.err);
+      pthread_mutex_unlock(&t.mu);
+      break;
+    }
+    if (t.limit > 0 && atomic_load(&t.seen) >= t.limit)
+      break;
+    if (t.to_end && (size_t)atomic_load(&t.finished) >= n)
+      break;
+    if (cfg.idle_exit > 0 && ed_time_mono_us() - atomic_load(&t.last_event_us) >= cfg.idle_exit)
+      break;
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  for (size_t i = 0; i < n; i++)
+    eh_receiver_close(parts[i].rx);
+  fflush(stdout);
+  free(parts);
+  eh_hub_props_fini(&hub);
+  eh_client_free(c);
+out:
+  if (t.tok)
+    json_tokener_free(t.tok);
+  ed_buf_fini(&t.line);
+  pthread_mutex_destroy(&t.mu);
+  ed_opt_free(cmd_tail_options, &cfg);
+  return rc;
+}
