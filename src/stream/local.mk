@@ -7,7 +7,7 @@ src_stream_libstream_a_SOURCES = \
 	src/stream/batch.c src/stream/batch.h \
 	src/stream/schema.c src/stream/schema.h \
 	src/stream/decode.c src/stream/decode.h src/stream/decode_int.h \
-	src/stream/expr.h
+	src/stream/expr.c src/stream/expr.h
 STREAM_LIBS += src/stream/libstream.a $(JSONC_LIBS)
 # The per-event hot path on simdjson On-Demand (bench/bench_decode measured
 # why); a C++ file behind a C interface, so programs also link libstdc++.
