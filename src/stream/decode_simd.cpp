@@ -33,6 +33,7 @@ struct walk {
   sm_dec_t *d;
   const char *base; /* start of the padded copy, for byte offsets */
   unsigned depth, max_depth;
+  size_t len;
 };
 
 const char *type_name(ondemand::json_type t) {
@@ -65,6 +66,14 @@ int body_error(walk &w, error_code e, const char *at) {
   case EMPTY:
     sm_dec__fail_body(w.d, SM_REASON_NOT_JSON, SIZE_MAX, "not JSON (empty)");
     break;
+  case TAPE_ERROR:
+  case INCOMPLETE_ARRAY_OR_OBJECT:
+    /* simdjson reports nesting past its bound as a structure error */
+    if (sm_dec__too_deep(w.base, w.len, w.max_depth)) {
+      sm_dec__fail_body(w.d, SM_REASON_TOO_DEEP, SIZE_MAX, "nested deeper than the limit");
+      break;
+    }
+    /* fall through */
   default: {
     char what[96];
     snprintf(what, sizeof what, "not JSON (%s)", error_message(e));
@@ -335,7 +344,7 @@ extern "C" int sm_dec__simd_decode(sm_dec_t *d, sm_col_t *cols, size_t row, cons
   simd_state *s = (simd_state *)d->simd;
   if (!load(s, body, len))
     return -1;
-  walk w{d, s->buf, 1, s->max_depth};
+  walk w{d, s->buf, 1, s->max_depth, len};
   if (len > s->parser.capacity() && s->parser.allocate(len, s->max_depth + 1) != SUCCESS)
     return -1;
   ondemand::document doc;
@@ -350,6 +359,15 @@ extern "C" int sm_dec__simd_decode(sm_dec_t *d, sm_col_t *cols, size_t row, cons
     std::string_view raw;
     if ((e = doc.raw_json_token().get(raw)))
       return body_error(w, e, nullptr);
+    size_t n = raw.size();
+    while (n &&
+           (raw[n - 1] == ' ' || raw[n - 1] == '\t' || raw[n - 1] == '\n' || raw[n - 1] == '\r'))
+      n--;
+    std::string_view tok(raw.data(), n);
+    bool scalar_ok = tok == "null" || tok == "true" || tok == "false" ||
+                     sm_dec__is_number(tok.data(), n) || (n >= 2 && tok[0] == '"');
+    if (t != ondemand::json_type::array && !scalar_ok)
+      return body_error(w, TAPE_ERROR, raw.data());
     sm_dec__fail_body(d, SM_REASON_NOT_OBJECT, SIZE_MAX, "not a JSON object");
     return 1;
   }

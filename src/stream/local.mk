@@ -19,7 +19,8 @@ endif
 check_PROGRAMS += tests/unit/unit_stream
 TESTS += tests/unit/unit_stream
 tests_unit_unit_stream_CFLAGS = $(UNIT_CFLAGS) $(JSONC_CFLAGS)
-tests_unit_unit_stream_SOURCES = $(UNIT_COMMON) tests/unit/test_sm_batch.c
+tests_unit_unit_stream_SOURCES = $(UNIT_COMMON) tests/unit/test_sm_batch.c \
+	tests/unit/test_sm_decode.c
 tests_unit_unit_stream_LDADD = $(STREAM_LIBS) $(COMMON_LIBS) $(JSONC_LIBS) $(CUNIT_LIBS)
 
 # bench/bench_decode: decode to columns beside the bare parse (not a test).
