@@ -396,7 +396,8 @@ static ed_code_t p_primary(lex_t *l, node_t **out) {
           return rc;
         }
         /* the type runs to the matching ')' */
-        size_t tstart = l->tpos, j = l->tpos;
+        size_t tstart = l->tpos;
+        size_t j = tstart;
         int angle = 0;
         while (j < l->n && (angle > 0 || l->s[j] != ')')) {
           angle += l->s[j] == '<' ? 1 : l->s[j] == '>' ? -1 : 0;
@@ -1089,7 +1090,7 @@ static size_t fmt_double(double d, bool is_float, char *o, size_t cap) {
       break;
   }
   /* e = [-]D.DDDDe[+-]XX */
-  char digits[24];
+  char digits[24] = {0};
   size_t nd = 0;
   const char *s = e;
   bool neg = *s == '-';
