@@ -54,3 +54,11 @@ tests_fuzz_fuzz_expr_CXXFLAGS = $(AM_CXXFLAGS) -g -O1 -fsanitize=fuzzer,address,
 tests_fuzz_fuzz_expr_LDFLAGS = $(AM_LDFLAGS) $(FUZZER_LINK_FLAGS)
 tests_fuzz_fuzz_expr_LDADD = $(COMMON_LIBS) $(JSONC_LIBS) $(SIMDJSON_LIBS)
 endif
+
+# Interop: the decoder against Python's json module on the tutorial's events,
+# through the sm_tool bridge (pytest via tests/pytest-driver.sh).
+check_PROGRAMS += tests/tools/sm_tool
+tests_tools_sm_tool_SOURCES = tests/tools/sm_tool.c
+tests_tools_sm_tool_LDADD = $(STREAM_LIBS) $(COMMON_LIBS) $(JSONC_LIBS)
+TESTS += tests/interop/test_decode.py
+EXTRA_DIST += tests/interop/test_decode.py
