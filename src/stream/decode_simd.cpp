@@ -14,6 +14,8 @@
 #include <cstring>
 #include <new>
 
+/* error codes only: a conversion that could throw does not compile */
+#define SIMDJSON_EXCEPTIONS 0
 #include <simdjson.h>
 
 #include "stream/decode_int.h"
@@ -199,9 +201,11 @@ int value(walk &w, sm_col_t *c, bool nullable, const char *name, ondemand::value
   std::string_view raw = v.raw_json_token();
   int r;
   switch (t) {
-  case ondemand::json_type::null:
-    if (!v.is_null())
+  case ondemand::json_type::null: {
+    bool is_null = false;
+    if (v.is_null().get(is_null) || !is_null)
       return body_error(w, TAPE_ERROR, raw.data()); /* "nul", "nulll" */
+  }
     r = sm_dec__put_null(w.d, c, nullable);
     break;
   case ondemand::json_type::boolean: {

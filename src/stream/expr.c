@@ -266,8 +266,12 @@ static ed_code_t p_args(lex_t *l, node_t *n, size_t min, size_t max, const char 
     return rc;
   if (!is_op(l, ")"))
     for (;;) {
-      node_t *a;
-      if ((rc = p_expr(l, &a)) || (rc = add_kid(l, n, a)))
+      node_t *a = NULL;
+      if ((rc = p_expr(l, &a))) {
+        node_free(a);
+        return rc;
+      }
+      if ((rc = add_kid(l, n, a)))
         return rc;
       if (!is_op(l, ","))
         break;
@@ -382,8 +386,12 @@ static ed_code_t p_primary(lex_t *l, node_t **out) {
         if (!n)
           return ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
         node_t *a = NULL;
-        if ((rc = lex_next(l)) || (rc = expect_op(l, "(")) || (rc = p_expr(l, &a)) ||
-            (rc = add_kid(l, n, a))) {
+        if ((rc = lex_next(l)) || (rc = expect_op(l, "(")) || (rc = p_expr(l, &a))) {
+          node_free(a);
+          node_free(n);
+          return rc;
+        }
+        if ((rc = add_kid(l, n, a))) {
           node_free(n);
           return rc;
         }
@@ -431,8 +439,10 @@ static ed_code_t p_primary(lex_t *l, node_t **out) {
         while (is_kw(l, "WHEN")) {
           node_t *w = NULL, *t = NULL;
           size_t wpos = l->tpos;
-          if ((rc = lex_next(l)) || (rc = p_expr(l, &w)))
+          if ((rc = lex_next(l)) || (rc = p_expr(l, &w))) {
+            node_free(w);
             goto case_fail;
+          }
           if (subject) { /* CASE x WHEN v: x = v */
             node_t *eq = mk(N_CMP, wpos), *sc = NULL;
             if (!eq) {
@@ -444,8 +454,18 @@ static ed_code_t p_primary(lex_t *l, node_t **out) {
             /* re-parse the subject text for each WHEN: nodes are not shared */
             lex_t sl = *l;
             sl.i = subject->pos;
-            if ((rc = lex_next(&sl)) || (rc = p_expr(&sl, &sc)) || (rc = add_kid(l, eq, sc)) ||
-                (rc = add_kid(l, eq, w))) {
+            if ((rc = lex_next(&sl)) || (rc = p_expr(&sl, &sc))) {
+              node_free(sc);
+              node_free(w);
+              node_free(eq);
+              goto case_fail;
+            }
+            if ((rc = add_kid(l, eq, sc))) {
+              node_free(w);
+              node_free(eq);
+              goto case_fail;
+            }
+            if ((rc = add_kid(l, eq, w))) {
               node_free(eq);
               goto case_fail;
             }
@@ -457,12 +477,20 @@ static ed_code_t p_primary(lex_t *l, node_t **out) {
             rc = perr(l, l->tpos, "expected THEN");
             goto case_fail;
           }
-          if ((rc = lex_next(l)) || (rc = p_expr(l, &t)) || (rc = add_kid(l, n, t)))
+          if ((rc = lex_next(l)) || (rc = p_expr(l, &t))) {
+            node_free(t);
+            goto case_fail;
+          }
+          if ((rc = add_kid(l, n, t)))
             goto case_fail;
         }
         if (is_kw(l, "ELSE")) {
           node_t *e = NULL;
-          if ((rc = lex_next(l)) || (rc = p_expr(l, &e)) || (rc = add_kid(l, n, e)))
+          if ((rc = lex_next(l)) || (rc = p_expr(l, &e))) {
+            node_free(e);
+            goto case_fail;
+          }
+          if ((rc = add_kid(l, n, e)))
             goto case_fail;
           n->has_else = true;
         }
@@ -568,10 +596,12 @@ static ed_code_t p_primary(lex_t *l, node_t **out) {
 static ed_code_t p_unary(lex_t *l, node_t **out) {
   if (is_op(l, "-")) {
     size_t pos = l->tpos;
-    node_t *a;
+    node_t *a = NULL;
     ed_code_t rc = lex_next(l);
-    if (rc || (rc = p_unary(l, &a)))
+    if (rc || (rc = p_unary(l, &a))) {
+      node_free(a);
       return rc;
+    }
     node_t *n = mk(N_NEG, pos);
     if (!n) {
       node_free(a);
@@ -606,9 +636,11 @@ static ed_code_t p_mul(lex_t *l, node_t **out) {
   while (!rc && (is_op(l, "*") || is_op(l, "/") || is_op(l, "%"))) {
     int sub = is_op(l, "*") ? A_MUL : is_op(l, "/") ? A_DIV : A_MOD;
     size_t pos = l->tpos;
-    node_t *r;
-    if ((rc = lex_next(l)) || (rc = p_unary(l, &r)))
+    node_t *r = NULL;
+    if ((rc = lex_next(l)) || (rc = p_unary(l, &r))) {
+      node_free(r);
       break;
+    }
     rc = binary(l, out, N_ARITH, sub, pos, r);
   }
   return rc;
@@ -619,9 +651,11 @@ static ed_code_t p_add(lex_t *l, node_t **out) {
   while (!rc && (is_op(l, "+") || is_op(l, "-"))) {
     int sub = is_op(l, "+") ? A_ADD : A_SUB;
     size_t pos = l->tpos;
-    node_t *r;
-    if ((rc = lex_next(l)) || (rc = p_mul(l, &r)))
+    node_t *r = NULL;
+    if ((rc = lex_next(l)) || (rc = p_mul(l, &r))) {
+      node_free(r);
       break;
+    }
     rc = binary(l, out, N_ARITH, sub, pos, r);
   }
   return rc;
@@ -639,9 +673,11 @@ static ed_code_t p_cmp(lex_t *l, node_t **out) {
   for (size_t i = 0; i < sizeof cmps / sizeof cmps[0]; i++)
     if (is_op(l, cmps[i].op)) {
       size_t pos = l->tpos;
-      node_t *r;
-      if ((rc = lex_next(l)) || (rc = p_add(l, &r)))
+      node_t *r = NULL;
+      if ((rc = lex_next(l)) || (rc = p_add(l, &r))) {
+        node_free(r);
         return rc;
+      }
       return binary(l, out, N_CMP, cmps[i].sub, pos, r);
     }
   if (is_kw(l, "IS")) {
@@ -666,10 +702,12 @@ static ed_code_t p_cmp(lex_t *l, node_t **out) {
 static ed_code_t p_not(lex_t *l, node_t **out) {
   if (is_kw(l, "NOT") || is_op(l, "!")) {
     size_t pos = l->tpos;
-    node_t *a;
+    node_t *a = NULL;
     ed_code_t rc = lex_next(l);
-    if (rc || (rc = p_not(l, &a)))
+    if (rc || (rc = p_not(l, &a))) {
+      node_free(a);
       return rc;
+    }
     node_t *n = mk(N_NOT, pos);
     if (!n) {
       node_free(a);
@@ -685,9 +723,11 @@ static ed_code_t p_and(lex_t *l, node_t **out) {
   ed_code_t rc = p_not(l, out);
   while (!rc && is_kw(l, "AND")) {
     size_t pos = l->tpos;
-    node_t *r;
-    if ((rc = lex_next(l)) || (rc = p_not(l, &r)))
+    node_t *r = NULL;
+    if ((rc = lex_next(l)) || (rc = p_not(l, &r))) {
+      node_free(r);
       break;
+    }
     rc = binary(l, out, N_AND, 0, pos, r);
   }
   return rc;
@@ -700,9 +740,11 @@ static ed_code_t p_expr(lex_t *l, node_t **out) {
   ed_code_t rc = p_and(l, out);
   while (!rc && is_kw(l, "OR")) {
     size_t pos = l->tpos;
-    node_t *r;
-    if ((rc = lex_next(l)) || (rc = p_and(l, &r)))
+    node_t *r = NULL;
+    if ((rc = lex_next(l)) || (rc = p_and(l, &r))) {
+      node_free(r);
       break;
+    }
     rc = binary(l, out, N_OR, 0, pos, r);
   }
   l->depth--;

@@ -24,8 +24,8 @@ static void setup(void) {
   /* the decoder's schema equals the body schema when no metadata is asked */
   g_b = sm_batch_new(g_st);
   static const char *rows[] = {
-      "{\"amount\": 12.5, \"qty\": 3, \"name\": \"Books\", \"ts\": \"2024-01-02T03:04:05\", "
-      "\"big\": -9223372036854775808, \"ok\": true, \"g\": {\"lat\": 1}}",
+      ("{\"amount\": 12.5, \"qty\": 3, \"name\": \"Books\", \"ts\": \"2024-01-02T03:04:05\", "
+       "\"big\": -9223372036854775808, \"ok\": true, \"g\": {\"lat\": 1}}"),
       "{\"qty\": -2147483648, \"amount\": 0}", "{}"};
   for (int i = 0; i < 3; i++)
     if (sm_dec_decode(d, g_b, rows[i], strlen(rows[i]), NULL, NULL, NULL, NULL))
