@@ -1430,6 +1430,7 @@ static size_t fmt_pattern(int64_t us, const char *pat, size_t pn, char *o, size_
     size_t r = 1;
     while (i + r < pn && pat[i + r] == c)
       r++;
+    size_t w = r > 16 ? 16 : r; /* field widths: every write below fits the 32 bytes left */
     if (c == '\'') {
       if (r == 2) { /* '' is a quote */
         o[k++] = '\'';
@@ -1450,7 +1451,7 @@ static size_t fmt_pattern(int64_t us, const char *pat, size_t pn, char *o, size_
       if (r == 2)
         k += two_digits(o + k, (int)((y % 100 + 100) % 100));
       else
-        k += (size_t)snprintf(o + k, cap - k, "%0*" PRId64, (int)r, y);
+        k += (size_t)snprintf(o + k, cap - k, "%0*" PRId64, (int)w, y);
       break;
     case 'M':
       if (r >= 3) {
@@ -1465,7 +1466,7 @@ static size_t fmt_pattern(int64_t us, const char *pat, size_t pn, char *o, size_
       v = (int)d;
       break;
     case 'D':
-      k += (size_t)snprintf(o + k, cap - k, "%0*d", (int)r,
+      k += (size_t)snprintf(o + k, cap - k, "%0*d", (int)w,
                             (int)(day - ed_time_days_from_civil(y, 1, 1) + 1));
       break;
     case 'H':
@@ -1482,7 +1483,7 @@ static size_t fmt_pattern(int64_t us, const char *pat, size_t pn, char *o, size_
       break;
     case 'S':
       snprintf(tmp, sizeof tmp, "%06d", frac);
-      for (size_t j = 0; j < r; j++)
+      for (size_t j = 0; j < w; j++)
         o[k++] = j < 6 ? tmp[j] : '0';
       break;
     case 'a':
@@ -1492,7 +1493,7 @@ static size_t fmt_pattern(int64_t us, const char *pat, size_t pn, char *o, size_
       k += (size_t)snprintf(o + k, cap - k, "%s", days[((day % 7) + 7) % 7]);
       break;
     default:
-      for (size_t j = 0; j < r; j++)
+      for (size_t j = 0; j < r && k + 1 < cap; j++)
         o[k++] = c;
     }
     if (v >= 0)
