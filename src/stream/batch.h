@@ -17,6 +17,10 @@
 
 #include "common/err.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum {
   SM_STRING,
   SM_BINARY,
@@ -160,5 +164,9 @@ int sm_batch_col_index(const sm_batch_t *b, const char *name);
 /* Appends the rows of src (same schema) whose sel[i] is non-zero to dst
  * (sel NULL: every row). */
 ed_code_t sm_batch_append_selected(sm_batch_t *dst, const sm_batch_t *src, const uint8_t *sel);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

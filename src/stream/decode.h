@@ -41,6 +41,10 @@
 #include "common/err.h"
 #include "stream/batch.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* A borrowed byte string; p == NULL means null (absent). */
 typedef struct sm_str {
   const char *p;
@@ -84,7 +88,8 @@ const char *sm_bad_mode_name(sm_bad_mode_t mode);
   X(TYPE, "type")                   /* a JSON value of the wrong type */                           \
   X(OVERFLOW, "overflow")           /* a number out of the column's range */                       \
   X(TIMESTAMP, "timestamp")         /* unparsable TIMESTAMP or DATE */                             \
-  X(NULL_REQUIRED, "null_required") /* null or missing NOT NULL field */
+  X(NULL_REQUIRED, "null_required") /* null or missing NOT NULL field */                           \
+  X(DUPLICATE_KEY, "duplicate_key") /* a key twice in one MAP value (Spark's EXCEPTION policy) */
 typedef enum {
   SM_REASON_NONE = 0,
 #define SM_REASON_ENUM(id, name) SM_REASON_##id,
@@ -183,5 +188,9 @@ const sm_type_t *sm_dec_dl_schema(void);
  * meta borrowed for the call; message is the err->msg sm_dec_decode gave. */
 ed_code_t sm_dec_dl_append(sm_batch_t *dl, const void *body, size_t len,
                            const sm_event_meta_t *meta, sm_reason_t reason, const char *message);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
