@@ -85,7 +85,7 @@ int body_error(walk &w, error_code e, const char *at) {
   return 1;
 }
 
-int value(walk &w, sm_col_t *c, bool nullable, const char *name, ondemand::value v);
+int value(walk &w, sm_col_t *c, bool nullable, const char *name, ondemand::value &v);
 
 /* A leaf said no (r > 0) or ran out of memory (r < 0): report with the token. */
 int leaf_fail(walk &w, sm_col_t *c, bool nullable, const char *name, int r, const char *got,
@@ -193,7 +193,7 @@ int number(walk &w, sm_col_t *c, bool nullable, const char *name, ondemand::valu
   return r ? leaf_fail(w, c, nullable, name, r, "number", raw) : 0;
 }
 
-int value(walk &w, sm_col_t *c, bool nullable, const char *name, ondemand::value v) {
+int value(walk &w, sm_col_t *c, bool nullable, const char *name, ondemand::value &v) {
   ondemand::json_type t;
   error_code e = v.type().get(t);
   if (e)

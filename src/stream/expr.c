@@ -831,6 +831,9 @@ static ed_code_t coerce(bind_t *b, node_t **slot, sm_kind_t k) {
   node_t *n = *slot;
   if (n->type->kind == k)
     return ED_OK;
+  if (!is_scalar_kind(k)) /* no implicit casts to or between nested types */
+    return berr(b, n->pos, "%s where a %s is expected", sm_kind_name(n->type->kind),
+                sm_kind_name(k));
   if (n->op == N_LIT && n->null_lit) {
     n->lit_kind = k;
     n->type = T(k);
@@ -972,7 +975,7 @@ static ed_code_t bind_node(bind_t *b, node_t **slot) {
   }
   case N_CMP: {
     int ck = common_kind(k[0], k[1], true);
-    if (ck < 0 || ck == SM_BINARY)
+    if (ck < 0 || ck == SM_BINARY || !is_scalar_kind((sm_kind_t)ck))
       return berr(b, n->pos, "cannot compare %s with %s", sm_kind_name(k[0]->type->kind),
                   sm_kind_name(k[1]->type->kind));
     if ((rc = coerce(b, &k[0], (sm_kind_t)ck)) || (rc = coerce(b, &k[1], (sm_kind_t)ck)))
