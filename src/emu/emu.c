@@ -258,9 +258,9 @@ typedef struct perf_shape {
   int code, arity;
 } perf_shape_t;
 static const perf_shape_t SHAPES[] = {
-    {0x10, 10}, {0x11, 8}, {0x12, 14}, {0x13, 11}, {0x14, 11}, {0x15, 6},
-    {0x16, 3},  {0x17, 1}, {0x18, 1},  {0x28, 11}, {0x29, 7},  {0x1d, 3},
-    {0x40, 1},  {0x41, 3}, {0x42, 1},  {0x43, 1},  {0x44, 2},
+    {0x10, 10}, {0x11, 8}, {0x12, 14}, {0x13, 11}, {0x14, 11}, {0x15, 6}, {0x16, 3},
+    {0x17, 1},  {0x18, 1}, {0x28, 11}, {0x29, 7},  {0x1d, 3},  {0x40, 1}, {0x41, 3},
+    {0x42, 1},  {0x43, 1}, {0x44, 2},  {0x25, 1},  {0x27, 3},
 };
 
 static const uint8_t D_MAXFRAME[] = {0x70, 0x00, 0x00, 0xff, 0xff};
@@ -274,7 +274,8 @@ static void norm_field(ed_buf_t *o, int code, int i, const span_t *it, int depth
   bool null = !it || (it->n == 1 && it->p[0] == 0x40);
   if (!null) {
     bool nested = (code == 0x12 && (i == 5 || i == 6)) || (code == 0x16 && i == 2) ||
-                  ((code == 0x17 || code == 0x18) && i == 0);
+                  ((code == 0x17 || code == 0x18 || code == 0x25) && i == 0) ||
+                  (code == 0x15 && i == 4) || (code == 0x14 && i == 7);
     if (nested)
       norm_value(o, it->p, it->n, depth + 1);
     else
