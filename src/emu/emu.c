@@ -1943,6 +1943,7 @@ ed_code_t emu_run(emu_t *e, volatile int *stop, ed_err_t *err) {
           e->conns[slot] = conn_new(e, fd);
       }
     }
+    int npolled = e->nctl; /* a control client accepted now has no pollfd yet */
     if (pf[1].revents & POLLIN) {
       int fd = accept(e->cfd, NULL, NULL);
       if (fd >= 0 && e->nctl < 8) {
@@ -1954,16 +1955,17 @@ ed_code_t emu_run(emu_t *e, volatile int *stop, ed_err_t *err) {
       } else if (fd >= 0)
         close(fd);
     }
-    for (int i = 0; i < e->nctl; i++) {
+    for (int i = 0; i < npolled; i++) {
       emu_ctl_t *k = &e->ctls[i];
       short re = pf[2 + i].revents;
       bool gone = false;
       if (re & (POLLIN | POLLHUP)) {
         char buf[1024];
         ssize_t r = read(k->fd, buf, sizeof buf);
-        if (r <= 0)
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
           gone = true;
-        else {
+        else if (r < 0) {
+        } else {
           ed_buf_append(&k->in, buf, (size_t)r);
           char *nl;
           while ((nl = memchr(k->in.data, '\n', k->in.len))) {
