@@ -1068,8 +1068,6 @@ static void on_delivery(emu_conn_t *c, pn_delivery_t *d) {
   }
   if (pn_delivery_partial(d))
     return;
-  if (el->oversize)
-    el->acc.len = el->acc.len; /* size reported below */
   if (el->kind == LK_SEND)
     handle_send(c, el, d);
   else {
@@ -1084,9 +1082,8 @@ static void on_delivery(emu_conn_t *c, pn_delivery_t *d) {
     pn_message_free(msg);
   }
   el->cur = NULL;
-  size_t keep = el->acc.cap > (1u << 20) ? 0 : 1;
-  if (!keep)
-    ed_buf_fini(&el->acc);
+  if (el->acc.cap > (1u << 20))
+    ed_buf_fini(&el->acc); /* an oversized buffer is not kept for the next one */
   ed_buf_reset(&el->acc);
   if (pn_link_credit(l) < EMU_SEND_CREDIT / 2)
     pn_link_flow(l, EMU_SEND_CREDIT - pn_link_credit(l));
