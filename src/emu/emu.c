@@ -1097,6 +1097,8 @@ static bool receiver_position(emu_t *e, emu_link_t *el, pn_link_t *l, char *why,
   int64_t begin = p->first < p->n ? p->ev[p->first].seq : p->next_seq;
   el->next_seq = begin;
   pn_data_t *f = pn_terminus_filter(pn_link_remote_source(l));
+  if (!f)
+    return true;
   pn_data_rewind(f);
   if (!pn_data_next(f) || pn_data_type(f) != PN_MAP)
     return true;
@@ -1381,8 +1383,9 @@ static void on_link_open(emu_conn_t *c, pn_link_t *l) {
       return;
     }
     pn_data_t *props = pn_link_remote_properties(l);
-    pn_data_rewind(props);
-    if (pn_data_next(props) && pn_data_type(props) == PN_MAP) {
+    if (props)
+      pn_data_rewind(props);
+    if (props && pn_data_next(props) && pn_data_type(props) == PN_MAP) {
       pn_data_enter(props);
       while (pn_data_next(props)) {
         bool ep = false;
