@@ -316,3 +316,39 @@ def test_token_lifetime_detaches_links(tmp_path):
         w.close()
     finally:
         e.stop()
+
+
+def test_sixth_non_epoch_receiver_refused(emu):
+    send(emu, [b"r"], partition_id="0")
+    ws = [Watch(emu) for _ in range(5)]
+    wait_until(lambda: all(w.events for w in ws), timeout=20, what="five receivers attached")
+    sixth = Watch(emu)
+    wait_until(lambda: sixth.errors, timeout=10, what="the sixth is refused")
+    assert "resource-limit-exceeded" in sixth.text() or "maximum number" in sixth.text()
+    for w in ws + [sixth]:
+        w.close()
+
+
+def test_unknown_hub_not_found(emu):
+    p = EventHubProducerClient.from_connection_string(emu.conn_str(), eventhub_name="nohub",
+                                                      retry_total=0)
+    with pytest.raises(EventHubError) as ei:
+        with p:
+            p.get_eventhub_properties()
+    assert "not-found" in repr(ei.value) or "could not be found" in str(ei.value)
+
+
+def test_garbage_does_not_stop_the_server(emu):
+    for junk in (b"HTTP/1.1 GET /\r\n\r\n", b"AMQP\x03\x01\x00\x00" + b"\xff" * 64,
+                 b"AMQP\x00\x01\x00\x00" + b"\x00\x00\x00\x10\x02\x00\x00\x00\x00\x53\x10\xd0" * 4):
+        with socket.create_connection(("127.0.0.1", emu.amqp)) as s:
+            s.sendall(junk)
+            s.settimeout(2)
+            try:
+                while s.recv(4096):
+                    pass
+            except OSError:
+                pass
+    assert emu.proc.poll() is None
+    send(emu, [b"still"], partition_id="2")
+    assert [e.body_as_str() for e in receive(emu, "2", "-1", 1)] == ["still"]
