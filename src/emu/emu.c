@@ -353,8 +353,10 @@ static void norm_frames(ed_buf_t *raw, ed_buf_t *out) {
     put32((uint8_t *)out->data + at, (uint32_t)(out->len - at));
     pos += size;
   }
-  memmove(raw->data, raw->data + pos, raw->len - pos);
-  raw->len -= pos;
+  if (pos) {
+    memmove(raw->data, raw->data + pos, raw->len - pos);
+    raw->len -= pos;
+  }
 }
 
 /* ---- small helpers ---- */
@@ -1707,8 +1709,10 @@ static void conn_input(emu_conn_t *c) {
       pos += n, take -= n;
     }
   }
-  memmove(c->in.data, c->in.data + pos, c->in.len - pos);
-  c->in.len -= pos;
+  if (pos) {
+    memmove(c->in.data, c->in.data + pos, c->in.len - pos);
+    c->in.len -= pos;
+  }
 }
 
 static void conn_free(emu_conn_t *c) {
