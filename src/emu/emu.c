@@ -258,9 +258,9 @@ typedef struct perf_shape {
   int code, arity;
 } perf_shape_t;
 static const perf_shape_t SHAPES[] = {
-    {0x10, 10}, {0x11, 8}, {0x12, 14}, {0x13, 11}, {0x14, 11}, {0x15, 6},
-    {0x16, 3},  {0x17, 1}, {0x18, 1},  {0x28, 11}, {0x29, 7},  {0x1d, 3},
-    {0x40, 1},  {0x41, 3}, {0x42, 1},  {0x43, 1},  {0x44, 2},
+    {0x10, 10}, {0x11, 8}, {0x12, 14}, {0x13, 11}, {0x14, 11}, {0x15, 6}, {0x16, 3},
+    {0x17, 1},  {0x18, 1}, {0x28, 11}, {0x29, 7},  {0x1d, 3},  {0x40, 1}, {0x41, 3},
+    {0x42, 1},  {0x43, 1}, {0x44, 2},  {0x25, 1},  {0x27, 3},
 };
 
 static const uint8_t D_MAXFRAME[] = {0x70, 0x00, 0x00, 0xff, 0xff};
@@ -274,7 +274,8 @@ static void norm_field(ed_buf_t *o, int code, int i, const span_t *it, int depth
   bool null = !it || (it->n == 1 && it->p[0] == 0x40);
   if (!null) {
     bool nested = (code == 0x12 && (i == 5 || i == 6)) || (code == 0x16 && i == 2) ||
-                  ((code == 0x17 || code == 0x18) && i == 0);
+                  ((code == 0x17 || code == 0x18 || code == 0x25) && i == 0) ||
+                  (code == 0x15 && i == 4) || (code == 0x14 && i == 7);
     if (nested)
       norm_value(o, it->p, it->n, depth + 1);
     else
@@ -352,8 +353,10 @@ static void norm_frames(ed_buf_t *raw, ed_buf_t *out) {
     put32((uint8_t *)out->data + at, (uint32_t)(out->len - at));
     pos += size;
   }
-  memmove(raw->data, raw->data + pos, raw->len - pos);
-  raw->len -= pos;
+  if (pos) {
+    memmove(raw->data, raw->data + pos, raw->len - pos);
+    raw->len -= pos;
+  }
 }
 
 /* ---- small helpers ---- */
@@ -1067,8 +1070,6 @@ static void on_delivery(emu_conn_t *c, pn_delivery_t *d) {
   }
   if (pn_delivery_partial(d))
     return;
-  if (el->oversize)
-    el->acc.len = el->acc.len; /* size reported below */
   if (el->kind == LK_SEND)
     handle_send(c, el, d);
   else {
@@ -1083,9 +1084,8 @@ static void on_delivery(emu_conn_t *c, pn_delivery_t *d) {
     pn_message_free(msg);
   }
   el->cur = NULL;
-  size_t keep = el->acc.cap > (1u << 20) ? 0 : 1;
-  if (!keep)
-    ed_buf_fini(&el->acc);
+  if (el->acc.cap > (1u << 20))
+    ed_buf_fini(&el->acc); /* an oversized buffer is not kept for the next one */
   ed_buf_reset(&el->acc);
   if (pn_link_credit(l) < EMU_SEND_CREDIT / 2)
     pn_link_flow(l, EMU_SEND_CREDIT - pn_link_credit(l));
@@ -1099,6 +1099,8 @@ static bool receiver_position(emu_t *e, emu_link_t *el, pn_link_t *l, char *why,
   int64_t begin = p->first < p->n ? p->ev[p->first].seq : p->next_seq;
   el->next_seq = begin;
   pn_data_t *f = pn_terminus_filter(pn_link_remote_source(l));
+  if (!f)
+    return true;
   pn_data_rewind(f);
   if (!pn_data_next(f) || pn_data_type(f) != PN_MAP)
     return true;
@@ -1383,8 +1385,9 @@ static void on_link_open(emu_conn_t *c, pn_link_t *l) {
       return;
     }
     pn_data_t *props = pn_link_remote_properties(l);
-    pn_data_rewind(props);
-    if (pn_data_next(props) && pn_data_type(props) == PN_MAP) {
+    if (props)
+      pn_data_rewind(props);
+    if (props && pn_data_next(props) && pn_data_type(props) == PN_MAP) {
       pn_data_enter(props);
       while (pn_data_next(props)) {
         bool ep = false;
@@ -1706,8 +1709,10 @@ static void conn_input(emu_conn_t *c) {
       pos += n, take -= n;
     }
   }
-  memmove(c->in.data, c->in.data + pos, c->in.len - pos);
-  c->in.len -= pos;
+  if (pos) {
+    memmove(c->in.data, c->in.data + pos, c->in.len - pos);
+    c->in.len -= pos;
+  }
 }
 
 static void conn_free(emu_conn_t *c) {
@@ -1942,6 +1947,7 @@ ed_code_t emu_run(emu_t *e, volatile int *stop, ed_err_t *err) {
           e->conns[slot] = conn_new(e, fd);
       }
     }
+    int npolled = e->nctl; /* a control client accepted now has no pollfd yet */
     if (pf[1].revents & POLLIN) {
       int fd = accept(e->cfd, NULL, NULL);
       if (fd >= 0 && e->nctl < 8) {
@@ -1953,16 +1959,17 @@ ed_code_t emu_run(emu_t *e, volatile int *stop, ed_err_t *err) {
       } else if (fd >= 0)
         close(fd);
     }
-    for (int i = 0; i < e->nctl; i++) {
+    for (int i = 0; i < npolled; i++) {
       emu_ctl_t *k = &e->ctls[i];
       short re = pf[2 + i].revents;
       bool gone = false;
       if (re & (POLLIN | POLLHUP)) {
         char buf[1024];
         ssize_t r = read(k->fd, buf, sizeof buf);
-        if (r <= 0)
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
           gone = true;
-        else {
+        else if (r < 0) {
+        } else {
           ed_buf_append(&k->in, buf, (size_t)r);
           char *nl;
           while ((nl = memchr(k->in.data, '\n', k->in.len))) {

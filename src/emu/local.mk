@@ -12,3 +12,10 @@ dist_man_MANS += man/ehemu.1
 
 TESTS += tests/interop/test_ehemu.py
 EXTRA_DIST += tests/interop/test_ehemu.py
+
+# bench: bench/bench_emu PORT KEY [N] against a running ehemu (see bench/bench_emu.sh)
+noinst_PROGRAMS += bench/bench_emu
+bench_bench_emu_CPPFLAGS = $(AM_CPPFLAGS) $(PROTON_CFLAGS)
+bench_bench_emu_SOURCES = bench/bench_emu.c
+bench_bench_emu_LDADD = $(PROTON_LIBS)
+dist_noinst_SCRIPTS += bench/bench_emu.sh

@@ -212,10 +212,143 @@ def test_message_size_exceeded(emu):
 
 
 def test_server_busy_fault(emu):
-    assert emu.ctl("busy 10") == "ok"
-    with producer(emu, retry_total=0) as p:
-        b = p.create_batch()
+    # the send is refused with a Rejected outcome carrying
+    # com.microsoft:server-busy; SDK 5.11 surfaces it as EventDataSendError
+    # (it does not retry a rejected outcome), and the next send lands
+    assert emu.ctl("busy 1") == "ok"
+    with producer(emu) as p:
+        b = p.create_batch(partition_id="0")
         b.add(EventData(b"busy"))
         with pytest.raises(EventHubError) as ei:
             p.send_batch(b)
-    assert "server-busy" in str(ei.value) or "throttled" in str(ei.value)
+        assert "com.microsoft:server-busy" in str(ei.value)
+        b = p.create_batch(partition_id="0")
+        b.add(EventData(b"after"))
+        p.send_batch(b)
+        assert p.get_partition_properties("0")["last_enqueued_sequence_number"] == 0
+
+
+class Watch:
+    """A receiver in a thread that records events and the error that ended it."""
+
+    def __init__(self, emu, partition="0", owner_level=None, **kw):
+        self.events, self.errors = [], []
+        self.client = consumer(emu, retry_total=0, **kw)
+        args = dict(on_event=self._ev, on_error=self._err, partition_id=partition,
+                    starting_position="-1", max_wait_time=0.5)
+        if owner_level is not None:
+            args["owner_level"] = owner_level
+        self.thread = threading.Thread(target=self.client.receive, kwargs=args, daemon=True)
+        self.thread.start()
+
+    def _ev(self, ctx, ev):
+        if ev is not None:
+            self.events.append(ev)
+
+    def _err(self, ctx, err):
+        self.errors.append(err)
+
+    def text(self):
+        return " ".join(repr(e) + str(e) for e in self.errors)
+
+    def close(self):
+        self.client.close()
+        self.thread.join(10)
+
+
+def test_epoch_steals_lower_and_refuses_lower(emu):
+    send(emu, [b"one"], partition_id="0")
+    low = Watch(emu, owner_level=1)
+    wait_until(lambda: low.events, timeout=10, what="low-epoch receiver gets the event")
+    high = Watch(emu, owner_level=2)
+    wait_until(lambda: high.events, timeout=10, what="high-epoch receiver gets the event")
+    wait_until(lambda: "stolen" in low.text(), timeout=10, what="low receiver sees link:stolen")
+    lower = Watch(emu, owner_level=1)
+    wait_until(lambda: lower.errors, timeout=10, what="a lower epoch is refused")
+    assert "epoch" in lower.text()
+    for w in (low, high, lower):
+        w.close()
+
+
+def test_fault_detach_receivers(emu):
+    w = Watch(emu)
+    send(emu, [b"d"], partition_id="0")
+    wait_until(lambda: w.events, timeout=10, what="receiver attached")
+    assert emu.ctl("detach com.microsoft:entity-disabled") == "ok"
+    wait_until(lambda: "entity-disabled" in w.text(), timeout=10, what="SDK sees the detach")
+    w.close()
+
+
+def test_fault_expire_tokens(emu):
+    w = Watch(emu)
+    send(emu, [b"t"], partition_id="0")
+    wait_until(lambda: w.events, timeout=10, what="receiver attached")
+    assert emu.ctl("expire") == "ok"
+    wait_until(lambda: "unauthorized" in w.text(), timeout=10, what="SDK sees the expired token")
+    w.close()
+
+
+def test_fault_drop_connections(emu):
+    w = Watch(emu)
+    send(emu, [b"t"], partition_id="0")
+    wait_until(lambda: w.events, timeout=10, what="receiver attached")
+    assert emu.ctl("drop") == "ok"
+    wait_until(lambda: w.errors, timeout=15, what="SDK sees the dropped connection")
+    w.close()
+
+
+def test_fault_delay_frames(emu):
+    with producer(emu) as p:
+        p.get_eventhub_properties()
+        assert emu.ctl("delay 1500") == "ok"
+        t0 = time.monotonic()
+        p.get_partition_properties("0")
+        assert time.monotonic() - t0 >= 1.4
+        assert emu.ctl("delay 0") == "ok"
+
+
+def test_token_lifetime_detaches_links(tmp_path):
+    e = Emu(tmp_path, "--token-lifetime", "2s")
+    try:
+        send(e, [b"x"], partition_id="0")
+        w = Watch(e)
+        wait_until(lambda: "unauthorized" in w.text(), timeout=20, what="link detached on expiry")
+        w.close()
+    finally:
+        e.stop()
+
+
+def test_sixth_non_epoch_receiver_refused(emu):
+    send(emu, [b"r"], partition_id="0")
+    ws = [Watch(emu) for _ in range(5)]
+    wait_until(lambda: all(w.events for w in ws), timeout=20, what="five receivers attached")
+    sixth = Watch(emu)
+    wait_until(lambda: sixth.errors, timeout=10, what="the sixth is refused")
+    assert "resource-limit-exceeded" in sixth.text() or "maximum number" in sixth.text()
+    for w in ws + [sixth]:
+        w.close()
+
+
+def test_unknown_hub_not_found(emu):
+    p = EventHubProducerClient.from_connection_string(emu.conn_str(), eventhub_name="nohub",
+                                                      retry_total=0)
+    with pytest.raises(EventHubError) as ei:
+        with p:
+            p.get_eventhub_properties()
+    assert "not-found" in repr(ei.value) or "could not be found" in str(ei.value)
+
+
+def test_garbage_does_not_stop_the_server(emu):
+    for junk in (b"HTTP/1.1 GET /\r\n\r\n", b"AMQP\x03\x01\x00\x00" + b"\xff" * 64,
+                 b"AMQP\x00\x01\x00\x00" + b"\x00\x00\x00\x10\x02\x00\x00\x00\x00\x53\x10\xd0" * 4):
+        with socket.create_connection(("127.0.0.1", emu.amqp)) as s:
+            s.sendall(junk)
+            s.settimeout(2)
+            try:
+                while s.recv(4096):
+                    pass
+            except OSError:
+                pass
+    assert emu.proc.poll() is None
+    send(emu, [b"still"], partition_id="2")
+    assert [e.body_as_str() for e in receive(emu, "2", "-1", 1)] == ["still"]
