@@ -17,6 +17,10 @@
 
 #include "common/err.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum {
   SM_STRING,
   SM_BINARY,
@@ -78,5 +82,91 @@ typedef struct sm_batch {
 } sm_batch_t;
 
 const char *sm_kind_name(sm_kind_t k); /* "STRING", "BIGINT", ... */
+
+/* ---- building schema trees (schema.c parses DDL/JSON into the same trees) ---- */
+
+/* A scalar type (STRING .. TIMESTAMP), or an empty STRUCT to add fields to.
+ * NULL on out of memory. Caller frees with sm_type_free. */
+sm_type_t *sm_type_new(sm_kind_t k);
+/* ARRAY<elem> / MAP<STRING, value>: takes ownership of elem/value (freed here
+ * on failure too). NULL on out of memory. */
+sm_type_t *sm_type_new_array(sm_type_t *elem, bool contains_null);
+sm_type_t *sm_type_new_map(sm_type_t *value, bool value_contains_null);
+/* Appends a field to a STRUCT: copies name, takes ownership of type (freed on
+ * failure too). ED_E_INVALID for a duplicate name (case-insensitive, as
+ * Spark's analyzer resolves names), ED_E_NOMEM. */
+ed_code_t sm_type_add_field(sm_type_t *st, const char *name, sm_type_t *type, bool nullable,
+                            ed_err_t *err);
+/* Deep copy; NULL on out of memory. Caller frees with sm_type_free. */
+sm_type_t *sm_type_clone(const sm_type_t *t);
+void sm_type_free(sm_type_t *t); /* NULL is a no-op */
+bool sm_type_equal(const sm_type_t *a, const sm_type_t *b);
+/* Index of the field named name in a STRUCT (exact match first, then
+ * case-insensitive, as Spark resolves columns), or -1. */
+int sm_type_field_index(const sm_type_t *st, const char *name);
+/* The STRING type MAP keys use (a static; never freed). */
+extern const sm_type_t sm_type_map_key;
+
+/* ---- columns ---- */
+
+/* Initialises an empty column of type t (borrowed; valid until sm_col_fini),
+ * children included. Allocates nothing until the first append. */
+void sm_col_init(sm_col_t *c, const sm_type_t *t);
+void sm_col_fini(sm_col_t *c);
+/* len = 0 (children too); capacity kept. */
+void sm_col_reset(sm_col_t *c);
+/* Drops rows past `rows` (children are cut to match): how a half-decoded
+ * event is taken back. rows must be <= len. */
+void sm_col_truncate(sm_col_t *c, size_t rows);
+/* Room for `extra` more rows (values, validity, offsets). ED_E_NOMEM. */
+ed_code_t sm_col_grow(sm_col_t *c, size_t extra);
+/* Room for `extra` more bytes of STRING/BINARY data. ED_E_NOMEM; ED_E_TOO_LARGE
+ * past 4 GiB per column (offsets are 32-bit, as Arrow's). */
+ed_code_t sm_col_grow_data(sm_col_t *c, size_t extra);
+
+/* One row each. A null STRUCT row also appends a null to every child (struct
+ * children stay row-aligned); a null ARRAY/MAP row has no elements. */
+ed_code_t sm_col_append_null(sm_col_t *c);
+ed_code_t sm_col_append_i32(sm_col_t *c, int32_t v); /* INT, DATE */
+ed_code_t sm_col_append_i64(sm_col_t *c, int64_t v); /* BIGINT, TIMESTAMP */
+ed_code_t sm_col_append_f32(sm_col_t *c, float v);
+ed_code_t sm_col_append_f64(sm_col_t *c, double v);
+ed_code_t sm_col_append_bool(sm_col_t *c, bool v);
+ed_code_t sm_col_append_str(sm_col_t *c, const char *p, size_t n); /* STRING, BINARY */
+/* STRUCT: a present row; the caller appends exactly one row to each child. */
+ed_code_t sm_col_append_struct(sm_col_t *c);
+/* ARRAY/MAP: a present row whose elements are the child rows appended since
+ * the previous row ended (children[0], and children[1] for MAP values). */
+ed_code_t sm_col_append_list_end(sm_col_t *c);
+/* Copies row `row` of src (same type) onto the end of dst, nested values
+ * included: how filters compact a batch and windows keep values. */
+ed_code_t sm_col_append_from(sm_col_t *dst, const sm_col_t *src, size_t row);
+
+static inline bool sm_col_is_null(const sm_col_t *c, size_t row) { return !c->valid[row]; }
+/* STRING/BINARY value of a row (not NUL-terminated). */
+static inline const char *sm_col_str(const sm_col_t *c, size_t row, size_t *n) {
+  *n = c->off[row + 1] - c->off[row];
+  return c->data + c->off[row];
+}
+
+/* ---- batches ---- */
+
+/* A batch of schema (a STRUCT; borrowed; valid until sm_batch_free). NULL on
+ * out of memory or if schema is not a STRUCT. Caller frees with sm_batch_free. */
+sm_batch_t *sm_batch_new(const sm_type_t *schema);
+void sm_batch_free(sm_batch_t *b); /* NULL is a no-op */
+/* nrows = 0, every column reset; capacity kept (the per-batch arena). */
+void sm_batch_reset(sm_batch_t *b);
+/* Cuts every column back to nrows: undoes a partly appended row. */
+void sm_batch_rollback_row(sm_batch_t *b);
+/* Index of a top-level column, as sm_type_field_index. */
+int sm_batch_col_index(const sm_batch_t *b, const char *name);
+/* Appends the rows of src (same schema) whose sel[i] is non-zero to dst
+ * (sel NULL: every row). */
+ed_code_t sm_batch_append_selected(sm_batch_t *dst, const sm_batch_t *src, const uint8_t *sel);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
