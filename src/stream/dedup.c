@@ -1,0 +1,404 @@
+/* dedup: see dedup.h. Keys live in an agg_keys_t (prefix unused); beside
+ * each, the instant at which it expires. Spark (statefulOperators.scala,
+ * StreamingDeduplicateWithinWatermarkExec): rows with event time <=
+ * watermark are dropped first (applyRemovingRowsOlderThanWatermark), a new
+ * key is stored with expiresAt = event time + delay, a seen key drops the
+ * row, and after the batch every key with watermark >= expiresAt is removed.
+ * StreamingDeduplicateExec (dropDuplicates) evicts by the event-time key
+ * itself (event time <= watermark), i.e. expiresAt = event time. */
+#include "stream/dedup.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/time.h"
+#include "stream/agg.h"
+
+#define DD_MAGIC   "EDDD"
+#define DD_VERSION 1u
+
+struct dd {
+  const sm_type_t *in;
+  int tcol;
+  size_t nkeys;
+  int *kcol;
+  int64_t delay, max_future;
+  dd_mode_t mode;
+  agg_keys_t *keys;
+  int64_t *expires;
+  size_t ecap;
+  int64_t watermark, bmax;
+  bool seen_any;
+  int64_t now;
+  bool now_set;
+  uint64_t fingerprint;
+  dd_stats_t st;
+  bool batch_open;
+};
+
+static ed_code_t resolve(const sm_type_t *in, const char *what, const char *name, int index,
+                         int *out, ed_err_t *err) {
+  if (index >= 0) {
+    if ((size_t)index >= in->nfields)
+      return ed_err_set(err, ED_E_CONFIG, "dedup: %s column #%d: the input has %zu columns", what,
+                        index, in->nfields);
+    *out = index;
+    return ED_OK;
+  }
+  if (!name || (*out = sm_type_field_index(in, name)) < 0)
+    return ed_err_set(err, ED_E_CONFIG, "dedup: %s column '%s': not in the input schema", what,
+                      name ? name : "");
+  return ED_OK;
+}
+
+ed_code_t dd_new(const dd_spec_t *sp, const sm_type_t *in, dd_t **out, ed_err_t *err) {
+  *out = NULL;
+  if (!in || in->kind != SM_STRUCT)
+    return ed_err_set(err, ED_E_CONFIG, "dedup: the input schema must be a STRUCT");
+  if (sp->nkeys == 0)
+    return ed_err_set(err, ED_E_CONFIG, "dedup: at least one key column is needed");
+  if (sp->delay_us < 0)
+    return ed_err_set(err, ED_E_CONFIG, "dedup: watermark delay %lld us: expected >= 0",
+                      (long long)sp->delay_us);
+  if (sp->max_future_us < 0)
+    return ed_err_set(err, ED_E_CONFIG, "dedup: max future skew: expected >= 0 (0: no bound)");
+  if ((unsigned)sp->mode > DD_KEYS)
+    return ed_err_set(err, ED_E_CONFIG, "dedup: unknown mode %d", (int)sp->mode);
+  dd_t *d = calloc(1, sizeof *d);
+  if (!d)
+    return ed_err_set(err, ED_E_NOMEM, "dedup: out of memory");
+  d->in = in;
+  d->nkeys = sp->nkeys;
+  d->delay = sp->delay_us;
+  d->max_future = sp->max_future_us;
+  d->mode = sp->mode;
+  d->watermark = INT64_MIN;
+  d->kcol = calloc(sp->nkeys, sizeof *d->kcol);
+  const sm_type_t **kt = calloc(sp->nkeys, sizeof *kt);
+  const char **kn = calloc(sp->nkeys, sizeof *kn);
+  ed_code_t rc = ED_OK;
+  if (!d->kcol || !kt || !kn) {
+    rc = ed_err_set(err, ED_E_NOMEM, "dedup: out of memory");
+    goto fail;
+  }
+  if ((rc = resolve(in, "event-time", sp->time_col, sp->time_index, &d->tcol, err)))
+    goto fail;
+  if (in->fields[d->tcol].type->kind != SM_TIMESTAMP) {
+    rc = ed_err_set(err, ED_E_CONFIG, "dedup: event-time column '%s': expected TIMESTAMP, got %s",
+                    in->fields[d->tcol].name, sm_kind_name(in->fields[d->tcol].type->kind));
+    goto fail;
+  }
+  bool time_in_keys = false;
+  uint64_t fp = agg_hash64(&d->mode, sizeof d->mode, 0);
+  for (size_t i = 0; i < sp->nkeys; i++) {
+    if ((rc = resolve(in, "key", sp->keys ? sp->keys[i] : NULL,
+                      sp->key_index ? sp->key_index[i] : -1, &d->kcol[i], err)))
+      goto fail;
+    time_in_keys |= d->kcol[i] == d->tcol;
+    kt[i] = in->fields[d->kcol[i]].type;
+    kn[i] = in->fields[d->kcol[i]].name;
+    fp = agg_hash64(kn[i], strlen(kn[i]) + 1, fp);
+    fp = agg_hash64(&kt[i]->kind, sizeof kt[i]->kind, fp);
+  }
+  if (sp->mode == DD_KEYS && !time_in_keys) {
+    rc = ed_err_set(err, ED_E_CONFIG,
+                    "dedup: dropDuplicates keys must include the event-time column '%s' (or use "
+                    "the within-watermark mode), else its state grows without bound",
+                    in->fields[d->tcol].name);
+    goto fail;
+  }
+  if ((rc = agg_keys_new(kt, kn, sp->nkeys, &d->keys, err)))
+    goto fail;
+  d->fingerprint = fp;
+  free(kt);
+  free(kn);
+  *out = d;
+  return ED_OK;
+fail:
+  free(kt);
+  free(kn);
+  dd_free(d);
+  return rc;
+}
+
+void dd_free(dd_t *d) {
+  if (!d)
+    return;
+  agg_keys_free(d->keys);
+  free(d->kcol);
+  free(d->expires);
+  free(d);
+}
+
+void dd_set_now(dd_t *d, int64_t now_us) {
+  d->now = now_us;
+  d->now_set = true;
+}
+
+static void batch_begin(dd_t *d) {
+  if (d->batch_open)
+    return;
+  d->batch_open = true;
+  d->seen_any = false;
+  d->bmax = INT64_MIN;
+  d->st.input_rows = d->st.kept = d->st.duplicates = 0;
+  d->st.num_rows_dropped_by_watermark = d->st.null_event_time = d->st.future_event_time = 0;
+  d->st.num_rows_removed = 0;
+}
+
+static ed_code_t ensure(dd_t *d, size_t n) {
+  if (n <= d->ecap)
+    return ED_OK;
+  size_t nc = d->ecap ? d->ecap * 2 : 64;
+  while (nc < n)
+    nc *= 2;
+  int64_t *e = realloc(d->expires, nc * sizeof *e);
+  if (!e)
+    return ED_E_NOMEM;
+  d->expires = e;
+  d->ecap = nc;
+  return ED_OK;
+}
+
+ed_code_t dd_update(dd_t *d, const sm_batch_t *b, const uint32_t *sel, size_t nsel, uint32_t *keep,
+                    size_t *nkeep, ed_err_t *err) {
+  batch_begin(d);
+  *nkeep = 0;
+  if (!b->schema || (b->schema != d->in && !sm_type_equal(b->schema, d->in)))
+    return ed_err_set(err, ED_E_SCHEMA,
+                      "dedup: the batch's schema is not the query's input schema (%zu columns, "
+                      "expected %zu)",
+                      b->schema ? b->schema->nfields : 0, d->in->nfields);
+  for (size_t i = 0; sel && i < nsel; i++)
+    if (sel[i] >= b->nrows)
+      return ed_err_set(err, ED_E_INVALID, "dedup: selected row %u of a batch of %zu rows",
+                        (unsigned)sel[i], b->nrows);
+  size_t n = sel ? nsel : b->nrows;
+  const sm_col_t *tc = &b->cols[d->tcol];
+  const sm_col_t *kc[64], **kcols = kc;
+  if (d->nkeys > 64 && !(kcols = malloc(d->nkeys * sizeof *kcols)))
+    return ed_err_set(err, ED_E_NOMEM, "dedup: out of memory");
+  for (size_t i = 0; i < d->nkeys; i++)
+    kcols[i] = &b->cols[d->kcol[i]];
+  int64_t limit = INT64_MAX;
+  if (d->max_future) {
+    int64_t now = d->now_set ? d->now : ed_time_now_us();
+    limit = now > INT64_MAX - d->max_future ? INT64_MAX : now + d->max_future;
+  }
+  int64_t add = d->mode == DD_WITHIN_WATERMARK ? d->delay : 0;
+  ed_code_t rc = ED_OK;
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t r = sel ? sel[i] : i;
+    if (!tc->valid[r]) {
+      d->st.null_event_time++;
+      continue;
+    }
+    int64_t ts = tc->v.i64[r];
+    if (ts > limit) {
+      d->st.future_event_time++;
+      continue;
+    }
+    if (ts > d->bmax)
+      d->bmax = ts;
+    d->seen_any = true;
+    if (d->watermark != INT64_MIN && ts <= d->watermark) {
+      d->st.num_rows_dropped_by_watermark++;
+      continue;
+    }
+    uint32_t g;
+    bool added;
+    /* room first: a key must never exist without its expiry */
+    if ((rc = ensure(d, agg_keys_count(d->keys) + 1)) || (rc = agg_keys_row(d->keys, kcols, r)) ||
+        (rc = agg_keys_upsert(d->keys, 0, &g, &added)))
+      break;
+    if (!added) {
+      d->st.duplicates++;
+      continue;
+    }
+    d->expires[g] = ts > INT64_MAX - add ? INT64_MAX : ts + add;
+    keep[k++] = (uint32_t)r;
+  }
+  if (kcols != kc)
+    free(kcols);
+  d->st.input_rows += n;
+  d->st.kept += k;
+  *nkeep = k;
+  if (rc)
+    return ed_err_set(err, rc, "dedup: out of memory for %zu keys", agg_keys_count(d->keys));
+  return ED_OK;
+}
+
+ed_code_t dd_update_mask(dd_t *d, const sm_batch_t *b, const uint8_t *in_mask, uint8_t *keep_mask,
+                         size_t *nkeep, ed_err_t *err) {
+  size_t nr = b->nrows ? b->nrows : 1;
+  uint32_t *sel = malloc(nr * sizeof *sel), *keep = malloc(nr * sizeof *keep);
+  if (!sel || !keep) {
+    free(sel);
+    free(keep);
+    return ed_err_set(err, ED_E_NOMEM, "dedup: out of memory for %zu rows", b->nrows);
+  }
+  size_t n = 0;
+  for (size_t i = 0; i < b->nrows; i++)
+    if (!in_mask || in_mask[i])
+      sel[n++] = (uint32_t)i;
+  ed_code_t rc = dd_update(d, b, sel, n, keep, nkeep, err);
+  if (b->nrows)
+    memset(keep_mask, 0, b->nrows);
+  for (size_t i = 0; rc == ED_OK && i < *nkeep; i++)
+    keep_mask[keep[i]] = 1;
+  free(sel);
+  free(keep);
+  return rc;
+}
+
+void dd_end_batch(dd_t *d) {
+  batch_begin(d);
+  if (d->seen_any) {
+    /* Spark's watermark: max event time in ms - delay, never moving back. */
+    int64_t cand = ed_floordiv(d->bmax, 1000) * 1000 - d->delay;
+    if (d->watermark == INT64_MIN || cand > d->watermark)
+      d->watermark = cand;
+  }
+  size_t n = agg_keys_count(d->keys);
+  if (d->watermark != INT64_MIN && n) {
+    uint8_t *keep = malloc(n);
+    uint32_t *remap = malloc(n * sizeof *remap);
+    if (keep && remap) {
+      size_t removed = 0;
+      for (size_t g = 0; g < n; g++) {
+        keep[g] = d->watermark < d->expires[g];
+        removed += !keep[g];
+      }
+      if (removed && agg_keys_compact(d->keys, keep, remap) == ED_OK) {
+        for (size_t g = 0; g < n; g++)
+          if (remap[g] != UINT32_MAX)
+            d->expires[remap[g]] = d->expires[g];
+        d->st.num_rows_removed = removed;
+      }
+    } /* out of memory: eviction waits for the next batch; nothing is lost */
+    free(keep);
+    free(remap);
+  }
+  d->st.watermark_us = d->watermark;
+  d->batch_open = false;
+}
+
+void dd_get_stats(const dd_t *d, dd_stats_t *out) {
+  *out = d->st;
+  out->num_rows_total = agg_keys_count(d->keys);
+  out->memory_used_bytes = sizeof *d + agg_keys_mem_bytes(d->keys) + d->ecap * 8;
+  out->watermark_us = d->watermark;
+}
+
+static ed_code_t put_u64(ed_buf_t *b, uint64_t v) {
+  uint8_t x[8];
+  for (int i = 0; i < 8; i++)
+    x[i] = (uint8_t)(v >> (8 * i));
+  return ed_buf_append(b, x, 8);
+}
+static bool get_u64(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+  if (end - *p < 8)
+    return false;
+  *v = 0;
+  for (int i = 0; i < 8; i++)
+    *v |= (uint64_t)(*p)[i] << (8 * i);
+  *p += 8;
+  return true;
+}
+
+/* "EDDD", u32 version, u64 fingerprint, i64 watermark, u64 keys, then per key
+ * i64 expiresAt, u64 length, bytes; last a u64 hash of everything before. */
+ed_code_t dd_state_save(const dd_t *d, ed_buf_t *out, ed_err_t *err) {
+  size_t base = out->len, n = agg_keys_count(d->keys);
+  uint8_t ver[4] = {DD_VERSION, 0, 0, 0};
+  ed_code_t rc = ed_buf_append(out, DD_MAGIC, 4);
+  if (!rc)
+    rc = ed_buf_append(out, ver, 4);
+  if (!rc)
+    rc = put_u64(out, d->fingerprint);
+  if (!rc)
+    rc = put_u64(out, (uint64_t)d->watermark);
+  if (!rc)
+    rc = put_u64(out, n);
+  for (size_t g = 0; g < n && !rc; g++) {
+    const uint8_t *key;
+    size_t klen;
+    agg_keys_raw(d->keys, (uint32_t)g, &key, &klen);
+    rc = put_u64(out, (uint64_t)d->expires[g]);
+    if (!rc)
+      rc = put_u64(out, klen);
+    if (!rc)
+      rc = ed_buf_append(out, key, klen);
+  }
+  if (!rc)
+    rc = put_u64(out, agg_hash64(out->data + base, out->len - base, 7));
+  return rc ? ed_err_set(err, rc, "dedup: out of memory saving %zu keys", n) : ED_OK;
+}
+
+ed_code_t dd_state_load(dd_t *d, const void *bytes, size_t len, ed_err_t *err) {
+  const uint8_t *p = bytes, *end = p + len;
+  if (len < 8 + 4 * 8 || memcmp(p, DD_MAGIC, 4) != 0)
+    return ed_err_set(err, ED_E_CORRUPT, "dedup state: %zu bytes: not a dedup state", len);
+  if (p[4] != DD_VERSION || p[5] || p[6] || p[7])
+    return ed_err_set(err, ED_E_UNSUPPORTED, "dedup state: version %u, expected %u", p[4],
+                      DD_VERSION);
+  const uint8_t *s = end - 8;
+  uint64_t sum = 0, fp = 0, wm = 0, n = 0;
+  get_u64(&s, end, &sum);
+  if (sum != agg_hash64(p, len - 8, 7))
+    return ed_err_set(err, ED_E_CORRUPT, "dedup state: checksum mismatch (truncated or damaged)");
+  end -= 8;
+  p += 8;
+  get_u64(&p, end, &fp);
+  get_u64(&p, end, &wm);
+  get_u64(&p, end, &n);
+  if (fp != d->fingerprint)
+    return ed_err_set(err, ED_E_CONFIG, "dedup state: saved by a different query (keys changed)");
+  if (n > len)
+    return ed_err_set(err, ED_E_CORRUPT, "dedup state: %llu keys in %zu bytes",
+                      (unsigned long long)n, len);
+  const sm_type_t **kt = calloc(d->nkeys, sizeof *kt);
+  agg_keys_t *keys = NULL;
+  int64_t *exp = malloc((n ? n : 1) * sizeof *exp);
+  ed_code_t rc = ED_OK;
+  if (!kt || !exp) {
+    rc = ed_err_set(err, ED_E_NOMEM, "dedup state: out of memory");
+    goto fail;
+  }
+  for (size_t i = 0; i < d->nkeys; i++)
+    kt[i] = d->in->fields[d->kcol[i]].type;
+  if ((rc = agg_keys_new(kt, NULL, d->nkeys, &keys, err)))
+    goto fail;
+  for (uint64_t i = 0; i < n; i++) {
+    uint64_t e, klen;
+    uint32_t g;
+    if (!get_u64(&p, end, &e) || !get_u64(&p, end, &klen) || (uint64_t)(end - p) < klen) {
+      rc = ed_err_set(err, ED_E_CORRUPT, "dedup state: key %llu truncated", (unsigned long long)i);
+      goto fail;
+    }
+    if ((rc = agg_keys_add_raw(keys, 0, p, klen, &g, err)))
+      goto fail;
+    exp[g] = (int64_t)e;
+    p += klen;
+  }
+  if (p != end) {
+    rc = ed_err_set(err, ED_E_CORRUPT, "dedup state: %zu bytes left over", (size_t)(end - p));
+    goto fail;
+  }
+  agg_keys_free(d->keys);
+  d->keys = keys;
+  free(d->expires);
+  d->expires = exp;
+  d->ecap = n ? n : 1;
+  d->watermark = (int64_t)wm;
+  d->st.watermark_us = d->watermark;
+  d->batch_open = false;
+  free(kt);
+  return ED_OK;
+fail:
+  agg_keys_free(keys);
+  free(exp);
+  free(kt);
+  return rc;
+}
