@@ -1,1 +1,4 @@
 # scripts: build rules for this folder (included by the top Makefile.am)
+# Operator scripts (az CLI provisioning, running the agent, teardown); shipped in
+# the distribution, run from the source tree.
+dist_noinst_SCRIPTS += scripts/provision scripts/run-agent scripts/teardown

@@ -1,0 +1,28 @@
+# dist: what an operator installs besides the binaries and man pages: the systemd
+# unit and a sample configuration, under the configured prefix. Override the
+# unit's directory with `make install systemdsystemunitdir=/etc/systemd/system`.
+systemdsystemunitdir = $(prefix)/lib/systemd/system
+ehdeltaconfdir = $(sysconfdir)/ehdelta
+systemdsystemunit_DATA = dist/ehdelta.service
+dist_ehdeltaconf_DATA = dist/ehdelta.conf.sample
+EXTRA_DIST += dist/ehdelta.service.in
+CLEANFILES += dist/ehdelta.service
+
+# The unit names the installed paths, so it is made at build time from the .in.
+dist/ehdelta.service: $(srcdir)/dist/ehdelta.service.in Makefile
+	$(AM_V_GEN)mkdir -p dist && \
+	sed -e 's|@bindir[@]|$(bindir)|g' -e 's|@sysconfdir[@]|$(sysconfdir)|g' \
+	  $(srcdir)/dist/ehdelta.service.in >$@.tmp && mv -f $@.tmp $@
+
+# make uninstall also removes the directory it made for the configuration (when
+# empty: an operator's ehdelta.conf and credentials stay).
+uninstall-hook:
+	rmdir $(DESTDIR)$(ehdeltaconfdir) 2>/dev/null || :
+
+# The operator-surface suites: provision/teardown against a recording fake az,
+# every az command and flag against the real CLI's help, install and uninstall.
+TESTS += tests/integration/ops_provision.sh tests/integration/ops_az_help.sh \
+	tests/integration/ops_install.sh tests/integration/ops_run_agent.sh
+EXTRA_DIST += tests/integration/ops_provision.sh tests/integration/ops_az_help.sh \
+	tests/integration/ops_install.sh tests/integration/ops_run_agent.sh \
+	tests/integration/ops_fake_az.py

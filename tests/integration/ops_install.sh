@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# ops_install: `make install DESTDIR=...` puts the binaries, man pages, the
+# systemd unit and the sample configuration under the configured prefix; the
+# installed unit passes `systemd-analyze verify` (silently); `make uninstall`
+# leaves no file behind. Also stages the service with scripts/run-agent --service
+# --root and checks what it wrote.
+# shellcheck disable=SC2016 # bash -c '...' bodies take their values as $0 $1 ...
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/../lib.sh"
+
+[[ -f $TOP_BUILDDIR/Makefile ]] || { echo "SKIP: no configured build tree at $TOP_BUILDDIR"; exit 77; }
+# A clean make of our own, not a part of the `make check` that runs this test.
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES
+mk() { make -s -C "$TOP_BUILDDIR" "$@"; }
+var() { make -s -C "$TOP_BUILDDIR" -f Makefile -f - print-var <<<"print-var: ; @echo \$($1)"; }
+prefix=$(var prefix) bindir=$(var bindir) sysconfdir=$(var sysconfdir) mandir=$(var mandir)
+unitdir=$(var systemdsystemunitdir)
+echo "prefix=$prefix bindir=$bindir sysconfdir=$sysconfdir unitdir=$unitdir"
+check "the unit directory is under the prefix" [ "${unitdir#"$prefix"/}" != "$unitdir" ]
+
+D=$T/root
+mk install DESTDIR="$D" >"$T/install.log" 2>&1
+check "make install DESTDIR=... succeeds" [ $? -eq 0 ]
+unit=$unitdir/ehdelta.service
+check "ehdelta is installed, executable" [ -x "$D$bindir/ehdelta" ]
+check "ehdelta(1) is installed" [ -f "$D$mandir/man1/ehdelta.1" ]
+check "the unit is installed" [ -f "$D$unit" ]
+check "the sample configuration is installed" [ -f "$D$sysconfdir/ehdelta/ehdelta.conf.sample" ]
+check "the unit runs the installed binary with the installed configuration" \
+  grep -qx "ExecStart=$bindir/ehdelta run --config $sysconfdir/ehdelta/ehdelta.conf" "$D$unit"
+check "the unit has no @...@ left" bash -c '! grep -n "@[a-z]*@" "$1"' _ "$D$unit"
+for k in DynamicUser=yes Restart=on-failure NoNewPrivileges=yes ProtectSystem=strict \
+  "LoadCredential=eventhub-connection-string:$sysconfdir/ehdelta/credentials/eventhub-connection-string" \
+  "LoadCredential=storage-account-key:$sysconfdir/ehdelta/credentials/storage-account-key"; do
+  check "the unit has $k" grep -qxF "$k" "$D$unit"
+done
+while read -r page; do
+  sec=${page##*(} sec=${sec%)} name=${page%(*}
+  check "the unit's Documentation=man:$page is installed" [ -f "$D$mandir/man$sec/$name.$sec" ]
+done < <(sed -n 's/^Documentation=//p' "$D$unit" | tr ' ' '\n' | sed -n 's/^man://p')
+
+# systemd-analyze verify resolves the unit's dependencies and ExecStart inside the
+# root, so give the root the system's own units; it warns (exit 0) about unknown
+# or bad settings, so any output is a failure too.
+if command -v systemd-analyze >/dev/null 2>&1; then
+  mkdir -p "$D/usr/lib/systemd"
+  cp -a /usr/lib/systemd/system "$D/usr/lib/systemd/"
+  systemd-analyze verify --root="$D" --man=no "$unit" >"$T/verify.log" 2>&1
+  rc=$?
+  cat "$T/verify.log"
+  check "systemd-analyze verify: exit 0, no warning" bash -c '[ $0 -eq 0 ] && [ ! -s "$1" ]' $rc "$T/verify.log"
+  if systemd-analyze security --offline=yes --root="$D" "$unit" >"$T/security.log" 2>&1; then
+    level=$(grep -o 'Overall exposure level for ehdelta.service: [0-9.]* [A-Z]*' "$T/security.log")
+    echo "$level"
+    check "systemd-analyze security rates the unit OK (exposure < 2)" \
+      awk -v l="$level" 'BEGIN { split(l, a, ": "); split(a[2], b, " "); exit !(b[1] < 2.0) }'
+  fi
+  rm -rf "$D/usr/lib/systemd/system"
+  rmdir "$D/usr/lib/systemd" "$D/usr/lib" 2>/dev/null
+else
+  echo "systemd-analyze not found: the verify check is skipped"
+fi
+
+# run-agent --service --root stages the configuration and the credentials the unit loads.
+mkdir -p "$T/prov/secrets" && chmod 700 "$T/prov/secrets"
+(umask 077 && printf 'Endpoint=sb://x.servicebus.windows.net/;SharedAccessKeyName=l;SharedAccessKey=STAGEDSECRET1;EntityPath=h' \
+  >"$T/prov/secrets/eventhub-connection-string" && printf 'STAGEDSECRET2' >"$T/prov/secrets/storage-account-key")
+sed -e "s|/run/credentials/ehdelta.service/|$T/prov/secrets/|" -e 's/NAMESPACE/x/; s/ACCOUNT/acct/g' \
+  "$TOP_SRCDIR/dist/ehdelta.conf.sample" >"$T/prov/ehdelta.conf"
+"$TOP_SRCDIR/scripts/run-agent" --config "$T/prov/ehdelta.conf" --service --unit-file "$D$unit" --root "$D" \
+  --ehdelta "$D$bindir/ehdelta" >"$T/stage.log" 2>&1
+rc=$?
+cat "$T/stage.log"
+check "run-agent --service --root stages the service" [ $rc -eq 0 ]
+staged=$D$sysconfdir/ehdelta/ehdelta.conf
+check "the staged configuration points at the service's credentials" \
+  bash -c 'grep -qx "connection_string_file = /run/credentials/ehdelta.service/eventhub-connection-string" "$1" &&
+           grep -qx "account_key_file = /run/credentials/ehdelta.service/storage-account-key" "$1"' _ "$staged"
+check "the staged configuration is otherwise the same" \
+  bash -c 'diff <(grep -v _file "$1") <(grep -v _file "$2")' _ "$T/prov/ehdelta.conf" "$staged"
+for c in eventhub-connection-string storage-account-key; do
+  f=$D$sysconfdir/ehdelta/credentials/$c
+  check "credential $c staged with mode 0600, same bytes" bash -c '[ "$(stat -c %a "$1")" = 600 ] && cmp -s "$1" "$2"' _ "$f" "$T/prov/secrets/$c"
+done
+check "no secret in run-agent's output or the staged configuration" bash -c '! grep -l STAGEDSECRET "$1" "$2"' _ "$T/stage.log" "$staged"
+check "it prints the systemctl commands to run" grep -q 'systemctl enable ehdelta.service' "$T/stage.log"
+rm -rf "$D$sysconfdir/ehdelta/credentials" "$staged"
+
+mk uninstall DESTDIR="$D" >"$T/uninstall.log" 2>&1
+check "make uninstall DESTDIR=... succeeds" [ $? -eq 0 ]
+left=$(find "$D" ! -type d)
+check "make uninstall leaves no file${left:+ (left: $left)}" [ -z "$left" ]
+check "make uninstall removes the configuration directory" [ ! -e "$D$sysconfdir/ehdelta" ]
+finish
