@@ -1,0 +1,133 @@
+/* ehemu: main() of the local Event Hubs emulator (man/ehemu.1). Parses flags,
+ * reads the SAS key (file, then $EHEMU_KEY, else a fresh random one), prints
+ * the key and a readiness line on stderr, and serves until SIGINT/SIGTERM. */
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "common/b64.h"
+#include "common/opt.h"
+#include "emu/emu.h"
+
+static const ed_opt_t options[] = {
+    {"host", 0, ED_OPT_STRING, "ADDR", "127.0.0.1", offsetof(emu_config_t, host),
+     "IPv4 address to listen on", 0, 0, 0},
+    {"port", 'p', ED_OPT_INT, "PORT", "5672", offsetof(emu_config_t, port),
+     "plain AMQP port (0 picks a free one)", 0, 0, 65535},
+    {"control-port", 0, ED_OPT_INT, "PORT", "0", offsetof(emu_config_t, ctl_port),
+     "fault-injection control port on 127.0.0.1 (0 picks a free one)", 0, 0, 65535},
+    {"hub", 0, ED_OPT_STRING, "NAME", "eh1", offsetof(emu_config_t, hub), "event hub name", 0, 0,
+     0},
+    {"partitions", 0, ED_OPT_INT, "N", "4", offsetof(emu_config_t, partitions), "partition count",
+     0, 1, 32},
+    {"consumer-group", 0, ED_OPT_STRINGS, "NAME", NULL, offsetof(emu_config_t, groups),
+     "consumer group besides $Default (repeatable; default cg1)", 0, 0, 0},
+    {"key-name", 0, ED_OPT_STRING, "NAME", "RootManageSharedAccessKey",
+     offsetof(emu_config_t, key_name), "SAS rule name", 0, 0, 0},
+    {"key-file", 0, ED_OPT_STRING, "FILE", NULL, offsetof(emu_config_t, key_file),
+     "file holding the SAS key (else $EHEMU_KEY, else random)", 0, 0, 0},
+    {"token-lifetime", 0, ED_OPT_DURATION, "DURATION", "0s",
+     offsetof(emu_config_t, token_lifetime_us), "cap on accepted token lifetimes (0: none)", 0, 0,
+     0},
+    {"retention", 0, ED_OPT_DURATION, "DURATION", "1h", offsetof(emu_config_t, retention_us),
+     "drop events older than this (0: keep)", 0, 0, 0},
+    {"retention-bytes", 0, ED_OPT_INT, "BYTES", "0", offsetof(emu_config_t, retention_bytes),
+     "drop the oldest events of a partition above this size (0: no limit)", 0, 0, 0},
+    ED_OPT_END,
+};
+
+static volatile int stop;
+static void on_signal(int sig) {
+  (void)sig;
+  stop = 1;
+}
+
+static char *read_key(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return NULL;
+  char buf[512];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+    n--;
+  buf[n] = 0;
+  return n ? strdup(buf) : NULL;
+}
+
+int main(int argc, char **argv) {
+  if (argc == 2 && strcmp(argv[1], "--list-options") == 0) {
+    ed_opt_list(stdout, options);
+    return 0;
+  }
+  emu_config_t cfg = {0};
+  ed_err_t err = {0};
+  int nops;
+  bool help = false;
+  if (ed_opt_parse(options, &cfg, argc, argv, &nops, &help, &err) != ED_OK || nops) {
+    fprintf(stderr, "ehemu: %s\n", nops ? "no operands expected" : err.msg);
+    ed_opt_free(options, &cfg);
+    return 2;
+  }
+  if (help) {
+    ed_opt_usage(stdout, "ehemu [OPTIONS]", "A strict local Azure Event Hubs emulator.", options);
+    ed_opt_free(options, &cfg);
+    return 0;
+  }
+  char *defgroups[] = {"cg1", NULL};
+  char **groups = cfg.groups;
+  if (!cfg.groups)
+    cfg.groups = defgroups;
+  char *key = NULL;
+  if (cfg.key_file) {
+    key = read_key(cfg.key_file);
+    if (!key) {
+      fprintf(stderr, "ehemu: --key-file %s: expected a readable file holding the key\n",
+              cfg.key_file);
+      return 2;
+    }
+  } else if (getenv("EHEMU_KEY") && *getenv("EHEMU_KEY")) {
+    key = strdup(getenv("EHEMU_KEY"));
+  } else {
+    unsigned char raw[32];
+    char text[ED_B64_ENCODED_LEN(32) + 1];
+    if (RAND_bytes(raw, sizeof raw) != 1) {
+      fprintf(stderr, "ehemu: no random bytes for a key\n");
+      return 1;
+    }
+    ed_b64_encode(raw, sizeof raw, text);
+    key = strdup(text);
+  }
+  emu_t *emu = NULL;
+  if (emu_new(&cfg, key, &emu, &err) != ED_OK) {
+    fprintf(stderr, "ehemu: %s\n", err.msg);
+    free(key);
+    cfg.groups = groups;
+    ed_opt_free(options, &cfg);
+    return 1;
+  }
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+  signal(SIGPIPE, SIG_IGN);
+  /* The key goes to stderr only when the emulator made it up: a key given by
+   * file or environment is the caller's secret already. */
+  if (!cfg.key_file && !getenv("EHEMU_KEY"))
+    fprintf(stderr,
+            "ehemu: connection string: Endpoint=sb://localhost:%d;SharedAccessKeyName=%s;"
+            "SharedAccessKey=%s;EntityPath=%s;UseDevelopmentEmulator=true\n",
+            emu_amqp_port(emu), cfg.key_name, key, cfg.hub);
+  fprintf(stderr, "ehemu: ready amqp=%d control=%d\n", emu_amqp_port(emu), emu_ctl_port(emu));
+  fflush(stderr);
+  ed_code_t rc = emu_run(emu, &stop, &err);
+  if (rc != ED_OK)
+    fprintf(stderr, "ehemu: %s\n", err.msg);
+  emu_free(emu);
+  free(key);
+  cfg.groups = groups;
+  ed_opt_free(options, &cfg);
+  return rc == ED_OK ? 0 : 1;
+}

@@ -1,0 +1,39 @@
+/* emu: ehemu, a strict local Event Hubs (reference eventhubs-amqp.md §1-§10).
+ * Owns: the listening sockets, every client connection (socket, our own SASL
+ * server, a pn_connection_driver, the outgoing-frame normaliser of §17), the
+ * in-memory partitions (events stored pre-encoded, annotations included, so a
+ * delivery is a copy) and the fault-injection control channel. One thread,
+ * one poll loop. */
+#ifndef ED_EMU_EMU_H
+#define ED_EMU_EMU_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+typedef struct emu_config {
+  char *host;       /* listen address, default 127.0.0.1 */
+  int64_t port;     /* AMQP port; 0 picks a free one */
+  int64_t ctl_port; /* control channel port (loopback); 0 picks a free one */
+  char *hub;        /* default hub name */
+  int64_t partitions;
+  char **groups; /* extra consumer groups ($Default is always there) */
+  char *key_name;
+  char *key_file;            /* file holding the SAS key; else $EHEMU_KEY; else random */
+  int64_t token_lifetime_us; /* 0: the token's own se */
+  int64_t retention_us;
+  int64_t retention_bytes;
+} emu_config_t;
+
+typedef struct emu emu_t;
+
+/* key: borrowed, copied. *emu freed with emu_free. */
+ed_code_t emu_new(const emu_config_t *cfg, const char *key, emu_t **emu, ed_err_t *err);
+void emu_free(emu_t *emu);
+int emu_amqp_port(const emu_t *emu);
+int emu_ctl_port(const emu_t *emu);
+/* Serves until *stop becomes true (signal handler). */
+ed_code_t emu_run(emu_t *emu, volatile int *stop, ed_err_t *err);
+
+#endif
