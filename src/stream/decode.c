@@ -443,6 +443,28 @@ bool sm_dec__is_number(const char *p, size_t n) {
   return i == n;
 }
 
+bool sm_dec__too_deep(const char *p, size_t n, unsigned max) {
+  unsigned depth = 0;
+  bool in_str = false;
+  for (size_t i = 0; i < n; i++) {
+    char c = p[i];
+    if (in_str) {
+      if (c == '\\')
+        i++;
+      else if (c == '"')
+        in_str = false;
+    } else if (c == '"') {
+      in_str = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max)
+        return true;
+    } else if ((c == ']' || c == '}') && depth) {
+      depth--;
+    }
+  }
+  return false;
+}
+
 int sm_dec__field(const sm_type_t *st, const char *k, size_t kn, int hint) {
   size_t nf = st->nfields;
   if (hint >= 0 && (size_t)hint < nf) {
@@ -623,8 +645,13 @@ static int jc_value(sm_dec_t *d, sm_col_t *c, bool nullable, const char *name, j
   case json_type_int: {
     int64_t i = json_object_get_int64(v);
     uint64_t u = json_object_get_uint64(v);
-    r = i == INT64_MAX && u > (uint64_t)INT64_MAX ? sm_dec__put_u64(d, c, u)
-                                                  : sm_dec__put_i64(d, c, i);
+    /* json-c saturates integers past 64 bits at UINT64_MAX: read as out
+     * of range (the one real 2^64-1 with them; simdjson has no such limit) */
+    if (u == UINT64_MAX)
+      r = SM_REASON_OVERFLOW;
+    else
+      r = i == INT64_MAX && u > (uint64_t)INT64_MAX ? sm_dec__put_u64(d, c, u)
+                                                    : sm_dec__put_i64(d, c, i);
     break;
   }
   case json_type_double:

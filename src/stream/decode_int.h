@@ -52,6 +52,8 @@ int sm_dec__fail(sm_dec_t *d, sm_col_t *c, bool nullable, const char *name, int 
 void sm_dec__fail_body(sm_dec_t *d, int r, size_t at, const char *what);
 /* True when p[0..n) is a JSON number (the grammar, not its range). */
 bool sm_dec__is_number(const char *p, size_t n);
+/* True when brackets outside strings nest deeper than max in p[0..n). */
+bool sm_dec__too_deep(const char *p, size_t n, unsigned max);
 /* The struct field named k (exact, then case-insensitive; hint first), or -1. */
 int sm_dec__field(const sm_type_t *st, const char *k, size_t kn, int hint);
 

@@ -14,6 +14,8 @@
 #include <cstring>
 #include <new>
 
+/* error codes only: a conversion that could throw does not compile */
+#define SIMDJSON_EXCEPTIONS 0
 #include <simdjson.h>
 
 #include "stream/decode_int.h"
@@ -33,6 +35,7 @@ struct walk {
   sm_dec_t *d;
   const char *base; /* start of the padded copy, for byte offsets */
   unsigned depth, max_depth;
+  size_t len;
 };
 
 const char *type_name(ondemand::json_type t) {
@@ -65,6 +68,14 @@ int body_error(walk &w, error_code e, const char *at) {
   case EMPTY:
     sm_dec__fail_body(w.d, SM_REASON_NOT_JSON, SIZE_MAX, "not JSON (empty)");
     break;
+  case TAPE_ERROR:
+  case INCOMPLETE_ARRAY_OR_OBJECT:
+    /* simdjson reports nesting past its bound as a structure error */
+    if (sm_dec__too_deep(w.base, w.len, w.max_depth)) {
+      sm_dec__fail_body(w.d, SM_REASON_TOO_DEEP, SIZE_MAX, "nested deeper than the limit");
+      break;
+    }
+    /* fall through */
   default: {
     char what[96];
     snprintf(what, sizeof what, "not JSON (%s)", error_message(e));
@@ -74,7 +85,7 @@ int body_error(walk &w, error_code e, const char *at) {
   return 1;
 }
 
-int value(walk &w, sm_col_t *c, bool nullable, const char *name, ondemand::value v);
+int value(walk &w, sm_col_t *c, bool nullable, const char *name, ondemand::value &v);
 
 /* A leaf said no (r > 0) or ran out of memory (r < 0): report with the token. */
 int leaf_fail(walk &w, sm_col_t *c, bool nullable, const char *name, int r, const char *got,
@@ -182,7 +193,7 @@ int number(walk &w, sm_col_t *c, bool nullable, const char *name, ondemand::valu
   return r ? leaf_fail(w, c, nullable, name, r, "number", raw) : 0;
 }
 
-int value(walk &w, sm_col_t *c, bool nullable, const char *name, ondemand::value v) {
+int value(walk &w, sm_col_t *c, bool nullable, const char *name, ondemand::value &v) {
   ondemand::json_type t;
   error_code e = v.type().get(t);
   if (e)
@@ -190,9 +201,11 @@ int value(walk &w, sm_col_t *c, bool nullable, const char *name, ondemand::value
   std::string_view raw = v.raw_json_token();
   int r;
   switch (t) {
-  case ondemand::json_type::null:
-    if (!v.is_null())
+  case ondemand::json_type::null: {
+    bool is_null = false;
+    if (v.is_null().get(is_null) || !is_null)
       return body_error(w, TAPE_ERROR, raw.data()); /* "nul", "nulll" */
+  }
     r = sm_dec__put_null(w.d, c, nullable);
     break;
   case ondemand::json_type::boolean: {
@@ -335,7 +348,7 @@ extern "C" int sm_dec__simd_decode(sm_dec_t *d, sm_col_t *cols, size_t row, cons
   simd_state *s = (simd_state *)d->simd;
   if (!load(s, body, len))
     return -1;
-  walk w{d, s->buf, 1, s->max_depth};
+  walk w{d, s->buf, 1, s->max_depth, len};
   if (len > s->parser.capacity() && s->parser.allocate(len, s->max_depth + 1) != SUCCESS)
     return -1;
   ondemand::document doc;
@@ -350,6 +363,15 @@ extern "C" int sm_dec__simd_decode(sm_dec_t *d, sm_col_t *cols, size_t row, cons
     std::string_view raw;
     if ((e = doc.raw_json_token().get(raw)))
       return body_error(w, e, nullptr);
+    size_t n = raw.size();
+    while (n &&
+           (raw[n - 1] == ' ' || raw[n - 1] == '\t' || raw[n - 1] == '\n' || raw[n - 1] == '\r'))
+      n--;
+    std::string_view tok(raw.data(), n);
+    bool scalar_ok = tok == "null" || tok == "true" || tok == "false" ||
+                     sm_dec__is_number(tok.data(), n) || (n >= 2 && tok[0] == '"');
+    if (t != ondemand::json_type::array && !scalar_ok)
+      return body_error(w, TAPE_ERROR, raw.data());
     sm_dec__fail_body(d, SM_REASON_NOT_OBJECT, SIZE_MAX, "not a JSON object");
     return 1;
   }
