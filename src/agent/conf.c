@@ -1,0 +1,628 @@
+/* conf: ehdelta.conf(5) parsing and validation. The tables below are the one
+ * place a key is declared; the man page is checked against them. */
+#include "agent/conf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/time.h"
+#include "eventhubs/client.h"
+#include "stream/decode.h"
+#include "stream/schema.h"
+
+#define S(st, f) offsetof(st, f)
+
+static const ed_opt_t source_keys[] = {
+    {"namespace", 0, ED_OPT_STRING, "HOST", NULL, S(ag_source_t, namespace_),
+     "the Event Hubs namespace host (default: the connection string's Endpoint)", 0, 0, 0},
+    {"hub", 0, ED_OPT_STRING, "NAME", NULL, S(ag_source_t, hub),
+     "the event hub (default: the connection string's EntityPath)", 0, 0, 0},
+    {"consumer_group", 0, ED_OPT_STRING, "NAME", "$Default", S(ag_source_t, consumer_group),
+     "the consumer group read through", 0, 0, 0},
+    {"connection_string_file", 0, ED_OPT_STRING, "FILE", NULL,
+     S(ag_source_t, connection_string_file),
+     "a file whose first line is the connection string (else EVENTHUB_CONNECTION_STRING)", 0, 0, 0},
+    {"partitions", 0, ED_OPT_STRING, "LIST", "all", S(ag_source_t, partitions),
+     "\"all\" or a comma-separated list of partition ids", 0, 0, 0},
+    {"starting_position", 0, ED_OPT_STRING, "POSITION", "earliest",
+     S(ag_source_t, starting_position), "where a partition without a checkpoint starts", 0, 0, 0},
+    {"partition_position", 0, ED_OPT_STRINGS, "ID = POSITION", NULL,
+     S(ag_source_t, partition_position), "the starting position of one partition (repeatable)", 0,
+     0, 0},
+    {"retention_gap_policy", 0, ED_OPT_STRING, "POLICY", "fail",
+     S(ag_source_t, retention_gap_policy),
+     "fail or skip-to-earliest when the resume position has expired", 0, 0, 0},
+    {"tls", 0, ED_OPT_FLAG, NULL, "true", S(ag_source_t, tls),
+     "TLS with the server's certificate verified (false only for the emulator)", 0, 0, 0},
+    {"prefetch", 0, ED_OPT_INT, "N", "300", S(ag_source_t, prefetch),
+     "link credit granted per partition", 0, 1, 100000},
+    ED_OPT_END,
+};
+
+static const ed_opt_t schema_keys[] = {
+    {"columns", 0, ED_OPT_STRING, "DDL", NULL, S(ag_schema_t, columns),
+     "the JSON body's fields in Spark DDL", ED_OPT_REQUIRED, 0, 0},
+    {"metadata", 0, ED_OPT_STRING, "LIST", NULL, S(ag_schema_t, metadata),
+     "event metadata columns, \"enqueued_time AS ingestion_time, offset\"", 0, 0, 0},
+    {"derive", 0, ED_OPT_STRINGS, "NAME = EXPR", NULL, S(ag_schema_t, derive),
+     "a derived column (repeatable, evaluated in order)", 0, 0, 0},
+    {"filter", 0, ED_OPT_STRING, "EXPR", NULL, S(ag_schema_t, filter),
+     "keep only rows where EXPR is true", 0, 0, 0},
+    {"bad_event_mode", 0, ED_OPT_STRING, "MODE", "dead-letter", S(ag_schema_t, bad_event_mode),
+     "dead-letter, permissive or fail-fast", 0, 0, 0},
+    ED_OPT_END,
+};
+
+static const ed_opt_t storage_keys[] = {
+    {"account", 0, ED_OPT_STRING, "NAME", NULL, S(ag_storage_t, account),
+     "the storage account of abfss:// paths", 0, 0, 0},
+    {"auth", 0, ED_OPT_STRING, "METHOD", NULL, S(ag_storage_t, auth),
+     "shared-key, sas, client-secret, managed-identity, azure-cli or none", 0, 0, 0},
+    {"account_key_file", 0, ED_OPT_STRING, "FILE", NULL, S(ag_storage_t, account_key_file),
+     "a file holding the account key (shared-key)", 0, 0, 0},
+    {"sas_token_file", 0, ED_OPT_STRING, "FILE", NULL, S(ag_storage_t, sas_token_file),
+     "a file holding a SAS token (sas)", 0, 0, 0},
+    {"tenant_id", 0, ED_OPT_STRING, "ID", NULL, S(ag_storage_t, tenant_id),
+     "the Entra tenant (client-secret)", 0, 0, 0},
+    {"client_id", 0, ED_OPT_STRING, "ID", NULL, S(ag_storage_t, client_id),
+     "the application id (client-secret, user-assigned managed-identity)", 0, 0, 0},
+    {"client_secret_file", 0, ED_OPT_STRING, "FILE", NULL, S(ag_storage_t, client_secret_file),
+     "a file holding the client secret (client-secret)", 0, 0, 0},
+    {"endpoint", 0, ED_OPT_STRING, "URL", NULL, S(ag_storage_t, endpoint),
+     "the blob endpoint instead of the account's (Azurite)", 0, 0, 0},
+    ED_OPT_END,
+};
+
+static const ed_opt_t sink_keys[] = {
+    {"type", 0, ED_OPT_STRING, "TYPE", "delta", S(ag_sink_t, type), "delta or console", 0, 0, 0},
+    {"path", 0, ED_OPT_STRING, "URL", NULL, S(ag_sink_t, path),
+     "the Delta table: a local path, file:// or abfss:// URL", 0, 0, 0},
+    {"partition_by", 0, ED_OPT_STRING, "COLUMNS", NULL, S(ag_sink_t, partition_by),
+     "partition columns of a new table, comma-separated", 0, 0, 0},
+    {"trigger", 0, ED_OPT_STRING, "TRIGGER", "10 seconds", S(ag_sink_t, trigger),
+     "a processing-time interval, or available-now", 0, 0, 0},
+    {"max_batch_events", 0, ED_OPT_INT, "N", "1000000", S(ag_sink_t, max_batch_events),
+     "close a batch early at this many events", 0, 1, INT64_MAX},
+    {"max_batch_bytes", 0, ED_OPT_INT, "N", "134217728", S(ag_sink_t, max_batch_bytes),
+     "close a batch early at this many bytes of event bodies", 0, 1, INT64_MAX},
+    {"window", 0, ED_OPT_STRING, "SPEC", NULL, S(ag_sink_t, window),
+     "\"[COLUMN,] LENGTH[, SLIDE]\": tumbling or sliding event-time windows", 0, 0, 0},
+    {"group_by", 0, ED_OPT_STRING, "COLUMNS", NULL, S(ag_sink_t, group_by),
+     "grouping columns besides the window, comma-separated", 0, 0, 0},
+    {"aggregate", 0, ED_OPT_STRING, "LIST", NULL, S(ag_sink_t, aggregate),
+     "\"count(*) AS n, sum(amount) AS total\"", 0, 0, 0},
+    {"watermark", 0, ED_OPT_STRING, "SPEC", NULL, S(ag_sink_t, watermark),
+     "\"[COLUMN,] DELAY\": how late an event may be", 0, 0, 0},
+    {"output_mode", 0, ED_OPT_STRING, "MODE", NULL, S(ag_sink_t, output_mode),
+     "append, update or complete (default: append; complete for console windows)", 0, 0, 0},
+    {"checkpoint_location", 0, ED_OPT_STRING, "URL", NULL, S(ag_sink_t, checkpoint_location),
+     "where batch checkpoints go (default: PATH/_ehdelta/checkpoints)", 0, 0, 0},
+    {"query_id", 0, ED_OPT_STRING, "ID", NULL, S(ag_sink_t, query_id),
+     "the txn appId of this sink's commits (default: ehdelta-NAME)", 0, 0, 0},
+    {"merge_schema", 0, ED_OPT_FLAG, NULL, "false", S(ag_sink_t, merge_schema),
+     "add new nullable columns to an existing table's schema", 0, 0, 0},
+    {"num_rows", 0, ED_OPT_INT, "N", "20", S(ag_sink_t, num_rows),
+     "console: rows printed per batch", 0, 1, INT64_MAX},
+    ED_OPT_END,
+};
+
+static const ed_opt_t dead_letter_keys[] = {
+    {"path", 0, ED_OPT_STRING, "URL", NULL, S(ag_dead_letter_t, path),
+     "the dead-letter Delta table (raw body, reason, partition, sequence number)", 0, 0, 0},
+    {"checkpoint_location", 0, ED_OPT_STRING, "URL", NULL, S(ag_dead_letter_t, checkpoint_location),
+     "where its batch checkpoints go", 0, 0, 0},
+    ED_OPT_END,
+};
+
+static const struct {
+  const char *name;
+  const ed_opt_t *keys;
+} sections[] = {{"source", source_keys},
+                {"schema", schema_keys},
+                {"storage", storage_keys},
+                {"sink", sink_keys},
+                {"dead_letter", dead_letter_keys}};
+#define NSECTIONS (sizeof sections / sizeof sections[0])
+
+const ed_opt_t *ag_conf_section_keys(const char *section) {
+  for (size_t i = 0; i < NSECTIONS; i++)
+    if (!strcmp(sections[i].name, section))
+      return sections[i].keys;
+  return NULL;
+}
+
+void ag_conf_list_keys(FILE *out) {
+  for (size_t i = 0; i < NSECTIONS; i++)
+    for (const ed_opt_t *o = sections[i].keys; o->name; o++)
+      fprintf(out, "%s.%s\n", sections[i].name, o->name);
+}
+
+/* Problems accumulate here; the parse goes on after each. */
+typedef struct {
+  const char *file;
+  ed_buf_t out;
+  size_t n;
+} probs_t;
+
+static void prob(probs_t *p, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void prob(probs_t *p, int line, const char *fmt, ...) {
+  char msg[600];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  char head[300];
+  snprintf(head, sizeof head, "%s:%d: ", p->file, line);
+  (void)ed_buf_append(&p->out, head, strlen(head));
+  (void)ed_buf_append(&p->out, msg, strlen(msg));
+  (void)ed_buf_append(&p->out, "\n", 1);
+  p->n++;
+}
+
+static char *trim(char *s) {
+  while (isspace((unsigned char)*s))
+    s++;
+  size_t n = strlen(s);
+  while (n && isspace((unsigned char)s[n - 1]))
+    s[--n] = 0;
+  return s;
+}
+
+static bool is_name(const char *s) {
+  if (!*s)
+    return false;
+  for (; *s; s++)
+    if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-')
+      return false;
+  return true;
+}
+
+/* Splits "[COLUMN,] D1[, D2]": column NULL when the first part is a duration. */
+static bool split_time_spec(const char *spec, size_t maxdur, char **col, int64_t *d, size_t *nd,
+                            char *why, size_t whyn) {
+  char *copy = strdup(spec), *save = NULL;
+  if (!copy) {
+    snprintf(why, whyn, "out of memory");
+    return false;
+  }
+  *col = NULL;
+  *nd = 0;
+  bool ok = true;
+  for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    char *t = trim(tok);
+    int64_t us;
+    if (ed_time_parse_duration(t, &us, NULL) == ED_OK) {
+      if (*nd == maxdur || us <= 0) {
+        snprintf(why, whyn,
+                 us <= 0 ? "'%s' is not a positive duration" : "too many durations at '%s'", t);
+        ok = false;
+        break;
+      }
+      d[(*nd)++] = us;
+    } else if (!*col && *nd == 0 && is_name(t)) {
+      *col = strdup(t);
+    } else {
+      snprintf(why, whyn, "'%s' is neither a column name nor a duration such as \"5 minutes\"", t);
+      ok = false;
+      break;
+    }
+  }
+  if (ok && *nd == 0) {
+    snprintf(why, whyn, "no duration");
+    ok = false;
+  }
+  if (!ok) {
+    free(*col);
+    *col = NULL;
+  }
+  free(copy);
+  return ok;
+}
+
+/* The line a key was given on, else the section header's. */
+static int key_line(const ed_opt_t *keys, const int *lines, const char *key, int header) {
+  const ed_opt_t *o = ed_opt_find(keys, key);
+  size_t i = o ? (size_t)(o - keys) : 32;
+  return i < 32 && lines[i] ? lines[i] : header;
+}
+#define KL(keys, lines, key, header) key_line(keys, lines, key, header)
+
+static void validate_sink(probs_t *p, ag_sink_t *k, const sm_type_t *schema) {
+  int ln = k->line;
+  if (!strcmp(k->type, "delta"))
+    k->kind = AG_SINK_DELTA;
+  else if (!strcmp(k->type, "console"))
+    k->kind = AG_SINK_CONSOLE;
+  else
+    prob(p, KL(sink_keys, k->key_lines, "type", ln),
+         "[sink %s] type '%s': expected delta or console", k->name, k->type);
+  if (k->kind == AG_SINK_DELTA && !k->path)
+    prob(p, ln, "[sink %s] a delta sink needs path", k->name);
+  if (k->kind == AG_SINK_CONSOLE && k->path)
+    prob(p, ln, "[sink %s] a console sink takes no path", k->name);
+  if (!strcmp(k->trigger, "available-now") || !strcmp(k->trigger, "once")) {
+    k->available_now = true;
+  } else {
+    ed_err_t e = {0};
+    if (ed_time_parse_duration(k->trigger, &k->trigger_us, &e) || k->trigger_us <= 0)
+      prob(p, KL(sink_keys, k->key_lines, "trigger", ln),
+           "[sink %s] trigger '%s': expected a duration (\"1 minute\") or available-now", k->name,
+           k->trigger);
+  }
+  char why[400];
+  if (k->window) {
+    int64_t d[2];
+    size_t nd;
+    if (!split_time_spec(k->window, 2, &k->window_column, d, &nd, why, sizeof why)) {
+      prob(p, KL(sink_keys, k->key_lines, "window", ln), "[sink %s] window '%s': %s", k->name,
+           k->window, why);
+    } else {
+      k->window_us = d[0];
+      k->slide_us = nd == 2 ? d[1] : d[0];
+      if (k->slide_us > k->window_us)
+        prob(p, ln, "[sink %s] window '%s': the slide is longer than the window", k->name,
+             k->window);
+    }
+  }
+  if (k->watermark) {
+    int64_t d[1];
+    size_t nd;
+    if (!split_time_spec(k->watermark, 1, &k->watermark_column, d, &nd, why, sizeof why))
+      prob(p, KL(sink_keys, k->key_lines, "watermark", ln), "[sink %s] watermark '%s': %s", k->name,
+           k->watermark, why);
+    else
+      k->watermark_us = d[0];
+  }
+  /* The event-time column: named, else the first TIMESTAMP field of the schema. */
+  char **cols[2] = {&k->window_column, &k->watermark_column};
+  for (int i = 0; i < 2; i++) {
+    if (!(i ? k->watermark : k->window) || *cols[i] || !schema)
+      continue;
+    for (size_t f = 0; f < schema->nfields; f++)
+      if (schema->fields[f].type->kind == SM_TIMESTAMP) {
+        *cols[i] = strdup(schema->fields[f].name);
+        break;
+      }
+    if (!*cols[i])
+      prob(p, ln, "[sink %s] %s: no column named and the schema has no TIMESTAMP column", k->name,
+           i ? "watermark" : "window");
+  }
+  if ((k->group_by || k->aggregate) && !k->window)
+    prob(p, ln, "[sink %s] group_by and aggregate need a window", k->name);
+  if (k->window && !k->aggregate)
+    prob(p, ln, "[sink %s] a window needs aggregate", k->name);
+  const char *mode = k->output_mode;
+  if (!mode)
+    mode = k->window && k->kind == AG_SINK_CONSOLE ? "complete" : "append";
+  if (!strcmp(mode, "append"))
+    k->mode = AG_OUT_APPEND;
+  else if (!strcmp(mode, "update"))
+    k->mode = AG_OUT_UPDATE;
+  else if (!strcmp(mode, "complete"))
+    k->mode = AG_OUT_COMPLETE;
+  else
+    prob(p, KL(sink_keys, k->key_lines, "output_mode", ln),
+         "[sink %s] output_mode '%s': expected append, update or complete", k->name, mode);
+  if (k->window && k->mode == AG_OUT_APPEND && !k->watermark)
+    prob(
+        p, ln,
+        "[sink %s] append mode over windows needs a watermark (windows are emitted when it passes)",
+        k->name);
+  if (k->mode == AG_OUT_COMPLETE && k->kind == AG_SINK_DELTA && k->window)
+    prob(p, ln, "[sink %s] complete mode is for console sinks (a Delta table is appended to)",
+         k->name);
+  if (!k->output_mode)
+    k->output_mode = strdup(mode);
+  if (!k->query_id) {
+    size_t n = strlen(k->name) + 9;
+    k->query_id = malloc(n);
+    if (k->query_id)
+      snprintf(k->query_id, n, "ehdelta-%s", k->name);
+  }
+}
+
+static void validate(probs_t *p, ag_conf_t *c, const int *lines) {
+  const int(*kl)[32] = c->key_lines;
+  ed_err_t e = {0};
+  ag_source_t *s = &c->source;
+  eh_position_t pos;
+  if (eh_position_parse(s->starting_position, &pos, &e))
+    prob(p, KL(source_keys, kl[0], "starting_position", lines[0]), "[source] starting_position: %s",
+         e.msg);
+  for (char **q = s->partition_position; q && *q; q++) {
+    const char *eq = strchr(*q, '=');
+    char *pp = eq ? strdup(trim((char *)eq + 1)) : NULL;
+    if (!eq || !pp || eh_position_parse(pp, &pos, &e))
+      prob(p, lines[0], "[source] partition_position '%s': expected \"PARTITION = POSITION\"%s%s",
+           *q, eq ? ": " : "", eq ? e.msg : "");
+    free(pp);
+  }
+  if (strcmp(s->retention_gap_policy, "fail") &&
+      strcmp(s->retention_gap_policy, "skip-to-earliest"))
+    prob(p, KL(source_keys, kl[0], "retention_gap_policy", lines[0]),
+         "[source] retention_gap_policy '%s': expected fail or skip-to-earliest",
+         s->retention_gap_policy);
+  if (strcmp(s->partitions, "all")) {
+    for (const char *q = s->partitions; *q; q++)
+      if (!isdigit((unsigned char)*q) && *q != ',' && *q != ' ') {
+        prob(p, KL(source_keys, kl[0], "partitions", lines[0]),
+             "[source] partitions '%s': expected all or a list such as 0,1,2", s->partitions);
+        break;
+      }
+  }
+  ag_schema_t *sc = &c->schema;
+  sm_type_t *schema = NULL;
+  if (!sc->columns)
+    prob(p, KL(schema_keys, kl[1], "columns", lines[1]),
+         "[schema] columns is required (the body's fields in Spark DDL)");
+  else if (sm_schema_parse_ddl(sc->columns, &schema, &e))
+    prob(p, KL(schema_keys, kl[1], "columns", lines[1]), "[schema] columns: %s", e.msg);
+  sm_meta_col_t *meta = NULL;
+  size_t nmeta = 0;
+  if (sc->metadata && sm_meta_parse(sc->metadata, &meta, &nmeta, &e))
+    prob(p, KL(schema_keys, kl[1], "metadata", lines[1]), "[schema] metadata: %s", e.msg);
+  sm_meta_cols_free(meta, nmeta);
+  sm_bad_mode_t bm;
+  if (sm_bad_mode_parse(sc->bad_event_mode, &bm, &e))
+    prob(p, KL(schema_keys, kl[1], "bad_event_mode", lines[1]), "[schema] bad_event_mode: %s",
+         e.msg);
+  for (char **q = sc->derive; q && *q; q++) {
+    const char *eq = strchr(*q, '=');
+    bool ok = eq && eq[1] && eq[1] != '=';
+    if (ok) {
+      char *nm = strndup(*q, (size_t)(eq - *q));
+      ok = nm && is_name(trim(nm));
+      free(nm);
+    }
+    if (!ok)
+      prob(p, lines[1], "[schema] derive '%s': expected \"NAME = EXPRESSION\"", *q);
+  }
+  ag_storage_t *st = &c->storage;
+  if (st->auth) {
+    static const char *const auths[] = {"shared-key",       "sas",       "client-secret",
+                                        "managed-identity", "azure-cli", "none"};
+    bool ok = false;
+    for (size_t i = 0; i < sizeof auths / sizeof *auths; i++)
+      ok |= !strcmp(st->auth, auths[i]);
+    if (!ok)
+      prob(p, KL(storage_keys, kl[2], "auth", lines[2]),
+           "[storage] auth '%s': expected shared-key, sas, client-secret, "
+           "managed-identity, azure-cli or none",
+           st->auth);
+    else if (!strcmp(st->auth, "sas") && !st->sas_token_file)
+      prob(p, KL(storage_keys, kl[2], "auth", lines[2]), "[storage] auth sas needs sas_token_file");
+    else if (!strcmp(st->auth, "client-secret") &&
+             (!st->tenant_id || !st->client_id || !st->client_secret_file))
+      prob(p, KL(storage_keys, kl[2], "auth", lines[2]),
+           "[storage] auth client-secret needs tenant_id, client_id and client_secret_file");
+  }
+  if (c->nsinks == 0)
+    prob(p, 0, "no [sink NAME] section: nothing would be written");
+  for (size_t i = 0; i < c->nsinks; i++) {
+    validate_sink(p, &c->sinks[i], schema);
+    for (size_t j = 0; j < i; j++) {
+      if (!strcmp(c->sinks[i].name, c->sinks[j].name))
+        prob(p, c->sinks[i].line, "[sink %s] defined twice (first at line %d)", c->sinks[i].name,
+             c->sinks[j].line);
+      else if (c->sinks[i].path && c->sinks[j].path && !strcmp(c->sinks[i].path, c->sinks[j].path))
+        prob(p, c->sinks[i].line, "[sink %s] writes the same table as [sink %s]", c->sinks[i].name,
+             c->sinks[j].name);
+    }
+  }
+  sm_type_free(schema);
+}
+
+ed_code_t ag_conf_parse(const char *name, const char *text, ag_conf_t *c, char **problems,
+                        ed_err_t *err) {
+  memset(c, 0, sizeof *c);
+  *problems = NULL;
+  probs_t p = {name, {0}, 0};
+  c->file = strdup(name);
+  ed_err_t e = {0};
+  /* defaults first, so a key given overrides them */
+  (void)ed_opt_apply_defaults(source_keys, &c->source, &e);
+  (void)ed_opt_apply_defaults(schema_keys, &c->schema, &e);
+  (void)ed_opt_apply_defaults(storage_keys, &c->storage, &e);
+  (void)ed_opt_apply_defaults(dead_letter_keys, &c->dead_letter, &e);
+  int lines[5] = {0}; /* header lines of the fixed sections */
+  const ed_opt_t *keys = NULL;
+  void *target = NULL;
+  bool seen[32];
+  int seen_line[32];
+  char *copy = strdup(text ? text : "");
+  if (!copy || !c->file) {
+    free(copy);
+    return ed_err_set(err, ED_E_NOMEM, "out of memory reading '%s'", name);
+  }
+  int ln = 0;
+  size_t cur = 0;
+  bool skip = false; /* inside an unknown section: its keys are not reported one by one */
+  for (char *line = copy, *next; line; line = next) {
+    ln++;
+    next = strchr(line, '\n');
+    if (next)
+      *next++ = 0;
+    char *s = trim(line);
+    if (!*s || *s == '#' || *s == ';')
+      continue;
+    if (*s == '[') {
+      char *end = strchr(s, ']');
+      if (!end || trim(end + 1)[0]) {
+        prob(&p, ln, "section header '%s': expected [NAME] or [sink NAME]", s);
+        keys = NULL, skip = true;
+        continue;
+      }
+      *end = 0;
+      char *hdr = trim(s + 1), *sp = strpbrk(hdr, " \t");
+      char *arg = sp ? (*sp = 0, trim(sp + 1)) : NULL;
+      memset(seen, 0, sizeof seen);
+      skip = false;
+      if (!strcmp(hdr, "sink")) {
+        if (!arg || !is_name(arg)) {
+          prob(&p, ln, "[sink]: expected [sink NAME] (letters, digits, _ and -)");
+          keys = NULL, skip = true;
+          continue;
+        }
+        ag_sink_t *ns = realloc(c->sinks, (c->nsinks + 1) * sizeof *ns);
+        if (!ns)
+          break;
+        c->sinks = ns;
+        ag_sink_t *k = &c->sinks[c->nsinks++];
+        memset(k, 0, sizeof *k);
+        (void)ed_opt_apply_defaults(sink_keys, k, &e);
+        k->name = strdup(arg);
+        k->line = ln;
+        keys = sink_keys, target = k;
+        continue;
+      }
+      size_t i;
+      for (i = 0; i < NSECTIONS; i++)
+        if (!strcmp(sections[i].name, hdr))
+          break;
+      if (i == NSECTIONS || arg) {
+        prob(&p, ln,
+             "unknown section [%s%s%s]: expected source, schema, storage, sink NAME or "
+             "dead_letter",
+             hdr, arg ? " " : "", arg ? arg : "");
+        keys = NULL, skip = true;
+        continue;
+      }
+      if (lines[i])
+        prob(&p, ln, "[%s] appears twice (first at line %d); keys are merged", hdr, lines[i]);
+      else
+        lines[i] = ln;
+      keys = sections[i].keys;
+      cur = i;
+      target = i == 0   ? (void *)&c->source
+               : i == 1 ? (void *)&c->schema
+               : i == 2 ? (void *)&c->storage
+                        : (void *)&c->dead_letter;
+      continue;
+    }
+    char *eq = strchr(s, '=');
+    if (!eq) {
+      prob(&p, ln, "'%s': expected key = value", s);
+      continue;
+    }
+    *eq = 0;
+    char *key = trim(s), *val = trim(eq + 1);
+    if (skip)
+      continue;
+    if (!keys) {
+      prob(&p, ln, "key '%s' before any [section]", key);
+      continue;
+    }
+    const ed_opt_t *o = ed_opt_find(keys, key);
+    if (!o) {
+      prob(&p, ln, "unknown key '%s' (see ehdelta.conf(5))", key);
+      continue;
+    }
+    size_t idx = (size_t)(o - keys);
+    if (o->type != ED_OPT_STRINGS && idx < 32 && seen[idx]) {
+      prob(&p, ln, "key '%s' given twice in this section (first at line %d)", key, seen_line[idx]);
+      continue;
+    }
+    if (idx < 32) {
+      seen[idx] = true, seen_line[idx] = ln;
+      if (keys == sink_keys)
+        ((ag_sink_t *)target)->key_lines[idx] = ln;
+      else
+        c->key_lines[cur][idx] = ln;
+    }
+    if (!*val) {
+      prob(&p, ln, "key '%s' has no value", key);
+      continue;
+    }
+    if (o->type == ED_OPT_STRING) /* replace the default */
+      free(*(char **)((char *)target + o->offset)), *(char **)((char *)target + o->offset) = NULL;
+    if (ed_opt_set(o, target, val, &e))
+      prob(&p, ln, "%s", e.msg);
+  }
+  free(copy);
+  validate(&p, c, lines);
+  if (p.n) {
+    (void)ed_buf_append(&p.out, "", 1);
+    *problems = (char *)p.out.data;
+    return ed_err_set(err, ED_E_CONFIG, "%s: %zu problem%s", name, p.n, p.n == 1 ? "" : "s");
+  }
+  ed_buf_fini(&p.out);
+  return ED_OK;
+}
+
+ed_code_t ag_conf_load(const char *path, ag_conf_t *conf, char **problems, ed_err_t *err) {
+  memset(conf, 0, sizeof *conf);
+  *problems = NULL;
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return ed_err_set(err, errno == ENOENT ? ED_E_NOT_FOUND : ED_E_IO,
+                      "configuration '%s': cannot open: %s", path, strerror(errno));
+  ed_buf_t b = {0};
+  char chunk[4096];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+    if (ed_buf_append(&b, chunk, n)) {
+      fclose(f);
+      ed_buf_fini(&b);
+      return ed_err_set(err, ED_E_NOMEM, "configuration '%s': out of memory", path);
+    }
+  fclose(f);
+  (void)ed_buf_append(&b, "", 1);
+  ed_code_t rc = ag_conf_parse(path, (const char *)b.data, conf, problems, err);
+  ed_buf_fini(&b);
+  return rc;
+}
+
+void ag_conf_free(ag_conf_t *c) {
+  if (!c)
+    return;
+  ed_opt_free(source_keys, &c->source);
+  ed_opt_free(schema_keys, &c->schema);
+  ed_opt_free(storage_keys, &c->storage);
+  ed_opt_free(dead_letter_keys, &c->dead_letter);
+  for (size_t i = 0; i < c->nsinks; i++) {
+    ag_sink_t *k = &c->sinks[i];
+    ed_opt_free(sink_keys, k);
+    free(k->name);
+    free(k->window_column);
+    free(k->watermark_column);
+  }
+  free(c->sinks);
+  free(c->file);
+  memset(c, 0, sizeof *c);
+}
+
+static void print_section(FILE *out, const ed_opt_t *keys, const void *src) {
+  for (const ed_opt_t *o = keys; o->name; o++) {
+    const char *base = (const char *)src + o->offset;
+    if (o->type == ED_OPT_STRING && *(char *const *)base)
+      fprintf(out, "%s = %s\n", o->name, *(char *const *)base);
+    else if (o->type == ED_OPT_FLAG)
+      fprintf(out, "%s = %s\n", o->name, *(const bool *)base ? "true" : "false");
+    else if (o->type == ED_OPT_INT)
+      fprintf(out, "%s = %lld\n", o->name, (long long)*(const int64_t *)base);
+    else if (o->type == ED_OPT_STRINGS)
+      for (char *const *q = *(char **const *)base; q && *q; q++)
+        fprintf(out, "%s = %s\n", o->name, *q);
+  }
+}
+
+void ag_conf_print(FILE *out, const ag_conf_t *c) {
+  fprintf(out, "[source]\n");
+  print_section(out, source_keys, &c->source);
+  fprintf(out, "\n[schema]\n");
+  print_section(out, schema_keys, &c->schema);
+  fprintf(out, "\n[storage]\n");
+  print_section(out, storage_keys, &c->storage);
+  for (size_t i = 0; i < c->nsinks; i++) {
+    fprintf(out, "\n[sink %s]\n", c->sinks[i].name);
+    print_section(out, sink_keys, &c->sinks[i]);
+  }
+  if (c->dead_letter.path) {
+    fprintf(out, "\n[dead_letter]\n");
+    print_section(out, dead_letter_keys, &c->dead_letter);
+  }
+}

@@ -1,0 +1,118 @@
+/* conf: the agent's configuration file, ehdelta.conf(5). INI-like:
+ * `[source]`, `[schema]`, `[storage]`, `[dead_letter]` and any number of
+ * `[sink NAME]` sections of `key = value` lines, `#` comments. One ed_opt_t
+ * table per section drives parsing, defaults and the man-page check. Every
+ * problem is collected (file:line: message) so a user fixes them in one pass.
+ * Owns the parsed strings; ag_conf_free releases them. */
+#ifndef ED_AGENT_CONF_H
+#define ED_AGENT_CONF_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/err.h"
+#include "common/opt.h"
+
+typedef struct ag_source {
+  char *namespace_; /* host, e.g. NS.servicebus.windows.net; else from the connection string */
+  char *hub;
+  char *consumer_group;
+  char *connection_string_file; /* else EVENTHUB_CONNECTION_STRING */
+  char *partitions;             /* "all" or "0,1,5" */
+  char *starting_position;      /* eh_position_parse's forms */
+  char **partition_position;    /* "ID = POSITION", repeatable: per-partition overrides */
+  char *retention_gap_policy;   /* fail | skip-to-earliest */
+  bool tls;
+  int64_t prefetch;
+} ag_source_t;
+
+typedef struct ag_schema {
+  char *columns;  /* Spark DDL */
+  char *metadata; /* "enqueued_time AS ingestion_time, offset, ..." */
+  char **derive;  /* "name = expr", repeatable, in order */
+  char *filter;
+  char *bad_event_mode; /* dead-letter | permissive | fail-fast */
+} ag_schema_t;
+
+typedef struct ag_storage {
+  char *account;
+  char *auth; /* shared-key | sas | client-secret | managed-identity | azure-cli | none */
+  char *account_key_file;
+  char *sas_token_file;
+  char *tenant_id;
+  char *client_id;
+  char *client_secret_file;
+  char *endpoint; /* e.g. Azurite's http://127.0.0.1:10000/devstoreaccount1 */
+} ag_storage_t;
+
+typedef enum { AG_SINK_DELTA, AG_SINK_CONSOLE } ag_sink_type_t;
+typedef enum { AG_OUT_APPEND, AG_OUT_UPDATE, AG_OUT_COMPLETE } ag_output_mode_t;
+
+typedef struct ag_sink {
+  char *name; /* from the section header */
+  /* as written */
+  char *type;
+  char *path;
+  char *partition_by;
+  char *trigger; /* DURATION | available-now | once */
+  int64_t max_batch_events;
+  int64_t max_batch_bytes;
+  char *window;    /* "[COLUMN,] LENGTH[, SLIDE]" */
+  char *group_by;  /* "category, location" */
+  char *aggregate; /* "count(*) AS n, sum(amount) AS total" */
+  char *watermark; /* "[COLUMN,] DELAY" */
+  char *output_mode;
+  char *checkpoint_location;
+  char *query_id; /* the txn appId; default "ehdelta-<name>" */
+  bool merge_schema;
+  int64_t num_rows; /* console: rows printed per batch */
+  /* resolved by validation */
+  ag_sink_type_t kind;
+  ag_output_mode_t mode;
+  bool available_now;
+  int64_t trigger_us;
+  char *window_column; /* NULL when no window */
+  int64_t window_us, slide_us;
+  char *watermark_column;
+  int64_t watermark_us;
+  int line;          /* of the header, for messages */
+  int key_lines[32]; /* of each key given, by table row; 0 = not given */
+} ag_sink_t;
+
+typedef struct ag_dead_letter {
+  char *path; /* a Delta table; NULL: bad events are counted and dropped */
+  char *checkpoint_location;
+} ag_dead_letter_t;
+
+typedef struct ag_conf {
+  char *file;
+  ag_source_t source;
+  ag_schema_t schema;
+  ag_storage_t storage;
+  ag_dead_letter_t dead_letter;
+  ag_sink_t *sinks;
+  size_t nsinks;
+  int key_lines[5][32]; /* [source, schema, storage, sink (unused), dead_letter][row] */
+} ag_conf_t;
+
+/* The key tables, one per section ("source", "schema", "storage", "sink",
+ * "dead_letter"), for the man-page check. NULL for an unknown section. */
+const ed_opt_t *ag_conf_section_keys(const char *section);
+/* Prints "section.key" for every key, one a line. */
+void ag_conf_list_keys(FILE *out);
+
+/* Parses and validates text (the contents of file `name`). Every problem is
+ * appended to *problems as "name:line: message\n" (caller frees with free);
+ * returns ED_E_CONFIG (with err naming the count) when there was any. conf
+ * is filled either way; caller frees with ag_conf_free. */
+ed_code_t ag_conf_parse(const char *name, const char *text, ag_conf_t *conf, char **problems,
+                        ed_err_t *err);
+/* Reads path and parses it as above. */
+ed_code_t ag_conf_load(const char *path, ag_conf_t *conf, char **problems, ed_err_t *err);
+void ag_conf_free(ag_conf_t *conf);
+/* Writes the resolved configuration back in the file's syntax (defaults
+ * filled in), secrets excluded (only file names are kept anyway). */
+void ag_conf_print(FILE *out, const ag_conf_t *conf);
+
+#endif

@@ -1,0 +1,75 @@
+/* sink: a Delta sink's exactly-once core. A batch of rows (sm_batch_t)
+ * becomes one Parquet file per partition value; the batch's checkpoint
+ * (per-partition last sequence numbers, watermark, operator state) is
+ * written first, under CHECKPOINTS/<batchId>.json, then the files are
+ * committed with txn(appId = query id, version = batch id). On open, the
+ * table's txn version for the query id names the last batch that landed and
+ * its checkpoint says where each partition resumes. A checkpoint whose
+ * commit never landed is simply rewritten when its batch is produced again.
+ * Owns its store handles, table snapshot and schemas. */
+#ifndef ED_AGENT_SINK_H
+#define ED_AGENT_SINK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "parquet/schema.h"
+#include "stream/batch.h"
+
+/* Where a batch ends: the last sequence number taken from each partition. */
+typedef struct ag_ckpt {
+  int64_t batch_id;
+  size_t n;
+  char **partition;     /* ids as the hub names them */
+  int64_t *seq;         /* last sequence number included */
+  int64_t watermark_us; /* INT64_MIN: none */
+  ed_buf_t state;       /* operator state (window_save bytes), may be empty */
+} ag_ckpt_t;
+
+/* Sets partition's last sequence number (adds the partition if new). */
+ed_code_t ag_ckpt_set(ag_ckpt_t *c, const char *partition, int64_t seq, ed_err_t *err);
+/* The last sequence number of partition; false when it has none. */
+bool ag_ckpt_get(const ag_ckpt_t *c, const char *partition, int64_t *seq);
+ed_code_t ag_ckpt_to_json(const ag_ckpt_t *c, const char *query_id, ed_buf_t *out, ed_err_t *err);
+/* name: for messages. Fills c (caller frees with ag_ckpt_fini). */
+ed_code_t ag_ckpt_from_json(const char *name, const char *json, size_t n, ag_ckpt_t *c,
+                            ed_err_t *err);
+void ag_ckpt_fini(ag_ckpt_t *c);
+
+/* The Parquet schema of a sm STRUCT (fields nullable -> OPTIONAL). Caller
+ * frees with pq_schema_free. */
+ed_code_t ag_pq_schema(const sm_type_t *st, pq_schema_t **out, ed_err_t *err);
+/* Views the columns of b as pq_col_t (borrows b's arrays; valid until b
+ * changes). cols has b->schema->nfields entries; kids is scratch the nested
+ * columns use: caller frees *kids with free. */
+ed_code_t ag_pq_cols(const sm_batch_t *b, pq_col_t *cols, pq_col_t **kids, ed_err_t *err);
+
+typedef struct ag_dsink ag_dsink_t;
+
+typedef struct ag_dsink_opts {
+  const char *url;                 /* the table */
+  const char *checkpoint_url;      /* NULL: <url>/_ehdelta/checkpoints */
+  const char *query_id;            /* txn appId */
+  const sm_type_t *schema;         /* the rows' STRUCT; copied */
+  const char *const *partition_by; /* NULL-terminated or NULL; used when creating */
+} ag_dsink_opts_t;
+
+/* Opens (or creates) the table and reads where the query left off: *resume
+ * gets the last landed batch's checkpoint (resume->batch_id = -1 and no
+ * partitions when the query never committed). Caller frees with
+ * ag_dsink_free and ag_ckpt_fini. */
+ed_code_t ag_dsink_open(const ag_dsink_opts_t *o, ag_dsink_t **out, ag_ckpt_t *resume,
+                        ed_err_t *err);
+/* The batch id the next ag_dsink_commit must carry. */
+int64_t ag_dsink_next_batch(const ag_dsink_t *s);
+/* Writes b (borrowed) as batch ck->batch_id: checkpoint first, then the data
+ * files, then the commit with its txn. An empty b still commits (the
+ * positions move). *version gets the table version (may be NULL);
+ * *already is set when the txn was found in the log (nothing written twice). */
+ed_code_t ag_dsink_commit(ag_dsink_t *s, const sm_batch_t *b, const ag_ckpt_t *ck, int64_t *version,
+                          bool *already, ed_err_t *err);
+void ag_dsink_free(ag_dsink_t *s);
+
+#endif

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# ehdelta run --config: the tutorial's configuration and the ops sample pass
+# --check; a broken file gets every problem with its line; the key tables and
+# ehdelta.conf(5) agree both ways.
+. "$(dirname "$0")/../lib.sh"
+
+keys=$("$EHDELTA" run --list-conf-keys | sort -u)
+doc=$(grep -A1 '^\.TP' "$TOP_SRCDIR/man/ehdelta.conf.5" | grep -oE '^\.B [a-z_]+\.[a-z_]+$' | sed 's/^\.B //' | sort -u)
+missing=$(comm -23 <(echo "$keys") <(echo "$doc") | tr '\n' ' ')
+extra=$(comm -13 <(echo "$keys") <(echo "$doc") | tr '\n' ' ')
+check "ehdelta.conf.5 documents every key${missing:+ (missing: $missing)}" [ -z "$missing" ]
+check "ehdelta.conf.5 documents no unknown key${extra:+ (unknown: $extra)}" [ -z "$extra" ]
+check "there are keys at all" [ "$(echo "$keys" | wc -l)" -gt 30 ]
+
+cat >"$T/tutorial.conf" <<CONF
+[source]
+hub = transactions-stream
+connection_string_file = $T/cs
+starting_position = earliest
+[schema]
+columns = transaction_id STRING, customer_id STRING, amount DOUBLE, category STRING, timestamp TIMESTAMP, location STRING, payment_method STRING
+metadata = enqueued_time AS ingestion_time, offset, sequence_number AS sequenceNumber
+derive = processing_time = current_timestamp()
+derive = processing_date = to_date(timestamp)
+[sink raw]
+path = $T/raw
+partition_by = processing_date
+trigger = available-now
+[sink by_category]
+path = $T/by-category
+window = timestamp, 5 minutes
+group_by = category
+aggregate = count(*) AS txn_count, sum(amount) AS total_amount, avg(amount) AS avg_amount
+watermark = 10 minutes
+trigger = 1 minute
+[sink sliding]
+type = console
+window = timestamp, 10 minutes, 5 minutes
+group_by = location
+aggregate = count(*) AS txn_count, sum(amount) AS revenue
+watermark = 10 minutes
+[dead_letter]
+path = $T/dead
+CONF
+check "the tutorial's configuration passes --check" "$EHDELTA" run --config "$T/tutorial.conf" --check
+"$EHDELTA" run --config "$T/tutorial.conf" --check >"$T/resolved.conf"
+check "--check fills in defaults (consumer group)" grep -qx 'consumer_group = \$Default' "$T/resolved.conf"
+check "--check fills in defaults (console output mode is complete)" grep -qx 'output_mode = complete' <(sed -n '/^\[sink sliding\]/,$p' "$T/resolved.conf")
+check "the resolved file passes --check again" "$EHDELTA" run --config "$T/resolved.conf" --check
+sample=$TOP_SRCDIR/dist/ehdelta.conf.sample
+if [[ -f $sample ]]; then
+  "$EHDELTA" run --config "$sample" --check >"$T/sample.out" 2>&1
+  check "dist/ehdelta.conf.sample passes --check$(sed 's/^/ | /' "$T/sample.out" | grep ':' | tr '\n' ' ')" [ $? -eq 0 ]
+fi
+
+cat >"$T/broken.conf" <<'CONF'
+[source]
+hub = h
+starting_position = yesterday
+colour = blue
+[schema]
+columns = a INT, b
+[sink w]
+window = timestamp, five minutes
+trigger = often
+[sink w]
+CONF
+"$EHDELTA" run --config "$T/broken.conf" --check >"$T/out" 2>"$T/err"
+rc=$?
+check "a broken file exits 2 (got $rc)" [ $rc -eq 2 ]
+for want in "broken.conf:3: \[source\] starting_position" "broken.conf:4: unknown key 'colour'" \
+  "broken.conf:6: \[schema\] columns" "broken.conf:8: \[sink w\] window" \
+  "broken.conf:9: \[sink w\] trigger 'often'" "broken.conf:10: \[sink w\] defined twice"; do
+  check "reported: $want" grep -q "$want" "$T/err"
+done
+check "nothing on stdout for a broken file" [ ! -s "$T/out" ]
+"$EHDELTA" run --config "$T/absent.conf" --check 2>/dev/null
+rc=$?
+check "a missing file exits 4 (got $rc)" [ $rc -eq 4 ]
+"$EHDELTA" run --config "$T/tutorial.conf" 2>"$T/err"
+rc=$?
+check "running without --check says the pipeline is not built (exit 1, got $rc)" [ $rc -eq 1 ]
+finish

@@ -1,0 +1,172 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/conf.h"
+#include "tests/unit/cu.h"
+
+/* The tutorial's whole job (Steps 3.3-3.4, 4.1, 7.1, 7.2) in one file. */
+static const char tutorial[] =
+    "# the tutorial\n"
+    "[source]\n"
+    "hub = transactions-stream\n"
+    "consumer_group = $Default\n"
+    "starting_position = earliest\n"
+    "partition_position = 1 = seq:42\n"
+    "\n"
+    "[schema]\n"
+    "columns = transaction_id STRING, customer_id STRING, amount DOUBLE, category STRING, "
+    "timestamp TIMESTAMP, location STRING, payment_method STRING\n"
+    "metadata = enqueued_time AS ingestion_time, offset, sequence_number AS sequenceNumber\n"
+    "derive = processing_time = current_timestamp()\n"
+    "derive = processing_date = to_date(timestamp)\n"
+    "derive = amount_usd = amount\n"
+    "[sink raw]\n"
+    "path = /tmp/t/raw\n"
+    "partition_by = processing_date\n"
+    "trigger = available-now\n"
+    "[sink by_category]\n"
+    "path = /tmp/t/by-category\n"
+    "window = timestamp, 5 minutes\n"
+    "group_by = category\n"
+    "aggregate = count(*) AS txn_count, sum(amount) AS total_amount, avg(amount) AS avg_amount\n"
+    "watermark = 10 minutes\n"
+    "trigger = 1 minute\n"
+    "[sink sliding]\n"
+    "type = console\n"
+    "window = timestamp, 10 minutes, 5 minutes\n"
+    "group_by = location\n"
+    "aggregate = count(*) AS txn_count, sum(amount) AS revenue\n"
+    "watermark = 10 minutes\n"
+    "output_mode = complete\n"
+    "[dead_letter]\n"
+    "path = /tmp/t/dead\n";
+
+static void test_parses_the_tutorial(void) {
+  ag_conf_t c;
+  char *problems;
+  ed_err_t e = {0};
+  ed_code_t rc = ag_conf_parse("t.conf", tutorial, &c, &problems, &e);
+  if (rc)
+    fprintf(stderr, "%s", problems);
+  CU_ASSERT_EQUAL_FATAL(rc, ED_OK);
+  CU_ASSERT_STR(c.source.hub, "transactions-stream");
+  CU_ASSERT_STR(c.source.consumer_group, "$Default");
+  CU_ASSERT_STR(c.source.retention_gap_policy, "fail");
+  CU_ASSERT_STR(c.source.starting_position, "earliest");
+  CU_ASSERT_STR(c.source.partition_position[0], "1 = seq:42");
+  CU_ASSERT_TRUE(c.source.tls);
+  CU_ASSERT_EQUAL(c.source.prefetch, 300);
+  CU_ASSERT_STR(c.schema.derive[1], "processing_date = to_date(timestamp)");
+  CU_ASSERT_PTR_NULL(c.schema.derive[3]);
+  CU_ASSERT_EQUAL_FATAL(c.nsinks, 3);
+  const ag_sink_t *raw = &c.sinks[0];
+  CU_ASSERT_STR(raw->name, "raw");
+  CU_ASSERT_STR(raw->query_id, "ehdelta-raw");
+  CU_ASSERT_TRUE(raw->available_now);
+  CU_ASSERT_EQUAL(raw->kind, AG_SINK_DELTA);
+  CU_ASSERT_EQUAL(raw->max_batch_events, 1000000);
+  const ag_sink_t *w = &c.sinks[1];
+  CU_ASSERT_STR(w->window_column, "timestamp");
+  CU_ASSERT_STR(w->watermark_column, "timestamp");
+  CU_ASSERT_EQUAL(w->mode, AG_OUT_APPEND);
+  CU_ASSERT_EQUAL(w->trigger_us, 60 * 1000000LL);
+  CU_ASSERT_EQUAL(w->window_us, 300 * 1000000LL);
+  CU_ASSERT_EQUAL(w->slide_us, 300 * 1000000LL);
+  CU_ASSERT_EQUAL(w->watermark_us, 600 * 1000000LL);
+  const ag_sink_t *s = &c.sinks[2];
+  CU_ASSERT_EQUAL(s->kind, AG_SINK_CONSOLE);
+  CU_ASSERT_EQUAL(s->window_us, 600 * 1000000LL);
+  CU_ASSERT_EQUAL(s->slide_us, 300 * 1000000LL);
+  CU_ASSERT_EQUAL(s->mode, AG_OUT_COMPLETE);
+  CU_ASSERT_STR(c.dead_letter.path, "/tmp/t/dead");
+  ag_conf_free(&c);
+  ag_conf_free(&c); /* idempotent on a freed conf */
+}
+
+static const char broken[] = "[source]\n"                         /* 1 */
+                             "hub = h\n"                          /* 2 */
+                             "starting_position = yesterday\n"    /* 3 */
+                             "colour = blue\n"                    /* 4 */
+                             "[schema]\n"                         /* 5 */
+                             "columns = a INT\n"                  /* 6 */
+                             "bad_event_mode = permissive\n"      /* 7 */
+                             "just words\n"                       /* 8 */
+                             "[sink w]\n"                         /* 9 */
+                             "window = timestamp, five minutes\n" /* 10 */
+                             "aggregate = count(*) AS n\n"        /* 11 */
+                             "trigger = often\n"                  /* 12 */
+                             "max_batch_events = 0\n"             /* 13 */
+                             "[nonsense]\n"                       /* 14 */
+                             "[sink w]\n";                        /* 15 */
+
+static void test_reports_every_problem_with_its_line(void) {
+  ag_conf_t c;
+  char *problems = NULL;
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL(ag_conf_parse("b.conf", broken, &c, &problems, &e), ED_E_CONFIG);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(problems);
+  static const char *const want[] = {
+      "b.conf:4: unknown key 'colour'",
+      "b.conf:8: 'just words': expected key = value",
+      "b.conf:13: ",
+      "b.conf:14: unknown section [nonsense]",
+      "b.conf:15: [sink w] defined twice (first at line 9)",
+      "b.conf:3: [source] starting_position: ",
+      "b.conf:12: [sink w] trigger 'often'",
+      "b.conf:10: [sink w] window 'timestamp, five minutes'",
+      "b.conf:9: [sink w] a delta sink needs path",
+  };
+  for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+    if (!strstr(problems, want[i]))
+      fprintf(stderr, "missing '%s' in:\n%s", want[i], problems);
+    CU_ASSERT_PTR_NOT_NULL(strstr(problems, want[i]));
+  }
+  CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "b.conf: 12 problems"));
+  if (!strstr(e.msg, "b.conf: 12 problems"))
+    fprintf(stderr, "%s\n%s", e.msg, problems);
+  free(problems);
+  ag_conf_free(&c);
+}
+
+/* Every key of every section table is documented in man/ehdelta.conf.5 and
+ * the page documents no key the tables lack: the tables are the truth. */
+static void test_man_page_matches_tables(void) {
+  const char *top = getenv("EHDELTA_TOP_SRCDIR");
+  char path[4096];
+  snprintf(path, sizeof path, "%s/man/ehdelta.conf.5", top ? top : ".");
+  FILE *f = fopen(path, "r");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  static char page[1 << 17];
+  size_t n = fread(page, 1, sizeof page - 1, f);
+  fclose(f);
+  page[n] = 0;
+  /* Documented keys are ".TP\n.B section.key" items. */
+  char want[256];
+  static const char *const secs[] = {"source", "schema", "storage", "sink", "dead_letter"};
+  for (size_t s = 0; s < sizeof secs / sizeof *secs; s++)
+    for (const ed_opt_t *o = ag_conf_section_keys(secs[s]); o->name; o++) {
+      snprintf(want, sizeof want, "\n.B %s.%s\n", secs[s], o->name);
+      if (!strstr(page, want))
+        fprintf(stderr, "ehdelta.conf.5 lacks key %s.%s\n", secs[s], o->name);
+      CU_ASSERT_PTR_NOT_NULL(strstr(page, want));
+    }
+  for (char *p = strstr(page, "\n.TP\n.B "); p; p = strstr(p + 1, "\n.TP\n.B ")) {
+    char sec[64], key[64];
+    if (sscanf(p + 8, "%63[a-z_].%63[a-z_]", sec, key) != 2)
+      continue;
+    const ed_opt_t *keys = ag_conf_section_keys(sec);
+    bool found = keys && ed_opt_find(keys, key);
+    if (!found)
+      fprintf(stderr, "ehdelta.conf.5 documents unknown key %s.%s\n", sec, key);
+    CU_ASSERT_TRUE(found);
+  }
+}
+
+static const cu_case_t cases[] = {
+    CU_CASE(test_parses_the_tutorial),
+    CU_CASE(test_reports_every_problem_with_its_line),
+    CU_CASE(test_man_page_matches_tables),
+    CU_END,
+};
+ED_SUITE(ag_conf, cases)

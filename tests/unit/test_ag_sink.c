@@ -1,0 +1,186 @@
+/* The Delta sink's exactly-once core on a local table: checkpoint before
+ * commit, txn per batch, resume from the table's txn version, a replayed
+ * batch written once. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent/sink.h"
+#include "delta/table.h"
+#include "store/store.h"
+#include "stream/schema.h"
+#include "tests/unit/cu.h"
+
+static char dir[] = "/tmp/ag_sink_XXXXXX";
+
+static sm_type_t *schema(void) {
+  sm_type_t *t = NULL;
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL(
+      sm_schema_parse_ddl("id STRING, amount DOUBLE, seq BIGINT, processing_date DATE", &t, &e),
+      ED_OK);
+  return t;
+}
+
+/* n rows, ids from first, dates alternate between two days. */
+static sm_batch_t *rows(const sm_type_t *t, int first, int n) {
+  sm_batch_t *b = sm_batch_new(t);
+  for (int i = first; i < first + n; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "t%04d", i);
+    CU_ASSERT_EQUAL(sm_col_append_str(&b->cols[0], id, strlen(id)), ED_OK);
+    CU_ASSERT_EQUAL(sm_col_append_f64(&b->cols[1], i * 1.5), ED_OK);
+    CU_ASSERT_EQUAL(sm_col_append_i64(&b->cols[2], i), ED_OK);
+    CU_ASSERT_EQUAL(sm_col_append_i32(&b->cols[3], 20000 + i % 2), ED_OK);
+    b->nrows++;
+  }
+  return b;
+}
+
+static int64_t table_rows(const char *url, size_t *files) {
+  st_store_t *s = NULL;
+  dl_table_t *t = NULL;
+  ed_err_t e = {0};
+  int64_t n = -1;
+  if (st_open(url, NULL, &s, &e) == ED_OK && dl_table_open(s, &t, &e) == ED_OK) {
+    n = 0;
+    *files = dl_table_num_files(t);
+    for (size_t i = 0; i < *files; i++) {
+      const dl_add_t *a = dl_table_file(t, i);
+      const char *p = a->stats ? strstr(a->stats, "\"numRecords\":") : NULL;
+      n += p ? atoll(p + 13) : 0;
+    }
+  }
+  dl_table_free(t);
+  st_free(s);
+  return n;
+}
+
+static void test_exactly_once(void) {
+  CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+  char url[256];
+  snprintf(url, sizeof url, "%s/raw", dir);
+  sm_type_t *t = schema();
+  const char *const part[] = {"processing_date", NULL};
+  ag_dsink_opts_t o = {url, NULL, "ehdelta-raw", t, part};
+  ag_dsink_t *a = NULL, *b = NULL;
+  ag_ckpt_t r = {0};
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL_FATAL(ag_dsink_open(&o, &a, &r, &e), ED_OK);
+  CU_ASSERT_EQUAL(r.batch_id, -1);
+  CU_ASSERT_EQUAL(r.n, 0);
+  CU_ASSERT_EQUAL(ag_dsink_next_batch(a), 0);
+  ag_ckpt_fini(&r);
+
+  /* batch 0: 10 rows over two dates, partitions 0 and 1 */
+  sm_batch_t *rb = rows(t, 0, 10);
+  ag_ckpt_t ck = {.batch_id = 0, .watermark_us = INT64_MIN};
+  CU_ASSERT_EQUAL(ag_ckpt_set(&ck, "0", 4, &e), ED_OK);
+  CU_ASSERT_EQUAL(ag_ckpt_set(&ck, "1", 9, &e), ED_OK);
+  int64_t v = -1;
+  bool already = true;
+  CU_ASSERT_EQUAL_FATAL(ag_dsink_commit(a, rb, &ck, &v, &already, &e), ED_OK);
+  CU_ASSERT_EQUAL(v, 1);
+  CU_ASSERT_FALSE(already);
+  size_t files = 0;
+  CU_ASSERT_EQUAL(table_rows(url, &files), 10);
+  CU_ASSERT_EQUAL(files, 2); /* one file per processing_date */
+  sm_batch_free(rb);
+
+  /* a second handle (a restarted agent) resumes after batch 0 */
+  CU_ASSERT_EQUAL_FATAL(ag_dsink_open(&o, &b, &r, &e), ED_OK);
+  CU_ASSERT_EQUAL(r.batch_id, 0);
+  int64_t seq = -1;
+  CU_ASSERT_TRUE(ag_ckpt_get(&r, "1", &seq));
+  CU_ASSERT_EQUAL(seq, 9);
+  CU_ASSERT_FALSE(ag_ckpt_get(&r, "2", &seq));
+  CU_ASSERT_EQUAL(ag_dsink_next_batch(b), 1);
+  ag_ckpt_fini(&r);
+
+  /* both produce batch 1 (the first crashed after its commit landed, say):
+   * the second finds the txn in the log and writes nothing */
+  rb = rows(t, 10, 6);
+  ck.batch_id = 1;
+  CU_ASSERT_EQUAL(ag_ckpt_set(&ck, "0", 7, &e), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(ag_dsink_commit(a, rb, &ck, &v, &already, &e), ED_OK);
+  CU_ASSERT_FALSE(already);
+  CU_ASSERT_EQUAL_FATAL(ag_dsink_commit(b, rb, &ck, &v, &already, &e), ED_OK);
+  CU_ASSERT_TRUE(already);
+  CU_ASSERT_EQUAL(table_rows(url, &files), 16);
+  sm_batch_free(rb);
+
+  /* a checkpoint written whose commit never landed changes nothing */
+  ag_ckpt_t lost = {.batch_id = 2, .watermark_us = INT64_MIN};
+  CU_ASSERT_EQUAL(ag_ckpt_set(&lost, "0", 1000, &e), ED_OK);
+  ed_buf_t js = {0};
+  CU_ASSERT_EQUAL(ag_ckpt_to_json(&lost, "ehdelta-raw", &js, &e), ED_OK);
+  char path[300];
+  snprintf(path, sizeof path, "%s/_ehdelta/checkpoints/2.json", url);
+  FILE *f = fopen(path, "w");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  fwrite(js.data, 1, js.len, f);
+  fclose(f);
+  ed_buf_fini(&js);
+  ag_ckpt_fini(&lost);
+  ag_dsink_t *c = NULL;
+  CU_ASSERT_EQUAL_FATAL(ag_dsink_open(&o, &c, &r, &e), ED_OK);
+  CU_ASSERT_EQUAL(r.batch_id, 1);
+  CU_ASSERT_TRUE(ag_ckpt_get(&r, "0", &seq));
+  CU_ASSERT_EQUAL(seq, 7);
+  CU_ASSERT_EQUAL(ag_dsink_next_batch(c), 2);
+  ag_ckpt_fini(&r);
+
+  /* a batch out of order is refused */
+  ck.batch_id = 5;
+  CU_ASSERT_EQUAL(ag_dsink_commit(c, NULL, &ck, &v, &already, &e), ED_E_INVALID);
+  /* an empty batch still moves the positions */
+  ck.batch_id = 2;
+  CU_ASSERT_EQUAL(ag_ckpt_set(&ck, "0", 8, &e), ED_OK);
+  CU_ASSERT_EQUAL(ag_dsink_commit(c, NULL, &ck, &v, &already, &e), ED_OK);
+  CU_ASSERT_EQUAL(v, 3);
+  ag_ckpt_fini(&ck);
+  ag_dsink_free(a);
+  ag_dsink_free(b);
+  ag_dsink_free(c);
+  ag_dsink_t *d = NULL;
+  CU_ASSERT_EQUAL_FATAL(ag_dsink_open(&o, &d, &r, &e), ED_OK);
+  CU_ASSERT_TRUE(ag_ckpt_get(&r, "0", &seq));
+  CU_ASSERT_EQUAL(seq, 8);
+  ag_ckpt_fini(&r);
+  ag_dsink_free(d);
+  sm_type_free(t);
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
+static void test_checkpoint_json(void) {
+  ag_ckpt_t c = {.batch_id = 41, .watermark_us = 1700000000000000};
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL(ag_ckpt_set(&c, "3", 123456789012, &e), ED_OK);
+  CU_ASSERT_EQUAL(ed_buf_append(&c.state, "\0\1\2state", 8), ED_OK);
+  ed_buf_t js = {0};
+  CU_ASSERT_EQUAL(ag_ckpt_to_json(&c, "q\"1", &js, &e), ED_OK);
+  ag_ckpt_t d;
+  CU_ASSERT_EQUAL_FATAL(ag_ckpt_from_json("x", js.data, js.len, &d, &e), ED_OK);
+  CU_ASSERT_EQUAL(d.batch_id, 41);
+  CU_ASSERT_EQUAL(d.watermark_us, 1700000000000000);
+  int64_t s = 0;
+  CU_ASSERT_TRUE(ag_ckpt_get(&d, "3", &s));
+  CU_ASSERT_EQUAL(s, 123456789012);
+  CU_ASSERT_EQUAL_FATAL(d.state.len, 8);
+  CU_ASSERT_EQUAL(memcmp(d.state.data, "\0\1\2state", 8), 0);
+  ag_ckpt_fini(&d);
+  CU_ASSERT_EQUAL(ag_ckpt_from_json("bad.json", "{\"batchId\":\"x\"}", 15, &d, &e), ED_E_CORRUPT);
+  CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "bad.json"));
+  ed_buf_fini(&js);
+  ag_ckpt_fini(&c);
+}
+
+static const cu_case_t cases[] = {
+    CU_CASE(test_exactly_once),
+    CU_CASE(test_checkpoint_json),
+    CU_END,
+};
+ED_SUITE(ag_sink, cases)
