@@ -933,8 +933,10 @@ static void rx_delivery(eh_receiver_t *rx, pn_delivery_t *d) {
   }
   if (!pn_delivery_settled(d))
     pn_delivery_update(d, PN_ACCEPTED);
-  pn_delivery_settle(d);
+  /* advance first: settling the current delivery advances the link itself,
+   * and a second advance would skip (lose) the next delivery */
   pn_link_advance(l);
+  pn_delivery_settle(d);
 }
 
 /* ---- senders (network side) ----------------------------------------------- */
@@ -1446,8 +1448,8 @@ static void on_delivery(eh_client_t *c, pn_delivery_t *d) {
     ed_buf_reserve(&c->scratch, n);
     ssize_t got = pn_link_recv(l, c->scratch.data, n);
     pn_delivery_update(d, PN_ACCEPTED);
-    pn_delivery_settle(d);
     pn_link_advance(l);
+    pn_delivery_settle(d);
     pn_link_flow(l, 1);
     pn_message_t *m = c->msg;
     pn_message_clear(m);
