@@ -45,7 +45,7 @@ const ed_opt_t cmd_tail_options[] = {
      "stop after N events in all (0: follow)", 0, 0, INT64_MAX},
     {"to-end", 0, ED_OPT_FLAG, NULL, NULL, offsetof(struct tail_cfg, to_end),
      "stop once each partition reached the last event it had at start", 0, 0, 0},
-    {"idle-exit", 0, ED_OPT_DURATION, "DURATION", "0", offsetof(struct tail_cfg, idle_exit),
+    {"idle-exit", 0, ED_OPT_DURATION, "DURATION", "0s", offsetof(struct tail_cfg, idle_exit),
      "stop after no event for DURATION (0: never)", 0, 0, 0},
     {"epoch", 'e', ED_OPT_INT, "N", "-1", offsetof(struct tail_cfg, epoch),
      "exclusive receivers with this owner level (-1: none)", 0, -1, INT64_MAX},

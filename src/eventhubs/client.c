@@ -933,8 +933,10 @@ static void rx_delivery(eh_receiver_t *rx, pn_delivery_t *d) {
   }
   if (!pn_delivery_settled(d))
     pn_delivery_update(d, PN_ACCEPTED);
-  pn_delivery_settle(d);
+  /* advance first: settling the current delivery advances the link itself,
+   * and a second advance would skip (lose) the next delivery */
   pn_link_advance(l);
+  pn_delivery_settle(d);
 }
 
 /* ---- senders (network side) ----------------------------------------------- */
@@ -1028,6 +1030,25 @@ static void tx_requeue_unacked(eh_sender_t *tx) {
   pthread_mutex_unlock(&c->mu);
 }
 
+/* The sender stops for good: it and everything still queued fail with why. */
+static void tx_fail(eh_client_t *c, eh_sender_t *tx, const ed_err_t *why) {
+  tx->terminal = true;
+  ED_LOG_ERR("eh_tx_failed", "target=%s reason=\"%s\"", tx->addr, why->msg);
+  tx_notify(tx, EH_STATE_FAILED, why);
+  for (;;) {
+    pthread_mutex_lock(&c->mu);
+    omsg_t *m = tx->unacked.head ? tx->unacked.head : tx->queue.head;
+    if (m && m == tx->queue.head) {
+      ol_remove(&tx->queue, m);
+      ol_push_back(&tx->unacked, m);
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (!m)
+      break;
+    tx_complete(tx, m, why);
+  }
+}
+
 static void tx_lost(eh_client_t *c, eh_sender_t *tx, const ed_err_t *why) {
   if (tx->link) {
     pn_link_set_context(tx->link, NULL);
@@ -1038,22 +1059,7 @@ static void tx_lost(eh_client_t *c, eh_sender_t *tx, const ed_err_t *why) {
   if (tx->terminal)
     return;
   if (!ed_code_is_retriable(why->code) || give_up(c, ++tx->attempts)) {
-    tx->terminal = true;
-    ED_LOG_ERR("eh_tx_failed", "target=%s reason=\"%s\"", tx->addr, why->msg);
-    tx_notify(tx, EH_STATE_FAILED, why);
-    /* everything still queued fails with the same reason */
-    for (;;) {
-      pthread_mutex_lock(&c->mu);
-      omsg_t *m = tx->queue.head;
-      if (m) {
-        ol_remove(&tx->queue, m);
-        ol_push_back(&tx->unacked, m);
-      }
-      pthread_mutex_unlock(&c->mu);
-      if (!m)
-        break;
-      tx_complete(tx, m, why);
-    }
+    tx_fail(c, tx, why);
     return;
   }
   c->stats.retries++;
@@ -1094,8 +1100,12 @@ static void tx_delivery(eh_client_t *c, eh_sender_t *tx, pn_delivery_t *d) {
     return;
   omsg_t *m = pn_delivery_get_context(d);
   uint64_t state = pn_delivery_remote_state(d);
-  if (!m || !state) {
+  if (!m)
     return;
+  if (!state) {
+    if (!pn_delivery_settled(d))
+      return;
+    state = PN_ACCEPTED; /* settled without an outcome: the default outcome */
   }
   pn_delivery_set_context(d, NULL);
   pn_condition_t *cond = pn_disposition_condition(pn_delivery_remote(d));
@@ -1332,21 +1342,8 @@ static void conn_lost(eh_client_t *c, pn_transport_t *t) {
     tx->attached = false;
     tx->reattach_at = 0;
     tx_requeue_unacked(tx);
-    if (fatal && !tx->terminal) {
-      tx->attempts = c->o.max_retries + 1;
-      ed_err_t w = why;
-      w.code = ED_E_STOPPED == w.code ? w.code : w.code;
-      tx->terminal = false;
-      /* reuse the failure path, which fails what is queued */
-      ed_err_t fw = why;
-      if (ed_code_is_retriable(fw.code))
-        fw.code = ED_E_UNAVAILABLE;
-      tx_lost(c, tx, &fw);
-      if (!tx->terminal) {
-        tx->terminal = true;
-        tx_notify(tx, EH_STATE_FAILED, &w);
-      }
-    }
+    if (fatal && !tx->terminal)
+      tx_fail(c, tx, &why);
   }
   if (fatal) {
     pthread_mutex_lock(&c->mu);
@@ -1451,8 +1448,8 @@ static void on_delivery(eh_client_t *c, pn_delivery_t *d) {
     ed_buf_reserve(&c->scratch, n);
     ssize_t got = pn_link_recv(l, c->scratch.data, n);
     pn_delivery_update(d, PN_ACCEPTED);
-    pn_delivery_settle(d);
     pn_link_advance(l);
+    pn_delivery_settle(d);
     pn_link_flow(l, 1);
     pn_message_t *m = c->msg;
     pn_message_clear(m);
@@ -2076,9 +2073,9 @@ ed_code_t eh_receiver_open(eh_client_t *c, const eh_receiver_opts_t *o, eh_recei
   if (st != EH_STATE_READY) {
     eh_receiver_close(rx);
     if (st == EH_STATE_CONNECTING || st == EH_STATE_RETRYING)
-      return ed_err_set(err, ED_E_TIMEOUT, "receiver %s%s%s: not attached within %" PRId64 " s",
-                        rx == NULL ? "" : "", e.msg[0] ? "" : "", e.msg[0] ? e.msg : "",
-                        c->o.op_timeout_us / ED_US_PER_SEC);
+      return ed_err_set(
+          err, ED_E_TIMEOUT, "receiver for partition %s: not attached within %" PRId64 " s%s%s",
+          o->partition, c->o.op_timeout_us / ED_US_PER_SEC, e.msg[0] ? ": " : "", e.msg);
     return ed_err_set(err, e.code == ED_OK ? ED_E_CONNECTION : e.code, "%s", e.msg);
   }
   *out = rx;
