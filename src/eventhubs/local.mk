@@ -14,3 +14,6 @@ tests_unit_unit_eventhubs_CFLAGS = $(UNIT_CFLAGS) $(PROTON_CFLAGS)
 tests_unit_unit_eventhubs_SOURCES = $(UNIT_COMMON) \
 	tests/unit/test_connstr.c tests/unit/test_sas.c tests/unit/test_eh_amqp.c
 tests_unit_unit_eventhubs_LDADD = $(EVENTHUBS_LIBS) $(COMMON_LIBS) $(CUNIT_LIBS) $(OPENSSL_LIBS) -lpthread
+# The client's commands against a real ehemu on loopback.
+TESTS += tests/integration/client_emu.sh
+EXTRA_DIST += tests/integration/client_emu.sh
