@@ -166,3 +166,20 @@ char *ed_buf_steal(ed_buf_t *b) {
   ed_buf_init(b);
   return p;
 }
+
+ed_code_t ed_buf_put_u64le(ed_buf_t *b, uint64_t v) {
+  uint8_t x[8];
+  for (int i = 0; i < 8; i++)
+    x[i] = (uint8_t)(v >> (8 * i));
+  return ed_buf_append(b, x, 8);
+}
+
+bool ed_get_u64le(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+  if (end - *p < 8)
+    return false;
+  *v = 0;
+  for (int i = 0; i < 8; i++)
+    *v |= (uint64_t)(*p)[i] << (8 * i);
+  *p += 8;
+  return true;
+}

@@ -6,7 +6,9 @@
 #define ED_COMMON_BUF_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/err.h"
 
@@ -32,6 +34,12 @@ ed_code_t ed_buf_vprintf(ed_buf_t *b, const char *fmt, va_list ap);
 /* Appends s as a JSON string literal, quotes included; invalid UTF-8 bytes
  * become U+FFFD so the output is always valid JSON. */
 ed_code_t ed_buf_json_str(ed_buf_t *b, const char *s, size_t n);
+/* Little-endian fixed-width integers for binary state formats (windows,
+ * dedup and aggregate state): append v, or read one from *p (advanced) when
+ * at least 8 bytes remain before end, else false and *p unchanged. */
+ed_code_t ed_buf_put_u64le(ed_buf_t *b, uint64_t v);
+bool ed_get_u64le(const uint8_t **p, const uint8_t *end, uint64_t *v);
+
 /* Gives the bytes to the caller (caller frees with free()); b is left empty. */
 char *ed_buf_steal(ed_buf_t *b);
 

@@ -1012,26 +1012,11 @@ ed_code_t agg_emit(const agg_t *a, const uint32_t *gids, size_t n, sm_col_t *out
 
 /* ---------------------------------------------------------------- serialisation */
 
-static ed_code_t put_u64(ed_buf_t *b, uint64_t v) {
-  uint8_t x[8];
-  for (int i = 0; i < 8; i++)
-    x[i] = (uint8_t)(v >> (8 * i));
-  return ed_buf_append(b, x, 8);
-}
 static ed_code_t put_u32(ed_buf_t *b, uint32_t v) {
   uint8_t x[4];
   for (int i = 0; i < 4; i++)
     x[i] = (uint8_t)(v >> (8 * i));
   return ed_buf_append(b, x, 4);
-}
-static bool get_u64(const uint8_t **p, const uint8_t *end, uint64_t *v) {
-  if (end - *p < 8)
-    return false;
-  *v = 0;
-  for (int i = 0; i < 8; i++)
-    *v |= (uint64_t)(*p)[i] << (8 * i);
-  *p += 8;
-  return true;
 }
 static bool get_u32(const uint8_t **p, const uint8_t *end, uint32_t *v) {
   if (end - *p < 4)
@@ -1064,15 +1049,15 @@ ed_code_t agg_save(const agg_t *a, uint32_t g, ed_buf_t *out) {
   switch (a->kind) {
   case AGG_COUNT_STAR:
   case AGG_COUNT:
-    return put_u64(out, (uint64_t)a->cnt[g]);
+    return ed_buf_put_u64le(out, (uint64_t)a->cnt[g]);
   case AGG_SUM:
   case AGG_AVG:
-    rc = put_u64(out, (uint64_t)a->cnt[g]);
+    rc = ed_buf_put_u64le(out, (uint64_t)a->cnt[g]);
     if (a->dv)
       memcpy(&bits, &a->dv[g], 8);
     else
       bits = (uint64_t)a->iv[g];
-    return rc ? rc : put_u64(out, bits);
+    return rc ? rc : ed_buf_put_u64le(out, bits);
   case AGG_MIN:
   case AGG_MAX:
   case AGG_FIRST:
@@ -1089,7 +1074,7 @@ ed_code_t agg_save(const agg_t *a, uint32_t g, ed_buf_t *out) {
       memcpy(&bits, &a->dv[g], 8);
     else
       bits = (uint64_t)a->iv[g];
-    return put_u64(out, bits);
+    return ed_buf_put_u64le(out, bits);
   }
   case AGG_COUNT_DISTINCT: {
     const dset_t *s = a->set[g];
@@ -1123,12 +1108,12 @@ ed_code_t agg_load(agg_t *a, uint32_t g, const uint8_t **p, const uint8_t *end, 
   switch (a->kind) {
   case AGG_COUNT_STAR:
   case AGG_COUNT:
-    NEED(get_u64(p, end, &u));
+    NEED(ed_get_u64le(p, end, &u));
     a->cnt[g] = (int64_t)u;
     return ED_OK;
   case AGG_SUM:
   case AGG_AVG:
-    NEED(get_u64(p, end, &u) && get_u64(p, end, &bits));
+    NEED(ed_get_u64le(p, end, &u) && ed_get_u64le(p, end, &bits));
     a->cnt[g] = (int64_t)u;
     if (a->dv)
       memcpy(&a->dv[g], &bits, 8);
@@ -1154,7 +1139,7 @@ ed_code_t agg_load(agg_t *a, uint32_t g, const uint8_t **p, const uint8_t *end, 
       *p += n;
       return ED_OK;
     }
-    NEED(get_u64(p, end, &bits));
+    NEED(ed_get_u64le(p, end, &bits));
     if (a->dv)
       memcpy(&a->dv[g], &bits, 8);
     else

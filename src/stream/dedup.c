@@ -291,22 +291,6 @@ void dd_get_stats(const dd_t *d, dd_stats_t *out) {
   out->watermark_us = d->watermark;
 }
 
-static ed_code_t put_u64(ed_buf_t *b, uint64_t v) {
-  uint8_t x[8];
-  for (int i = 0; i < 8; i++)
-    x[i] = (uint8_t)(v >> (8 * i));
-  return ed_buf_append(b, x, 8);
-}
-static bool get_u64(const uint8_t **p, const uint8_t *end, uint64_t *v) {
-  if (end - *p < 8)
-    return false;
-  *v = 0;
-  for (int i = 0; i < 8; i++)
-    *v |= (uint64_t)(*p)[i] << (8 * i);
-  *p += 8;
-  return true;
-}
-
 /* "EDDD", u32 version, u64 fingerprint, i64 watermark, u64 keys, then per key
  * i64 expiresAt, u64 length, bytes; last a u64 hash of everything before. */
 ed_code_t dd_state_save(const dd_t *d, ed_buf_t *out, ed_err_t *err) {
@@ -316,23 +300,23 @@ ed_code_t dd_state_save(const dd_t *d, ed_buf_t *out, ed_err_t *err) {
   if (!rc)
     rc = ed_buf_append(out, ver, 4);
   if (!rc)
-    rc = put_u64(out, d->fingerprint);
+    rc = ed_buf_put_u64le(out, d->fingerprint);
   if (!rc)
-    rc = put_u64(out, (uint64_t)d->watermark);
+    rc = ed_buf_put_u64le(out, (uint64_t)d->watermark);
   if (!rc)
-    rc = put_u64(out, n);
+    rc = ed_buf_put_u64le(out, n);
   for (size_t g = 0; g < n && !rc; g++) {
     const uint8_t *key;
     size_t klen;
     agg_keys_raw(d->keys, (uint32_t)g, &key, &klen);
-    rc = put_u64(out, (uint64_t)d->expires[g]);
+    rc = ed_buf_put_u64le(out, (uint64_t)d->expires[g]);
     if (!rc)
-      rc = put_u64(out, klen);
+      rc = ed_buf_put_u64le(out, klen);
     if (!rc)
       rc = ed_buf_append(out, key, klen);
   }
   if (!rc)
-    rc = put_u64(out, agg_hash64(out->data + base, out->len - base, 7));
+    rc = ed_buf_put_u64le(out, agg_hash64(out->data + base, out->len - base, 7));
   return rc ? ed_err_set(err, rc, "dedup: out of memory saving %zu keys", n) : ED_OK;
 }
 
@@ -345,14 +329,14 @@ ed_code_t dd_state_load(dd_t *d, const void *bytes, size_t len, ed_err_t *err) {
                       DD_VERSION);
   const uint8_t *s = end - 8;
   uint64_t sum = 0, fp = 0, wm = 0, n = 0;
-  get_u64(&s, end, &sum);
+  ed_get_u64le(&s, end, &sum);
   if (sum != agg_hash64(p, len - 8, 7))
     return ed_err_set(err, ED_E_CORRUPT, "dedup state: checksum mismatch (truncated or damaged)");
   end -= 8;
   p += 8;
-  get_u64(&p, end, &fp);
-  get_u64(&p, end, &wm);
-  get_u64(&p, end, &n);
+  ed_get_u64le(&p, end, &fp);
+  ed_get_u64le(&p, end, &wm);
+  ed_get_u64le(&p, end, &n);
   if (fp != d->fingerprint)
     return ed_err_set(err, ED_E_CONFIG, "dedup state: saved by a different query (keys changed)");
   if (n > len)
@@ -373,7 +357,7 @@ ed_code_t dd_state_load(dd_t *d, const void *bytes, size_t len, ed_err_t *err) {
   for (uint64_t i = 0; i < n; i++) {
     uint64_t e, klen;
     uint32_t g;
-    if (!get_u64(&p, end, &e) || !get_u64(&p, end, &klen) || (uint64_t)(end - p) < klen) {
+    if (!ed_get_u64le(&p, end, &e) || !ed_get_u64le(&p, end, &klen) || (uint64_t)(end - p) < klen) {
       rc = ed_err_set(err, ED_E_CORRUPT, "dedup state: key %llu truncated", (unsigned long long)i);
       goto fail;
     }

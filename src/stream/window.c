@@ -640,22 +640,6 @@ void win_get_stats(const win_t *w, win_stats_t *out) {
 
 /* ---------------------------------------------------------------- state */
 
-static ed_code_t put_u64(ed_buf_t *b, uint64_t v) {
-  uint8_t x[8];
-  for (int i = 0; i < 8; i++)
-    x[i] = (uint8_t)(v >> (8 * i));
-  return ed_buf_append(b, x, 8);
-}
-static bool get_u64(const uint8_t **p, const uint8_t *end, uint64_t *v) {
-  if (end - *p < 8)
-    return false;
-  *v = 0;
-  for (int i = 0; i < 8; i++)
-    *v |= (uint64_t)(*p)[i] << (8 * i);
-  *p += 8;
-  return true;
-}
-
 /* Layout (little-endian): "EDWS", u32 version, u64 query fingerprint,
  * i64 watermark, u64 total input rows, u64 total dropped, u64 total emitted,
  * u64 state rows, then per row: i64 window start, u64 key length, key bytes,
@@ -671,21 +655,21 @@ ed_code_t win_state_save(const win_t *w, ed_buf_t *out, ed_err_t *err) {
                     w->st.total_input_rows, w->st.total_dropped_by_watermark,
                     w->st.total_emitted,    n};
   for (size_t i = 0; i < sizeof hdr / sizeof hdr[0] && !rc; i++)
-    rc = put_u64(out, hdr[i]);
+    rc = ed_buf_put_u64le(out, hdr[i]);
   for (size_t g = 0; g < n && !rc; g++) {
     const uint8_t *key;
     size_t klen;
     agg_keys_raw(w->keys, (uint32_t)g, &key, &klen);
-    rc = put_u64(out, (uint64_t)agg_keys_prefix(w->keys, (uint32_t)g));
+    rc = ed_buf_put_u64le(out, (uint64_t)agg_keys_prefix(w->keys, (uint32_t)g));
     if (!rc)
-      rc = put_u64(out, klen);
+      rc = ed_buf_put_u64le(out, klen);
     if (!rc)
       rc = ed_buf_append(out, key, klen);
     for (size_t a = 0; a < w->naggs && !rc; a++)
       rc = agg_save(w->aggs[a], (uint32_t)g, out);
   }
   if (!rc)
-    rc = put_u64(out, agg_hash64(out->data + base, out->len - base, 7));
+    rc = ed_buf_put_u64le(out, agg_hash64(out->data + base, out->len - base, 7));
   if (rc)
     return ed_err_set(err, rc, "window: out of memory saving %zu state rows", n);
   return ED_OK;
@@ -701,18 +685,18 @@ ed_code_t win_state_load(win_t *w, const void *bytes, size_t len, ed_err_t *err)
                       WIN_VERSION);
   const uint8_t *sum_at = end - 8;
   uint64_t sum = 0;
-  get_u64(&sum_at, end, &sum);
+  ed_get_u64le(&sum_at, end, &sum);
   if (sum != agg_hash64(p, len - 8, 7))
     return ed_err_set(err, ED_E_CORRUPT, "window state: checksum mismatch (truncated or damaged)");
   end -= 8;
   p += 8;
   uint64_t fp = 0, wm = 0, tin = 0, tdrop = 0, temit = 0, n = 0;
-  get_u64(&p, end, &fp);
-  get_u64(&p, end, &wm);
-  get_u64(&p, end, &tin);
-  get_u64(&p, end, &tdrop);
-  get_u64(&p, end, &temit);
-  get_u64(&p, end, &n);
+  ed_get_u64le(&p, end, &fp);
+  ed_get_u64le(&p, end, &wm);
+  ed_get_u64le(&p, end, &tin);
+  ed_get_u64le(&p, end, &tdrop);
+  ed_get_u64le(&p, end, &temit);
+  ed_get_u64le(&p, end, &n);
   if (fp != w->fingerprint)
     return ed_err_set(err, ED_E_CONFIG,
                       "window state: saved by a different query (window, keys or aggregates "
@@ -739,7 +723,8 @@ ed_code_t win_state_load(win_t *w, const void *bytes, size_t len, ed_err_t *err)
   }
   for (uint64_t i = 0; i < n; i++) {
     uint64_t prefix, klen;
-    if (!get_u64(&p, end, &prefix) || !get_u64(&p, end, &klen) || (uint64_t)(end - p) < klen) {
+    if (!ed_get_u64le(&p, end, &prefix) || !ed_get_u64le(&p, end, &klen) ||
+        (uint64_t)(end - p) < klen) {
       rc = ed_err_set(err, ED_E_CORRUPT, "window state: row %llu truncated", (unsigned long long)i);
       goto fail;
     }
