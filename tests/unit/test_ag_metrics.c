@@ -331,8 +331,11 @@ static char *read_all(int fd) {
     struct pollfd p = {fd, POLLIN, 0};
     if (poll(&p, 1, 200) <= 0)
       continue;
-    if (n == cap)
-      b = realloc(b, (cap *= 2) + 1);
+    if (n == cap) {
+      char *nb = realloc(b, (cap *= 2) + 1);
+      CU_ASSERT_PTR_NOT_NULL_FATAL(nb);
+      b = nb;
+    }
     ssize_t r = recv(fd, b + n, cap - n, 0);
     if (r <= 0)
       break;
