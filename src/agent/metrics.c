@@ -49,8 +49,16 @@ static const struct {
 static const double buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 #define NBUCKETS (sizeof buckets / sizeof buckets[0])
 
-typedef struct series {
+/* A label value with what its ordering needs, computed once when stored, so
+ * a lookup does not rescan every stored label it compares against. */
+typedef struct lkey {
   char *label;
+  size_t len;
+  size_t digits; /* digit-only: length without leading zeros; else SIZE_MAX */
+} lkey_t;
+
+typedef struct series {
+  lkey_t k;
   double v;
 } series_t;
 
@@ -60,14 +68,14 @@ typedef struct family {
 } family_t;
 
 typedef struct hist {
-  char *label;
+  lkey_t k;
   uint64_t counts[NBUCKETS + 1]; /* per bucket, not cumulative; last is +Inf */
   double sum;
   uint64_t count;
 } hist_t;
 
 typedef struct progress {
-  char *label;
+  lkey_t k;
   char *json;
   int64_t at_us;
 } progress_t;
@@ -90,45 +98,50 @@ struct ag_metrics {
 
 /* ---- ordering and lookup ---- */
 
-static bool all_digits(const char *s) {
-  if (!*s)
-    return false;
-  for (; *s; s++)
-    if (*s < '0' || *s > '9')
-      return false;
-  return true;
+static lkey_t key_make(const char *label) {
+  lkey_t k = {(char *)label, strlen(label), SIZE_MAX};
+  size_t i = 0;
+  while (i < k.len && label[i] >= '0' && label[i] <= '9')
+    i++;
+  if (k.len && i == k.len) {
+    size_t z = 0;
+    while (z + 1 < k.len && label[z] == '0')
+      z++;
+    k.digits = k.len - z;
+  }
+  return k;
 }
 
-/* A total order: digit-only strings first, by numeric value (shorter after
- * leading zeros is smaller), ties and everything else byte-wise. */
-static int label_cmp(const char *a, const char *b) {
-  bool da = all_digits(a), db = all_digits(b);
-  if (da != db)
-    return da ? -1 : 1;
-  if (da) {
-    const char *x = a, *y = b;
-    while (x[0] == '0' && x[1])
-      x++;
-    while (y[0] == '0' && y[1])
-      y++;
-    size_t lx = strlen(x), ly = strlen(y);
-    if (lx != ly)
-      return lx < ly ? -1 : 1;
-    int c = strcmp(x, y);
+/* A total order: digit-only values first, by numeric value (fewer
+ * significant digits is smaller), ties and everything else byte-wise. */
+static int key_cmp(const lkey_t *a, const lkey_t *b) {
+  bool na = a->digits != SIZE_MAX, nb = b->digits != SIZE_MAX;
+  if (na != nb)
+    return na ? -1 : 1;
+  if (na) {
+    if (a->digits != b->digits)
+      return a->digits < b->digits ? -1 : 1;
+    int c = memcmp(a->label + a->len - a->digits, b->label + b->len - b->digits, a->digits);
     if (c)
       return c;
   }
-  return strcmp(a, b);
+  return strcmp(a->label, b->label);
 }
 
-/* Binary search over an array of structs whose first member is char *label.
- * Returns the index of label, or where it would go with *found false. */
+static int label_cmp(const char *a, const char *b) {
+  lkey_t ka = key_make(a), kb = key_make(b);
+  return key_cmp(&ka, &kb);
+}
+
+/* Binary search over a sorted array of structs whose first member is an
+ * lkey_t. Returns the index of label, or where it would go with *found
+ * false. */
 static size_t find_at(const void *arr, size_t n, size_t size, const char *label, bool *found) {
+  lkey_t probe = key_make(label);
   size_t lo = 0, hi = n;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    const char *l = *(char *const *)((const char *)arr + mid * size);
-    int c = label_cmp(l, label);
+    int c = key_cmp((const lkey_t *)(const void *)((const char *)arr + mid * size), &probe);
     if (c == 0) {
       *found = true;
       return mid;
@@ -164,7 +177,8 @@ static void *find_or_add(void **arr, size_t *n, size_t *cap, size_t size, const 
     return NULL;
   memmove(base + (i + 1) * size, base + i * size, (*n - i) * size);
   memset(base + i * size, 0, size);
-  *(char **)(base + i * size) = copy;
+  lkey_t k = key_make(copy);
+  memcpy(base + i * size, &k, sizeof k);
   (*n)++;
   return base + i * size;
 }
@@ -335,7 +349,7 @@ char *ag_metrics_prometheus(ag_metrics_t *m) {
       ed_buf_printf(&b, "ehdelta_%s", defs[id].name);
       if (defs[id].label[0]) {
         ed_buf_putc(&b, '{');
-        put_label(&b, defs[id].label, f->s[i].label);
+        put_label(&b, defs[id].label, f->s[i].k.label);
         ed_buf_putc(&b, '}');
       }
       ed_buf_putc(&b, ' ');
@@ -351,7 +365,7 @@ char *ag_metrics_prometheus(ag_metrics_t *m) {
     for (size_t k = 0; k <= NBUCKETS; k++) {
       cum += h->counts[k];
       ed_buf_puts(&b, "ehdelta_commit_latency_seconds_bucket{");
-      put_label(&b, "sink", h->label);
+      put_label(&b, "sink", h->k.label);
       ed_buf_puts(&b, ",le=\"");
       if (k < NBUCKETS)
         put_num(&b, buckets[k], false);
@@ -360,11 +374,11 @@ char *ag_metrics_prometheus(ag_metrics_t *m) {
       ed_buf_printf(&b, "\"} %llu\n", (unsigned long long)cum);
     }
     ed_buf_puts(&b, "ehdelta_commit_latency_seconds_sum{");
-    put_label(&b, "sink", h->label);
+    put_label(&b, "sink", h->k.label);
     ed_buf_puts(&b, "} ");
     put_num(&b, h->sum, false);
     ed_buf_puts(&b, "\nehdelta_commit_latency_seconds_count{");
-    put_label(&b, "sink", h->label);
+    put_label(&b, "sink", h->k.label);
     ed_buf_printf(&b, "} %llu\n", (unsigned long long)h->count);
   }
   pthread_mutex_unlock(&m->mu);
@@ -393,13 +407,13 @@ static const char **sink_names(ag_metrics_t *m, size_t *out_n) {
     return NULL;
   }
   for (size_t i = 0; i < m->np; i++)
-    v[n++] = m->p[i].label;
+    v[n++] = m->p[i].k.label;
   for (size_t i = 0; i < m->nh; i++)
-    v[n++] = m->h[i].label;
+    v[n++] = m->h[i].k.label;
   for (int id = 0; id < AG_M__COUNT; id++)
     if (!strcmp(defs[id].label, "sink"))
       for (size_t i = 0; i < m->fam[id].n; i++)
-        v[n++] = m->fam[id].s[i].label;
+        v[n++] = m->fam[id].s[i].k.label;
   qsort(v, n, sizeof *v, cmp_labels);
   size_t k = 0;
   for (size_t i = 0; i < n; i++)
@@ -459,7 +473,7 @@ char *ag_metrics_status_json(ag_metrics_t *m) {
     for (size_t i = 0; i < f->n; i++) {
       if (i)
         ed_buf_putc(&b, ',');
-      put_jstr(&b, f->s[i].label);
+      put_jstr(&b, f->s[i].k.label);
       ed_buf_putc(&b, ':');
       put_num(&b, f->s[i].v, true);
     }
@@ -469,7 +483,7 @@ char *ag_metrics_status_json(ag_metrics_t *m) {
   for (size_t i = 0; i < m->nh; i++) {
     if (i)
       ed_buf_putc(&b, ',');
-    put_jstr(&b, m->h[i].label);
+    put_jstr(&b, m->h[i].k.label);
     ed_buf_printf(&b, ":{\"count\":%llu,\"sum\":", (unsigned long long)m->h[i].count);
     put_num(&b, m->h[i].sum, true);
     ed_buf_putc(&b, '}');
@@ -802,14 +816,14 @@ void ag_metrics_free(ag_metrics_t *m) {
       close(m->wake[i]);
   for (int id = 0; id < AG_M__COUNT; id++) {
     for (size_t i = 0; i < m->fam[id].n; i++)
-      free(m->fam[id].s[i].label);
+      free(m->fam[id].s[i].k.label);
     free(m->fam[id].s);
   }
   for (size_t i = 0; i < m->nh; i++)
-    free(m->h[i].label);
+    free(m->h[i].k.label);
   free(m->h);
   for (size_t i = 0; i < m->np; i++) {
-    free(m->p[i].label);
+    free(m->p[i].k.label);
     free(m->p[i].json);
   }
   free(m->p);
