@@ -5,6 +5,7 @@
 # address where nothing listens exits 5.
 . "$(dirname "$0")/../lib.sh"
 TOOL=$TOP_BUILDDIR/tests/tools/metrics_tool
+command -v curl >/dev/null || { echo "SKIP: curl (the command) is not installed"; exit 77; }
 matches() { [[ $1 =~ $2 ]]; } # matches STRING REGEX
 
 # The tool serves until its stdin closes: hold that open on a FIFO.
