@@ -75,8 +75,9 @@ typedef struct part {
   int64_t seen; /* last sequence number the pipeline processed (-1: none) */
   bool done;    /* available-now: nothing more to take */
   atomic_int paused;
-  atomic_int failed; /* a terminal receiver state (STOLEN, FAILED) */
-  ed_err_t fail_err; /* written once, before failed is set */
+  atomic_int failed;        /* a terminal receiver state (STOLEN, FAILED) */
+  _Atomic int64_t last_enq; /* the hub's last sequence number, as last polled (-1) */
+  ed_err_t fail_err;        /* written once, before failed is set */
 } part_t;
 
 typedef struct sink {
@@ -90,12 +91,13 @@ typedef struct sink {
   size_t naggs;
   char **keys;
   size_t nkeys;
-  sm_batch_t *rows;     /* K_RAW, K_DEAD, raw console: the open batch */
-  const sm_type_t *out; /* the schema of what the sink writes */
-  int64_t *resume;      /* per partition: skip sequence numbers <= this (-1: none) */
-  int64_t *pos;         /* per partition: last sequence number covered (-1: none) */
-  int64_t *start;       /* per partition: pos when the open batch began */
-  int64_t next_batch;   /* console sinks count their own */
+  sm_batch_t *rows;           /* K_RAW, K_DEAD, raw console: the open batch */
+  const sm_type_t *out;       /* the schema of what the sink writes */
+  int64_t *resume;            /* per partition: skip sequence numbers <= this (-1: none) */
+  int64_t *pos;               /* per partition: last sequence number covered (-1: none) */
+  int64_t *start;             /* per partition: pos when the open batch began */
+  _Atomic int64_t *committed; /* per partition: pos of the last landed batch (flush thread) */
+  int64_t next_batch;         /* console sinks count their own */
   int64_t max_events, max_bytes, trigger_us;
   int64_t next_fire; /* monotonic deadline of the interval trigger */
   uint64_t in_events, in_bytes;
@@ -158,6 +160,8 @@ typedef struct run {
   job_t *head, *tail;
   size_t queued, queue_cap;
   bool closing;
+  pthread_t monitor;
+  bool monitor_up;
   ed_code_t flush_rc;
   ed_err_t flush_err;
 } run_t;
@@ -389,11 +393,11 @@ static void progress_line(run_t *r, const job_t *j, const ag_dsink_timing_t *tm,
   ed_buf_json_str(b, r->source_desc, strlen(r->source_desc));
   put_offsets(b, r, "startOffset", j->start);
   put_offsets(b, r, "endOffset", j->end);
-  if (r->available_now) {
+  {
     int64_t *latest = calloc(r->nparts + 1, sizeof *latest);
     if (latest) {
       for (size_t p = 0; p < r->nparts; p++)
-        latest[p] = r->parts[p].end;
+        latest[p] = r->available_now ? r->parts[p].end : atomic_load(&r->parts[p].last_enq);
       put_offsets(b, r, "latestOffset", latest);
       free(latest);
     }
@@ -473,6 +477,9 @@ static void flush_one(run_t *r, job_t *j) {
       return;
     }
     ag_dsink_last_timing(j->s->ds, &tm);
+    for (size_t p = 0; p < r->nparts; p++)
+      if (j->end[p] >= 0)
+        atomic_store(&j->s->committed[p], j->end[p]);
     ag_metrics_observe_commit(r->o->metrics, j->s->name, (double)(ed_time_mono_us() - t0) / 1e6);
   } else if (r->o->console) {
     ag_console_print(r->o->console, j->s->name, j->ck.batch_id, j->rows,
@@ -929,8 +936,10 @@ static ed_code_t open_delta(run_t *r, sink_t *s, const char *checkpoint, ed_err_
   s->next_batch = ag_dsink_next_batch(s->ds);
   for (size_t p = 0; p < r->nparts; p++) {
     int64_t seq;
-    if (ag_ckpt_get(&ck, r->parts[p].id, &seq))
+    if (ag_ckpt_get(&ck, r->parts[p].id, &seq)) {
       s->resume[p] = s->pos[p] = s->start[p] = seq;
+      atomic_store(&s->committed[p], seq);
+    }
   }
   if (s->win && ck.state.len && (rc = win_state_load(s->win, ck.state.data, ck.state.len, err)))
     ed_err_prefix(err, "sink '%s': the state of batch %" PRId64 ": ", s->name, ck.batch_id);
@@ -952,10 +961,13 @@ static ed_code_t build_sinks(run_t *r, ed_err_t *err) {
     s->resume = malloc((r->nparts + 1) * sizeof *s->resume);
     s->pos = malloc((r->nparts + 1) * sizeof *s->pos);
     s->start = malloc((r->nparts + 1) * sizeof *s->start);
-    if (!s->resume || !s->pos || !s->start)
+    s->committed = malloc((r->nparts + 1) * sizeof *s->committed);
+    if (!s->resume || !s->pos || !s->start || !s->committed)
       return nomem(err, "sinks");
-    for (size_t p = 0; p < r->nparts; p++)
+    for (size_t p = 0; p < r->nparts; p++) {
       s->resume[p] = s->pos[p] = s->start[p] = -1;
+      atomic_init(&s->committed[p], -1);
+    }
     ed_code_t rc;
     if (i == c->nsinks) { /* the dead-letter table */
       r->dl = s;
@@ -1077,6 +1089,7 @@ static ed_code_t open_source(run_t *r, ed_err_t *err) {
     pt->id = r->hp.partition_ids[i];
     pt->seen = -1;
     pt->end = -1;
+    atomic_init(&pt->last_enq, -1);
     r->nparts++;
   }
   if (!r->nparts)
@@ -1110,6 +1123,7 @@ static ed_code_t start_receivers(run_t *r, ed_err_t *err) {
     if (rc)
       return ed_err_prefix(err, "partition %s: ", pt->id);
     pt->end = pp.is_empty ? -1 : pp.last_seq;
+    atomic_store(&pt->last_enq, pt->end);
     ag_metrics_set(r->o->metrics, AG_M_LAST_ENQUEUED, pt->id, (double)pt->end);
     if (from >= 0 && !pp.is_empty && from < pp.begin_seq - 1) {
       ag_metrics_add(r->o->metrics, AG_M_RETENTION_GAPS, pt->id, 1);
@@ -1158,6 +1172,57 @@ static ed_code_t start_receivers(run_t *r, ed_err_t *err) {
       return ed_err_prefix(err, "partition %s: ", pt->id);
   }
   return ED_OK;
+}
+
+/* ---- the monitor: the hub's last sequence numbers, for lag ---- */
+
+/* The lag of each partition is the hub's last sequence number minus the
+ * least advanced delta sink's committed one; an idle partition still reports
+ * it (polled, since an idle link tells nothing). */
+static void update_lag(run_t *r) {
+  for (size_t p = 0; p < r->nparts; p++) {
+    int64_t last = atomic_load(&r->parts[p].last_enq), low = INT64_MAX;
+    for (size_t i = 0; i < r->nsinks; i++)
+      if (r->sinks[i].delta && &r->sinks[i] != r->dl) {
+        int64_t c = atomic_load(&r->sinks[i].committed[p]);
+        low = c < low ? c : low;
+      }
+    if (low == INT64_MAX)
+      low = r->parts[p].seen;
+    ag_metrics_set(r->o->metrics, AG_M_LAST_ENQUEUED, r->parts[p].id, (double)last);
+    ag_metrics_set(r->o->metrics, AG_M_COMMITTED_SEQ, r->parts[p].id, (double)low);
+    ag_metrics_set(r->o->metrics, AG_M_LAG, r->parts[p].id,
+                   (double)(last < 0 ? 0 : last - (low < 0 ? -1 : low)));
+  }
+}
+
+#define MONITOR_US 5000000
+
+static void *monitor_main(void *arg) {
+  run_t *r = arg;
+  for (;;) {
+    pthread_mutex_lock(&r->mu);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += MONITOR_US / 1000000;
+    while (!r->closing && pthread_cond_timedwait(&r->cv, &r->mu, &ts) == 0)
+      ;
+    bool closing = r->closing;
+    pthread_mutex_unlock(&r->mu);
+    if (closing)
+      return NULL;
+    for (size_t p = 0; p < r->nparts; p++) {
+      eh_partition_props_t pp = {0};
+      ed_err_t err = {0};
+      if (eh_client_partition_props(r->client, r->parts[p].id, 10000000, &pp, &err) == ED_OK) {
+        atomic_store(&r->parts[p].last_enq, pp.is_empty ? -1 : pp.last_seq);
+        eh_partition_props_fini(&pp);
+      } else {
+        ED_LOG_DEBUG("lag_poll", "partition=%s %s", r->parts[p].id, err.msg);
+      }
+    }
+    update_lag(r);
+  }
 }
 
 /* ---- the loop ---- */
@@ -1256,6 +1321,8 @@ static void run_free(run_t *r) {
     pthread_mutex_unlock(&r->mu);
     pthread_join(r->flusher, NULL);
   }
+  if (r->monitor_up)
+    pthread_join(r->monitor, NULL);
   for (size_t p = 0; p < r->nparts; p++)
     eh_receiver_close(r->parts[p].rx);
   eh_client_free(r->client);
@@ -1272,7 +1339,7 @@ static void run_free(run_t *r) {
     free(s->aggs);
     free_list(s->keys, s->nkeys);
     sm_batch_free(s->rows);
-    free(s->resume), free(s->pos), free(s->start);
+    free(s->resume), free(s->pos), free(s->start), free((void *)s->committed);
   }
   free(r->sinks);
   free(r->parts);
@@ -1314,6 +1381,8 @@ ed_code_t ag_run(const ag_conf_t *conf, const ag_run_opts_t *o, ed_err_t *err) {
       r.flusher_up = true;
   }
   rc = rc ? rc : start_receivers(&r, err);
+  if (!rc && !r.available_now && !pthread_create(&r.monitor, NULL, monitor_main, &r))
+    r.monitor_up = true;
   ag_metrics_set(o->metrics, AG_M_UP, NULL, 1);
   if (!rc) {
     ED_LOG_INFO("run", "source=%s partitions=%zu sinks=%zu mode=%s", r.source_desc, r.nparts,
@@ -1328,6 +1397,10 @@ ed_code_t ag_run(const ag_conf_t *conf, const ag_run_opts_t *o, ed_err_t *err) {
     pthread_mutex_unlock(&r.mu);
     pthread_join(r.flusher, NULL);
     r.flusher_up = false;
+    if (r.monitor_up)
+      pthread_join(r.monitor, NULL);
+    r.monitor_up = false;
+    update_lag(&r);
     if (!rc && r.flush_rc) {
       rc = r.flush_rc;
       *err = r.flush_err;
