@@ -1,7 +1,7 @@
 /* metrics: the agent's counters and the HTTP endpoint that serves them
  * (`ehdelta run --metrics-listen ADDR`): GET /metrics in the Prometheus text
  * format (version 0.0.4), GET /status a JSON page with the agent's identity and
- * the last progress line of every sink (the shape ehdelta(1) documents), and
+ * the last progress line of every sink (the shape ehdelta-run(1) documents under METRICS), and
  * GET /healthz. Owns: the registry (counters, gauges, one latency histogram
  * per sink), the last progress JSON per sink, and the server thread (plain
  * sockets, loopback or any address the user names; one request per
@@ -64,7 +64,11 @@ void ag_metrics_free(ag_metrics_t *m); /* NULL is a no-op */
 const char *ag_metrics_address(const ag_metrics_t *m);
 
 /* label: the partition id or sink name (copied on first use), NULL for
- * metrics without a label. m may be NULL (then these do nothing). */
+ * metrics without a label. m may be NULL (then these do nothing).
+ * Counters ignore a negative delta. get with a NULL label on a labelled
+ * metric returns the sum over its labels. Any use of a sink label lists the
+ * sink on /status (null until its first progress): add(..., sink, 0) at
+ * start shows every configured sink. */
 void ag_metrics_add(ag_metrics_t *m, ag_metric_t id, const char *label, double delta);
 void ag_metrics_set(ag_metrics_t *m, ag_metric_t id, const char *label, double value);
 double ag_metrics_get(ag_metrics_t *m, ag_metric_t id, const char *label);

@@ -331,8 +331,11 @@ static char *read_all(int fd) {
     struct pollfd p = {fd, POLLIN, 0};
     if (poll(&p, 1, 200) <= 0)
       continue;
-    if (n == cap)
-      b = realloc(b, (cap *= 2) + 1);
+    if (n == cap) {
+      char *nb = realloc(b, (cap *= 2) + 1);
+      CU_ASSERT_PTR_NOT_NULL_FATAL(nb);
+      b = nb;
+    }
     ssize_t r = recv(fd, b + n, cap - n, 0);
     if (r <= 0)
       break;
@@ -481,6 +484,32 @@ static void test_server_ipv6_loopback(void) {
   ag_metrics_free(m);
 }
 
+static void test_server_every_address_and_rude_clients(void) {
+  ag_metrics_t *m = NULL;
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL_FATAL(ag_metrics_new(":0", "any", &m, &e), ED_OK);
+  const char *a = ag_metrics_address(m);
+  CU_ASSERT_TRUE(!strncmp(a, "[::]:", 5) || !strncmp(a, "0.0.0.0:", 8));
+  int port = port_of(m);
+  CU_ASSERT_TRUE(port > 0);
+  /* connects and leaves at once; sends half a request and leaves */
+  close(dial(port));
+  int fd = dial(port);
+  CU_ASSERT_EQUAL(send(fd, "GET /met", 8, MSG_NOSIGNAL), 8);
+  close(fd);
+  /* resets the connection mid-request */
+  fd = dial(port);
+  struct linger lg = {1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  CU_ASSERT_EQUAL(send(fd, "GET /metrics", 12, MSG_NOSIGNAL), 12);
+  close(fd);
+  /* IPv4 loopback reaches an every-address endpoint */
+  char *r = get(port, "GET /healthz HTTP/1.1\r\n\r\n");
+  CU_ASSERT_STR(body_of(r), "ok\n");
+  free(r);
+  ag_metrics_free(m);
+}
+
 static const cu_case_t cases[] = {
     CU_CASE(test_text_has_help_and_type_for_every_family),
     CU_CASE(test_label_values_escaped),
@@ -494,6 +523,7 @@ static const cu_case_t cases[] = {
     CU_CASE(test_server_refuses_what_it_does_not_serve),
     CU_CASE(test_server_times_out_slow_client_and_stops_promptly),
     CU_CASE(test_server_ipv6_loopback),
+    CU_CASE(test_server_every_address_and_rude_clients),
     CU_END,
 };
 ED_SUITE(ag_metrics, cases)
