@@ -20,3 +20,6 @@ EXTRA_DIST += tests/integration/client_emu.sh
 # Every start position, epochs, drops, token refresh and server-busy against ehemu.
 TESTS += tests/integration/client_faults.sh
 EXTRA_DIST += tests/integration/client_faults.sh
+# ehdelta send / tail against the official Python SDK, through ehemu.
+TESTS += tests/interop/test_client_sdk.py
+EXTRA_DIST += tests/interop/test_client_sdk.py
