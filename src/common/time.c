@@ -238,6 +238,15 @@ ed_code_t ed_time_parse_duration(const char *s, int64_t *us, ed_err_t *err) {
     for (size_t k = 0; k < sizeof units / sizeof units[0]; k++)
       if (strlen(units[k].name) == ulen && strncasecmp(units[k].name, u, ulen) == 0)
         mult = units[k].us;
+    if (!mult && ulen == 0 && whole == 0 && frac_num == 0 && parts == 0) {
+      /* a bare 0 means the same in every unit ("--idle-exit 0": never) */
+      while (isspace((unsigned char)*p))
+        p++;
+      if (!*p) {
+        *us = 0;
+        return ED_OK;
+      }
+    }
     if (!mult)
       return ed_err_set(err, ED_E_PARSE,
                         "duration '%s': unknown unit '%.*s' at offset %zu, expected one of ms, s, "
