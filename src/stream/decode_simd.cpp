@@ -10,6 +10,7 @@
  * while json-c refuses it; everything the schema reads is checked. */
 #include "config.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -29,6 +30,11 @@ struct simd_state {
   char *buf = nullptr;
   size_t cap = 0;
   unsigned max_depth = 64;
+  /* the body struct's field names as views (lengths counted once), so a key
+   * is one memcmp against the expected field; nested structs use the names */
+  const sm_type_t *keys_of = nullptr;
+  std::string_view *keys = nullptr;
+  char *key_names = nullptr; /* what keys point into */
 };
 
 struct walk {
@@ -36,7 +42,48 @@ struct walk {
   const char *base; /* start of the padded copy, for byte offsets */
   unsigned depth, max_depth;
   size_t len;
+  const sm_type_t *keyed; /* the struct `keys` names */
+  const std::string_view *keys;
 };
+
+/* True when the raw key (after its opening quote) is exactly `name`: the
+ * bytes, then the closing quote. name points into a copy followed by '"'
+ * and 8 readable bytes, so both are compared 8 bytes at a time, quote
+ * included; the first differing word stops the loop, and the key's own
+ * closing quote is followed by at least ":x}" and the padding, so the key
+ * side never reads past the padded copy. */
+inline bool key_is(ondemand::raw_json_string rk, std::string_view name) {
+  const char *k = rk.raw(), *nm = name.data();
+  size_t n = name.size() + 1; /* with the quote */
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t a, b;
+    memcpy(&a, k + i, 8);
+    memcpy(&b, nm + i, 8);
+    uint64_t x = a ^ b;
+    if (n - i < 8)
+      x &= (uint64_t(1) << ((n - i) * 8)) - 1;
+    if (x)
+      return false;
+  }
+  return true;
+}
+
+/* Any backslash in p[0..n)? Eight bytes at a time; p[n..n+8) may be read
+ * (the padded copy extends SIMDJSON_PADDING bytes past any string). */
+inline bool has_backslash(const char *p, size_t n) {
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t w;
+    memcpy(&w, p + i, 8);
+    w ^= 0x5c5c5c5c5c5c5c5cull; /* a backslash becomes a zero byte */
+    uint64_t z = (w - ones) & ~w & highs;
+    if (n - i < 8)
+      z &= (uint64_t(1) << ((n - i) * 8)) - 1; /* little-endian: the first n-i bytes */
+    if (z)
+      return true;
+  }
+  return false;
+}
 
 const char *type_name(ondemand::json_type t) {
   switch (t) {
@@ -99,6 +146,7 @@ int leaf_fail(walk &w, sm_col_t *c, bool nullable, const char *name, int r, cons
 /* One row of STRUCT st whose children are cols[0..nfields), all at `row`. */
 int object_row(walk &w, const sm_type_t *st, sm_col_t *cols, size_t row, ondemand::object obj) {
   int hint = 0, nf = (int)st->nfields;
+  const std::string_view *keys = st == w.keyed ? w.keys : nullptr;
   for (auto field : obj) { /* simdjson_result<field>, read in place (a copy costs) */
     error_code e = field.error();
     if (e)
@@ -108,11 +156,19 @@ int object_row(walk &w, const sm_type_t *st, sm_col_t *cols, size_t row, ondeman
      * the unescaped key and sm_dec__field's case-insensitive match. */
     ondemand::raw_json_string rk = field.value_unsafe().key();
     int fi = -1;
-    if (hint < nf && rk.unsafe_is_equal(st->fields[hint].name))
-      fi = hint;
-    for (int i = 0; fi < 0 && i < nf; i++)
-      if (rk.unsafe_is_equal(st->fields[i].name))
-        fi = i;
+    if (keys) {
+      if (hint < nf && key_is(rk, keys[hint]))
+        fi = hint;
+      for (int i = 0; fi < 0 && i < nf; i++)
+        if (key_is(rk, keys[i]))
+          fi = i;
+    } else {
+      if (hint < nf && rk.unsafe_is_equal(st->fields[hint].name))
+        fi = hint;
+      for (int i = 0; fi < 0 && i < nf; i++)
+        if (rk.unsafe_is_equal(st->fields[i].name))
+          fi = i;
+    }
     if (fi < 0) {
       std::string_view key;
       if ((e = field.value_unsafe().unescaped_key().get(key)))
@@ -156,7 +212,7 @@ int number(walk &w, sm_col_t *c, bool nullable, const char *name, ondemand::valu
   if (k == SM_DOUBLE || k == SM_FLOAT) {
     double x;
     if (v.get_double().get(x) == SUCCESS)
-      r = sm_dec__put_f64(w.d, c, x);
+      r = sm_dec__put_f64_fast(w.d, c, x);
     else
       r = -2;
   } else {
@@ -219,16 +275,20 @@ int value(walk &w, sm_col_t *c, bool nullable, const char *name, ondemand::value
     return number(w, c, nullable, name, v, raw);
   case ondemand::json_type::string: {
     /* Fast path: a token without escapes is its own text (stage 1 already
-     * checked UTF-8 and the quotes), so no unescaping copy is needed. */
+     * checked UTF-8 and the quotes), so no unescaping copy is needed. The
+     * token runs to the next structural character: its closing quote is
+     * the last quote, behind any whitespace. */
     const char *p = raw.data() + 1;
-    const char *q = (const char *)memchr(p, '"', raw.size() - 1);
+    size_t m = raw.size() - 1;
+    while (m && p[m - 1] != '"')
+      m--;
     std::string_view s;
-    if (q && !memchr(p, '\\', (size_t)(q - p))) {
-      s = std::string_view(p, (size_t)(q - p));
+    if (m && !has_backslash(p, m - 1)) {
+      s = std::string_view(p, m - 1);
     } else if ((e = v.get_string().get(s))) {
       return body_error(w, e, raw.data());
     }
-    r = sm_dec__put_str(w.d, c, s.data(), s.size());
+    r = sm_dec__put_str_fast(w.d, c, s.data(), s.size());
     if (r == SM_REASON_TOO_LARGE)
       return sm_dec__fail(w.d, c, nullable, name, r, "string", nullptr, s.size(),
                           (size_t)(raw.data() - w.base));
@@ -320,6 +380,35 @@ bool load(simd_state *s, const char *body, size_t len) {
   return true;
 }
 
+/* The body's names for key_is: each copied with its quote and 8 bytes of
+ * zeros after it, in one block. */
+bool set_keys(simd_state *s, const sm_type_t *st) {
+  size_t total = 0, nf = st->nfields;
+  for (size_t i = 0; i < nf; i++)
+    total += strlen(st->fields[i].name) + 9;
+  std::string_view *k = new (std::nothrow) std::string_view[nf + 1];
+  char *names = (char *)calloc(total + 1, 1);
+  if (!k || !names) {
+    delete[] k;
+    free(names);
+    return false;
+  }
+  char *p = names;
+  for (size_t i = 0; i < nf; i++) {
+    size_t n = strlen(st->fields[i].name);
+    memcpy(p, st->fields[i].name, n);
+    p[n] = '"';
+    k[i] = std::string_view(p, n);
+    p += n + 9;
+  }
+  delete[] s->keys;
+  free(s->key_names);
+  s->keys = k;
+  s->key_names = names;
+  s->keys_of = st;
+  return true;
+}
+
 } // namespace
 
 extern "C" void *sm_dec__simd_new(unsigned max_depth) {
@@ -340,6 +429,8 @@ extern "C" void sm_dec__simd_free(void *p) {
   if (!s)
     return;
   free(s->buf);
+  delete[] s->keys;
+  free(s->key_names);
   delete s;
 }
 
@@ -348,7 +439,9 @@ extern "C" int sm_dec__simd_decode(sm_dec_t *d, sm_col_t *cols, size_t row, cons
   simd_state *s = (simd_state *)d->simd;
   if (!load(s, body, len))
     return -1;
-  walk w{d, s->buf, 1, s->max_depth, len};
+  if (s->keys_of != d->body && !set_keys(s, d->body))
+    return -1;
+  walk w{d, s->buf, 1, s->max_depth, len, s->keys_of, s->keys};
   if (len > s->parser.capacity() && s->parser.allocate(len, s->max_depth + 1) != SUCCESS)
     return -1;
   ondemand::document doc;
