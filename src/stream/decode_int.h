@@ -44,10 +44,16 @@ int sm_dec__put_null(sm_dec_t *d, sm_col_t *c, bool nullable);
 /* The same leaves for the values nearly every event carries (a STRING, a
  * finite DOUBLE) into a column with room left: no call, no growth check.
  * Anything else goes to the leaves above, so the rules stay theirs. */
-static inline int sm_dec__put_str_fast(sm_dec_t *d, sm_col_t *c, const char *p, size_t n) {
+/* `readable`: bytes that may be read at p (>= n); with 16 of them, and room
+ * for 16, a short string is copied as one fixed 16-byte move. */
+static inline int sm_dec__put_str_fast(sm_dec_t *d, sm_col_t *c, const char *p, size_t n,
+                                       size_t readable) {
   if (c->type->kind == SM_STRING && n <= d->opts.max_string && c->len < c->cap && c->valid &&
       c->data && n <= c->data_cap - c->data_len && c->data_cap <= UINT32_MAX) {
-    memcpy(c->data + c->data_len, p, n);
+    if (n <= 16 && readable >= 16 && c->data_cap - c->data_len >= 16)
+      memcpy(c->data + c->data_len, p, 16);
+    else
+      memcpy(c->data + c->data_len, p, n);
     c->data_len += n;
     c->off[c->len + 1] = (uint32_t)c->data_len;
     c->valid[c->len++] = 1;

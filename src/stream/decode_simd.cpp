@@ -134,6 +134,42 @@ int body_error(walk &w, error_code e, const char *at) {
 
 int value(walk &w, sm_col_t *c, bool nullable, const char *name, ondemand::value &v);
 
+/* A string token without escapes is its own text (stage 1 already checked
+ * UTF-8 and the quotes), so no unescaping copy is needed. The token runs to
+ * the next structural character: its closing quote is the last quote,
+ * behind any whitespace. False when there are escapes (or no quote). */
+inline bool plain_string(std::string_view raw, std::string_view &s) {
+  const char *p = raw.data() + 1;
+  size_t m = raw.size() - 1;
+  while (m && p[m - 1] != '"')
+    m--;
+  if (!m || has_backslash(p, m - 1))
+    return false;
+  s = std::string_view(p, m - 1);
+  return true;
+}
+
+/* The values nearly every event carries, appended without value()'s
+ * dispatch: a plain string into STRING/TIMESTAMP/DATE, a number into
+ * DOUBLE. False (nothing appended, nothing consumed) sends the value to
+ * value(), which handles it again and reports any failure. */
+inline bool leaf_fast(walk &w, sm_col_t *c, ondemand::value &v) {
+  sm_kind_t k = c->type->kind;
+  std::string_view raw = v.raw_json_token(), s;
+  char c0 = raw[0];
+  if (c0 == '"') {
+    if ((k != SM_STRING && k != SM_TIMESTAMP && k != SM_DATE) || !plain_string(raw, s))
+      return false;
+    return sm_dec__put_str_fast(w.d, c, s.data(), s.size(), s.size() + SIMDJSON_PADDING) ==
+           SM_REASON_NONE;
+  }
+  if (k == SM_DOUBLE && (c0 == '-' || (c0 >= '0' && c0 <= '9'))) {
+    double x;
+    return v.get_double().get(x) == SUCCESS && sm_dec__put_f64_fast(w.d, c, x) == SM_REASON_NONE;
+  }
+  return false;
+}
+
 /* A leaf said no (r > 0) or ran out of memory (r < 0): report with the token. */
 int leaf_fail(walk &w, sm_col_t *c, bool nullable, const char *name, int r, const char *got,
               std::string_view raw) {
@@ -181,7 +217,10 @@ int object_row(walk &w, const sm_type_t *st, sm_col_t *cols, size_t row, ondeman
     sm_col_t *c = &cols[fi];
     if (c->len > row) /* a duplicate key: the last one wins, as in Spark */
       sm_col_truncate(c, row);
-    int r = value(w, c, st->fields[fi].nullable, st->fields[fi].name, field.value_unsafe().value());
+    ondemand::value &fv = field.value_unsafe().value();
+    if (leaf_fast(w, c, fv))
+      continue;
+    int r = value(w, c, st->fields[fi].nullable, st->fields[fi].name, fv);
     if (r)
       return r;
   }
@@ -274,21 +313,11 @@ int value(walk &w, sm_col_t *c, bool nullable, const char *name, ondemand::value
   case ondemand::json_type::number:
     return number(w, c, nullable, name, v, raw);
   case ondemand::json_type::string: {
-    /* Fast path: a token without escapes is its own text (stage 1 already
-     * checked UTF-8 and the quotes), so no unescaping copy is needed. The
-     * token runs to the next structural character: its closing quote is
-     * the last quote, behind any whitespace. */
-    const char *p = raw.data() + 1;
-    size_t m = raw.size() - 1;
-    while (m && p[m - 1] != '"')
-      m--;
     std::string_view s;
-    if (m && !has_backslash(p, m - 1)) {
-      s = std::string_view(p, m - 1);
-    } else if ((e = v.get_string().get(s))) {
+    if (!plain_string(raw, s) && (e = v.get_string().get(s))) {
       return body_error(w, e, raw.data());
     }
-    r = sm_dec__put_str_fast(w.d, c, s.data(), s.size());
+    r = sm_dec__put_str(w.d, c, s.data(), s.size());
     if (r == SM_REASON_TOO_LARGE)
       return sm_dec__fail(w.d, c, nullable, name, r, "string", nullptr, s.size(),
                           (size_t)(raw.data() - w.base));
