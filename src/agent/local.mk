@@ -2,7 +2,8 @@
 noinst_LIBRARIES += src/agent/libagent.a
 src_agent_libagent_a_CPPFLAGS = $(AM_CPPFLAGS) $(JSONC_CFLAGS) $(PROTON_CFLAGS)
 src_agent_libagent_a_SOURCES = src/agent/conf.c src/agent/conf.h src/agent/sink.c src/agent/sink.h
-src_agent_libagent_a_SOURCES += src/agent/metrics.c src/agent/metrics.h
+src_agent_libagent_a_SOURCES += src/agent/metrics.c src/agent/metrics.h src/agent/run.c src/agent/run.h \
+	src/agent/console.c src/agent/console.h
 AGENT_LIBS += src/agent/libagent.a
 ehdelta_SOURCES += src/cli/cmd_run.c
 
@@ -13,14 +14,14 @@ tests_unit_unit_agent_SOURCES = $(UNIT_COMMON) tests/unit/test_ag_conf.c tests/u
 tests_unit_unit_agent_SOURCES += tests/unit/test_ag_metrics.c
 tests_unit_unit_agent_LDADD = src/agent/libagent.a $(DELTA_LIBS) $(STREAM_LIBS) $(PARQUET_LIBS) \
 	$(STORE_LIBS) $(EVENTHUBS_LIBS) $(COMMON_LIBS) $(JSONC_LIBS) $(ZSTD_LIBS) $(SNAPPY_LIBS) $(CURL_LIBS) $(OPENSSL_LIBS) $(CUNIT_LIBS) -lpthread
-TESTS += tests/integration/agent_conf.sh
+TESTS += tests/integration/agent_conf.sh tests/integration/agent_run.sh
 
 # The decode -> sink driver of the crash and interop suites.
 check_PROGRAMS += tests/tools/ag_sink_tool
 tests_tools_ag_sink_tool_CFLAGS = $(AM_CFLAGS)
 tests_tools_ag_sink_tool_SOURCES = tests/tools/ag_sink_tool.c
 tests_tools_ag_sink_tool_LDADD = $(tests_unit_unit_agent_LDADD)
-TESTS += tests/interop/test_agent_sink.py
+TESTS += tests/interop/test_agent_sink.py tests/interop/test_agent_e2e.py tests/fault/test_agent_kill9.py
 
 # The metrics endpoint: a registry filled with known values, served on a free
 # loopback port until stdin closes, for `ehdelta status --agent` and curl.

@@ -182,6 +182,30 @@ static void on_state(void *ctx, eh_receiver_t *rx, eh_state_t st, const ed_err_t
   }
 }
 
+/* --to-end: whether the start position leaves nothing to read up to the
+ * partition's last event at start (empty partition, latest, or a position
+ * at or past the end); such a partition is done without a receiver, which
+ * would otherwise wait for an event that never comes. */
+static bool past_end(const eh_position_t *p, const eh_partition_props_t *pp) {
+  if (pp->is_empty || pp->last_seq < 0)
+    return true;
+  switch (p->kind) {
+  case EH_POS_EARLIEST:
+    return false;
+  case EH_POS_LATEST:
+    return true;
+  case EH_POS_SEQUENCE:
+    return p->inclusive ? p->value > pp->last_seq : p->value >= pp->last_seq;
+  case EH_POS_OFFSET:
+    return p->inclusive ? p->value > pp->last_offset : p->value >= pp->last_offset;
+  default: {
+    /* the filter is in milliseconds, like the enqueued time */
+    int64_t ms = ed_floordiv(p->value, 1000), last_ms = ed_floordiv(pp->last_enqueued_us, 1000);
+    return p->inclusive ? ms > last_ms : ms >= last_ms;
+  }
+  }
+}
+
 int cmd_tail(int argc, char **argv) {
   struct tail_cfg cfg = {0};
   int nop = 0, rc;
@@ -247,8 +271,9 @@ int cmd_tail(int argc, char **argv) {
         break;
       }
       parts[i].end_seq = pp.is_empty ? -1 : pp.last_seq;
+      bool nothing = past_end(&start, &pp);
       eh_partition_props_fini(&pp);
-      if (parts[i].end_seq < 0 || start.kind == EH_POS_LATEST) {
+      if (nothing) {
         parts[i].done = true;
         atomic_fetch_add(&t.finished, 1);
         continue;

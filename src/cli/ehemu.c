@@ -20,6 +20,12 @@ static const ed_opt_t options[] = {
      "plain AMQP port (0 picks a free one)", 0, 0, 65535},
     {"control-port", 0, ED_OPT_INT, "PORT", "0", offsetof(emu_config_t, ctl_port),
      "fault-injection control port on 127.0.0.1 (0 picks a free one)", 0, 0, 65535},
+    {"tls-port", 0, ED_OPT_INT, "PORT", "5671", offsetof(emu_config_t, tls_port),
+     "AMQPS port, served with --cert and --key (0 picks a free one)", 0, 0, 65535},
+    {"cert", 0, ED_OPT_STRING, "FILE", NULL, offsetof(emu_config_t, cert),
+     "PEM server certificate (chain) for AMQPS", 0, 0, 0},
+    {"key", 0, ED_OPT_STRING, "FILE", NULL, offsetof(emu_config_t, tls_key),
+     "PEM private key of --cert", 0, 0, 0},
     {"hub", 0, ED_OPT_STRING, "NAME", "eh1", offsetof(emu_config_t, hub), "event hub name", 0, 0,
      0},
     {"partitions", 0, ED_OPT_INT, "N", "4", offsetof(emu_config_t, partitions), "partition count",
@@ -120,7 +126,16 @@ int main(int argc, char **argv) {
             "ehemu: connection string: Endpoint=sb://localhost:%d;SharedAccessKeyName=%s;"
             "SharedAccessKey=%s;EntityPath=%s;UseDevelopmentEmulator=true\n",
             emu_amqp_port(emu), cfg.key_name, key, cfg.hub);
-  fprintf(stderr, "ehemu: ready amqp=%d control=%d\n", emu_amqp_port(emu), emu_ctl_port(emu));
+  if (!cfg.key_file && !getenv("EHEMU_KEY") && emu_tls_port(emu) >= 0)
+    fprintf(stderr,
+            "ehemu: connection string (AMQPS): Endpoint=sb://localhost:%d/;SharedAccessKeyName=%s;"
+            "SharedAccessKey=%s;EntityPath=%s\n",
+            emu_tls_port(emu), cfg.key_name, key, cfg.hub);
+  char tls[32] = "";
+  if (emu_tls_port(emu) >= 0)
+    snprintf(tls, sizeof tls, " amqps=%d", emu_tls_port(emu));
+  fprintf(stderr, "ehemu: ready amqp=%d control=%d%s\n", emu_amqp_port(emu), emu_ctl_port(emu),
+          tls);
   fflush(stderr);
   ed_code_t rc = emu_run(emu, &stop, &err);
   if (rc != ED_OK)

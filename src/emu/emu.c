@@ -3,8 +3,9 @@
  * time, into a pn_connection_driver; each incoming TRANSFER's message-format
  * is read from the raw frame on the way (§13: Proton drops it). Proton's
  * output is re-encoded frame by frame with every field written out (§17: the
- * Python SDK indexes performative fields by position). TLS, when added, sits
- * between the socket and these byte streams. */
+ * Python SDK indexes performative fields by position). On the AMQPS listener
+ * TLS sits between the socket and these byte streams: OpenSSL reads and writes
+ * memory BIOs, so everything above it only ever sees plaintext. */
 #include "emu/emu.h"
 
 #include <arpa/inet.h>
@@ -31,6 +32,9 @@
 #include <proton/session.h>
 #include <proton/terminus.h>
 #include <proton/transport.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "common/buf.h"
 #include "common/hmac.h"
@@ -107,6 +111,10 @@ struct emu_conn {
   pn_connection_driver_t drv;
   emu_state_t st;
   ed_buf_t in, pout, out;
+  SSL *ssl; /* AMQPS only: reads rbio, writes wbio (both owned by ssl) */
+  BIO *rbio, *wbio;
+  ed_buf_t tout; /* ciphertext waiting for the socket */
+  bool tls_shut;
   bool read_closed, dead;
   int64_t out_ready_us;
   uint32_t last_format;
@@ -123,8 +131,9 @@ typedef struct emu_ctl {
 struct emu {
   emu_config_t cfg;
   char *key;
-  int lfd, cfd;
-  int port, cport;
+  int lfd, cfd, tfd;
+  int port, cport, tport;
+  SSL_CTX *tls;
   emu_hub_t hub;
   emu_conn_t *conns[EMU_MAX_CONNS];
   emu_ctl_t ctls[8];
@@ -1733,16 +1742,95 @@ static void conn_free(emu_conn_t *c) {
   ed_buf_fini(&c->in);
   ed_buf_fini(&c->pout);
   ed_buf_fini(&c->out);
+  ed_buf_fini(&c->tout);
+  SSL_free(c->ssl); /* frees both BIOs */
   if (c->fd >= 0)
     close(c->fd);
   free(c);
 }
 
-static emu_conn_t *conn_new(emu_t *e, int fd) {
+/* Moves what OpenSSL wrote (handshake records, alerts, application data) to
+ * the socket's queue. */
+static void tls_drain(emu_conn_t *c) {
+  char buf[16384];
+  int n;
+  while ((n = BIO_read(c->wbio, buf, sizeof buf)) > 0)
+    ed_buf_append(&c->tout, buf, (size_t)n);
+}
+
+/* Ciphertext from the socket: decrypted into c->in. A failed handshake (for
+ * example a client that does not trust our certificate) or a close_notify ends
+ * the connection once the alert has been written. */
+static void tls_input(emu_conn_t *c, const char *p, size_t n) {
+  if (BIO_write(c->rbio, p, (int)n) != (int)n) {
+    c->dead = c->read_closed = true;
+    return;
+  }
+  char buf[16384];
+  for (;;) {
+    int r = SSL_read(c->ssl, buf, sizeof buf);
+    if (r > 0) {
+      ed_buf_append(&c->in, buf, (size_t)r);
+      continue;
+    }
+    int why = SSL_get_error(c->ssl, r);
+    if (why == SSL_ERROR_WANT_READ || why == SSL_ERROR_WANT_WRITE)
+      break;
+    ERR_clear_error();
+    if (why == SSL_ERROR_ZERO_RETURN) {
+      c->read_closed = true;
+      pn_connection_driver_read_close(&c->drv);
+    } else
+      c->dead = true; /* its alert is written before the socket closes */
+    break;
+  }
+  tls_drain(c);
+}
+
+/* Encrypts the plaintext queue once the handshake lets OpenSSL write. */
+static void tls_output(emu_conn_t *c) {
+  while (c->out.len) {
+    int w = SSL_write(c->ssl, c->out.data, (int)(c->out.len < (1u << 30) ? c->out.len : 1u << 30));
+    if (w <= 0) {
+      int why = SSL_get_error(c->ssl, w);
+      if (why != SSL_ERROR_WANT_READ && why != SSL_ERROR_WANT_WRITE) {
+        ERR_clear_error();
+        c->dead = true;
+        ed_buf_reset(&c->out);
+      }
+      break;
+    }
+    memmove(c->out.data, c->out.data + w, c->out.len - (size_t)w);
+    c->out.len -= (size_t)w;
+  }
+  tls_drain(c);
+}
+
+/* Bytes not yet handed to the socket, plaintext or encrypted. */
+static size_t conn_unsent(const emu_conn_t *c) { return c->out.len + c->tout.len; }
+
+static emu_conn_t *conn_new(emu_t *e, int fd, bool tls) {
   emu_conn_t *c = calloc(1, sizeof *c);
-  if (!c)
+  if (!c) {
+    close(fd);
     return NULL;
+  }
   c->fd = fd, c->emu = e;
+  if (tls) {
+    c->ssl = SSL_new(e->tls);
+    c->rbio = BIO_new(BIO_s_mem());
+    c->wbio = BIO_new(BIO_s_mem());
+    if (!c->ssl || !c->rbio || !c->wbio) {
+      BIO_free(c->rbio);
+      BIO_free(c->wbio);
+      SSL_free(c->ssl);
+      close(fd);
+      free(c);
+      return NULL;
+    }
+    SSL_set_bio(c->ssl, c->rbio, c->wbio);
+    SSL_set_accept_state(c->ssl);
+  }
   pn_transport_t *t = pn_transport();
   pn_transport_set_server(t);
   pn_transport_require_auth(t, false);
@@ -1750,6 +1838,7 @@ static emu_conn_t *conn_new(emu_t *e, int fd) {
   pn_transport_set_channel_max(t, 4999);
   pn_transport_set_idle_timeout(t, 240000);
   if (pn_connection_driver_init(&c->drv, pn_connection(), t) != 0) {
+    SSL_free(c->ssl);
     free(c);
     close(fd);
     return NULL;
@@ -1757,6 +1846,7 @@ static emu_conn_t *conn_new(emu_t *e, int fd) {
   ed_buf_init(&c->in);
   ed_buf_init(&c->pout);
   ed_buf_init(&c->out);
+  ed_buf_init(&c->tout);
   return c;
 }
 
@@ -1785,13 +1875,43 @@ static int listen_on(const char *host, int port, int *bound, ed_err_t *err) {
   return fd;
 }
 
+/* The AMQPS server context: TLS 1.2 or later, the certificate chain and its key. */
+static ed_code_t tls_context(const emu_config_t *cfg, SSL_CTX **out, ed_err_t *err) {
+  if (!cfg->cert != !cfg->tls_key)
+    return ed_err_set(err, ED_E_CONFIG, "--cert and --key: AMQPS needs both, got only --%s",
+                      cfg->cert ? "cert" : "key");
+  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+  if (!ctx)
+    return ed_err_set(err, ED_E_TLS, "TLS: cannot make an OpenSSL context");
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  const char *flag = "--cert", *file = cfg->cert;
+  bool ok = SSL_CTX_use_certificate_chain_file(ctx, cfg->cert) == 1;
+  if (ok) {
+    flag = "--key", file = cfg->tls_key;
+    ok = SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) == 1 &&
+         SSL_CTX_check_private_key(ctx) == 1;
+  }
+  if (!ok) {
+    unsigned long e = ERR_get_error();
+    const char *why = ERR_reason_error_string(e);
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return ed_err_set(err, ED_E_TLS, "%s '%s': expected a PEM %s (%s)", flag, file,
+                      strcmp(flag, "--cert") == 0 ? "certificate" : "private key of the --cert",
+                      why ? why : "unreadable");
+  }
+  *out = ctx;
+  return ED_OK;
+}
+
 ed_code_t emu_new(const emu_config_t *cfg, const char *key, emu_t **out, ed_err_t *err) {
   emu_t *e = calloc(1, sizeof *e);
   if (!e)
     return ed_err_set(err, ED_E_NOMEM, "ehemu: out of memory");
   e->cfg = *cfg;
   e->key = strdup(key);
-  e->lfd = e->cfd = -1;
+  e->lfd = e->cfd = e->tfd = -1;
+  e->tport = -1;
   emu_hub_t *h = &e->hub;
   h->name = strdup(cfg->hub);
   h->nparts = (int)cfg->partitions;
@@ -1818,6 +1938,15 @@ ed_code_t emu_new(const emu_config_t *cfg, const char *key, emu_t **out, ed_err_
   if (e->cfd < 0) {
     emu_free(e);
     return err ? err->code : ED_E_IO;
+  }
+  if (cfg->cert || cfg->tls_key) {
+    ed_code_t rc = tls_context(cfg, &e->tls, err);
+    if (rc == ED_OK && (e->tfd = listen_on(cfg->host, (int)cfg->tls_port, &e->tport, err)) < 0)
+      rc = err ? err->code : ED_E_IO;
+    if (rc != ED_OK) {
+      emu_free(e);
+      return rc;
+    }
   }
   *out = e;
   return ED_OK;
@@ -1849,11 +1978,15 @@ void emu_free(emu_t *e) {
     close(e->lfd);
   if (e->cfd >= 0)
     close(e->cfd);
+  if (e->tfd >= 0)
+    close(e->tfd);
+  SSL_CTX_free(e->tls);
   free(e);
 }
 
 int emu_amqp_port(const emu_t *e) { return e->port; }
 int emu_ctl_port(const emu_t *e) { return e->cport; }
+int emu_tls_port(const emu_t *e) { return e->tfd >= 0 ? e->tport : -1; }
 
 /* ---- the control channel: one command per line, "ok" or "error ..." back ---- */
 
@@ -1903,13 +2036,31 @@ static void check_tokens(emu_t *e) {
   }
 }
 
+static void accept_conn(emu_t *e, int lfd, bool tls) {
+  int fd = accept(lfd, NULL, NULL);
+  if (fd < 0)
+    return;
+  int slot = -1;
+  for (int i = 0; i < EMU_MAX_CONNS && slot < 0; i++)
+    if (!e->conns[i])
+      slot = i;
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  fcntl(fd, F_SETFL, O_NONBLOCK);
+  if (slot < 0)
+    close(fd);
+  else
+    e->conns[slot] = conn_new(e, fd, tls);
+}
+
 ed_code_t emu_run(emu_t *e, volatile int *stop, ed_err_t *err) {
-  struct pollfd pf[2 + 8 + EMU_MAX_CONNS];
+  struct pollfd pf[3 + 8 + EMU_MAX_CONNS];
   int64_t last_check = 0;
   while (!*stop) {
     int np = 0;
     pf[np++] = (struct pollfd){.fd = e->lfd, .events = POLLIN};
     pf[np++] = (struct pollfd){.fd = e->cfd, .events = POLLIN};
+    pf[np++] = (struct pollfd){.fd = e->tfd, .events = POLLIN}; /* -1: ignored by poll */
     for (int i = 0; i < e->nctl; i++)
       pf[np++] = (struct pollfd){.fd = e->ctls[i].fd,
                                  .events = (short)(POLLIN | (e->ctls[i].out.len ? POLLOUT : 0))};
@@ -1922,7 +2073,7 @@ ed_code_t emu_run(emu_t *e, volatile int *stop, ed_err_t *err) {
       if (!c)
         continue;
       short ev = c->read_closed ? 0 : POLLIN;
-      if (c->out.len && now >= c->out_ready_us)
+      if ((c->out.len && now >= c->out_ready_us) || c->tout.len)
         ev |= POLLOUT;
       else if (c->out.len)
         timeout = 5;
@@ -1931,22 +2082,10 @@ ed_code_t emu_run(emu_t *e, volatile int *stop, ed_err_t *err) {
     }
     if (poll(pf, (nfds_t)np, timeout) < 0 && errno != EINTR)
       return ed_err_set(err, ED_E_IO, "poll: %s", strerror(errno));
-    if (pf[0].revents & POLLIN) {
-      int fd = accept(e->lfd, NULL, NULL);
-      if (fd >= 0) {
-        int slot = -1;
-        for (int i = 0; i < EMU_MAX_CONNS && slot < 0; i++)
-          if (!e->conns[i])
-            slot = i;
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        fcntl(fd, F_SETFL, O_NONBLOCK);
-        if (slot < 0)
-          close(fd);
-        else
-          e->conns[slot] = conn_new(e, fd);
-      }
-    }
+    if (pf[0].revents & POLLIN)
+      accept_conn(e, e->lfd, false);
+    if (pf[2].revents & POLLIN)
+      accept_conn(e, e->tfd, true);
     int npolled = e->nctl; /* a control client accepted now has no pollfd yet */
     if (pf[1].revents & POLLIN) {
       int fd = accept(e->cfd, NULL, NULL);
@@ -1961,7 +2100,7 @@ ed_code_t emu_run(emu_t *e, volatile int *stop, ed_err_t *err) {
     }
     for (int i = 0; i < npolled; i++) {
       emu_ctl_t *k = &e->ctls[i];
-      short re = pf[2 + i].revents;
+      short re = pf[3 + i].revents;
       bool gone = false;
       if (re & (POLLIN | POLLHUP)) {
         char buf[1024];
@@ -2006,7 +2145,10 @@ ed_code_t emu_run(emu_t *e, volatile int *stop, ed_err_t *err) {
         char buf[65536];
         ssize_t r = read(c->fd, buf, sizeof buf);
         if (r > 0) {
-          ed_buf_append(&c->in, buf, (size_t)r);
+          if (c->ssl)
+            tls_input(c, buf, (size_t)r);
+          else
+            ed_buf_append(&c->in, buf, (size_t)r);
           conn_input(c);
         } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
           c->read_closed = true;
@@ -2028,18 +2170,30 @@ ed_code_t emu_run(emu_t *e, volatile int *stop, ed_err_t *err) {
         pump(e, l);
       pn_transport_tick(c->drv.transport, ed_time_mono_us() / 1000);
       conn_flush(c);
-      if (c->out.len && ed_time_mono_us() >= c->out_ready_us) {
-        ssize_t w = write(c->fd, c->out.data, c->out.len);
-        if (w > 0) {
-          memmove(c->out.data, c->out.data + w, c->out.len - (size_t)w);
-          c->out.len -= (size_t)w;
-        } else if (w < 0 && errno != EAGAIN && errno != EINTR)
-          c->dead = true;
+      if (c->ssl && c->out.len && ed_time_mono_us() >= c->out_ready_us)
+        tls_output(c);
+      if (c->ssl && !c->tls_shut && pn_connection_driver_finished(&c->drv) && !c->out.len) {
+        c->tls_shut = true; /* close_notify after the AMQP close */
+        SSL_shutdown(c->ssl);
+        ERR_clear_error();
+        tls_drain(c);
       }
-      if (c->dead && c->out.len == 0)
+      ed_buf_t *q = c->ssl ? &c->tout : &c->out;
+      if (q->len && (c->ssl || ed_time_mono_us() >= c->out_ready_us)) {
+        ssize_t w = write(c->fd, q->data, q->len);
+        if (w > 0) {
+          memmove(q->data, q->data + w, q->len - (size_t)w);
+          q->len -= (size_t)w;
+        } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+          c->dead = true;
+          ed_buf_reset(&c->out);
+          ed_buf_reset(&c->tout);
+        }
+      }
+      if (c->dead && conn_unsent(c) == 0)
         pn_connection_driver_write_close(&c->drv);
-      if ((c->dead && (c->out.len == 0 || c->read_closed)) ||
-          (pn_connection_driver_finished(&c->drv) && c->out.len == 0) ||
+      if ((c->dead && (conn_unsent(c) == 0 || c->read_closed)) ||
+          (pn_connection_driver_finished(&c->drv) && conn_unsent(c) == 0) ||
           (c->read_closed && pn_connection_driver_finished(&c->drv))) {
         conn_free(c);
         e->conns[i] = NULL;

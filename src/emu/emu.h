@@ -2,8 +2,9 @@
  * Owns: the listening sockets, every client connection (socket, our own SASL
  * server, a pn_connection_driver, the outgoing-frame normaliser of §17), the
  * in-memory partitions (events stored pre-encoded, annotations included, so a
- * delivery is a copy) and the fault-injection control channel. One thread,
- * one poll loop. */
+ * delivery is a copy), the TLS sessions of the AMQPS listener (OpenSSL over
+ * memory BIOs, outside Proton, so the normaliser sees plaintext) and the
+ * fault-injection control channel. One thread, one poll loop. */
 #ifndef ED_EMU_EMU_H
 #define ED_EMU_EMU_H
 
@@ -16,6 +17,9 @@ typedef struct emu_config {
   char *host;       /* listen address, default 127.0.0.1 */
   int64_t port;     /* AMQP port; 0 picks a free one */
   int64_t ctl_port; /* control channel port (loopback); 0 picks a free one */
+  int64_t tls_port; /* AMQPS port, served when cert and tls_key are set; 0 picks a free one */
+  char *cert;       /* PEM server certificate (chain) file, or NULL: no AMQPS */
+  char *tls_key;    /* PEM private key file of cert */
   char *hub;        /* default hub name */
   int64_t partitions;
   char **groups; /* extra consumer groups ($Default is always there) */
@@ -33,6 +37,7 @@ ed_code_t emu_new(const emu_config_t *cfg, const char *key, emu_t **emu, ed_err_
 void emu_free(emu_t *emu);
 int emu_amqp_port(const emu_t *emu);
 int emu_ctl_port(const emu_t *emu);
+int emu_tls_port(const emu_t *emu); /* -1 when AMQPS is not served */
 /* Serves until *stop becomes true (signal handler). */
 ed_code_t emu_run(emu_t *emu, volatile int *stop, ed_err_t *err);
 

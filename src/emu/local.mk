@@ -10,8 +10,11 @@ ehemu_CPPFLAGS = $(AM_CPPFLAGS) $(OPENSSL_CFLAGS)
 ehemu_LDADD = $(EMU_LIBS) $(EVENTHUBS_LIBS) $(COMMON_LIBS) $(PROTON_LIBS)
 dist_man_MANS += man/ehemu.1
 
-TESTS += tests/interop/test_ehemu.py
-EXTRA_DIST += tests/interop/test_ehemu.py
+TESTS += tests/interop/test_ehemu.py tests/interop/test_ehemu_tls.py tests/integration/emu_tls.sh
+EXTRA_DIST += tests/interop/test_ehemu.py tests/interop/test_ehemu_tls.py \
+	tests/interop/emu_util.py tests/integration/emu_tls.sh
+# scripts/mkcerts DIR: the throw-away CA and localhost certificate the TLS tests use
+dist_noinst_SCRIPTS += scripts/mkcerts
 
 # bench: bench/bench_emu PORT KEY [N] against a running ehemu (see bench/bench_emu.sh)
 noinst_PROGRAMS += bench/bench_emu
