@@ -31,3 +31,5 @@ tests_tools_metrics_tool_SOURCES = tests/tools/metrics_tool.c
 tests_tools_metrics_tool_LDADD = src/agent/libagent.a $(COMMON_LIBS) $(JSONC_LIBS) -lpthread
 TESTS += tests/integration/agent_metrics.sh
 EXTRA_DIST += tests/integration/agent_metrics.sh
+TESTS += tests/integration/agent_metrics_run.sh
+EXTRA_DIST += tests/integration/agent_metrics_run.sh
