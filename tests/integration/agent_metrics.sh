@@ -116,6 +116,24 @@ check "with one line naming the address ($(cat "$T/err"))" \
   matches "$(cat "$T/err")" "^ehdelta status: cannot reach the agent at 127\\.0\\.0\\.1:$dead: [^
 ]*$"
 check "and nothing on stdout" [ ! -s "$T/out" ]
+# an endpoint that accepts and never answers: --timeout bounds the wait
+python3 -c '
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0)); s.listen(4)
+print(s.getsockname()[1], flush=True)
+conns = []
+while True:
+    c, _ = s.accept(); conns.append(c)
+' >"$T/mute.port" 3>&- &
+track $!
+wait_for_line "$T/mute.port" '^[0-9]+$' 10
+start=$(date +%s%N)
+"$EHDELTA" status --agent "127.0.0.1:$(cat "$T/mute.port")" --timeout 1s >/dev/null 2>"$T/err"
+rc=$?
+ms=$((($(date +%s%N) - start) / 1000000))
+check "a mute endpoint times out with exit 5 (rc=$rc, ${ms} ms: $(cat "$T/err"))" [ "$rc" -eq 5 -a "$ms" -lt 10000 ]
+check "and says it timed out" grep -qi 'timed out\|timeout' "$T/err"
 "$EHDELTA" status --agent "127.0.0.1:$dead" --partition 0 >/dev/null 2>&1
 rc=$?
 check "--partition with --agent is a usage error (rc=$rc)" [ "$rc" -eq 2 ]
@@ -123,7 +141,12 @@ check "--partition with --agent is a usage error (rc=$rc)" [ "$rc" -eq 2 ]
 # closing stdin stops the server cleanly
 exec 3>&-
 for ((i = 0; i < 100; i++)); do kill -0 "$tool" 2>/dev/null || break; sleep 0.05; done
-wait "$tool"
-rc=$?
-check "the tool exits 0 when stdin closes (rc=$rc)" [ "$rc" -eq 0 ]
+if kill -0 "$tool" 2>/dev/null; then
+  kill "$tool" # still serving 5 s after stdin closed: fail, and do not wait forever
+  rc=timeout
+else
+  wait "$tool"
+  rc=$?
+fi
+check "the tool exits 0 when stdin closes (rc=$rc)" [ "$rc" = 0 ]
 finish

@@ -83,9 +83,15 @@ check "the table lists the 4 partitions with lag 0" [ "$(grep -cE '^[0-3] +[0-9]
 check "and the 2 dead letters" grep -q '^dead letters 2, ' <<<"$out"
 
 kill -TERM "$agent"
-wait "$agent"
-rc=$?
-check "the agent exits 0 on SIGTERM (rc=$rc)" [ $rc -eq 0 ]
+for ((i = 0; i < 300; i++)); do kill -0 "$agent" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$agent" 2>/dev/null; then
+  kill -KILL "$agent" # still running 30 s after SIGTERM: fail, and do not wait forever
+  rc=timeout
+else
+  wait "$agent"
+  rc=$?
+fi
+check "the agent exits 0 on SIGTERM (rc=$rc)" [ "$rc" = 0 ]
 "$EHDELTA" status --agent "$addr" >/dev/null 2>"$T/serr"
 rc=$?
 check "after it stopped, status --agent exits 5 (rc=$rc)" [ $rc -eq 5 ]
