@@ -925,9 +925,13 @@ static ed_code_t open_delta(run_t *r, sink_t *s, const char *checkpoint, ed_err_
     pbn[i] = pb[i];
   ag_ckpt_t ck;
   if (!rc) {
-    ag_dsink_opts_t o = {
-        s->path,    checkpoint, s->query_id, s->out, npb ? (const char *const *)pbn : NULL,
-        r->o->store};
+    ag_dsink_opts_t o = {.url = s->path,
+                         .checkpoint_url = checkpoint,
+                         .query_id = s->query_id,
+                         .schema = s->out,
+                         .partition_by = npb ? (const char *const *)pbn : NULL,
+                         .store = r->o->store,
+                         .merge_schema = s->conf && s->conf->merge_schema};
     rc = ag_dsink_open(&o, &s->ds, &ck, err);
     if (rc)
       ed_err_prefix(err, "sink '%s': ", s->name);
