@@ -129,3 +129,44 @@ def test_drop_and_expire_while_running(tmp_path):
         assert len({r["transaction_id"] for r in raw_rows(tmp_path)}) == 900
     finally:
         emu.stop()
+
+
+def test_full_disk(tmp_path):
+    """The table's disk fills up mid-run: a clear message and exit 1, the
+    committed versions intact; with room again the next run takes the rest,
+    every event once. Needs a small tmpfs (root); skipped elsewhere."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (not root)")
+    emu = Emu(tmp_path)
+    try:
+        c = tmp_path / "disk.conf"
+        c.write_text(f"""[source]
+connection_string_file = {emu.cs_file}
+[schema]
+columns = transaction_id STRING, amount DOUBLE, category STRING, timestamp TIMESTAMP, note STRING
+metadata = sequence_number AS seq, partition
+[sink raw]
+path = {mnt}/raw
+trigger = available-now
+max_batch_events = 500
+""")
+        rnd = os.urandom
+        lines = [dict(t, note=rnd(300).hex()) for t in transactions(4000)]
+        send_lines(emu, tmp_path, lines)
+        p, _ = run_agent(c, tmp_path, "--available-now", tag="full")
+        assert p.returncode == 1, p.stderr
+        last = p.stderr.strip().splitlines()[-1]
+        assert "no space" in last.lower() or "space left" in last.lower(), last
+        t = DeltaTable(str(mnt / "raw")).to_pyarrow_table().to_pylist()
+        assert 0 < len(t) < 4000
+        subprocess.run(["mount", "-o", "remount,size=64m", str(mnt)], check=True)
+        p, _ = run_agent(c, tmp_path, "--available-now", tag="room")
+        assert p.returncode == 0, p.stderr
+        t = DeltaTable(str(mnt / "raw")).to_pyarrow_table().to_pylist()
+        assert len(t) == 4000 and len({(r["partition"], r["seq"]) for r in t}) == 4000
+    finally:
+        emu.stop()
+        subprocess.run(["umount", str(mnt)])
