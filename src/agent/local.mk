@@ -14,14 +14,14 @@ tests_unit_unit_agent_SOURCES = $(UNIT_COMMON) tests/unit/test_ag_conf.c tests/u
 tests_unit_unit_agent_SOURCES += tests/unit/test_ag_metrics.c
 tests_unit_unit_agent_LDADD = src/agent/libagent.a $(DELTA_LIBS) $(STREAM_LIBS) $(PARQUET_LIBS) \
 	$(STORE_LIBS) $(EVENTHUBS_LIBS) $(COMMON_LIBS) $(JSONC_LIBS) $(ZSTD_LIBS) $(SNAPPY_LIBS) $(CURL_LIBS) $(OPENSSL_LIBS) $(CUNIT_LIBS) -lpthread
-TESTS += tests/integration/agent_conf.sh tests/integration/agent_run.sh
+TESTS += tests/integration/agent_conf.sh tests/integration/agent_run.sh tests/integration/agent_live.sh
 
 # The decode -> sink driver of the crash and interop suites.
 check_PROGRAMS += tests/tools/ag_sink_tool
 tests_tools_ag_sink_tool_CFLAGS = $(AM_CFLAGS)
 tests_tools_ag_sink_tool_SOURCES = tests/tools/ag_sink_tool.c
 tests_tools_ag_sink_tool_LDADD = $(tests_unit_unit_agent_LDADD)
-TESTS += tests/interop/test_agent_sink.py tests/interop/test_agent_e2e.py tests/fault/test_agent_kill9.py
+TESTS += tests/interop/test_agent_sink.py tests/interop/test_agent_e2e.py tests/fault/test_agent_kill9.py tests/fault/test_agent_faults.py
 
 # The metrics endpoint: a registry filled with known values, served on a free
 # loopback port until stdin closes, for `ehdelta status --agent` and curl.

@@ -425,6 +425,8 @@ static void progress_line(run_t *r, const job_t *j, const ag_dsink_timing_t *tm,
 
 /* ---- flush thread ---- */
 
+static void update_lag(run_t *r);
+
 static void job_free(job_t *j) {
   if (!j)
     return;
@@ -480,6 +482,7 @@ static void flush_one(run_t *r, job_t *j) {
     for (size_t p = 0; p < r->nparts; p++)
       if (j->end[p] >= 0)
         atomic_store(&j->s->committed[p], j->end[p]);
+    update_lag(r);
     ag_metrics_observe_commit(r->o->metrics, j->s->name, (double)(ed_time_mono_us() - t0) / 1e6);
   } else if (r->o->console) {
     ag_console_print(r->o->console, j->s->name, j->ck.batch_id, j->rows,
@@ -922,9 +925,13 @@ static ed_code_t open_delta(run_t *r, sink_t *s, const char *checkpoint, ed_err_
     pbn[i] = pb[i];
   ag_ckpt_t ck;
   if (!rc) {
-    ag_dsink_opts_t o = {
-        s->path,    checkpoint, s->query_id, s->out, npb ? (const char *const *)pbn : NULL,
-        r->o->store};
+    ag_dsink_opts_t o = {.url = s->path,
+                         .checkpoint_url = checkpoint,
+                         .query_id = s->query_id,
+                         .schema = s->out,
+                         .partition_by = npb ? (const char *const *)pbn : NULL,
+                         .store = r->o->store,
+                         .merge_schema = s->conf && s->conf->merge_schema};
     rc = ag_dsink_open(&o, &s->ds, &ck, err);
     if (rc)
       ed_err_prefix(err, "sink '%s': ", s->name);
@@ -1381,6 +1388,8 @@ ed_code_t ag_run(const ag_conf_t *conf, const ag_run_opts_t *o, ed_err_t *err) {
       r.flusher_up = true;
   }
   rc = rc ? rc : start_receivers(&r, err);
+  if (!rc)
+    update_lag(&r);
   if (!rc && !r.available_now && !pthread_create(&r.monitor, NULL, monitor_main, &r))
     r.monitor_up = true;
   ag_metrics_set(o->metrics, AG_M_UP, NULL, 1);

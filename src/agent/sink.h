@@ -56,11 +56,14 @@ typedef struct ag_dsink_opts {
   const sm_type_t *schema;         /* the rows' STRUCT; copied */
   const char *const *partition_by; /* NULL-terminated or NULL; used when creating */
   const st_opts_t *store;          /* credentials of both stores; NULL: defaults */
+  bool merge_schema;               /* add the rows' new nullable columns to an existing table */
 } ag_dsink_opts_t;
 
 /* Opens (or creates) the table and reads where the query left off. An
- * existing table must have the rows' schema (ED_E_SCHEMA names the first
- * difference). *resume
+ * existing table must have the rows' columns, by name, with the same types
+ * (ED_E_SCHEMA names the first difference); with merge_schema, columns the
+ * rows add are appended to the table's schema in one commit when nullable, as
+ * Delta's mergeSchema does. *resume
  * gets the last landed batch's checkpoint (resume->batch_id = -1 and no
  * partitions when the query never committed). Caller frees with
  * ag_dsink_free and ag_ckpt_fini. */

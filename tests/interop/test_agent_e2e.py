@@ -195,3 +195,33 @@ def test_schema_mismatch_is_refused(emu, tmp_path):
     assert p2.returncode == 2, p2.stderr
     assert "schema" in p2.stderr and "amount_usd" in p2.stderr
     assert len(p2.stderr.strip().splitlines()[-1]) < 1500
+
+
+def test_merge_schema_adds_a_nullable_column(emu, tmp_path):
+    root = tmp_path / "lake"
+    conf = tutorial_conf(emu, tmp_path, root)
+    send_lines(emu, tmp_path, transactions(10))
+    p, _ = run_agent(conf, tmp_path, "--available-now")
+    assert p.returncode == 0, p.stderr
+    text = conf.read_text().replace("derive = amount_usd = amount\n",
+                                    "derive = amount_usd = amount\nderive = amount_eur = amount * 0.5\n")
+    conf.write_text(text)
+    send_lines(emu, tmp_path, transactions(5, first_id=101), name="more.jsonl")
+    p2, _ = run_agent(conf, tmp_path, "--available-now", tag="refused")
+    assert p2.returncode == 2 and "merge_schema = true" in p2.stderr, p2.stderr
+    conf.write_text(text.replace("partition_by = processing_date\n",
+                                 "partition_by = processing_date\nmerge_schema = true\n"))
+    p3, _ = run_agent(conf, tmp_path, "--available-now", tag="merged")
+    assert p3.returncode == 0, p3.stderr
+    raw = str(root / "raw/transactions-streaming")
+    rows = rows_of(raw)
+    assert len(rows) == 15
+    for r in rows:
+        if r["transaction_id"] >= "T0000101":
+            assert r["amount_eur"] == r["amount"] * 0.5
+        else:
+            assert r["amount_eur"] is None
+    files = DeltaTable(raw).file_uris()
+    n, = duckdb.connect().execute("SELECT count(amount_eur) FROM read_parquet(?, "
+                                  "union_by_name=true, hive_partitioning=true)", [files]).fetchone()
+    assert n == 5
