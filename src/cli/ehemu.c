@@ -43,6 +43,8 @@ static const ed_opt_t options[] = {
      "drop events older than this (0: keep)", 0, 0, 0},
     {"retention-bytes", 0, ED_OPT_INT, "BYTES", "0", offsetof(emu_config_t, retention_bytes),
      "drop the oldest events of a partition above this size (0: no limit)", 0, 0, 0},
+    {"data-dir", 0, ED_OPT_STRING, "DIR", NULL, offsetof(emu_config_t, data_dir),
+     "keep events in append-only logs under DIR, across restarts", 0, 0, 0},
     ED_OPT_END,
 };
 

@@ -1,7 +1,7 @@
 # src/emu: ehemu, the local Event Hubs emulator (its main is src/cli/ehemu.c).
 noinst_LIBRARIES += src/emu/libemu.a
 src_emu_libemu_a_CPPFLAGS = $(AM_CPPFLAGS) $(PROTON_CFLAGS) $(OPENSSL_CFLAGS)
-src_emu_libemu_a_SOURCES = src/emu/emu.c src/emu/emu.h
+src_emu_libemu_a_SOURCES = src/emu/emu.c src/emu/emu.h src/emu/plog.c src/emu/plog.h
 EMU_LIBS += src/emu/libemu.a
 
 bin_PROGRAMS += ehemu
@@ -10,8 +10,10 @@ ehemu_CPPFLAGS = $(AM_CPPFLAGS) $(OPENSSL_CFLAGS)
 ehemu_LDADD = $(EMU_LIBS) $(EVENTHUBS_LIBS) $(COMMON_LIBS) $(PROTON_LIBS)
 dist_man_MANS += man/ehemu.1
 
-TESTS += tests/interop/test_ehemu.py tests/interop/test_ehemu_tls.py tests/integration/emu_tls.sh
+TESTS += tests/interop/test_ehemu.py tests/interop/test_ehemu_tls.py tests/integration/emu_tls.sh \
+	tests/interop/test_ehemu_persist.py
 EXTRA_DIST += tests/interop/test_ehemu.py tests/interop/test_ehemu_tls.py \
+	tests/interop/test_ehemu_persist.py \
 	tests/interop/emu_util.py tests/integration/emu_tls.sh
 # scripts/mkcerts DIR: the throw-away CA and localhost certificate the TLS tests use
 dist_noinst_SCRIPTS += scripts/mkcerts
