@@ -13,6 +13,13 @@
 
 #include "common/err.h"
 
+/* One event hub: from --config (emu_conf_load), or from the flags. */
+typedef struct emu_hubspec {
+  char *name;
+  int partitions;
+  char **groups; /* NULL-terminated; $Default is always added */
+} emu_hubspec_t;
+
 typedef struct emu_config {
   char *host;       /* listen address, default 127.0.0.1 */
   int64_t port;     /* AMQP port; 0 picks a free one */
@@ -28,6 +35,10 @@ typedef struct emu_config {
   int64_t token_lifetime_us; /* 0: the token's own se */
   int64_t retention_us;
   int64_t retention_bytes;
+  char *data_dir;            /* append-only partition logs (plog.h), or NULL: memory only */
+  char *config_file;         /* the official emulator's Config.json (conf.h), or NULL */
+  const emu_hubspec_t *hubs; /* borrowed; when nhubs > 0 they replace hub/partitions/groups */
+  int nhubs;
 } emu_config_t;
 
 typedef struct emu emu_t;

@@ -247,3 +247,12 @@ def test_garbage_does_not_stop_the_server(emu):
     assert emu.proc.poll() is None
     send(emu, [b"still"], partition_id="2")
     assert [e.body_as_str() for e in receive(emu, "2", "-1", 1)] == ["still"]
+
+
+def test_large_sdk_batch(emu):
+    # one transfer holding 300 data sections, one event each
+    bodies = [f"big-{i}".encode() for i in range(300)]
+    send(emu, bodies, partition_id="3")
+    got = receive(emu, "3", "-1", 300, timeout=30)
+    assert [e.body_as_str() for e in got] == [b.decode() for b in bodies]
+    assert [e.sequence_number for e in got] == list(range(300))
