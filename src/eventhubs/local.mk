@@ -23,3 +23,4 @@ EXTRA_DIST += tests/integration/client_faults.sh
 # ehdelta send / tail against the official Python SDK, through ehemu.
 TESTS += tests/interop/test_client_sdk.py
 EXTRA_DIST += tests/interop/test_client_sdk.py
+EXTRA_DIST += bench/bench_client.sh bench/bench_client.py

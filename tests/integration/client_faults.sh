@@ -227,4 +227,21 @@ check "send through 50 server-busy rejections: exit 0, accepted 500, retried 50 
   eval '[ $rc -eq 0 ] && grep -q "accepted 500, failed 0, retried 50" "$T/b.out"'
 timeout 30 "$EHDELTA" tail "${E[@]}" -p 3 --from "seq:$p3" --to-end >"$T/b.jsonl" 2>/dev/null
 check "partition 3 holds each of the 500 exactly once ($(check_stream "$T/b.jsonl"))" [ "$(check_stream "$T/b.jsonl")" = "500 500 contiguous" ]
+# ---- standard output: a reader that leaves, a reader that stalls
+timeout 20 "$EHDELTA" tail "${E[@]}" --from earliest | head -2 >"$T/h.jsonl"
+rc=${PIPESTATUS[0]}
+check "tail | head -2: tail ends by itself once head is gone (rc=$rc)" eval '[ $rc -eq 0 ] && [ "$(wc -l <"$T/h.jsonl")" -eq 2 ]'
+python3 - "$EHDELTA" "$T/cs" >"$T/stall.out" <<'PY'
+import subprocess, sys, time
+p = subprocess.Popen([sys.argv[1], "tail", "--connection-string-file", sys.argv[2], "--from",
+                      "earliest"], stdout=subprocess.PIPE)  # never read
+time.sleep(2)
+p.terminate()
+try:
+    print(p.wait(5))
+except subprocess.TimeoutExpired:
+    p.kill()
+    print("hung")
+PY
+check "a tail whose reader stalls still ends on SIGTERM (got '$(cat "$T/stall.out")')" [ "$(cat "$T/stall.out")" = 0 ]
 finish
