@@ -123,13 +123,7 @@ static int run(struct run_cfg *cfg, const ag_conf_t *conf) {
         if (!strcmp(methods[i].name, conf->storage.auth))
           so.auth = methods[i].auth;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    cli_on_stop_signals(on_signal);
     ag_run_opts_t o = {.connection_string = cs,
                        .ca_file = cfg->ca_file,
                        .store = &so,

@@ -6,13 +6,8 @@
 . "$(dirname "$0")/../lib.sh"
 [[ -x $EHEMU ]] || { echo "SKIP ehemu not built"; exit 77; }
 
-head -c 32 /dev/urandom | base64 >"$T/key"
-"$EHEMU" --port 0 --hub tx --partitions 4 --key-file "$T/key" 2>"$T/emu.err" &
-track $!
-wait_for_line "$T/emu.err" 'ehemu: ready' 10
-port=$(sed -n 's/^ehemu: ready amqp=\([0-9]*\).*/\1/p' "$T/emu.err")
-check "ehemu is ready" [ -n "$port" ]
-echo "Endpoint=sb://127.0.0.1:$port;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=$(cat "$T/key");EntityPath=tx;UseDevelopmentEmulator=true" >"$T/cs"
+start_ehemu tx 4
+check "ehemu is ready" [ -n "$EMU_PORT" ]
 cat >"$T/run.conf" <<CONF
 [source]
 connection_string_file = $T/cs

@@ -8,13 +8,8 @@
 [[ -x $EHEMU ]] || { echo "SKIP ehemu not built"; exit 77; }
 command -v curl >/dev/null || { echo "SKIP: curl (the command) is not installed"; exit 77; }
 
-head -c 32 /dev/urandom | base64 >"$T/key"
-"$EHEMU" --port 0 --hub tx --partitions 4 --key-file "$T/key" 2>"$T/emu.err" &
-track $!
-wait_for_line "$T/emu.err" 'ehemu: ready' 10
-port=$(grep -o 'amqp=[0-9]*' "$T/emu.err" | head -1 | cut -d= -f2)
-check "ehemu is ready" [ -n "$port" ]
-echo "Endpoint=sb://127.0.0.1:$port;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=$(cat "$T/key");EntityPath=tx;UseDevelopmentEmulator=true" >"$T/cs"
+start_ehemu tx 4
+check "ehemu is ready" [ -n "$EMU_PORT" ]
 
 cat >"$T/run.conf" <<CONF
 [source]

@@ -5,14 +5,8 @@
 . "$(dirname "$0")/../lib.sh"
 [[ -x $EHEMU ]] || { echo "SKIP ehemu not built"; exit 77; }
 
-echo "$(head -c 32 /dev/urandom | base64)" >"$T/key"
-"$EHEMU" --port 0 --hub tx --partitions 4 --key-file "$T/key" 2>"$T/emu.err" &
-emu=$!
-trap 'kill $emu 2>/dev/null; wait $emu 2>/dev/null' EXIT
-for _ in $(seq 100); do grep -q 'ehemu: ready' "$T/emu.err" && break; sleep 0.1; done
-port=$(grep -o 'amqp=[0-9]*' "$T/emu.err" | head -1 | cut -d= -f2)
-check "ehemu is ready" [ -n "$port" ]
-echo "Endpoint=sb://127.0.0.1:$port;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=$(cat "$T/key");EntityPath=tx;UseDevelopmentEmulator=true" >"$T/cs"
+start_ehemu tx 4
+check "ehemu is ready" [ -n "$EMU_PORT" ]
 
 cat >"$T/run.conf" <<CONF
 [source]
