@@ -225,3 +225,30 @@ def test_merge_schema_adds_a_nullable_column(emu, tmp_path):
     n, = duckdb.connect().execute("SELECT count(amount_eur) FROM read_parquet(?, "
                                   "union_by_name=true, hive_partitioning=true)", [files]).fetchone()
     assert n == 5
+
+
+def test_partitions_and_positions(emu, tmp_path):
+    """[source] partitions picks some, partition_position starts one of them
+    elsewhere, starting_position the rest."""
+    send_lines(emu, tmp_path, transactions(40))
+    conf = tmp_path / "pos.conf"
+    conf.write_text(f"""[source]
+connection_string_file = {emu.cs_file}
+partitions = 0, 1, 2
+starting_position = earliest
+partition_position = 1 = seq:5
+partition_position = 2 = seq>7
+[schema]
+columns = transaction_id STRING, amount DOUBLE
+metadata = sequence_number AS seq, partition
+[sink raw]
+path = {tmp_path}/raw
+trigger = available-now
+""")
+    p, _ = run_agent(conf, tmp_path)
+    assert p.returncode == 0, p.stderr
+    got = {}
+    for r in rows_of(str(tmp_path / "raw")):
+        got.setdefault(r["partition"], []).append(r["seq"])
+    assert {k: sorted(v) for k, v in got.items()} == {
+        "0": list(range(10)), "1": list(range(5, 10)), "2": [8, 9]}, got
