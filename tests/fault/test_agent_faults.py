@@ -170,3 +170,38 @@ max_batch_events = 500
     finally:
         emu.stop()
         subprocess.run(["umount", str(mnt)])
+
+
+def test_second_agent_takes_the_partitions_over(tmp_path):
+    """One owner per partition: a second agent on the same consumer group
+    takes the partitions over by epoch; the first stops with a clear message
+    (exit 1) instead of both reading; what it committed stays."""
+    emu = Emu(tmp_path)
+    try:
+        conf = conf_for(tmp_path, emu.cs_file, trigger="1 second")
+        send_lines(emu, tmp_path, transactions(100))
+        first = subprocess.Popen([EHDELTA, "run", "--config", str(conf)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+        def committed():
+            try:
+                return len(raw_rows(tmp_path)) == 100
+            except Exception:
+                return False
+        wait_until(committed, timeout=30, interval=0.2, what="the first agent's commit")
+        time.sleep(0.01)  # a later epoch (milliseconds) for the second agent
+        second = subprocess.Popen([EHDELTA, "run", "--config", str(conf)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            rc = first.wait(30)
+            err = first.stderr.read()
+            assert rc == 1, err
+            assert "stolen" in err.strip().splitlines()[-1].lower(), err
+            send_lines(emu, tmp_path, transactions(50, first_id=101), name="b.jsonl")
+            wait_until(lambda: len(raw_rows(tmp_path)) == 150, timeout=30, interval=0.2,
+                       what="the second agent's commit")
+        finally:
+            second.terminate()
+            assert second.wait(30) == 0, second.stderr.read()
+    finally:
+        emu.stop()
