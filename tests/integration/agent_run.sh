@@ -46,4 +46,11 @@ rc=$?
 check "run 3 exits 0 (got $rc)" [ $rc -eq 0 ]
 got=$(count_rows)
 check "run 3 adds the 500 new events once (got $got)" [ "$(echo "$got" | cut -d' ' -f1,3)" = "1500 1500" ]
+"$EHDELTA" inspect "$T/raw" >"$T/inspect" 2>&1
+check "inspect shows the agent's checkpoint of the last batch" grep -q '^  ehdelta-raw batch=[0-9]* ' "$T/inspect"
+"$EHDELTA" inspect --json "$T/raw" >"$T/inspect.json" 2>&1
+check "inspect --json: its positions add up to the 1500 events" "$VENV/bin/python" -c "
+import json
+d = json.load(open('$T/inspect.json'))['agentCheckpoints']['ehdelta-raw']
+assert sum(v + 1 for v in d['sequenceNumbers'].values()) == 1500, d"
 finish
