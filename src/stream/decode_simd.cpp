@@ -1,10 +1,14 @@
 /* decode_simd: the per-event hot path on simdjson On-Demand, behind a C
  * interface (decode_int.h). It walks the body against the schema and hands
  * each scalar to the leaf conversions in decode.c, so the rules are those of
- * the json-c back end. Measured (bench/bench_decode, this machine, one core):
- * see the commit that introduced it; json-c alone is ~6x slower.
- * Owns: the On-Demand parser and a padded copy of the body (simdjson reads up
- * to SIMDJSON_PADDING bytes past the end). No exceptions: error codes only.
+ * the json-c back end (the common leaves take inline fast paths, decode_int.h,
+ * that defer to those conversions for anything unusual). Measured
+ * (bench/bench_decode, this machine, one core): see the commits; json-c alone
+ * is ~6x slower. The padding is also what lets keys, backslash checks and
+ * short strings be read a word at a time.
+ * Owns: the On-Demand parser, a padded copy of the body (simdjson reads up
+ * to SIMDJSON_PADDING bytes past the end) and a copy of the body struct's
+ * field names. No exceptions: error codes only.
  * Note: On-Demand never parses values of fields the schema does not name, so
  * a malformed scalar inside an unknown field (`{"x": tru}`) is not seen here,
  * while json-c refuses it; everything the schema reads is checked. */
