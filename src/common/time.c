@@ -63,15 +63,17 @@ static bool parse_iso_fast(const char *s, size_t n, int64_t *us) {
   if (n < 19 || s[4] != '-' || s[7] != '-' || s[13] != ':' || s[16] != ':' ||
       (s[10] != 'T' && s[10] != 't' && s[10] != ' '))
     return false;
-  static const unsigned char pos[] = {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18};
-  unsigned d[14];
-  for (int k = 0; k < 14; k++)
-    if ((d[k] = dig(s, pos[k])) > 9)
-      return false;
-  unsigned Y = d[0] * 1000 + d[1] * 100 + d[2] * 10 + d[3], M = d[4] * 10 + d[5],
-           D = d[6] * 10 + d[7], h = d[8] * 10 + d[9], mi = d[10] * 10 + d[11],
-           sec = d[12] * 10 + d[13];
-  if (M < 1 || M > 12 || D < 1 || D > days_in_month(Y, M) || h > 23 || mi > 59 || sec > 59)
+  /* all fourteen digits checked with one branch (a loop with an early exit
+   * costs more than the rest of the parse) */
+  unsigned y0 = dig(s, 0), y1 = dig(s, 1), y2 = dig(s, 2), y3 = dig(s, 3), m0 = dig(s, 5),
+           m1 = dig(s, 6), d0 = dig(s, 8), d1 = dig(s, 9), h0 = dig(s, 11), h1 = dig(s, 12),
+           i0 = dig(s, 14), i1 = dig(s, 15), s0 = dig(s, 17), s1 = dig(s, 18);
+  if ((y0 > 9) | (y1 > 9) | (y2 > 9) | (y3 > 9) | (m0 > 9) | (m1 > 9) | (d0 > 9) | (d1 > 9) |
+      (h0 > 9) | (h1 > 9) | (i0 > 9) | (i1 > 9) | (s0 > 9) | (s1 > 9))
+    return false;
+  unsigned Y = y0 * 1000 + y1 * 100 + y2 * 10 + y3, M = m0 * 10 + m1, D = d0 * 10 + d1,
+           h = h0 * 10 + h1, mi = i0 * 10 + i1, sec = s0 * 10 + s1;
+  if ((M - 1 > 11) | (h > 23) | (mi > 59) | (sec > 59) || D < 1 || D > days_in_month(Y, M))
     return false;
   size_t i = 19;
   int64_t frac = 0;

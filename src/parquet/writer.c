@@ -525,6 +525,8 @@ static inline bool bytes_eq(const char *a, const char *b, size_t n) {
     return load64(a) == load64(b) && load64(a + n - 8) == load64(b + n - 8);
   if (n >= 4 && n < 8)
     return load32(a) == load32(b) && load32(a + n - 4) == load32(b + n - 4);
+  if (n < 4) /* first, middle and last byte cover all of 0-3 bytes */
+    return n == 0 || (a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1]);
   return memcmp(a, b, n) == 0;
 }
 

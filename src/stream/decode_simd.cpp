@@ -1,10 +1,14 @@
 /* decode_simd: the per-event hot path on simdjson On-Demand, behind a C
  * interface (decode_int.h). It walks the body against the schema and hands
  * each scalar to the leaf conversions in decode.c, so the rules are those of
- * the json-c back end. Measured (bench/bench_decode, this machine, one core):
- * see the commit that introduced it; json-c alone is ~6x slower.
- * Owns: the On-Demand parser and a padded copy of the body (simdjson reads up
- * to SIMDJSON_PADDING bytes past the end). No exceptions: error codes only.
+ * the json-c back end (the common leaves take inline fast paths, decode_int.h,
+ * that defer to those conversions for anything unusual). Measured
+ * (bench/bench_decode, this machine, one core): see the commits; json-c alone
+ * is ~6x slower. The padding is also what lets keys, backslash checks and
+ * short strings be read a word at a time.
+ * Owns: the On-Demand parser, a padded copy of the body (simdjson reads up
+ * to SIMDJSON_PADDING bytes past the end) and a copy of the body struct's
+ * field names. No exceptions: error codes only.
  * Note: On-Demand never parses values of fields the schema does not name, so
  * a malformed scalar inside an unknown field (`{"x": tru}`) is not seen here,
  * while json-c refuses it; everything the schema reads is checked. */
@@ -14,6 +18,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* error codes only: a conversion that could throw does not compile */
 #define SIMDJSON_EXCEPTIONS 0
@@ -48,42 +55,51 @@ struct walk {
 
 /* True when the raw key (after its opening quote) is exactly `name`: the
  * bytes, then the closing quote. name points into a copy followed by '"'
- * and 8 readable bytes, so both are compared 8 bytes at a time, quote
- * included; the first differing word stops the loop, and the key's own
- * closing quote is followed by at least ":x}" and the padding, so the key
- * side never reads past the padded copy. */
+ * and KEY_PAD readable bytes, so both sides are compared a vector at a time,
+ * quote included; the first differing vector stops the loop, and the key's
+ * own closing quote is followed by at least ":x}" and the padding, so the
+ * key side never reads past the padded copy. */
+#define KEY_PAD 16
+#if defined(__SSE2__)
 inline bool key_is(ondemand::raw_json_string rk, std::string_view name) {
   const char *k = rk.raw(), *nm = name.data();
   size_t n = name.size() + 1; /* with the quote */
-  for (size_t i = 0; i < n; i += 8) {
-    uint64_t a, b;
-    memcpy(&a, k + i, 8);
-    memcpy(&b, nm + i, 8);
-    uint64_t x = a ^ b;
-    if (n - i < 8)
-      x &= (uint64_t(1) << ((n - i) * 8)) - 1;
-    if (x)
+  for (size_t i = 0; i < n; i += 16) {
+    __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(k + i));
+    __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(nm + i));
+    unsigned eq = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(a, b));
+    unsigned want = n - i < 16 ? (1u << (n - i)) - 1 : 0xffffu;
+    if ((eq & want) != want)
       return false;
   }
   return true;
 }
 
-/* Any backslash in p[0..n)? Eight bytes at a time; p[n..n+8) may be read
- * (the padded copy extends SIMDJSON_PADDING bytes past any string). */
+/* Any backslash in p[0..n)? Sixteen bytes at a time; p[n..n+16) may be
+ * read (the padded copy extends SIMDJSON_PADDING bytes past any string). */
 inline bool has_backslash(const char *p, size_t n) {
-  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-  for (size_t i = 0; i < n; i += 8) {
-    uint64_t w;
-    memcpy(&w, p + i, 8);
-    w ^= 0x5c5c5c5c5c5c5c5cull; /* a backslash becomes a zero byte */
-    uint64_t z = (w - ones) & ~w & highs;
-    if (n - i < 8)
-      z &= (uint64_t(1) << ((n - i) * 8)) - 1; /* little-endian: the first n-i bytes */
-    if (z)
+  const __m128i bs = _mm_set1_epi8('\\');
+  for (size_t i = 0; i < n; i += 16) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+    unsigned hit = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, bs));
+    if (n - i < 16)
+      hit &= (1u << (n - i)) - 1;
+    if (hit)
       return true;
   }
   return false;
 }
+#else
+inline bool key_is(ondemand::raw_json_string rk, std::string_view name) {
+  const char *k = rk.raw();
+  for (size_t i = 0; i < name.size(); i++) /* stops at the first difference */
+    if (k[i] != name[i])
+      return false;
+  return k[name.size()] == '"';
+}
+
+inline bool has_backslash(const char *p, size_t n) { return memchr(p, '\\', n) != nullptr; }
+#endif
 
 const char *type_name(ondemand::json_type t) {
   switch (t) {
@@ -409,12 +425,12 @@ bool load(simd_state *s, const char *body, size_t len) {
   return true;
 }
 
-/* The body's names for key_is: each copied with its quote and 8 bytes of
- * zeros after it, in one block. */
+/* The body's names for key_is: each copied with its quote and KEY_PAD
+ * zero bytes after it, in one block. */
 bool set_keys(simd_state *s, const sm_type_t *st) {
   size_t total = 0, nf = st->nfields;
   for (size_t i = 0; i < nf; i++)
-    total += strlen(st->fields[i].name) + 9;
+    total += strlen(st->fields[i].name) + 1 + KEY_PAD;
   std::string_view *k = new (std::nothrow) std::string_view[nf + 1];
   char *names = (char *)calloc(total + 1, 1);
   if (!k || !names) {
@@ -428,7 +444,7 @@ bool set_keys(simd_state *s, const sm_type_t *st) {
     memcpy(p, st->fields[i].name, n);
     p[n] = '"';
     k[i] = std::string_view(p, n);
-    p += n + 9;
+    p += n + 1 + KEY_PAD;
   }
   delete[] s->keys;
   free(s->key_names);

@@ -24,6 +24,11 @@ static void test_parse_iso_table(void) {
       {"0001-01-01T00:00:00Z", INT64_C(-62135596800000000)},
       {"9999-12-31T23:59:59.999999Z", INT64_C(253402300799999999)},
       {"2023-11-14T22:13:20z", INT64_C(1700000000000000)},
+      /* the fixed-layout fast path: nine fraction digits, offsets, 't' */
+      {"2024-02-29T12:34:56.123456789Z", INT64_C(1709210096123456)},
+      {"2024-02-29T12:34:56-05:30", INT64_C(1709229896000000)},
+      {"2024-02-29T12:34:56+18:00", INT64_C(1709145296000000)},
+      {"2000-02-29t23:59:59.5", INT64_C(951868799500000)},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     int64_t us = 42;
@@ -56,6 +61,12 @@ static void test_parse_iso_rejects_with_reason(void) {
       {"2024-01-01T12", "':' after the hour"},
       {"yesterday", "four-digit year"},
       {"2024-01-01T12:00:00 UTC", "'Z', an offset"},
+      /* what the fast path leaves to the general parser */
+      {"2024-02-29T12:34:56.1234567890Z", "fraction digits"},
+      {"2023-02-29T00:00:00Z", "day that exists"},
+      {"2024-0a-29T12:34:56Z", "month 01-12"},
+      {"2024-02-29T12:34:56+19:00", "offset hour"},
+      {"2024-02-29T12:34:56.5+01:60", "offset minutes 00-59"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     int64_t us;
