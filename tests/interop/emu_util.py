@@ -37,7 +37,7 @@ class Emu:
             argv += ["--tls-port", "0", "--cert", str(certs / "server.pem"),
                      "--key", str(certs / "server.key")]
         self.certs, self.tls = certs, tls
-        self.proc = subprocess.Popen(argv, stderr=self.log, env=env)
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=self.log, env=env)
         self.amqp = self.control = self.amqps = None
 
         def ready():
