@@ -1,14 +1,18 @@
 /* ehdelta tail: print events as JSON lines, from a chosen position, for one
  * or all partitions, until --count events, the end (--to-end), an idle spell
- * (--idle-exit) or a signal. Events are written from the client's network
- * thread straight into stdout's buffer: a slow reader of stdout slows the
- * receivers down through credit, never through memory. */
+ * (--idle-exit), a signal or a reader that went away. Events are written
+ * from the client's network thread straight to standard output: a slow
+ * reader slows the receivers down through credit, never through memory; the
+ * wait for a stalled reader polls, so a signal still ends tail. */
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -70,9 +74,11 @@ typedef struct tail {
   int64_t limit;
   _Atomic int64_t seen;
   _Atomic int64_t last_event_us;
-  atomic_int finished; /* partitions done */
-  atomic_int failed;   /* first terminal error code + 1 */
-  ed_err_t err;        /* written once, under mu */
+  atomic_int finished;    /* partitions done */
+  atomic_int failed;      /* first terminal error code + 1 */
+  atomic_bool out_closed; /* the reader of standard output went away */
+  size_t chunk;           /* most bytes per write(2): PIPE_BUF unless a regular file */
+  ed_err_t err;           /* written once, under mu */
   pthread_mutex_t mu;
   ed_buf_t line;
   json_tokener *tok;
@@ -134,6 +140,41 @@ static void put_line(tail_t *t, const eh_event_t *e) {
   ed_buf_puts(b, "}\n");
 }
 
+/* Writes p to standard output; returns the bytes written. A reader that
+ * does not read is waited for in short polls, so a signal ends the wait;
+ * a reader that went away (EPIPE) or a failed write ends tail. */
+static size_t write_out(tail_t *t, const char *p, size_t n) {
+  size_t done = 0;
+  while (done < n && !atomic_load(&t->out_closed)) {
+    struct pollfd pf = {.fd = STDOUT_FILENO, .events = POLLOUT};
+    int r = poll(&pf, 1, 200);
+    if (cli_eh_interrupted())
+      break;
+    if (r < 0 && errno != EINTR)
+      break;
+    if (r <= 0)
+      continue;
+    size_t len = n - done < t->chunk ? n - done : t->chunk;
+    ssize_t w = write(STDOUT_FILENO, p + done, len);
+    if (w > 0) {
+      done += (size_t)w;
+    } else if (w < 0 && errno != EINTR && errno != EAGAIN) {
+      if (errno != EPIPE) {
+        ed_err_t e;
+        ed_err_set(&e, ED_E_IO, "standard output: %s", strerror(errno));
+        pthread_mutex_lock(&t->mu);
+        if (!atomic_load(&t->failed)) {
+          t->err = e;
+          atomic_store(&t->failed, (int)e.code + 1);
+        }
+        pthread_mutex_unlock(&t->mu);
+      }
+      atomic_store(&t->out_closed, true);
+    }
+  }
+  return done;
+}
+
 static size_t on_events(void *ctx, eh_receiver_t *rx, const eh_event_t *evs, size_t n) {
   tail_part_t *tp = ctx;
   tail_t *t = tp->t;
@@ -156,7 +197,15 @@ static size_t on_events(void *ctx, eh_receiver_t *rx, const eh_event_t *evs, siz
   ed_buf_reset(&t->line);
   for (size_t i = 0; i < take; i++)
     put_line(t, &evs[i]);
-  fwrite(t->line.data, 1, t->line.len, stdout);
+  size_t wrote = write_out(t, t->line.data, t->line.len);
+  if (wrote < t->line.len) {
+    /* interrupted or the reader is gone: what went out whole counts */
+    size_t lines = 0;
+    for (size_t i = 0; i < wrote; i++)
+      lines += t->line.data[i] == '\n';
+    take = lines;
+    tp->done = true;
+  }
   atomic_fetch_add(&t->seen, (int64_t)take);
   atomic_store(&t->last_event_us, ed_time_mono_us());
   if (t->to_end && take < n) {
@@ -179,6 +228,30 @@ static void on_state(void *ctx, eh_receiver_t *rx, eh_state_t st, const ed_err_t
       atomic_store(&t->failed, (int)err->code + 1);
     }
     pthread_mutex_unlock(&t->mu);
+  }
+}
+
+/* --to-end: whether the start position leaves nothing to read up to the
+ * partition's last event at start (empty partition, latest, or a position
+ * at or past the end); such a partition is done without a receiver, which
+ * would otherwise wait for an event that never comes. */
+static bool past_end(const eh_position_t *p, const eh_partition_props_t *pp) {
+  if (pp->is_empty || pp->last_seq < 0)
+    return true;
+  switch (p->kind) {
+  case EH_POS_EARLIEST:
+    return false;
+  case EH_POS_LATEST:
+    return true;
+  case EH_POS_SEQUENCE:
+    return p->inclusive ? p->value > pp->last_seq : p->value >= pp->last_seq;
+  case EH_POS_OFFSET:
+    return p->inclusive ? p->value > pp->last_offset : p->value >= pp->last_offset;
+  default: {
+    /* the filter is in milliseconds, like the enqueued time */
+    int64_t ms = ed_floordiv(p->value, 1000), last_ms = ed_floordiv(pp->last_enqueued_us, 1000);
+    return p->inclusive ? ms > last_ms : ms >= last_ms;
+  }
   }
 }
 
@@ -218,6 +291,10 @@ int cmd_tail(int argc, char **argv) {
   }
   t.limit = cfg.count;
   t.to_end = cfg.to_end;
+  struct stat st;
+  /* a write of at most PIPE_BUF to a pipe or terminal that polled writable
+   * does not block; files take big writes */
+  t.chunk = fstat(STDOUT_FILENO, &st) == 0 && S_ISREG(st.st_mode) ? (size_t)1 << 20 : 4096;
   t.tok = json_tokener_new();
   cli_eh_signals();
   eh_client_t *c = NULL;
@@ -247,8 +324,9 @@ int cmd_tail(int argc, char **argv) {
         break;
       }
       parts[i].end_seq = pp.is_empty ? -1 : pp.last_seq;
+      bool nothing = past_end(&start, &pp);
       eh_partition_props_fini(&pp);
-      if (parts[i].end_seq < 0 || start.kind == EH_POS_LATEST) {
+      if (nothing) {
         parts[i].done = true;
         atomic_fetch_add(&t.finished, 1);
         continue;
@@ -288,6 +366,8 @@ int cmd_tail(int argc, char **argv) {
     }
     if (t.limit > 0 && atomic_load(&t.seen) >= t.limit)
       break;
+    if (atomic_load(&t.out_closed))
+      break; /* the reader went away: the normal end of `tail | head` */
     if (t.to_end && (size_t)atomic_load(&t.finished) >= n)
       break;
     if (cfg.idle_exit > 0 && ed_time_mono_us() - atomic_load(&t.last_event_us) >= cfg.idle_exit)

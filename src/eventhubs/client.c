@@ -90,6 +90,7 @@ struct eh_receiver {
   int attempts;
   int64_t reattach_at; /* monotonic µs; 0 = none */
   uint64_t link_gen;
+  struct mreq *resolve; /* a latest start being pinned to a sequence number */
   ed_buf_t raw;
   pend_t *pend;
   size_t pend_head, pend_count, pend_cap;
@@ -146,6 +147,7 @@ typedef struct mreq {
   int kind;
   char *partition;
   bool sent, done;
+  int64_t deadline; /* internal requests (no caller waiting) give up here */
   ed_code_t rc;
   ed_err_t err;
   eh_hub_props_t hub;
@@ -182,6 +184,8 @@ struct eh_client {
   bool authed, cbs_inflight, mgmt_attached, closing;
   uint64_t cbs_id;
   int64_t token_expiry_us, refresh_at;
+  int64_t cbs_deadline; /* monotonic µs by which the put-token must be answered */
+  int cbs_unanswered;   /* consecutive put-tokens that timed out on this connection */
   int attempts;
   int64_t reconnect_at, connect_deadline;
   ed_err_t conn_err; /* why the current connection ended */
@@ -254,6 +258,11 @@ static void set_cond_err(ed_err_t *err, pn_condition_t *cond, const char *what) 
     code = ED_E_TLS;
   if (name && !strcmp(name, "amqp:unauthorized-access"))
     code = ED_E_UNAUTHORIZED;
+  /* Proton reports a peer that vanished mid-frame (a TCP reset, a dropped
+   * connection) as a framing error; that is the network, not the protocol */
+  if (name && !strcmp(name, "amqp:connection:framing-error") && desc &&
+      strstr(desc, "connection aborted"))
+    code = ED_E_CONNECTION;
   ed_err_set(err, code, "%s: %s%s%s", what, name ? name : "closed", desc ? ": " : "",
              desc ? desc : "");
 }
@@ -320,6 +329,7 @@ static void connect_now(eh_client_t *c) {
   snprintf(addr, sizeof addr, "%s:%d", c->host, c->port);
   c->authed = false;
   c->cbs_inflight = false;
+  c->cbs_unanswered = 0;
   c->mgmt_attached = false;
   c->ssn = NULL;
   c->cbs_tx = c->cbs_rx = c->mgmt_tx = c->mgmt_rx = NULL;
@@ -431,6 +441,7 @@ static void put_token(eh_client_t *c) {
   explicit_bzero(tok.data, tok.len);
   ed_buf_fini(&tok);
   c->cbs_inflight = true;
+  c->cbs_deadline = ed_time_mono_us() + c->o.op_timeout_us;
   c->token_expiry_us = exp_us;
   int64_t life = exp_us - ed_time_now_us();
   /* refresh at 80% of the remaining life (§3.4: well before expiry) */
@@ -749,15 +760,19 @@ static void rx_lost(eh_client_t *c, eh_receiver_t *rx, const ed_err_t *why) {
   if (rx->terminal)
     return;
   ed_code_t code = why->code;
+  /* a first attach refused is returned by eh_receiver_open itself: no log
+   * line beside the caller's message */
+  ed_log_level_t lvl = rx->ever_ready ? ED_LOG_WARN : ED_LOG_DEBUG;
   if (code == ED_E_LINK_STOLEN) {
     rx->terminal = true;
-    ED_LOG_WARN("eh_rx_stolen", "partition=%s reason=\"%s\"", rx->partition, why->msg);
+    ed_log(lvl, "eh_rx_stolen", "partition=%s reason=\"%s\"", rx->partition, why->msg);
     rx_notify(rx, EH_STATE_STOLEN, why);
     return;
   }
   if (!ed_code_is_retriable(code) || give_up(c, ++rx->attempts)) {
     rx->terminal = true;
-    ED_LOG_ERR("eh_rx_failed", "partition=%s reason=\"%s\"", rx->partition, why->msg);
+    ed_log(rx->ever_ready ? ED_LOG_ERROR : ED_LOG_DEBUG, "eh_rx_failed",
+           "partition=%s reason=\"%s\"", rx->partition, why->msg);
     rx_notify(rx, EH_STATE_FAILED, why);
     return;
   }
@@ -1140,6 +1155,75 @@ static void tx_delivery(eh_client_t *c, eh_sender_t *tx, pn_delivery_t *d) {
 
 /* ---- reconciliation ------------------------------------------------------- */
 
+/* Under mu: takes r out of the request list and frees it. */
+static void mreq_unlink_free(eh_client_t *c, mreq_t *r) {
+  for (mreq_t **pp = &c->mreqs; *pp; pp = &(*pp)->next)
+    if (*pp == r) {
+      *pp = r->next;
+      break;
+    }
+  eh_hub_props_fini(&r->hub);
+  eh_partition_props_fini(&r->part);
+  free(r->partition);
+  free(r);
+}
+
+/* Whether rx may attach now. A receiver asked to start at latest whose
+ * consumer has taken nothing yet must not attach at "latest" again after a
+ * drop (what arrived meanwhile would be skipped), so its start is pinned
+ * once, before the first attach, to "after the partition's last sequence
+ * number" read through $management. */
+static bool rx_start_ready(eh_client_t *c, eh_receiver_t *rx, int64_t now) {
+  if (rx->o.start.kind != EH_POS_LATEST || atomic_load(&rx->last_seq) >= 0)
+    return true;
+  mreq_t *r = rx->resolve;
+  if (!r) {
+    r = calloc(1, sizeof *r);
+    if (!r || !(r->partition = dupstr(rx->partition))) {
+      free(r);
+      return true; /* no memory for the pin: attach at latest as asked */
+    }
+    r->kind = MREQ_PARTITION;
+    r->deadline = now + c->o.op_timeout_us;
+    pthread_mutex_lock(&c->mu);
+    r->id = ++c->next_id + (UINT64_C(1) << 40);
+    r->next = c->mreqs;
+    c->mreqs = r;
+    pthread_mutex_unlock(&c->mu);
+    rx->resolve = r;
+    timer_want(c, r->deadline);
+    return false; /* sent by the management step of this sync */
+  }
+  pthread_mutex_lock(&c->mu);
+  bool done = r->done;
+  ed_code_t rc = r->rc;
+  ed_err_t why = r->err;
+  int64_t last = r->part.last_seq;
+  pthread_mutex_unlock(&c->mu);
+  if (!done && now < r->deadline) {
+    timer_want(c, r->deadline);
+    return false;
+  }
+  if (!done)
+    rc = ed_err_set(&why, ED_E_TIMEOUT,
+                    "receiver %s: management READ of the partition unanswered within %" PRId64 " s",
+                    rx->addr, c->o.op_timeout_us / ED_US_PER_SEC);
+  pthread_mutex_lock(&c->mu);
+  mreq_unlink_free(c, r);
+  pthread_mutex_unlock(&c->mu);
+  rx->resolve = NULL;
+  if (rc) {
+    rx_lost(c, rx, &why);
+    return false;
+  }
+  if (last >= 0)
+    rx->o.start = (eh_position_t){.kind = EH_POS_SEQUENCE, .inclusive = false, .value = last};
+  else
+    rx->o.start = (eh_position_t){.kind = EH_POS_EARLIEST};
+  ED_LOG_DEBUG("eh_rx_latest", "partition=%s after_seq=%" PRId64, rx->partition, last);
+  return true;
+}
+
 /* Releases closed objects whose links are gone; touches no Proton object. */
 static void reap(eh_client_t *c) {
   pthread_mutex_lock(&c->mu);
@@ -1147,6 +1231,9 @@ static void reap(eh_client_t *c) {
     eh_receiver_t *rx = *pp;
     if (rx->close_req && !rx->link) {
       *pp = rx->next;
+      if (rx->resolve)
+        mreq_unlink_free(c, rx->resolve);
+      rx->resolve = NULL;
       rx->released = true;
       pthread_cond_broadcast(&c->cv);
       continue;
@@ -1196,12 +1283,31 @@ static void sync(eh_client_t *c) {
     timer_want(c, c->connect_deadline);
     return;
   }
+  if (c->cbs_inflight && now >= c->cbs_deadline) {
+    /* an unanswered refresh must not stop refreshing: put the token again
+     * (the late answer, if any, carries the old id and is ignored); after
+     * three in a row the connection itself is suspect and is started over */
+    c->stats.retries++;
+    if (++c->cbs_unanswered >= 3) {
+      ed_err_set(&c->conn_err, ED_E_TIMEOUT,
+                 "CBS put-token for %s: %d in a row unanswered within %" PRId64 " s", c->audience,
+                 c->cbs_unanswered, c->o.op_timeout_us / ED_US_PER_SEC);
+      c->conn_err_set = true;
+      pn_connection_close(conn);
+      return;
+    }
+    ED_LOG_WARN("eh_put_token_timeout", "audience=%s attempt=%d", c->audience, c->cbs_unanswered);
+    c->cbs_inflight = false;
+    c->refresh_at = now;
+  }
   if (c->refresh_at && now >= c->refresh_at && !c->cbs_inflight) {
     c->stats.token_refresh++;
     put_token(c);
   }
   if (c->refresh_at)
     timer_want(c, c->refresh_at);
+  if (c->cbs_inflight)
+    timer_want(c, c->cbs_deadline);
   /* receivers: attach, close, dispatch */
   pthread_mutex_lock(&c->mu);
   eh_receiver_t *rxs = c->rxs;
@@ -1224,10 +1330,10 @@ static void sync(eh_client_t *c) {
     if (rx->terminal)
       continue;
     if (!rx->link) {
-      if (!rx->reattach_at || now >= rx->reattach_at)
-        rx_attach(c, rx);
-      else
+      if (rx->reattach_at && now < rx->reattach_at)
         timer_want(c, rx->reattach_at);
+      else if (rx_start_ready(c, rx, now))
+        rx_attach(c, rx);
       continue;
     }
     if (rx->attached)
@@ -1393,6 +1499,21 @@ static void on_link_open(eh_client_t *c, pn_link_t *l) {
   }
 }
 
+/* A link detached because its token expired (the refresh came too late, or
+ * the service cut the token's life short) is recoverable when we mint our
+ * own tokens: put a fresh one now and re-attach after the backoff. A ready
+ * SharedAccessSignature cannot be renewed, so then it stays unauthorized. */
+static bool token_expired_detach(eh_client_t *c, pn_condition_t *cond) {
+  const char *name = pn_condition_get_name(cond);
+  const char *desc = pn_condition_get_description(cond);
+  if (c->sas || !name || strcmp(name, "amqp:unauthorized-access") || !desc ||
+      !(strstr(desc, "expired") || strstr(desc, "Expired")))
+    return false;
+  if (!c->cbs_inflight)
+    c->refresh_at = ed_time_mono_us();
+  return true;
+}
+
 static void on_link_close(eh_client_t *c, pn_link_t *l) {
   pn_condition_t *cond = pn_link_remote_condition(l);
   if (l == c->cbs_tx || l == c->cbs_rx || l == c->mgmt_tx || l == c->mgmt_rx) {
@@ -1414,6 +1535,7 @@ static void on_link_close(eh_client_t *c, pn_link_t *l) {
     return;
   }
   ed_err_t why = {0};
+  bool expired = token_expired_detach(c, cond);
   if (pn_link_is_receiver(l)) {
     eh_receiver_t *rx = ctx;
     char what[200];
@@ -1422,6 +1544,8 @@ static void on_link_close(eh_client_t *c, pn_link_t *l) {
       set_cond_err(&why, cond, what);
     else
       ed_err_set(&why, ED_E_CONNECTION, "%s: detached by the service", what);
+    if (expired)
+      why.code = ED_E_TOKEN_EXPIRED;
     rx->link = NULL;
     rx_lost(c, rx, &why);
   } else {
@@ -1432,6 +1556,8 @@ static void on_link_close(eh_client_t *c, pn_link_t *l) {
       set_cond_err(&why, cond, what);
     else
       ed_err_set(&why, ED_E_CONNECTION, "%s: detached by the service", what);
+    if (expired)
+      why.code = ED_E_TOKEN_EXPIRED;
     tx->link = NULL;
     tx_lost(c, tx, &why);
   }
@@ -1463,6 +1589,7 @@ static void on_delivery(eh_client_t *c, pn_delivery_t *d) {
     if (cid.type != PN_ULONG || cid.u.as_ulong != c->cbs_id)
       return;
     c->cbs_inflight = false;
+    c->cbs_unanswered = 0;
     char desc[256];
     int status = status_of(m, desc, sizeof desc);
     if (status < 200 || status > 299) {

@@ -18,8 +18,12 @@
  * retried with capped exponential backoff and full jitter; the CBS token is
  * put again on the same link at 80% of its lifetime. A receiver re-attaches
  * right after the last sequence number its consumer accepted, so nothing is
- * lost or repeated. amqp:link:stolen stops only that receiver; unauthorized
- * and not-found are reported as fatal to the object they concern. */
+ * lost or repeated; one started at latest is first pinned (a $management
+ * READ) to after the partition's last sequence number, so a drop before its
+ * first event does not skip what arrived meanwhile. A link detached because
+ * its token expired gets a fresh token and is re-attached; a put-token left
+ * unanswered for op_timeout_us is put again. amqp:link:stolen stops only that receiver;
+ * unauthorized and not-found are reported as fatal to the object they concern. */
 #ifndef ED_EVENTHUBS_CLIENT_H
 #define ED_EVENTHUBS_CLIENT_H
 

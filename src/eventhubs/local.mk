@@ -17,3 +17,10 @@ tests_unit_unit_eventhubs_LDADD = $(EVENTHUBS_LIBS) $(COMMON_LIBS) $(CUNIT_LIBS)
 # The client's commands against a real ehemu on loopback.
 TESTS += tests/integration/client_emu.sh
 EXTRA_DIST += tests/integration/client_emu.sh
+# Every start position, epochs, drops, token refresh and server-busy against ehemu.
+TESTS += tests/integration/client_faults.sh
+EXTRA_DIST += tests/integration/client_faults.sh
+# ehdelta send / tail against the official Python SDK, through ehemu.
+TESTS += tests/interop/test_client_sdk.py
+EXTRA_DIST += tests/interop/test_client_sdk.py
+EXTRA_DIST += bench/bench_client.sh bench/bench_client.py

@@ -117,6 +117,8 @@ static void test_parse_duration_table(void) {
       {" 3 MINUTES ", 3 * ED_US_PER_MIN},
       {"250us", 250},
       {"0s", 0},
+      {"0", 0},
+      {" 0 ", 0},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     int64_t us = -1;
@@ -136,6 +138,7 @@ static void test_parse_duration_rejects(void) {
       {"ten seconds", ED_E_PARSE, "expected a number"},
       {"10 fortnights", ED_E_PARSE, "unknown unit 'fortnights'"},
       {"10", ED_E_PARSE, "unknown unit ''"},
+      {"0 10", ED_E_PARSE, "unknown unit ''"},
       {"-5 minutes", ED_E_INVALID, "negative"},
       {"99999999999999999999 days", ED_E_TOO_LARGE, "too large"},
       {"999999999999 days", ED_E_TOO_LARGE, "too large"},
