@@ -96,6 +96,8 @@ typedef struct emu_link {
   int64_t epoch;
   int64_t next_seq;
   char *reply_addr;
+  char *publisher;   /* <hub>/Publishers/<name> senders: stamped as x-opt-publisher */
+  int64_t active_us; /* last transfer or flow, for the idle-link rule (§1.3) */
   ed_buf_t acc;
   pn_delivery_t *cur;
   uint32_t cur_format;
@@ -126,6 +128,8 @@ struct emu_conn {
   emu_auth_t auth[EMU_MAX_AUTH];
   int nauth;
   emu_link_t *links;
+  int64_t opened_us, idle_since_us; /* accepted; last moment it had a link */
+  bool had_link, forced;
 };
 
 typedef struct emu_ctl {
@@ -626,8 +630,26 @@ static void hub_retain(emu_t *e, emu_part_t *p) {
 
 /* Encodes one event (an encoded AMQP message) as delivered, with the
  * service's annotations for the numbers in *ev; ev->bytes: caller frees. */
+/* Whether an annotation key (an encoded symbol) is one the service stamps
+ * itself: a publisher's own value for it is replaced, never duplicated. */
+static bool stamped_key(const span_t *k, bool publisher) {
+  static const char *keys[] = {EHP_ANN_SEQUENCE, EHP_ANN_OFFSET, EHP_ANN_ENQUEUED,
+                               EHP_ANN_PUBLISHER};
+  size_t kl, off;
+  if (k->p[0] == 0xa3 && k->n >= 2)
+    kl = k->p[1], off = 2;
+  else if (k->p[0] == 0xb3 && k->n >= 5)
+    kl = be32(k->p + 1), off = 5;
+  else
+    return false;
+  for (size_t i = 0; i < (publisher ? 4u : 3u); i++)
+    if (kl == strlen(keys[i]) && memcmp(k->p + off, keys[i], kl) == 0)
+      return true;
+  return false;
+}
+
 static ed_code_t encode_event(const uint8_t *m, size_t n, const char *pk, size_t pkl,
-                              emu_event_t *ev) {
+                              const char *pub, emu_event_t *ev) {
   msg_view_t *v = malloc(sizeof *v);
   if (!v)
     return ED_E_NOMEM;
@@ -650,10 +672,12 @@ static ed_code_t encode_event(const uint8_t *m, size_t n, const char *pk, size_t
       ed_buf_append(&o, h, 12);
       size_t at = o.len - 8;
       uint32_t count = 6;
-      if (v->ann >= 0) {
-        for (int j = 0; j < v->nann; j++)
-          ed_buf_append(&o, v->ann_items[j].p, v->ann_items[j].n);
-        count += (uint32_t)v->nann;
+      for (int j = 0; v->ann >= 0 && j + 1 < v->nann; j += 2) {
+        if (stamped_key(&v->ann_items[j], pub != NULL))
+          continue;
+        ed_buf_append(&o, v->ann_items[j].p, v->ann_items[j].n);
+        ed_buf_append(&o, v->ann_items[j + 1].p, v->ann_items[j + 1].n);
+        count += 2;
       }
       char offs[24];
       int ol = snprintf(offs, sizeof offs, "%" PRId64, ev->offset);
@@ -666,6 +690,11 @@ static ed_code_t encode_event(const uint8_t *m, size_t n, const char *pk, size_t
       if (add_pk) {
         put_sym(&o, EHP_ANN_PARTITION_KEY);
         put_str(&o, pk, pkl);
+        count += 2;
+      }
+      if (pub) {
+        put_sym(&o, EHP_ANN_PUBLISHER);
+        put_str(&o, pub, strlen(pub));
         count += 2;
       }
       put32((uint8_t *)o.data + at, (uint32_t)(o.len - at - 4));
@@ -686,7 +715,7 @@ static ed_code_t encode_event(const uint8_t *m, size_t n, const char *pk, size_t
 /* Stores n events (encoded AMQP messages) in one partition, all or none:
  * with --data-dir they are in the log before the sender hears Accepted. */
 static ed_code_t store_events(emu_t *e, emu_part_t *p, const span_t *ms, size_t n, const char *pk,
-                              size_t pkl) {
+                              size_t pkl, const char *pub) {
   emu_event_t *evs = calloc(n ? n : 1, sizeof *evs);
   emu_rec_t *recs = calloc(n ? n : 1, sizeof *recs);
   ed_code_t rc = evs && recs ? ED_OK : ED_E_NOMEM;
@@ -694,7 +723,7 @@ static ed_code_t store_events(emu_t *e, emu_part_t *p, const span_t *ms, size_t 
   for (size_t i = 0; i < n && rc == ED_OK; i++) {
     evs[i] = (emu_event_t){.seq = seq, .offset = off, .enq_ms = enq};
     seq++;
-    rc = encode_event(ms[i].p, ms[i].n, pk, pkl, &evs[i]);
+    rc = encode_event(ms[i].p, ms[i].n, pk, pkl, pub, &evs[i]);
     off += evs[i].len;
     recs[i] = (emu_rec_t){evs[i].seq, evs[i].offset, evs[i].enq_ms, evs[i].bytes, evs[i].len};
   }
@@ -1090,13 +1119,19 @@ static void handle_send(emu_conn_t *c, emu_link_t *el, pn_delivery_t *d) {
   if (v->ann >= 0)
     map_find_str(v->ann_items, v->nann, EHP_ANN_PARTITION_KEY, &pk, &pkl);
   int part = el->part;
-  if (part >= 0 && pk) {
+  if ((part >= 0 || el->publisher) && pk) {
     msg_view_free(v);
     reject(d, "com.microsoft:argument-error",
-           "A partition key cannot be set when sending to a partition.");
+           el->publisher ? "A partition key cannot be set when sending to a publisher."
+                         : "A partition key cannot be set when sending to a partition.");
     return;
   }
-  if (part < 0)
+  /* [U] the service's placement of publisher events is not documented: the
+   * publisher name is hashed like a partition key, so one publisher's events
+   * stay in order in one partition */
+  if (part < 0 && el->publisher)
+    part = key_partition(el->publisher, strlen(el->publisher), h->nparts);
+  else if (part < 0)
     part = pk ? key_partition(pk, pkl, h->nparts) : (int)(h->rr++ % (unsigned)h->nparts);
   emu_part_t *p = &h->parts[part];
   ed_code_t rc = ED_OK;
@@ -1119,10 +1154,10 @@ static void handle_send(emu_conn_t *c, emu_link_t *el, pn_delivery_t *d) {
         inner[ni++] = (span_t){b + hl, s->n - dl - hl};
     }
     if (rc == ED_OK)
-      rc = store_events(e, p, inner, ni, pk, pkl);
+      rc = store_events(e, p, inner, ni, pk, pkl, el->publisher);
     free(inner);
   } else
-    rc = store_events(e, p, &(span_t){m, n}, 1, NULL, 0);
+    rc = store_events(e, p, &(span_t){m, n}, 1, NULL, 0, el->publisher);
   msg_view_free(v);
   if (rc == ED_E_PARSE)
     reject(d, "amqp:decode-error", "The message could not be decoded.");
@@ -1148,6 +1183,7 @@ static void on_delivery(emu_conn_t *c, pn_delivery_t *d) {
   }
   if (!pn_delivery_readable(d))
     return;
+  el->active_us = ed_time_mono_us();
   if (el->cur != d) {
     el->cur = d;
     el->cur_format = c->last_format;
@@ -1309,6 +1345,8 @@ static void pump(emu_t *e, emu_link_t *el) {
   int64_t begin = p->first < p->n ? p->ev[p->first].seq : p->next_seq;
   if (el->next_seq < begin)
     el->next_seq = begin;
+  if (pn_link_credit(l) > 0 && el->next_seq < p->next_seq)
+    el->active_us = ed_time_mono_us();
   while (pn_link_credit(l) > 0 && el->next_seq < p->next_seq) {
     const emu_event_t *ev = &p->ev[p->first + (size_t)(el->next_seq - begin)];
     uint64_t tag = ++el->tag;
@@ -1395,6 +1433,7 @@ static void on_link_open(emu_conn_t *c, pn_link_t *l) {
     return;
   }
   el->link = l, el->conn = c, el->part = -1;
+  el->active_us = ed_time_mono_us();
   ed_buf_init(&el->acc);
   el->next = c->links;
   c->links = el;
@@ -1515,6 +1554,8 @@ static void on_link_open(emu_conn_t *c, pn_link_t *l) {
       pn_data_put_long(lp, el->epoch);
       pn_data_exit(lp);
     }
+  } else if (ns == 3 && strcasecmp(segs[1], "Publishers") == 0) {
+    el->publisher = strdup(segs[2]);
   } else if (ns == 3 && strcasecmp(segs[1], "Partitions") == 0) {
     el->part = parse_partition(h, segs[2]);
     if (el->part < 0) {
@@ -1579,8 +1620,10 @@ static void on_event(emu_conn_t *c, pn_event_t *ev) {
   }
   case PN_LINK_FLOW: {
     emu_link_t *el = link_ctx(pn_event_link(ev));
-    if (el)
+    if (el) {
+      el->active_us = ed_time_mono_us();
       pump(c->emu, el);
+    }
     break;
   }
   case PN_DELIVERY:
@@ -1600,6 +1643,7 @@ static void on_event(emu_conn_t *c, pn_event_t *ev) {
     ed_buf_fini(&el->acc);
     free(el->path);
     free(el->reply_addr);
+    free(el->publisher);
     free(el);
     break;
   }
@@ -1821,6 +1865,7 @@ static void conn_free(emu_conn_t *c) {
     ed_buf_fini(&l->acc);
     free(l->path);
     free(l->reply_addr);
+    free(l->publisher);
     free(l);
   }
   pn_connection_driver_destroy(&c->drv);
@@ -1903,6 +1948,7 @@ static emu_conn_t *conn_new(emu_t *e, int fd, bool tls) {
     return NULL;
   }
   c->fd = fd, c->emu = e;
+  c->opened_us = c->idle_since_us = ed_time_mono_us();
   if (tls) {
     c->ssl = SSL_new(e->tls);
     c->rbio = BIO_new(BIO_s_mem());
@@ -2251,6 +2297,53 @@ static void ctl_line(emu_t *e, emu_ctl_t *k, char *line) {
   ed_buf_puts(&k->out, "ok\n");
 }
 
+/* The service's inactivity rules (§1.3, from event-hubs-amqp-troubleshoot):
+ * a data link idle for 10 minutes is detached with amqp:link:detach-forced; a
+ * connection without links for 5 minutes, or that opened none in its first
+ * minute, is closed with amqp:connection:forced. Each bound is a flag. */
+static void check_idle(emu_t *e) {
+  int64_t now = ed_time_mono_us();
+  const emu_config_t *k = &e->cfg;
+  for (int i = 0; i < EMU_MAX_CONNS; i++) {
+    emu_conn_t *c = e->conns[i];
+    if (!c || c->forced || c->st != ST_AMQP)
+      continue;
+    int open = 0;
+    for (emu_link_t *l = c->links; l; l = l->next) {
+      if (l->closed)
+        continue;
+      open++;
+      if (k->idle_link_us > 0 && (l->kind == LK_SEND || l->kind == LK_RECV) &&
+          now - l->active_us > k->idle_link_us) {
+        char msg[300];
+        snprintf(msg, sizeof msg,
+                 "The link '%s' is force detached by the broker because it was idle. Detach "
+                 "origin: AmqpMessage%s.IdleTimerExpired: Idle timeout: %" PRId64 " ms.",
+                 pn_link_name(l->link), l->kind == LK_SEND ? "Publisher" : "Consumer",
+                 k->idle_link_us / 1000);
+        link_detach(l, "amqp:link:detach-forced", msg);
+      }
+    }
+    if (open) {
+      c->had_link = true;
+      c->idle_since_us = now;
+      continue;
+    }
+    int64_t limit = c->had_link ? k->idle_conn_us : k->idle_first_us;
+    if (limit <= 0 || now - (c->had_link ? c->idle_since_us : c->opened_us) <= limit)
+      continue;
+    char msg[300];
+    snprintf(msg, sizeof msg,
+             "The connection was inactive for more than the allowed %" PRId64
+             " milliseconds and is closed by container 'LinkTracker'.",
+             limit / 1000);
+    pn_connection_t *pc = c->drv.connection;
+    set_cond(pn_connection_condition(pc), "amqp:connection:forced", msg);
+    pn_connection_close(pc);
+    c->forced = true;
+  }
+}
+
 /* Links whose token expired are detached (§3.4). */
 static void check_tokens(emu_t *e) {
   for (int i = 0; i < EMU_MAX_CONNS; i++) {
@@ -2389,6 +2482,10 @@ ed_code_t emu_run(emu_t *e, volatile int *stop, ed_err_t *err) {
     now = ed_time_mono_us();
     if (now - last_check > 200000) {
       check_tokens(e);
+      check_idle(e);
+      for (int h = 0; h < e->nhubs; h++) /* time retention runs even when nothing arrives */
+        for (int p = 0; p < e->hubs[h].nparts; p++)
+          hub_retain(e, &e->hubs[h].parts[p]);
       last_check = now;
     }
     for (int i = 0; i < EMU_MAX_CONNS; i++) {

@@ -33,6 +33,9 @@ typedef struct emu_config {
   char *key_name;
   char *key_file;            /* file holding the SAS key; else $EHEMU_KEY; else random */
   int64_t token_lifetime_us; /* 0: the token's own se */
+  int64_t idle_link_us;      /* detach a data link idle this long (0: never) */
+  int64_t idle_conn_us;      /* close a connection without links this long (0: never) */
+  int64_t idle_first_us;     /* close a connection that opened no link this long (0: never) */
   int64_t retention_us;
   int64_t retention_bytes;
   char *data_dir;            /* append-only partition logs (plog.h), or NULL: memory only */

@@ -13,10 +13,11 @@ dist_man_MANS += man/ehemu.1
 
 TESTS += tests/interop/test_ehemu.py tests/interop/test_ehemu_tls.py tests/integration/emu_tls.sh \
 	tests/interop/test_ehemu_persist.py tests/interop/test_ehemu_config.py \
-	tests/interop/test_ehemu_processor.py
+	tests/interop/test_ehemu_processor.py tests/interop/test_ehemu_service.py
 EXTRA_DIST += tests/interop/test_ehemu.py tests/interop/test_ehemu_tls.py \
 	tests/interop/test_ehemu_persist.py tests/interop/test_ehemu_config.py \
-	tests/interop/test_ehemu_processor.py tests/interop/emu_util.py tests/integration/emu_tls.sh
+	tests/interop/test_ehemu_processor.py tests/interop/test_ehemu_service.py \
+	tests/interop/emu_util.py tests/integration/emu_tls.sh
 # scripts/mkcerts DIR: the throw-away CA and localhost certificate the TLS tests use
 dist_noinst_SCRIPTS += scripts/mkcerts
 
@@ -26,3 +27,9 @@ bench_bench_emu_CPPFLAGS = $(AM_CPPFLAGS) $(PROTON_CFLAGS)
 bench_bench_emu_SOURCES = bench/bench_emu.c
 bench_bench_emu_LDADD = $(PROTON_LIBS)
 dist_noinst_SCRIPTS += bench/bench_emu.sh
+
+check_PROGRAMS += tests/unit/unit_emu
+TESTS += tests/unit/unit_emu
+tests_unit_unit_emu_CFLAGS = $(UNIT_CFLAGS) $(JSONC_CFLAGS)
+tests_unit_unit_emu_SOURCES = $(UNIT_COMMON) tests/unit/test_emu_plog.c tests/unit/test_emu_conf.c
+tests_unit_unit_emu_LDADD = src/emu/libemu.a $(COMMON_LIBS) $(JSONC_LIBS) $(CUNIT_LIBS)

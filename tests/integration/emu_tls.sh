@@ -12,7 +12,8 @@ check "the server certificate verifies against the CA" eval 'openssl verify -CAf
 printf 'ZW11LXRscy10ZXN0LWtleS1ub3QtYS1zZWNyZXQ=\n' > "$T/key"
 "$EHEMU" --port 0 --tls-port 0 --cert "$T/certs/server.pem" --key "$T/certs/server.key" \
   --key-file "$T/key" 2>"$T/emu.err" &
-track $!
+emu_pid=$!
+track $emu_pid
 wait_for_line "$T/emu.err" 'ehemu: ready .*amqps=[0-9]+' 20 || { cat "$T/emu.err"; not_ok "ehemu ready with amqps"; finish; exit; }
 tport=$(sed -n 's/.*ehemu: ready .*amqps=\([0-9]*\).*/\1/p' "$T/emu.err" | head -1)
 pport=$(sed -n 's/.*ehemu: ready amqp=\([0-9]*\).*/\1/p' "$T/emu.err" | head -1)
@@ -40,4 +41,9 @@ check "without --ca-file: no key in the output" eval '[[ $out != *"$(cat "$T/key
 
 "$EHDELTA" status --connection-string-file "$T/cs" --ca-file "$T/certs/server.key" --timeout 10s >/dev/null 2>"$T/bad.err"; rc=$?
 check "a --ca-file that is not a CA bundle fails (rc=$rc)" [ $rc -ne 0 ]
+
+kill -TERM "$emu_pid"
+wait "$emu_pid"; rc=$?
+check "ehemu exits 0 on SIGTERM after TLS sessions (rc=$rc)" [ $rc -eq 0 ]
+check "ehemu reported no sanitizer error" eval '! grep -Eq "Sanitizer|runtime error:" "$T/emu.err"'
 finish

@@ -37,7 +37,7 @@ class Emu:
             argv += ["--tls-port", "0", "--cert", str(certs / "server.pem"),
                      "--key", str(certs / "server.key")]
         self.certs, self.tls = certs, tls
-        self.proc = subprocess.Popen(argv, stderr=self.log, env=env)
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=self.log, env=env)
         self.amqp = self.control = self.amqps = None
 
         def ready():
@@ -85,8 +85,14 @@ class Emu:
     def stop(self, sig=signal.SIGTERM):
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        rc = self.proc.wait(10)
+        rc = self.proc.wait(20)
+        text = self.text()
         self.log.close()
+        # a sanitizer build reports on stderr, which is this log
+        for bad in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+            assert bad not in text, f"ehemu under a sanitizer: {text[-3000:]}"
+        if sig == signal.SIGTERM:
+            assert rc == 0, f"ehemu exited {rc} on SIGTERM: {text[-2000:]}"
         return rc
 
 

@@ -6,7 +6,7 @@ import signal
 import subprocess
 import time
 
-from azure.eventhub import EventData
+from azure.eventhub import EventData, EventHubProducerClient
 
 from conftest import EHEMU, wait_until
 from emu_util import Emu, producer, receive, send
@@ -175,3 +175,30 @@ def test_one_directory_one_emulator(tmp_path):
     finally:
         e.stop()
     wait_until(lambda: e.proc.poll() is not None, what="ehemu stopped")
+
+
+def test_config_hubs_each_keep_their_logs(tmp_path):
+    import json
+    conf = tmp_path / "Config.json"
+    conf.write_text(json.dumps({"UserConfig": {
+        "NamespaceConfig": [{"Type": "EventHub", "Name": "emulatorNs1", "Entities": [
+            {"Name": "alpha", "PartitionCount": "1"},
+            {"Name": "beta", "PartitionCount": "3", "ConsumerGroups": [{"Name": "g"}]}]}],
+        "LoggingConfig": {"Type": "Console"}}}))
+    d = tmp_path / "data"
+    args = ("--config", str(conf), "--data-dir", str(d))
+    e = Emu(tmp_path, *args)
+    for hub, pid, body in (("alpha", "0", "a0"), ("beta", "2", "b2")):
+        with EventHubProducerClient.from_connection_string(e.conn_str(), eventhub_name=hub) as p:
+            b = p.create_batch(partition_id=pid)
+            b.add(EventData(body))
+            p.send_batch(b)
+    e.stop(signal.SIGKILL)
+    assert sorted(x.name for x in d.iterdir()) == ["alpha", "beta", "lock"]
+    e = Emu(tmp_path, *args)
+    try:
+        assert [x.body_as_str() for x in receive(e, "0", "-1", 1, hub="alpha")] == ["a0"]
+        got = receive(e, "2", "-1", 1, hub="beta", group="g")
+        assert [(x.body_as_str(), x.sequence_number) for x in got] == [("b2", 0)]
+    finally:
+        e.stop()
