@@ -22,8 +22,9 @@
  * READ) to after the partition's last sequence number, so a drop before its
  * first event does not skip what arrived meanwhile. A link detached because
  * its token expired gets a fresh token and is re-attached; a put-token left
- * unanswered for op_timeout_us is put again. amqp:link:stolen stops only that receiver; unauthorized
- * and not-found are reported as fatal to the object they concern. */
+ * unanswered for op_timeout_us is put again. amqp:link:stolen stops only
+ * that receiver; unauthorized and not-found are reported as fatal to the
+ * object they concern. */
 #ifndef ED_EVENTHUBS_CLIENT_H
 #define ED_EVENTHUBS_CLIENT_H
 
