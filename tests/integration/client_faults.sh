@@ -252,6 +252,20 @@ check "send through 50 server-busy rejections: exit 0, accepted 500, retried 50 
   eval '[ $rc -eq 0 ] && grep -q "accepted 500, failed 0, retried 50" "$T/b.out"'
 timeout 30 "$EHDELTA" tail "${E[@]}" -p 3 --from "seq:$p3" --to-end >"$T/b.jsonl" 2>/dev/null
 check "partition 3 holds each of the 500 exactly once ($(check_stream "$T/b.jsonl"))" [ "$(check_stream "$T/b.jsonl")" = "500 500 contiguous" ]
+# ---- bad input: one line each, the documented status
+oneline() { # WANT_RC DESC CMD...: runs CMD, checks its status and a one-line stderr
+  local want=$1 d=$2 out rc
+  shift 2
+  out=$("$@" 2>&1 >/dev/null)
+  rc=$?
+  check "$d: exit $want, one line (rc=$rc: $out)" eval '[ $rc -eq $want ] && [ "$(wc -l <<<"$out")" -eq 1 ]'
+}
+oneline 2 "tail of a partition the hub does not have" timeout 30 "$EHDELTA" tail "${E[@]}" -p 9 --from earliest --count 1
+oneline 2 "send to a partition the hub does not have" timeout 30 "$EHDELTA" send "${E[@]}" -p 9 --count 1 --no-progress
+oneline 4 "tail of an unknown consumer group" timeout 30 "$EHDELTA" tail "${E[@]}" -g nosuch --from earliest --count 1
+sed "s/127.0.0.1:$port/127.0.0.1:$(free_port)/" "$T/cs" >"$T/cs-closed"
+oneline 5 "an unreachable namespace" timeout 30 "$EHDELTA" status --connection-string-file "$T/cs-closed" --timeout 3s
+
 # ---- standard output: a reader that leaves, a reader that stalls
 timeout 20 "$EHDELTA" tail "${E[@]}" --from earliest | head -2 >"$T/h.jsonl"
 rc=${PIPESTATUS[0]}
