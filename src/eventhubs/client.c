@@ -1032,14 +1032,17 @@ static void tx_complete(eh_sender_t *tx, omsg_t *m, const ed_err_t *err) {
   free(m);
 }
 
-/* All unsettled events go back to the front of the queue, in order. */
-static void tx_requeue_unacked(eh_sender_t *tx) {
+/* All unsettled events go back to the front of the queue, in order; with
+ * resend they count as retried (they go out again on the next link). */
+static void tx_requeue_unacked(eh_sender_t *tx, bool resend) {
   eh_client_t *c = tx->c;
   pthread_mutex_lock(&c->mu);
   while (tx->unacked.tail) {
     omsg_t *m = tx->unacked.tail;
     ol_remove(&tx->unacked, m);
     ol_push_front(&tx->queue, m);
+    if (resend)
+      tx->st.retried++;
   }
   pthread_mutex_unlock(&c->mu);
 }
@@ -1071,7 +1074,7 @@ static void tx_lost(eh_client_t *c, eh_sender_t *tx, const ed_err_t *why) {
     tx->link = NULL;
   }
   tx->attached = false;
-  tx_requeue_unacked(tx);
+  tx_requeue_unacked(tx, !tx->terminal && ed_code_is_retriable(why->code));
   if (tx->terminal)
     return;
   if (!ed_code_is_retriable(why->code) || give_up(c, ++tx->attempts)) {
@@ -1411,7 +1414,7 @@ static void conn_lost(eh_client_t *c, pn_transport_t *t) {
       rx->link = NULL;
     for (eh_sender_t *tx = txs; tx; tx = tx->next) {
       tx->link = NULL;
-      tx_requeue_unacked(tx);
+      tx_requeue_unacked(tx, false);
     }
     reap(c);
     return;
@@ -1451,7 +1454,7 @@ static void conn_lost(eh_client_t *c, pn_transport_t *t) {
     tx->link = NULL;
     tx->attached = false;
     tx->reattach_at = 0;
-    tx_requeue_unacked(tx);
+    tx_requeue_unacked(tx, !fatal && !tx->terminal);
     if (fatal && !tx->terminal)
       tx_fail(c, tx, &why);
   }
