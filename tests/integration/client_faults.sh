@@ -252,6 +252,16 @@ check "send through 50 server-busy rejections: exit 0, accepted 500, retried 50 
   eval '[ $rc -eq 0 ] && grep -q "accepted 500, failed 0, retried 50" "$T/b.out"'
 timeout 30 "$EHDELTA" tail "${E[@]}" -p 3 --from "seq:$p3" --to-end >"$T/b.jsonl" 2>/dev/null
 check "partition 3 holds each of the 500 exactly once ($(check_stream "$T/b.jsonl"))" [ "$(check_stream "$T/b.jsonl")" = "500 500 contiguous" ]
+# ---- --idle-exit: a bare 0 parses (never), a duration ends an idle follow
+timeout 20 "$EHDELTA" tail "${E[@]}" -p 0 --from 'seq:0' --count 1 --idle-exit 0 >/dev/null 2>"$T/i.err"
+rc=$?
+check "--idle-exit 0 parses (rc=$rc $(cat "$T/i.err"))" [ $rc -eq 0 ]
+t0=$(date +%s%N)
+timeout 20 "$EHDELTA" tail "${E[@]}" -p 0 --from latest --idle-exit 1s >"$T/i.jsonl" 2>"$T/i.err"
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "--idle-exit 1s with nothing arriving: exit 0 after about a second (rc=$rc, ${ms} ms)" eval '[ $rc -eq 0 ] && [ $ms -ge 1000 ] && [ $ms -lt 10000 ] && [ ! -s "$T/i.jsonl" ]'
+
 # ---- bad input: one line each, the documented status
 oneline() { # WANT_RC DESC CMD...: runs CMD, checks its status and a one-line stderr
   local want=$1 d=$2 out rc
