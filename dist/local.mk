@@ -4,7 +4,7 @@
 systemdsystemunitdir = $(prefix)/lib/systemd/system
 ehdeltaconfdir = $(sysconfdir)/ehdelta
 systemdsystemunit_DATA = dist/ehdelta.service
-dist_ehdeltaconf_DATA = dist/ehdelta.conf.sample
+dist_ehdeltaconf_DATA = dist/ehdelta.conf.sample dist/tutorial.conf
 EXTRA_DIST += dist/ehdelta.service.in
 CLEANFILES += dist/ehdelta.service
 

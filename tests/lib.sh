@@ -44,6 +44,22 @@ wait_for_line() {
   return 1
 }
 
+# start_ehemu HUB PARTITIONS [ARGS...]: ehemu on free loopback ports with a
+# random key (killed at exit). Sets EMU_PORT and EMU_CONTROL and writes the
+# hub's connection string to $T/cs; returns 1 when it did not get ready.
+start_ehemu() {
+  local hub=$1 parts=$2
+  shift 2
+  head -c 32 /dev/urandom | base64 >"$T/key"
+  "$EHEMU" --port 0 --hub "$hub" --partitions "$parts" --key-file "$T/key" "$@" 2>"$T/emu.err" &
+  track $!
+  wait_for_line "$T/emu.err" 'ehemu: ready' 10 || return 1
+  EMU_PORT=$(sed -n 's/^ehemu: ready amqp=\([0-9]*\).*/\1/p' "$T/emu.err")
+  EMU_CONTROL=$(sed -n 's/^ehemu: ready .*control=\([0-9]*\).*/\1/p' "$T/emu.err")
+  echo "Endpoint=sb://127.0.0.1:$EMU_PORT;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=$(cat "$T/key");EntityPath=$hub;UseDevelopmentEmulator=true" >"$T/cs"
+  [[ -n $EMU_PORT ]]
+}
+
 # finish: print the closing line and exit with the right status.
 finish() {
   printf '%d passed, %d failed\n' "$_passed" "$_failed"

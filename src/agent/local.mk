@@ -2,6 +2,8 @@
 noinst_LIBRARIES += src/agent/libagent.a
 src_agent_libagent_a_CPPFLAGS = $(AM_CPPFLAGS) $(JSONC_CFLAGS) $(PROTON_CFLAGS)
 src_agent_libagent_a_SOURCES = src/agent/conf.c src/agent/conf.h src/agent/sink.c src/agent/sink.h
+src_agent_libagent_a_SOURCES += src/agent/metrics.c src/agent/metrics.h src/agent/run.c src/agent/run.h \
+	src/agent/console.c src/agent/console.h
 AGENT_LIBS += src/agent/libagent.a
 ehdelta_SOURCES += src/cli/cmd_run.c
 
@@ -9,13 +11,25 @@ check_PROGRAMS += tests/unit/unit_agent
 TESTS += tests/unit/unit_agent
 tests_unit_unit_agent_CFLAGS = $(UNIT_CFLAGS) $(JSONC_CFLAGS)
 tests_unit_unit_agent_SOURCES = $(UNIT_COMMON) tests/unit/test_ag_conf.c tests/unit/test_ag_sink.c
+tests_unit_unit_agent_SOURCES += tests/unit/test_ag_metrics.c
 tests_unit_unit_agent_LDADD = src/agent/libagent.a $(DELTA_LIBS) $(STREAM_LIBS) $(PARQUET_LIBS) \
 	$(STORE_LIBS) $(EVENTHUBS_LIBS) $(COMMON_LIBS) $(JSONC_LIBS) $(ZSTD_LIBS) $(SNAPPY_LIBS) $(CURL_LIBS) $(OPENSSL_LIBS) $(CUNIT_LIBS) -lpthread
-TESTS += tests/integration/agent_conf.sh
+TESTS += tests/integration/agent_conf.sh tests/integration/agent_run.sh tests/integration/agent_live.sh
 
 # The decode -> sink driver of the crash and interop suites.
 check_PROGRAMS += tests/tools/ag_sink_tool
 tests_tools_ag_sink_tool_CFLAGS = $(AM_CFLAGS)
 tests_tools_ag_sink_tool_SOURCES = tests/tools/ag_sink_tool.c
 tests_tools_ag_sink_tool_LDADD = $(tests_unit_unit_agent_LDADD)
-TESTS += tests/interop/test_agent_sink.py
+TESTS += tests/interop/test_agent_sink.py tests/interop/test_agent_e2e.py tests/fault/test_agent_kill9.py tests/fault/test_agent_faults.py
+
+# The metrics endpoint: a registry filled with known values, served on a free
+# loopback port until stdin closes, for `ehdelta status --agent` and curl.
+check_PROGRAMS += tests/tools/metrics_tool
+tests_tools_metrics_tool_CFLAGS = $(AM_CFLAGS)
+tests_tools_metrics_tool_SOURCES = tests/tools/metrics_tool.c
+tests_tools_metrics_tool_LDADD = src/agent/libagent.a $(COMMON_LIBS) $(JSONC_LIBS) -lpthread
+TESTS += tests/integration/agent_metrics.sh
+EXTRA_DIST += tests/integration/agent_metrics.sh
+TESTS += tests/integration/agent_metrics_run.sh
+EXTRA_DIST += tests/integration/agent_metrics_run.sh

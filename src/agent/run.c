@@ -1,285 +1,1423 @@
-/* run: available-now ingestion into delta sinks (see run.h). */
+/* run: the agent's run loop. Three threads, as DESIGN.md draws them:
+ *  - network: the Event Hubs client's own thread. A partition receiver's
+ *    callback copies the events it is offered into one block and pushes it on
+ *    the ring. A full ring takes nothing: the receiver keeps the events and
+ *    grants no more credit until the pipeline has room again (back-pressure
+ *    reaches the hub; memory stays bounded; nothing is dropped).
+ *  - pipeline (the caller's thread): pops blocks, decodes each event once
+ *    into a chunk of rows, adds the derived columns, applies the filter and
+ *    fans the chunk out to every sink (raw rows appended, windows updated, bad
+ *    events to the dead-letter batch). When a sink's trigger fires (interval,
+ *    size bound, end of the available data, stop) its batch is closed: rows,
+ *    the positions they cover and the operator state become one job.
+ *  - flush: takes jobs in order, commits each (sink.h: checkpoint, files,
+ *    txn commit; transient storage faults retried), prints console tables and
+ *    writes one progress line per batch.
+ * Every sink keeps its own positions. One receiver per partition serves all
+ * of them, starting after the least advanced delta sink; a sink skips what it
+ * already has. The dead-letter table commits before any sink whose batch
+ * covers its events, so a bad event is never behind a committed position
+ * without being committed itself. */
 #include "agent/run.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "agent/console.h"
 #include "agent/sink.h"
 #include "common/buf.h"
+#include "common/log.h"
+#include "common/time.h"
 #include "eventhubs/client.h"
 #include "eventhubs/connstr.h"
+#include "stream/agg.h"
 #include "stream/decode.h"
+#include "stream/expr.h"
+#include "stream/ring.h"
 #include "stream/schema.h"
+#include "stream/window.h"
 
-#define QCAP 20000 /* events held between the network and the pipeline */
+#define RING_BLOCKS 128
+#define POLL_US     100000 /* the longest the pipeline sleeps without looking at stop and faults */
 
-typedef struct qev {
-  char part[16];
+/* ---- event blocks: what the network thread hands the pipeline ---- */
+
+typedef struct evm {
   int64_t seq, off, enq;
-  size_t len;
-  char *body;
-} qev_t;
+  uint32_t body, blen, pk, pklen, pub, publen, props, nprops;
+  uint8_t pk_set, pub_set;
+} evm_t;
 
-typedef struct queue {
+typedef struct blk {
+  uint32_t part;
+  uint32_t n;
+  size_t bytes; /* body bytes */
+  evm_t *ev;
+  char *data;
+} blk_t;
+
+typedef enum { K_RAW, K_WINDOW, K_CONSOLE, K_DEAD } sink_kind_t;
+
+struct run;
+
+typedef struct part {
+  struct run *run;
+  uint32_t idx;
+  const char *id; /* borrowed from the hub properties */
+  eh_receiver_t *rx;
+  int64_t end;  /* available-now: the last sequence number at start (-1: empty) */
+  int64_t seen; /* last sequence number the pipeline processed (-1: none) */
+  bool done;    /* available-now: nothing more to take */
+  atomic_int paused;
+  atomic_int failed;        /* a terminal receiver state (STOLEN, FAILED) */
+  _Atomic int64_t last_enq; /* the hub's last sequence number, as last polled (-1) */
+  ed_err_t fail_err;        /* written once, before failed is set */
+} part_t;
+
+typedef struct sink {
+  const ag_sink_t *conf; /* NULL for the dead-letter sink */
+  const char *name, *query_id, *path;
+  sink_kind_t kind;
+  bool delta;
+  ag_dsink_t *ds;
+  win_t *win;
+  agg_spec_t *aggs;
+  size_t naggs;
+  char **keys;
+  size_t nkeys;
+  sm_batch_t *rows;           /* K_RAW, K_DEAD, raw console: the open batch */
+  const sm_type_t *out;       /* the schema of what the sink writes */
+  int64_t *resume;            /* per partition: skip sequence numbers <= this (-1: none) */
+  int64_t *pos;               /* per partition: last sequence number covered (-1: none) */
+  int64_t *start;             /* per partition: pos when the open batch began */
+  _Atomic int64_t *committed; /* per partition: pos of the last landed batch (flush thread) */
+  int64_t next_batch;         /* console sinks count their own */
+  int64_t max_events, max_bytes, trigger_us;
+  int64_t next_fire; /* monotonic deadline of the interval trigger */
+  uint64_t in_events, in_bytes;
+  int64_t opened_mono, opened_wall, proc_us;
+  bool dirty; /* positions moved since the last batch was closed */
+  uint64_t batches, rows_out;
+} sink_t;
+
+typedef struct job {
+  struct job *next;
+  sink_t *s;
+  sm_batch_t *rows; /* owned; NULL: nothing to write */
+  ag_ckpt_t ck;     /* owned */
+  int64_t *start, *end;
+  uint64_t num_input;
+  int64_t interval_us, proc_us, closed_mono, trigger_wall;
+  bool has_ws;
+  win_stats_t ws;
+} job_t;
+
+typedef struct run {
+  const ag_conf_t *conf;
+  const ag_run_opts_t *o;
+  char runid[40];
+  char source_desc[300];
+  eh_client_t *client;
+  eh_hub_props_t hp;
+  part_t *parts;
+  size_t nparts;
+  sink_t *sinks;
+  size_t nsinks;
+  sink_t *dl; /* the dead-letter sink or NULL */
+  bool available_now;
+  rb_t *ring;
+  atomic_int any_paused;
+  bool want_props;
+  /* decoding and derived columns */
+  sm_type_t *body;
+  sm_meta_col_t *meta;
+  size_t nmeta;
+  sm_dec_t *dec;
+  sm_batch_t *db;      /* decoded chunk */
+  sm_type_t **schemas; /* schemas[k]: decoded + the first k derived columns */
+  sm_expr_t **derive;  /* nderive, each bound to schemas[k] */
+  size_t nderive;
+  sm_batch_t eb; /* the enriched chunk: db's columns (borrowed) + derived (owned) */
+  sm_expr_t *filter;
+  uint8_t *mask, *smask;
+  size_t mask_cap;
+  uint32_t *row_ev; /* chunk row -> event index in the block */
+  size_t row_ev_cap;
+  sm_str_t *pkeys, *pvals;
+  size_t props_cap;
+  uint64_t events, dead, bytes;
+  /* flush thread */
+  pthread_t flusher;
+  bool flusher_up;
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  qev_t *ev;
-  size_t n;
-  eh_receiver_t **paused;
-  size_t npaused, nrx;
-} queue_t;
+  job_t *head, *tail;
+  size_t queued, queue_cap;
+  bool closing;
+  pthread_t monitor;
+  bool monitor_up;
+  ed_code_t flush_rc;
+  ed_err_t flush_err;
+} run_t;
+
+/* ---- small helpers ---- */
+
+static ed_code_t nomem(ed_err_t *err, const char *what) {
+  return ed_err_set(err, ED_E_NOMEM, "run: out of memory (%s)", what);
+}
+
+static char *trim(char *s) {
+  while (*s == ' ' || *s == '\t')
+    s++;
+  size_t n = strlen(s);
+  while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+    s[--n] = 0;
+  return s;
+}
+
+/* Splits a comma-separated list at commas outside parentheses and quotes. */
+static ed_code_t split_list(const char *text, char ***out, size_t *n, ed_err_t *err) {
+  *out = NULL;
+  *n = 0;
+  char *copy = strdup(text ? text : "");
+  if (!copy)
+    return nomem(err, "list");
+  int depth = 0;
+  char quote = 0;
+  char *startp = copy;
+  ed_code_t rc = ED_OK;
+  for (char *p = copy;; p++) {
+    if (quote) {
+      if (*p == quote)
+        quote = 0;
+      else if (!*p)
+        break;
+      continue;
+    }
+    if (*p == '\'' || *p == '"' || *p == '`')
+      quote = *p;
+    else if (*p == '(')
+      depth++;
+    else if (*p == ')')
+      depth--;
+    if ((*p == ',' && depth == 0) || !*p) {
+      bool end = !*p;
+      *p = 0;
+      char *t = trim(startp);
+      if (*t) {
+        char **nv = realloc(*out, (*n + 1) * sizeof *nv);
+        if (!nv || !(nv[*n] = strdup(t))) {
+          if (nv)
+            *out = nv;
+          rc = nomem(err, "list");
+          break;
+        }
+        *out = nv;
+        (*n)++;
+      }
+      if (end)
+        break;
+      startp = p + 1;
+    }
+  }
+  free(copy);
+  return rc;
+}
+
+static void free_list(char **v, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    free(v[i]);
+  free(v);
+}
+
+/* ---- network thread: receiver callbacks ---- */
 
 static size_t on_events(void *ctx, eh_receiver_t *rx, const eh_event_t *evs, size_t n) {
-  queue_t *q = ctx;
-  pthread_mutex_lock(&q->mu);
-  size_t took = 0;
-  for (; took < n && q->n < QCAP; took++) {
-    qev_t *e = &q->ev[q->n];
-    e->body = calloc(1, evs[took].body_len + 64); /* simdjson reads up to 64 bytes past the end */
-    if (!e->body)
-      break;
-    memcpy(e->body, evs[took].body, evs[took].body_len);
-    e->len = evs[took].body_len;
-    snprintf(e->part, sizeof e->part, "%s", evs[took].partition);
-    e->seq = evs[took].sequence_number;
-    e->off = evs[took].offset;
-    e->enq = evs[took].enqueued_time_us;
-    q->n++;
+  part_t *pt = ctx;
+  run_t *r = pt->run;
+  (void)rx;
+  if (rb_free_slots(r->ring) == 0)
+    goto full;
+  size_t bytes = 0;
+  for (size_t i = 0; i < n; i++) {
+    bytes += evs[i].body_len + evs[i].partition_key_len + evs[i].publisher_len;
+    if (r->want_props)
+      for (size_t k = 0; k < evs[i].nprops; k++)
+        bytes += 8 + evs[i].props[k].key_len + evs[i].props[k].text_len;
   }
-  if (took < n)
-    q->paused[q->npaused++] = rx; /* at most once per receiver: it waits for resume */
-  pthread_cond_signal(&q->cv);
-  pthread_mutex_unlock(&q->mu);
-  return took;
+  blk_t *b = malloc(sizeof *b + n * sizeof(evm_t) + bytes + 1);
+  if (!b)
+    goto full;
+  b->part = pt->idx;
+  b->n = (uint32_t)n;
+  b->ev = (evm_t *)(b + 1);
+  b->data = (char *)(b->ev + n);
+  size_t at = 0, body_bytes = 0;
+  for (size_t i = 0; i < n; i++) {
+    const eh_event_t *e = &evs[i];
+    evm_t *m = &b->ev[i];
+    m->seq = e->sequence_number;
+    m->off = e->offset;
+    m->enq = e->enqueued_time_us;
+    m->body = (uint32_t)at;
+    m->blen = (uint32_t)e->body_len;
+    if (e->body_len)
+      memcpy(b->data + at, e->body, e->body_len);
+    at += e->body_len;
+    body_bytes += e->body_len;
+    m->pk_set = e->partition_key != NULL;
+    m->pk = (uint32_t)at;
+    m->pklen = (uint32_t)e->partition_key_len;
+    if (e->partition_key_len)
+      memcpy(b->data + at, e->partition_key, e->partition_key_len);
+    at += e->partition_key_len;
+    m->pub_set = e->publisher != NULL;
+    m->pub = (uint32_t)at;
+    m->publen = (uint32_t)e->publisher_len;
+    if (e->publisher_len)
+      memcpy(b->data + at, e->publisher, e->publisher_len);
+    at += e->publisher_len;
+    m->props = (uint32_t)at;
+    m->nprops = r->want_props ? (uint32_t)e->nprops : 0;
+    for (size_t k = 0; k < m->nprops; k++) {
+      const eh_prop_t *p = &e->props[k];
+      uint32_t kl = (uint32_t)p->key_len,
+               vl = p->kind == EH_VAL_NULL ? UINT32_MAX : (uint32_t)p->text_len;
+      memcpy(b->data + at, &kl, 4);
+      memcpy(b->data + at + 4, p->key, kl);
+      at += 4 + kl;
+      memcpy(b->data + at, &vl, 4);
+      at += 4;
+      if (vl != UINT32_MAX) {
+        memcpy(b->data + at, p->text, vl);
+        at += vl;
+      }
+    }
+  }
+  b->bytes = body_bytes;
+  if (rb_push(r->ring, b) == ED_OK)
+    return n;
+  free(b);
+full:
+  atomic_store(&pt->paused, 1);
+  atomic_store(&r->any_paused, 1);
+  return 0;
 }
 
-static int64_t now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+static void on_rx_state(void *ctx, eh_receiver_t *rx, eh_state_t st, const ed_err_t *err) {
+  part_t *pt = ctx;
+  (void)rx;
+  if (st == EH_STATE_RETRYING && err)
+    ED_LOG_WARN("partition_retry", "partition=%s %s", pt->id, err->msg);
+  if ((st == EH_STATE_STOLEN || st == EH_STATE_FAILED) && !atomic_load(&pt->failed)) {
+    if (err)
+      pt->fail_err = *err;
+    else
+      ed_err_set(&pt->fail_err, ED_E_CONNECTION, "receiver %s", eh_state_name(st));
+    atomic_store(&pt->failed, (int)st);
+  }
 }
 
-typedef struct sinkrun {
-  const ag_sink_t *conf;
-  ag_dsink_t *ds;
-  ag_ckpt_t ck;
-  sm_batch_t *b;
-} sinkrun_t;
+/* ---- progress lines ---- */
 
-static ed_code_t flush(sinkrun_t *s, const char *runid, FILE *progress, int64_t t0, ed_err_t *err) {
-  s->ck.batch_id = ag_dsink_next_batch(s->ds);
-  int64_t v = -1;
+static void put_time(ed_buf_t *b, const char *key, int64_t us, bool comma) {
+  char t[ED_TIME_ISO_MAX];
+  if (us == INT64_MIN) {
+    ed_buf_printf(b, "%s\"%s\":null", comma ? "," : "", key);
+    return;
+  }
+  ed_time_format_iso(us, 3, t);
+  ed_buf_printf(b, "%s\"%s\":\"%s\"", comma ? "," : "", key, t);
+}
+
+static void put_offsets(ed_buf_t *b, const run_t *r, const char *key, const int64_t *seq) {
+  ed_buf_printf(b, ",\"%s\":{", key);
+  ed_buf_json_str(b, r->hp.name ? r->hp.name : "", r->hp.name ? strlen(r->hp.name) : 0);
+  ed_buf_puts(b, ":{");
+  bool first = true;
+  for (size_t p = 0; p < r->nparts; p++) {
+    if (seq[p] < 0)
+      continue;
+    ed_buf_printf(b, "%s\"%s\":%" PRId64, first ? "" : ",", r->parts[p].id, seq[p]);
+    first = false;
+  }
+  ed_buf_puts(b, "}}");
+}
+
+static double rate(uint64_t n, int64_t us) { return us > 0 ? (double)n * 1e6 / (double)us : 0.0; }
+
+/* One StreamingQueryProgress-shaped object (Spark's field names). */
+static void progress_line(run_t *r, const job_t *j, const ag_dsink_timing_t *tm, int64_t version,
+                          bool already, int64_t queue_us, int64_t total_us, ed_buf_t *b) {
+  const sink_t *s = j->s;
+  ed_buf_puts(b, "{\"id\":");
+  ed_buf_json_str(b, s->query_id, strlen(s->query_id));
+  ed_buf_printf(b, ",\"runId\":\"%s\",\"name\":", r->runid);
+  ed_buf_json_str(b, s->name, strlen(s->name));
+  put_time(b, "timestamp", j->trigger_wall, true);
+  ed_buf_printf(b,
+                ",\"batchId\":%" PRId64 ",\"numInputRows\":%" PRIu64
+                ",\"inputRowsPerSecond\":%.1f,\"processedRowsPerSecond\":%.1f",
+                j->ck.batch_id, j->num_input, rate(j->num_input, j->interval_us),
+                rate(j->num_input, total_us));
+  ed_buf_printf(b,
+                ",\"durationMs\":{\"getBatch\":%" PRId64 ",\"queueWait\":%" PRId64
+                ",\"walCommit\":%" PRId64 ",\"addBatch\":%" PRId64 ",\"commitOffsets\":%" PRId64
+                ",\"triggerExecution\":%" PRId64 "}",
+                j->proc_us / 1000, queue_us / 1000, tm->checkpoint_us / 1000, tm->files_us / 1000,
+                tm->commit_us / 1000, total_us / 1000);
+  if (j->has_ws) {
+    const win_stats_t *w = &j->ws;
+    ed_buf_puts(b, ",\"eventTime\":{");
+    put_time(b, "min", w->event_time_min, false);
+    put_time(b, "max", w->event_time_max, true);
+    put_time(b, "avg", w->event_time_avg, true);
+    put_time(b, "watermark", w->watermark_us, true);
+    ed_buf_printf(
+        b,
+        "},\"stateOperators\":[{\"operatorName\":\"stateStoreSave\",\"numRowsTotal\":%" PRIu64
+        ",\"numRowsUpdated\":%" PRIu64 ",\"numRowsRemoved\":%" PRIu64
+        ",\"memoryUsedBytes\":%" PRIu64 ",\"numRowsDroppedByWatermark\":%" PRIu64 "}]",
+        w->num_rows_total, w->num_rows_updated, w->num_rows_removed, w->memory_used_bytes,
+        w->num_rows_dropped_by_watermark);
+  } else {
+    ed_buf_puts(b, ",\"stateOperators\":[]");
+  }
+  ed_buf_puts(b, ",\"sources\":[{\"description\":");
+  ed_buf_json_str(b, r->source_desc, strlen(r->source_desc));
+  put_offsets(b, r, "startOffset", j->start);
+  put_offsets(b, r, "endOffset", j->end);
+  {
+    int64_t *latest = calloc(r->nparts + 1, sizeof *latest);
+    if (latest) {
+      for (size_t p = 0; p < r->nparts; p++)
+        latest[p] = r->available_now ? r->parts[p].end : atomic_load(&r->parts[p].last_enq);
+      put_offsets(b, r, "latestOffset", latest);
+      free(latest);
+    }
+  }
+  ed_buf_printf(b,
+                ",\"numInputRows\":%" PRIu64 ",\"inputRowsPerSecond\":%.1f,"
+                "\"processedRowsPerSecond\":%.1f}]",
+                j->num_input, rate(j->num_input, j->interval_us), rate(j->num_input, total_us));
+  size_t out_rows = j->rows ? j->rows->nrows : 0;
+  if (s->delta) {
+    ed_buf_puts(b, ",\"sink\":{\"description\":");
+    char d[600];
+    snprintf(d, sizeof d, "DeltaSink[%s]", s->path);
+    ed_buf_json_str(b, d, strlen(d));
+    ed_buf_printf(b,
+                  ",\"numOutputRows\":%zu,\"tableVersion\":%" PRId64 ",\"files\":%zu,"
+                  "\"bytes\":%" PRId64 ",\"alreadyCommitted\":%s}}",
+                  already ? (size_t)0 : out_rows, version, tm->files, tm->bytes,
+                  already ? "true" : "false");
+  } else {
+    ed_buf_printf(b, ",\"sink\":{\"description\":\"ConsoleSink\",\"numOutputRows\":%zu}}",
+                  out_rows);
+  }
+}
+
+/* ---- flush thread ---- */
+
+static void update_lag(run_t *r);
+
+static void job_free(job_t *j) {
+  if (!j)
+    return;
+  sm_batch_free(j->rows);
+  ag_ckpt_fini(&j->ck);
+  free(j->start);
+  free(j->end);
+  free(j);
+}
+
+/* Commits with retries: a commit is idempotent per batch id (the txn makes a
+ * landed one a no-op), so a transient storage fault is simply tried again. */
+static ed_code_t commit_job(run_t *r, job_t *j, int64_t *version, bool *already, ed_err_t *err) {
+  int64_t delay = 200000;
+  for (int attempt = 0;; attempt++) {
+    ed_code_t rc = ag_dsink_commit(j->s->ds, j->rows, &j->ck, version, already, err);
+    if (!rc || !ed_code_is_retriable(rc) || attempt >= 8)
+      return rc;
+    ED_LOG_WARN("commit_retry", "sink=%s batch=%" PRId64 " attempt=%d %s", j->s->name,
+                j->ck.batch_id, attempt + 1, err->msg);
+    ag_metrics_add(r->o->metrics, AG_M_RETRIES, NULL, 1);
+    pthread_mutex_lock(&r->mu);
+    bool closing_hard = r->o->stop && *r->o->stop > 1;
+    pthread_mutex_unlock(&r->mu);
+    if (closing_hard)
+      return rc;
+    usleep((useconds_t)(delay / 2 + rand() % (delay / 2 + 1)));
+    delay = delay * 2 > 30000000 ? 30000000 : delay * 2;
+  }
+}
+
+static void flush_one(run_t *r, job_t *j) {
+  ed_err_t err = {0};
+  int64_t t0 = ed_time_mono_us();
+  int64_t queue_us = t0 - j->closed_mono;
+  ag_dsink_timing_t tm = {0};
+  int64_t version = -1;
   bool already = false;
-  size_t rows = s->b->nrows;
-  ed_code_t rc = ag_dsink_commit(s->ds, s->b, &s->ck, &v, &already, err);
-  if (rc)
-    return ed_err_prefix(err, "sink '%s': ", s->conf->name);
-  int64_t dur = now_us() - t0;
-  if (progress) {
-    fprintf(progress,
-            "{\"id\":\"%s\",\"runId\":\"%s\",\"name\":\"%s\",\"batchId\":%" PRId64
-            ",\"numInputRows\":%zu,\"durationMs\":{\"triggerExecution\":%" PRId64
-            "},\"sink\":{\"description\":\"DeltaSink[%s]\",\"numOutputRows\":%zu,\"tableVersion\":"
-            "%" PRId64 "},\"sources\":[{\"endOffset\":{",
-            s->conf->query_id, runid, s->conf->name, s->ck.batch_id, rows, dur / 1000,
-            s->conf->path, already ? (size_t)0 : rows, v);
-    for (size_t i = 0; i < s->ck.n; i++)
-      fprintf(progress, "%s\"%s\":%" PRId64, i ? "," : "", s->ck.partition[i], s->ck.seq[i]);
-    fprintf(progress, "}}]}\n");
-    fflush(progress);
+  ed_code_t rc = ED_OK;
+  if (j->s->delta) {
+    rc = commit_job(r, j, &version, &already, &err);
+    if (rc) {
+      ed_err_prefix(&err, "sink '%s' batch %" PRId64 ": ", j->s->name, j->ck.batch_id);
+      pthread_mutex_lock(&r->mu);
+      if (!r->flush_rc) {
+        r->flush_rc = rc;
+        r->flush_err = err;
+      }
+      pthread_mutex_unlock(&r->mu);
+      return;
+    }
+    ag_dsink_last_timing(j->s->ds, &tm);
+    for (size_t p = 0; p < r->nparts; p++)
+      if (j->end[p] >= 0)
+        atomic_store(&j->s->committed[p], j->end[p]);
+    update_lag(r);
+    ag_metrics_observe_commit(r->o->metrics, j->s->name, (double)(ed_time_mono_us() - t0) / 1e6);
+  } else if (r->o->console) {
+    ag_console_print(r->o->console, j->s->name, j->ck.batch_id, j->rows,
+                     (size_t)j->s->conf->num_rows);
   }
-  sm_batch_reset(s->b);
+  int64_t total_us = j->proc_us + (ed_time_mono_us() - j->closed_mono);
+  size_t out_rows = j->rows ? j->rows->nrows : 0;
+  j->s->batches++;
+  j->s->rows_out += already ? 0 : out_rows;
+  ed_buf_t b = {0};
+  progress_line(r, j, &tm, version, already, queue_us, total_us, &b);
+  if (b.data) {
+    if (r->o->progress) {
+      fputs(b.data, r->o->progress);
+      fputc('\n', r->o->progress);
+      fflush(r->o->progress);
+    }
+    ag_metrics_set_progress(r->o->metrics, j->s->name, b.data);
+  }
+  ed_buf_fini(&b);
+  ag_metrics_add(r->o->metrics, AG_M_BATCHES, j->s->name, 1);
+  ag_metrics_add(r->o->metrics, AG_M_ROWS_WRITTEN, j->s->name, already ? 0 : (double)out_rows);
+  ag_metrics_set(r->o->metrics, AG_M_INPUT_RATE, j->s->name, rate(j->num_input, j->interval_us));
+  ag_metrics_set(r->o->metrics, AG_M_PROCESS_RATE, j->s->name, rate(j->num_input, total_us));
+  if (j->has_ws) {
+    ag_metrics_set(r->o->metrics, AG_M_STATE_ROWS, j->s->name, (double)j->ws.num_rows_total);
+    if (j->ws.watermark_us != INT64_MIN)
+      ag_metrics_set(r->o->metrics, AG_M_WATERMARK, j->s->name, (double)j->ws.watermark_us / 1e6);
+  }
+  ED_LOG_INFO("batch",
+              "sink=%s batch=%" PRId64 " input=%" PRIu64 " output=%zu version=%" PRId64
+              " ms=%" PRId64,
+              j->s->name, j->ck.batch_id, j->num_input, out_rows, version, total_us / 1000);
+}
+
+static void *flush_main(void *arg) {
+  run_t *r = arg;
+  for (;;) {
+    pthread_mutex_lock(&r->mu);
+    while (!r->head && !r->closing)
+      pthread_cond_wait(&r->cv, &r->mu);
+    job_t *j = r->head;
+    if (!j) {
+      pthread_mutex_unlock(&r->mu);
+      return NULL;
+    }
+    r->head = j->next;
+    if (!r->head)
+      r->tail = NULL;
+    bool failed = r->flush_rc != ED_OK;
+    pthread_mutex_unlock(&r->mu);
+    /* After a failure nothing more is committed: what follows is read again
+     * on the next start. */
+    if (!failed)
+      flush_one(r, j);
+    job_free(j);
+    pthread_mutex_lock(&r->mu);
+    r->queued--;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+  }
+}
+
+/* Queues j (takes ownership); waits while the queue is full. */
+static ed_code_t push_job(run_t *r, job_t *j, ed_err_t *err) {
+  pthread_mutex_lock(&r->mu);
+  while (r->queued >= r->queue_cap && !r->flush_rc)
+    pthread_cond_wait(&r->cv, &r->mu);
+  ed_code_t rc = r->flush_rc;
+  if (rc) {
+    *err = r->flush_err;
+    pthread_mutex_unlock(&r->mu);
+    job_free(j);
+    return rc;
+  }
+  j->next = NULL;
+  if (r->tail)
+    r->tail->next = j;
+  else
+    r->head = j;
+  r->tail = j;
+  r->queued++;
+  pthread_cond_broadcast(&r->cv);
+  pthread_mutex_unlock(&r->mu);
   return ED_OK;
 }
 
-ed_code_t ag_run(const ag_conf_t *conf, const char *conn, volatile sig_atomic_t *stop,
-                 FILE *progress, ed_err_t *err) {
-  for (size_t i = 0; i < conf->nsinks; i++) {
-    const ag_sink_t *k = &conf->sinks[i];
-    if (k->kind != AG_SINK_DELTA || k->window || !k->available_now)
-      return ed_err_set(err, ED_E_UNSUPPORTED,
-                        "sink '%s': only delta sinks without windows and with trigger = "
-                        "available-now run in this build",
-                        k->name);
+/* ---- closing a batch (pipeline thread) ---- */
+
+static ed_code_t close_batch(run_t *r, sink_t *s, ed_err_t *err);
+
+static ed_code_t close_batch_one(run_t *r, sink_t *s, ed_err_t *err) {
+  job_t *j = calloc(1, sizeof *j);
+  if (!j)
+    return nomem(err, "batch");
+  j->s = s;
+  j->start = malloc((r->nparts + 1) * sizeof *j->start);
+  j->end = malloc((r->nparts + 1) * sizeof *j->end);
+  if (!j->start || !j->end) {
+    job_free(j);
+    return nomem(err, "batch");
   }
-  ed_code_t rc;
-  eh_connstr_t cs;
-  if ((rc = eh_connstr_parse(conn, &cs, err)))
-    return rc;
-  const char *hub = NULL;
-  if ((rc = eh_connstr_hub(&cs, conf->source.hub, &hub, err))) {
-    eh_connstr_fini(&cs);
-    return rc;
+  memcpy(j->start, s->start, r->nparts * sizeof *j->start);
+  memcpy(j->end, s->pos, r->nparts * sizeof *j->end);
+  j->ck.batch_id = s->next_batch++;
+  j->ck.watermark_us = INT64_MIN;
+  ed_code_t rc = ED_OK;
+  for (size_t p = 0; !rc && p < r->nparts; p++)
+    if (s->pos[p] >= 0)
+      rc = ag_ckpt_set(&j->ck, r->parts[p].id, s->pos[p], err);
+  int64_t now_wall = ed_time_now_us(), now = ed_time_mono_us();
+  j->num_input = s->in_events;
+  j->interval_us = now - s->opened_mono;
+  j->proc_us = s->proc_us;
+  j->closed_mono = now;
+  j->trigger_wall = s->opened_wall;
+  if (!rc && s->win) {
+    win_set_now(s->win, now_wall);
+    win_end_batch(s->win);
+    j->rows = sm_batch_new(win_output_schema(s->win));
+    if (!j->rows)
+      rc = nomem(err, "window output");
+    rc = rc ? rc : win_emit(s->win, j->rows, err);
+    win_get_stats(s->win, &j->ws);
+    j->has_ws = true;
+    j->ck.watermark_us = win_watermark(s->win);
+    if (!rc && s->delta)
+      rc = win_state_save(s->win, &j->ck.state, err);
+  } else if (!rc) {
+    j->rows = s->rows;
+    s->rows = sm_batch_new(s->out);
+    if (!s->rows)
+      rc = nomem(err, "batch");
   }
-  sm_type_t *body = NULL;
-  sm_meta_col_t *meta = NULL;
-  size_t nmeta = 0;
-  sm_dec_t *dec = NULL;
+  if (rc) {
+    job_free(j);
+    return ed_err_prefix(err, "sink '%s': ", s->name);
+  }
+  memcpy(s->start, s->pos, r->nparts * sizeof *s->start);
+  s->in_events = s->in_bytes = 0;
+  s->proc_us = 0;
+  s->opened_mono = now;
+  s->opened_wall = now_wall;
+  s->dirty = false;
+  return push_job(r, j, err);
+}
+
+static ed_code_t close_batch(run_t *r, sink_t *s, ed_err_t *err) {
+  /* Bad events before this batch's positions must land first. */
+  if (s->delta && s != r->dl && r->dl && r->dl->rows->nrows) {
+    ed_code_t rc = close_batch_one(r, r->dl, err);
+    if (rc)
+      return rc;
+  }
+  return close_batch_one(r, s, err);
+}
+
+/* ---- the pipeline: one block ---- */
+
+static ed_code_t grow_scratch(run_t *r, size_t n, ed_err_t *err) {
+  if (n <= r->mask_cap)
+    return ED_OK;
+  size_t cap = n * 2;
+  uint8_t *m = realloc(r->mask, cap);
+  if (m)
+    r->mask = m;
+  uint8_t *sm = m ? realloc(r->smask, cap) : NULL;
+  if (sm)
+    r->smask = sm;
+  uint32_t *re = sm ? realloc(r->row_ev, cap * sizeof *re) : NULL;
+  if (!re)
+    return nomem(err, "chunk");
+  r->row_ev = re;
+  r->mask_cap = cap;
+  return ED_OK;
+}
+
+static ed_code_t event_props(run_t *r, const blk_t *b, const evm_t *e, sm_event_meta_t *m,
+                             ed_err_t *err) {
+  if (e->nprops > r->props_cap) {
+    size_t cap = e->nprops * 2;
+    sm_str_t *k = realloc(r->pkeys, cap * sizeof *k);
+    if (k)
+      r->pkeys = k;
+    sm_str_t *v = k ? realloc(r->pvals, cap * sizeof *v) : NULL;
+    if (!v)
+      return nomem(err, "properties");
+    r->pvals = v;
+    r->props_cap = cap;
+  }
+  const char *p = b->data + e->props;
+  for (uint32_t i = 0; i < e->nprops; i++) {
+    uint32_t kl, vl;
+    memcpy(&kl, p, 4);
+    r->pkeys[i].p = p + 4;
+    r->pkeys[i].n = kl;
+    p += 4 + kl;
+    memcpy(&vl, p, 4);
+    p += 4;
+    if (vl == UINT32_MAX) {
+      r->pvals[i].p = NULL;
+      r->pvals[i].n = 0;
+    } else {
+      r->pvals[i].p = p;
+      r->pvals[i].n = vl;
+      p += vl;
+    }
+  }
+  m->nprops = e->nprops;
+  m->prop_keys = r->pkeys;
+  m->prop_values = r->pvals;
+  return ED_OK;
+}
+
+static ed_code_t process_block(run_t *r, blk_t *b, ed_err_t *err) {
+  int64_t t0 = ed_time_mono_us();
+  part_t *pt = &r->parts[b->part];
+  ed_code_t rc = grow_scratch(r, b->n + 1, err);
+  if (rc)
+    return rc;
+  sm_batch_reset(r->db);
+  int64_t first = -1;
+  uint64_t taken = 0, taken_bytes = 0;
+  for (uint32_t i = 0; i < b->n; i++) {
+    const evm_t *e = &b->ev[i];
+    if (pt->done || e->seq <= pt->seen)
+      continue; /* past the available-now bound, or a repeat */
+    if (r->available_now && e->seq > pt->end) {
+      pt->done = true;
+      continue;
+    }
+    sm_event_meta_t m = {.sequence_number = e->seq,
+                         .offset = e->off,
+                         .enqueued_us = e->enq,
+                         .partition = {pt->id, strlen(pt->id)},
+                         .partition_key = {e->pk_set ? b->data + e->pk : NULL, e->pklen},
+                         .publisher = {e->pub_set ? b->data + e->pub : NULL, e->publen}};
+    if (e->nprops && (rc = event_props(r, b, e, &m, err)))
+      return rc;
+    sm_dec_status_t st;
+    sm_reason_t why = SM_REASON_NONE;
+    ed_err_t derr = {0};
+    size_t before = r->db->nrows;
+    rc = sm_dec_decode(r->dec, r->db, b->data + e->body, e->blen, &m, &st, &why, &derr);
+    if (rc) {
+      *err = derr;
+      return ed_err_prefix(err, "partition %s sequence number %" PRId64 ": ", pt->id, e->seq);
+    }
+    if (st == SM_DEC_DEAD) {
+      r->dead++;
+      ag_metrics_add(r->o->metrics, AG_M_DEAD_LETTERS, NULL, 1);
+      if (r->dl && e->seq > r->dl->resume[b->part]) {
+        if ((rc = sm_dec_dl_append(r->dl->rows, b->data + e->body, e->blen, &m, why, derr.msg)))
+          return ed_err_set(err, rc, "dead letter: out of memory");
+        r->dl->in_events++;
+        r->dl->in_bytes += e->blen;
+      } else if (!r->dl) {
+        ED_LOG_WARN("dead_letter",
+                    "partition=%s seq=%" PRId64 " dropped (no [dead_letter] path): %s", pt->id,
+                    e->seq, derr.msg);
+      }
+    } else if (r->db->nrows > before) {
+      r->row_ev[r->db->nrows - 1] = i;
+    }
+    if (first < 0)
+      first = e->seq;
+    pt->seen = e->seq;
+    taken++;
+    taken_bytes += e->blen;
+    if (r->available_now && e->seq >= pt->end)
+      pt->done = true;
+  }
+  r->events += taken;
+  r->bytes += taken_bytes;
+  ag_metrics_add(r->o->metrics, AG_M_EVENTS_RECEIVED, pt->id, (double)taken);
+  ag_metrics_add(r->o->metrics, AG_M_BYTES_RECEIVED, pt->id, (double)taken_bytes);
+  if (!taken)
+    return ED_OK;
+  /* the enriched chunk: decoded columns, then each derived one in order */
+  size_t nrows = r->db->nrows, ndec = r->db->schema->nfields;
+  r->eb.nrows = nrows;
+  memcpy(r->eb.cols, r->db->cols, ndec * sizeof *r->eb.cols);
+  int64_t now = ed_time_now_us();
+  for (size_t k = 0; k < r->nderive; k++) {
+    sm_batch_t view = {.schema = r->schemas[k], .nrows = nrows, .cols = r->eb.cols};
+    if ((rc = sm_expr_eval(r->derive[k], &view, now, &r->eb.cols[ndec + k], err)))
+      return rc;
+  }
+  if (r->filter) {
+    if ((rc = sm_expr_filter(r->filter, &r->eb, now, r->mask, NULL, err)))
+      return rc;
+  } else {
+    memset(r->mask, 1, nrows ? nrows : 1);
+  }
+  for (size_t i = 0; i < r->nsinks; i++) {
+    sink_t *s = &r->sinks[i];
+    int64_t skip = s->resume[b->part];
+    if (pt->seen <= skip)
+      continue; /* this sink already has the whole block */
+    const uint8_t *mask = r->mask;
+    if (first <= skip) {
+      for (size_t row = 0; row < nrows; row++)
+        r->smask[row] = r->mask[row] && b->ev[r->row_ev[row]].seq > skip;
+      mask = r->smask;
+    }
+    if (s->kind != K_DEAD) {
+      if (s->win)
+        rc = win_update_mask(s->win, &r->eb, mask, err);
+      else
+        rc = sm_batch_append_selected(s->rows, &r->eb, mask);
+      if (rc)
+        return ed_err_prefix(err, "sink '%s': ", s->name);
+      uint64_t n = 0, nb = 0;
+      for (uint32_t e = 0; e < b->n; e++)
+        if (b->ev[e].seq > skip && b->ev[e].seq >= first && b->ev[e].seq <= pt->seen)
+          n++, nb += b->ev[e].blen;
+      s->in_events += n;
+      s->in_bytes += nb;
+    }
+    s->pos[b->part] = pt->seen;
+    s->dirty = true;
+  }
+  int64_t spent = ed_time_mono_us() - t0;
+  for (size_t i = 0; i < r->nsinks; i++)
+    r->sinks[i].proc_us += spent;
+  return ED_OK;
+}
+
+/* ---- building the pipeline ---- */
+
+static ed_code_t build_schema(run_t *r, ed_err_t *err) {
+  const ag_schema_t *sc = &r->conf->schema;
   sm_dec_opts_t dopts = {0};
-  rc = sm_schema_parse_ddl(conf->schema.columns, &body, err);
-  rc = rc ? rc : sm_meta_parse(conf->schema.metadata, &meta, &nmeta, err);
-  rc = rc ? rc : sm_bad_mode_parse(conf->schema.bad_event_mode, &dopts.mode, err);
-  rc = rc ? rc : sm_dec_new(body, meta, nmeta, &dopts, &dec, err);
-  eh_client_t *cl = NULL;
+  ed_code_t rc = sm_schema_parse_ddl(sc->columns, &r->body, err);
+  if (rc)
+    return ed_err_prefix(err, "[schema] columns: ");
+  if ((rc = sm_meta_parse(sc->metadata, &r->meta, &r->nmeta, err)))
+    return ed_err_prefix(err, "[schema] metadata: ");
+  for (size_t i = 0; i < r->nmeta; i++)
+    if (r->meta[i].kind == SM_META_PROPERTIES)
+      r->want_props = true;
+  if ((rc = sm_bad_mode_parse(sc->bad_event_mode, &dopts.mode, err)))
+    return ed_err_prefix(err, "[schema] bad_event_mode: ");
+  if ((rc = sm_dec_new(r->body, r->meta, r->nmeta, &dopts, &r->dec, err)))
+    return ed_err_prefix(err, "[schema]: ");
+  if (!(r->db = sm_batch_new(sm_dec_schema(r->dec))))
+    return nomem(err, "batch");
+  size_t nd = 0;
+  while (sc->derive && sc->derive[nd])
+    nd++;
+  r->schemas = calloc(nd + 1, sizeof *r->schemas);
+  r->derive = calloc(nd + 1, sizeof *r->derive);
+  if (!r->schemas || !r->derive || !(r->schemas[0] = sm_type_clone(sm_dec_schema(r->dec))))
+    return nomem(err, "schema");
+  for (size_t k = 0; k < nd; k++) {
+    const char *eq = strchr(sc->derive[k], '=');
+    if (!eq)
+      return ed_err_set(err, ED_E_CONFIG, "[schema] derive '%s': expected NAME = EXPRESSION",
+                        sc->derive[k]);
+    char name[256];
+    size_t nl = (size_t)(eq - sc->derive[k]);
+    snprintf(name, sizeof name, "%.*s", (int)(nl < 255 ? nl : 255), sc->derive[k]);
+    char *nm = trim(name);
+    if ((rc = sm_expr_compile(eq + 1, r->schemas[k], &r->derive[k], err)))
+      return ed_err_prefix(err, "[schema] derive %s: ", nm);
+    r->nderive = k + 1;
+    sm_type_t *t = sm_type_clone(sm_expr_type(r->derive[k]));
+    if (!(r->schemas[k + 1] = sm_type_clone(r->schemas[k])) || !t) {
+      sm_type_free(t);
+      return nomem(err, "schema");
+    }
+    if ((rc = sm_type_add_field(r->schemas[k + 1], nm, t, true, err)))
+      return ed_err_prefix(err, "[schema] derive %s: ", nm);
+  }
+  const sm_type_t *full = r->schemas[nd];
+  r->eb.schema = full;
+  if (!(r->eb.cols = calloc(full->nfields + 1, sizeof *r->eb.cols)))
+    return nomem(err, "batch");
+  size_t ndec = sm_dec_schema(r->dec)->nfields;
+  for (size_t k = 0; k < nd; k++)
+    sm_col_init(&r->eb.cols[ndec + k], full->fields[ndec + k].type);
+  if (sc->filter && (rc = sm_expr_compile(sc->filter, full, &r->filter, err)))
+    return ed_err_prefix(err, "[schema] filter: ");
+  if (r->filter && sm_expr_type(r->filter)->kind != SM_BOOLEAN)
+    return ed_err_set(err, ED_E_CONFIG, "[schema] filter '%s': expected a BOOLEAN expression",
+                      sc->filter);
+  return ED_OK;
+}
+
+static ed_code_t build_window(run_t *r, sink_t *s, ed_err_t *err) {
+  const ag_sink_t *k = s->conf;
+  ed_code_t rc = split_list(k->group_by, &s->keys, &s->nkeys, err);
+  char **aggs = NULL;
+  size_t naggs = 0;
+  rc = rc ? rc : split_list(k->aggregate, &aggs, &naggs, err);
+  if (!rc && !(s->aggs = calloc(naggs + 1, sizeof *s->aggs)))
+    rc = nomem(err, "aggregates");
+  for (size_t i = 0; !rc && i < naggs; i++) {
+    if ((rc = agg_spec_parse(aggs[i], &s->aggs[i], err)))
+      ed_err_prefix(err, "[sink %s] aggregate '%s': ", k->name, aggs[i]);
+    else
+      s->naggs++;
+  }
+  free_list(aggs, naggs);
+  if (rc)
+    return rc;
+  if (k->watermark && k->watermark_column && k->window_column &&
+      strcmp(k->watermark_column, k->window_column))
+    return ed_err_set(err, ED_E_CONFIG,
+                      "[sink %s] the watermark is on '%s' but the window on '%s': expected one "
+                      "event-time column",
+                      k->name, k->watermark_column, k->window_column);
+  win_spec_t sp = {.time_col = k->window_column,
+                   .time_index = -1,
+                   .size_us = k->window_us,
+                   .slide_us = k->slide_us == k->window_us ? 0 : k->slide_us,
+                   .watermark = k->watermark != NULL,
+                   .delay_us = k->watermark_us,
+                   .keys = (const char *const *)s->keys,
+                   .nkeys = s->nkeys,
+                   .aggs = s->aggs,
+                   .naggs = s->naggs,
+                   .mode = k->mode == AG_OUT_APPEND   ? WIN_APPEND
+                           : k->mode == AG_OUT_UPDATE ? WIN_UPDATE
+                                                      : WIN_COMPLETE};
+  if ((rc = win_new(&sp, r->eb.schema, &s->win, err)))
+    return ed_err_prefix(err, "[sink %s]: ", k->name);
+  s->out = win_output_schema(s->win);
+  return ED_OK;
+}
+
+static ed_code_t open_delta(run_t *r, sink_t *s, const char *checkpoint, ed_err_t *err) {
+  char **pb = NULL;
+  size_t npb = 0;
+  ed_code_t rc = s->conf ? split_list(s->conf->partition_by, &pb, &npb, err) : ED_OK;
+  char **pbn = rc ? NULL : calloc(npb + 1, sizeof *pbn);
+  if (!rc && !pbn)
+    rc = nomem(err, "partition columns");
+  for (size_t i = 0; !rc && i < npb; i++)
+    pbn[i] = pb[i];
+  ag_ckpt_t ck;
+  if (!rc) {
+    ag_dsink_opts_t o = {.url = s->path,
+                         .checkpoint_url = checkpoint,
+                         .query_id = s->query_id,
+                         .schema = s->out,
+                         .partition_by = npb ? (const char *const *)pbn : NULL,
+                         .store = r->o->store,
+                         .merge_schema = s->conf && s->conf->merge_schema};
+    rc = ag_dsink_open(&o, &s->ds, &ck, err);
+    if (rc)
+      ed_err_prefix(err, "sink '%s': ", s->name);
+  }
+  free(pbn);
+  free_list(pb, npb);
+  if (rc)
+    return rc;
+  s->next_batch = ag_dsink_next_batch(s->ds);
+  for (size_t p = 0; p < r->nparts; p++) {
+    int64_t seq;
+    if (ag_ckpt_get(&ck, r->parts[p].id, &seq)) {
+      s->resume[p] = s->pos[p] = s->start[p] = seq;
+      atomic_store(&s->committed[p], seq);
+    }
+  }
+  if (s->win && ck.state.len && (rc = win_state_load(s->win, ck.state.data, ck.state.len, err)))
+    ed_err_prefix(err, "sink '%s': the state of batch %" PRId64 ": ", s->name, ck.batch_id);
+  if (!rc && ck.batch_id >= 0)
+    ED_LOG_INFO("resume", "sink=%s batch=%" PRId64 " partitions=%zu", s->name, ck.batch_id, ck.n);
+  ag_ckpt_fini(&ck);
+  return rc;
+}
+
+static ed_code_t build_sinks(run_t *r, ed_err_t *err) {
+  const ag_conf_t *c = r->conf;
+  r->nsinks = c->nsinks + (c->dead_letter.path ? 1 : 0);
+  r->sinks = calloc(r->nsinks + 1, sizeof *r->sinks);
+  if (!r->sinks)
+    return nomem(err, "sinks");
+  size_t n_avail = 0;
+  for (size_t i = 0; i < r->nsinks; i++) {
+    sink_t *s = &r->sinks[i];
+    s->resume = malloc((r->nparts + 1) * sizeof *s->resume);
+    s->pos = malloc((r->nparts + 1) * sizeof *s->pos);
+    s->start = malloc((r->nparts + 1) * sizeof *s->start);
+    s->committed = malloc((r->nparts + 1) * sizeof *s->committed);
+    if (!s->resume || !s->pos || !s->start || !s->committed)
+      return nomem(err, "sinks");
+    for (size_t p = 0; p < r->nparts; p++) {
+      s->resume[p] = s->pos[p] = s->start[p] = -1;
+      atomic_init(&s->committed[p], -1);
+    }
+    ed_code_t rc;
+    if (i == c->nsinks) { /* the dead-letter table */
+      r->dl = s;
+      s->name = "dead_letter";
+      s->query_id = "ehdelta-dead-letter";
+      s->path = c->dead_letter.path;
+      s->kind = K_DEAD;
+      s->delta = true;
+      s->out = sm_dec_dl_schema();
+      s->max_events = 100000;
+      s->max_bytes = 64 << 20;
+      if (!(s->rows = sm_batch_new(s->out)))
+        return nomem(err, "batch");
+      if ((rc = open_delta(r, s, c->dead_letter.checkpoint_location, err)))
+        return rc;
+      continue;
+    }
+    const ag_sink_t *k = &c->sinks[i];
+    s->conf = k;
+    s->name = k->name;
+    s->query_id = k->query_id;
+    s->path = k->path;
+    s->delta = k->kind == AG_SINK_DELTA;
+    s->kind = k->window ? K_WINDOW : s->delta ? K_RAW : K_CONSOLE;
+    s->max_events = k->max_batch_events;
+    s->max_bytes = k->max_batch_bytes;
+    s->trigger_us = k->trigger_us;
+    n_avail += k->available_now;
+    if (k->window) {
+      if ((rc = build_window(r, s, err)))
+        return rc;
+    } else {
+      s->out = r->eb.schema;
+      if (!(s->rows = sm_batch_new(s->out)))
+        return nomem(err, "batch");
+    }
+    if (s->delta && (rc = open_delta(r, s, k->checkpoint_location, err)))
+      return rc;
+  }
+  if (!r->o->available_now && n_avail && n_avail != c->nsinks)
+    return ed_err_set(err, ED_E_CONFIG,
+                      "trigger = available-now is given to %zu of %zu sinks: expected all or none "
+                      "(one receiver per partition serves every sink)",
+                      n_avail, c->nsinks);
+  r->available_now = r->o->available_now || (c->nsinks && n_avail == c->nsinks);
+  return ED_OK;
+}
+
+/* ---- the source ---- */
+
+static bool wanted_partition(const char *list, const char *id) {
+  if (!list || !strcmp(list, "all"))
+    return true;
+  size_t n = strlen(id);
+  for (const char *p = list; *p;) {
+    while (*p == ' ' || *p == ',')
+      p++;
+    const char *e = p;
+    while (*e && *e != ',' && *e != ' ')
+      e++;
+    if ((size_t)(e - p) == n && !strncmp(p, id, n))
+      return true;
+    p = e;
+  }
+  return false;
+}
+
+static const char *position_of(const ag_source_t *src, const char *id) {
+  for (size_t i = 0; src->partition_position && src->partition_position[i]; i++) {
+    const char *s = src->partition_position[i], *eq = strchr(s, '=');
+    if (!eq)
+      continue;
+    const char *a = s, *b = eq;
+    while (*a == ' ')
+      a++;
+    while (b > a && b[-1] == ' ')
+      b--;
+    if ((size_t)(b - a) == strlen(id) && !strncmp(a, id, strlen(id))) {
+      const char *v = eq + 1;
+      while (*v == ' ')
+        v++;
+      return v;
+    }
+  }
+  return src->starting_position;
+}
+
+static ed_code_t open_source(run_t *r, ed_err_t *err) {
+  const ag_source_t *src = &r->conf->source;
+  eh_connstr_t cs;
+  ed_code_t rc = eh_connstr_parse(r->o->connection_string, &cs, err);
+  if (rc)
+    return ed_err_prefix(err, "[source] connection string: ");
+  const char *hub = NULL;
+  rc = eh_connstr_hub(&cs, src->hub, &hub, err);
   eh_client_opts_t co;
   eh_client_opts_init(&co);
-  rc = rc ? rc : eh_client_new(&cs, hub, &co, &cl, err);
-  eh_hub_props_t hp = {0};
-  rc = rc ? rc : eh_client_hub_props(cl, 0, &hp, err);
-  size_t ns = conf->nsinks, np = rc ? 0 : (size_t)hp.partition_count;
-  sinkrun_t *sr = calloc(ns + 1, sizeof *sr);
-  int64_t *start = calloc(np + 1, sizeof *start), *end = calloc(np + 1, sizeof *end);
-  eh_receiver_t **rx = calloc(np + 1, sizeof *rx);
-  queue_t q = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-  q.ev = calloc(QCAP, sizeof *q.ev);
-  q.paused = calloc(np + 1, sizeof *q.paused);
-  if (!rc && (!sr || !start || !end || !rx || !q.ev || !q.paused))
-    rc = ed_err_set(err, ED_E_NOMEM, "out of memory starting %zu partitions", np);
-  for (size_t i = 0; !rc && i < ns; i++) {
-    const char *part[2] = {conf->sinks[i].partition_by, NULL};
-    ag_dsink_opts_t o = {conf->sinks[i].path, conf->sinks[i].checkpoint_location,
-                         conf->sinks[i].query_id, sm_dec_schema(dec),
-                         conf->sinks[i].partition_by ? part : NULL};
-    sr[i].conf = &conf->sinks[i];
-    rc = ag_dsink_open(&o, &sr[i].ds, &sr[i].ck, err);
-    if (!rc && !(sr[i].b = sm_batch_new(sm_dec_schema(dec))))
-      rc = ed_err_set(err, ED_E_NOMEM, "out of memory");
+  co.ca_file = r->o->ca_file;
+  if (r->o->op_timeout_us > 0)
+    co.op_timeout_us = r->o->op_timeout_us;
+  rc = rc ? rc : eh_client_new(&cs, hub, &co, &r->client, err);
+  if (!rc)
+    snprintf(r->source_desc, sizeof r->source_desc, "EventHubs[%s/%s]", eh_client_host(r->client),
+             eh_client_hub(r->client));
+  eh_connstr_fini(&cs);
+  if (rc)
+    return rc;
+  if ((rc = eh_client_hub_props(r->client, 0, &r->hp, err)))
+    return rc;
+  r->parts = calloc((size_t)r->hp.partition_count + 1, sizeof *r->parts);
+  if (!r->parts)
+    return nomem(err, "partitions");
+  for (int i = 0; i < r->hp.partition_count; i++) {
+    if (!wanted_partition(src->partitions, r->hp.partition_ids[i]))
+      continue;
+    part_t *pt = &r->parts[r->nparts];
+    pt->run = r;
+    pt->idx = (uint32_t)r->nparts;
+    pt->id = r->hp.partition_ids[i];
+    pt->seen = -1;
+    pt->end = -1;
+    atomic_init(&pt->last_enq, -1);
+    r->nparts++;
   }
-  /* Where each partition starts: after the least advanced sink; where it
-   * ends: the last sequence number at start. */
-  size_t open_parts = 0;
-  for (size_t p = 0; !rc && p < np; p++) {
-    const char *id = hp.partition_ids[p];
+  if (!r->nparts)
+    return ed_err_set(err, ED_E_NOT_FOUND,
+                      "[source] partitions '%s': none of the hub's %d partitions is listed",
+                      src->partitions, r->hp.partition_count);
+  return ED_OK;
+}
+
+static ed_code_t start_receivers(run_t *r, ed_err_t *err) {
+  const ag_source_t *src = &r->conf->source;
+  int64_t epoch = ed_time_now_us() / 1000;
+  for (size_t p = 0; p < r->nparts; p++) {
+    part_t *pt = &r->parts[p];
+    /* After the least advanced delta sink; a sink without a position makes
+     * the partition start at the configured position. */
     int64_t from = INT64_MAX;
-    for (size_t i = 0; i < ns; i++) {
-      int64_t s;
-      from = ag_ckpt_get(&sr[i].ck, id, &s) ? (s < from ? s : from) : -1;
-      if (from < 0)
-        break;
+    bool any = false;
+    for (size_t i = 0; i < r->nsinks; i++) {
+      sink_t *s = &r->sinks[i];
+      if (!s->delta || s == r->dl)
+        continue;
+      any = true;
+      if (s->resume[p] < from)
+        from = s->resume[p];
     }
+    if (!any)
+      from = -1;
     eh_partition_props_t pp = {0};
-    rc = eh_client_partition_props(cl, id, 0, &pp, err);
+    ed_code_t rc = eh_client_partition_props(r->client, pt->id, 0, &pp, err);
     if (rc)
-      break;
-    end[p] = pp.last_seq;
-    start[p] = from;
-    if (from >= 0 && from < pp.begin_seq - 1) {
-      if (!strcmp(conf->source.retention_gap_policy, "fail"))
+      return ed_err_prefix(err, "partition %s: ", pt->id);
+    pt->end = pp.is_empty ? -1 : pp.last_seq;
+    atomic_store(&pt->last_enq, pt->end);
+    ag_metrics_set(r->o->metrics, AG_M_LAST_ENQUEUED, pt->id, (double)pt->end);
+    if (from >= 0 && !pp.is_empty && from < pp.begin_seq - 1) {
+      ag_metrics_add(r->o->metrics, AG_M_RETENTION_GAPS, pt->id, 1);
+      if (!strcmp(src->retention_gap_policy, "fail")) {
         rc = ed_err_set(err, ED_E_NOT_FOUND,
-                        "partition %s: resuming after sequence number %" PRId64
-                        " but the hub keeps only %" PRId64 " onwards (retention gap; "
-                        "retention_gap_policy = skip-to-earliest skips it)",
-                        id, from, pp.begin_seq);
-      else
-        fprintf(stderr,
-                "ehdelta run: partition %s: retention gap, events %" PRId64 "..%" PRId64
-                " are lost; skipping to the earliest\n",
-                id, from + 1, pp.begin_seq - 1);
+                        "partition %s: the checkpoint resumes after sequence number %" PRId64
+                        " but the hub keeps only %" PRId64 " onwards: events %" PRId64 "..%" PRId64
+                        " expired (retention gap; retention_gap_policy = skip-to-earliest "
+                        "skips them)",
+                        pt->id, from, pp.begin_seq, from + 1, pp.begin_seq - 1);
+        eh_partition_props_fini(&pp);
+        return rc;
+      }
+      ED_LOG_ERR("retention_gap",
+                 "partition=%s events %" PRId64 "..%" PRId64
+                 " expired before they were read; skipping to the earliest (%" PRId64 ")",
+                 pt->id, from + 1, pp.begin_seq - 1, pp.begin_seq);
+      ag_metrics_add(r->o->metrics, AG_M_EVENTS_LOST, pt->id, (double)(pp.begin_seq - 1 - from));
     }
     eh_partition_props_fini(&pp);
-    if (rc || pp.is_empty || end[p] <= from)
+    pt->seen = from;
+    if (r->available_now && (pt->end < 0 || pt->end <= from)) {
+      pt->done = true;
       continue;
+    }
     eh_receiver_opts_t ro;
     eh_receiver_opts_init(&ro);
-    ro.consumer_group = conf->source.consumer_group;
-    ro.partition = id;
+    ro.consumer_group = src->consumer_group;
+    ro.partition = pt->id;
     if (from >= 0) {
       ro.start.kind = EH_POS_SEQUENCE;
       ro.start.inclusive = false;
       ro.start.value = from;
-    } else if ((rc = eh_position_parse(conf->source.starting_position, &ro.start, err))) {
-      break;
+    } else if ((rc = eh_position_parse(position_of(src, pt->id), &ro.start, err))) {
+      return ed_err_prefix(err, "[source] partition %s position: ", pt->id);
     }
-    /* An epoch receiver: one agent owns a partition; a second one started by
-     * mistake takes it over instead of both writing. */
+    /* One owner per partition: a second agent started by mistake takes the
+     * partition over (and the first one stops) instead of both writing. */
     ro.has_epoch = true;
-    ro.epoch = now_us() / 1000;
-    ro.prefetch = (uint32_t)conf->source.prefetch;
+    ro.epoch = epoch;
+    ro.prefetch = (uint32_t)src->prefetch;
     ro.on_events = on_events;
-    ro.ctx = &q;
-    rc = eh_receiver_open(cl, &ro, &rx[p], err);
-    open_parts += !rc;
+    ro.on_state = on_rx_state;
+    ro.ctx = pt;
+    if ((rc = eh_receiver_open(r->client, &ro, &pt->rx, err)))
+      return ed_err_prefix(err, "partition %s: ", pt->id);
   }
-  char runid[40];
-  snprintf(runid, sizeof runid, "%016" PRIx64, (uint64_t)now_us());
-  int64_t t0 = now_us();
-  qev_t *local = rc ? NULL : calloc(QCAP, sizeof *local);
-  size_t total = 0;
-  while (!rc && open_parts && !(stop && *stop)) {
-    pthread_mutex_lock(&q.mu);
-    while (q.n == 0 && !(stop && *stop)) {
-      struct timespec ts;
-      clock_gettime(CLOCK_REALTIME, &ts);
-      ts.tv_nsec += 200000000;
-      if (ts.tv_nsec >= 1000000000)
-        ts.tv_sec++, ts.tv_nsec -= 1000000000;
-      pthread_cond_timedwait(&q.cv, &q.mu, &ts);
-    }
-    size_t n = q.n;
-    memcpy(local, q.ev, n * sizeof *local);
-    q.n = 0;
-    eh_receiver_t *resume[64];
-    size_t nr = q.npaused < 64 ? q.npaused : 64;
-    memcpy(resume, q.paused, nr * sizeof *resume);
-    q.npaused = 0;
-    pthread_mutex_unlock(&q.mu);
-    for (size_t j = 0; !rc && j < n; j++) {
-      qev_t *e = &local[j];
-      size_t p;
-      for (p = 0; p < np && strcmp(hp.partition_ids[p], e->part); p++)
-        ;
-      if (p < np && e->seq <= end[p]) {
-        sm_event_meta_t m = {.sequence_number = e->seq,
-                             .offset = e->off,
-                             .enqueued_us = e->enq,
-                             .partition = {e->part, strlen(e->part)}};
-        for (size_t i = 0; !rc && i < ns; i++) {
-          int64_t done;
-          if (ag_ckpt_get(&sr[i].ck, e->part, &done) && e->seq <= done)
-            continue;
-          sm_dec_status_t st;
-          rc = sm_dec_decode(dec, sr[i].b, e->body, e->len, &m, &st, NULL, err);
-          rc = rc ? rc : ag_ckpt_set(&sr[i].ck, e->part, e->seq, err);
-        }
-        total++;
-        if (e->seq == end[p])
-          open_parts--;
+  return ED_OK;
+}
+
+/* ---- the monitor: the hub's last sequence numbers, for lag ---- */
+
+/* The lag of each partition is the hub's last sequence number minus the
+ * least advanced delta sink's committed one; an idle partition still reports
+ * it (polled, since an idle link tells nothing). */
+static void update_lag(run_t *r) {
+  for (size_t p = 0; p < r->nparts; p++) {
+    int64_t last = atomic_load(&r->parts[p].last_enq), low = INT64_MAX;
+    for (size_t i = 0; i < r->nsinks; i++)
+      if (r->sinks[i].delta && &r->sinks[i] != r->dl) {
+        int64_t c = atomic_load(&r->sinks[i].committed[p]);
+        low = c < low ? c : low;
       }
-      free(e->body);
+    if (low == INT64_MAX)
+      low = r->parts[p].seen;
+    ag_metrics_set(r->o->metrics, AG_M_LAST_ENQUEUED, r->parts[p].id, (double)last);
+    ag_metrics_set(r->o->metrics, AG_M_COMMITTED_SEQ, r->parts[p].id, (double)low);
+    ag_metrics_set(r->o->metrics, AG_M_LAG, r->parts[p].id,
+                   (double)(last < 0 ? 0 : last - (low < 0 ? -1 : low)));
+  }
+}
+
+#define MONITOR_US 5000000
+
+static void *monitor_main(void *arg) {
+  run_t *r = arg;
+  for (;;) {
+    pthread_mutex_lock(&r->mu);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += MONITOR_US / 1000000;
+    while (!r->closing && pthread_cond_timedwait(&r->cv, &r->mu, &ts) == 0)
+      ;
+    bool closing = r->closing;
+    pthread_mutex_unlock(&r->mu);
+    if (closing)
+      return NULL;
+    for (size_t p = 0; p < r->nparts; p++) {
+      eh_partition_props_t pp = {0};
+      ed_err_t err = {0};
+      if (eh_client_partition_props(r->client, r->parts[p].id, 10000000, &pp, &err) == ED_OK) {
+        atomic_store(&r->parts[p].last_enq, pp.is_empty ? -1 : pp.last_seq);
+        eh_partition_props_fini(&pp);
+      } else {
+        ED_LOG_DEBUG("lag_poll", "partition=%s %s", r->parts[p].id, err.msg);
+      }
     }
-    for (size_t i = 0; i < nr; i++)
-      eh_receiver_resume(resume[i]);
-    for (size_t i = 0; !rc && i < ns; i++)
-      if ((int64_t)sr[i].b->nrows >= sr[i].conf->max_batch_events)
-        rc = flush(&sr[i], runid, progress, t0, err);
+    update_lag(r);
   }
-  for (size_t i = 0; !rc && i < ns; i++)
-    if (sr[i].b->nrows || total)
-      rc = flush(&sr[i], runid, progress, t0, err);
-  if (dec) {
-    const sm_dec_counts_t *dc = sm_dec_counts(dec);
-    fprintf(stderr,
-            "ehdelta run: events=%zu decoded=%" PRIu64 " rows=%" PRIu64 " dead=%" PRIu64 "\n",
-            total, dc->events, dc->rows, dc->dead);
+}
+
+/* ---- the loop ---- */
+
+static void resume_paused(run_t *r) {
+  if (!atomic_load(&r->any_paused) || rb_free_slots(r->ring) < RING_BLOCKS / 2)
+    return;
+  atomic_store(&r->any_paused, 0);
+  for (size_t p = 0; p < r->nparts; p++)
+    if (atomic_exchange(&r->parts[p].paused, 0) && r->parts[p].rx)
+      eh_receiver_resume(r->parts[p].rx);
+}
+
+static bool all_done(const run_t *r) {
+  for (size_t p = 0; p < r->nparts; p++)
+    if (!r->parts[p].done)
+      return false;
+  return true;
+}
+
+static bool size_due(const sink_t *s) {
+  return (int64_t)s->in_events >= s->max_events || (int64_t)s->in_bytes >= s->max_bytes;
+}
+
+static ed_code_t pipeline(run_t *r, ed_err_t *err) {
+  int64_t now = ed_time_mono_us();
+  for (size_t i = 0; i < r->nsinks; i++) {
+    r->sinks[i].opened_mono = now;
+    r->sinks[i].opened_wall = ed_time_now_us();
+    r->sinks[i].next_fire = now + r->sinks[i].trigger_us;
   }
-  for (size_t p = 0; p < np; p++)
-    eh_receiver_close(rx[p]);
-  for (size_t j = 0; j < q.n; j++)
-    free(q.ev[j].body);
-  eh_client_free(cl);
-  for (size_t i = 0; sr && i < ns; i++) {
-    ag_dsink_free(sr[i].ds);
-    ag_ckpt_fini(&sr[i].ck);
-    sm_batch_free(sr[i].b);
+  ed_code_t rc = ED_OK;
+  while (!rc) {
+    if (r->available_now && all_done(r))
+      break;
+    if (r->o->stop && *r->o->stop)
+      break;
+    now = ed_time_mono_us();
+    int64_t wait = POLL_US;
+    if (!r->available_now)
+      for (size_t i = 0; i < r->nsinks; i++)
+        if (r->sinks[i].conf && r->sinks[i].next_fire - now < wait)
+          wait = r->sinks[i].next_fire - now;
+    void *item = NULL;
+    ed_code_t prc = rb_pop_wait(r->ring, &item, wait < 0 ? 0 : wait);
+    if (prc == ED_OK) {
+      rc = process_block(r, item, err);
+      free(item);
+      ag_metrics_set(r->o->metrics, AG_M_RING_USED, NULL, (double)rb_count(r->ring));
+    }
+    resume_paused(r);
+    for (size_t p = 0; !rc && p < r->nparts; p++) {
+      int st = atomic_load(&r->parts[p].failed);
+      if (st) {
+        *err = r->parts[p].fail_err;
+        rc = ed_err_prefix(err, "partition %s: ", r->parts[p].id);
+      }
+    }
+    pthread_mutex_lock(&r->mu);
+    if (!rc && r->flush_rc) {
+      rc = r->flush_rc;
+      *err = r->flush_err;
+    }
+    pthread_mutex_unlock(&r->mu);
+    now = ed_time_mono_us();
+    for (size_t i = 0; !rc && i < r->nsinks; i++) {
+      sink_t *s = &r->sinks[i];
+      bool fire = size_due(s);
+      if (!r->available_now && s->conf && now >= s->next_fire) {
+        fire = fire || s->dirty;
+        while (s->next_fire <= now)
+          s->next_fire += s->trigger_us;
+      }
+      if (fire && s->dirty)
+        rc = close_batch(r, s, err);
+    }
   }
-  free(local), free(sr), free(start), free(end), free(rx), free(q.ev), free(q.paused);
-  eh_hub_props_fini(&hp);
-  sm_dec_free(dec);
-  sm_meta_cols_free(meta, nmeta);
-  sm_type_free(body);
-  eh_connstr_fini(&cs);
+  if (rc)
+    return rc;
+  /* the end: every sink's open batch (the dead letters first) */
+  if (r->dl && r->dl->dirty && r->dl->rows->nrows && (rc = close_batch_one(r, r->dl, err)))
+    return rc;
+  for (size_t i = 0; i < r->nsinks; i++)
+    if (&r->sinks[i] != r->dl && r->sinks[i].dirty && (rc = close_batch(r, &r->sinks[i], err)))
+      return rc;
+  if (r->dl && r->dl->dirty && r->dl->rows->nrows)
+    rc = close_batch_one(r, r->dl, err);
+  return rc;
+}
+
+static void run_free(run_t *r) {
+  if (r->flusher_up) {
+    pthread_mutex_lock(&r->mu);
+    r->closing = true;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    pthread_join(r->flusher, NULL);
+  }
+  if (r->monitor_up)
+    pthread_join(r->monitor, NULL);
+  for (size_t p = 0; p < r->nparts; p++)
+    eh_receiver_close(r->parts[p].rx);
+  eh_client_free(r->client);
+  void *item;
+  while (r->ring && rb_pop(r->ring, &item) == ED_OK)
+    free(item);
+  rb_free(r->ring);
+  for (size_t i = 0; i < r->nsinks; i++) {
+    sink_t *s = &r->sinks[i];
+    ag_dsink_free(s->ds);
+    win_free(s->win);
+    for (size_t a = 0; a < s->naggs; a++)
+      agg_spec_fini(&s->aggs[a]);
+    free(s->aggs);
+    free_list(s->keys, s->nkeys);
+    sm_batch_free(s->rows);
+    free(s->resume), free(s->pos), free(s->start), free((void *)s->committed);
+  }
+  free(r->sinks);
+  free(r->parts);
+  eh_hub_props_fini(&r->hp);
+  size_t ndec = r->dec ? sm_dec_schema(r->dec)->nfields : 0;
+  for (size_t k = 0; r->eb.cols && k < r->nderive; k++)
+    sm_col_fini(&r->eb.cols[ndec + k]);
+  free(r->eb.cols);
+  for (size_t k = 0; r->derive && k < r->nderive; k++)
+    sm_expr_free(r->derive[k]);
+  free(r->derive);
+  for (size_t k = 0; r->schemas && k <= r->nderive; k++)
+    sm_type_free(r->schemas[k]);
+  free(r->schemas);
+  sm_expr_free(r->filter);
+  sm_batch_free(r->db);
+  sm_dec_free(r->dec);
+  sm_meta_cols_free(r->meta, r->nmeta);
+  sm_type_free(r->body);
+  free(r->mask), free(r->smask), free(r->row_ev), free(r->pkeys), free(r->pvals);
+  pthread_mutex_destroy(&r->mu);
+  pthread_cond_destroy(&r->cv);
+}
+
+ed_code_t ag_run(const ag_conf_t *conf, const ag_run_opts_t *o, ed_err_t *err) {
+  run_t r = {.conf = conf, .o = o};
+  pthread_mutex_init(&r.mu, NULL);
+  pthread_cond_init(&r.cv, NULL);
+  snprintf(r.runid, sizeof r.runid, "%016" PRIx64 "-%d", (uint64_t)ed_time_now_us(), (int)getpid());
+  ed_code_t rc = build_schema(&r, err);
+  rc = rc ? rc : open_source(&r, err);
+  rc = rc ? rc : build_sinks(&r, err);
+  rc = rc ? rc : rb_new(RING_BLOCKS, 0, NULL, NULL, &r.ring, err);
+  if (!rc) {
+    r.queue_cap = r.nsinks + 1;
+    if (pthread_create(&r.flusher, NULL, flush_main, &r))
+      rc = ed_err_set(err, ED_E_INTERNAL, "run: cannot start the flush thread");
+    else
+      r.flusher_up = true;
+  }
+  rc = rc ? rc : start_receivers(&r, err);
+  if (!rc)
+    update_lag(&r);
+  if (!rc && !r.available_now && !pthread_create(&r.monitor, NULL, monitor_main, &r))
+    r.monitor_up = true;
+  ag_metrics_set(o->metrics, AG_M_UP, NULL, 1);
+  if (!rc) {
+    ED_LOG_INFO("run", "source=%s partitions=%zu sinks=%zu mode=%s", r.source_desc, r.nparts,
+                r.nsinks, r.available_now ? "available-now" : "continuous");
+    rc = pipeline(&r, err);
+  }
+  /* Let the flush thread finish what is queued; its first failure wins. */
+  if (r.flusher_up) {
+    pthread_mutex_lock(&r.mu);
+    r.closing = true;
+    pthread_cond_broadcast(&r.cv);
+    pthread_mutex_unlock(&r.mu);
+    pthread_join(r.flusher, NULL);
+    r.flusher_up = false;
+    if (r.monitor_up)
+      pthread_join(r.monitor, NULL);
+    r.monitor_up = false;
+    update_lag(&r);
+    if (!rc && r.flush_rc) {
+      rc = r.flush_rc;
+      *err = r.flush_err;
+    }
+  }
+  ED_LOG_INFO("run_end", "events=%" PRIu64 " bytes=%" PRIu64 " dead=%" PRIu64 " status=%s",
+              r.events, r.bytes, r.dead, ed_code_name(rc));
+  ag_metrics_set(o->metrics, AG_M_UP, NULL, 0);
+  run_free(&r);
   return rc;
 }

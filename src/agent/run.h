@@ -1,30 +1,39 @@
-/* DRAFT, NOT BUILT (not in src/agent/local.mk): against ehemu this loop
- * takes only some events (20 sent over 4 partitions: 12 reach the pipeline;
- * 1000: 501, and available-now then waits for a last event that never
- * comes). Find where events are lost before wiring it into cmd_run.c;
- * tests/integration/agent_run.sh (not declared in TESTS yet) is its test.
- *
- * run: the agent's main loop (thin first path). Reads every partition of the
- * hub up to the last sequence numbers management reports at start
- * (trigger = available-now), decodes each event into the schema's rows and
- * commits them to every delta sink exactly once (sink.h), then returns.
- * Window, console and interval-trigger sinks are refused (ED_E_UNSUPPORTED)
- * until the window operator is wired in. Network callbacks copy events into a
- * bounded queue; a full queue leaves them with the receiver (back-pressure by
- * credit) until the pipeline drains it. */
+/* run: the agent's run loop, `ehdelta run` (see run.c for the threads and
+ * what passes between them). One call runs the whole configuration: every
+ * partition of the source, read once, fanned out to every sink; each sink
+ * commits its micro-batches exactly once (sink.h) and resumes where its last
+ * landed batch left off. */
 #ifndef ED_AGENT_RUN_H
 #define ED_AGENT_RUN_H
 
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "agent/conf.h"
+#include "agent/metrics.h"
 #include "common/err.h"
+#include "store/store.h"
 
-/* conn: the connection string (borrowed). stop: set by a signal handler;
- * checked between batches (the current batch is committed first).
- * progress: one JSON line per committed batch per sink. */
-ed_code_t ag_run(const ag_conf_t *conf, const char *conn, volatile sig_atomic_t *stop,
-                 FILE *progress, ed_err_t *err);
+typedef struct ag_run_opts {
+  const char *connection_string; /* borrowed; never logged */
+  const char *ca_file;           /* extra CAs for the hub's TLS, or NULL */
+  const st_opts_t *store;        /* credentials for the tables, or NULL (environment) */
+  volatile sig_atomic_t *stop;   /* set by a signal: finish the current batches, commit, return */
+  bool available_now;            /* every sink as if trigger = available-now */
+  FILE *progress;                /* one JSON line per batch per sink, or NULL */
+  FILE *console;                 /* where console sinks print (stdout) */
+  ag_metrics_t *metrics;         /* counters and the /status page, or NULL */
+  int64_t op_timeout_us;         /* hub connect/attach/management bound; 0: 60 s */
+} ag_run_opts_t;
+
+/* Runs until every available-now sink has taken what the hub held at start,
+ * or until *stop. Returns the first permanent error (the batches committed
+ * before it stay committed; what was not committed is read again next time):
+ * ED_E_UNAUTHORIZED, ED_E_NOT_FOUND (hub, consumer group, table), ED_E_SCHEMA
+ * (a table of another schema), ED_E_NOSPACE, ED_E_LINK_STOLEN (another reader
+ * took a partition), ED_E_PARSE (fail-fast and a bad event), ED_E_CONFIG. */
+ed_code_t ag_run(const ag_conf_t *conf, const ag_run_opts_t *opts, ed_err_t *err);
 
 #endif

@@ -8,11 +8,13 @@
 #include <string.h>
 
 #include "common/b64.h"
+#include "common/time.h"
 #include "delta/datafile.h"
 #include "delta/path.h"
 #include "delta/stats.h"
 #include "delta/table.h"
 #include "store/store.h"
+#include "stream/schema.h"
 
 /* ---- checkpoints ---- */
 
@@ -225,7 +227,10 @@ struct ag_dsink {
   int *part_idx; /* top-level column index of each partition column */
   bool *is_part; /* per top-level column */
   int64_t next_batch;
+  ag_dsink_timing_t timing;
 };
+
+void ag_dsink_last_timing(const ag_dsink_t *s, ag_dsink_timing_t *out) { *out = s->timing; }
 
 int64_t ag_dsink_next_batch(const ag_dsink_t *s) { return s->next_batch; }
 
@@ -249,6 +254,82 @@ static ed_code_t ckpt_key(int64_t batch, char out[40]) {
   return ED_OK;
 }
 
+/* Rows of another shape would make files readers reject (or misread): an
+ * existing table must carry the rows' columns (matched by name, as Delta
+ * readers match them), each of the same type. With merge, the rows' new
+ * nullable columns are appended to the table's schema (one metaData commit,
+ * Delta's mergeSchema); a column the rows lack or of another type is refused. */
+static ed_code_t check_schema(const char *url, const pq_schema_t *full, dl_table_t *t, bool merge,
+                              ed_err_t *err) {
+  const dl_metadata_t *md = dl_table_metadata(t);
+  ed_buf_t js = {0}, a = {0};
+  ed_code_t rc = dl_schema_from_pq(full, &js, err);
+  sm_type_t *want = NULL, *have = NULL;
+  rc = rc ? rc : sm_schema_parse_json(js.data, js.len, &want, err);
+  if (!rc && sm_schema_parse_json(md->schema_string, strlen(md->schema_string), &have, err))
+    rc = ed_err_prefix(err, "table '%s': its schemaString: ", url);
+  size_t added = 0;
+  for (size_t i = 0; !rc && i < have->nfields; i++) {
+    const sm_field_t *h = &have->fields[i];
+    const sm_field_t *w = NULL;
+    for (size_t k = 0; k < want->nfields; k++)
+      if (!strcmp(want->fields[k].name, h->name))
+        w = &want->fields[k];
+    if (!w) {
+      rc = ed_err_set(err, ED_E_SCHEMA,
+                      "table '%s' has column '%s' but the rows lack it: write to a new path or "
+                      "change the configuration",
+                      url, h->name);
+    } else if (!sm_type_equal(w->type, h->type) || w->nullable != h->nullable) {
+      ed_buf_t x = {0}, y = {0};
+      (void)sm_schema_type_to_ddl(h->type, &x);
+      (void)sm_schema_type_to_ddl(w->type, &y);
+      rc = ed_err_set(err, ED_E_SCHEMA,
+                      "table '%s' column '%s' is %s%s but the rows have %s%s: write to a new path "
+                      "or change the configuration",
+                      url, h->name, x.data ? x.data : "", h->nullable ? "" : " NOT NULL",
+                      y.data ? y.data : "", w->nullable ? "" : " NOT NULL");
+      ed_buf_fini(&x), ed_buf_fini(&y);
+    }
+  }
+  for (size_t k = 0; !rc && k < want->nfields; k++) {
+    const sm_field_t *w = &want->fields[k];
+    if (sm_type_field_index(have, w->name) >= 0 &&
+        !strcmp(have->fields[sm_type_field_index(have, w->name)].name, w->name))
+      continue;
+    if (!merge || !w->nullable) {
+      rc = ed_err_set(err, ED_E_SCHEMA, "table '%s' has no column '%s' that the rows have: %s", url,
+                      w->name,
+                      merge ? "a new column must be nullable"
+                            : "set merge_schema = true to add it, or write to a new path");
+      break;
+    }
+    sm_type_t *t2 = sm_type_clone(w->type);
+    if (!t2 || (rc = sm_type_add_field(have, w->name, t2, true, err))) {
+      rc = rc ? rc : ed_err_set(err, ED_E_NOMEM, "schema: out of memory");
+      break;
+    }
+    added++;
+  }
+  if (!rc && added) {
+    dl_metadata_t m = {0};
+    rc = dl_metadata_copy(&m, md);
+    rc = rc ? rc : sm_schema_to_json(have, &a);
+    if (!rc) {
+      free(m.schema_string);
+      m.schema_string = strdup(a.data);
+      if (!m.schema_string)
+        rc = ed_err_set(err, ED_E_NOMEM, "schema: out of memory");
+    }
+    dl_commit_t c = {.operation = "ADD COLUMNS", .metadata = &m};
+    rc = rc ? rc : dl_table_commit(t, &c, NULL, err);
+    dl_metadata_fini(&m);
+  }
+  sm_type_free(want), sm_type_free(have);
+  ed_buf_fini(&js), ed_buf_fini(&a);
+  return rc;
+}
+
 ed_code_t ag_dsink_open(const ag_dsink_opts_t *o, ag_dsink_t **out, ag_ckpt_t *resume,
                         ed_err_t *err) {
   *out = NULL;
@@ -260,13 +341,15 @@ ed_code_t ag_dsink_open(const ag_dsink_opts_t *o, ag_dsink_t **out, ag_ckpt_t *r
     ag_dsink_free(s);
     return ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", o->url);
   }
-  ed_code_t rc = st_open(o->url, NULL, &s->store, err);
+  ed_code_t rc = st_open(o->url, o->store, &s->store, err);
   rc = rc ? rc : ag_pq_schema(s->schema, &s->full, err);
   if (!rc)
-    rc = o->checkpoint_url ? st_open(o->checkpoint_url, NULL, &s->ckpts, err)
+    rc = o->checkpoint_url ? st_open(o->checkpoint_url, o->store, &s->ckpts, err)
                            : st_open_sub(s->store, "_ehdelta/checkpoints", &s->ckpts, err);
   if (!rc) {
     rc = dl_table_open(s->store, &s->t, err);
+    if (!rc)
+      rc = check_schema(o->url, s->full, s->t, o->merge_schema, err);
     if (rc == ED_E_NOT_FOUND) {
       ed_buf_t js = {0};
       rc = dl_schema_from_pq(s->full, &js, err);
@@ -379,11 +462,15 @@ ed_code_t ag_dsink_commit(ag_dsink_t *s, const sm_batch_t *b, const ag_ckpt_t *c
   ed_buf_t js = {0};
   char key[40];
   ckpt_key(ck->batch_id, key);
+  memset(&s->timing, 0, sizeof s->timing);
+  int64_t t0 = ed_time_mono_us();
   ed_code_t rc = ag_ckpt_to_json(ck, s->query_id, &js, err);
   rc = rc ? rc : st_put(s->ckpts, key, js.data, js.len, err);
   ed_buf_fini(&js);
   if (rc)
     return rc;
+  int64_t t1 = ed_time_mono_us();
+  s->timing.checkpoint_us = t1 - t0;
   /* 2. the files: one per distinct partition value */
   dl_add_t *adds = NULL;
   size_t nadds = 0;
@@ -438,6 +525,11 @@ ed_code_t ag_dsink_commit(ag_dsink_t *s, const sm_batch_t *b, const ag_ckpt_t *c
     free(kids), free(cols), free(sel), free(done);
   }
   /* 3. the commit, with the txn that makes a replay a no-op */
+  int64_t t2 = ed_time_mono_us();
+  s->timing.files_us = t2 - t1;
+  s->timing.files = nadds;
+  for (size_t i = 0; i < nadds; i++)
+    s->timing.bytes += adds[i].size;
   dl_commit_result_t res = {0};
   if (!rc) {
     dl_commit_t c = {
@@ -449,6 +541,7 @@ ed_code_t ag_dsink_commit(ag_dsink_t *s, const sm_batch_t *b, const ag_ckpt_t *c
   free(adds);
   if (rc)
     return rc;
+  s->timing.commit_us = ed_time_mono_us() - t2;
   s->next_batch = ck->batch_id + 1;
   if (version)
     *version = res.version;

@@ -16,6 +16,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "parquet/schema.h"
+#include "store/store.h"
 #include "stream/batch.h"
 
 /* Where a batch ends: the last sequence number taken from each partition. */
@@ -54,9 +55,15 @@ typedef struct ag_dsink_opts {
   const char *query_id;            /* txn appId */
   const sm_type_t *schema;         /* the rows' STRUCT; copied */
   const char *const *partition_by; /* NULL-terminated or NULL; used when creating */
+  const st_opts_t *store;          /* credentials of both stores; NULL: defaults */
+  bool merge_schema;               /* add the rows' new nullable columns to an existing table */
 } ag_dsink_opts_t;
 
-/* Opens (or creates) the table and reads where the query left off: *resume
+/* Opens (or creates) the table and reads where the query left off. An
+ * existing table must have the rows' columns, by name, with the same types
+ * (ED_E_SCHEMA names the first difference); with merge_schema, columns the
+ * rows add are appended to the table's schema in one commit when nullable, as
+ * Delta's mergeSchema does. *resume
  * gets the last landed batch's checkpoint (resume->batch_id = -1 and no
  * partitions when the query never committed). Caller frees with
  * ag_dsink_free and ag_ckpt_fini. */
@@ -70,6 +77,15 @@ int64_t ag_dsink_next_batch(const ag_dsink_t *s);
  * *already is set when the txn was found in the log (nothing written twice). */
 ed_code_t ag_dsink_commit(ag_dsink_t *s, const sm_batch_t *b, const ag_ckpt_t *ck, int64_t *version,
                           bool *already, ed_err_t *err);
+/* Where the last ag_dsink_commit spent its time, in microseconds: the
+ * checkpoint (Spark's walCommit), the data files (addBatch) and the Delta
+ * commit (commitOffsets). */
+typedef struct ag_dsink_timing {
+  int64_t checkpoint_us, files_us, commit_us;
+  size_t files;
+  int64_t bytes;
+} ag_dsink_timing_t;
+void ag_dsink_last_timing(const ag_dsink_t *s, ag_dsink_timing_t *out);
 void ag_dsink_free(ag_dsink_t *s);
 
 #endif

@@ -35,6 +35,9 @@ int cli_fail(const char *cmd, const ed_err_t *err);
  * (0 after --help, CLI_EXIT_USAGE after a bad flag, already reported). */
 int cli_parse(const char *cmd, const char *synopsis, const char *summary, const ed_opt_t *table,
               void *cfg, int argc, char **argv, int *noperands);
+/* Routes SIGINT and SIGTERM to handler (no SA_RESTART, so a blocking read
+ * returns) and ignores SIGPIPE (a closed pipe is an error return instead). */
+void cli_on_stop_signals(void (*handler)(int));
 /* Reads a secret: the file's first line if path is set, else the environment
  * variable env. Caller frees with cli_secret_free. Never echoes the value. */
 ed_code_t cli_read_secret(const char *path, const char *env, const char *what, char **out,

@@ -1,15 +1,31 @@
 /* ehdelta run: the agent. Reads an ehdelta.conf(5), reports every problem in
- * it at once, and (with --check) prints the configuration as resolved. */
+ * it at once, and runs it (or, with --check, prints it as resolved). Signals:
+ * the first SIGINT/SIGTERM finishes the open batches, commits them and
+ * returns; a second one exits at once (still exactly once: what was not
+ * committed is read again on the next start). */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "agent/conf.h"
+#include "agent/metrics.h"
+#include "agent/run.h"
 #include "cli/cli.h"
+#include "common/log.h"
 
 struct run_cfg {
   char *config;
   bool check;
   bool list_keys;
+  bool available_now;
+  char *progress;
+  char *metrics_listen;
+  char *ca_file;
+  char *log_level;
+  bool log_json;
+  int64_t timeout;
 };
 
 const ed_opt_t cmd_run_options[] = {
@@ -17,15 +33,122 @@ const ed_opt_t cmd_run_options[] = {
      "the configuration file, see ehdelta.conf(5)", 0, 0, 0},
     {"check", 0, ED_OPT_FLAG, NULL, NULL, offsetof(struct run_cfg, check),
      "validate the configuration, print it with defaults filled in, and exit", 0, 0, 0},
+    {"available-now", 0, ED_OPT_FLAG, NULL, NULL, offsetof(struct run_cfg, available_now),
+     "run every sink as if trigger = available-now: take what the hub holds, commit, exit", 0, 0,
+     0},
+    {"progress", 0, ED_OPT_STRING, "FILE", NULL, offsetof(struct run_cfg, progress),
+     "append one JSON progress line per batch per sink to FILE (- for standard error)", 0, 0, 0},
+    {"metrics-listen", 0, ED_OPT_STRING, "ADDR", NULL, offsetof(struct run_cfg, metrics_listen),
+     "serve /metrics (Prometheus) and /status (JSON) on HOST:PORT", 0, 0, 0},
+    {"ca-file", 0, ED_OPT_STRING, "FILE", NULL, offsetof(struct run_cfg, ca_file),
+     "PEM file of extra CA certificates to trust for the hub's TLS", 0, 0, 0},
+    {"timeout", 0, ED_OPT_DURATION, "DURATION", "60s", offsetof(struct run_cfg, timeout),
+     "bound on connecting to the hub, attaching and each management call", 0, 1, INT64_MAX},
+    {"log-level", 0, ED_OPT_STRING, "LEVEL", "info", offsetof(struct run_cfg, log_level),
+     "error, warn, info or debug (logs go to standard error)", 0, 0, 0},
+    {"log-json", 0, ED_OPT_FLAG, NULL, NULL, offsetof(struct run_cfg, log_json),
+     "write logs as JSON lines", 0, 0, 0},
     {"list-conf-keys", 0, ED_OPT_FLAG, NULL, NULL, offsetof(struct run_cfg, list_keys),
      "print every configuration key as section.key (for the man-page check)", ED_OPT_HIDDEN, 0, 0},
     ED_OPT_END,
 };
 
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig) {
+  (void)sig;
+  if (stop_requested) {
+    static const char msg[] = "ehdelta run: second signal, exiting now\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    _exit(CLI_EXIT_INTERRUPTED);
+  }
+  stop_requested = 1;
+}
+
+static ed_code_t read_opt_secret(const char *path, const char *what, char **out, ed_err_t *err) {
+  *out = NULL;
+  return path ? cli_read_secret(path, NULL, what, out, err) : ED_OK;
+}
+
+static int run(struct run_cfg *cfg, const ag_conf_t *conf) {
+  ed_err_t err = {0};
+  ed_log_level_t lvl = ED_LOG_INFO;
+  if (ed_log_parse_level(cfg->log_level, &lvl, &err)) {
+    ed_err_prefix(&err, "--log-level: ");
+    return cli_fail("run", &err);
+  }
+  ed_log_setup(lvl, cfg->log_json, NULL);
+  char *cs = NULL, *key = NULL, *sas = NULL;
+  if (!conf->source.connection_string_file && !getenv("EVENTHUB_CONNECTION_STRING")) {
+    ed_err_set(&err, ED_E_INVALID,
+               "no connection string: set [source] connection_string_file or "
+               "EVENTHUB_CONNECTION_STRING");
+    return cli_fail("run", &err);
+  }
+  ed_code_t rc = cli_read_secret(conf->source.connection_string_file, "EVENTHUB_CONNECTION_STRING",
+                                 "connection string", &cs, &err);
+  rc = rc ? rc : read_opt_secret(conf->storage.account_key_file, "account key", &key, &err);
+  rc = rc ? rc : read_opt_secret(conf->storage.sas_token_file, "SAS token", &sas, &err);
+  FILE *progress = NULL;
+  if (!rc && cfg->progress) {
+    progress = strcmp(cfg->progress, "-") ? fopen(cfg->progress, "a") : stderr;
+    if (!progress)
+      rc = ed_err_set(&err, ED_E_IO, "--progress '%s': cannot open for appending", cfg->progress);
+  }
+  ag_metrics_t *metrics = NULL;
+  char id[64];
+  snprintf(id, sizeof id, "ehdelta-run-%d", (int)getpid());
+  rc = rc ? rc : ag_metrics_new(cfg->metrics_listen, id, &metrics, &err);
+  if (!rc && cfg->metrics_listen)
+    ED_LOG_INFO("metrics", "listening on %s", ag_metrics_address(metrics));
+  int status;
+  if (rc) {
+    status = cli_fail("run", &err);
+  } else {
+    st_opts_t so = {0};
+    so.account = conf->storage.account;
+    so.account_key = key;
+    so.sas = sas;
+    so.create_container = true;
+    if (conf->storage.auth) {
+      static const struct {
+        const char *name;
+        st_auth_t auth;
+      } methods[] = {
+          {"shared-key", ST_AUTH_SHARED_KEY},       {"sas", ST_AUTH_SAS},
+          {"client-secret", ST_AUTH_CLIENT_SECRET}, {"managed-identity", ST_AUTH_MANAGED_ID},
+          {"azure-cli", ST_AUTH_AZURE_CLI},         {"none", ST_AUTH_NONE}};
+      for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        if (!strcmp(methods[i].name, conf->storage.auth))
+          so.auth = methods[i].auth;
+    }
+    cli_on_stop_signals(on_signal);
+    ag_run_opts_t o = {.connection_string = cs,
+                       .ca_file = cfg->ca_file,
+                       .store = &so,
+                       .stop = &stop_requested,
+                       .available_now = cfg->available_now,
+                       .progress = progress,
+                       .console = stdout,
+                       .metrics = metrics,
+                       .op_timeout_us = cfg->timeout};
+    rc = ag_run(conf, &o, &err);
+    status = rc ? cli_fail("run", &err) : CLI_EXIT_OK;
+  }
+  ag_metrics_free(metrics);
+  if (progress && progress != stderr)
+    fclose(progress);
+  cli_secret_free(cs);
+  cli_secret_free(key);
+  cli_secret_free(sas);
+  return status;
+}
+
 int cmd_run(int argc, char **argv) {
   struct run_cfg cfg = {0};
   int nop = 0, rc;
-  if ((rc = cli_parse("run", "ehdelta run --config FILE [--check]",
+  if ((rc = cli_parse("run", "ehdelta run --config FILE [--check] [--available-now]",
                       "Run the agent: event hub to Delta tables, exactly once.", cmd_run_options,
                       &cfg, argc, argv, &nop)) >= 0)
     return rc;
@@ -45,19 +168,13 @@ int cmd_run(int argc, char **argv) {
   ed_code_t code = ag_conf_load(cfg.config, &conf, &problems, &err);
   if (problems)
     fputs(problems, stderr);
-  if (code) {
+  if (code)
     rc = cli_fail("run", &err);
-  } else if (cfg.check) {
+  else if (cfg.check) {
     ag_conf_print(stdout, &conf);
     rc = CLI_EXIT_OK;
   } else {
-    /* The pipeline (network, decode, windows, flush) is not in this build
-     * yet: say so rather than pretend to run. */
-    ed_err_set(&err, ED_E_UNSUPPORTED,
-               "configuration '%s' is valid, but this build runs only --check: the pipeline is "
-               "not built yet",
-               cfg.config);
-    rc = cli_fail("run", &err);
+    rc = run(&cfg, &conf);
   }
   free(problems);
   ag_conf_free(&conf);

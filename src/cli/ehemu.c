@@ -11,6 +11,7 @@
 
 #include "common/b64.h"
 #include "common/opt.h"
+#include "emu/conf.h"
 #include "emu/emu.h"
 
 static const ed_opt_t options[] = {
@@ -20,6 +21,12 @@ static const ed_opt_t options[] = {
      "plain AMQP port (0 picks a free one)", 0, 0, 65535},
     {"control-port", 0, ED_OPT_INT, "PORT", "0", offsetof(emu_config_t, ctl_port),
      "fault-injection control port on 127.0.0.1 (0 picks a free one)", 0, 0, 65535},
+    {"tls-port", 0, ED_OPT_INT, "PORT", "5671", offsetof(emu_config_t, tls_port),
+     "AMQPS port, served with --cert and --key (0 picks a free one)", 0, 0, 65535},
+    {"cert", 0, ED_OPT_STRING, "FILE", NULL, offsetof(emu_config_t, cert),
+     "PEM server certificate (chain) for AMQPS", 0, 0, 0},
+    {"key", 0, ED_OPT_STRING, "FILE", NULL, offsetof(emu_config_t, tls_key),
+     "PEM private key of --cert", 0, 0, 0},
     {"hub", 0, ED_OPT_STRING, "NAME", "eh1", offsetof(emu_config_t, hub), "event hub name", 0, 0,
      0},
     {"partitions", 0, ED_OPT_INT, "N", "4", offsetof(emu_config_t, partitions), "partition count",
@@ -37,6 +44,11 @@ static const ed_opt_t options[] = {
      "drop events older than this (0: keep)", 0, 0, 0},
     {"retention-bytes", 0, ED_OPT_INT, "BYTES", "0", offsetof(emu_config_t, retention_bytes),
      "drop the oldest events of a partition above this size (0: no limit)", 0, 0, 0},
+    {"config", 0, ED_OPT_STRING, "FILE", NULL, offsetof(emu_config_t, config_file),
+     "the official emulator's Config.json (replaces --hub, --partitions, --consumer-group)", 0, 0,
+     0},
+    {"data-dir", 0, ED_OPT_STRING, "DIR", NULL, offsetof(emu_config_t, data_dir),
+     "keep events in append-only logs under DIR, across restarts", 0, 0, 0},
     ED_OPT_END,
 };
 
@@ -82,13 +94,39 @@ int main(int argc, char **argv) {
   char **groups = cfg.groups;
   if (!cfg.groups)
     cfg.groups = defgroups;
+  emu_hubspec_t *hubs = NULL;
+  int nhubs = 0;
+  if (cfg.config_file) {
+    ed_buf_t problems = ED_BUF_INIT;
+    if (emu_conf_load(cfg.config_file, &hubs, &nhubs, &problems, &err) != ED_OK) {
+      /* one line per problem, so a user fixes them all in one pass */
+      for (char *line = problems.data, *nl; line && *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        if (!nl)
+          break;
+        fprintf(stderr, "ehemu: %.*s\n", (int)(nl - line), line);
+      }
+      if (!problems.len)
+        fprintf(stderr, "ehemu: %s\n", err.msg);
+      ed_buf_fini(&problems);
+      cfg.groups = groups;
+      ed_opt_free(options, &cfg);
+      return 2;
+    }
+    ed_buf_fini(&problems);
+    cfg.hubs = hubs, cfg.nhubs = nhubs;
+  }
+  const char *first_hub = nhubs ? hubs[0].name : cfg.hub;
   char *key = NULL;
+  emu_t *emu = NULL;
+  int status = 0;
   if (cfg.key_file) {
     key = read_key(cfg.key_file);
     if (!key) {
       fprintf(stderr, "ehemu: --key-file %s: expected a readable file holding the key\n",
               cfg.key_file);
-      return 2;
+      status = 2;
+      goto done;
     }
   } else if (getenv("EHEMU_KEY") && *getenv("EHEMU_KEY")) {
     key = strdup(getenv("EHEMU_KEY"));
@@ -97,18 +135,16 @@ int main(int argc, char **argv) {
     char text[ED_B64_ENCODED_LEN(32) + 1];
     if (RAND_bytes(raw, sizeof raw) != 1) {
       fprintf(stderr, "ehemu: no random bytes for a key\n");
-      return 1;
+      status = 1;
+      goto done;
     }
     ed_b64_encode(raw, sizeof raw, text);
     key = strdup(text);
   }
-  emu_t *emu = NULL;
   if (emu_new(&cfg, key, &emu, &err) != ED_OK) {
     fprintf(stderr, "ehemu: %s\n", err.msg);
-    free(key);
-    cfg.groups = groups;
-    ed_opt_free(options, &cfg);
-    return 1;
+    status = err.code == ED_E_CONFIG ? 2 : 1;
+    goto done;
   }
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
@@ -119,15 +155,27 @@ int main(int argc, char **argv) {
     fprintf(stderr,
             "ehemu: connection string: Endpoint=sb://localhost:%d;SharedAccessKeyName=%s;"
             "SharedAccessKey=%s;EntityPath=%s;UseDevelopmentEmulator=true\n",
-            emu_amqp_port(emu), cfg.key_name, key, cfg.hub);
-  fprintf(stderr, "ehemu: ready amqp=%d control=%d\n", emu_amqp_port(emu), emu_ctl_port(emu));
+            emu_amqp_port(emu), cfg.key_name, key, first_hub);
+  if (!cfg.key_file && !getenv("EHEMU_KEY") && emu_tls_port(emu) >= 0)
+    fprintf(stderr,
+            "ehemu: connection string (AMQPS): Endpoint=sb://localhost:%d/;SharedAccessKeyName=%s;"
+            "SharedAccessKey=%s;EntityPath=%s\n",
+            emu_tls_port(emu), cfg.key_name, key, first_hub);
+  char tls[32] = "";
+  if (emu_tls_port(emu) >= 0)
+    snprintf(tls, sizeof tls, " amqps=%d", emu_tls_port(emu));
+  fprintf(stderr, "ehemu: ready amqp=%d control=%d%s\n", emu_amqp_port(emu), emu_ctl_port(emu),
+          tls);
   fflush(stderr);
-  ed_code_t rc = emu_run(emu, &stop, &err);
-  if (rc != ED_OK)
+  if (emu_run(emu, &stop, &err) != ED_OK) {
     fprintf(stderr, "ehemu: %s\n", err.msg);
+    status = 1;
+  }
+done:
   emu_free(emu);
   free(key);
+  emu_conf_free(hubs, nhubs);
   cfg.groups = groups;
   ed_opt_free(options, &cfg);
-  return rc == ED_OK ? 0 : 1;
+  return status;
 }

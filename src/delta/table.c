@@ -652,6 +652,8 @@ static ed_code_t build_body(dl_table_t *t, const dl_commit_t *c, int64_t read_ve
                            blind, c->metrics_json ? c->metrics_json : metrics.data, txn_id);
   ed_buf_fini(&params);
   ed_buf_fini(&metrics);
+  if (!rc && c->metadata)
+    rc = dl_write_metadata(b, c->metadata);
   if (!rc && c->app_id) {
     dl_txn_t x = {(char *)c->app_id, c->txn_version, now};
     rc = dl_write_txn(b, &x);

@@ -72,10 +72,11 @@ typedef struct dl_commit {
   const char *app_id;
   int64_t txn_version;
   const char *operation;
-  const char *params_json;  /* operationParameters object, or NULL */
-  const char *metrics_json; /* operationMetrics object, or NULL (computed) */
-  int max_attempts;         /* 0: 100 */
-  bool no_checkpoint;       /* skip the post-commit checkpoint (tests, benches) */
+  const char *params_json;       /* operationParameters object, or NULL */
+  const char *metrics_json;      /* operationMetrics object, or NULL (computed) */
+  int max_attempts;              /* 0: 100 */
+  bool no_checkpoint;            /* skip the post-commit checkpoint (tests, benches) */
+  const dl_metadata_t *metadata; /* a new metaData action (schema evolution), or NULL */
 } dl_commit_t;
 
 typedef struct dl_commit_result {

@@ -3,8 +3,9 @@
  * time, into a pn_connection_driver; each incoming TRANSFER's message-format
  * is read from the raw frame on the way (§13: Proton drops it). Proton's
  * output is re-encoded frame by frame with every field written out (§17: the
- * Python SDK indexes performative fields by position). TLS, when added, sits
- * between the socket and these byte streams. */
+ * Python SDK indexes performative fields by position). On the AMQPS listener
+ * TLS sits between the socket and these byte streams: OpenSSL reads and writes
+ * memory BIOs, so everything above it only ever sees plaintext. */
 #include "emu/emu.h"
 
 #include <arpa/inet.h>
@@ -18,7 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <proton/condition.h>
@@ -32,9 +35,14 @@
 #include <proton/terminus.h>
 #include <proton/transport.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "common/buf.h"
 #include "common/hmac.h"
+#include "common/log.h"
 #include "common/time.h"
+#include "emu/plog.h"
 #include "eventhubs/sas.h"
 #include "proto/eventhubs.h"
 
@@ -55,6 +63,7 @@ typedef struct emu_part {
   emu_event_t *ev; /* ring-less: ev[first..n) are retained */
   size_t n, cap, first;
   int64_t next_seq, next_off, bytes;
+  emu_plog_t *log; /* --data-dir: the partition's append-only log, else NULL */
 } emu_part_t;
 
 typedef struct emu_hub {
@@ -107,6 +116,10 @@ struct emu_conn {
   pn_connection_driver_t drv;
   emu_state_t st;
   ed_buf_t in, pout, out;
+  SSL *ssl; /* AMQPS only: reads rbio, writes wbio (both owned by ssl) */
+  BIO *rbio, *wbio;
+  ed_buf_t tout; /* ciphertext waiting for the socket */
+  bool tls_shut;
   bool read_closed, dead;
   int64_t out_ready_us;
   uint32_t last_format;
@@ -123,9 +136,12 @@ typedef struct emu_ctl {
 struct emu {
   emu_config_t cfg;
   char *key;
-  int lfd, cfd;
-  int port, cport;
-  emu_hub_t hub;
+  int lfd, cfd, tfd;
+  int port, cport, tport;
+  SSL_CTX *tls;
+  emu_hub_t *hubs;
+  int nhubs;
+  int lockfd; /* --data-dir/lock, held while serving */
   emu_conn_t *conns[EMU_MAX_CONNS];
   emu_ctl_t ctls[8];
   int nctl;
@@ -515,21 +531,39 @@ static bool map_find_str(const span_t *it, int n, const char *key, const char **
 }
 
 typedef struct msg_view {
-  span_t sec[16];
-  int nsec;
+  span_t *sec; /* sec_inline, or malloc'd for an SDK batch of many data sections */
+  span_t sec_inline[16];
+  int nsec, cap;
   int ann; /* index of message-annotations, -1 */
   span_t ann_items[128];
   int nann;
 } msg_view_t;
 
+static void msg_view_free(msg_view_t *v) {
+  if (v && v->sec != v->sec_inline)
+    free(v->sec);
+  free(v);
+}
+
+/* Splits a message into its sections; v is freed with msg_view_free either way. */
 static bool msg_split(const uint8_t *m, size_t n, msg_view_t *v) {
   v->nsec = 0, v->ann = -1, v->nann = 0;
+  v->sec = v->sec_inline, v->cap = 16;
   size_t pos = 0;
   while (pos < n) {
     int code = amqp_desc_code(m + pos, n - pos);
     size_t w = amqp_skip(m + pos, n - pos, 0);
-    if (code < 0x70 || code > 0x78 || !w || v->nsec == 16)
+    if (code < 0x70 || code > 0x78 || !w)
       return false;
+    if (v->nsec == v->cap) {
+      span_t *ns = malloc((size_t)v->cap * 2 * sizeof *ns);
+      if (!ns)
+        return false;
+      memcpy(ns, v->sec, (size_t)v->nsec * sizeof *ns);
+      if (v->sec != v->sec_inline)
+        free(v->sec);
+      v->sec = ns, v->cap *= 2;
+    }
     v->sec[v->nsec] = (span_t){m + pos, w};
     if (code == 0x72) {
       v->ann = v->nsec;
@@ -546,8 +580,30 @@ static bool msg_split(const uint8_t *m, size_t n, msg_view_t *v) {
   return v->nsec > 0;
 }
 
+/* Rewrites a partition's log once what retention dropped outweighs what it
+ * keeps, so the file stays bounded by retention too. */
+static void part_compact(emu_part_t *p) {
+  size_t live = p->n - p->first;
+  int64_t keep = 32 + (int64_t)live * 32 + p->bytes;
+  int64_t size = emu_plog_size(p->log);
+  if (size - keep < (64 << 10) || size < 2 * keep)
+    return;
+  emu_rec_t *r = malloc((live ? live : 1) * sizeof *r);
+  if (!r)
+    return;
+  for (size_t i = 0; i < live; i++) {
+    const emu_event_t *ev = &p->ev[p->first + i];
+    r[i] = (emu_rec_t){ev->seq, ev->offset, ev->enq_ms, ev->bytes, ev->len};
+  }
+  ed_err_t err;
+  if (emu_plog_compact(p->log, r, live, p->next_seq, p->next_off, &err) != ED_OK)
+    ED_LOG_WARN("emu_log_compact_failed", "reason=\"%s\"", err.msg);
+  free(r);
+}
+
 static void hub_retain(emu_t *e, emu_part_t *p) {
   int64_t now_ms = ed_time_now_us() / 1000;
+  size_t first0 = p->first;
   while (p->first < p->n) {
     emu_event_t *ev = &p->ev[p->first];
     bool old = e->cfg.retention_us > 0 && ev->enq_ms < now_ms - e->cfg.retention_us / 1000;
@@ -559,6 +615,8 @@ static void hub_retain(emu_t *e, emu_part_t *p) {
     ev->bytes = NULL;
     p->first++;
   }
+  if (p->log && p->first != first0)
+    part_compact(p);
   if (p->first > 1024 && p->first * 2 > p->n) {
     memmove(p->ev, p->ev + p->first, (p->n - p->first) * sizeof *p->ev);
     p->n -= p->first;
@@ -566,30 +624,21 @@ static void hub_retain(emu_t *e, emu_part_t *p) {
   }
 }
 
-/* Stores one event (an encoded AMQP message) with the service's annotations. */
-static ed_code_t store_event(emu_t *e, emu_part_t *p, const uint8_t *m, size_t n, const char *pk,
-                             size_t pkl) {
+/* Encodes one event (an encoded AMQP message) as delivered, with the
+ * service's annotations for the numbers in *ev; ev->bytes: caller frees. */
+static ed_code_t encode_event(const uint8_t *m, size_t n, const char *pk, size_t pkl,
+                              emu_event_t *ev) {
   msg_view_t *v = malloc(sizeof *v);
   if (!v)
     return ED_E_NOMEM;
   if (!msg_split(m, n, v)) {
-    free(v);
+    msg_view_free(v);
     return ED_E_PARSE;
-  }
-  if (p->n == p->cap) {
-    size_t nc = p->cap ? p->cap * 2 : 1024;
-    emu_event_t *ne = realloc(p->ev, nc * sizeof *ne);
-    if (!ne) {
-      free(v);
-      return ED_E_NOMEM;
-    }
-    p->ev = ne, p->cap = nc;
   }
   const char *have;
   size_t havel;
   bool add_pk = pk && !(v->ann >= 0 &&
                         map_find_str(v->ann_items, v->nann, EHP_ANN_PARTITION_KEY, &have, &havel));
-  int64_t enq = ed_time_now_us() / 1000;
   ed_buf_t o = ED_BUF_INIT;
   bool done = false;
   for (int i = 0; i <= v->nsec; i++) {
@@ -607,13 +656,13 @@ static ed_code_t store_event(emu_t *e, emu_part_t *p, const uint8_t *m, size_t n
         count += (uint32_t)v->nann;
       }
       char offs[24];
-      int ol = snprintf(offs, sizeof offs, "%" PRId64, p->next_off);
+      int ol = snprintf(offs, sizeof offs, "%" PRId64, ev->offset);
       put_sym(&o, EHP_ANN_SEQUENCE);
-      put_i64(&o, 0x81, p->next_seq);
+      put_i64(&o, 0x81, ev->seq);
       put_sym(&o, EHP_ANN_OFFSET);
       put_str(&o, offs, (size_t)ol);
       put_sym(&o, EHP_ANN_ENQUEUED);
-      put_i64(&o, 0x83, enq);
+      put_i64(&o, 0x83, ev->enq_ms);
       if (add_pk) {
         put_sym(&o, EHP_ANN_PARTITION_KEY);
         put_str(&o, pk, pkl);
@@ -626,19 +675,58 @@ static ed_code_t store_event(emu_t *e, emu_part_t *p, const uint8_t *m, size_t n
     if (i < v->nsec && code != 0x72)
       ed_buf_append(&o, v->sec[i].p, v->sec[i].n);
   }
-  free(v);
+  msg_view_free(v);
   if (!o.data)
     return ED_E_NOMEM;
-  emu_event_t *ev = &p->ev[p->n++];
   ev->len = (uint32_t)o.len;
   ev->bytes = (uint8_t *)ed_buf_steal(&o);
-  ev->seq = p->next_seq++;
-  ev->offset = p->next_off;
-  ev->enq_ms = enq;
-  p->next_off += ev->len;
-  p->bytes += ev->len;
-  hub_retain(e, p);
   return ED_OK;
+}
+
+/* Stores n events (encoded AMQP messages) in one partition, all or none:
+ * with --data-dir they are in the log before the sender hears Accepted. */
+static ed_code_t store_events(emu_t *e, emu_part_t *p, const span_t *ms, size_t n, const char *pk,
+                              size_t pkl) {
+  emu_event_t *evs = calloc(n ? n : 1, sizeof *evs);
+  emu_rec_t *recs = calloc(n ? n : 1, sizeof *recs);
+  ed_code_t rc = evs && recs ? ED_OK : ED_E_NOMEM;
+  int64_t seq = p->next_seq, off = p->next_off, enq = ed_time_now_us() / 1000;
+  for (size_t i = 0; i < n && rc == ED_OK; i++) {
+    evs[i] = (emu_event_t){.seq = seq, .offset = off, .enq_ms = enq};
+    seq++;
+    rc = encode_event(ms[i].p, ms[i].n, pk, pkl, &evs[i]);
+    off += evs[i].len;
+    recs[i] = (emu_rec_t){evs[i].seq, evs[i].offset, evs[i].enq_ms, evs[i].bytes, evs[i].len};
+  }
+  if (rc == ED_OK && p->n + n > p->cap) {
+    size_t nc = p->cap ? p->cap : 1024;
+    while (nc < p->n + n)
+      nc *= 2;
+    emu_event_t *ne = realloc(p->ev, nc * sizeof *ne);
+    if (!ne)
+      rc = ED_E_NOMEM;
+    else
+      p->ev = ne, p->cap = nc;
+  }
+  ed_err_t err;
+  if (rc == ED_OK && p->log && emu_plog_append(p->log, recs, n, &err) != ED_OK) {
+    ED_LOG_ERR("emu_log_append_failed", "reason=\"%s\"", err.msg);
+    rc = ED_E_IO;
+  }
+  if (rc == ED_OK) {
+    memcpy(p->ev + p->n, evs, n * sizeof *evs);
+    p->n += n;
+    p->next_seq = seq, p->next_off = off;
+    for (size_t i = 0; i < n; i++)
+      p->bytes += evs[i].len;
+  } else
+    for (size_t i = 0; evs && i < n; i++)
+      free(evs[i].bytes);
+  free(evs);
+  free(recs);
+  if (rc == ED_OK)
+    hub_retain(e, p);
+  return rc;
 }
 
 /* ---- connection plumbing ---- */
@@ -691,6 +779,13 @@ static int find_ci(char **names, int n, const char *s) {
     if (strcasecmp(names[i], s) == 0)
       return i;
   return -1;
+}
+
+static emu_hub_t *find_hub(emu_t *e, const char *name) {
+  for (int i = 0; i < e->nhubs; i++)
+    if (strcasecmp(e->hubs[i].name, name) == 0)
+      return &e->hubs[i];
+  return NULL;
 }
 
 static int parse_partition(const emu_hub_t *h, const char *s) {
@@ -840,11 +935,14 @@ static void handle_cbs(emu_conn_t *c, emu_link_t *el, pn_message_t *req, pn_deli
       code = check_token(c->emu, tok, name, &exp, &why);
       char np[1024];
       uri_path(name, np, sizeof np);
-      char hp[512];
-      snprintf(hp, sizeof hp, "/%s", c->emu->hub.name);
-      if (code == 0 && strlen(np) > 1 && !path_covers(np, hp) && !path_covers(hp, np)) {
-        code = 404, why = "The messaging entity could not be found.";
+      bool known = strlen(np) <= 1;
+      for (int i = 0; i < c->emu->nhubs && !known; i++) {
+        char hp[512];
+        snprintf(hp, sizeof hp, "/%s", c->emu->hubs[i].name);
+        known = path_covers(np, hp) || path_covers(hp, np);
       }
+      if (code == 0 && !known)
+        code = 404, why = "The messaging entity could not be found.";
       if (code == 0) {
         conn_grant(c, np, exp);
         code = 202, why = "Accepted";
@@ -858,8 +956,7 @@ static void handle_cbs(emu_conn_t *c, emu_link_t *el, pn_message_t *req, pn_deli
   free(tok);
 }
 
-static void mgmt_body(emu_t *e, pn_message_t *resp, int part) {
-  emu_hub_t *h = &e->hub;
+static void mgmt_body(emu_t *e, emu_hub_t *h, pn_message_t *resp, int part) {
   pn_data_t *b = pn_message_body(resp);
 #define PKEY(s) pn_data_put_string(b, pn_bytes(strlen(s), s))
   pn_data_put_map(b);
@@ -929,11 +1026,12 @@ static void handle_mgmt(emu_conn_t *c, emu_link_t *el, pn_message_t *req, pn_del
     ok = check_token(e, tok, hp, &exp, &why) == 0;
   }
   int p = -1;
+  emu_hub_t *h = NULL;
   if (!app_prop(req, EHP_MGMT_KEY_OPERATION, op, sizeof op) || strcmp(op, EHP_MGMT_OP_READ) != 0)
     put_status(resp, 400, "Invalid operation.");
   else if (!ok)
     put_status(resp, 401, "Unauthorized access. 'Listen' claim(s) are required.");
-  else if (!nm || strcasecmp(nm, e->hub.name) != 0) {
+  else if (!nm || !(h = find_hub(e, nm))) {
     char msg[512];
     snprintf(msg, sizeof msg, "The messaging entity 'sb://localhost/%s' could not be found.",
              nm ? nm : "");
@@ -942,12 +1040,12 @@ static void handle_mgmt(emu_conn_t *c, emu_link_t *el, pn_message_t *req, pn_del
     put_status(resp, 400, "The type is missing.");
   else if (strcmp(type, EHP_MGMT_TYPE_EVENTHUB) == 0) {
     put_status(resp, 200, "OK");
-    mgmt_body(e, resp, -1);
+    mgmt_body(e, h, resp, -1);
   } else if (strcmp(type, EHP_MGMT_TYPE_PARTITION) == 0 &&
              app_prop(req, EHP_MGMT_KEY_PARTITION, part, sizeof part) &&
-             (p = parse_partition(&e->hub, part)) >= 0) {
+             (p = parse_partition(h, part)) >= 0) {
     put_status(resp, 200, "OK");
-    mgmt_body(e, resp, p);
+    mgmt_body(e, h, resp, p);
   } else
     put_status(resp, 400, "The partition or type is not valid.");
   node_reply(c, LK_MGMT_OUT, pn_link_session(el->link), req, resp);
@@ -983,7 +1081,7 @@ static void handle_send(emu_conn_t *c, emu_link_t *el, pn_delivery_t *d) {
   }
   msg_view_t *v = malloc(sizeof *v);
   if (!v || !msg_split(m, n, v)) {
-    free(v);
+    msg_view_free(v);
     reject(d, "amqp:decode-error", "The message could not be decoded.");
     return;
   }
@@ -993,7 +1091,7 @@ static void handle_send(emu_conn_t *c, emu_link_t *el, pn_delivery_t *d) {
     map_find_str(v->ann_items, v->nann, EHP_ANN_PARTITION_KEY, &pk, &pkl);
   int part = el->part;
   if (part >= 0 && pk) {
-    free(v);
+    msg_view_free(v);
     reject(d, "com.microsoft:argument-error",
            "A partition key cannot be set when sending to a partition.");
     return;
@@ -1004,30 +1102,28 @@ static void handle_send(emu_conn_t *c, emu_link_t *el, pn_delivery_t *d) {
   ed_code_t rc = ED_OK;
   if (el->cur_format == EHP_BATCH_MESSAGE_FORMAT) {
     /* every data section is one encoded event; all or nothing */
+    span_t *inner = malloc((size_t)v->nsec * sizeof *inner);
+    size_t ni = 0;
+    if (!inner)
+      rc = ED_E_NOMEM;
     for (int i = 0; i < v->nsec && rc == ED_OK; i++) {
       const span_t *s = &v->sec[i];
       if (amqp_desc_code(s->p, s->n) != 0x75)
         continue;
-      msg_view_t *t = malloc(sizeof *t);
       size_t dl = amqp_desc_len(s->p, s->n);
       const uint8_t *b = s->p + dl;
       size_t hl = b[0] == 0xa0 ? 2 : 5;
-      if (!t || dl + hl > s->n || !msg_split(b + hl, s->n - dl - hl, t))
+      if (dl + hl > s->n)
         rc = ED_E_PARSE;
-      free(t);
+      else
+        inner[ni++] = (span_t){b + hl, s->n - dl - hl};
     }
-    for (int i = 0; i < v->nsec && rc == ED_OK; i++) {
-      const span_t *s = &v->sec[i];
-      if (amqp_desc_code(s->p, s->n) != 0x75)
-        continue;
-      size_t dl = amqp_desc_len(s->p, s->n);
-      const uint8_t *b = s->p + dl;
-      size_t hl = b[0] == 0xa0 ? 2 : 5;
-      rc = store_event(e, p, b + hl, s->n - dl - hl, pk, pkl);
-    }
+    if (rc == ED_OK)
+      rc = store_events(e, p, inner, ni, pk, pkl);
+    free(inner);
   } else
-    rc = store_event(e, p, m, n, NULL, 0);
-  free(v);
+    rc = store_events(e, p, &(span_t){m, n}, 1, NULL, 0);
+  msg_view_free(v);
   if (rc == ED_E_PARSE)
     reject(d, "amqp:decode-error", "The message could not be decoded.");
   else if (rc != ED_OK)
@@ -1232,8 +1328,8 @@ static void pump(emu_t *e, emu_link_t *el) {
   for (int ci_ = 0; ci_ < EMU_MAX_CONNS; ci_++)                                                    \
     if ((e)->conns[ci_])                                                                           \
       for (emu_link_t *X = (e)->conns[ci_]->links; X; X = X->next)                                 \
-        if (X->kind == LK_RECV && !X->closed && X != (el) && X->part == (el)->part &&              \
-            X->group == (el)->group)
+        if (X->kind == LK_RECV && !X->closed && X != (el) && X->hub == (el)->hub &&                \
+            X->part == (el)->part && X->group == (el)->group)
 
 static bool epoch_admit(emu_t *e, emu_link_t *el, char *why, size_t wn, const char **cond) {
   int nonepoch = 0;
@@ -1333,10 +1429,10 @@ static void on_link_open(emu_conn_t *c, pn_link_t *l) {
     if (sl && !*s)
       break;
   }
-  emu_hub_t *h = &e->hub;
+  emu_hub_t *h = ns ? find_hub(e, segs[0]) : NULL;
   el->kind = out ? LK_RECV : LK_SEND;
   el->path = strdup(path);
-  if (ns == 0 || strcasecmp(segs[0], h->name) != 0) {
+  if (!h) {
     snprintf(why, sizeof why, "The messaging entity 'sb://localhost%s' could not be found.", path);
     el->closed = true;
     link_fail(l, out, "amqp:not-found", why);
@@ -1733,16 +1829,95 @@ static void conn_free(emu_conn_t *c) {
   ed_buf_fini(&c->in);
   ed_buf_fini(&c->pout);
   ed_buf_fini(&c->out);
+  ed_buf_fini(&c->tout);
+  SSL_free(c->ssl); /* frees both BIOs */
   if (c->fd >= 0)
     close(c->fd);
   free(c);
 }
 
-static emu_conn_t *conn_new(emu_t *e, int fd) {
+/* Moves what OpenSSL wrote (handshake records, alerts, application data) to
+ * the socket's queue. */
+static void tls_drain(emu_conn_t *c) {
+  char buf[16384];
+  int n;
+  while ((n = BIO_read(c->wbio, buf, sizeof buf)) > 0)
+    ed_buf_append(&c->tout, buf, (size_t)n);
+}
+
+/* Ciphertext from the socket: decrypted into c->in. A failed handshake (for
+ * example a client that does not trust our certificate) or a close_notify ends
+ * the connection once the alert has been written. */
+static void tls_input(emu_conn_t *c, const char *p, size_t n) {
+  if (BIO_write(c->rbio, p, (int)n) != (int)n) {
+    c->dead = c->read_closed = true;
+    return;
+  }
+  char buf[16384];
+  for (;;) {
+    int r = SSL_read(c->ssl, buf, sizeof buf);
+    if (r > 0) {
+      ed_buf_append(&c->in, buf, (size_t)r);
+      continue;
+    }
+    int why = SSL_get_error(c->ssl, r);
+    if (why == SSL_ERROR_WANT_READ || why == SSL_ERROR_WANT_WRITE)
+      break;
+    ERR_clear_error();
+    if (why == SSL_ERROR_ZERO_RETURN) {
+      c->read_closed = true;
+      pn_connection_driver_read_close(&c->drv);
+    } else
+      c->dead = true; /* its alert is written before the socket closes */
+    break;
+  }
+  tls_drain(c);
+}
+
+/* Encrypts the plaintext queue once the handshake lets OpenSSL write. */
+static void tls_output(emu_conn_t *c) {
+  while (c->out.len) {
+    int w = SSL_write(c->ssl, c->out.data, (int)(c->out.len < (1u << 30) ? c->out.len : 1u << 30));
+    if (w <= 0) {
+      int why = SSL_get_error(c->ssl, w);
+      if (why != SSL_ERROR_WANT_READ && why != SSL_ERROR_WANT_WRITE) {
+        ERR_clear_error();
+        c->dead = true;
+        ed_buf_reset(&c->out);
+      }
+      break;
+    }
+    memmove(c->out.data, c->out.data + w, c->out.len - (size_t)w);
+    c->out.len -= (size_t)w;
+  }
+  tls_drain(c);
+}
+
+/* Bytes not yet handed to the socket, plaintext or encrypted. */
+static size_t conn_unsent(const emu_conn_t *c) { return c->out.len + c->tout.len; }
+
+static emu_conn_t *conn_new(emu_t *e, int fd, bool tls) {
   emu_conn_t *c = calloc(1, sizeof *c);
-  if (!c)
+  if (!c) {
+    close(fd);
     return NULL;
+  }
   c->fd = fd, c->emu = e;
+  if (tls) {
+    c->ssl = SSL_new(e->tls);
+    c->rbio = BIO_new(BIO_s_mem());
+    c->wbio = BIO_new(BIO_s_mem());
+    if (!c->ssl || !c->rbio || !c->wbio) {
+      BIO_free(c->rbio);
+      BIO_free(c->wbio);
+      SSL_free(c->ssl);
+      close(fd);
+      free(c);
+      return NULL;
+    }
+    SSL_set_bio(c->ssl, c->rbio, c->wbio);
+    SSL_set_accept_state(c->ssl);
+  }
   pn_transport_t *t = pn_transport();
   pn_transport_set_server(t);
   pn_transport_require_auth(t, false);
@@ -1750,6 +1925,7 @@ static emu_conn_t *conn_new(emu_t *e, int fd) {
   pn_transport_set_channel_max(t, 4999);
   pn_transport_set_idle_timeout(t, 240000);
   if (pn_connection_driver_init(&c->drv, pn_connection(), t) != 0) {
+    SSL_free(c->ssl);
     free(c);
     close(fd);
     return NULL;
@@ -1757,6 +1933,7 @@ static emu_conn_t *conn_new(emu_t *e, int fd) {
   ed_buf_init(&c->in);
   ed_buf_init(&c->pout);
   ed_buf_init(&c->out);
+  ed_buf_init(&c->tout);
   return c;
 }
 
@@ -1785,30 +1962,208 @@ static int listen_on(const char *host, int port, int *bound, ed_err_t *err) {
   return fd;
 }
 
+/* The AMQPS server context: TLS 1.2 or later, the certificate chain and its key. */
+static ed_code_t tls_context(const emu_config_t *cfg, SSL_CTX **out, ed_err_t *err) {
+  if (!cfg->cert != !cfg->tls_key)
+    return ed_err_set(err, ED_E_CONFIG, "--cert and --key: AMQPS needs both, got only --%s",
+                      cfg->cert ? "cert" : "key");
+  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+  if (!ctx)
+    return ed_err_set(err, ED_E_TLS, "TLS: cannot make an OpenSSL context");
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  const char *flag = "--cert", *file = cfg->cert;
+  bool ok = SSL_CTX_use_certificate_chain_file(ctx, cfg->cert) == 1;
+  if (ok) {
+    flag = "--key", file = cfg->tls_key;
+    ok = SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) == 1 &&
+         SSL_CTX_check_private_key(ctx) == 1;
+  }
+  if (!ok) {
+    unsigned long e = ERR_get_error();
+    const char *why = ERR_reason_error_string(e);
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return ed_err_set(err, ED_E_TLS, "%s '%s': expected a PEM %s (%s)", flag, file,
+                      strcmp(flag, "--cert") == 0 ? "certificate" : "private key of the --cert",
+                      why ? why : "unreadable");
+  }
+  *out = ctx;
+  return ED_OK;
+}
+
+/* mkdir -p for one path; existing directories are fine. */
+static ed_code_t make_dirs(const char *path, ed_err_t *err) {
+  char buf[4096];
+  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+    return ed_err_set(err, ED_E_CONFIG, "--data-dir '%s': path too long", path);
+  for (char *s = buf + 1;; s++) {
+    if (*s == '/' || !*s) {
+      char c = *s;
+      *s = 0;
+      if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+        return ed_err_set(err, ED_E_IO, "--data-dir: mkdir %s: %s", buf, strerror(errno));
+      *s = c;
+      if (!c)
+        break;
+    }
+  }
+  return ED_OK;
+}
+
+/* Loading callback of emu_plog_open: the record becomes a retained event. */
+static ed_code_t part_load(void *ctx, const emu_rec_t *r) {
+  emu_part_t *p = ctx;
+  if (p->n == p->cap) {
+    size_t nc = p->cap ? p->cap * 2 : 1024;
+    emu_event_t *ne = realloc(p->ev, nc * sizeof *ne);
+    if (!ne)
+      return ED_E_NOMEM;
+    p->ev = ne, p->cap = nc;
+  }
+  emu_event_t *ev = &p->ev[p->n];
+  *ev = (emu_event_t){malloc(r->len ? r->len : 1), r->len, r->seq, r->offset, r->enq_ms};
+  if (!ev->bytes)
+    return ED_E_NOMEM;
+  memcpy(ev->bytes, r->bytes, r->len);
+  p->n++;
+  p->bytes += r->len;
+  return ED_OK;
+}
+
+/* A hub's directory under --data-dir: its name with anything but
+ * [A-Za-z0-9._-] percent-encoded, so no name can climb out. */
+static void hub_dir(const char *root, const char *name, char *out, size_t n) {
+  size_t k = (size_t)snprintf(out, n, "%s/", root);
+  for (const char *s = name; *s && k + 4 < n; s++) {
+    unsigned char c = (unsigned char)*s;
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+        c == '_' || c == '-')
+      out[k++] = (char)c;
+    else
+      k += (size_t)snprintf(out + k, n - k, "%%%02X", c);
+  }
+  out[k] = 0;
+  if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+    snprintf(out, n, "%s/%%2E%s", root, name + 1);
+}
+
+/* The hub's creation time survives restarts in DIR/<hub>/created_at. */
+static void hub_created(emu_hub_t *h, const char *dir) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/created_at", dir);
+  FILE *f = fopen(path, "r");
+  long long ms = 0;
+  if (f) {
+    if (fscanf(f, "%lld", &ms) != 1)
+      ms = 0;
+    fclose(f);
+  }
+  if (ms > 0) {
+    h->created_ms = ms;
+    return;
+  }
+  f = fopen(path, "w");
+  if (f) {
+    fprintf(f, "%" PRId64 "\n", h->created_ms);
+    fclose(f);
+  }
+}
+
+static ed_code_t hub_init(emu_t *e, emu_hub_t *h, const emu_hubspec_t *spec, ed_err_t *err) {
+  h->name = strdup(spec->name);
+  h->nparts = spec->partitions;
+  h->parts = calloc((size_t)h->nparts, sizeof *h->parts);
+  int ng = 0;
+  while (spec->groups && spec->groups[ng])
+    ng++;
+  h->groups = calloc((size_t)ng + 1, sizeof *h->groups);
+  h->created_ms = ed_time_now_us() / 1000;
+  if (!h->name || !h->parts || !h->groups)
+    return ed_err_set(err, ED_E_NOMEM, "ehemu: out of memory");
+  h->groups[h->ngroups++] = strdup(EHP_DEFAULT_CONSUMER_GROUP);
+  for (int i = 0; i < ng; i++)
+    if (find_ci(h->groups, h->ngroups, spec->groups[i]) < 0)
+      h->groups[h->ngroups++] = strdup(spec->groups[i]);
+  for (int i = 0; i < h->ngroups; i++)
+    if (!h->groups[i])
+      return ed_err_set(err, ED_E_NOMEM, "ehemu: out of memory");
+  if (!e->cfg.data_dir)
+    return ED_OK;
+  char dir[4096];
+  hub_dir(e->cfg.data_dir, h->name, dir, sizeof dir);
+  ed_code_t rc = make_dirs(dir, err);
+  if (rc != ED_OK)
+    return rc;
+  hub_created(h, dir);
+  for (int i = 0; i < h->nparts; i++) {
+    emu_part_t *p = &h->parts[i];
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%d.log", dir, i);
+    p->next_seq = p->next_off = 0;
+    rc = emu_plog_open(path, part_load, p, &p->next_seq, &p->next_off, &p->log, err);
+    if (rc != ED_OK)
+      return rc;
+    hub_retain(e, p);
+  }
+  return ED_OK;
+}
+
+static void hub_fini(emu_hub_t *h) {
+  for (int p = 0; h->parts && p < h->nparts; p++) {
+    emu_part_t *pt = &h->parts[p];
+    for (size_t i = pt->first; i < pt->n; i++)
+      free(pt->ev[i].bytes);
+    free(pt->ev);
+    emu_plog_free(pt->log);
+  }
+  free(h->parts);
+  for (int i = 0; i < h->ngroups; i++)
+    free(h->groups[i]);
+  free(h->groups);
+  free(h->name);
+}
+
+/* --data-dir/lock: two emulators on one directory would interleave appends. */
+static ed_code_t lock_data_dir(emu_t *e, ed_err_t *err) {
+  ed_code_t rc = make_dirs(e->cfg.data_dir, err);
+  if (rc != ED_OK)
+    return rc;
+  char path[4200];
+  snprintf(path, sizeof path, "%s/lock", e->cfg.data_dir);
+  e->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (e->lockfd < 0)
+    return ed_err_set(err, ED_E_IO, "--data-dir: %s: %s", path, strerror(errno));
+  if (flock(e->lockfd, LOCK_EX | LOCK_NB) != 0)
+    return ed_err_set(err, ED_E_CONFIG, "--data-dir '%s': in use by another ehemu",
+                      e->cfg.data_dir);
+  return ED_OK;
+}
+
 ed_code_t emu_new(const emu_config_t *cfg, const char *key, emu_t **out, ed_err_t *err) {
   emu_t *e = calloc(1, sizeof *e);
   if (!e)
     return ed_err_set(err, ED_E_NOMEM, "ehemu: out of memory");
   e->cfg = *cfg;
   e->key = strdup(key);
-  e->lfd = e->cfd = -1;
-  emu_hub_t *h = &e->hub;
-  h->name = strdup(cfg->hub);
-  h->nparts = (int)cfg->partitions;
-  h->parts = calloc((size_t)h->nparts, sizeof *h->parts);
-  int ng = 0;
-  while (cfg->groups && cfg->groups[ng])
-    ng++;
-  h->groups = calloc((size_t)ng + 1, sizeof *h->groups);
-  h->created_ms = ed_time_now_us() / 1000;
-  if (!e->key || !h->name || !h->parts || !h->groups) {
+  e->lfd = e->cfd = e->tfd = e->lockfd = -1;
+  e->tport = -1;
+  emu_hubspec_t one = {cfg->hub, (int)cfg->partitions, cfg->groups};
+  const emu_hubspec_t *specs = cfg->nhubs > 0 ? cfg->hubs : &one;
+  int n = cfg->nhubs > 0 ? cfg->nhubs : 1;
+  e->hubs = calloc((size_t)n, sizeof *e->hubs);
+  if (!e->key || !e->hubs) {
     emu_free(e);
     return ed_err_set(err, ED_E_NOMEM, "ehemu: out of memory");
   }
-  h->groups[h->ngroups++] = strdup(EHP_DEFAULT_CONSUMER_GROUP);
-  for (int i = 0; i < ng; i++)
-    if (find_ci(h->groups, h->ngroups, cfg->groups[i]) < 0)
-      h->groups[h->ngroups++] = strdup(cfg->groups[i]);
+  ed_code_t rc = cfg->data_dir ? lock_data_dir(e, err) : ED_OK;
+  for (int i = 0; i < n && rc == ED_OK; i++) {
+    e->nhubs++;
+    rc = hub_init(e, &e->hubs[i], &specs[i], err);
+  }
+  if (rc != ED_OK) {
+    emu_free(e);
+    return rc;
+  }
   e->lfd = listen_on(cfg->host, (int)cfg->port, &e->port, err);
   if (e->lfd < 0) {
     emu_free(e);
@@ -1818,6 +2173,15 @@ ed_code_t emu_new(const emu_config_t *cfg, const char *key, emu_t **out, ed_err_
   if (e->cfd < 0) {
     emu_free(e);
     return err ? err->code : ED_E_IO;
+  }
+  if (cfg->cert || cfg->tls_key) {
+    rc = tls_context(cfg, &e->tls, err);
+    if (rc == ED_OK && (e->tfd = listen_on(cfg->host, (int)cfg->tls_port, &e->tport, err)) < 0)
+      rc = err ? err->code : ED_E_IO;
+    if (rc != ED_OK) {
+      emu_free(e);
+      return rc;
+    }
   }
   *out = e;
   return ED_OK;
@@ -1833,27 +2197,25 @@ void emu_free(emu_t *e) {
     ed_buf_fini(&e->ctls[i].in);
     ed_buf_fini(&e->ctls[i].out);
   }
-  for (int p = 0; e->hub.parts && p < e->hub.nparts; p++) {
-    emu_part_t *pt = &e->hub.parts[p];
-    for (size_t i = pt->first; i < pt->n; i++)
-      free(pt->ev[i].bytes);
-    free(pt->ev);
-  }
-  free(e->hub.parts);
-  for (int i = 0; i < e->hub.ngroups; i++)
-    free(e->hub.groups[i]);
-  free(e->hub.groups);
-  free(e->hub.name);
+  for (int i = 0; i < e->nhubs; i++)
+    hub_fini(&e->hubs[i]);
+  free(e->hubs);
   free(e->key);
   if (e->lfd >= 0)
     close(e->lfd);
   if (e->cfd >= 0)
     close(e->cfd);
+  if (e->tfd >= 0)
+    close(e->tfd);
+  if (e->lockfd >= 0)
+    close(e->lockfd);
+  SSL_CTX_free(e->tls);
   free(e);
 }
 
 int emu_amqp_port(const emu_t *e) { return e->port; }
 int emu_ctl_port(const emu_t *e) { return e->cport; }
+int emu_tls_port(const emu_t *e) { return e->tfd >= 0 ? e->tport : -1; }
 
 /* ---- the control channel: one command per line, "ok" or "error ..." back ---- */
 
@@ -1903,13 +2265,31 @@ static void check_tokens(emu_t *e) {
   }
 }
 
+static void accept_conn(emu_t *e, int lfd, bool tls) {
+  int fd = accept(lfd, NULL, NULL);
+  if (fd < 0)
+    return;
+  int slot = -1;
+  for (int i = 0; i < EMU_MAX_CONNS && slot < 0; i++)
+    if (!e->conns[i])
+      slot = i;
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  fcntl(fd, F_SETFL, O_NONBLOCK);
+  if (slot < 0)
+    close(fd);
+  else
+    e->conns[slot] = conn_new(e, fd, tls);
+}
+
 ed_code_t emu_run(emu_t *e, volatile int *stop, ed_err_t *err) {
-  struct pollfd pf[2 + 8 + EMU_MAX_CONNS];
+  struct pollfd pf[3 + 8 + EMU_MAX_CONNS];
   int64_t last_check = 0;
   while (!*stop) {
     int np = 0;
     pf[np++] = (struct pollfd){.fd = e->lfd, .events = POLLIN};
     pf[np++] = (struct pollfd){.fd = e->cfd, .events = POLLIN};
+    pf[np++] = (struct pollfd){.fd = e->tfd, .events = POLLIN}; /* -1: ignored by poll */
     for (int i = 0; i < e->nctl; i++)
       pf[np++] = (struct pollfd){.fd = e->ctls[i].fd,
                                  .events = (short)(POLLIN | (e->ctls[i].out.len ? POLLOUT : 0))};
@@ -1922,7 +2302,7 @@ ed_code_t emu_run(emu_t *e, volatile int *stop, ed_err_t *err) {
       if (!c)
         continue;
       short ev = c->read_closed ? 0 : POLLIN;
-      if (c->out.len && now >= c->out_ready_us)
+      if ((c->out.len && now >= c->out_ready_us) || c->tout.len)
         ev |= POLLOUT;
       else if (c->out.len)
         timeout = 5;
@@ -1931,22 +2311,10 @@ ed_code_t emu_run(emu_t *e, volatile int *stop, ed_err_t *err) {
     }
     if (poll(pf, (nfds_t)np, timeout) < 0 && errno != EINTR)
       return ed_err_set(err, ED_E_IO, "poll: %s", strerror(errno));
-    if (pf[0].revents & POLLIN) {
-      int fd = accept(e->lfd, NULL, NULL);
-      if (fd >= 0) {
-        int slot = -1;
-        for (int i = 0; i < EMU_MAX_CONNS && slot < 0; i++)
-          if (!e->conns[i])
-            slot = i;
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        fcntl(fd, F_SETFL, O_NONBLOCK);
-        if (slot < 0)
-          close(fd);
-        else
-          e->conns[slot] = conn_new(e, fd);
-      }
-    }
+    if (pf[0].revents & POLLIN)
+      accept_conn(e, e->lfd, false);
+    if (pf[2].revents & POLLIN)
+      accept_conn(e, e->tfd, true);
     int npolled = e->nctl; /* a control client accepted now has no pollfd yet */
     if (pf[1].revents & POLLIN) {
       int fd = accept(e->cfd, NULL, NULL);
@@ -1961,7 +2329,7 @@ ed_code_t emu_run(emu_t *e, volatile int *stop, ed_err_t *err) {
     }
     for (int i = 0; i < npolled; i++) {
       emu_ctl_t *k = &e->ctls[i];
-      short re = pf[2 + i].revents;
+      short re = pf[3 + i].revents;
       bool gone = false;
       if (re & (POLLIN | POLLHUP)) {
         char buf[1024];
@@ -2006,7 +2374,10 @@ ed_code_t emu_run(emu_t *e, volatile int *stop, ed_err_t *err) {
         char buf[65536];
         ssize_t r = read(c->fd, buf, sizeof buf);
         if (r > 0) {
-          ed_buf_append(&c->in, buf, (size_t)r);
+          if (c->ssl)
+            tls_input(c, buf, (size_t)r);
+          else
+            ed_buf_append(&c->in, buf, (size_t)r);
           conn_input(c);
         } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
           c->read_closed = true;
@@ -2028,18 +2399,30 @@ ed_code_t emu_run(emu_t *e, volatile int *stop, ed_err_t *err) {
         pump(e, l);
       pn_transport_tick(c->drv.transport, ed_time_mono_us() / 1000);
       conn_flush(c);
-      if (c->out.len && ed_time_mono_us() >= c->out_ready_us) {
-        ssize_t w = write(c->fd, c->out.data, c->out.len);
-        if (w > 0) {
-          memmove(c->out.data, c->out.data + w, c->out.len - (size_t)w);
-          c->out.len -= (size_t)w;
-        } else if (w < 0 && errno != EAGAIN && errno != EINTR)
-          c->dead = true;
+      if (c->ssl && c->out.len && ed_time_mono_us() >= c->out_ready_us)
+        tls_output(c);
+      if (c->ssl && !c->tls_shut && pn_connection_driver_finished(&c->drv) && !c->out.len) {
+        c->tls_shut = true; /* close_notify after the AMQP close */
+        SSL_shutdown(c->ssl);
+        ERR_clear_error();
+        tls_drain(c);
       }
-      if (c->dead && c->out.len == 0)
+      ed_buf_t *q = c->ssl ? &c->tout : &c->out;
+      if (q->len && (c->ssl || ed_time_mono_us() >= c->out_ready_us)) {
+        ssize_t w = write(c->fd, q->data, q->len);
+        if (w > 0) {
+          memmove(q->data, q->data + w, q->len - (size_t)w);
+          q->len -= (size_t)w;
+        } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+          c->dead = true;
+          ed_buf_reset(&c->out);
+          ed_buf_reset(&c->tout);
+        }
+      }
+      if (c->dead && conn_unsent(c) == 0)
         pn_connection_driver_write_close(&c->drv);
-      if ((c->dead && (c->out.len == 0 || c->read_closed)) ||
-          (pn_connection_driver_finished(&c->drv) && c->out.len == 0) ||
+      if ((c->dead && (conn_unsent(c) == 0 || c->read_closed)) ||
+          (pn_connection_driver_finished(&c->drv) && conn_unsent(c) == 0) ||
           (c->read_closed && pn_connection_driver_finished(&c->drv))) {
         conn_free(c);
         e->conns[i] = NULL;

@@ -1,17 +1,24 @@
 # src/emu: ehemu, the local Event Hubs emulator (its main is src/cli/ehemu.c).
 noinst_LIBRARIES += src/emu/libemu.a
-src_emu_libemu_a_CPPFLAGS = $(AM_CPPFLAGS) $(PROTON_CFLAGS) $(OPENSSL_CFLAGS)
-src_emu_libemu_a_SOURCES = src/emu/emu.c src/emu/emu.h
+src_emu_libemu_a_CPPFLAGS = $(AM_CPPFLAGS) $(PROTON_CFLAGS) $(OPENSSL_CFLAGS) $(JSONC_CFLAGS)
+src_emu_libemu_a_SOURCES = src/emu/emu.c src/emu/emu.h src/emu/plog.c src/emu/plog.h \
+	src/emu/conf.c src/emu/conf.h
 EMU_LIBS += src/emu/libemu.a
 
 bin_PROGRAMS += ehemu
 ehemu_SOURCES = src/cli/ehemu.c
 ehemu_CPPFLAGS = $(AM_CPPFLAGS) $(OPENSSL_CFLAGS)
-ehemu_LDADD = $(EMU_LIBS) $(EVENTHUBS_LIBS) $(COMMON_LIBS) $(PROTON_LIBS)
+ehemu_LDADD = $(EMU_LIBS) $(EVENTHUBS_LIBS) $(COMMON_LIBS) $(PROTON_LIBS) $(JSONC_LIBS)
 dist_man_MANS += man/ehemu.1
 
-TESTS += tests/interop/test_ehemu.py
-EXTRA_DIST += tests/interop/test_ehemu.py
+TESTS += tests/interop/test_ehemu.py tests/interop/test_ehemu_tls.py tests/integration/emu_tls.sh \
+	tests/interop/test_ehemu_persist.py tests/interop/test_ehemu_config.py \
+	tests/interop/test_ehemu_processor.py
+EXTRA_DIST += tests/interop/test_ehemu.py tests/interop/test_ehemu_tls.py \
+	tests/interop/test_ehemu_persist.py tests/interop/test_ehemu_config.py \
+	tests/interop/test_ehemu_processor.py tests/interop/emu_util.py tests/integration/emu_tls.sh
+# scripts/mkcerts DIR: the throw-away CA and localhost certificate the TLS tests use
+dist_noinst_SCRIPTS += scripts/mkcerts
 
 # bench: bench/bench_emu PORT KEY [N] against a running ehemu (see bench/bench_emu.sh)
 noinst_PROGRAMS += bench/bench_emu

@@ -779,6 +779,17 @@ static ed_code_t put_opt_str(sm_col_t *c, sm_str_t s) {
   return s.p ? sm_col_append_str(c, s.p, s.n) : sm_col_append_null(c);
 }
 
+/* sm_col_append_i64 without the call while the column has room (every
+ * event appends its offset, sequence number and enqueued time). */
+static inline ed_code_t put_i64(sm_col_t *c, int64_t v) {
+  if (c->len < c->cap && c->valid) {
+    c->v.i64[c->len] = v;
+    c->valid[c->len++] = 1;
+    return ED_OK;
+  }
+  return sm_col_append_i64(c, v);
+}
+
 static ed_code_t put_meta(const sm_dec_t *d, sm_col_t *cols, const sm_event_meta_t *m) {
   static const sm_event_meta_t none = {0};
   if (!m)
@@ -788,13 +799,13 @@ static ed_code_t put_meta(const sm_dec_t *d, sm_col_t *cols, const sm_event_meta
     sm_col_t *c = &cols[i];
     switch (d->meta[i].kind) {
     case SM_META_ENQUEUED_TIME:
-      rc = sm_col_append_i64(c, m->enqueued_us);
+      rc = put_i64(c, m->enqueued_us);
       break;
     case SM_META_OFFSET:
-      rc = sm_col_append_i64(c, m->offset);
+      rc = put_i64(c, m->offset);
       break;
     case SM_META_SEQUENCE_NUMBER:
-      rc = sm_col_append_i64(c, m->sequence_number);
+      rc = put_i64(c, m->sequence_number);
       break;
     case SM_META_PARTITION:
       rc = put_opt_str(c, m->partition);

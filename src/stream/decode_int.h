@@ -5,6 +5,8 @@
 #ifndef ED_STREAM_DECODE_INT_H
 #define ED_STREAM_DECODE_INT_H
 
+#include <string.h>
+
 #include "stream/decode.h"
 
 #ifdef __cplusplus
@@ -38,6 +40,36 @@ int sm_dec__put_u64(sm_dec_t *d, sm_col_t *c, uint64_t v); /* > INT64_MAX */
 int sm_dec__put_f64(sm_dec_t *d, sm_col_t *c, double v);
 int sm_dec__put_bool(sm_dec_t *d, sm_col_t *c, bool v);
 int sm_dec__put_null(sm_dec_t *d, sm_col_t *c, bool nullable);
+
+/* The same leaves for the values nearly every event carries (a STRING, a
+ * finite DOUBLE) into a column with room left: no call, no growth check.
+ * Anything else goes to the leaves above, so the rules stay theirs. */
+/* `readable`: bytes that may be read at p (>= n); with 16 of them, and room
+ * for 16, a short string is copied as one fixed 16-byte move. */
+static inline int sm_dec__put_str_fast(sm_dec_t *d, sm_col_t *c, const char *p, size_t n,
+                                       size_t readable) {
+  if (c->type->kind == SM_STRING && n <= d->opts.max_string && c->len < c->cap && c->valid &&
+      c->data && n <= c->data_cap - c->data_len && c->data_cap <= UINT32_MAX) {
+    if (n <= 16 && readable >= 16 && c->data_cap - c->data_len >= 16)
+      memcpy(c->data + c->data_len, p, 16);
+    else
+      memcpy(c->data + c->data_len, p, n);
+    c->data_len += n;
+    c->off[c->len + 1] = (uint32_t)c->data_len;
+    c->valid[c->len++] = 1;
+    return SM_REASON_NONE;
+  }
+  return sm_dec__put_str(d, c, p, n);
+}
+
+static inline int sm_dec__put_f64_fast(sm_dec_t *d, sm_col_t *c, double v) {
+  if (c->type->kind == SM_DOUBLE && c->len < c->cap && c->valid && __builtin_isfinite(v)) {
+    c->v.f64[c->len] = v;
+    c->valid[c->len++] = 1;
+    return SM_REASON_NONE;
+  }
+  return sm_dec__put_f64(d, c, v);
+}
 
 /* A value of column c (field `name`) failed with reason r: records the first
  * failure's message ("field 'amount': expected DOUBLE, got string "12,5" at

@@ -10,6 +10,7 @@
  * while json-c refuses it; everything the schema reads is checked. */
 #include "config.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -29,6 +30,11 @@ struct simd_state {
   char *buf = nullptr;
   size_t cap = 0;
   unsigned max_depth = 64;
+  /* the body struct's field names as views (lengths counted once), so a key
+   * is one memcmp against the expected field; nested structs use the names */
+  const sm_type_t *keys_of = nullptr;
+  std::string_view *keys = nullptr;
+  char *key_names = nullptr; /* what keys point into */
 };
 
 struct walk {
@@ -36,7 +42,48 @@ struct walk {
   const char *base; /* start of the padded copy, for byte offsets */
   unsigned depth, max_depth;
   size_t len;
+  const sm_type_t *keyed; /* the struct `keys` names */
+  const std::string_view *keys;
 };
+
+/* True when the raw key (after its opening quote) is exactly `name`: the
+ * bytes, then the closing quote. name points into a copy followed by '"'
+ * and 8 readable bytes, so both are compared 8 bytes at a time, quote
+ * included; the first differing word stops the loop, and the key's own
+ * closing quote is followed by at least ":x}" and the padding, so the key
+ * side never reads past the padded copy. */
+inline bool key_is(ondemand::raw_json_string rk, std::string_view name) {
+  const char *k = rk.raw(), *nm = name.data();
+  size_t n = name.size() + 1; /* with the quote */
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t a, b;
+    memcpy(&a, k + i, 8);
+    memcpy(&b, nm + i, 8);
+    uint64_t x = a ^ b;
+    if (n - i < 8)
+      x &= (uint64_t(1) << ((n - i) * 8)) - 1;
+    if (x)
+      return false;
+  }
+  return true;
+}
+
+/* Any backslash in p[0..n)? Eight bytes at a time; p[n..n+8) may be read
+ * (the padded copy extends SIMDJSON_PADDING bytes past any string). */
+inline bool has_backslash(const char *p, size_t n) {
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t w;
+    memcpy(&w, p + i, 8);
+    w ^= 0x5c5c5c5c5c5c5c5cull; /* a backslash becomes a zero byte */
+    uint64_t z = (w - ones) & ~w & highs;
+    if (n - i < 8)
+      z &= (uint64_t(1) << ((n - i) * 8)) - 1; /* little-endian: the first n-i bytes */
+    if (z)
+      return true;
+  }
+  return false;
+}
 
 const char *type_name(ondemand::json_type t) {
   switch (t) {
@@ -87,6 +134,42 @@ int body_error(walk &w, error_code e, const char *at) {
 
 int value(walk &w, sm_col_t *c, bool nullable, const char *name, ondemand::value &v);
 
+/* A string token without escapes is its own text (stage 1 already checked
+ * UTF-8 and the quotes), so no unescaping copy is needed. The token runs to
+ * the next structural character: its closing quote is the last quote,
+ * behind any whitespace. False when there are escapes (or no quote). */
+inline bool plain_string(std::string_view raw, std::string_view &s) {
+  const char *p = raw.data() + 1;
+  size_t m = raw.size() - 1;
+  while (m && p[m - 1] != '"')
+    m--;
+  if (!m || has_backslash(p, m - 1))
+    return false;
+  s = std::string_view(p, m - 1);
+  return true;
+}
+
+/* The values nearly every event carries, appended without value()'s
+ * dispatch: a plain string into STRING/TIMESTAMP/DATE, a number into
+ * DOUBLE. False (nothing appended, nothing consumed) sends the value to
+ * value(), which handles it again and reports any failure. */
+inline bool leaf_fast(walk &w, sm_col_t *c, ondemand::value &v) {
+  sm_kind_t k = c->type->kind;
+  std::string_view raw = v.raw_json_token(), s;
+  char c0 = raw[0];
+  if (c0 == '"') {
+    if ((k != SM_STRING && k != SM_TIMESTAMP && k != SM_DATE) || !plain_string(raw, s))
+      return false;
+    return sm_dec__put_str_fast(w.d, c, s.data(), s.size(), s.size() + SIMDJSON_PADDING) ==
+           SM_REASON_NONE;
+  }
+  if (k == SM_DOUBLE && (c0 == '-' || (c0 >= '0' && c0 <= '9'))) {
+    double x;
+    return v.get_double().get(x) == SUCCESS && sm_dec__put_f64_fast(w.d, c, x) == SM_REASON_NONE;
+  }
+  return false;
+}
+
 /* A leaf said no (r > 0) or ran out of memory (r < 0): report with the token. */
 int leaf_fail(walk &w, sm_col_t *c, bool nullable, const char *name, int r, const char *got,
               std::string_view raw) {
@@ -99,6 +182,7 @@ int leaf_fail(walk &w, sm_col_t *c, bool nullable, const char *name, int r, cons
 /* One row of STRUCT st whose children are cols[0..nfields), all at `row`. */
 int object_row(walk &w, const sm_type_t *st, sm_col_t *cols, size_t row, ondemand::object obj) {
   int hint = 0, nf = (int)st->nfields;
+  const std::string_view *keys = st == w.keyed ? w.keys : nullptr;
   for (auto field : obj) { /* simdjson_result<field>, read in place (a copy costs) */
     error_code e = field.error();
     if (e)
@@ -108,11 +192,19 @@ int object_row(walk &w, const sm_type_t *st, sm_col_t *cols, size_t row, ondeman
      * the unescaped key and sm_dec__field's case-insensitive match. */
     ondemand::raw_json_string rk = field.value_unsafe().key();
     int fi = -1;
-    if (hint < nf && rk.unsafe_is_equal(st->fields[hint].name))
-      fi = hint;
-    for (int i = 0; fi < 0 && i < nf; i++)
-      if (rk.unsafe_is_equal(st->fields[i].name))
-        fi = i;
+    if (keys) {
+      if (hint < nf && key_is(rk, keys[hint]))
+        fi = hint;
+      for (int i = 0; fi < 0 && i < nf; i++)
+        if (key_is(rk, keys[i]))
+          fi = i;
+    } else {
+      if (hint < nf && rk.unsafe_is_equal(st->fields[hint].name))
+        fi = hint;
+      for (int i = 0; fi < 0 && i < nf; i++)
+        if (rk.unsafe_is_equal(st->fields[i].name))
+          fi = i;
+    }
     if (fi < 0) {
       std::string_view key;
       if ((e = field.value_unsafe().unescaped_key().get(key)))
@@ -125,7 +217,10 @@ int object_row(walk &w, const sm_type_t *st, sm_col_t *cols, size_t row, ondeman
     sm_col_t *c = &cols[fi];
     if (c->len > row) /* a duplicate key: the last one wins, as in Spark */
       sm_col_truncate(c, row);
-    int r = value(w, c, st->fields[fi].nullable, st->fields[fi].name, field.value_unsafe().value());
+    ondemand::value &fv = field.value_unsafe().value();
+    if (leaf_fast(w, c, fv))
+      continue;
+    int r = value(w, c, st->fields[fi].nullable, st->fields[fi].name, fv);
     if (r)
       return r;
   }
@@ -156,7 +251,7 @@ int number(walk &w, sm_col_t *c, bool nullable, const char *name, ondemand::valu
   if (k == SM_DOUBLE || k == SM_FLOAT) {
     double x;
     if (v.get_double().get(x) == SUCCESS)
-      r = sm_dec__put_f64(w.d, c, x);
+      r = sm_dec__put_f64_fast(w.d, c, x);
     else
       r = -2;
   } else {
@@ -218,14 +313,8 @@ int value(walk &w, sm_col_t *c, bool nullable, const char *name, ondemand::value
   case ondemand::json_type::number:
     return number(w, c, nullable, name, v, raw);
   case ondemand::json_type::string: {
-    /* Fast path: a token without escapes is its own text (stage 1 already
-     * checked UTF-8 and the quotes), so no unescaping copy is needed. */
-    const char *p = raw.data() + 1;
-    const char *q = (const char *)memchr(p, '"', raw.size() - 1);
     std::string_view s;
-    if (q && !memchr(p, '\\', (size_t)(q - p))) {
-      s = std::string_view(p, (size_t)(q - p));
-    } else if ((e = v.get_string().get(s))) {
+    if (!plain_string(raw, s) && (e = v.get_string().get(s))) {
       return body_error(w, e, raw.data());
     }
     r = sm_dec__put_str(w.d, c, s.data(), s.size());
@@ -320,6 +409,35 @@ bool load(simd_state *s, const char *body, size_t len) {
   return true;
 }
 
+/* The body's names for key_is: each copied with its quote and 8 bytes of
+ * zeros after it, in one block. */
+bool set_keys(simd_state *s, const sm_type_t *st) {
+  size_t total = 0, nf = st->nfields;
+  for (size_t i = 0; i < nf; i++)
+    total += strlen(st->fields[i].name) + 9;
+  std::string_view *k = new (std::nothrow) std::string_view[nf + 1];
+  char *names = (char *)calloc(total + 1, 1);
+  if (!k || !names) {
+    delete[] k;
+    free(names);
+    return false;
+  }
+  char *p = names;
+  for (size_t i = 0; i < nf; i++) {
+    size_t n = strlen(st->fields[i].name);
+    memcpy(p, st->fields[i].name, n);
+    p[n] = '"';
+    k[i] = std::string_view(p, n);
+    p += n + 9;
+  }
+  delete[] s->keys;
+  free(s->key_names);
+  s->keys = k;
+  s->key_names = names;
+  s->keys_of = st;
+  return true;
+}
+
 } // namespace
 
 extern "C" void *sm_dec__simd_new(unsigned max_depth) {
@@ -340,6 +458,8 @@ extern "C" void sm_dec__simd_free(void *p) {
   if (!s)
     return;
   free(s->buf);
+  delete[] s->keys;
+  free(s->key_names);
   delete s;
 }
 
@@ -348,7 +468,9 @@ extern "C" int sm_dec__simd_decode(sm_dec_t *d, sm_col_t *cols, size_t row, cons
   simd_state *s = (simd_state *)d->simd;
   if (!load(s, body, len))
     return -1;
-  walk w{d, s->buf, 1, s->max_depth, len};
+  if (s->keys_of != d->body && !set_keys(s, d->body))
+    return -1;
+  walk w{d, s->buf, 1, s->max_depth, len, s->keys_of, s->keys};
   if (len > s->parser.capacity() && s->parser.allocate(len, s->max_depth + 1) != SUCCESS)
     return -1;
   ondemand::document doc;

@@ -77,7 +77,10 @@ check "nothing on stdout for a broken file" [ ! -s "$T/out" ]
 "$EHDELTA" run --config "$T/absent.conf" --check 2>/dev/null
 rc=$?
 check "a missing file exits 4 (got $rc)" [ $rc -eq 4 ]
+rm -f "$T/cs"
 "$EHDELTA" run --config "$T/tutorial.conf" 2>"$T/err"
 rc=$?
-check "running without --check says the pipeline is not built (exit 1, got $rc)" [ $rc -eq 1 ]
+check "running with the connection string file missing exits 4 (got $rc)" [ $rc -eq 4 ]
+check "and names the file" grep -q "connection string file '$T/cs'" "$T/err"
+check "in one line" [ "$(wc -l <"$T/err")" -eq 1 ]
 finish

@@ -1,19 +1,12 @@
 #!/usr/bin/env bash
-# DRAFT: not in TESTS until src/agent/run.c is built (see run.h).
 # ehdelta run end to end on loopback: ehemu -> ehdelta run (available-now)
 # -> a local Delta table read by delta-rs: every sent transaction exactly
 # once, again after a second run (nothing new) and after more events.
 . "$(dirname "$0")/../lib.sh"
 [[ -x $EHEMU ]] || { echo "SKIP ehemu not built"; exit 77; }
 
-echo "$(head -c 32 /dev/urandom | base64)" >"$T/key"
-"$EHEMU" --port 0 --hub tx --partitions 4 --key-file "$T/key" 2>"$T/emu.err" &
-emu=$!
-trap 'kill $emu 2>/dev/null; wait $emu 2>/dev/null' EXIT
-for _ in $(seq 100); do grep -q 'ehemu: ready' "$T/emu.err" && break; sleep 0.1; done
-port=$(grep -o 'amqp=[0-9]*' "$T/emu.err" | head -1 | cut -d= -f2)
-check "ehemu is ready" [ -n "$port" ]
-echo "Endpoint=sb://127.0.0.1:$port;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=$(cat "$T/key");EntityPath=tx;UseDevelopmentEmulator=true" >"$T/cs"
+start_ehemu tx 4
+check "ehemu is ready" [ -n "$EMU_PORT" ]
 
 cat >"$T/run.conf" <<CONF
 [source]
@@ -36,19 +29,19 @@ print(len(t), len({r['transaction_id'] for r in t}), len({(r['partition'], r['se
 "$EHDELTA" send --connection-string-file "$T/cs" --count 1000 >"$T/send1" 2>&1
 rc=$?
 check "sent 1000 events" [ $rc -eq 0 ]
-"$EHDELTA" run --config "$T/run.conf" >"$T/p1" 2>"$T/e1"
+"$EHDELTA" run --config "$T/run.conf" --progress "$T/p1" >/dev/null 2>"$T/e1"
 rc=$?
 check "run 1 exits 0 (got $rc: $(tail -c 300 "$T/e1"))" [ $rc -eq 0 ]
 check "run 1 printed progress lines" grep -q '"numInputRows"' "$T/p1"
 got=$(count_rows)
 check "1000 rows, 1000 ids, 1000 positions (got $got)" [ "$got" = "1000 1000 1000" ]
-"$EHDELTA" run --config "$T/run.conf" >"$T/p2" 2>"$T/e2"
+"$EHDELTA" run --config "$T/run.conf" --progress "$T/p2" >/dev/null 2>"$T/e2"
 rc=$?
 check "run 2 exits 0 (got $rc)" [ $rc -eq 0 ]
 got=$(count_rows)
 check "run 2 over the same events adds nothing (got $got)" [ "$got" = "1000 1000 1000" ]
 "$EHDELTA" send --connection-string-file "$T/cs" --count 500 >"$T/send2" 2>&1
-"$EHDELTA" run --config "$T/run.conf" >"$T/p3" 2>"$T/e3"
+"$EHDELTA" run --config "$T/run.conf" --progress "$T/p3" >/dev/null 2>"$T/e3"
 rc=$?
 check "run 3 exits 0 (got $rc)" [ $rc -eq 0 ]
 got=$(count_rows)

@@ -4,9 +4,7 @@ to fixed partitions, receive from every kind of starting position, hub and
 partition properties, a wrong-key SAS refused, an exclusive receiver displacing
 a lower one, and the fault controls seen by the SDK."""
 import datetime
-import os
 import socket
-import subprocess
 import threading
 import time
 
@@ -19,43 +17,8 @@ from azure.eventhub.exceptions import (
     OperationTimeoutError,
 )
 
-from conftest import EHEMU, wait_until
-
-KEY = "dGVzdC1rZXktZm9yLWVoZW11LW9ubHk="
-
-
-class Emu:
-    def __init__(self, tmp_path, *args):
-        self.log = open(tmp_path / "ehemu.log", "w+")
-        env = dict(os.environ, EHEMU_KEY=KEY)
-        self.proc = subprocess.Popen([EHEMU, "--port", "0", *args], stderr=self.log, env=env)
-        self.amqp = self.control = None
-
-        def ready():
-            self.log.seek(0)
-            for line in self.log.read().splitlines():
-                if line.startswith("ehemu: ready"):
-                    kv = dict(p.split("=") for p in line.split()[2:])
-                    self.amqp, self.control = int(kv["amqp"]), int(kv["control"])
-                    return True
-            assert self.proc.poll() is None, "ehemu exited"
-            return False
-
-        wait_until(ready, timeout=10, what="ehemu ready")
-
-    def conn_str(self, key=KEY):
-        return (f"Endpoint=sb://localhost:{self.amqp};SharedAccessKeyName=RootManageSharedAccessKey;"
-                f"SharedAccessKey={key};UseDevelopmentEmulator=true")
-
-    def ctl(self, line):
-        with socket.create_connection(("127.0.0.1", self.control)) as s:
-            s.sendall(line.encode() + b"\n")
-            return s.makefile().readline().strip()
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
-        self.log.close()
+from conftest import wait_until
+from emu_util import Emu, Watch, consumer, producer, receive, send
 
 
 @pytest.fixture
@@ -63,46 +26,6 @@ def emu(tmp_path):
     e = Emu(tmp_path)
     yield e
     e.stop()
-
-
-def producer(emu, **kw):
-    return EventHubProducerClient.from_connection_string(emu.conn_str(), eventhub_name="eh1", **kw)
-
-
-def consumer(emu, group="$Default", **kw):
-    return EventHubConsumerClient.from_connection_string(
-        emu.conn_str(), consumer_group=group, eventhub_name="eh1", **kw)
-
-
-def send(emu, bodies, **batch_kw):
-    with producer(emu) as p:
-        b = p.create_batch(**batch_kw)
-        for body in bodies:
-            b.add(EventData(body))
-        p.send_batch(b)
-
-
-def receive(emu, partition, starting_position, n, inclusive=False, timeout=15, group="$Default",
-            owner_level=None):
-    got = []
-    done = threading.Event()
-    c = consumer(emu, group)
-
-    def on_event(ctx, ev):
-        if ev is not None:
-            got.append(ev)
-            if len(got) >= n:
-                done.set()
-
-    kw = {} if owner_level is None else {"owner_level": owner_level}
-    t = threading.Thread(target=c.receive, kwargs=dict(
-        on_event=on_event, partition_id=partition, starting_position=starting_position,
-        starting_position_inclusive=inclusive, max_wait_time=0.5, **kw), daemon=True)
-    t.start()
-    done.wait(timeout)
-    c.close()
-    t.join(10)
-    return got
 
 
 def test_hub_and_partition_properties(emu):
@@ -228,34 +151,6 @@ def test_server_busy_fault(emu):
         assert p.get_partition_properties("0")["last_enqueued_sequence_number"] == 0
 
 
-class Watch:
-    """A receiver in a thread that records events and the error that ended it."""
-
-    def __init__(self, emu, partition="0", owner_level=None, **kw):
-        self.events, self.errors = [], []
-        self.client = consumer(emu, retry_total=0, **kw)
-        args = dict(on_event=self._ev, on_error=self._err, partition_id=partition,
-                    starting_position="-1", max_wait_time=0.5)
-        if owner_level is not None:
-            args["owner_level"] = owner_level
-        self.thread = threading.Thread(target=self.client.receive, kwargs=args, daemon=True)
-        self.thread.start()
-
-    def _ev(self, ctx, ev):
-        if ev is not None:
-            self.events.append(ev)
-
-    def _err(self, ctx, err):
-        self.errors.append(err)
-
-    def text(self):
-        return " ".join(repr(e) + str(e) for e in self.errors)
-
-    def close(self):
-        self.client.close()
-        self.thread.join(10)
-
-
 def test_epoch_steals_lower_and_refuses_lower(emu):
     send(emu, [b"one"], partition_id="0")
     low = Watch(emu, owner_level=1)
@@ -352,3 +247,12 @@ def test_garbage_does_not_stop_the_server(emu):
     assert emu.proc.poll() is None
     send(emu, [b"still"], partition_id="2")
     assert [e.body_as_str() for e in receive(emu, "2", "-1", 1)] == ["still"]
+
+
+def test_large_sdk_batch(emu):
+    # one transfer holding 300 data sections, one event each
+    bodies = [f"big-{i}".encode() for i in range(300)]
+    send(emu, bodies, partition_id="3")
+    got = receive(emu, "3", "-1", 300, timeout=30)
+    assert [e.body_as_str() for e in got] == [b.decode() for b in bodies]
+    assert [e.sequence_number for e in got] == list(range(300))
