@@ -48,13 +48,14 @@ contig = all(s == list(range(s[0], s[0] + len(s))) for s in seqs.values())
 print(len(ids), len(set(ids)), "contiguous" if contig else "gaps")
 PY
 }
-# slowcat FILE: copies stdin to FILE line by line at about 10000 lines/s
+# slowcat FILE [LINES_PER_S]: copies stdin to FILE line by line, slowly
 slowcat() {
   python3 -u -c 'import sys, time
 out = open(sys.argv[1], "w", buffering=1)
+pause = 10 / float(sys.argv[2])
 for i, line in enumerate(sys.stdin):
     out.write(line)
-    if i % 10 == 0: time.sleep(0.001)' "$1"
+    if i % 10 == 0: time.sleep(pause)' "$1" "${2:-10000}"
 }
 ready_rx() { wait_for_line "$1" 'eh_rx_ready' 20; }
 
@@ -175,6 +176,28 @@ print(sum(map(len, seqs.values())), "contiguous" if ok else "gaps")
 PY
 )
 check "every event once across the drops, sequence numbers 0..n per partition (want '$base contiguous', got '$res')" [ "$res" = "$base contiguous" ]
+
+# offset and time starts re-attach after the last event taken too (partition 2
+# holds ~5000 events from the send above)
+timeout 30 "$EHDELTA" tail "${E[@]}" -p 2 --from earliest --count 400 >"$T/p2.jsonl" 2>/dev/null
+off=$(field "$T/p2.jsonl" 100 offset)
+tm=$(field "$T/p2.jsonl" 300 enqueued_time)
+tfirst=$(python3 -c 'import json,sys
+print(min(e["sequence_number"] for e in map(json.loads, open(sys.argv[1])) if e["enqueued_time"] >= sys.argv[2]))' "$T/p2.jsonl" "$tm")
+for pos in "offset>=$off:100" "time>=$tm:$tfirst"; do
+  from=${pos%:*} first=${pos##*:}
+  : >"$T/pd.jsonl"
+  { timeout 60 "$EHDELTA" tail "${E[@]}" -p 2 --from "$from" --count 3000 --prefetch 50 2>"$T/pd.err"; echo $? >"$T/pd.rc"; } | slowcat "$T/pd.jsonl" 2000 &
+  dpid=$!
+  for ((i = 0; i < 400; i++)); do [ "$(wc -l <"$T/pd.jsonl")" -ge 500 ] && break; sleep 0.05; done
+  ctl drop >/dev/null
+  wait $dpid
+  got=$(python3 -c 'import json,sys
+s = [json.loads(l)["sequence_number"] for l in open(sys.argv[1])]
+print(len(s), s[0], "contiguous" if s == list(range(s[0], s[0] + len(s))) else "gaps")' "$T/pd.jsonl")
+  check "--from $from across a drop: 3000 events from $first, contiguous (got '$got', rc $(cat "$T/pd.rc"))" \
+    eval '[ "$got" = "3000 $first contiguous" ] && grep -q eh_connection_retry "$T/pd.err"'
+done
 
 # ---- a drop mid-send: nothing lost; what was unsettled is sent again (at
 # least once: Proton 0.37 cannot ask for the idempotent producer, so a
