@@ -660,11 +660,10 @@ static void mgmt_response(eh_client_t *c, pn_message_t *m) {
     if (r->id != cid.u.as_ulong || r->done)
       continue;
     if (status < 200 || status > 299) {
-      r->rc = ed_err_set(&r->err, status_code(status), "management READ of %s%s%s: status %d%s%s",
+      r->rc = ed_err_set(&r->err, status_code(status), "management READ of %s%s%s%s: status %d%s%s",
                          r->kind == MREQ_HUB ? "hub " : "partition ", c->hub,
-                         r->kind == MREQ_HUB ? "" : "/", status, desc[0] ? ": " : "", desc);
-      if (r->kind == MREQ_PARTITION)
-        ed_err_prefix(&r->err, "partition '%s'", r->partition);
+                         r->kind == MREQ_HUB ? "" : "/", r->kind == MREQ_HUB ? "" : r->partition,
+                         status, desc[0] ? ": " : "", desc);
     } else {
       pn_data_t *body = pn_message_body(m);
       r->rc = r->kind == MREQ_HUB ? parse_hub(body, &r->hub, &r->err)
@@ -1033,14 +1032,17 @@ static void tx_complete(eh_sender_t *tx, omsg_t *m, const ed_err_t *err) {
   free(m);
 }
 
-/* All unsettled events go back to the front of the queue, in order. */
-static void tx_requeue_unacked(eh_sender_t *tx) {
+/* All unsettled events go back to the front of the queue, in order; with
+ * resend they count as retried (they go out again on the next link). */
+static void tx_requeue_unacked(eh_sender_t *tx, bool resend) {
   eh_client_t *c = tx->c;
   pthread_mutex_lock(&c->mu);
   while (tx->unacked.tail) {
     omsg_t *m = tx->unacked.tail;
     ol_remove(&tx->unacked, m);
     ol_push_front(&tx->queue, m);
+    if (resend)
+      tx->st.retried++;
   }
   pthread_mutex_unlock(&c->mu);
 }
@@ -1048,7 +1050,9 @@ static void tx_requeue_unacked(eh_sender_t *tx) {
 /* The sender stops for good: it and everything still queued fail with why. */
 static void tx_fail(eh_client_t *c, eh_sender_t *tx, const ed_err_t *why) {
   tx->terminal = true;
-  ED_LOG_ERR("eh_tx_failed", "target=%s reason=\"%s\"", tx->addr, why->msg);
+  /* a first attach refused is returned by eh_sender_open: no second line */
+  ed_log(tx->ever_ready ? ED_LOG_ERROR : ED_LOG_DEBUG, "eh_tx_failed", "target=%s reason=\"%s\"",
+         tx->addr, why->msg);
   tx_notify(tx, EH_STATE_FAILED, why);
   for (;;) {
     pthread_mutex_lock(&c->mu);
@@ -1070,7 +1074,7 @@ static void tx_lost(eh_client_t *c, eh_sender_t *tx, const ed_err_t *why) {
     tx->link = NULL;
   }
   tx->attached = false;
-  tx_requeue_unacked(tx);
+  tx_requeue_unacked(tx, !tx->terminal && ed_code_is_retriable(why->code));
   if (tx->terminal)
     return;
   if (!ed_code_is_retriable(why->code) || give_up(c, ++tx->attempts)) {
@@ -1410,7 +1414,7 @@ static void conn_lost(eh_client_t *c, pn_transport_t *t) {
       rx->link = NULL;
     for (eh_sender_t *tx = txs; tx; tx = tx->next) {
       tx->link = NULL;
-      tx_requeue_unacked(tx);
+      tx_requeue_unacked(tx, false);
     }
     reap(c);
     return;
@@ -1420,11 +1424,14 @@ static void conn_lost(eh_client_t *c, pn_transport_t *t) {
   if (!fatal && give_up(c, ++c->attempts))
     fatal = true;
   if (fatal) {
-    ED_LOG_ERR("eh_connection_failed", "reason=\"%s\"", why.msg);
+    /* before the first connection eh_client_new returns the error itself */
+    ed_log(c->ever_ready ? ED_LOG_ERROR : ED_LOG_DEBUG, "eh_connection_failed", "reason=\"%s\"",
+           why.msg);
   } else {
     c->stats.retries++;
     c->reconnect_at = ed_time_mono_us() + backoff(c, c->attempts - 1);
-    ED_LOG_WARN("eh_connection_retry", "attempt=%d reason=\"%s\"", c->attempts, why.msg);
+    ed_log(c->ever_ready ? ED_LOG_WARN : ED_LOG_DEBUG, "eh_connection_retry",
+           "attempt=%d reason=\"%s\"", c->attempts, why.msg);
   }
   /* links: retried with the connection unless the failure is permanent */
   for (eh_receiver_t *rx = rxs; rx; rx = rx->next) {
@@ -1447,7 +1454,7 @@ static void conn_lost(eh_client_t *c, pn_transport_t *t) {
     tx->link = NULL;
     tx->attached = false;
     tx->reattach_at = 0;
-    tx_requeue_unacked(tx);
+    tx_requeue_unacked(tx, !fatal && !tx->terminal);
     if (fatal && !tx->terminal)
       tx_fail(c, tx, &why);
   }

@@ -22,8 +22,9 @@
  * READ) to after the partition's last sequence number, so a drop before its
  * first event does not skip what arrived meanwhile. A link detached because
  * its token expired gets a fresh token and is re-attached; a put-token left
- * unanswered for op_timeout_us is put again. amqp:link:stolen stops only that receiver;
- * unauthorized and not-found are reported as fatal to the object they concern. */
+ * unanswered for op_timeout_us is put again. amqp:link:stolen stops only
+ * that receiver; unauthorized and not-found are reported as fatal to the
+ * object they concern. */
 #ifndef ED_EVENTHUBS_CLIENT_H
 #define ED_EVENTHUBS_CLIENT_H
 
@@ -301,7 +302,8 @@ ed_code_t eh_sender_flush(eh_sender_t *tx, int64_t timeout_us, ed_err_t *err);
 uint64_t eh_sender_max_message_size(eh_sender_t *tx);
 
 typedef struct eh_sender_stats {
-  uint64_t queued, accepted, failed, retried, in_flight;
+  uint64_t queued, accepted, failed, in_flight;
+  uint64_t retried; /* sends repeated: rejected and retried, or unsettled when a link was lost */
 } eh_sender_stats_t;
 void eh_sender_stats(eh_sender_t *tx, eh_sender_stats_t *out);
 /* Flushes (bounded by op_timeout), detaches and frees. NULL is a no-op. Not

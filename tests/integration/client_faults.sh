@@ -48,13 +48,14 @@ contig = all(s == list(range(s[0], s[0] + len(s))) for s in seqs.values())
 print(len(ids), len(set(ids)), "contiguous" if contig else "gaps")
 PY
 }
-# slowcat FILE: copies stdin to FILE line by line at about 10000 lines/s
+# slowcat FILE [LINES_PER_S]: copies stdin to FILE line by line, slowly
 slowcat() {
   python3 -u -c 'import sys, time
 out = open(sys.argv[1], "w", buffering=1)
+pause = 10 / float(sys.argv[2])
 for i, line in enumerate(sys.stdin):
     out.write(line)
-    if i % 10 == 0: time.sleep(0.001)' "$1"
+    if i % 10 == 0: time.sleep(pause)' "$1" "${2:-10000}"
 }
 ready_rx() { wait_for_line "$1" 'eh_rx_ready' 20; }
 
@@ -176,6 +177,53 @@ PY
 )
 check "every event once across the drops, sequence numbers 0..n per partition (want '$base contiguous', got '$res')" [ "$res" = "$base contiguous" ]
 
+# offset and time starts re-attach after the last event taken too (partition 2
+# holds ~5000 events from the send above)
+timeout 30 "$EHDELTA" tail "${E[@]}" -p 2 --from earliest --count 400 >"$T/p2.jsonl" 2>/dev/null
+off=$(field "$T/p2.jsonl" 100 offset)
+tm=$(field "$T/p2.jsonl" 300 enqueued_time)
+tfirst=$(python3 -c 'import json,sys
+print(min(e["sequence_number"] for e in map(json.loads, open(sys.argv[1])) if e["enqueued_time"] >= sys.argv[2]))' "$T/p2.jsonl" "$tm")
+for pos in "offset>=$off:100" "time>=$tm:$tfirst"; do
+  from=${pos%:*} first=${pos##*:}
+  : >"$T/pd.jsonl"
+  { timeout 60 "$EHDELTA" tail "${E[@]}" -p 2 --from "$from" --count 3000 --prefetch 50 2>"$T/pd.err"; echo $? >"$T/pd.rc"; } | slowcat "$T/pd.jsonl" 2000 &
+  dpid=$!
+  for ((i = 0; i < 400; i++)); do [ "$(wc -l <"$T/pd.jsonl")" -ge 500 ] && break; sleep 0.05; done
+  ctl drop >/dev/null
+  wait $dpid
+  got=$(python3 -c 'import json,sys
+s = [json.loads(l)["sequence_number"] for l in open(sys.argv[1])]
+print(len(s), s[0], "contiguous" if s == list(range(s[0], s[0] + len(s))) else "gaps")' "$T/pd.jsonl")
+  check "--from $from across a drop: 3000 events from $first, contiguous (got '$got', rc $(cat "$T/pd.rc"))" \
+    eval '[ "$got" = "3000 $first contiguous" ] && grep -q eh_connection_retry "$T/pd.err"'
+done
+
+# ---- a drop mid-send: nothing lost; what was unsettled is sent again (at
+# least once: Proton 0.37 cannot ask for the idempotent producer, so a
+# duplicate is possible and counted, not failed)
+n1=$(timeout 30 "$EHDELTA" tail "${E[@]}" -p 1 --from earliest --to-end | wc -l)
+"$EHDELTA" send "${E[@]}" --partition 1 --count 20000 --rate 5000 --seed 21 --no-progress >"$T/sd.out" 2>"$T/sd.err" &
+spid=$!
+for ((i = 0; i < 200; i++)); do
+  last=$("$EHDELTA" status "${E[@]}" --partition 1 --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["partitions"][0]["last_enqueued_sequence_number"])' 2>/dev/null)
+  [ "${last:-0}" -ge $((n1 + 1000)) ] && break
+  sleep 0.05
+done
+ctl drop >/dev/null
+wait $spid
+rc=$?
+check "send across a drop (at seq ${last:-?}, after $i polls): exit 0, all 20000 accepted (rc=$rc: $(cat "$T/sd.out"))" eval '[ $rc -eq 0 ] && grep -q "accepted 20000, failed 0" "$T/sd.out" && grep -qE "eh_tx_retry|eh_connection_retry" "$T/sd.err"'
+timeout 30 "$EHDELTA" tail "${E[@]}" -p 1 --from "seq:$n1" --to-end >"$T/sd.jsonl" 2>/dev/null
+res=$(python3 - "$T/sd.jsonl" <<'PY'
+import json, sys
+ids = [json.loads(json.loads(l)["body"])["transaction_id"] for l in open(sys.argv[1])]
+want = {f"T{i:06d}" for i in range(1, 20001)}
+print("lost", len(want - set(ids)), "duplicates", len(ids) - len(set(ids)))
+PY
+)
+check "no event lost across the drop ($res)" [ "${res%% duplicates*}" = "lost 0" ]
+
 # ---- tokens: 2 s lifetimes, refreshed at 80%, for ~8 s of following
 timeout 60 "$EHDELTA" tail "${E[@]}" -p 2 --from latest --count 400 --token-lifetime 2s --log-level debug >"$T/k.jsonl" 2>"$T/k.err" &
 kpid=$!
@@ -227,6 +275,30 @@ check "send through 50 server-busy rejections: exit 0, accepted 500, retried 50 
   eval '[ $rc -eq 0 ] && grep -q "accepted 500, failed 0, retried 50" "$T/b.out"'
 timeout 30 "$EHDELTA" tail "${E[@]}" -p 3 --from "seq:$p3" --to-end >"$T/b.jsonl" 2>/dev/null
 check "partition 3 holds each of the 500 exactly once ($(check_stream "$T/b.jsonl"))" [ "$(check_stream "$T/b.jsonl")" = "500 500 contiguous" ]
+# ---- --idle-exit: a bare 0 parses (never), a duration ends an idle follow
+timeout 20 "$EHDELTA" tail "${E[@]}" -p 0 --from 'seq:0' --count 1 --idle-exit 0 >/dev/null 2>"$T/i.err"
+rc=$?
+check "--idle-exit 0 parses (rc=$rc $(cat "$T/i.err"))" [ $rc -eq 0 ]
+t0=$(date +%s%N)
+timeout 20 "$EHDELTA" tail "${E[@]}" -p 0 --from latest --idle-exit 1s >"$T/i.jsonl" 2>"$T/i.err"
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "--idle-exit 1s with nothing arriving: exit 0 after about a second (rc=$rc, ${ms} ms)" eval '[ $rc -eq 0 ] && [ $ms -ge 1000 ] && [ $ms -lt 10000 ] && [ ! -s "$T/i.jsonl" ]'
+
+# ---- bad input: one line each, the documented status
+oneline() { # WANT_RC DESC CMD...: runs CMD, checks its status and a one-line stderr
+  local want=$1 d=$2 out rc
+  shift 2
+  out=$("$@" 2>&1 >/dev/null)
+  rc=$?
+  check "$d: exit $want, one line (rc=$rc: $out)" eval '[ $rc -eq $want ] && [ "$(wc -l <<<"$out")" -eq 1 ]'
+}
+oneline 2 "tail of a partition the hub does not have" timeout 30 "$EHDELTA" tail "${E[@]}" -p 9 --from earliest --count 1
+oneline 2 "send to a partition the hub does not have" timeout 30 "$EHDELTA" send "${E[@]}" -p 9 --count 1 --no-progress
+oneline 4 "tail of an unknown consumer group" timeout 30 "$EHDELTA" tail "${E[@]}" -g nosuch --from earliest --count 1
+sed "s/127.0.0.1:$port/127.0.0.1:$(free_port)/" "$T/cs" >"$T/cs-closed"
+oneline 5 "an unreachable namespace" timeout 30 "$EHDELTA" status --connection-string-file "$T/cs-closed" --timeout 3s
+
 # ---- standard output: a reader that leaves, a reader that stalls
 timeout 20 "$EHDELTA" tail "${E[@]}" --from earliest | head -2 >"$T/h.jsonl"
 rc=${PIPESTATUS[0]}

@@ -3,7 +3,8 @@ one ehemu on loopback: what `ehdelta send` sends the SDK consumer reads with
 body, properties, content type, partition and partition key intact; what the
 SDK producer sends (batches by partition key, to a partition, round robin,
 with properties) `ehdelta tail` prints with the sequence numbers, offsets and
-enqueued times the SDK consumer reports for the same events."""
+enqueued times the SDK consumer reports for the same events; `ehdelta status`
+agrees with the SDK's hub and partition properties."""
 import datetime
 import json
 import os
@@ -214,3 +215,27 @@ def test_sdk_send_read_by_tail(emu):
     off10 = sdk[("3", 10)].offset
     out = emu.ehdelta("tail", "--partition", "3", "--from", f"offset:{off10}", "--count", "1")
     assert json.loads(out)["sequence_number"] == 11
+
+
+def test_status_matches_sdk_properties(emu):
+    with EventHubProducerClient.from_connection_string(emu.cs) as p:
+        for pid, n in (("0", 7), ("2", 3)):
+            b = p.create_batch(partition_id=pid)
+            for i in range(n):
+                b.add(EventData(f"s{i}"))
+            p.send_batch(b)
+        hub = p.get_eventhub_properties()
+        parts = {pid: p.get_partition_properties(pid) for pid in hub["partition_ids"]}
+    st = json.loads(emu.ehdelta("status", "--json"))
+    assert st["hub"] == hub["eventhub_name"]
+    assert st["partition_ids"] == hub["partition_ids"]
+    assert st["created_at"] == iso_ms(hub["created_at"])
+    assert len(st["partitions"]) == len(parts)
+    for row in st["partitions"]:
+        pp = parts[row["partition"]]
+        assert row["begin_sequence_number"] == pp["beginning_sequence_number"]
+        assert row["last_enqueued_sequence_number"] == pp["last_enqueued_sequence_number"]
+        assert row["is_empty"] == pp["is_empty"]
+        if not pp["is_empty"]:
+            assert row["last_enqueued_offset"] == str(pp["last_enqueued_offset"])
+            assert row["last_enqueued_time"] == iso_ms(pp["last_enqueued_time_utc"])
