@@ -57,6 +57,7 @@ EVENTS32 = int(os.environ.get("EHDELTA_BENCH_EVENTS32", "1000000"))
 RATE = int(os.environ.get("EHDELTA_BENCH_RATE", "10000"))
 SECONDS = int(os.environ.get("EHDELTA_BENCH_SECONDS", "30"))
 PY_BATCH = 50000
+SMALL = 8 << 20  # the byte bound of the second 32-partition run
 
 GOAL_PER_CORE = 250000
 GOAL_RSS_MIB = 64
@@ -112,10 +113,12 @@ def env_for(emu):
     return dict(os.environ, EVENTHUB_CONNECTION_STRING=emu.cs)
 
 
-def measured(cmd, cwd=None, env=None, stdout=subprocess.DEVNULL, stderr=None):
+def measured(cmd, cwd=None, env=None, stdout=subprocess.DEVNULL, stderr=None, started=None):
     """Runs cmd; returns (exit status, wall s, user s, sys s, peak RSS MiB) from wait4."""
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=stdout, stderr=stderr)
+    if started:
+        started(p.pid)
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
     p.returncode = os.waitstatus_to_exitcode(status)
@@ -136,13 +139,16 @@ def preload(emu, n, work):
     return time.perf_counter() - t0
 
 
-def tutorial_conf(work, raw_trigger=None):
-    """dist/tutorial.conf as shipped, or with the raw sink's trigger replaced."""
+def tutorial_conf(work, raw_trigger=None, sink_extra=None):
+    """dist/tutorial.conf as shipped, or with the raw sink's trigger replaced,
+    or with sink_extra (a key = value line) added to every sink."""
     with open(CONF) as f:
         text = f.read()
     if raw_trigger:
         text, n = re.subn(r"(\[sink raw\][^\[]*?trigger = )[^\n]*", r"\g<1>" + raw_trigger, text)
         assert n == 1, "dist/tutorial.conf: no trigger in [sink raw]"
+    if sink_extra:
+        text = re.sub(r"^(\[sink [^\]]*\])$", r"\1\n" + sink_extra, text, flags=re.M)
     path = os.path.join(work, "tutorial.conf")
     with open(path, "w") as f:
         f.write(text)
@@ -158,21 +164,54 @@ def raw_rows(lines):
     return sum(d["numInputRows"] for d in lines if d["name"] == "raw")
 
 
-def run_agent(emu, work, tag):
+class ThreadCpu:
+    """Samples the CPU seconds of each thread of pid until it exits. The
+    main thread is the pipeline; the Event Hubs client starts its network
+    thread before the agent starts its flush thread (src/agent/run.c)."""
+
+    def __init__(self, pid):
+        self.pid, self.cpu = pid, {}
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        tick = os.sysconf("SC_CLK_TCK")
+        while True:
+            try:
+                for tid in os.listdir(f"/proc/{self.pid}/task"):
+                    with open(f"/proc/{self.pid}/task/{tid}/stat") as f:
+                        v = f.read().rsplit(")", 1)[1].split()
+                    self.cpu[int(tid)] = (int(v[11]) + int(v[12])) / tick
+            except OSError:
+                return
+            time.sleep(0.05)
+
+    def split(self):
+        self.t.join()
+        others = sorted(t for t in self.cpu if t != self.pid)
+        names = ["network", "flush"] + [f"thread {i}" for i in range(3, len(others) + 1)]
+        out = {"pipeline": self.cpu.get(self.pid, 0.0)}
+        out.update((n, self.cpu[t]) for n, t in zip(names, others))
+        return out
+
+
+def run_agent(emu, work, tag, sink_extra=None):
     d = os.path.join(work, tag)
     os.makedirs(d)
-    conf = tutorial_conf(d)
+    conf = tutorial_conf(d, sink_extra=sink_extra)
     cpu0 = emu.cpu_s()
+    box = {}
     rc, wall, ut, st, rss = measured(
         [EHDELTA, "run", "--config", conf, "--available-now", "--progress", "progress.jsonl",
          "--log-level", "warn"], cwd=d, env=env_for(emu),
-        stderr=open(os.path.join(d, "stderr"), "w"))
+        stderr=open(os.path.join(d, "stderr"), "w"), started=lambda pid: box.update(
+            tc=ThreadCpu(pid)))
     emu_cpu = emu.cpu_s() - cpu0
     if rc:
         sys.exit(f"bench: ehdelta run exited {rc} (see {d}/stderr)")
     lines = progress(os.path.join(d, "progress.jsonl"))
     return dict(events=raw_rows(lines), wall=wall, cpu=ut + st, user=ut, sys=st, rss=rss,
-                emu_cpu=emu_cpu, lines=lines)
+                emu_cpu=emu_cpu, lines=lines, threads=box["tc"].split())
 
 
 def phases(lines):
@@ -434,6 +473,7 @@ def main():
     try:
         preload(emu32, EVENTS32, work)
         a32 = run_agent(emu32, work, "agent32")
+        a32s = run_agent(emu32, work, "agent32-small", sink_extra=f"max_batch_bytes = {SMALL}")
     finally:
         emu32.stop()
     lt = latency(work)
@@ -455,6 +495,8 @@ def main():
         f"{b['steady']:.1f} s, after {b['startup']:.1f} s of imports and connecting)")
     row("user s / sys s (ehdelta)", a["user"], None, f"/ {a['sys']:.1f} s", fmt="{:,.1f}")
     row("ehemu CPU s meanwhile", a["emu_cpu"], b["emu_cpu"], "s", fmt="{:,.1f}")
+    say("  ehdelta CPU s by thread (sampled): " +
+        ", ".join(f"{k} {v:.1f}" for k, v in a["threads"].items()))
     nb, ph = phases(a["lines"])
     say(f"  raw sink: {nb} batches; summed durationMs " +
         ", ".join(f"{k}={v}" for k, v in ph.items()))
@@ -467,6 +509,9 @@ def main():
     row("events/s per core of CPU time", a32["events"] / a32["cpu"], None, "events/s")
     row("peak RSS", a32["rss"], None, "MiB", fmt="{:,.1f}")
     row("peak RSS at 8 partitions", a["rss"], None, "MiB", fmt="{:,.1f}")
+    say(f"  the same with max_batch_bytes = {SMALL >> 20} MiB in every sink (default: 128 MiB): "
+        f"peak RSS {a32s['rss']:.1f} MiB, {a32s['events'] / a32s['cpu']:,.0f} events/s per core, "
+        f"{phases(a32s['lines'])[0]} raw batches (default: {phases(a32['lines'])[0]})")
     goal(f"peak RSS < {GOAL_RSS_MIB} MiB at 32 partitions ({a32['rss']:.1f} MiB)",
          a32["rss"] < GOAL_RSS_MIB)
     say("")
