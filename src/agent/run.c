@@ -102,7 +102,8 @@ typedef struct sink {
   int64_t next_fire; /* monotonic deadline of the interval trigger */
   uint64_t in_events, in_bytes;
   int64_t opened_mono, opened_wall, proc_us;
-  bool dirty; /* positions moved since the last batch was closed */
+  bool dirty;      /* positions moved since the last batch was closed */
+  int outstanding; /* jobs queued or being committed (under run.mu) */
   uint64_t batches, rows_out;
 } sink_t;
 
@@ -538,9 +539,11 @@ static void *flush_main(void *arg) {
      * on the next start. */
     if (!failed)
       flush_one(r, j);
+    sink_t *s_done = j->s;
     job_free(j);
     pthread_mutex_lock(&r->mu);
     r->queued--;
+    s_done->outstanding--;
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
   }
@@ -549,7 +552,10 @@ static void *flush_main(void *arg) {
 /* Queues j (takes ownership); waits while the queue is full. */
 static ed_code_t push_job(run_t *r, job_t *j, ed_err_t *err) {
   pthread_mutex_lock(&r->mu);
-  while (r->queued >= r->queue_cap && !r->flush_rc)
+  /* One job per sink at a time: the pipeline fills the next batch while the
+   * previous one is committed, and waits (withholding credit) rather than
+   * holding a third batch in memory. */
+  while ((r->queued >= r->queue_cap || j->s->outstanding >= 1) && !r->flush_rc)
     pthread_cond_wait(&r->cv, &r->mu);
   ed_code_t rc = r->flush_rc;
   if (rc) {
@@ -565,6 +571,7 @@ static ed_code_t push_job(run_t *r, job_t *j, ed_err_t *err) {
     r->head = j;
   r->tail = j;
   r->queued++;
+  j->s->outstanding++;
   pthread_cond_broadcast(&r->cv);
   pthread_mutex_unlock(&r->mu);
   return ED_OK;

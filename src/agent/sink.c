@@ -453,6 +453,49 @@ static ed_code_t row_key(ag_dsink_t *s, const pq_col_t *cols, size_t r, ed_buf_t
   return ED_OK;
 }
 
+/* Whether every row of b has row 0's partition values (the usual case: one
+ * processing_date per batch), compared on the column values themselves so
+ * that one file is written from b without formatting a key per row or
+ * copying the batch. Nested or unusual kinds answer false (the general path). */
+static bool one_partition(const ag_dsink_t *s, const sm_batch_t *b) {
+  for (size_t i = 0; i < s->npart; i++) {
+    const sm_col_t *c = &b->cols[s->part_idx[i]];
+    for (size_t r = 1; r < b->nrows; r++) {
+      if (c->valid[r] != c->valid[0])
+        return false;
+      if (!c->valid[r])
+        continue;
+      size_t n0, n1;
+      switch (c->type->kind) {
+      case SM_INT:
+      case SM_DATE:
+        if (c->v.i32[r] != c->v.i32[0])
+          return false;
+        break;
+      case SM_BIGINT:
+      case SM_TIMESTAMP:
+        if (c->v.i64[r] != c->v.i64[0])
+          return false;
+        break;
+      case SM_BOOLEAN:
+        if (c->v.b8[r] != c->v.b8[0])
+          return false;
+        break;
+      case SM_STRING:
+      case SM_BINARY: {
+        const char *a = sm_col_str(c, 0, &n0), *z = sm_col_str(c, r, &n1);
+        if (n0 != n1 || memcmp(a, z, n0))
+          return false;
+        break;
+      }
+      default:
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
 ed_code_t ag_dsink_commit(ag_dsink_t *s, const sm_batch_t *b, const ag_ckpt_t *ck, int64_t *version,
                           bool *already, ed_err_t *err) {
   if (ck->batch_id != s->next_batch)
@@ -482,11 +525,15 @@ ed_code_t ag_dsink_commit(ag_dsink_t *s, const sm_batch_t *b, const ag_ckpt_t *c
     if (!done || !sel || !cols || !part)
       rc = ed_err_set(err, ED_E_NOMEM, "batch of %zu rows: out of memory", b->nrows);
     rc = rc ? rc : ag_pq_cols(b, cols, &kids, err);
+    bool single = !rc && s->npart && one_partition(s, b);
     for (size_t r = 0; !rc && r < b->nrows; r++) {
       if (done[r])
         continue;
       const sm_batch_t *src = b;
-      if (s->npart) {
+      if (single) {
+        rc = row_key(s, cols, r, &k0, err);
+        memset(done, 1, b->nrows);
+      } else if (s->npart) {
         rc = row_key(s, cols, r, &k0, err);
         memset(sel, 0, b->nrows);
         for (size_t q = r; !rc && q < b->nrows; q++) {
