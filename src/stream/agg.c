@@ -300,6 +300,29 @@ ed_code_t agg_spec_parse(const char *text, agg_spec_t *out, ed_err_t *err) {
 
 /* ---------------------------------------------------------------- distinct sets */
 
+/* Appends n bytes to an arena that grows geometrically from first bytes;
+ * *off is where they start. Offsets are 32-bit, so an arena stops at 4 GiB. */
+static ed_code_t arena_put(char **arena, size_t *alen, size_t *acap, size_t first, const void *p,
+                           size_t n, uint32_t *off) {
+  if (*alen + n > UINT32_MAX)
+    return ED_E_TOO_LARGE;
+  if (*alen + n > *acap) {
+    size_t nc = *acap ? *acap * 2 : first;
+    while (nc < *alen + n)
+      nc *= 2;
+    char *a = realloc(*arena, nc);
+    if (!a)
+      return ED_E_NOMEM;
+    *arena = a;
+    *acap = nc;
+  }
+  if (n)
+    memcpy(*arena + *alen, p, n);
+  *off = (uint32_t)*alen;
+  *alen += n;
+  return ED_OK;
+}
+
 /* An open-addressing set of byte strings; values live in an arena. */
 typedef struct dset {
   uint64_t *hash; /* 0 = empty slot (hashes are forced non-zero) */
@@ -365,24 +388,11 @@ static ed_code_t dset_add(dset_t *s, const void *p, size_t n, uint64_t h) {
       return ED_OK;
     j = (j + 1) & (s->cap - 1);
   }
-  if (s->alen + n > UINT32_MAX)
-    return ED_E_TOO_LARGE;
-  if (s->alen + n > s->acap) {
-    size_t nc = s->acap ? s->acap * 2 : 64;
-    while (nc < s->alen + n)
-      nc *= 2;
-    char *a = realloc(s->arena, nc);
-    if (!a)
-      return ED_E_NOMEM;
-    s->arena = a;
-    s->acap = nc;
-  }
-  if (n)
-    memcpy(s->arena + s->alen, p, n);
+  ed_code_t rc = arena_put(&s->arena, &s->alen, &s->acap, 64, p, n, &s->off[j]);
+  if (rc)
+    return rc;
   s->hash[j] = h;
-  s->off[j] = (uint32_t)s->alen;
   s->len[j] = (uint32_t)n;
-  s->alen += n;
   s->n++;
   return ED_OK;
 }
@@ -1422,26 +1432,13 @@ static ed_code_t add_group(agg_keys_t *k, int64_t prefix, const void *key, size_
       return ED_E_NOMEM;
     k->cap = nc;
   }
-  if (k->alen + len > UINT32_MAX)
-    return ED_E_TOO_LARGE;
-  if (k->alen + len > k->acap) {
-    size_t nc = k->acap ? k->acap * 2 : 256;
-    while (nc < k->alen + len)
-      nc *= 2;
-    char *a = realloc(k->arena, nc);
-    if (!a)
-      return ED_E_NOMEM;
-    k->arena = a;
-    k->acap = nc;
-  }
-  if (len)
-    memcpy(k->arena + k->alen, key, len);
+  ed_code_t rc = arena_put(&k->arena, &k->alen, &k->acap, 256, key, len, &k->koff[k->n]);
+  if (rc)
+    return rc;
   uint32_t g = (uint32_t)k->n++;
   k->prefix[g] = prefix;
   k->hash[g] = h;
-  k->koff[g] = (uint32_t)k->alen;
   k->klen[g] = (uint32_t)len;
-  k->alen += len;
   size_t j = h & (k->icap - 1);
   while (k->index[j])
     j = (j + 1) & (k->icap - 1);
