@@ -1635,3 +1635,65 @@ ed_code_t agg_keys_compact(agg_keys_t *k, const uint8_t *keep, uint32_t *remap) 
 size_t agg_keys_mem_bytes(const agg_keys_t *k) {
   return sizeof *k + k->cap * (8 + 8 + 4 + 4) + k->acap + k->icap * 4 + k->scratch.cap;
 }
+
+/* ---------------------------------------------------------------- state frame */
+
+ed_code_t agg_state_head(ed_buf_t *out, const char *magic, uint32_t version, const uint64_t *hdr,
+                         size_t nhdr) {
+  uint8_t ver[4] = {(uint8_t)version, (uint8_t)(version >> 8), (uint8_t)(version >> 16),
+                    (uint8_t)(version >> 24)};
+  ed_code_t rc = ed_buf_append(out, magic, 4);
+  if (!rc)
+    rc = ed_buf_append(out, ver, 4);
+  for (size_t i = 0; i < nhdr && !rc; i++)
+    rc = ed_buf_put_u64le(out, hdr[i]);
+  return rc;
+}
+
+ed_code_t agg_state_put_key(ed_buf_t *out, uint64_t tag, const agg_keys_t *k, uint32_t gid) {
+  const uint8_t *key;
+  size_t len;
+  agg_keys_raw(k, gid, &key, &len);
+  ed_code_t rc = ed_buf_put_u64le(out, tag);
+  if (!rc)
+    rc = ed_buf_put_u64le(out, len);
+  return rc ? rc : ed_buf_append(out, key, len);
+}
+
+ed_code_t agg_state_seal(ed_buf_t *out, size_t base) {
+  return ed_buf_put_u64le(out, agg_hash64(out->data + base, out->len - base, 7));
+}
+
+ed_code_t agg_state_open(const void *bytes, size_t len, const char *what, const char *magic,
+                         uint32_t version, uint64_t *hdr, size_t nhdr, const uint8_t **body,
+                         const uint8_t **end, ed_err_t *err) {
+  const uint8_t *p = bytes, *e = p + len;
+  if (len < 4 + 4 + nhdr * 8 + 8 || memcmp(p, magic, 4) != 0)
+    return ed_err_set(err, ED_E_CORRUPT, "%s state: %zu bytes: not a %s state", what, len, what);
+  uint32_t ver = p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
+  if (ver != version)
+    return ed_err_set(err, ED_E_UNSUPPORTED, "%s state: version %u, expected %u", what, ver,
+                      version);
+  const uint8_t *sum_at = e - 8;
+  uint64_t sum = 0;
+  ed_get_u64le(&sum_at, e, &sum);
+  if (sum != agg_hash64(p, len - 8, 7))
+    return ed_err_set(err, ED_E_CORRUPT, "%s state: checksum mismatch (truncated or damaged)",
+                      what);
+  e -= 8;
+  p += 8;
+  for (size_t i = 0; i < nhdr; i++)
+    ed_get_u64le(&p, e, &hdr[i]); /* the length check above leaves room */
+  *body = p;
+  *end = e;
+  return ED_OK;
+}
+
+bool agg_state_get_key(const uint8_t **p, const uint8_t *end, uint64_t *tag, const uint8_t **key,
+                       uint64_t *len) {
+  if (!ed_get_u64le(p, end, tag) || !ed_get_u64le(p, end, len) || (uint64_t)(end - *p) < *len)
+    return false;
+  *key = *p;
+  *p += *len;
+  return true;
+}

@@ -121,4 +121,27 @@ size_t agg_keys_mem_bytes(const agg_keys_t *k);
 /* A 64-bit hash (for HLL, keys and dedup), stable across runs and machines. */
 uint64_t agg_hash64(const void *p, size_t n, uint64_t seed);
 
+/* The state files of window.c and dedup.c share one frame (little-endian): a
+ * 4-byte magic, u32 version, nhdr u64 header words, the body, and last a u64
+ * agg_hash64 of everything before it. In the body a group key is
+ * (u64 tag, u64 length, bytes); the tag is the caller's (window start,
+ * expiry). */
+/* Appends magic, version and hdr[0..nhdr) to out. */
+ed_code_t agg_state_head(ed_buf_t *out, const char *magic, uint32_t version, const uint64_t *hdr,
+                         size_t nhdr);
+/* Appends group gid's key of k with tag. */
+ed_code_t agg_state_put_key(ed_buf_t *out, uint64_t tag, const agg_keys_t *k, uint32_t gid);
+/* Closes the frame that starts at out->data + base with its hash. */
+ed_code_t agg_state_seal(ed_buf_t *out, size_t base);
+/* Checks the frame of the len bytes at bytes (magic, version, hash), reads
+ * hdr[0..nhdr) and sets [*body, *end) to the body (borrowed from bytes).
+ * what ("window", "dedup") names the state in err. */
+ed_code_t agg_state_open(const void *bytes, size_t len, const char *what, const char *magic,
+                         uint32_t version, uint64_t *hdr, size_t nhdr, const uint8_t **body,
+                         const uint8_t **end, ed_err_t *err);
+/* Reads one key at *p (advanced past it); *key borrows from the body. False
+ * when it runs past end. */
+bool agg_state_get_key(const uint8_t **p, const uint8_t *end, uint64_t *tag, const uint8_t **key,
+                       uint64_t *len);
+
 #endif

@@ -295,48 +295,22 @@ void dd_get_stats(const dd_t *d, dd_stats_t *out) {
  * i64 expiresAt, u64 length, bytes; last a u64 hash of everything before. */
 ed_code_t dd_state_save(const dd_t *d, ed_buf_t *out, ed_err_t *err) {
   size_t base = out->len, n = agg_keys_count(d->keys);
-  uint8_t ver[4] = {DD_VERSION, 0, 0, 0};
-  ed_code_t rc = ed_buf_append(out, DD_MAGIC, 4);
+  uint64_t hdr[] = {d->fingerprint, (uint64_t)d->watermark, n};
+  ed_code_t rc = agg_state_head(out, DD_MAGIC, DD_VERSION, hdr, sizeof hdr / sizeof hdr[0]);
+  for (size_t g = 0; g < n && !rc; g++)
+    rc = agg_state_put_key(out, (uint64_t)d->expires[g], d->keys, (uint32_t)g);
   if (!rc)
-    rc = ed_buf_append(out, ver, 4);
-  if (!rc)
-    rc = ed_buf_put_u64le(out, d->fingerprint);
-  if (!rc)
-    rc = ed_buf_put_u64le(out, (uint64_t)d->watermark);
-  if (!rc)
-    rc = ed_buf_put_u64le(out, n);
-  for (size_t g = 0; g < n && !rc; g++) {
-    const uint8_t *key;
-    size_t klen;
-    agg_keys_raw(d->keys, (uint32_t)g, &key, &klen);
-    rc = ed_buf_put_u64le(out, (uint64_t)d->expires[g]);
-    if (!rc)
-      rc = ed_buf_put_u64le(out, klen);
-    if (!rc)
-      rc = ed_buf_append(out, key, klen);
-  }
-  if (!rc)
-    rc = ed_buf_put_u64le(out, agg_hash64(out->data + base, out->len - base, 7));
+    rc = agg_state_seal(out, base);
   return rc ? ed_err_set(err, rc, "dedup: out of memory saving %zu keys", n) : ED_OK;
 }
 
 ed_code_t dd_state_load(dd_t *d, const void *bytes, size_t len, ed_err_t *err) {
-  const uint8_t *p = bytes, *end = p + len;
-  if (len < 8 + 4 * 8 || memcmp(p, DD_MAGIC, 4) != 0)
-    return ed_err_set(err, ED_E_CORRUPT, "dedup state: %zu bytes: not a dedup state", len);
-  if (p[4] != DD_VERSION || p[5] || p[6] || p[7])
-    return ed_err_set(err, ED_E_UNSUPPORTED, "dedup state: version %u, expected %u", p[4],
-                      DD_VERSION);
-  const uint8_t *s = end - 8;
-  uint64_t sum = 0, fp = 0, wm = 0, n = 0;
-  ed_get_u64le(&s, end, &sum);
-  if (sum != agg_hash64(p, len - 8, 7))
-    return ed_err_set(err, ED_E_CORRUPT, "dedup state: checksum mismatch (truncated or damaged)");
-  end -= 8;
-  p += 8;
-  ed_get_u64le(&p, end, &fp);
-  ed_get_u64le(&p, end, &wm);
-  ed_get_u64le(&p, end, &n);
+  const uint8_t *p, *end;
+  uint64_t hdr[3];
+  ed_code_t rc = agg_state_open(bytes, len, "dedup", DD_MAGIC, DD_VERSION, hdr, 3, &p, &end, err);
+  if (rc)
+    return rc;
+  uint64_t fp = hdr[0], wm = hdr[1], n = hdr[2];
   if (fp != d->fingerprint)
     return ed_err_set(err, ED_E_CONFIG, "dedup state: saved by a different query (keys changed)");
   if (n > len)
@@ -345,7 +319,6 @@ ed_code_t dd_state_load(dd_t *d, const void *bytes, size_t len, ed_err_t *err) {
   const sm_type_t **kt = calloc(d->nkeys, sizeof *kt);
   agg_keys_t *keys = NULL;
   int64_t *exp = malloc((n ? n : 1) * sizeof *exp);
-  ed_code_t rc = ED_OK;
   if (!kt || !exp) {
     rc = ed_err_set(err, ED_E_NOMEM, "dedup state: out of memory");
     goto fail;
@@ -356,15 +329,15 @@ ed_code_t dd_state_load(dd_t *d, const void *bytes, size_t len, ed_err_t *err) {
     goto fail;
   for (uint64_t i = 0; i < n; i++) {
     uint64_t e, klen;
+    const uint8_t *key;
     uint32_t g;
-    if (!ed_get_u64le(&p, end, &e) || !ed_get_u64le(&p, end, &klen) || (uint64_t)(end - p) < klen) {
+    if (!agg_state_get_key(&p, end, &e, &key, &klen)) {
       rc = ed_err_set(err, ED_E_CORRUPT, "dedup state: key %llu truncated", (unsigned long long)i);
       goto fail;
     }
-    if ((rc = agg_keys_add_raw(keys, 0, p, klen, &g, err)))
+    if ((rc = agg_keys_add_raw(keys, 0, key, klen, &g, err)))
       goto fail;
     exp[g] = (int64_t)e;
-    p += klen;
   }
   if (p != end) {
     rc = ed_err_set(err, ED_E_CORRUPT, "dedup state: %zu bytes left over", (size_t)(end - p));

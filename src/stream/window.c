@@ -646,57 +646,32 @@ void win_get_stats(const win_t *w, win_stats_t *out) {
  * each aggregate's state (agg_save); last, u64 hash of everything before. */
 ed_code_t win_state_save(const win_t *w, ed_buf_t *out, ed_err_t *err) {
   size_t base = out->len;
-  ed_code_t rc = ed_buf_append(out, WIN_MAGIC, 4);
-  uint8_t ver[4] = {WIN_VERSION & 0xff, 0, 0, 0};
-  if (!rc)
-    rc = ed_buf_append(out, ver, 4);
   size_t n = agg_keys_count(w->keys);
   uint64_t hdr[] = {w->fingerprint,         (uint64_t)w->watermark,
                     w->st.total_input_rows, w->st.total_dropped_by_watermark,
                     w->st.total_emitted,    n};
-  for (size_t i = 0; i < sizeof hdr / sizeof hdr[0] && !rc; i++)
-    rc = ed_buf_put_u64le(out, hdr[i]);
+  ed_code_t rc = agg_state_head(out, WIN_MAGIC, WIN_VERSION, hdr, sizeof hdr / sizeof hdr[0]);
   for (size_t g = 0; g < n && !rc; g++) {
-    const uint8_t *key;
-    size_t klen;
-    agg_keys_raw(w->keys, (uint32_t)g, &key, &klen);
-    rc = ed_buf_put_u64le(out, (uint64_t)agg_keys_prefix(w->keys, (uint32_t)g));
-    if (!rc)
-      rc = ed_buf_put_u64le(out, klen);
-    if (!rc)
-      rc = ed_buf_append(out, key, klen);
+    rc = agg_state_put_key(out, (uint64_t)agg_keys_prefix(w->keys, (uint32_t)g), w->keys,
+                           (uint32_t)g);
     for (size_t a = 0; a < w->naggs && !rc; a++)
       rc = agg_save(w->aggs[a], (uint32_t)g, out);
   }
   if (!rc)
-    rc = ed_buf_put_u64le(out, agg_hash64(out->data + base, out->len - base, 7));
+    rc = agg_state_seal(out, base);
   if (rc)
     return ed_err_set(err, rc, "window: out of memory saving %zu state rows", n);
   return ED_OK;
 }
 
 ed_code_t win_state_load(win_t *w, const void *bytes, size_t len, ed_err_t *err) {
-  const uint8_t *p = bytes, *end = p + len;
-  if (len < 4 + 4 + 6 * 8 + 8 || memcmp(p, WIN_MAGIC, 4) != 0)
-    return ed_err_set(err, ED_E_CORRUPT, "window state: %zu bytes: not a window state", len);
-  uint32_t ver = p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
-  if (ver != WIN_VERSION)
-    return ed_err_set(err, ED_E_UNSUPPORTED, "window state: version %u, expected %u", ver,
-                      WIN_VERSION);
-  const uint8_t *sum_at = end - 8;
-  uint64_t sum = 0;
-  ed_get_u64le(&sum_at, end, &sum);
-  if (sum != agg_hash64(p, len - 8, 7))
-    return ed_err_set(err, ED_E_CORRUPT, "window state: checksum mismatch (truncated or damaged)");
-  end -= 8;
-  p += 8;
-  uint64_t fp = 0, wm = 0, tin = 0, tdrop = 0, temit = 0, n = 0;
-  ed_get_u64le(&p, end, &fp);
-  ed_get_u64le(&p, end, &wm);
-  ed_get_u64le(&p, end, &tin);
-  ed_get_u64le(&p, end, &tdrop);
-  ed_get_u64le(&p, end, &temit);
-  ed_get_u64le(&p, end, &n);
+  const uint8_t *p, *end;
+  uint64_t hdr[6];
+  ed_code_t rc =
+      agg_state_open(bytes, len, "window", WIN_MAGIC, WIN_VERSION, hdr, 6, &p, &end, err);
+  if (rc)
+    return rc;
+  uint64_t fp = hdr[0], wm = hdr[1], tin = hdr[2], tdrop = hdr[3], temit = hdr[4], n = hdr[5];
   if (fp != w->fingerprint)
     return ed_err_set(err, ED_E_CONFIG,
                       "window state: saved by a different query (window, keys or aggregates "
@@ -708,7 +683,6 @@ ed_code_t win_state_load(win_t *w, const void *bytes, size_t len, ed_err_t *err)
   agg_keys_t *keys = NULL;
   agg_t **aggs = calloc(w->naggs, sizeof *aggs);
   const sm_type_t **kt = calloc(w->nkeys ? w->nkeys : 1, sizeof *kt);
-  ed_code_t rc = ED_OK;
   if (!aggs || !kt) {
     rc = ed_err_set(err, ED_E_NOMEM, "window state: out of memory");
     goto fail;
@@ -723,15 +697,14 @@ ed_code_t win_state_load(win_t *w, const void *bytes, size_t len, ed_err_t *err)
   }
   for (uint64_t i = 0; i < n; i++) {
     uint64_t prefix, klen;
-    if (!ed_get_u64le(&p, end, &prefix) || !ed_get_u64le(&p, end, &klen) ||
-        (uint64_t)(end - p) < klen) {
+    const uint8_t *key;
+    if (!agg_state_get_key(&p, end, &prefix, &key, &klen)) {
       rc = ed_err_set(err, ED_E_CORRUPT, "window state: row %llu truncated", (unsigned long long)i);
       goto fail;
     }
     uint32_t g;
-    if ((rc = agg_keys_add_raw(keys, (int64_t)prefix, p, klen, &g, err)))
+    if ((rc = agg_keys_add_raw(keys, (int64_t)prefix, key, klen, &g, err)))
       goto fail;
-    p += klen;
     for (size_t a = 0; a < w->naggs; a++)
       if ((rc = agg_load(aggs[a], g, &p, end, err)))
         goto fail;
