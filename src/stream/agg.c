@@ -1636,6 +1636,40 @@ size_t agg_keys_mem_bytes(const agg_keys_t *k) {
   return sizeof *k + k->cap * (8 + 8 + 4 + 4) + k->acap + k->icap * 4 + k->scratch.cap;
 }
 
+/* ---------------------------------------------------------------- specs and batches in */
+
+ed_code_t agg_resolve_col(const sm_type_t *in, const char *who, const char *what, const char *name,
+                          int index, int *out, ed_err_t *err) {
+  if (index >= 0) {
+    if ((size_t)index >= in->nfields)
+      return ed_err_set(err, ED_E_CONFIG, "%s: %s column #%d: the input has %zu columns", who, what,
+                        index, in->nfields);
+    *out = index;
+    return ED_OK;
+  }
+  if (!name)
+    return ed_err_set(err, ED_E_CONFIG, "%s: %s column: no name given", who, what);
+  *out = sm_type_field_index(in, name);
+  if (*out < 0)
+    return ed_err_set(err, ED_E_CONFIG, "%s: %s column '%s': not in the input schema", who, what,
+                      name);
+  return ED_OK;
+}
+
+ed_code_t agg_check_batch(const sm_batch_t *b, const sm_type_t *in, const uint32_t *sel,
+                          size_t nsel, const char *what, ed_err_t *err) {
+  if (!b->schema || (b->schema != in && !sm_type_equal(b->schema, in)))
+    return ed_err_set(err, ED_E_SCHEMA,
+                      "%s: the batch's schema is not the query's input schema (%zu columns, "
+                      "expected %zu)",
+                      what, b->schema ? b->schema->nfields : 0, in->nfields);
+  for (size_t i = 0; sel && i < nsel; i++)
+    if (sel[i] >= b->nrows)
+      return ed_err_set(err, ED_E_INVALID, "%s: selected row %u of a batch of %zu rows", what,
+                        (unsigned)sel[i], b->nrows);
+  return ED_OK;
+}
+
 /* ---------------------------------------------------------------- state frame */
 
 ed_code_t agg_state_head(ed_buf_t *out, const char *magic, uint32_t version, const uint64_t *hdr,

@@ -121,6 +121,16 @@ size_t agg_keys_mem_bytes(const agg_keys_t *k);
 /* A 64-bit hash (for HLL, keys and dedup), stable across runs and machines. */
 uint64_t agg_hash64(const void *p, size_t n, uint64_t seed);
 
+/* The input column a spec names: index if >= 0, else name. who ("window",
+ * "dedup") and what ("key", "event-time") name it in err. */
+ed_code_t agg_resolve_col(const sm_type_t *in, const char *who, const char *what, const char *name,
+                          int index, int *out, ed_err_t *err);
+/* Checks what window.c and dedup.c take on update: b has schema in (borrowed)
+ * and each sel[i] (sel may be NULL) is one of its rows. what ("window",
+ * "dedup") names the caller in err. */
+ed_code_t agg_check_batch(const sm_batch_t *b, const sm_type_t *in, const uint32_t *sel,
+                          size_t nsel, const char *what, ed_err_t *err);
+
 /* The state files of window.c and dedup.c share one frame (little-endian): a
  * 4-byte magic, u32 version, nhdr u64 header words, the body, and last a u64
  * agg_hash64 of everything before it. In the body a group key is

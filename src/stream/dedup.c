@@ -36,21 +36,6 @@ struct dd {
   bool batch_open;
 };
 
-static ed_code_t resolve(const sm_type_t *in, const char *what, const char *name, int index,
-                         int *out, ed_err_t *err) {
-  if (index >= 0) {
-    if ((size_t)index >= in->nfields)
-      return ed_err_set(err, ED_E_CONFIG, "dedup: %s column #%d: the input has %zu columns", what,
-                        index, in->nfields);
-    *out = index;
-    return ED_OK;
-  }
-  if (!name || (*out = sm_type_field_index(in, name)) < 0)
-    return ed_err_set(err, ED_E_CONFIG, "dedup: %s column '%s': not in the input schema", what,
-                      name ? name : "");
-  return ED_OK;
-}
-
 ed_code_t dd_new(const dd_spec_t *sp, const sm_type_t *in, dd_t **out, ed_err_t *err) {
   *out = NULL;
   if (!in || in->kind != SM_STRUCT)
@@ -81,7 +66,8 @@ ed_code_t dd_new(const dd_spec_t *sp, const sm_type_t *in, dd_t **out, ed_err_t 
     rc = ed_err_set(err, ED_E_NOMEM, "dedup: out of memory");
     goto fail;
   }
-  if ((rc = resolve(in, "event-time", sp->time_col, sp->time_index, &d->tcol, err)))
+  if ((rc =
+           agg_resolve_col(in, "dedup", "event-time", sp->time_col, sp->time_index, &d->tcol, err)))
     goto fail;
   if (in->fields[d->tcol].type->kind != SM_TIMESTAMP) {
     rc = ed_err_set(err, ED_E_CONFIG, "dedup: event-time column '%s': expected TIMESTAMP, got %s",
@@ -91,8 +77,8 @@ ed_code_t dd_new(const dd_spec_t *sp, const sm_type_t *in, dd_t **out, ed_err_t 
   bool time_in_keys = false;
   uint64_t fp = agg_hash64(&d->mode, sizeof d->mode, 0);
   for (size_t i = 0; i < sp->nkeys; i++) {
-    if ((rc = resolve(in, "key", sp->keys ? sp->keys[i] : NULL,
-                      sp->key_index ? sp->key_index[i] : -1, &d->kcol[i], err)))
+    if ((rc = agg_resolve_col(in, "dedup", "key", sp->keys ? sp->keys[i] : NULL,
+                              sp->key_index ? sp->key_index[i] : -1, &d->kcol[i], err)))
       goto fail;
     time_in_keys |= d->kcol[i] == d->tcol;
     kt[i] = in->fields[d->kcol[i]].type;
@@ -164,15 +150,9 @@ ed_code_t dd_update(dd_t *d, const sm_batch_t *b, const uint32_t *sel, size_t ns
                     size_t *nkeep, ed_err_t *err) {
   batch_begin(d);
   *nkeep = 0;
-  if (!b->schema || (b->schema != d->in && !sm_type_equal(b->schema, d->in)))
-    return ed_err_set(err, ED_E_SCHEMA,
-                      "dedup: the batch's schema is not the query's input schema (%zu columns, "
-                      "expected %zu)",
-                      b->schema ? b->schema->nfields : 0, d->in->nfields);
-  for (size_t i = 0; sel && i < nsel; i++)
-    if (sel[i] >= b->nrows)
-      return ed_err_set(err, ED_E_INVALID, "dedup: selected row %u of a batch of %zu rows",
-                        (unsigned)sel[i], b->nrows);
+  ed_code_t rc = agg_check_batch(b, d->in, sel, nsel, "dedup", err);
+  if (rc)
+    return rc;
   size_t n = sel ? nsel : b->nrows;
   const sm_col_t *tc = &b->cols[d->tcol];
   const sm_col_t *kc[64], **kcols = kc;
@@ -186,7 +166,6 @@ ed_code_t dd_update(dd_t *d, const sm_batch_t *b, const uint32_t *sel, size_t ns
     limit = now > INT64_MAX - d->max_future ? INT64_MAX : now + d->max_future;
   }
   int64_t add = d->mode == DD_WITHIN_WATERMARK ? d->delay : 0;
-  ed_code_t rc = ED_OK;
   size_t k = 0;
   for (size_t i = 0; i < n; i++) {
     size_t r = sel ? sel[i] : i;

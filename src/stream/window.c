@@ -110,24 +110,6 @@ static ed_code_t add_field(sm_type_t *st, const char *name, sm_type_t *t, ed_err
   return rc;
 }
 
-static ed_code_t resolve(const sm_type_t *in, const char *what, const char *name, int index,
-                         int *out, ed_err_t *err) {
-  if (index >= 0) {
-    if ((size_t)index >= in->nfields)
-      return ed_err_set(err, ED_E_CONFIG, "window: %s column #%d: the input has %zu columns", what,
-                        index, in->nfields);
-    *out = index;
-    return ED_OK;
-  }
-  if (!name)
-    return ed_err_set(err, ED_E_CONFIG, "window: %s column: no name given", what);
-  *out = sm_type_field_index(in, name);
-  if (*out < 0)
-    return ed_err_set(err, ED_E_CONFIG, "window: %s column '%s': not in the input schema", what,
-                      name);
-  return ED_OK;
-}
-
 ed_code_t win_new(const win_spec_t *sp, const sm_type_t *in, win_t **out, ed_err_t *err) {
   *out = NULL;
   if (!in || in->kind != SM_STRUCT)
@@ -198,7 +180,7 @@ ed_code_t win_new(const win_spec_t *sp, const sm_type_t *in, win_t **out, ed_err
     rc = ed_err_set(err, ED_E_NOMEM, "window: out of memory");
     goto fail;
   }
-  rc = resolve(in, "event-time", sp->time_col, sp->time_index, &w->tcol, err);
+  rc = agg_resolve_col(in, "window", "event-time", sp->time_col, sp->time_index, &w->tcol, err);
   if (rc)
     goto fail;
   if (in->fields[w->tcol].type->kind != SM_TIMESTAMP) {
@@ -226,8 +208,8 @@ ed_code_t win_new(const win_spec_t *sp, const sm_type_t *in, win_t **out, ed_err
     goto fail;
   }
   for (size_t i = 0; i < sp->nkeys; i++) {
-    rc = resolve(in, "group key", sp->keys ? sp->keys[i] : NULL,
-                 sp->key_index ? sp->key_index[i] : -1, &w->kcol[i], err);
+    rc = agg_resolve_col(in, "window", "group key", sp->keys ? sp->keys[i] : NULL,
+                         sp->key_index ? sp->key_index[i] : -1, &w->kcol[i], err);
     if (rc)
       goto fail;
     const sm_field_t *f = &in->fields[w->kcol[i]];
@@ -246,7 +228,7 @@ ed_code_t win_new(const win_spec_t *sp, const sm_type_t *in, win_t **out, ed_err
     w->acol[i] = -1;
     const sm_type_t *t = NULL;
     if (as->kind != AGG_COUNT_STAR) {
-      rc = resolve(in, "aggregate", as->column, as->col_index, &w->acol[i], err);
+      rc = agg_resolve_col(in, "window", "aggregate", as->column, as->col_index, &w->acol[i], err);
       if (rc)
         goto fail;
       t = in->fields[w->acol[i]].type;
@@ -341,15 +323,9 @@ static ed_code_t ensure_groups(win_t *w, size_t n) {
 ed_code_t win_update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size_t nsel,
                      ed_err_t *err) {
   batch_begin(w);
-  if (!b->schema || (b->schema != w->in && !sm_type_equal(b->schema, w->in)))
-    return ed_err_set(err, ED_E_SCHEMA,
-                      "window: the batch's schema is not the query's input schema (%zu columns, "
-                      "expected %zu)",
-                      b->schema ? b->schema->nfields : 0, w->in->nfields);
-  for (size_t i = 0; sel && i < nsel; i++)
-    if (sel[i] >= b->nrows)
-      return ed_err_set(err, ED_E_INVALID, "window: selected row %u of a batch of %zu rows",
-                        (unsigned)sel[i], b->nrows);
+  ed_code_t rc = agg_check_batch(b, w->in, sel, nsel, "window", err);
+  if (rc)
+    return rc;
   size_t n = sel ? nsel : b->nrows;
   size_t need = n * (size_t)w->nwin;
   if (need > w->scap) {
@@ -375,7 +351,6 @@ ed_code_t win_update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size_t 
   bool drop = w->has_wm && w->mode != WIN_COMPLETE && w->watermark != INT64_MIN;
   int64_t wm = w->watermark;
   size_t m = 0;
-  ed_code_t rc = ED_OK;
   int64_t cache_start = INT64_MAX;
   int64_t bmin = w->bmin, bmax = w->bmax;
   double bsum = w->bsum;
