@@ -6,8 +6,10 @@
  * loop over a column; every state can be merged into another and saved to
  * bytes and back. (2) agg_keys_t, a hash table from (an int64 prefix such as
  * a window start, the encoded group key) to a dense group id; null is a key
- * like any other, as in Spark's GROUP BY. Reads column batches (batch.h),
- * never decodes events. Not thread-safe; called by window.c and dedup.c. */
+ * like any other, as in Spark's GROUP BY. (3) What window.c and dedup.c
+ * would otherwise each write: the state-file frame, spec column lookup and the
+ * input-batch check. Reads column batches (batch.h), never decodes events.
+ * Not thread-safe; called by window.c and dedup.c. */
 #ifndef ED_STREAM_AGG_H
 #define ED_STREAM_AGG_H
 
