@@ -300,6 +300,29 @@ ed_code_t agg_spec_parse(const char *text, agg_spec_t *out, ed_err_t *err) {
 
 /* ---------------------------------------------------------------- distinct sets */
 
+/* Appends n bytes to an arena that grows geometrically from first bytes;
+ * *off is where they start. Offsets are 32-bit, so an arena stops at 4 GiB. */
+static ed_code_t arena_put(char **arena, size_t *alen, size_t *acap, size_t first, const void *p,
+                           size_t n, uint32_t *off) {
+  if (*alen + n > UINT32_MAX)
+    return ED_E_TOO_LARGE;
+  if (*alen + n > *acap) {
+    size_t nc = *acap ? *acap * 2 : first;
+    while (nc < *alen + n)
+      nc *= 2;
+    char *a = realloc(*arena, nc);
+    if (!a)
+      return ED_E_NOMEM;
+    *arena = a;
+    *acap = nc;
+  }
+  if (n)
+    memcpy(*arena + *alen, p, n);
+  *off = (uint32_t)*alen;
+  *alen += n;
+  return ED_OK;
+}
+
 /* An open-addressing set of byte strings; values live in an arena. */
 typedef struct dset {
   uint64_t *hash; /* 0 = empty slot (hashes are forced non-zero) */
@@ -365,24 +388,11 @@ static ed_code_t dset_add(dset_t *s, const void *p, size_t n, uint64_t h) {
       return ED_OK;
     j = (j + 1) & (s->cap - 1);
   }
-  if (s->alen + n > UINT32_MAX)
-    return ED_E_TOO_LARGE;
-  if (s->alen + n > s->acap) {
-    size_t nc = s->acap ? s->acap * 2 : 64;
-    while (nc < s->alen + n)
-      nc *= 2;
-    char *a = realloc(s->arena, nc);
-    if (!a)
-      return ED_E_NOMEM;
-    s->arena = a;
-    s->acap = nc;
-  }
-  if (n)
-    memcpy(s->arena + s->alen, p, n);
+  ed_code_t rc = arena_put(&s->arena, &s->alen, &s->acap, 64, p, n, &s->off[j]);
+  if (rc)
+    return rc;
   s->hash[j] = h;
-  s->off[j] = (uint32_t)s->alen;
   s->len[j] = (uint32_t)n;
-  s->alen += n;
   s->n++;
   return ED_OK;
 }
@@ -1422,26 +1432,13 @@ static ed_code_t add_group(agg_keys_t *k, int64_t prefix, const void *key, size_
       return ED_E_NOMEM;
     k->cap = nc;
   }
-  if (k->alen + len > UINT32_MAX)
-    return ED_E_TOO_LARGE;
-  if (k->alen + len > k->acap) {
-    size_t nc = k->acap ? k->acap * 2 : 256;
-    while (nc < k->alen + len)
-      nc *= 2;
-    char *a = realloc(k->arena, nc);
-    if (!a)
-      return ED_E_NOMEM;
-    k->arena = a;
-    k->acap = nc;
-  }
-  if (len)
-    memcpy(k->arena + k->alen, key, len);
+  ed_code_t rc = arena_put(&k->arena, &k->alen, &k->acap, 256, key, len, &k->koff[k->n]);
+  if (rc)
+    return rc;
   uint32_t g = (uint32_t)k->n++;
   k->prefix[g] = prefix;
   k->hash[g] = h;
-  k->koff[g] = (uint32_t)k->alen;
   k->klen[g] = (uint32_t)len;
-  k->alen += len;
   size_t j = h & (k->icap - 1);
   while (k->index[j])
     j = (j + 1) & (k->icap - 1);
@@ -1637,4 +1634,100 @@ ed_code_t agg_keys_compact(agg_keys_t *k, const uint8_t *keep, uint32_t *remap) 
 
 size_t agg_keys_mem_bytes(const agg_keys_t *k) {
   return sizeof *k + k->cap * (8 + 8 + 4 + 4) + k->acap + k->icap * 4 + k->scratch.cap;
+}
+
+/* ---------------------------------------------------------------- specs and batches in */
+
+ed_code_t agg_resolve_col(const sm_type_t *in, const char *who, const char *what, const char *name,
+                          int index, int *out, ed_err_t *err) {
+  if (index >= 0) {
+    if ((size_t)index >= in->nfields)
+      return ed_err_set(err, ED_E_CONFIG, "%s: %s column #%d: the input has %zu columns", who, what,
+                        index, in->nfields);
+    *out = index;
+    return ED_OK;
+  }
+  if (!name)
+    return ed_err_set(err, ED_E_CONFIG, "%s: %s column: no name given", who, what);
+  *out = sm_type_field_index(in, name);
+  if (*out < 0)
+    return ed_err_set(err, ED_E_CONFIG, "%s: %s column '%s': not in the input schema", who, what,
+                      name);
+  return ED_OK;
+}
+
+ed_code_t agg_check_batch(const sm_batch_t *b, const sm_type_t *in, const uint32_t *sel,
+                          size_t nsel, const char *what, ed_err_t *err) {
+  if (!b->schema || (b->schema != in && !sm_type_equal(b->schema, in)))
+    return ed_err_set(err, ED_E_SCHEMA,
+                      "%s: the batch's schema is not the query's input schema (%zu columns, "
+                      "expected %zu)",
+                      what, b->schema ? b->schema->nfields : 0, in->nfields);
+  for (size_t i = 0; sel && i < nsel; i++)
+    if (sel[i] >= b->nrows)
+      return ed_err_set(err, ED_E_INVALID, "%s: selected row %u of a batch of %zu rows", what,
+                        (unsigned)sel[i], b->nrows);
+  return ED_OK;
+}
+
+/* ---------------------------------------------------------------- state frame */
+
+ed_code_t agg_state_head(ed_buf_t *out, const char *magic, uint32_t version, const uint64_t *hdr,
+                         size_t nhdr) {
+  uint8_t ver[4] = {(uint8_t)version, (uint8_t)(version >> 8), (uint8_t)(version >> 16),
+                    (uint8_t)(version >> 24)};
+  ed_code_t rc = ed_buf_append(out, magic, 4);
+  if (!rc)
+    rc = ed_buf_append(out, ver, 4);
+  for (size_t i = 0; i < nhdr && !rc; i++)
+    rc = ed_buf_put_u64le(out, hdr[i]);
+  return rc;
+}
+
+ed_code_t agg_state_put_key(ed_buf_t *out, uint64_t tag, const agg_keys_t *k, uint32_t gid) {
+  const uint8_t *key;
+  size_t len;
+  agg_keys_raw(k, gid, &key, &len);
+  ed_code_t rc = ed_buf_put_u64le(out, tag);
+  if (!rc)
+    rc = ed_buf_put_u64le(out, len);
+  return rc ? rc : ed_buf_append(out, key, len);
+}
+
+ed_code_t agg_state_seal(ed_buf_t *out, size_t base) {
+  return ed_buf_put_u64le(out, agg_hash64(out->data + base, out->len - base, 7));
+}
+
+ed_code_t agg_state_open(const void *bytes, size_t len, const char *what, const char *magic,
+                         uint32_t version, uint64_t *hdr, size_t nhdr, const uint8_t **body,
+                         const uint8_t **end, ed_err_t *err) {
+  const uint8_t *p = bytes, *e = p + len;
+  if (len < 4 + 4 + nhdr * 8 + 8 || memcmp(p, magic, 4) != 0)
+    return ed_err_set(err, ED_E_CORRUPT, "%s state: %zu bytes: not a %s state", what, len, what);
+  uint32_t ver = p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
+  if (ver != version)
+    return ed_err_set(err, ED_E_UNSUPPORTED, "%s state: version %u, expected %u", what, ver,
+                      version);
+  const uint8_t *sum_at = e - 8;
+  uint64_t sum = 0;
+  ed_get_u64le(&sum_at, e, &sum);
+  if (sum != agg_hash64(p, len - 8, 7))
+    return ed_err_set(err, ED_E_CORRUPT, "%s state: checksum mismatch (truncated or damaged)",
+                      what);
+  e -= 8;
+  p += 8;
+  for (size_t i = 0; i < nhdr; i++)
+    ed_get_u64le(&p, e, &hdr[i]); /* the length check above leaves room */
+  *body = p;
+  *end = e;
+  return ED_OK;
+}
+
+bool agg_state_get_key(const uint8_t **p, const uint8_t *end, uint64_t *tag, const uint8_t **key,
+                       uint64_t *len) {
+  if (!ed_get_u64le(p, end, tag) || !ed_get_u64le(p, end, len) || (uint64_t)(end - *p) < *len)
+    return false;
+  *key = *p;
+  *p += *len;
+  return true;
 }

@@ -6,8 +6,10 @@
  * loop over a column; every state can be merged into another and saved to
  * bytes and back. (2) agg_keys_t, a hash table from (an int64 prefix such as
  * a window start, the encoded group key) to a dense group id; null is a key
- * like any other, as in Spark's GROUP BY. Reads column batches (batch.h),
- * never decodes events. Not thread-safe; called by window.c and dedup.c. */
+ * like any other, as in Spark's GROUP BY. (3) What window.c and dedup.c
+ * would otherwise each write: the state-file frame, spec column lookup and the
+ * input-batch check. Reads column batches (batch.h), never decodes events.
+ * Not thread-safe; called by window.c and dedup.c. */
 #ifndef ED_STREAM_AGG_H
 #define ED_STREAM_AGG_H
 
@@ -120,5 +122,38 @@ size_t agg_keys_mem_bytes(const agg_keys_t *k);
 
 /* A 64-bit hash (for HLL, keys and dedup), stable across runs and machines. */
 uint64_t agg_hash64(const void *p, size_t n, uint64_t seed);
+
+/* The input column a spec names: index if >= 0, else name. who ("window",
+ * "dedup") and what ("key", "event-time") name it in err. */
+ed_code_t agg_resolve_col(const sm_type_t *in, const char *who, const char *what, const char *name,
+                          int index, int *out, ed_err_t *err);
+/* Checks what window.c and dedup.c take on update: b has schema in (borrowed)
+ * and each sel[i] (sel may be NULL) is one of its rows. what ("window",
+ * "dedup") names the caller in err. */
+ed_code_t agg_check_batch(const sm_batch_t *b, const sm_type_t *in, const uint32_t *sel,
+                          size_t nsel, const char *what, ed_err_t *err);
+
+/* The state files of window.c and dedup.c share one frame (little-endian): a
+ * 4-byte magic, u32 version, nhdr u64 header words, the body, and last a u64
+ * agg_hash64 of everything before it. In the body a group key is
+ * (u64 tag, u64 length, bytes); the tag is the caller's (window start,
+ * expiry). */
+/* Appends magic, version and hdr[0..nhdr) to out. */
+ed_code_t agg_state_head(ed_buf_t *out, const char *magic, uint32_t version, const uint64_t *hdr,
+                         size_t nhdr);
+/* Appends group gid's key of k with tag. */
+ed_code_t agg_state_put_key(ed_buf_t *out, uint64_t tag, const agg_keys_t *k, uint32_t gid);
+/* Closes the frame that starts at out->data + base with its hash. */
+ed_code_t agg_state_seal(ed_buf_t *out, size_t base);
+/* Checks the frame of the len bytes at bytes (magic, version, hash), reads
+ * hdr[0..nhdr) and sets [*body, *end) to the body (borrowed from bytes).
+ * what ("window", "dedup") names the state in err. */
+ed_code_t agg_state_open(const void *bytes, size_t len, const char *what, const char *magic,
+                         uint32_t version, uint64_t *hdr, size_t nhdr, const uint8_t **body,
+                         const uint8_t **end, ed_err_t *err);
+/* Reads one key at *p (advanced past it); *key borrows from the body. False
+ * when it runs past end. */
+bool agg_state_get_key(const uint8_t **p, const uint8_t *end, uint64_t *tag, const uint8_t **key,
+                       uint64_t *len);
 
 #endif

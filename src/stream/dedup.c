@@ -36,21 +36,6 @@ struct dd {
   bool batch_open;
 };
 
-static ed_code_t resolve(const sm_type_t *in, const char *what, const char *name, int index,
-                         int *out, ed_err_t *err) {
-  if (index >= 0) {
-    if ((size_t)index >= in->nfields)
-      return ed_err_set(err, ED_E_CONFIG, "dedup: %s column #%d: the input has %zu columns", what,
-                        index, in->nfields);
-    *out = index;
-    return ED_OK;
-  }
-  if (!name || (*out = sm_type_field_index(in, name)) < 0)
-    return ed_err_set(err, ED_E_CONFIG, "dedup: %s column '%s': not in the input schema", what,
-                      name ? name : "");
-  return ED_OK;
-}
-
 ed_code_t dd_new(const dd_spec_t *sp, const sm_type_t *in, dd_t **out, ed_err_t *err) {
   *out = NULL;
   if (!in || in->kind != SM_STRUCT)
@@ -81,7 +66,8 @@ ed_code_t dd_new(const dd_spec_t *sp, const sm_type_t *in, dd_t **out, ed_err_t 
     rc = ed_err_set(err, ED_E_NOMEM, "dedup: out of memory");
     goto fail;
   }
-  if ((rc = resolve(in, "event-time", sp->time_col, sp->time_index, &d->tcol, err)))
+  if ((rc =
+           agg_resolve_col(in, "dedup", "event-time", sp->time_col, sp->time_index, &d->tcol, err)))
     goto fail;
   if (in->fields[d->tcol].type->kind != SM_TIMESTAMP) {
     rc = ed_err_set(err, ED_E_CONFIG, "dedup: event-time column '%s': expected TIMESTAMP, got %s",
@@ -91,8 +77,8 @@ ed_code_t dd_new(const dd_spec_t *sp, const sm_type_t *in, dd_t **out, ed_err_t 
   bool time_in_keys = false;
   uint64_t fp = agg_hash64(&d->mode, sizeof d->mode, 0);
   for (size_t i = 0; i < sp->nkeys; i++) {
-    if ((rc = resolve(in, "key", sp->keys ? sp->keys[i] : NULL,
-                      sp->key_index ? sp->key_index[i] : -1, &d->kcol[i], err)))
+    if ((rc = agg_resolve_col(in, "dedup", "key", sp->keys ? sp->keys[i] : NULL,
+                              sp->key_index ? sp->key_index[i] : -1, &d->kcol[i], err)))
       goto fail;
     time_in_keys |= d->kcol[i] == d->tcol;
     kt[i] = in->fields[d->kcol[i]].type;
@@ -164,15 +150,9 @@ ed_code_t dd_update(dd_t *d, const sm_batch_t *b, const uint32_t *sel, size_t ns
                     size_t *nkeep, ed_err_t *err) {
   batch_begin(d);
   *nkeep = 0;
-  if (!b->schema || (b->schema != d->in && !sm_type_equal(b->schema, d->in)))
-    return ed_err_set(err, ED_E_SCHEMA,
-                      "dedup: the batch's schema is not the query's input schema (%zu columns, "
-                      "expected %zu)",
-                      b->schema ? b->schema->nfields : 0, d->in->nfields);
-  for (size_t i = 0; sel && i < nsel; i++)
-    if (sel[i] >= b->nrows)
-      return ed_err_set(err, ED_E_INVALID, "dedup: selected row %u of a batch of %zu rows",
-                        (unsigned)sel[i], b->nrows);
+  ed_code_t rc = agg_check_batch(b, d->in, sel, nsel, "dedup", err);
+  if (rc)
+    return rc;
   size_t n = sel ? nsel : b->nrows;
   const sm_col_t *tc = &b->cols[d->tcol];
   const sm_col_t *kc[64], **kcols = kc;
@@ -186,7 +166,6 @@ ed_code_t dd_update(dd_t *d, const sm_batch_t *b, const uint32_t *sel, size_t ns
     limit = now > INT64_MAX - d->max_future ? INT64_MAX : now + d->max_future;
   }
   int64_t add = d->mode == DD_WITHIN_WATERMARK ? d->delay : 0;
-  ed_code_t rc = ED_OK;
   size_t k = 0;
   for (size_t i = 0; i < n; i++) {
     size_t r = sel ? sel[i] : i;
@@ -295,48 +274,22 @@ void dd_get_stats(const dd_t *d, dd_stats_t *out) {
  * i64 expiresAt, u64 length, bytes; last a u64 hash of everything before. */
 ed_code_t dd_state_save(const dd_t *d, ed_buf_t *out, ed_err_t *err) {
   size_t base = out->len, n = agg_keys_count(d->keys);
-  uint8_t ver[4] = {DD_VERSION, 0, 0, 0};
-  ed_code_t rc = ed_buf_append(out, DD_MAGIC, 4);
+  uint64_t hdr[] = {d->fingerprint, (uint64_t)d->watermark, n};
+  ed_code_t rc = agg_state_head(out, DD_MAGIC, DD_VERSION, hdr, sizeof hdr / sizeof hdr[0]);
+  for (size_t g = 0; g < n && !rc; g++)
+    rc = agg_state_put_key(out, (uint64_t)d->expires[g], d->keys, (uint32_t)g);
   if (!rc)
-    rc = ed_buf_append(out, ver, 4);
-  if (!rc)
-    rc = ed_buf_put_u64le(out, d->fingerprint);
-  if (!rc)
-    rc = ed_buf_put_u64le(out, (uint64_t)d->watermark);
-  if (!rc)
-    rc = ed_buf_put_u64le(out, n);
-  for (size_t g = 0; g < n && !rc; g++) {
-    const uint8_t *key;
-    size_t klen;
-    agg_keys_raw(d->keys, (uint32_t)g, &key, &klen);
-    rc = ed_buf_put_u64le(out, (uint64_t)d->expires[g]);
-    if (!rc)
-      rc = ed_buf_put_u64le(out, klen);
-    if (!rc)
-      rc = ed_buf_append(out, key, klen);
-  }
-  if (!rc)
-    rc = ed_buf_put_u64le(out, agg_hash64(out->data + base, out->len - base, 7));
+    rc = agg_state_seal(out, base);
   return rc ? ed_err_set(err, rc, "dedup: out of memory saving %zu keys", n) : ED_OK;
 }
 
 ed_code_t dd_state_load(dd_t *d, const void *bytes, size_t len, ed_err_t *err) {
-  const uint8_t *p = bytes, *end = p + len;
-  if (len < 8 + 4 * 8 || memcmp(p, DD_MAGIC, 4) != 0)
-    return ed_err_set(err, ED_E_CORRUPT, "dedup state: %zu bytes: not a dedup state", len);
-  if (p[4] != DD_VERSION || p[5] || p[6] || p[7])
-    return ed_err_set(err, ED_E_UNSUPPORTED, "dedup state: version %u, expected %u", p[4],
-                      DD_VERSION);
-  const uint8_t *s = end - 8;
-  uint64_t sum = 0, fp = 0, wm = 0, n = 0;
-  ed_get_u64le(&s, end, &sum);
-  if (sum != agg_hash64(p, len - 8, 7))
-    return ed_err_set(err, ED_E_CORRUPT, "dedup state: checksum mismatch (truncated or damaged)");
-  end -= 8;
-  p += 8;
-  ed_get_u64le(&p, end, &fp);
-  ed_get_u64le(&p, end, &wm);
-  ed_get_u64le(&p, end, &n);
+  const uint8_t *p, *end;
+  uint64_t hdr[3];
+  ed_code_t rc = agg_state_open(bytes, len, "dedup", DD_MAGIC, DD_VERSION, hdr, 3, &p, &end, err);
+  if (rc)
+    return rc;
+  uint64_t fp = hdr[0], wm = hdr[1], n = hdr[2];
   if (fp != d->fingerprint)
     return ed_err_set(err, ED_E_CONFIG, "dedup state: saved by a different query (keys changed)");
   if (n > len)
@@ -345,7 +298,6 @@ ed_code_t dd_state_load(dd_t *d, const void *bytes, size_t len, ed_err_t *err) {
   const sm_type_t **kt = calloc(d->nkeys, sizeof *kt);
   agg_keys_t *keys = NULL;
   int64_t *exp = malloc((n ? n : 1) * sizeof *exp);
-  ed_code_t rc = ED_OK;
   if (!kt || !exp) {
     rc = ed_err_set(err, ED_E_NOMEM, "dedup state: out of memory");
     goto fail;
@@ -356,15 +308,15 @@ ed_code_t dd_state_load(dd_t *d, const void *bytes, size_t len, ed_err_t *err) {
     goto fail;
   for (uint64_t i = 0; i < n; i++) {
     uint64_t e, klen;
+    const uint8_t *key;
     uint32_t g;
-    if (!ed_get_u64le(&p, end, &e) || !ed_get_u64le(&p, end, &klen) || (uint64_t)(end - p) < klen) {
+    if (!agg_state_get_key(&p, end, &e, &key, &klen)) {
       rc = ed_err_set(err, ED_E_CORRUPT, "dedup state: key %llu truncated", (unsigned long long)i);
       goto fail;
     }
-    if ((rc = agg_keys_add_raw(keys, 0, p, klen, &g, err)))
+    if ((rc = agg_keys_add_raw(keys, 0, key, klen, &g, err)))
       goto fail;
     exp[g] = (int64_t)e;
-    p += klen;
   }
   if (p != end) {
     rc = ed_err_set(err, ED_E_CORRUPT, "dedup state: %zu bytes left over", (size_t)(end - p));

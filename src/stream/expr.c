@@ -111,16 +111,18 @@ typedef struct {
   unsigned depth;
 } lex_t;
 
-static ed_code_t perr(lex_t *l, size_t pos, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static ed_code_t perr(lex_t *l, size_t pos, const char *fmt, ...) {
+/* Parse and bind errors name the 1-based offset in the expression text. */
+static ed_code_t pos_err(ed_err_t *err, ed_code_t code, size_t pos, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static ed_code_t pos_err(ed_err_t *err, ed_code_t code, size_t pos, const char *fmt, ...) {
   char m[256];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(m, sizeof m, fmt, ap);
   va_end(ap);
-  return ed_err_set(l->err, ED_E_PARSE, "expr: at %zu: %s", pos + 1, m);
+  return ed_err_set(err, code, "expr: at %zu: %s", pos + 1, m);
 }
+#define perr(l, pos, ...) pos_err((l)->err, ED_E_PARSE, (pos), __VA_ARGS__)
 
 static ed_code_t lex_next(lex_t *l) {
   while (l->i < l->n && isspace((unsigned char)l->s[l->i]))
@@ -593,23 +595,30 @@ static ed_code_t p_primary(lex_t *l, node_t **out) {
   return perr(l, pos, "expected a value, got '%.*s'", (int)l->tlen, l->s + l->tpos);
 }
 
-static ed_code_t p_unary(lex_t *l, node_t **out) {
-  if (is_op(l, "-")) {
-    size_t pos = l->tpos;
-    node_t *a = NULL;
-    ed_code_t rc = lex_next(l);
-    if (rc || (rc = p_unary(l, &a))) {
-      node_free(a);
-      return rc;
-    }
-    node_t *n = mk(N_NEG, pos);
-    if (!n) {
-      node_free(a);
-      return ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
-    }
-    *out = n;
-    return add_kid(l, n, a);
+typedef ed_code_t (*pfn_t)(lex_t *, node_t **);
+
+/* At a prefix operator (the current token): its operand by operand(), under
+ * a new op node in *out. */
+static ed_code_t prefix(lex_t *l, nop_t op, pfn_t operand, node_t **out) {
+  size_t pos = l->tpos;
+  node_t *a = NULL;
+  ed_code_t rc = lex_next(l);
+  if (rc || (rc = operand(l, &a))) {
+    node_free(a);
+    return rc;
   }
+  node_t *n = mk(op, pos);
+  if (!n) {
+    node_free(a);
+    return ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
+  }
+  *out = n;
+  return add_kid(l, n, a);
+}
+
+static ed_code_t p_unary(lex_t *l, node_t **out) {
+  if (is_op(l, "-"))
+    return prefix(l, N_NEG, p_unary, out);
   if (is_op(l, "+")) {
     ed_code_t rc = lex_next(l);
     return rc ? rc : p_unary(l, out);
@@ -629,19 +638,24 @@ static ed_code_t binary(lex_t *l, node_t **lhs, nop_t op, int sub, size_t pos, n
   return rc ? rc : add_kid(l, n, rhs);
 }
 
-typedef ed_code_t (*pfn_t)(lex_t *, node_t **);
+/* At an infix operator (the current token): its right operand by operand(),
+ * and *lhs becomes the op node over both. */
+static ed_code_t infix(lex_t *l, node_t **lhs, nop_t op, int sub, pfn_t operand) {
+  size_t pos = l->tpos;
+  node_t *r = NULL;
+  ed_code_t rc;
+  if ((rc = lex_next(l)) || (rc = operand(l, &r))) {
+    node_free(r);
+    return rc;
+  }
+  return binary(l, lhs, op, sub, pos, r);
+}
 
 static ed_code_t p_mul(lex_t *l, node_t **out) {
   ed_code_t rc = p_unary(l, out);
   while (!rc && (is_op(l, "*") || is_op(l, "/") || is_op(l, "%"))) {
     int sub = is_op(l, "*") ? A_MUL : is_op(l, "/") ? A_DIV : A_MOD;
-    size_t pos = l->tpos;
-    node_t *r = NULL;
-    if ((rc = lex_next(l)) || (rc = p_unary(l, &r))) {
-      node_free(r);
-      break;
-    }
-    rc = binary(l, out, N_ARITH, sub, pos, r);
+    rc = infix(l, out, N_ARITH, sub, p_unary);
   }
   return rc;
 }
@@ -650,13 +664,7 @@ static ed_code_t p_add(lex_t *l, node_t **out) {
   ed_code_t rc = p_mul(l, out);
   while (!rc && (is_op(l, "+") || is_op(l, "-"))) {
     int sub = is_op(l, "+") ? A_ADD : A_SUB;
-    size_t pos = l->tpos;
-    node_t *r = NULL;
-    if ((rc = lex_next(l)) || (rc = p_mul(l, &r))) {
-      node_free(r);
-      break;
-    }
-    rc = binary(l, out, N_ARITH, sub, pos, r);
+    rc = infix(l, out, N_ARITH, sub, p_mul);
   }
   return rc;
 }
@@ -672,13 +680,7 @@ static ed_code_t p_cmp(lex_t *l, node_t **out) {
               {"<", C_LT}, {"<=", C_LE}, {">", C_GT},  {">=", C_GE}};
   for (size_t i = 0; i < sizeof cmps / sizeof cmps[0]; i++)
     if (is_op(l, cmps[i].op)) {
-      size_t pos = l->tpos;
-      node_t *r = NULL;
-      if ((rc = lex_next(l)) || (rc = p_add(l, &r))) {
-        node_free(r);
-        return rc;
-      }
-      return binary(l, out, N_CMP, cmps[i].sub, pos, r);
+      return infix(l, out, N_CMP, cmps[i].sub, p_add);
     }
   if (is_kw(l, "IS")) {
     size_t pos = l->tpos;
@@ -700,35 +702,15 @@ static ed_code_t p_cmp(lex_t *l, node_t **out) {
 }
 
 static ed_code_t p_not(lex_t *l, node_t **out) {
-  if (is_kw(l, "NOT") || is_op(l, "!")) {
-    size_t pos = l->tpos;
-    node_t *a = NULL;
-    ed_code_t rc = lex_next(l);
-    if (rc || (rc = p_not(l, &a))) {
-      node_free(a);
-      return rc;
-    }
-    node_t *n = mk(N_NOT, pos);
-    if (!n) {
-      node_free(a);
-      return ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
-    }
-    *out = n;
-    return add_kid(l, n, a);
-  }
+  if (is_kw(l, "NOT") || is_op(l, "!"))
+    return prefix(l, N_NOT, p_not, out);
   return p_cmp(l, out);
 }
 
 static ed_code_t p_and(lex_t *l, node_t **out) {
   ed_code_t rc = p_not(l, out);
   while (!rc && is_kw(l, "AND")) {
-    size_t pos = l->tpos;
-    node_t *r = NULL;
-    if ((rc = lex_next(l)) || (rc = p_not(l, &r))) {
-      node_free(r);
-      break;
-    }
-    rc = binary(l, out, N_AND, 0, pos, r);
+    rc = infix(l, out, N_AND, 0, p_not);
   }
   return rc;
 }
@@ -739,13 +721,7 @@ static ed_code_t p_expr(lex_t *l, node_t **out) {
     return perr(l, l->tpos, "nested deeper than 200");
   ed_code_t rc = p_and(l, out);
   while (!rc && is_kw(l, "OR")) {
-    size_t pos = l->tpos;
-    node_t *r = NULL;
-    if ((rc = lex_next(l)) || (rc = p_and(l, &r))) {
-      node_free(r);
-      break;
-    }
-    rc = binary(l, out, N_OR, 0, pos, r);
+    rc = infix(l, out, N_OR, 0, p_and);
   }
   l->depth--;
   return rc;
@@ -791,16 +767,7 @@ typedef struct {
   ed_err_t *err;
 } bind_t;
 
-static ed_code_t berr(bind_t *b, size_t pos, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static ed_code_t berr(bind_t *b, size_t pos, const char *fmt, ...) {
-  char m[256];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(m, sizeof m, fmt, ap);
-  va_end(ap);
-  return ed_err_set(b->err, ED_E_SCHEMA, "expr: at %zu: %s", pos + 1, m);
-}
+#define berr(b, pos, ...) pos_err((b)->err, ED_E_SCHEMA, (pos), __VA_ARGS__)
 
 static int num_rank(sm_kind_t k) {
   return k == SM_INT ? 1 : k == SM_BIGINT ? 2 : k == SM_FLOAT ? 3 : k == SM_DOUBLE ? 4 : 0;
@@ -1258,13 +1225,8 @@ static int64_t sat_i64(double d) {
   return (int64_t)d;
 }
 static int32_t sat_i32(double d) {
-  if (isnan(d))
-    return 0;
-  if (d >= 2147483647.0)
-    return INT32_MAX;
-  if (d <= -2147483648.0)
-    return INT32_MIN;
-  return (int32_t)d;
+  int64_t v = sat_i64(d); /* truncation toward zero commutes with the clamp */
+  return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
 }
 
 static double num_at(const sm_col_t *c, size_t i) {
@@ -1521,6 +1483,25 @@ static ed_code_t out_begin(node_t *n, size_t rows) {
 
 #define IX(kid, i) ((kid)->scalar ? 0 : (i))
 
+/* One row of INT or BIGINT arithmetic on field f (signed S, unsigned U): it
+ * wraps on overflow like Spark's non-ANSI mode, computed unsigned so that C
+ * has no UB; x % 0 is NULL and x % -1 is 0 (INT_MIN % -1 traps in C). */
+#define WRAP_ARITH(f, S, U)                                                                        \
+  do {                                                                                             \
+    U x = (U)a->v.f[ia], y = (U)c->v.f[ic], r = 0;                                                 \
+    if (op == A_ADD)                                                                               \
+      r = x + y;                                                                                   \
+    else if (op == A_SUB)                                                                          \
+      r = x - y;                                                                                   \
+    else if (op == A_MUL)                                                                          \
+      r = x * y;                                                                                   \
+    else if (y == 0)                                                                               \
+      ok = 0;                                                                                      \
+    else                                                                                           \
+      r = (S)y == -1 ? 0 : (U)((S)x % (S)y);                                                       \
+    o->v.f[i] = (S)r;                                                                              \
+  } while (0)
+
 static ed_code_t eval_arith(node_t *n, size_t rows) {
   const sm_col_t *a = n->kids[0]->res, *c = n->kids[1]->res;
   node_t *ka = n->kids[0], *kc = n->kids[1];
@@ -1530,36 +1511,12 @@ static ed_code_t eval_arith(node_t *n, size_t rows) {
     size_t ia = IX(ka, i), ic = IX(kc, i);
     uint8_t ok = a->valid[ia] & c->valid[ic];
     switch (n->type->kind) {
-    case SM_INT: {
-      uint32_t x = (uint32_t)a->v.i32[ia], y = (uint32_t)c->v.i32[ic], r = 0;
-      if (op == A_ADD)
-        r = x + y;
-      else if (op == A_SUB)
-        r = x - y;
-      else if (op == A_MUL)
-        r = x * y;
-      else if (y == 0)
-        ok = 0;
-      else
-        r = (int32_t)y == -1 ? 0 : (uint32_t)((int32_t)x % (int32_t)y);
-      o->v.i32[i] = (int32_t)r;
+    case SM_INT:
+      WRAP_ARITH(i32, int32_t, uint32_t);
       break;
-    }
-    case SM_BIGINT: {
-      uint64_t x = (uint64_t)a->v.i64[ia], y = (uint64_t)c->v.i64[ic], r = 0;
-      if (op == A_ADD)
-        r = x + y;
-      else if (op == A_SUB)
-        r = x - y;
-      else if (op == A_MUL)
-        r = x * y;
-      else if (y == 0)
-        ok = 0;
-      else
-        r = (int64_t)y == -1 ? 0 : (uint64_t)((int64_t)x % (int64_t)y);
-      o->v.i64[i] = (int64_t)r;
+    case SM_BIGINT:
+      WRAP_ARITH(i64, int64_t, uint64_t);
       break;
-    }
     case SM_FLOAT: {
       float x = a->v.f32[ia], y = c->v.f32[ic];
       float r = op == A_ADD ? x + y : op == A_SUB ? x - y : op == A_MUL ? x * y : 0;
@@ -1598,6 +1555,7 @@ static ed_code_t eval_arith(node_t *n, size_t rows) {
   o->len = rows;
   return ED_OK;
 }
+#undef WRAP_ARITH
 
 static int cmp_row(const sm_col_t *a, size_t ia, const sm_col_t *c, size_t ic) {
   switch (a->type->kind) {

@@ -20,7 +20,7 @@ check_PROGRAMS += tests/unit/unit_stream
 TESTS += tests/unit/unit_stream
 tests_unit_unit_stream_CFLAGS = $(UNIT_CFLAGS) $(JSONC_CFLAGS)
 tests_unit_unit_stream_SOURCES = $(UNIT_COMMON) tests/unit/test_sm_batch.c \
-	tests/unit/test_sm_decode.c tests/unit/test_sm_schema.c tests/unit/test_sm_expr.c
+	tests/unit/test_sm_decode.c tests/sm_text.h tests/unit/test_sm_schema.c tests/unit/test_sm_expr.c
 tests_unit_unit_stream_LDADD = $(STREAM_LIBS) $(COMMON_LIBS) $(JSONC_LIBS) $(CUNIT_LIBS)
 
 # bench/bench_decode: decode to columns beside the bare parse (not a test).
@@ -58,7 +58,7 @@ endif
 # Interop: the decoder against Python's json module on the tutorial's events,
 # through the sm_tool bridge (pytest via tests/pytest-driver.sh).
 check_PROGRAMS += tests/tools/sm_tool
-tests_tools_sm_tool_SOURCES = tests/tools/sm_tool.c
+tests_tools_sm_tool_SOURCES = tests/tools/sm_tool.c tests/sm_text.h
 tests_tools_sm_tool_LDADD = $(STREAM_LIBS) $(COMMON_LIBS) $(JSONC_LIBS)
 TESTS += tests/interop/test_decode.py
 EXTRA_DIST += tests/interop/test_decode.py

@@ -110,24 +110,6 @@ static ed_code_t add_field(sm_type_t *st, const char *name, sm_type_t *t, ed_err
   return rc;
 }
 
-static ed_code_t resolve(const sm_type_t *in, const char *what, const char *name, int index,
-                         int *out, ed_err_t *err) {
-  if (index >= 0) {
-    if ((size_t)index >= in->nfields)
-      return ed_err_set(err, ED_E_CONFIG, "window: %s column #%d: the input has %zu columns", what,
-                        index, in->nfields);
-    *out = index;
-    return ED_OK;
-  }
-  if (!name)
-    return ed_err_set(err, ED_E_CONFIG, "window: %s column: no name given", what);
-  *out = sm_type_field_index(in, name);
-  if (*out < 0)
-    return ed_err_set(err, ED_E_CONFIG, "window: %s column '%s': not in the input schema", what,
-                      name);
-  return ED_OK;
-}
-
 ed_code_t win_new(const win_spec_t *sp, const sm_type_t *in, win_t **out, ed_err_t *err) {
   *out = NULL;
   if (!in || in->kind != SM_STRUCT)
@@ -198,7 +180,7 @@ ed_code_t win_new(const win_spec_t *sp, const sm_type_t *in, win_t **out, ed_err
     rc = ed_err_set(err, ED_E_NOMEM, "window: out of memory");
     goto fail;
   }
-  rc = resolve(in, "event-time", sp->time_col, sp->time_index, &w->tcol, err);
+  rc = agg_resolve_col(in, "window", "event-time", sp->time_col, sp->time_index, &w->tcol, err);
   if (rc)
     goto fail;
   if (in->fields[w->tcol].type->kind != SM_TIMESTAMP) {
@@ -226,8 +208,8 @@ ed_code_t win_new(const win_spec_t *sp, const sm_type_t *in, win_t **out, ed_err
     goto fail;
   }
   for (size_t i = 0; i < sp->nkeys; i++) {
-    rc = resolve(in, "group key", sp->keys ? sp->keys[i] : NULL,
-                 sp->key_index ? sp->key_index[i] : -1, &w->kcol[i], err);
+    rc = agg_resolve_col(in, "window", "group key", sp->keys ? sp->keys[i] : NULL,
+                         sp->key_index ? sp->key_index[i] : -1, &w->kcol[i], err);
     if (rc)
       goto fail;
     const sm_field_t *f = &in->fields[w->kcol[i]];
@@ -246,7 +228,7 @@ ed_code_t win_new(const win_spec_t *sp, const sm_type_t *in, win_t **out, ed_err
     w->acol[i] = -1;
     const sm_type_t *t = NULL;
     if (as->kind != AGG_COUNT_STAR) {
-      rc = resolve(in, "aggregate", as->column, as->col_index, &w->acol[i], err);
+      rc = agg_resolve_col(in, "window", "aggregate", as->column, as->col_index, &w->acol[i], err);
       if (rc)
         goto fail;
       t = in->fields[w->acol[i]].type;
@@ -341,15 +323,9 @@ static ed_code_t ensure_groups(win_t *w, size_t n) {
 ed_code_t win_update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size_t nsel,
                      ed_err_t *err) {
   batch_begin(w);
-  if (!b->schema || (b->schema != w->in && !sm_type_equal(b->schema, w->in)))
-    return ed_err_set(err, ED_E_SCHEMA,
-                      "window: the batch's schema is not the query's input schema (%zu columns, "
-                      "expected %zu)",
-                      b->schema ? b->schema->nfields : 0, w->in->nfields);
-  for (size_t i = 0; sel && i < nsel; i++)
-    if (sel[i] >= b->nrows)
-      return ed_err_set(err, ED_E_INVALID, "window: selected row %u of a batch of %zu rows",
-                        (unsigned)sel[i], b->nrows);
+  ed_code_t rc = agg_check_batch(b, w->in, sel, nsel, "window", err);
+  if (rc)
+    return rc;
   size_t n = sel ? nsel : b->nrows;
   size_t need = n * (size_t)w->nwin;
   if (need > w->scap) {
@@ -375,7 +351,6 @@ ed_code_t win_update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size_t 
   bool drop = w->has_wm && w->mode != WIN_COMPLETE && w->watermark != INT64_MIN;
   int64_t wm = w->watermark;
   size_t m = 0;
-  ed_code_t rc = ED_OK;
   int64_t cache_start = INT64_MAX;
   int64_t bmin = w->bmin, bmax = w->bmax;
   double bsum = w->bsum;
@@ -646,57 +621,32 @@ void win_get_stats(const win_t *w, win_stats_t *out) {
  * each aggregate's state (agg_save); last, u64 hash of everything before. */
 ed_code_t win_state_save(const win_t *w, ed_buf_t *out, ed_err_t *err) {
   size_t base = out->len;
-  ed_code_t rc = ed_buf_append(out, WIN_MAGIC, 4);
-  uint8_t ver[4] = {WIN_VERSION & 0xff, 0, 0, 0};
-  if (!rc)
-    rc = ed_buf_append(out, ver, 4);
   size_t n = agg_keys_count(w->keys);
   uint64_t hdr[] = {w->fingerprint,         (uint64_t)w->watermark,
                     w->st.total_input_rows, w->st.total_dropped_by_watermark,
                     w->st.total_emitted,    n};
-  for (size_t i = 0; i < sizeof hdr / sizeof hdr[0] && !rc; i++)
-    rc = ed_buf_put_u64le(out, hdr[i]);
+  ed_code_t rc = agg_state_head(out, WIN_MAGIC, WIN_VERSION, hdr, sizeof hdr / sizeof hdr[0]);
   for (size_t g = 0; g < n && !rc; g++) {
-    const uint8_t *key;
-    size_t klen;
-    agg_keys_raw(w->keys, (uint32_t)g, &key, &klen);
-    rc = ed_buf_put_u64le(out, (uint64_t)agg_keys_prefix(w->keys, (uint32_t)g));
-    if (!rc)
-      rc = ed_buf_put_u64le(out, klen);
-    if (!rc)
-      rc = ed_buf_append(out, key, klen);
+    rc = agg_state_put_key(out, (uint64_t)agg_keys_prefix(w->keys, (uint32_t)g), w->keys,
+                           (uint32_t)g);
     for (size_t a = 0; a < w->naggs && !rc; a++)
       rc = agg_save(w->aggs[a], (uint32_t)g, out);
   }
   if (!rc)
-    rc = ed_buf_put_u64le(out, agg_hash64(out->data + base, out->len - base, 7));
+    rc = agg_state_seal(out, base);
   if (rc)
     return ed_err_set(err, rc, "window: out of memory saving %zu state rows", n);
   return ED_OK;
 }
 
 ed_code_t win_state_load(win_t *w, const void *bytes, size_t len, ed_err_t *err) {
-  const uint8_t *p = bytes, *end = p + len;
-  if (len < 4 + 4 + 6 * 8 + 8 || memcmp(p, WIN_MAGIC, 4) != 0)
-    return ed_err_set(err, ED_E_CORRUPT, "window state: %zu bytes: not a window state", len);
-  uint32_t ver = p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
-  if (ver != WIN_VERSION)
-    return ed_err_set(err, ED_E_UNSUPPORTED, "window state: version %u, expected %u", ver,
-                      WIN_VERSION);
-  const uint8_t *sum_at = end - 8;
-  uint64_t sum = 0;
-  ed_get_u64le(&sum_at, end, &sum);
-  if (sum != agg_hash64(p, len - 8, 7))
-    return ed_err_set(err, ED_E_CORRUPT, "window state: checksum mismatch (truncated or damaged)");
-  end -= 8;
-  p += 8;
-  uint64_t fp = 0, wm = 0, tin = 0, tdrop = 0, temit = 0, n = 0;
-  ed_get_u64le(&p, end, &fp);
-  ed_get_u64le(&p, end, &wm);
-  ed_get_u64le(&p, end, &tin);
-  ed_get_u64le(&p, end, &tdrop);
-  ed_get_u64le(&p, end, &temit);
-  ed_get_u64le(&p, end, &n);
+  const uint8_t *p, *end;
+  uint64_t hdr[6];
+  ed_code_t rc =
+      agg_state_open(bytes, len, "window", WIN_MAGIC, WIN_VERSION, hdr, 6, &p, &end, err);
+  if (rc)
+    return rc;
+  uint64_t fp = hdr[0], wm = hdr[1], tin = hdr[2], tdrop = hdr[3], temit = hdr[4], n = hdr[5];
   if (fp != w->fingerprint)
     return ed_err_set(err, ED_E_CONFIG,
                       "window state: saved by a different query (window, keys or aggregates "
@@ -708,7 +658,6 @@ ed_code_t win_state_load(win_t *w, const void *bytes, size_t len, ed_err_t *err)
   agg_keys_t *keys = NULL;
   agg_t **aggs = calloc(w->naggs, sizeof *aggs);
   const sm_type_t **kt = calloc(w->nkeys ? w->nkeys : 1, sizeof *kt);
-  ed_code_t rc = ED_OK;
   if (!aggs || !kt) {
     rc = ed_err_set(err, ED_E_NOMEM, "window state: out of memory");
     goto fail;
@@ -723,15 +672,14 @@ ed_code_t win_state_load(win_t *w, const void *bytes, size_t len, ed_err_t *err)
   }
   for (uint64_t i = 0; i < n; i++) {
     uint64_t prefix, klen;
-    if (!ed_get_u64le(&p, end, &prefix) || !ed_get_u64le(&p, end, &klen) ||
-        (uint64_t)(end - p) < klen) {
+    const uint8_t *key;
+    if (!agg_state_get_key(&p, end, &prefix, &key, &klen)) {
       rc = ed_err_set(err, ED_E_CORRUPT, "window state: row %llu truncated", (unsigned long long)i);
       goto fail;
     }
     uint32_t g;
-    if ((rc = agg_keys_add_raw(keys, (int64_t)prefix, p, klen, &g, err)))
+    if ((rc = agg_keys_add_raw(keys, (int64_t)prefix, key, klen, &g, err)))
       goto fail;
-    p += klen;
     for (size_t a = 0; a < w->naggs; a++)
       if ((rc = agg_load(aggs[a], g, &p, end, err)))
         goto fail;

@@ -13,38 +13,16 @@
 #include "common/buf.h"
 #include "stream/decode.h"
 #include "stream/schema.h"
+#include "tests/sm_text.h"
 
 static void put_value(ed_buf_t *o, const sm_col_t *c, size_t r) {
-  if (!c->valid[r]) {
-    ed_buf_puts(o, "null");
+  if (sm_text_scalar(o, c, r))
     return;
-  }
-  size_t n;
-  const char *p;
-  switch (c->type->kind) {
-  case SM_STRING:
-  case SM_BINARY:
-    p = sm_col_str(c, r, &n);
+  if (c->type->kind == SM_STRING || c->type->kind == SM_BINARY) {
+    size_t n;
+    const char *p = sm_col_str(c, r, &n);
     ed_buf_json_str(o, p, n);
-    break;
-  case SM_BOOLEAN:
-    ed_buf_puts(o, c->v.b8[r] ? "true" : "false");
-    break;
-  case SM_INT:
-  case SM_DATE:
-    ed_buf_printf(o, "%d", c->v.i32[r]);
-    break;
-  case SM_BIGINT:
-  case SM_TIMESTAMP:
-    ed_buf_printf(o, "%" PRId64, c->v.i64[r]);
-    break;
-  case SM_FLOAT:
-    ed_buf_printf(o, "%.9g", c->v.f32[r]);
-    break;
-  case SM_DOUBLE:
-    ed_buf_printf(o, "%.17g", c->v.f64[r]);
-    break;
-  default:
+  } else {
     ed_buf_puts(o, "\"(nested)\"");
   }
 }

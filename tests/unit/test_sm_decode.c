@@ -10,14 +10,13 @@
 #include "common/buf.h"
 #include "stream/decode.h"
 #include "stream/schema.h"
+#include "tests/sm_text.h"
 #include "tests/unit/cu.h"
 
 /* Row r of column c as text: null, numbers, "strings", [a,b], {a,b}, {k:v}. */
 static void render(ed_buf_t *o, const sm_col_t *c, size_t r) {
-  if (!c->valid[r]) {
-    ed_buf_puts(o, "null");
+  if (sm_text_scalar(o, c, r))
     return;
-  }
   size_t n;
   const char *p;
   switch (c->type->kind) {
@@ -27,23 +26,6 @@ static void render(ed_buf_t *o, const sm_col_t *c, size_t r) {
     ed_buf_putc(o, '"');
     ed_buf_append(o, p, n > 40 ? 40 : n);
     ed_buf_putc(o, '"');
-    break;
-  case SM_BOOLEAN:
-    ed_buf_puts(o, c->v.b8[r] ? "true" : "false");
-    break;
-  case SM_INT:
-  case SM_DATE:
-    ed_buf_printf(o, "%d", c->v.i32[r]);
-    break;
-  case SM_BIGINT:
-  case SM_TIMESTAMP:
-    ed_buf_printf(o, "%" PRId64, c->v.i64[r]);
-    break;
-  case SM_FLOAT:
-    ed_buf_printf(o, "%.9g", c->v.f32[r]);
-    break;
-  case SM_DOUBLE:
-    ed_buf_printf(o, "%.17g", c->v.f64[r]);
     break;
   case SM_STRUCT:
     ed_buf_putc(o, '{');
@@ -67,6 +49,8 @@ static void render(ed_buf_t *o, const sm_col_t *c, size_t r) {
       }
     }
     ed_buf_putc(o, c->type->kind == SM_ARRAY ? ']' : '}');
+    break;
+  default: /* the scalars sm_text_scalar wrote */
     break;
   }
 }
