@@ -87,7 +87,7 @@ static const ed_opt_t sink_keys[] = {
      "a processing-time interval, or available-now", 0, 0, 0},
     {"max_batch_events", 0, ED_OPT_INT, "N", "1000000", S(ag_sink_t, max_batch_events),
      "close a batch early at this many events", 0, 1, INT64_MAX},
-    {"max_batch_bytes", 0, ED_OPT_INT, "N", "134217728", S(ag_sink_t, max_batch_bytes),
+    {"max_batch_bytes", 0, ED_OPT_INT, "N", "8388608", S(ag_sink_t, max_batch_bytes),
      "close a batch early at this many bytes of event bodies", 0, 1, INT64_MAX},
     {"window", 0, ED_OPT_STRING, "SPEC", NULL, S(ag_sink_t, window),
      "\"[COLUMN,] LENGTH[, SLIDE]\": tumbling or sliding event-time windows", 0, 0, 0},
