@@ -17,6 +17,10 @@
 
 struct run_cfg {
   char *config;
+  /* the simple case without a file: one source, one raw table */
+  char *cs_file, *hub, *consumer_group, *start, *schema, *metadata, *filter, *table, *partition_by,
+      *trigger, *dead_letter;
+  char **derive;
   bool check;
   bool list_keys;
   bool available_now;
@@ -31,6 +35,33 @@ struct run_cfg {
 const ed_opt_t cmd_run_options[] = {
     {"config", 'c', ED_OPT_STRING, "FILE", NULL, offsetof(struct run_cfg, config),
      "the configuration file, see ehdelta.conf(5)", 0, 0, 0},
+    {"connection-string-file", 0, ED_OPT_STRING, "FILE", NULL, offsetof(struct run_cfg, cs_file),
+     "without --config: file whose first line is the connection string (else "
+     "$EVENTHUB_CONNECTION_STRING)",
+     0, 0, 0},
+    {"hub", 0, ED_OPT_STRING, "NAME", NULL, offsetof(struct run_cfg, hub),
+     "without --config: the event hub (else the connection string's EntityPath)", 0, 0, 0},
+    {"consumer-group", 'g', ED_OPT_STRING, "NAME", NULL, offsetof(struct run_cfg, consumer_group),
+     "without --config: the consumer group (default $Default)", 0, 0, 0},
+    {"from", 0, ED_OPT_STRING, "POSITION", NULL, offsetof(struct run_cfg, start),
+     "without --config: where partitions without a checkpoint start (default earliest)", 0, 0, 0},
+    {"schema", 's', ED_OPT_STRING, "DDL", NULL, offsetof(struct run_cfg, schema),
+     "without --config: the events' fields in Spark DDL", 0, 0, 0},
+    {"metadata", 0, ED_OPT_STRING, "LIST", NULL, offsetof(struct run_cfg, metadata),
+     "without --config: event metadata columns (\"enqueued_time AS ingestion_time, offset\")", 0, 0,
+     0},
+    {"derive", 0, ED_OPT_STRINGS, "NAME=EXPR", NULL, offsetof(struct run_cfg, derive),
+     "without --config: a derived column (repeatable, in order)", 0, 0, 0},
+    {"filter", 0, ED_OPT_STRING, "EXPR", NULL, offsetof(struct run_cfg, filter),
+     "without --config: keep only rows where EXPR is true", 0, 0, 0},
+    {"table", 't', ED_OPT_STRING, "URL", NULL, offsetof(struct run_cfg, table),
+     "without --config: the Delta table every row is appended to", 0, 0, 0},
+    {"partition-by", 0, ED_OPT_STRING, "COLUMNS", NULL, offsetof(struct run_cfg, partition_by),
+     "without --config: partition columns of a new table", 0, 0, 0},
+    {"trigger", 0, ED_OPT_STRING, "TRIGGER", NULL, offsetof(struct run_cfg, trigger),
+     "without --config: an interval (default 10 seconds) or available-now", 0, 0, 0},
+    {"dead-letter", 0, ED_OPT_STRING, "URL", NULL, offsetof(struct run_cfg, dead_letter),
+     "without --config: the Delta table of events that do not decode", 0, 0, 0},
     {"check", 0, ED_OPT_FLAG, NULL, NULL, offsetof(struct run_cfg, check),
      "validate the configuration, print it with defaults filled in, and exit", 0, 0, 0},
     {"available-now", 0, ED_OPT_FLAG, NULL, NULL, offsetof(struct run_cfg, available_now),
@@ -82,7 +113,8 @@ static int run(struct run_cfg *cfg, const ag_conf_t *conf) {
   char *cs = NULL, *key = NULL, *sas = NULL;
   if (!conf->source.connection_string_file && !getenv("EVENTHUB_CONNECTION_STRING")) {
     ed_err_set(&err, ED_E_INVALID,
-               "no connection string: set [source] connection_string_file or "
+               "no connection string: set [source] connection_string_file (or "
+               "--connection-string-file) or "
                "EVENTHUB_CONNECTION_STRING");
     return cli_fail("run", &err);
   }
@@ -145,10 +177,61 @@ static int run(struct run_cfg *cfg, const ag_conf_t *conf) {
   return status;
 }
 
+/* The flags of the simple case, written as the configuration file they
+ * stand for, so that one parser validates both (caller frees). A value with a
+ * newline could smuggle in a section: refused. */
+static char *flags_conf(const struct run_cfg *c, ed_err_t *err) {
+  ed_buf_t b = ED_BUF_INIT;
+  const char *vals[] = {c->cs_file,      c->hub,      c->consumer_group, c->start,
+                        c->schema,       c->metadata, c->filter,         c->table,
+                        c->partition_by, c->trigger,  c->dead_letter};
+  for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++)
+    if (vals[i] && strpbrk(vals[i], "\r\n")) {
+      ed_err_set(err, ED_E_INVALID, "a flag's value has a line break: expected one line");
+      return NULL;
+    }
+  for (size_t i = 0; c->derive && c->derive[i]; i++)
+    if (strpbrk(c->derive[i], "\r\n")) {
+      ed_err_set(err, ED_E_INVALID, "--derive '%s': expected one line", c->derive[i]);
+      return NULL;
+    }
+#define KV(k, v)                                                                                   \
+  if (v)                                                                                           \
+  ed_buf_printf(&b, "%s = %s\n", k, v)
+  ed_buf_puts(&b, "[source]\n");
+  KV("connection_string_file", c->cs_file);
+  KV("hub", c->hub);
+  KV("consumer_group", c->consumer_group);
+  KV("starting_position", c->start);
+  ed_buf_puts(&b, "[schema]\n");
+  KV("columns", c->schema);
+  KV("metadata", c->metadata);
+  for (size_t i = 0; c->derive && c->derive[i]; i++)
+    KV("derive", c->derive[i]);
+  KV("filter", c->filter);
+  ed_buf_puts(&b, "[sink raw]\n");
+  KV("path", c->table);
+  KV("partition_by", c->partition_by);
+  KV("trigger", c->trigger);
+  if (c->dead_letter) {
+    ed_buf_puts(&b, "[dead_letter]\n");
+    KV("path", c->dead_letter);
+  }
+#undef KV
+  return b.data;
+}
+
+static bool any_simple_flag(const struct run_cfg *c) {
+  return c->cs_file || c->hub || c->consumer_group || c->start || c->schema || c->metadata ||
+         c->filter || c->table || c->partition_by || c->trigger || c->dead_letter || c->derive;
+}
+
 int cmd_run(int argc, char **argv) {
   struct run_cfg cfg = {0};
   int nop = 0, rc;
-  if ((rc = cli_parse("run", "ehdelta run --config FILE [--check] [--available-now]",
+  if ((rc = cli_parse("run",
+                      "ehdelta run --config FILE [--check] [--available-now]\n"
+                      "       ehdelta run --schema DDL --table URL [--trigger T] [...]",
                       "Run the agent: event hub to Delta tables, exactly once.", cmd_run_options,
                       &cfg, argc, argv, &nop)) >= 0)
     return rc;
@@ -157,15 +240,26 @@ int cmd_run(int argc, char **argv) {
     ed_opt_free(cmd_run_options, &cfg);
     return CLI_EXIT_OK;
   }
-  if (nop != 0 || !cfg.config) {
-    fprintf(stderr, "ehdelta run: expected --config FILE and no operands\n");
+  bool simple = any_simple_flag(&cfg);
+  if (nop != 0 || (!cfg.config && !simple) || (cfg.config && simple)) {
+    fprintf(stderr, "ehdelta run: expected --config FILE, or --schema DDL and --table URL "
+                    "(the simple case), and no operands\n");
     ed_opt_free(cmd_run_options, &cfg);
     return CLI_EXIT_USAGE;
   }
   ag_conf_t conf;
   char *problems = NULL;
   ed_err_t err = {0};
-  ed_code_t code = ag_conf_load(cfg.config, &conf, &problems, &err);
+  ed_code_t code;
+  if (simple) {
+    char *text = flags_conf(&cfg, &err);
+    code = text ? ag_conf_parse("(flags)", text, &conf, &problems, &err) : err.code;
+    if (!text)
+      memset(&conf, 0, sizeof conf);
+    free(text);
+  } else {
+    code = ag_conf_load(cfg.config, &conf, &problems, &err);
+  }
   if (problems)
     fputs(problems, stderr);
   if (code)

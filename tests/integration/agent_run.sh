@@ -46,6 +46,19 @@ rc=$?
 check "run 3 exits 0 (got $rc)" [ $rc -eq 0 ]
 got=$(count_rows)
 check "run 3 adds the 500 new events once (got $got)" [ "$(echo "$got" | cut -d' ' -f1,3)" = "1500 1500" ]
+"$EHDELTA" run --connection-string-file "$T/cs" --schema "transaction_id STRING, amount DOUBLE" \
+  --metadata "sequence_number AS seq, partition" --derive "big = amount > 250" \
+  --table "$T/simple" --trigger available-now --log-level warn 2>"$T/e4"
+rc=$?
+check "the simple case by flags exits 0 (got $rc: $(tail -c 300 "$T/e4"))" [ $rc -eq 0 ]
+got=$("$VENV/bin/python" -c "
+from deltalake import DeltaTable
+t = DeltaTable('$T/simple').to_pyarrow_table().to_pylist()
+print(len(t), len({(r['partition'], r['seq']) for r in t}), all(r['big'] == (r['amount'] > 250) for r in t))")
+check "it wrote every event once with its derived column (got $got)" [ "$got" = "1500 1500 True" ]
+"$EHDELTA" run --config "$T/run.conf" --table "$T/x" 2>/dev/null
+rc=$?
+check "--config with simple-case flags is a usage error (got $rc)" [ $rc -eq 2 ]
 "$EHDELTA" inspect "$T/raw" >"$T/inspect" 2>&1
 check "inspect shows the agent's checkpoint of the last batch" grep -q '^  ehdelta-raw batch=[0-9]* ' "$T/inspect"
 "$EHDELTA" inspect --json "$T/raw" >"$T/inspect.json" 2>&1
