@@ -207,7 +207,7 @@ static char *flags_conf(const struct run_cfg *c, ed_err_t *err) {
   KV("columns", c->schema);
   KV("metadata", c->metadata);
   for (size_t i = 0; c->derive && c->derive[i]; i++)
-    KV("derive", c->derive[i]);
+    ed_buf_printf(&b, "derive = %s\n", c->derive[i]);
   KV("filter", c->filter);
   ed_buf_puts(&b, "[sink raw]\n");
   KV("path", c->table);
