@@ -449,11 +449,6 @@ static ed_code_t commit_job(run_t *r, job_t *j, int64_t *version, bool *already,
     ED_LOG_WARN("commit_retry", "sink=%s batch=%" PRId64 " attempt=%d %s", j->s->name,
                 j->ck.batch_id, attempt + 1, err->msg);
     ag_metrics_add(r->o->metrics, AG_M_RETRIES, NULL, 1);
-    pthread_mutex_lock(&r->mu);
-    bool closing_hard = r->o->stop && *r->o->stop > 1;
-    pthread_mutex_unlock(&r->mu);
-    if (closing_hard)
-      return rc;
     usleep((useconds_t)(delay / 2 + rand() % (delay / 2 + 1)));
     delay = delay * 2 > 30000000 ? 30000000 : delay * 2;
   }
@@ -802,10 +797,12 @@ static ed_code_t process_block(run_t *r, blk_t *b, ed_err_t *err) {
         rc = sm_batch_append_selected(s->rows, &r->eb, mask);
       if (rc)
         return ed_err_prefix(err, "sink '%s': ", s->name);
-      uint64_t n = 0, nb = 0;
-      for (uint32_t e = 0; e < b->n; e++)
-        if (b->ev[e].seq > skip && b->ev[e].seq >= first && b->ev[e].seq <= pt->seen)
-          n++, nb += b->ev[e].blen;
+      /* the block's taken events, counted again only after a restart */
+      uint64_t n = taken, nb = taken_bytes;
+      if (first <= skip)
+        for (uint32_t e = n = nb = 0; e < b->n; e++)
+          if (b->ev[e].seq > skip && b->ev[e].seq >= first && b->ev[e].seq <= pt->seen)
+            n++, nb += b->ev[e].blen;
       s->in_events += n;
       s->in_bytes += nb;
     }

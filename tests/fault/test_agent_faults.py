@@ -10,8 +10,6 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
 
-import socket  # noqa: E402
-
 import pytest  # noqa: E402
 from deltalake import DeltaTable  # noqa: E402
 
@@ -38,12 +36,6 @@ def raw_rows(tmp_path):
     t = DeltaTable(str(tmp_path / "raw")).to_pyarrow_table().to_pylist()
     assert len({(r["partition"], r["seq"]) for r in t}) == len(t), "an event twice"
     return t
-
-
-def ctl(emu, line):
-    with socket.create_connection(("127.0.0.1", emu.control)) as s:
-        s.sendall(line.encode() + b"\n")
-        return s.makefile().readline().strip()
 
 
 @pytest.mark.parametrize("policy", ["fail", "skip-to-earliest"])
@@ -111,9 +103,9 @@ def test_drop_and_expire_while_running(tmp_path):
                                  stderr=open(tmp_path / "agent.err", "w"))
         try:
             send_lines(emu, tmp_path, transactions(300))
-            assert ctl(emu, "drop").startswith("ok")
+            assert emu.ctl("drop").startswith("ok")
             send_lines(emu, tmp_path, transactions(300, first_id=301), name="b.jsonl")
-            assert ctl(emu, "expire").startswith("ok")
+            assert emu.ctl("expire").startswith("ok")
             send_lines(emu, tmp_path, transactions(300, first_id=601), name="c.jsonl")
 
             def all_in():

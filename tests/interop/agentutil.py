@@ -8,9 +8,9 @@ import os
 import random
 import subprocess
 
-from conftest import EHDELTA, EHEMU, wait_until
+import emu_util
+from conftest import EHDELTA
 
-KEY = "YWdlbnQtdGVzdC1rZXktZm9yLWVoZW11LW9ubHkh"
 CATEGORIES = ["Electronics", "Books", "Clothing", "Home", "Sports"]
 LOCATIONS = ["US", "UK", "EU", "APAC"]
 PAYMENTS = ["Credit", "Debit", "PayPal"]
@@ -18,36 +18,15 @@ T0 = datetime.datetime(2026, 11, 30, 10, 0, 0)
 EPOCH = datetime.datetime(1970, 1, 1)
 
 
-class Emu:
+class Emu(emu_util.Emu):
+    """emu_util's ehemu with one hub, and its connection string (with
+    EntityPath) in a file, the way the agent takes it."""
+
     def __init__(self, tmp_path, hub="tx", partitions=4, extra=()):
+        super().__init__(tmp_path, "--hub", hub, "--partitions", str(partitions), *extra)
         self.hub = hub
-        self.log = open(tmp_path / "ehemu.log", "w+")
-        env = dict(os.environ, EHEMU_KEY=KEY)
-        self.proc = subprocess.Popen(
-            [EHEMU, "--port", "0", "--hub", hub, "--partitions", str(partitions), *extra],
-            stderr=self.log, env=env)
-        self.amqp = None
-
-        def ready():
-            self.log.seek(0)
-            for line in self.log.read().splitlines():
-                if line.startswith("ehemu: ready"):
-                    kv = dict(p.split("=") for p in line.split()[2:])
-                    self.amqp, self.control = int(kv["amqp"]), int(kv["control"])
-                    return True
-            assert self.proc.poll() is None, "ehemu exited"
-            return False
-
-        wait_until(ready, timeout=10, what="ehemu ready")
         self.cs_file = tmp_path / "cs"
-        self.cs_file.write_text(
-            f"Endpoint=sb://127.0.0.1:{self.amqp};SharedAccessKeyName=RootManageSharedAccessKey;"
-            f"SharedAccessKey={KEY};EntityPath={hub};UseDevelopmentEmulator=true\n")
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
-        self.log.close()
+        self.cs_file.write_text(f"{self.conn_str()};EntityPath={hub}\n")
 
 
 def transactions(n, seed=11, start=T0, step_s=1.5, jitter_s=20.0, first_id=1):
