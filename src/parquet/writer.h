@@ -31,6 +31,8 @@ typedef struct pq_writer_opts {
   size_t page_bytes;      /* target uncompressed page size; default 1 MiB */
   bool dictionary;        /* try RLE_DICTIONARY first; default true */
   size_t dict_max_bytes;  /* fall back to PLAIN past this dictionary size; default 1 MiB */
+  size_t dict_trial;      /* after this many values of a flat column's chunk, fall back to
+                           * PLAIN if the dictionary saves nothing; default 4096, 0 = never */
   const char *created_by; /* default "ehdelta version <VERSION> (build ehdelta)"; copied */
 } pq_writer_opts_t;
 
