@@ -26,7 +26,7 @@ typedef enum pq_codec {
 
 typedef struct pq_writer_opts {
   pq_codec_t codec;       /* default ZSTD */
-  int zstd_level;         /* default 3 */
+  int zstd_level;         /* default 1 */
   size_t row_group_bytes; /* close a row group past this many encoded bytes; default 128 MiB */
   size_t page_bytes;      /* target uncompressed page size; default 1 MiB */
   bool dictionary;        /* try RLE_DICTIONARY first; default true */
