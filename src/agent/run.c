@@ -92,6 +92,7 @@ typedef struct sink {
   char **keys;
   size_t nkeys;
   sm_batch_t *rows;           /* K_RAW, K_DEAD, raw console: the open batch */
+  sm_batch_t *spare;          /* an emptied batch of out back from the flush thread (run.mu) */
   const sm_type_t *out;       /* the schema of what the sink writes */
   int64_t *resume;            /* per partition: skip sequence numbers <= this (-1: none) */
   int64_t *pos;               /* per partition: last sequence number covered (-1: none) */
@@ -144,7 +145,9 @@ typedef struct run {
   sm_type_t **schemas; /* schemas[k]: decoded + the first k derived columns */
   sm_expr_t **derive;  /* nderive, each bound to schemas[k] */
   size_t nderive;
-  sm_batch_t eb; /* the enriched chunk: db's columns (borrowed) + derived (owned) */
+  sm_batch_t eb;  /* the enriched chunk: db's columns (borrowed) + derived (owned) */
+  sink_t *direct; /* the first raw (delta or console) sink: decoded into when it takes every row */
+  sm_batch_t tb;  /* the chunk as a view of the tail of direct's batch (cols: views, owned) */
   sm_expr_t *filter;
   uint8_t *mask, *smask;
   size_t mask_cap;
@@ -535,12 +538,21 @@ static void *flush_main(void *arg) {
     if (!failed)
       flush_one(r, j);
     sink_t *s_done = j->s;
+    /* The emptied batch goes back to its sink: the next one reuses pages
+     * already mapped instead of faulting in fresh ones. */
+    sm_batch_t *back = j->rows;
+    j->rows = NULL;
     job_free(j);
     pthread_mutex_lock(&r->mu);
+    if (back && !s_done->spare) {
+      s_done->spare = back;
+      back = NULL;
+    }
     r->queued--;
     s_done->outstanding--;
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
+    sm_batch_free(back);
   }
 }
 
@@ -576,6 +588,19 @@ static ed_code_t push_job(run_t *r, job_t *j, ed_err_t *err) {
 
 static ed_code_t close_batch(run_t *r, sink_t *s, ed_err_t *err);
 
+/* An empty batch of s->out: the one the flush thread handed back, else new.
+ * NULL on out of memory. Caller owns it. */
+static sm_batch_t *batch_for(run_t *r, sink_t *s) {
+  pthread_mutex_lock(&r->mu);
+  sm_batch_t *b = s->spare;
+  s->spare = NULL;
+  pthread_mutex_unlock(&r->mu);
+  if (!b)
+    return sm_batch_new(s->out);
+  sm_batch_reset(b);
+  return b;
+}
+
 static ed_code_t close_batch_one(run_t *r, sink_t *s, ed_err_t *err) {
   job_t *j = calloc(1, sizeof *j);
   if (!j)
@@ -604,7 +629,7 @@ static ed_code_t close_batch_one(run_t *r, sink_t *s, ed_err_t *err) {
   if (!rc && s->win) {
     win_set_now(s->win, now_wall);
     win_end_batch(s->win);
-    j->rows = sm_batch_new(win_output_schema(s->win));
+    j->rows = batch_for(r, s); /* s->out is the window's output schema */
     if (!j->rows)
       rc = nomem(err, "window output");
     rc = rc ? rc : win_emit(s->win, j->rows, err);
@@ -615,7 +640,7 @@ static ed_code_t close_batch_one(run_t *r, sink_t *s, ed_err_t *err) {
       rc = win_state_save(s->win, &j->ck.state, err);
   } else if (!rc) {
     j->rows = s->rows;
-    s->rows = sm_batch_new(s->out);
+    s->rows = batch_for(r, s);
     if (!s->rows)
       rc = nomem(err, "batch");
   }
@@ -705,7 +730,22 @@ static ed_code_t process_block(run_t *r, blk_t *b, ed_err_t *err) {
   ed_code_t rc = grow_scratch(r, b->n + 1, err);
   if (rc)
     return rc;
-  sm_batch_reset(r->db);
+  /* Decoding straight into the raw sink's open batch saves copying every row
+   * into it. Safe when that sink takes every row of the block: no filter, and
+   * every event taken is past its restart position (they all follow pt->seen).
+   * The other sinks then read the same rows as a view of that batch's tail. */
+  sink_t *direct = r->filter ? NULL : r->direct;
+  if (direct && direct->resume[b->part] > pt->seen)
+    direct = NULL;
+  sm_batch_t dview, *into = r->db;
+  size_t base = 0;
+  if (direct) {
+    base = direct->rows->nrows;
+    dview = (sm_batch_t){.schema = r->db->schema, .nrows = base, .cols = direct->rows->cols};
+    into = &dview;
+  } else {
+    sm_batch_reset(r->db);
+  }
   int64_t first = -1;
   uint64_t taken = 0, taken_bytes = 0;
   for (uint32_t i = 0; i < b->n; i++) {
@@ -727,9 +767,11 @@ static ed_code_t process_block(run_t *r, blk_t *b, ed_err_t *err) {
     sm_dec_status_t st;
     sm_reason_t why = SM_REASON_NONE;
     ed_err_t derr = {0};
-    size_t before = r->db->nrows;
-    rc = sm_dec_decode(r->dec, r->db, b->data + e->body, e->blen, &m, &st, &why, &derr);
+    size_t before = into->nrows;
+    rc = sm_dec_decode(r->dec, into, b->data + e->body, e->blen, &m, &st, &why, &derr);
     if (rc) {
+      if (direct)
+        sm_batch_rollback_row(direct->rows);
       *err = derr;
       return ed_err_prefix(err, "partition %s sequence number %" PRId64 ": ", pt->id, e->seq);
     }
@@ -746,8 +788,8 @@ static ed_code_t process_block(run_t *r, blk_t *b, ed_err_t *err) {
                     "partition=%s seq=%" PRId64 " dropped (no [dead_letter] path): %s", pt->id,
                     e->seq, derr.msg);
       }
-    } else if (r->db->nrows > before) {
-      r->row_ev[r->db->nrows - 1] = i;
+    } else if (into->nrows > before) {
+      r->row_ev[into->nrows - 1 - base] = i;
     }
     if (first < 0)
       first = e->seq;
@@ -764,17 +806,40 @@ static ed_code_t process_block(run_t *r, blk_t *b, ed_err_t *err) {
   if (!taken)
     return ED_OK;
   /* the enriched chunk: decoded columns, then each derived one in order */
-  size_t nrows = r->db->nrows, ndec = r->db->schema->nfields;
-  r->eb.nrows = nrows;
-  memcpy(r->eb.cols, r->db->cols, ndec * sizeof *r->eb.cols);
+  size_t nrows = into->nrows - base, ndec = r->db->schema->nfields;
   int64_t now = ed_time_now_us();
-  for (size_t k = 0; k < r->nderive; k++) {
-    sm_batch_t view = {.schema = r->schemas[k], .nrows = nrows, .cols = r->eb.cols};
-    if ((rc = sm_expr_eval(r->derive[k], &view, now, &r->eb.cols[ndec + k], err)))
+  const sm_batch_t *chunk = &r->eb;
+  if (direct) {
+    sm_col_t *dc = direct->rows->cols;
+    for (size_t i = 0; !rc && i < ndec; i++)
+      if ((rc = sm_col_view_tail(&r->tb.cols[i], &dc[i], base)))
+        nomem(err, "chunk");
+    for (size_t k = 0; !rc && k < r->nderive; k++) {
+      sm_batch_t view = {.schema = r->schemas[k], .nrows = nrows, .cols = r->tb.cols};
+      rc = sm_expr_eval_append(r->derive[k], &view, now, &dc[ndec + k], err);
+      if (!rc && (rc = sm_col_view_tail(&r->tb.cols[ndec + k], &dc[ndec + k], base)))
+        nomem(err, "chunk");
+    }
+    if (rc) {
+      sm_batch_rollback_row(direct->rows); /* back to base: the run stops here */
       return rc;
+    }
+    direct->rows->nrows = into->nrows;
+    r->tb.nrows = nrows;
+    chunk = &r->tb;
+  } else {
+    r->eb.nrows = nrows;
+    memcpy(r->eb.cols, r->db->cols, ndec * sizeof *r->eb.cols);
+    for (size_t k = 0; k < r->nderive; k++) {
+      sm_batch_t view = {.schema = r->schemas[k], .nrows = nrows, .cols = r->eb.cols};
+      if ((rc = sm_expr_eval(r->derive[k], &view, now, &r->eb.cols[ndec + k], err)))
+        return rc;
+    }
   }
+  /* all: every row selected (NULL masks below let the sinks skip the test) */
+  bool all = !r->filter;
   if (r->filter) {
-    if ((rc = sm_expr_filter(r->filter, &r->eb, now, r->mask, NULL, err)))
+    if ((rc = sm_expr_filter(r->filter, chunk, now, r->mask, NULL, err)))
       return rc;
   } else {
     memset(r->mask, 1, nrows ? nrows : 1);
@@ -784,17 +849,19 @@ static ed_code_t process_block(run_t *r, blk_t *b, ed_err_t *err) {
     int64_t skip = s->resume[b->part];
     if (pt->seen <= skip)
       continue; /* this sink already has the whole block */
-    const uint8_t *mask = r->mask;
+    const uint8_t *mask = all ? NULL : r->mask;
     if (first <= skip) {
       for (size_t row = 0; row < nrows; row++)
         r->smask[row] = r->mask[row] && b->ev[r->row_ev[row]].seq > skip;
       mask = r->smask;
     }
     if (s->kind != K_DEAD) {
-      if (s->win)
-        rc = win_update_mask(s->win, &r->eb, mask, err);
+      if (s == direct)
+        rc = ED_OK; /* decoded into its batch above */
+      else if (s->win)
+        rc = win_update_mask(s->win, chunk, mask, err);
       else
-        rc = sm_batch_append_selected(s->rows, &r->eb, mask);
+        rc = sm_batch_append_selected(s->rows, chunk, mask);
       if (rc)
         return ed_err_prefix(err, "sink '%s': ", s->name);
       /* the block's taken events, counted again only after a restart */
@@ -868,6 +935,9 @@ static ed_code_t build_schema(run_t *r, ed_err_t *err) {
   size_t ndec = sm_dec_schema(r->dec)->nfields;
   for (size_t k = 0; k < nd; k++)
     sm_col_init(&r->eb.cols[ndec + k], full->fields[ndec + k].type);
+  r->tb.schema = full;
+  if (!(r->tb.cols = calloc(full->nfields + 1, sizeof *r->tb.cols)))
+    return nomem(err, "batch");
   if (sc->filter && (rc = sm_expr_compile(sc->filter, full, &r->filter, err)))
     return ed_err_prefix(err, "[schema] filter: ");
   if (r->filter && sm_expr_type(r->filter)->kind != SM_BOOLEAN)
@@ -1014,6 +1084,8 @@ static ed_code_t build_sinks(run_t *r, ed_err_t *err) {
       s->out = r->eb.schema;
       if (!(s->rows = sm_batch_new(s->out)))
         return nomem(err, "batch");
+      if (!r->direct)
+        r->direct = s;
     }
     if (s->delta && (rc = open_delta(r, s, k->checkpoint_location, err)))
       return rc;
@@ -1344,12 +1416,13 @@ static void run_free(run_t *r) {
   for (size_t i = 0; i < r->nsinks; i++) {
     sink_t *s = &r->sinks[i];
     ag_dsink_free(s->ds);
+    sm_batch_free(s->rows);
+    sm_batch_free(s->spare); /* before win_free: a window's batches borrow its schema */
     win_free(s->win);
     for (size_t a = 0; a < s->naggs; a++)
       agg_spec_fini(&s->aggs[a]);
     free(s->aggs);
     free_list(s->keys, s->nkeys);
-    sm_batch_free(s->rows);
     free(s->resume), free(s->pos), free(s->start), free((void *)s->committed);
   }
   free(r->sinks);
@@ -1359,6 +1432,9 @@ static void run_free(run_t *r) {
   for (size_t k = 0; r->eb.cols && k < r->nderive; k++)
     sm_col_fini(&r->eb.cols[ndec + k]);
   free(r->eb.cols);
+  for (size_t i = 0; r->tb.cols && i < r->tb.schema->nfields; i++)
+    sm_col_view_fini(&r->tb.cols[i]);
+  free(r->tb.cols);
   for (size_t k = 0; r->derive && k < r->nderive; k++)
     sm_expr_free(r->derive[k]);
   free(r->derive);

@@ -402,6 +402,50 @@ ed_code_t sm_col_append_from(sm_col_t *dst, const sm_col_t *src, size_t row) {
   return rc;
 }
 
+ed_code_t sm_col_view_tail(sm_col_t *view, const sm_col_t *src, size_t from) {
+  sm_kind_t k = src->type->kind;
+  sm_col_t *kids = k == SM_STRUCT ? view->children : NULL;
+  size_t nkids = k == SM_STRUCT ? view->nchildren : 0;
+  if (k == SM_STRUCT && nkids != src->nchildren) {
+    sm_col_view_fini(view);
+    if (!(kids = calloc(src->nchildren ? src->nchildren : 1, sizeof *kids)))
+      return ED_E_NOMEM;
+    nkids = src->nchildren;
+  }
+  *view = *src;
+  view->len = view->cap = src->len - from;
+  view->valid = src->valid ? src->valid + from : NULL;
+  size_t vs = value_size(k);
+  if (vs && src->v.i64)
+    view->v.i64 = (int64_t *)(void *)((char *)src->v.i64 + from * vs);
+  if (src->off)
+    view->off = src->off + from;
+  view->data_cap = view->data_len;
+  if (k == SM_STRUCT) {
+    view->children = kids;
+    view->nchildren = nkids;
+    for (size_t i = 0; i < nkids; i++) {
+      ed_code_t rc = sm_col_view_tail(&kids[i], &src->children[i], from);
+      if (rc) {
+        sm_col_view_fini(view);
+        return rc;
+      }
+    }
+  }
+  return ED_OK;
+}
+
+void sm_col_view_fini(sm_col_t *view) {
+  if (!view)
+    return;
+  if (view->type && view->type->kind == SM_STRUCT) {
+    for (size_t i = 0; i < view->nchildren; i++)
+      sm_col_view_fini(&view->children[i]);
+    free(view->children);
+  }
+  memset(view, 0, sizeof *view);
+}
+
 /* ---- batches ---- */
 
 sm_batch_t *sm_batch_new(const sm_type_t *schema) {

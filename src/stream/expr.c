@@ -1807,12 +1807,17 @@ static ed_code_t eval_node(node_t *n, const sm_batch_t *b, int64_t now) {
 
 ed_code_t sm_expr_eval(sm_expr_t *e, const sm_batch_t *b, int64_t now_us, sm_col_t *out,
                        ed_err_t *err) {
+  sm_col_reset(out);
+  return sm_expr_eval_append(e, b, now_us, out, err);
+}
+
+ed_code_t sm_expr_eval_append(sm_expr_t *e, const sm_batch_t *b, int64_t now_us, sm_col_t *out,
+                              ed_err_t *err) {
   if (!e->schema || b->schema->nfields != e->schema->nfields)
     return ed_err_set(err, ED_E_INVALID, "expr: '%s' is not bound to this batch's schema", e->text);
   ed_code_t rc = eval_node(e->root, b, now_us);
   if (rc)
     return ed_err_set(err, rc, "expr: out of memory");
-  sm_col_reset(out);
   const node_t *r = e->root;
   for (size_t i = 0; i < b->nrows; i++)
     if ((rc = sm_col_append_from(out, r->res, r->scalar ? 0 : i)))
