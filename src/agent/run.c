@@ -21,6 +21,9 @@
 #include "agent/run.h"
 
 #include <inttypes.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -92,7 +95,6 @@ typedef struct sink {
   char **keys;
   size_t nkeys;
   sm_batch_t *rows;           /* K_RAW, K_DEAD, raw console: the open batch */
-  sm_batch_t *spare;          /* an emptied batch of out back from the flush thread (run.mu) */
   const sm_type_t *out;       /* the schema of what the sink writes */
   int64_t *resume;            /* per partition: skip sequence numbers <= this (-1: none) */
   int64_t *pos;               /* per partition: last sequence number covered (-1: none) */
@@ -538,21 +540,12 @@ static void *flush_main(void *arg) {
     if (!failed)
       flush_one(r, j);
     sink_t *s_done = j->s;
-    /* The emptied batch goes back to its sink: the next one reuses pages
-     * already mapped instead of faulting in fresh ones. */
-    sm_batch_t *back = j->rows;
-    j->rows = NULL;
     job_free(j);
     pthread_mutex_lock(&r->mu);
-    if (back && !s_done->spare) {
-      s_done->spare = back;
-      back = NULL;
-    }
     r->queued--;
     s_done->outstanding--;
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
-    sm_batch_free(back);
   }
 }
 
@@ -588,19 +581,6 @@ static ed_code_t push_job(run_t *r, job_t *j, ed_err_t *err) {
 
 static ed_code_t close_batch(run_t *r, sink_t *s, ed_err_t *err);
 
-/* An empty batch of s->out: the one the flush thread handed back, else new.
- * NULL on out of memory. Caller owns it. */
-static sm_batch_t *batch_for(run_t *r, sink_t *s) {
-  pthread_mutex_lock(&r->mu);
-  sm_batch_t *b = s->spare;
-  s->spare = NULL;
-  pthread_mutex_unlock(&r->mu);
-  if (!b)
-    return sm_batch_new(s->out);
-  sm_batch_reset(b);
-  return b;
-}
-
 static ed_code_t close_batch_one(run_t *r, sink_t *s, ed_err_t *err) {
   job_t *j = calloc(1, sizeof *j);
   if (!j)
@@ -629,7 +609,7 @@ static ed_code_t close_batch_one(run_t *r, sink_t *s, ed_err_t *err) {
   if (!rc && s->win) {
     win_set_now(s->win, now_wall);
     win_end_batch(s->win);
-    j->rows = batch_for(r, s); /* s->out is the window's output schema */
+    j->rows = sm_batch_new(win_output_schema(s->win));
     if (!j->rows)
       rc = nomem(err, "window output");
     rc = rc ? rc : win_emit(s->win, j->rows, err);
@@ -640,7 +620,7 @@ static ed_code_t close_batch_one(run_t *r, sink_t *s, ed_err_t *err) {
       rc = win_state_save(s->win, &j->ck.state, err);
   } else if (!rc) {
     j->rows = s->rows;
-    s->rows = batch_for(r, s);
+    s->rows = sm_batch_new(s->out);
     if (!s->rows)
       rc = nomem(err, "batch");
   }
@@ -1417,7 +1397,6 @@ static void run_free(run_t *r) {
     sink_t *s = &r->sinks[i];
     ag_dsink_free(s->ds);
     sm_batch_free(s->rows);
-    sm_batch_free(s->spare); /* before win_free: a window's batches borrow its schema */
     win_free(s->win);
     for (size_t a = 0; a < s->naggs; a++)
       agg_spec_fini(&s->aggs[a]);
@@ -1451,7 +1430,25 @@ static void run_free(run_t *r) {
   pthread_cond_destroy(&r->cv);
 }
 
+/* Every batch, decoded chunk and Parquet buffer is a few MiB that glibc would
+ * map fresh (and the kernel zero, page by page) each time: past its default
+ * 128 KiB mmap threshold, which only creeps up as such blocks are freed, and
+ * with free memory handed back at 128 KiB. Kept in the heap instead, a
+ * batch's memory is the next one's without faulting; the peak (what is live
+ * at once) is unchanged, and more than 64 MiB free at the top still goes back.
+ * Unless the operator tuned malloc himself (GLIBC_TUNABLES). */
+static void tune_malloc(void) {
+#if defined(__GLIBC__)
+  const char *t = getenv("GLIBC_TUNABLES");
+  if (t && strstr(t, "glibc.malloc."))
+    return;
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+#endif
+}
+
 ed_code_t ag_run(const ag_conf_t *conf, const ag_run_opts_t *o, ed_err_t *err) {
+  tune_malloc();
   run_t r = {.conf = conf, .o = o};
   pthread_mutex_init(&r.mu, NULL);
   pthread_cond_init(&r.cv, NULL);
