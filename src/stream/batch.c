@@ -404,15 +404,14 @@ ed_code_t sm_col_append_from(sm_col_t *dst, const sm_col_t *src, size_t row) {
 
 ed_code_t sm_col_view_tail(sm_col_t *view, const sm_col_t *src, size_t from) {
   sm_kind_t k = src->type->kind;
-  sm_col_t *kids = k == SM_STRUCT ? view->children : NULL;
-  size_t nkids = k == SM_STRUCT ? view->nchildren : 0;
-  if (k == SM_STRUCT && nkids != src->nchildren) {
+  /* a STRUCT's child views from the previous call are reused */
+  sm_col_t *kids = NULL;
+  if (k == SM_STRUCT && view->type == src->type && view->nchildren == src->nchildren)
+    kids = view->children;
+  else
     sm_col_view_fini(view);
-    if (!(kids = calloc(src->nchildren ? src->nchildren : 1, sizeof *kids)))
-      return ED_E_NOMEM;
-    nkids = src->nchildren;
-  }
   *view = *src;
+  view->children = kids;
   view->len = view->cap = src->len - from;
   view->valid = src->valid ? src->valid + from : NULL;
   size_t vs = value_size(k);
@@ -421,15 +420,20 @@ ed_code_t sm_col_view_tail(sm_col_t *view, const sm_col_t *src, size_t from) {
   if (src->off)
     view->off = src->off + from;
   view->data_cap = view->data_len;
-  if (k == SM_STRUCT) {
-    view->children = kids;
-    view->nchildren = nkids;
-    for (size_t i = 0; i < nkids; i++) {
-      ed_code_t rc = sm_col_view_tail(&kids[i], &src->children[i], from);
-      if (rc) {
-        sm_col_view_fini(view);
-        return rc;
-      }
+  if (k != SM_STRUCT) {
+    view->children = src->children; /* ARRAY/MAP: offsets index src's own children */
+    return ED_OK;
+  }
+  if (!view->children && src->nchildren &&
+      !(view->children = calloc(src->nchildren, sizeof *view->children))) {
+    memset(view, 0, sizeof *view);
+    return ED_E_NOMEM;
+  }
+  for (size_t i = 0; i < src->nchildren; i++) {
+    ed_code_t rc = sm_col_view_tail(&view->children[i], &src->children[i], from);
+    if (rc) {
+      sm_col_view_fini(view);
+      return rc;
     }
   }
   return ED_OK;
