@@ -73,6 +73,7 @@ typedef struct part {
   struct run *run;
   uint32_t idx;
   const char *id; /* borrowed from the hub properties */
+  size_t idlen;
   eh_receiver_t *rx;
   int64_t end;  /* available-now: the last sequence number at start (-1: empty) */
   int64_t seen; /* last sequence number the pipeline processed (-1: none) */
@@ -739,7 +740,7 @@ static ed_code_t process_block(run_t *r, blk_t *b, ed_err_t *err) {
     sm_event_meta_t m = {.sequence_number = e->seq,
                          .offset = e->off,
                          .enqueued_us = e->enq,
-                         .partition = {pt->id, strlen(pt->id)},
+                         .partition = {pt->id, pt->idlen},
                          .partition_key = {e->pk_set ? b->data + e->pk : NULL, e->pklen},
                          .publisher = {e->pub_set ? b->data + e->pub : NULL, e->publen}};
     if (e->nprops && (rc = event_props(r, b, e, &m, err)))
@@ -1150,6 +1151,7 @@ static ed_code_t open_source(run_t *r, ed_err_t *err) {
     pt->run = r;
     pt->idx = (uint32_t)r->nparts;
     pt->id = r->hp.partition_ids[i];
+    pt->idlen = strlen(pt->id);
     pt->seen = -1;
     pt->end = -1;
     atomic_init(&pt->last_enq, -1);
