@@ -21,6 +21,9 @@
 #include "agent/run.h"
 
 #include <inttypes.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -70,6 +73,7 @@ typedef struct part {
   struct run *run;
   uint32_t idx;
   const char *id; /* borrowed from the hub properties */
+  size_t idlen;
   eh_receiver_t *rx;
   int64_t end;  /* available-now: the last sequence number at start (-1: empty) */
   int64_t seen; /* last sequence number the pipeline processed (-1: none) */
@@ -144,7 +148,9 @@ typedef struct run {
   sm_type_t **schemas; /* schemas[k]: decoded + the first k derived columns */
   sm_expr_t **derive;  /* nderive, each bound to schemas[k] */
   size_t nderive;
-  sm_batch_t eb; /* the enriched chunk: db's columns (borrowed) + derived (owned) */
+  sm_batch_t eb;  /* the enriched chunk: db's columns (borrowed) + derived (owned) */
+  sink_t *direct; /* the first raw (delta or console) sink: decoded into when it takes every row */
+  sm_batch_t tb;  /* the chunk as a view of the tail of direct's batch (cols: views, owned) */
   sm_expr_t *filter;
   uint8_t *mask, *smask;
   size_t mask_cap;
@@ -705,7 +711,22 @@ static ed_code_t process_block(run_t *r, blk_t *b, ed_err_t *err) {
   ed_code_t rc = grow_scratch(r, b->n + 1, err);
   if (rc)
     return rc;
-  sm_batch_reset(r->db);
+  /* Decoding straight into the raw sink's open batch saves copying every row
+   * into it. Safe when that sink takes every row of the block: no filter, and
+   * every event taken is past its restart position (they all follow pt->seen).
+   * The other sinks then read the same rows as a view of that batch's tail. */
+  sink_t *direct = r->filter ? NULL : r->direct;
+  if (direct && direct->resume[b->part] > pt->seen)
+    direct = NULL;
+  sm_batch_t dview, *into = r->db;
+  size_t base = 0;
+  if (direct) {
+    base = direct->rows->nrows;
+    dview = (sm_batch_t){.schema = r->db->schema, .nrows = base, .cols = direct->rows->cols};
+    into = &dview;
+  } else {
+    sm_batch_reset(r->db);
+  }
   int64_t first = -1;
   uint64_t taken = 0, taken_bytes = 0;
   for (uint32_t i = 0; i < b->n; i++) {
@@ -719,7 +740,7 @@ static ed_code_t process_block(run_t *r, blk_t *b, ed_err_t *err) {
     sm_event_meta_t m = {.sequence_number = e->seq,
                          .offset = e->off,
                          .enqueued_us = e->enq,
-                         .partition = {pt->id, strlen(pt->id)},
+                         .partition = {pt->id, pt->idlen},
                          .partition_key = {e->pk_set ? b->data + e->pk : NULL, e->pklen},
                          .publisher = {e->pub_set ? b->data + e->pub : NULL, e->publen}};
     if (e->nprops && (rc = event_props(r, b, e, &m, err)))
@@ -727,9 +748,11 @@ static ed_code_t process_block(run_t *r, blk_t *b, ed_err_t *err) {
     sm_dec_status_t st;
     sm_reason_t why = SM_REASON_NONE;
     ed_err_t derr = {0};
-    size_t before = r->db->nrows;
-    rc = sm_dec_decode(r->dec, r->db, b->data + e->body, e->blen, &m, &st, &why, &derr);
+    size_t before = into->nrows;
+    rc = sm_dec_decode(r->dec, into, b->data + e->body, e->blen, &m, &st, &why, &derr);
     if (rc) {
+      if (direct)
+        sm_batch_rollback_row(direct->rows);
       *err = derr;
       return ed_err_prefix(err, "partition %s sequence number %" PRId64 ": ", pt->id, e->seq);
     }
@@ -746,8 +769,8 @@ static ed_code_t process_block(run_t *r, blk_t *b, ed_err_t *err) {
                     "partition=%s seq=%" PRId64 " dropped (no [dead_letter] path): %s", pt->id,
                     e->seq, derr.msg);
       }
-    } else if (r->db->nrows > before) {
-      r->row_ev[r->db->nrows - 1] = i;
+    } else if (into->nrows > before) {
+      r->row_ev[into->nrows - 1 - base] = i;
     }
     if (first < 0)
       first = e->seq;
@@ -764,17 +787,40 @@ static ed_code_t process_block(run_t *r, blk_t *b, ed_err_t *err) {
   if (!taken)
     return ED_OK;
   /* the enriched chunk: decoded columns, then each derived one in order */
-  size_t nrows = r->db->nrows, ndec = r->db->schema->nfields;
-  r->eb.nrows = nrows;
-  memcpy(r->eb.cols, r->db->cols, ndec * sizeof *r->eb.cols);
+  size_t nrows = into->nrows - base, ndec = r->db->schema->nfields;
   int64_t now = ed_time_now_us();
-  for (size_t k = 0; k < r->nderive; k++) {
-    sm_batch_t view = {.schema = r->schemas[k], .nrows = nrows, .cols = r->eb.cols};
-    if ((rc = sm_expr_eval(r->derive[k], &view, now, &r->eb.cols[ndec + k], err)))
+  const sm_batch_t *chunk = &r->eb;
+  if (direct) {
+    sm_col_t *dc = direct->rows->cols;
+    for (size_t i = 0; !rc && i < ndec; i++)
+      if ((rc = sm_col_view_tail(&r->tb.cols[i], &dc[i], base)))
+        nomem(err, "chunk");
+    for (size_t k = 0; !rc && k < r->nderive; k++) {
+      sm_batch_t view = {.schema = r->schemas[k], .nrows = nrows, .cols = r->tb.cols};
+      rc = sm_expr_eval_append(r->derive[k], &view, now, &dc[ndec + k], err);
+      if (!rc && (rc = sm_col_view_tail(&r->tb.cols[ndec + k], &dc[ndec + k], base)))
+        nomem(err, "chunk");
+    }
+    if (rc) {
+      sm_batch_rollback_row(direct->rows); /* back to base: the run stops here */
       return rc;
+    }
+    direct->rows->nrows = into->nrows;
+    r->tb.nrows = nrows;
+    chunk = &r->tb;
+  } else {
+    r->eb.nrows = nrows;
+    memcpy(r->eb.cols, r->db->cols, ndec * sizeof *r->eb.cols);
+    for (size_t k = 0; k < r->nderive; k++) {
+      sm_batch_t view = {.schema = r->schemas[k], .nrows = nrows, .cols = r->eb.cols};
+      if ((rc = sm_expr_eval(r->derive[k], &view, now, &r->eb.cols[ndec + k], err)))
+        return rc;
+    }
   }
+  /* all: every row selected (NULL masks below let the sinks skip the test) */
+  bool all = !r->filter;
   if (r->filter) {
-    if ((rc = sm_expr_filter(r->filter, &r->eb, now, r->mask, NULL, err)))
+    if ((rc = sm_expr_filter(r->filter, chunk, now, r->mask, NULL, err)))
       return rc;
   } else {
     memset(r->mask, 1, nrows ? nrows : 1);
@@ -784,17 +830,19 @@ static ed_code_t process_block(run_t *r, blk_t *b, ed_err_t *err) {
     int64_t skip = s->resume[b->part];
     if (pt->seen <= skip)
       continue; /* this sink already has the whole block */
-    const uint8_t *mask = r->mask;
+    const uint8_t *mask = all ? NULL : r->mask;
     if (first <= skip) {
       for (size_t row = 0; row < nrows; row++)
         r->smask[row] = r->mask[row] && b->ev[r->row_ev[row]].seq > skip;
       mask = r->smask;
     }
     if (s->kind != K_DEAD) {
-      if (s->win)
-        rc = win_update_mask(s->win, &r->eb, mask, err);
+      if (s == direct)
+        rc = ED_OK; /* decoded into its batch above */
+      else if (s->win)
+        rc = win_update_mask(s->win, chunk, mask, err);
       else
-        rc = sm_batch_append_selected(s->rows, &r->eb, mask);
+        rc = sm_batch_append_selected(s->rows, chunk, mask);
       if (rc)
         return ed_err_prefix(err, "sink '%s': ", s->name);
       /* the block's taken events, counted again only after a restart */
@@ -868,6 +916,9 @@ static ed_code_t build_schema(run_t *r, ed_err_t *err) {
   size_t ndec = sm_dec_schema(r->dec)->nfields;
   for (size_t k = 0; k < nd; k++)
     sm_col_init(&r->eb.cols[ndec + k], full->fields[ndec + k].type);
+  r->tb.schema = full;
+  if (!(r->tb.cols = calloc(full->nfields + 1, sizeof *r->tb.cols)))
+    return nomem(err, "batch");
   if (sc->filter && (rc = sm_expr_compile(sc->filter, full, &r->filter, err)))
     return ed_err_prefix(err, "[schema] filter: ");
   if (r->filter && sm_expr_type(r->filter)->kind != SM_BOOLEAN)
@@ -1015,6 +1066,8 @@ static ed_code_t build_sinks(run_t *r, ed_err_t *err) {
       s->out = r->eb.schema;
       if (!(s->rows = sm_batch_new(s->out)))
         return nomem(err, "batch");
+      if (!r->direct)
+        r->direct = s;
     }
     if (s->delta && (rc = open_delta(r, s, k->checkpoint_location, err)))
       return rc;
@@ -1099,6 +1152,7 @@ static ed_code_t open_source(run_t *r, ed_err_t *err) {
     pt->run = r;
     pt->idx = (uint32_t)r->nparts;
     pt->id = r->hp.partition_ids[i];
+    pt->idlen = strlen(pt->id);
     pt->seen = -1;
     pt->end = -1;
     atomic_init(&pt->last_enq, -1);
@@ -1345,12 +1399,12 @@ static void run_free(run_t *r) {
   for (size_t i = 0; i < r->nsinks; i++) {
     sink_t *s = &r->sinks[i];
     ag_dsink_free(s->ds);
+    sm_batch_free(s->rows);
     win_free(s->win);
     for (size_t a = 0; a < s->naggs; a++)
       agg_spec_fini(&s->aggs[a]);
     free(s->aggs);
     free_list(s->keys, s->nkeys);
-    sm_batch_free(s->rows);
     free(s->resume), free(s->pos), free(s->start), free((void *)s->committed);
   }
   free(r->sinks);
@@ -1360,6 +1414,9 @@ static void run_free(run_t *r) {
   for (size_t k = 0; r->eb.cols && k < r->nderive; k++)
     sm_col_fini(&r->eb.cols[ndec + k]);
   free(r->eb.cols);
+  for (size_t i = 0; r->tb.cols && i < r->tb.schema->nfields; i++)
+    sm_col_view_fini(&r->tb.cols[i]);
+  free(r->tb.cols);
   for (size_t k = 0; r->derive && k < r->nderive; k++)
     sm_expr_free(r->derive[k]);
   free(r->derive);
@@ -1376,7 +1433,25 @@ static void run_free(run_t *r) {
   pthread_cond_destroy(&r->cv);
 }
 
+/* Every batch, decoded chunk and Parquet buffer is a few MiB that glibc would
+ * map fresh (and the kernel zero, page by page) each time: past its default
+ * 128 KiB mmap threshold, which only creeps up as such blocks are freed, and
+ * with free memory handed back at 128 KiB. Kept in the heap instead, a
+ * batch's memory is the next one's without faulting; the peak (what is live
+ * at once) is unchanged, and more than 64 MiB free at the top still goes back.
+ * Unless the operator tuned malloc himself (GLIBC_TUNABLES). */
+static void tune_malloc(void) {
+#if defined(__GLIBC__)
+  const char *t = getenv("GLIBC_TUNABLES");
+  if (t && strstr(t, "glibc.malloc."))
+    return;
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+#endif
+}
+
 ed_code_t ag_run(const ag_conf_t *conf, const ag_run_opts_t *o, ed_err_t *err) {
+  tune_malloc();
   run_t r = {.conf = conf, .o = o};
   pthread_mutex_init(&r.mu, NULL);
   pthread_cond_init(&r.cv, NULL);

@@ -402,6 +402,54 @@ ed_code_t sm_col_append_from(sm_col_t *dst, const sm_col_t *src, size_t row) {
   return rc;
 }
 
+ed_code_t sm_col_view_tail(sm_col_t *view, const sm_col_t *src, size_t from) {
+  sm_kind_t k = src->type->kind;
+  /* a STRUCT's child views from the previous call are reused */
+  sm_col_t *kids = NULL;
+  if (k == SM_STRUCT && view->type == src->type && view->nchildren == src->nchildren)
+    kids = view->children;
+  else
+    sm_col_view_fini(view);
+  *view = *src;
+  view->children = kids;
+  view->len = view->cap = src->len - from;
+  view->valid = src->valid ? src->valid + from : NULL;
+  size_t vs = value_size(k);
+  if (vs && src->v.i64)
+    view->v.i64 = (int64_t *)(void *)((char *)src->v.i64 + from * vs);
+  if (src->off)
+    view->off = src->off + from;
+  view->data_cap = view->data_len;
+  if (k != SM_STRUCT) {
+    view->children = src->children; /* ARRAY/MAP: offsets index src's own children */
+    return ED_OK;
+  }
+  if (!view->children && src->nchildren &&
+      !(view->children = calloc(src->nchildren, sizeof *view->children))) {
+    memset(view, 0, sizeof *view);
+    return ED_E_NOMEM;
+  }
+  for (size_t i = 0; i < src->nchildren; i++) {
+    ed_code_t rc = sm_col_view_tail(&view->children[i], &src->children[i], from);
+    if (rc) {
+      sm_col_view_fini(view);
+      return rc;
+    }
+  }
+  return ED_OK;
+}
+
+void sm_col_view_fini(sm_col_t *view) {
+  if (!view)
+    return;
+  if (view->type && view->type->kind == SM_STRUCT) {
+    for (size_t i = 0; i < view->nchildren; i++)
+      sm_col_view_fini(&view->children[i]);
+    free(view->children);
+  }
+  memset(view, 0, sizeof *view);
+}
+
 /* ---- batches ---- */
 
 sm_batch_t *sm_batch_new(const sm_type_t *schema) {

@@ -142,6 +142,16 @@ ed_code_t sm_col_append_list_end(sm_col_t *c);
  * included: how filters compact a batch and windows keep values. */
 ed_code_t sm_col_append_from(sm_col_t *dst, const sm_col_t *src, size_t row);
 
+/* Makes view a read-only view of rows [from, src->len) of src, sharing its
+ * storage: row i of view is row from + i of src. STRING/BINARY offsets stay
+ * absolute into src's data (off[0] need not be 0); ARRAY/MAP children are
+ * src's own. Valid until src is appended to, reset or freed. view must be
+ * zeroed before its first use; it keeps (and reuses) the child views a STRUCT
+ * needs, which the caller frees with sm_col_view_fini. Never append to or
+ * sm_col_fini a view. ED_E_NOMEM (view is then zeroed). */
+ed_code_t sm_col_view_tail(sm_col_t *view, const sm_col_t *src, size_t from);
+void sm_col_view_fini(sm_col_t *view);
+
 static inline bool sm_col_is_null(const sm_col_t *c, size_t row) { return !c->valid[row]; }
 /* STRING/BINARY value of a row (not NUL-terminated). */
 static inline const char *sm_col_str(const sm_col_t *c, size_t row, size_t *n) {

@@ -1805,16 +1805,65 @@ static ed_code_t eval_node(node_t *n, const sm_batch_t *b, int64_t now) {
   }
 }
 
+/* Bytes per value of a fixed-width kind; 0 for STRING, BINARY and nested. */
+static size_t fixed_size(sm_kind_t k) {
+  switch (k) {
+  case SM_BOOLEAN:
+    return 1;
+  case SM_INT:
+  case SM_DATE:
+  case SM_FLOAT:
+    return 4;
+  case SM_BIGINT:
+  case SM_TIMESTAMP:
+  case SM_DOUBLE:
+    return 8;
+  default:
+    return 0;
+  }
+}
+
 ed_code_t sm_expr_eval(sm_expr_t *e, const sm_batch_t *b, int64_t now_us, sm_col_t *out,
                        ed_err_t *err) {
+  sm_col_reset(out);
+  return sm_expr_eval_append(e, b, now_us, out, err);
+}
+
+ed_code_t sm_expr_eval_append(sm_expr_t *e, const sm_batch_t *b, int64_t now_us, sm_col_t *out,
+                              ed_err_t *err) {
   if (!e->schema || b->schema->nfields != e->schema->nfields)
     return ed_err_set(err, ED_E_INVALID, "expr: '%s' is not bound to this batch's schema", e->text);
   ed_code_t rc = eval_node(e->root, b, now_us);
   if (rc)
     return ed_err_set(err, rc, "expr: out of memory");
-  sm_col_reset(out);
   const node_t *r = e->root;
-  for (size_t i = 0; i < b->nrows; i++)
+  size_t n = b->nrows, vs = fixed_size(out->type->kind);
+  if (vs && r->res->type->kind == out->type->kind) {
+    /* fixed-width values: copied (or, for a scalar, repeated) in bulk; a
+     * null row's value is 0, as sm_col_append_null leaves it */
+    if ((rc = sm_col_grow(out, n)))
+      return ed_err_set(err, rc, "expr: out of memory");
+    const char *src = (const char *)r->res->v.i64;
+    char *dst = (char *)out->v.i64 + out->len * vs;
+    uint8_t *valid = out->valid + out->len;
+    if (r->scalar) {
+      bool ok = r->res->valid[0];
+      memset(valid, ok, n);
+      for (size_t i = 0; i < n; i++)
+        memcpy(dst + i * vs, src, vs);
+      if (!ok)
+        memset(dst, 0, n * vs);
+    } else {
+      memcpy(valid, r->res->valid, n);
+      memcpy(dst, src, n * vs);
+      for (size_t i = 0; i < n; i++)
+        if (!valid[i])
+          memset(dst + i * vs, 0, vs);
+    }
+    out->len += n;
+    return ED_OK;
+  }
+  for (size_t i = 0; i < n; i++)
     if ((rc = sm_col_append_from(out, r->res, r->scalar ? 0 : i)))
       return ed_err_set(err, rc, "expr: out of memory");
   return ED_OK;

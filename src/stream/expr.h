@@ -60,6 +60,10 @@ const char *sm_expr_text(const sm_expr_t *e);
  * ED_E_INVALID if e is not bound). */
 ed_code_t sm_expr_eval(sm_expr_t *e, const sm_batch_t *b, int64_t now_us, sm_col_t *out,
                        ed_err_t *err);
+/* As sm_expr_eval, but out is not reset: b->nrows rows are appended after
+ * the ones it has (how a derived column is built straight in a sink's batch). */
+ed_code_t sm_expr_eval_append(sm_expr_t *e, const sm_batch_t *b, int64_t now_us, sm_col_t *out,
+                              ed_err_t *err);
 /* A filter (a BOOLEAN expression): sel[i] = 1 where it is TRUE, 0 where FALSE
  * or NULL (SQL's WHERE); sel has b->nrows entries (caller's). *nsel (may be
  * NULL) gets the number selected. ED_E_SCHEMA if the type is not BOOLEAN. */

@@ -167,6 +167,16 @@ static void test_eval_table(void) {
     if (strcmp(got.data, cases[i].rows) != 0)
       fprintf(stderr, "\n  %s: got '%s', want '%s'\n", cases[i].expr, got.data, cases[i].rows);
     CU_ASSERT_STR(got.data, cases[i].rows);
+    /* appended: the same rows again, after the ones out has */
+    CU_ASSERT_EQUAL(sm_expr_eval_append(e, g_b, NOW, &out, &err), ED_OK);
+    CU_ASSERT_EQUAL(out.len, 2 * g_b->nrows);
+    ed_buf_reset(&got);
+    for (size_t r = g_b->nrows; r < out.len; r++) {
+      if (r > g_b->nrows)
+        ed_buf_putc(&got, ';');
+      render(&got, &out, r);
+    }
+    CU_ASSERT_STR(got.data, cases[i].rows);
     ed_buf_fini(&got);
     sm_col_fini(&out);
     sm_expr_free(e);
