@@ -165,7 +165,7 @@ static void prob(probs_t *p, int line, const char *fmt, ...) {
   p->n++;
 }
 
-static char *trim(char *s) {
+char *ag_trim(char *s) {
   while (isspace((unsigned char)*s))
     s++;
   size_t n = strlen(s);
@@ -195,7 +195,7 @@ static bool split_time_spec(const char *spec, size_t maxdur, char **col, int64_t
   *nd = 0;
   bool ok = true;
   for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-    char *t = trim(tok);
+    char *t = ag_trim(tok);
     int64_t us;
     if (ed_time_parse_duration(t, &us, NULL) == ED_OK) {
       if (*nd == maxdur || us <= 0) {
@@ -337,7 +337,7 @@ static void validate(probs_t *p, ag_conf_t *c, const int *lines) {
          e.msg);
   for (char **q = s->partition_position; q && *q; q++) {
     const char *eq = strchr(*q, '=');
-    char *pp = eq ? strdup(trim((char *)eq + 1)) : NULL;
+    char *pp = eq ? strdup(ag_trim((char *)eq + 1)) : NULL;
     if (!eq || !pp || eh_position_parse(pp, &pos, &e))
       prob(p, lines[0], "[source] partition_position '%s': expected \"PARTITION = POSITION\"%s%s",
            *q, eq ? ": " : "", eq ? e.msg : "");
@@ -377,7 +377,7 @@ static void validate(probs_t *p, ag_conf_t *c, const int *lines) {
     bool ok = eq && eq[1] && eq[1] != '=';
     if (ok) {
       char *nm = strndup(*q, (size_t)(eq - *q));
-      ok = nm && is_name(trim(nm));
+      ok = nm && is_name(ag_trim(nm));
       free(nm);
     }
     if (!ok)
@@ -448,19 +448,19 @@ ed_code_t ag_conf_parse(const char *name, const char *text, ag_conf_t *c, char *
     next = strchr(line, '\n');
     if (next)
       *next++ = 0;
-    char *s = trim(line);
+    char *s = ag_trim(line);
     if (!*s || *s == '#' || *s == ';')
       continue;
     if (*s == '[') {
       char *end = strchr(s, ']');
-      if (!end || trim(end + 1)[0]) {
+      if (!end || ag_trim(end + 1)[0]) {
         prob(&p, ln, "section header '%s': expected [NAME] or [sink NAME]", s);
         keys = NULL, skip = true;
         continue;
       }
       *end = 0;
-      char *hdr = trim(s + 1), *sp = strpbrk(hdr, " \t");
-      char *arg = sp ? (*sp = 0, trim(sp + 1)) : NULL;
+      char *hdr = ag_trim(s + 1), *sp = strpbrk(hdr, " \t");
+      char *arg = sp ? (*sp = 0, ag_trim(sp + 1)) : NULL;
       memset(seen, 0, sizeof seen);
       skip = false;
       if (!strcmp(hdr, "sink")) {
@@ -511,7 +511,7 @@ ed_code_t ag_conf_parse(const char *name, const char *text, ag_conf_t *c, char *
       continue;
     }
     *eq = 0;
-    char *key = trim(s), *val = trim(eq + 1);
+    char *key = ag_trim(s), *val = ag_trim(eq + 1);
     if (skip)
       continue;
     if (!keys) {

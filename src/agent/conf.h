@@ -111,6 +111,10 @@ ed_code_t ag_conf_parse(const char *name, const char *text, ag_conf_t *conf, cha
                         ed_err_t *err);
 /* Reads path and parses it as above. */
 ed_code_t ag_conf_load(const char *path, ag_conf_t *conf, char **problems, ed_err_t *err);
+
+/* s without its leading and trailing white space: trailing bytes are
+ * overwritten with NULs in place, the return points into s. */
+char *ag_trim(char *s);
 void ag_conf_free(ag_conf_t *conf);
 /* Writes the resolved configuration back in the file's syntax (defaults
  * filled in), secrets excluded (only file names are kept anyway). */

@@ -179,15 +179,6 @@ static ed_code_t nomem(ed_err_t *err, const char *what) {
   return ed_err_set(err, ED_E_NOMEM, "run: out of memory (%s)", what);
 }
 
-static char *trim(char *s) {
-  while (*s == ' ' || *s == '\t')
-    s++;
-  size_t n = strlen(s);
-  while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
-    s[--n] = 0;
-  return s;
-}
-
 /* Splits a comma-separated list at commas outside parentheses and quotes. */
 static ed_code_t split_list(const char *text, char ***out, size_t *n, ed_err_t *err) {
   *out = NULL;
@@ -216,7 +207,7 @@ static ed_code_t split_list(const char *text, char ***out, size_t *n, ed_err_t *
     if ((*p == ',' && depth == 0) || !*p) {
       bool end = !*p;
       *p = 0;
-      char *t = trim(startp);
+      char *t = ag_trim(startp);
       if (*t) {
         char **nv = realloc(*out, (*n + 1) * sizeof *nv);
         if (!nv || !(nv[*n] = strdup(t))) {
@@ -897,7 +888,7 @@ static ed_code_t build_schema(run_t *r, ed_err_t *err) {
     char name[256];
     size_t nl = (size_t)(eq - sc->derive[k]);
     snprintf(name, sizeof name, "%.*s", (int)(nl < 255 ? nl : 255), sc->derive[k]);
-    char *nm = trim(name);
+    char *nm = ag_trim(name);
     if ((rc = sm_expr_compile(eq + 1, r->schemas[k], &r->derive[k], err)))
       return ed_err_prefix(err, "[schema] derive %s: ", nm);
     r->nderive = k + 1;
