@@ -103,29 +103,9 @@ static int width_of(uint8_t code) {
   }
 }
 
-/* Reads one value at *pp (< end). Returns 0, or -1 when malformed. */
-static int val_read(const uint8_t **pp, const uint8_t *end, val_t *v, int depth) {
-  const uint8_t *p = *pp;
-  if (p >= end || depth > 32)
-    return -1;
-  v->start = p;
-  v->described = false;
-  v->desc = 0;
-  if (*p == T_DESCRIBED) {
-    p++;
-    val_t d;
-    if (val_read(&p, end, &d, depth + 1))
-      return -1;
-    v->described = true;
-    if (d.code == T_SMALLULONG)
-      v->desc = d.p[0];
-    else if (d.code == T_ULONG)
-      v->desc = be64(d.p);
-    else
-      v->desc = UINT64_MAX; /* symbolic descriptor: not a section we know */
-    if (p >= end || *p == T_DESCRIBED)
-      return -1;
-  }
+/* Reads the value at *pp (< end) from its constructor on (no descriptor).
+ * Returns 0, or -1 when malformed. */
+static inline int val_body(const uint8_t *p, const uint8_t *end, val_t *v, const uint8_t **out) {
   uint8_t code = *p++;
   v->code = code;
   v->count = 0;
@@ -175,6 +155,41 @@ static int val_read(const uint8_t **pp, const uint8_t *end, val_t *v, int depth)
       return -1;
     }
   }
+  *out = p;
+  return 0;
+}
+
+/* Reads one value at *pp (< end). Returns 0, or -1 when malformed. */
+static int val_read(const uint8_t **pp, const uint8_t *end, val_t *v, int depth) {
+  const uint8_t *p = *pp;
+  if (p >= end || depth > 32)
+    return -1;
+  v->start = p;
+  v->described = false;
+  v->desc = 0;
+  if (*p == T_DESCRIBED) {
+    p++;
+    /* the descriptor every section carries, 0x53 code, read without recursion */
+    if (end - p >= 2 && p[0] == T_SMALLULONG) {
+      v->desc = p[1];
+      p += 2;
+    } else {
+      val_t d;
+      if (val_read(&p, end, &d, depth + 1))
+        return -1;
+      if (d.code == T_SMALLULONG)
+        v->desc = d.p[0];
+      else if (d.code == T_ULONG)
+        v->desc = be64(d.p);
+      else
+        v->desc = UINT64_MAX; /* symbolic descriptor: not a section we know */
+    }
+    v->described = true;
+    if (p >= end || *p == T_DESCRIBED)
+      return -1;
+  }
+  if (val_body(p, end, v, &p))
+    return -1;
   v->total = (size_t)(p - v->start);
   *pp = p;
   return 0;
@@ -222,11 +237,6 @@ static bool val_is_str(const val_t *v) {
   return v->code == T_STR8 || v->code == T_STR32 || v->code == T_SYM8 || v->code == T_SYM32;
 }
 
-static bool str_eq(const val_t *v, const char *s) {
-  size_t n = strlen(s);
-  return val_is_str(v) && v->n == n && memcmp(v->p, s, n) == 0;
-}
-
 /* Parses a decimal int64 from bytes (the offset annotation is a string). */
 static bool parse_i64(const uint8_t *p, size_t n, int64_t *out) {
   if (n == 0 || n > 20)
@@ -251,32 +261,109 @@ static ed_code_t bad(ed_err_t *err, const uint8_t *base, const uint8_t *at, cons
   return ed_err_set(err, ED_E_PARSE, "AMQP message: %s at byte %zu", what, (size_t)(at - base));
 }
 
+enum { K_OTHER, K_SEQ, K_OFFSET, K_ENQUEUED, K_PKEY, K_PUBLISHER };
+
+/* Which annotation the key bytes name: one length switch and one compare. */
+static int ann_key(const uint8_t *k, size_t n) {
+#define KEY_IS(lit) (n == sizeof lit - 1 && memcmp(k, lit, sizeof lit - 1) == 0)
+  switch (n) {
+  case sizeof EHP_ANN_SEQUENCE - 1:
+    return KEY_IS(EHP_ANN_SEQUENCE) ? K_SEQ : K_OTHER;
+  case sizeof EHP_ANN_OFFSET - 1:
+    return KEY_IS(EHP_ANN_OFFSET) ? K_OFFSET : K_OTHER;
+  case sizeof EHP_ANN_ENQUEUED - 1: /* the partition key has the same length */
+    return KEY_IS(EHP_ANN_ENQUEUED) ? K_ENQUEUED : KEY_IS(EHP_ANN_PARTITION_KEY) ? K_PKEY : K_OTHER;
+  case sizeof EHP_ANN_PUBLISHER - 1:
+    return KEY_IS(EHP_ANN_PUBLISHER) ? K_PUBLISHER : K_OTHER;
+  default:
+    return K_OTHER;
+  }
+#undef KEY_IS
+}
+
+/* The general path for one annotation value: any encoding val_read takes. */
+static void ann_value(int key, const val_t *v, eh_amqp_msg_t *m) {
+  switch (key) {
+  case K_SEQ:
+    m->has_seq = val_int(v, &m->seq);
+    break;
+  case K_OFFSET:
+    /* a string on the wire (§6.6); tolerate an integer too */
+    m->has_offset = val_is_str(v) ? parse_i64(v->p, v->n, &m->offset) : val_int(v, &m->offset);
+    break;
+  case K_ENQUEUED:
+    m->has_enqueued = val_int(v, &m->enqueued_ms);
+    break;
+  case K_PKEY:
+    if (val_is_str(v)) {
+      m->partition_key = (const char *)v->p;
+      m->partition_key_len = v->n;
+    }
+    break;
+  case K_PUBLISHER:
+    if (val_is_str(v)) {
+      m->publisher = (const char *)v->p;
+      m->publisher_len = v->n;
+    }
+    break;
+  default:
+    break;
+  }
+}
+
+/* The message-annotations map. What the service sends (sym8 keys; long,
+ * timestamp and str8 values) is read inline; anything else, and every value
+ * of a key we do not use, goes through val_read, which also checks it. With
+ * fast false everything does (the reference the fast path must agree with). */
 static ed_code_t decode_annotations(const uint8_t *base, const val_t *map, eh_amqp_msg_t *m,
-                                    ed_err_t *err) {
+                                    bool fast, ed_err_t *err) {
   const uint8_t *p = map->p, *end = map->p + map->n;
   for (uint32_t i = 0; i + 1 < map->count; i += 2) {
-    val_t k, v;
-    if (val_read(&p, end, &k, 1) || val_read(&p, end, &v, 1))
-      return bad(err, base, p, "truncated message-annotations map");
-    if (str_eq(&k, EHP_ANN_SEQUENCE)) {
-      m->has_seq = val_int(&v, &m->seq);
-    } else if (str_eq(&k, EHP_ANN_OFFSET)) {
-      /* a string on the wire (§6.6); tolerate an integer too */
-      m->has_offset = val_is_str(&v) ? parse_i64(v.p, v.n, &m->offset) : val_int(&v, &m->offset);
-    } else if (str_eq(&k, EHP_ANN_ENQUEUED)) {
-      m->has_enqueued = val_int(&v, &m->enqueued_ms);
-    } else if (str_eq(&k, EHP_ANN_PARTITION_KEY) && val_is_str(&v)) {
-      m->partition_key = (const char *)v.p;
-      m->partition_key_len = v.n;
-    } else if (str_eq(&k, EHP_ANN_PUBLISHER) && val_is_str(&v)) {
-      m->publisher = (const char *)v.p;
-      m->publisher_len = v.n;
+    int key = K_OTHER;
+    if (fast && end - p >= 2 && p[0] == T_SYM8 && (size_t)(end - p - 2) >= p[1]) {
+      key = ann_key(p + 2, p[1]);
+      p += 2 + p[1];
+    } else {
+      val_t k;
+      if (val_read(&p, end, &k, 1))
+        return bad(err, base, p, "truncated message-annotations map");
+      if (val_is_str(&k))
+        key = ann_key(k.p, k.n);
     }
+    if (fast && p < end) {
+      if ((key == K_SEQ || key == K_ENQUEUED) && (p[0] == T_LONG || p[0] == T_TIMESTAMP) &&
+          end - p >= 9) {
+        int64_t x = (int64_t)be64(p + 1);
+        if (key == K_SEQ)
+          m->has_seq = true, m->seq = x;
+        else
+          m->has_enqueued = true, m->enqueued_ms = x;
+        p += 9;
+        continue;
+      }
+      if (p[0] == T_STR8 && (key == K_OFFSET || key == K_PKEY) && end - p >= 2 &&
+          (size_t)(end - p - 2) >= p[1]) {
+        const uint8_t *s = p + 2;
+        size_t n = p[1];
+        if (key == K_OFFSET) {
+          m->has_offset = parse_i64(s, n, &m->offset);
+        } else {
+          m->partition_key = (const char *)s;
+          m->partition_key_len = n;
+        }
+        p = s + n;
+        continue;
+      }
+    }
+    val_t v;
+    if (val_read(&p, end, &v, 1))
+      return bad(err, base, p, "truncated message-annotations map");
+    ann_value(key, &v, m);
   }
   return ED_OK;
 }
 
-ed_code_t eh_amqp_decode(const uint8_t *buf, size_t n, eh_amqp_msg_t *m, ed_err_t *err) {
+static ed_code_t decode(const uint8_t *buf, size_t n, eh_amqp_msg_t *m, bool fast, ed_err_t *err) {
   memset(m, 0, sizeof *m);
   m->body_kind = EH_BODY_NONE;
   const uint8_t *p = buf, *end = buf + n;
@@ -295,7 +382,7 @@ ed_code_t eh_amqp_decode(const uint8_t *buf, size_t n, eh_amqp_msg_t *m, ed_err_
     case S_MESSAGE_ANN:
       if (s.code != T_MAP8 && s.code != T_MAP32)
         return bad(err, buf, at, "message-annotations is not a map");
-      if (decode_annotations(buf, &s, m, err))
+      if (decode_annotations(buf, &s, m, fast, err))
         return err ? err->code : ED_E_PARSE;
       break;
     case S_PROPERTIES: {
@@ -363,6 +450,14 @@ ed_code_t eh_amqp_decode(const uint8_t *buf, size_t n, eh_amqp_msg_t *m, ed_err_
     }
   }
   return ED_OK;
+}
+
+ed_code_t eh_amqp_decode(const uint8_t *buf, size_t n, eh_amqp_msg_t *m, ed_err_t *err) {
+  return decode(buf, n, m, true, err);
+}
+
+ed_code_t eh_amqp_decode_general(const uint8_t *buf, size_t n, eh_amqp_msg_t *m, ed_err_t *err) {
+  return decode(buf, n, m, false, err);
 }
 
 ed_code_t eh_amqp_data_concat(const uint8_t *sections, size_t n, ed_buf_t *out) {
