@@ -84,78 +84,80 @@ static uint32_t be32(const uint8_t *p) {
 }
 static uint64_t be64(const uint8_t *p) { return (uint64_t)be32(p) << 32 | be32(p + 4); }
 
-static int width_of(uint8_t code) {
-  switch (code >> 4) {
-  case 0x4:
-    return 0;
-  case 0x5:
-    return 1;
-  case 0x6:
-    return 2;
-  case 0x7:
-    return 4;
-  case 0x8:
-    return 8;
-  case 0x9:
-    return 16;
+/* How a constructor's payload is laid out: a fixed width (0..16 bytes), a
+ * length-prefixed run (variable), or a size+count-prefixed compound. */
+enum { L_BAD = 0xff, L_VAR8 = 0x20, L_VAR32, L_COMP8, L_COMP32 };
+/* 0x40..0x9f: the fixed widths by the top nibble, where a type exists */
+static uint8_t layout_of(uint8_t code) {
+  switch (code) {
+  case T_VBIN8:
+  case T_STR8:
+  case T_SYM8:
+    return L_VAR8;
+  case T_VBIN32:
+  case T_STR32:
+  case T_SYM32:
+    return L_VAR32;
+  case T_LIST8:
+  case T_MAP8:
+  case T_ARRAY8:
+    return L_COMP8;
+  case T_LIST32:
+  case T_MAP32:
+  case T_ARRAY32:
+    return L_COMP32;
   default:
-    return -1;
+    break;
   }
+  static const uint8_t width[16] = {L_BAD, L_BAD, L_BAD, L_BAD, 0,     1,     2,     4,
+                                    8,     16,    L_BAD, L_BAD, L_BAD, L_BAD, L_BAD, L_BAD};
+  return width[code >> 4];
 }
 
-/* Reads the value at *pp (< end) from its constructor on (no descriptor).
- * Returns 0, or -1 when malformed. */
+/* Reads the value at p (< end) from its constructor on (no descriptor); *out
+ * is where the next value starts. Returns 0, or -1 when malformed. */
 static inline int val_body(const uint8_t *p, const uint8_t *end, val_t *v, const uint8_t **out) {
-  uint8_t code = *p++;
+  uint8_t code = *p++, lay = layout_of(code);
+  size_t left = (size_t)(end - p), len;
   v->code = code;
   v->count = 0;
-  int w = width_of(code);
-  if (w >= 0) {
-    if ((size_t)(end - p) < (size_t)w)
+  switch (lay) {
+  case L_VAR8:
+    if (left < 1 || left - 1 < p[0])
+      return -1;
+    v->p = p + 1;
+    v->n = p[0];
+    break;
+  case L_VAR32:
+    if (left < 4 || left - 4 < (len = be32(p)))
+      return -1;
+    v->p = p + 4;
+    v->n = len;
+    break;
+  case L_COMP8:
+    if (left < 2 || (len = p[0]) < 1 || left - 1 < len)
+      return -1;
+    v->count = p[1];
+    v->p = p + 2;
+    v->n = len - 1;
+    break;
+  case L_COMP32:
+    if (left < 8 || (len = be32(p)) < 4 || left - 4 < len)
+      return -1;
+    v->count = be32(p + 4);
+    v->p = p + 8;
+    v->n = len - 4;
+    break;
+  case L_BAD:
+    return -1;
+  default: /* fixed width */
+    if (left < lay)
       return -1;
     v->p = p;
-    v->n = (size_t)w;
-    p += w;
-  } else {
-    size_t len, hdr = (code & 0x10) ? 4 : 1;
-    switch (code) {
-    case T_VBIN8:
-    case T_STR8:
-    case T_SYM8:
-    case T_VBIN32:
-    case T_STR32:
-    case T_SYM32:
-      if ((size_t)(end - p) < hdr)
-        return -1;
-      len = hdr == 4 ? be32(p) : p[0];
-      p += hdr;
-      if ((size_t)(end - p) < len)
-        return -1;
-      v->p = p;
-      v->n = len;
-      p += len;
-      break;
-    case T_LIST8:
-    case T_MAP8:
-    case T_LIST32:
-    case T_MAP32:
-    case T_ARRAY8:
-    case T_ARRAY32:
-      if ((size_t)(end - p) < 2 * hdr)
-        return -1;
-      len = hdr == 4 ? be32(p) : p[0];
-      if (len < hdr || (size_t)(end - p - hdr) < len)
-        return -1;
-      v->count = hdr == 4 ? be32(p + 4) : p[1];
-      v->p = p + 2 * hdr;
-      v->n = len - hdr;
-      p += hdr + len;
-      break;
-    default:
-      return -1;
-    }
+    v->n = lay;
+    break;
   }
-  *out = p;
+  *out = v->p + v->n;
   return 0;
 }
 
@@ -249,7 +251,8 @@ static bool parse_i64(const uint8_t *p, size_t n, int64_t *out) {
   for (; i < n; i++) {
     if (p[i] < '0' || p[i] > '9')
       return false;
-    if (v > (INT64_MAX - (p[i] - '0')) / 10)
+    /* below INT64_MAX / 10 another digit cannot overflow: no division */
+    if (v >= INT64_MAX / 10 && v > (INT64_MAX - (p[i] - '0')) / 10)
       return false;
     v = v * 10 + (p[i] - '0');
   }
@@ -312,7 +315,7 @@ static void ann_value(int key, const val_t *v, eh_amqp_msg_t *m) {
 }
 
 /* The message-annotations map. What the service sends (sym8 keys; long,
- * timestamp and str8 values) is read inline; anything else, and every value
+ * timestamp, str8 and str32 values) is read inline; anything else, and every value
  * of a key we do not use, goes through val_read, which also checks it. With
  * fast false everything does (the reference the fast path must agree with). */
 static ed_code_t decode_annotations(const uint8_t *base, const val_t *map, eh_amqp_msg_t *m,
@@ -341,10 +344,11 @@ static ed_code_t decode_annotations(const uint8_t *base, const val_t *map, eh_am
         p += 9;
         continue;
       }
-      if (p[0] == T_STR8 && (key == K_OFFSET || key == K_PKEY) && end - p >= 2 &&
-          (size_t)(end - p - 2) >= p[1]) {
-        const uint8_t *s = p + 2;
-        size_t n = p[1];
+      size_t n, hdr = p[0] == T_STR8 ? 2 : 5;
+      if ((p[0] == T_STR8 || p[0] == T_STR32) && (key == K_OFFSET || key == K_PKEY) &&
+          (size_t)(end - p) >= hdr &&
+          (size_t)(end - p) - hdr >= (n = hdr == 2 ? p[1] : be32(p + 1))) {
+        const uint8_t *s = p + hdr;
         if (key == K_OFFSET) {
           m->has_offset = parse_i64(s, n, &m->offset);
         } else {
