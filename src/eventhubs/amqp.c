@@ -247,14 +247,16 @@ static bool parse_i64(const uint8_t *p, size_t n, int64_t *out) {
   size_t i = neg ? 1 : 0;
   if (i == n)
     return false;
+  /* up to 18 digits cannot overflow: no check per digit then */
+  bool may_overflow = n - i > 18;
   int64_t v = 0;
   for (; i < n; i++) {
-    if (p[i] < '0' || p[i] > '9')
+    unsigned d = (unsigned)p[i] - '0';
+    if (d > 9)
       return false;
-    /* below INT64_MAX / 10 another digit cannot overflow: no division */
-    if (v >= INT64_MAX / 10 && v > (INT64_MAX - (p[i] - '0')) / 10)
+    if (may_overflow && v > (INT64_MAX - (int64_t)d) / 10)
       return false;
-    v = v * 10 + (p[i] - '0');
+    v = v * 10 + (int64_t)d;
   }
   *out = neg ? -v : v;
   return true;
@@ -374,8 +376,18 @@ static ed_code_t decode(const uint8_t *buf, size_t n, eh_amqp_msg_t *m, bool fas
   while (p < end) {
     val_t s;
     const uint8_t *at = p;
-    if (val_read(&p, end, &s, 0))
+    if (fast && end - p >= 4 && p[0] == T_DESCRIBED && p[1] == T_SMALLULONG &&
+        p[3] != T_DESCRIBED) {
+      /* what every section starts with: 0x00 0x53 code, then the value */
+      s.start = at;
+      s.described = true;
+      s.desc = p[2];
+      if (val_body(p + 3, end, &s, &p))
+        return bad(err, buf, at, "malformed section");
+      s.total = (size_t)(p - at);
+    } else if (val_read(&p, end, &s, 0)) {
       return bad(err, buf, at, "malformed section");
+    }
     if (!s.described)
       return bad(err, buf, at, "expected a described section");
     switch (s.desc) {

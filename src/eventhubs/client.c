@@ -830,12 +830,12 @@ static void rx_dispatch(eh_client_t *c, eh_receiver_t *rx) {
     ed_buf_reset(&rx->arena);
     size_t naprops = 0;
     bool fixup = false; /* some event points into the arena (which may still move) */
+    ed_err_t err;       /* read only after eh_amqp_decode set it: no zeroing per event */
     for (size_t i = 0; i < n; i++) {
       pend_t *pd = &rx->pend[rx->pend_head + i];
       const uint8_t *p = (const uint8_t *)rx->raw.data + pd->off;
       eh_amqp_msg_t m;
       eh_event_t *e = &rx->evs[i];
-      ed_err_t err = {0};
       rx->body_off[i] = SIZE_MAX;
       rx->pstart[i] = naprops;
       if (eh_amqp_decode(p, pd->len, &m, &err)) {

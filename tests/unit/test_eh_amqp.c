@@ -3,6 +3,7 @@
  * encode Proton decodes to the same fields. Also positions and filters. */
 #include <proton/codec.h>
 #include <proton/message.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -463,6 +464,43 @@ static void test_annotation_fast_path_edge_values(void) {
           4);
   w_message(&w, &b, 2, false);
   CU_ASSERT_EQUAL(both(w.b, w.n, NULL, "string past the map"), ED_E_PARSE);
+  /* offsets at the edges of int64, with leading zeros, and not numbers */
+  static const struct {
+    const char *text;
+    bool ok;
+    int64_t v;
+  } offs[] = {{"9223372036854775807", true, INT64_MAX},
+              {"9223372036854775808", false, 0},
+              {"-9223372036854775807", true, -INT64_MAX},
+              {"00000000000000000042", true, 42},
+              {"000000000000000000042", false, 0},
+              {"999999999999999999", true, 999999999999999999},
+              {"-", false, 0},
+              {"", false, 0},
+              {"1 2", false, 0}};
+  for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++) {
+    for (int code = 0; code < 2; code++) {
+      wire_t o = {0};
+      w_str(&o, 0xa3, EHP_ANN_OFFSET);
+      w_str(&o, code ? 0xb1 : 0xa1, offs[i].text);
+      w_message(&w, &o, 2, code);
+      CU_ASSERT_EQUAL_FATAL(both(w.b, w.n, &m, offs[i].text), ED_OK);
+      CU_ASSERT_EQUAL(m.has_offset, offs[i].ok);
+      if (offs[i].ok)
+        CU_ASSERT_EQUAL(m.offset, offs[i].v);
+    }
+  }
+  /* sections described by a ulong, or by a symbol (not one we know) */
+  wire_t u = {0};
+  w_bytes(&u, "\x00\x80\0\0\0\0\0\0\0\x75\xa0\x02hi", 14);
+  CU_ASSERT_EQUAL_FATAL(both(u.b, u.n, &m, "ulong descriptor"), ED_OK);
+  CU_ASSERT_TRUE(m.body_len == 2 && !memcmp(m.body, "hi", 2));
+  u.n = 0;
+  w_bytes(&u, "\x00\xa3\x01x\xa0\x02hi", 8);
+  CU_ASSERT_EQUAL(both(u.b, u.n, NULL, "symbolic descriptor"), ED_E_PARSE);
+  u.n = 0;
+  w_bytes(&u, "\x00\x53\x75\x00\x53\x75\xa0\x00", 8);
+  CU_ASSERT_EQUAL(both(u.b, u.n, NULL, "descriptor of a descriptor"), ED_E_PARSE);
   /* the service's own encoding, as ehemu writes it, from Proton */
   char buf[4096];
   pn_message_t *pm = service_event("{}", 2);
