@@ -405,7 +405,7 @@ static void test_annotation_fast_path_agrees_with_general_reader(void) {
               }
               count += 2;
             }
-            char what[80];
+            char what[128];
             snprintf(what, sizeof what, "seq %d enq %d off %d pk %d shape %d key 0x%02x", ik, ek,
                      ok, pk, shape, kk);
             wire_t w;
