@@ -370,8 +370,16 @@ static ed_code_t decode_annotations(const uint8_t *base, const val_t *map, eh_am
 }
 
 static ed_code_t decode(const uint8_t *buf, size_t n, eh_amqp_msg_t *m, bool fast, ed_err_t *err) {
-  memset(m, 0, sizeof *m);
+  /* field by field: a memset of the struct compiles to rep stos, whose
+   * start-up cost was half of this function's time */
   m->body_kind = EH_BODY_NONE;
+  m->body = m->body_sections = m->app_props = NULL;
+  m->body_len = m->body_sections_len = m->app_props_len = 0;
+  m->ndata = 0;
+  m->has_seq = m->has_offset = m->has_enqueued = false;
+  m->seq = m->offset = m->enqueued_ms = 0;
+  m->partition_key = m->publisher = m->content_type = NULL;
+  m->partition_key_len = m->publisher_len = m->content_type_len = 0;
   const uint8_t *p = buf, *end = buf + n;
   while (p < end) {
     val_t s;
