@@ -105,6 +105,8 @@ static const ed_opt_t sink_keys[] = {
      "the txn appId of this sink's commits (default: ehdelta-NAME)", 0, 0, 0},
     {"merge_schema", 0, ED_OPT_FLAG, NULL, "false", S(ag_sink_t, merge_schema),
      "add new nullable columns to an existing table's schema", 0, 0, 0},
+    {"zstd_level", 0, ED_OPT_INT, "N", "1", S(ag_sink_t, zstd_level),
+     "zstd level of the table's Parquet pages", 0, 1, 22},
     {"num_rows", 0, ED_OPT_INT, "N", "20", S(ag_sink_t, num_rows),
      "console: rows printed per batch", 0, 1, INT64_MAX},
     ED_OPT_END,
@@ -539,8 +541,14 @@ ed_code_t ag_conf_parse(const char *name, const char *text, ag_conf_t *c, char *
     }
     if (o->type == ED_OPT_STRING) /* replace the default */
       free(*(char **)((char *)target + o->offset)), *(char **)((char *)target + o->offset) = NULL;
-    if (ed_opt_set(o, target, val, &e))
-      prob(&p, ln, "%s", e.msg);
+    if (ed_opt_set(o, target, val, &e)) {
+      /* the option module names a flag (--key); here it is a key of a section */
+      const char *m = strncmp(e.msg, "--", 2) ? e.msg : e.msg + 2;
+      if (keys == sink_keys)
+        prob(&p, ln, "[sink %s] %s", ((ag_sink_t *)target)->name, m);
+      else
+        prob(&p, ln, "[%s] %s", sections[cur].name, m);
+    }
   }
   free(copy);
   validate(&p, c, lines);

@@ -66,7 +66,8 @@ typedef struct ag_sink {
   char *checkpoint_location;
   char *query_id; /* the txn appId; default "ehdelta-<name>" */
   bool merge_schema;
-  int64_t num_rows; /* console: rows printed per batch */
+  int64_t zstd_level; /* of the table's Parquet pages */
+  int64_t num_rows;   /* console: rows printed per batch */
   /* resolved by validation */
   ag_sink_type_t kind;
   ag_output_mode_t mode;

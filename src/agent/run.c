@@ -935,7 +935,8 @@ static ed_code_t open_delta(run_t *r, sink_t *s, const char *checkpoint, ed_err_
                          .schema = s->out,
                          .partition_by = npb ? (const char *const *)pbn : NULL,
                          .store = r->o->store,
-                         .merge_schema = s->conf && s->conf->merge_schema};
+                         .merge_schema = s->conf && s->conf->merge_schema,
+                         .zstd_level = s->conf ? (int)s->conf->zstd_level : 0};
     rc = ag_dsink_open(&o, &s->ds, &ck, err);
     if (rc)
       ed_err_prefix(err, "sink '%s': ", s->name);

@@ -227,6 +227,7 @@ struct ag_dsink {
   int *part_idx; /* top-level column index of each partition column */
   bool *is_part; /* per top-level column */
   int64_t next_batch;
+  pq_writer_opts_t pq;
   ag_dsink_timing_t timing;
 };
 
@@ -341,6 +342,9 @@ ed_code_t ag_dsink_open(const ag_dsink_opts_t *o, ag_dsink_t **out, ag_ckpt_t *r
     ag_dsink_free(s);
     return ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", o->url);
   }
+  pq_writer_opts_init(&s->pq);
+  if (o->zstd_level)
+    s->pq.zstd_level = o->zstd_level;
   ed_code_t rc = st_open(o->url, o->store, &s->store, err);
   rc = rc ? rc : ag_pq_schema(s->schema, &s->full, err);
   if (!rc)
@@ -421,7 +425,7 @@ static ed_code_t write_file(ag_dsink_t *s, const sm_batch_t *b, const dl_kv_t *p
     if (!s->is_part[i])
       data[nd++] = all[i];
   dl_file_writer_t *w = NULL;
-  rc = rc ? rc : dl_file_writer_new(s->t, s->data, pv, s->npart, NULL, &w, err);
+  rc = rc ? rc : dl_file_writer_new(s->t, s->data, pv, s->npart, &s->pq, &w, err);
   rc = rc ? rc : dl_file_writer_write(w, data, b->nrows, err);
   rc = rc ? rc : dl_file_writer_finish(w, true, add, err);
   dl_file_writer_free(w);

@@ -57,6 +57,7 @@ typedef struct ag_dsink_opts {
   const char *const *partition_by; /* NULL-terminated or NULL; used when creating */
   const st_opts_t *store;          /* credentials of both stores; NULL: defaults */
   bool merge_schema;               /* add the rows' new nullable columns to an existing table */
+  int zstd_level;                  /* of the Parquet pages; 0: the writer's default */
 } ag_dsink_opts_t;
 
 /* Opens (or creates) the table and reads where the query left off. An

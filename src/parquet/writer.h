@@ -26,11 +26,13 @@ typedef enum pq_codec {
 
 typedef struct pq_writer_opts {
   pq_codec_t codec;       /* default ZSTD */
-  int zstd_level;         /* default 3 */
+  int zstd_level;         /* default 1 */
   size_t row_group_bytes; /* close a row group past this many encoded bytes; default 128 MiB */
   size_t page_bytes;      /* target uncompressed page size; default 1 MiB */
   bool dictionary;        /* try RLE_DICTIONARY first; default true */
   size_t dict_max_bytes;  /* fall back to PLAIN past this dictionary size; default 1 MiB */
+  size_t dict_trial;      /* after this many values of a flat column's chunk, fall back to
+                           * PLAIN if the dictionary saves nothing; default 4096, 0 = never */
   const char *created_by; /* default "ehdelta version <VERSION> (build ehdelta)"; copied */
 } pq_writer_opts_t;
 

@@ -64,13 +64,17 @@ columns = a INT, b
 window = timestamp, five minutes
 trigger = often
 [sink w]
+[sink z]
+path = z
+zstd_level = 30
 CONF
 "$EHDELTA" run --config "$T/broken.conf" --check >"$T/out" 2>"$T/err"
 rc=$?
 check "a broken file exits 2 (got $rc)" [ $rc -eq 2 ]
 for want in "broken.conf:3: \[source\] starting_position" "broken.conf:4: unknown key 'colour'" \
   "broken.conf:6: \[schema\] columns" "broken.conf:8: \[sink w\] window" \
-  "broken.conf:9: \[sink w\] trigger 'often'" "broken.conf:10: \[sink w\] defined twice"; do
+  "broken.conf:9: \[sink w\] trigger 'often'" "broken.conf:10: \[sink w\] defined twice" \
+  "broken.conf:13: \[sink z\] zstd_level .30.: expected a whole number from 1 to 22"; do
   check "reported: $want" grep -q "$want" "$T/err"
 done
 check "nothing on stdout for a broken file" [ ! -s "$T/out" ]

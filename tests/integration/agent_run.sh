@@ -46,6 +46,19 @@ rc=$?
 check "run 3 exits 0 (got $rc)" [ $rc -eq 0 ]
 got=$(count_rows)
 check "run 3 adds the 500 new events once (got $got)" [ "$(echo "$got" | cut -d' ' -f1,3)" = "1500 1500" ]
+for lv in 1 19; do
+  sed "s|^path = .*|path = $T/raw$lv|; s|^max_batch_events = 300|max_batch_events = 300\nzstd_level = $lv|" \
+    "$T/run.conf" >"$T/run$lv.conf"
+  "$EHDELTA" run --config "$T/run$lv.conf" --log-level warn >/dev/null 2>"$T/e$lv"
+done
+bytes() { find "$1" -name '*.parquet' -printf '%s\n' | awk '{n += $1} END {print n + 0}'; }
+b1=$(bytes "$T/raw1") b19=$(bytes "$T/raw19")
+got=$("$VENV/bin/python" -c "
+from deltalake import DeltaTable
+a, b = (sorted(DeltaTable(p).to_pyarrow_table().to_pylist(), key=lambda r: r['sequenceNumber'] * 64 + int(r['partition'])) for p in ('$T/raw1', '$T/raw19'))
+print(len(a), a == b)")
+check "zstd_level 1 and 19 write the same 1500 rows (got $got)" [ "$got" = "1500 True" ]
+check "zstd_level 19 writes smaller files than 1 ($b19 < $b1 bytes)" [ "$b19" -lt "$b1" ]
 "$EHDELTA" run --connection-string-file "$T/cs" --schema "transaction_id STRING, amount DOUBLE" \
   --metadata "sequence_number AS seq, partition" --derive "big = amount > 250" \
   --table "$T/simple" --trigger available-now --log-level warn 2>"$T/e4"

@@ -125,6 +125,39 @@ def test_repeated_values_use_dictionary(tmp_path):
     assert col.total_compressed_size < 2000
 
 
+def chunk_sizes(path):
+    md = pq.ParquetFile(path).metadata.row_group(0)
+    return [md.column(j).total_compressed_size for j in range(md.num_columns)]
+
+
+def test_unique_values_leave_the_dictionary_after_the_trial(tmp_path):
+    """Ids, amounts and times are mostly distinct: after the trial (4096
+    values) the rest of the chunk is PLAIN, and the file is smaller than one
+    dictionary-encoded all the way; values with few distinct ones stay in the
+    dictionary. Every reader sees the same rows either way."""
+    rnd = random.Random(7)
+    rows = [[None, i % 5, rnd.getrandbits(62), None, rnd.random() * 1000, "t-%012x" % rnd.getrandbits(48),
+             None, None, (i % 4) * 1000] for i in range(30000)]
+    rows[5000][4] = None  # a null past the trial
+    rows[10][2] = None  # and one inside it
+    tried, _ = check_all(tmp_path, {"schema": FLAT, "rows": rows}, "tried.parquet")
+    whole, _ = check_all(tmp_path, {"schema": FLAT, "rows": rows, "options": {"dict_trial": 0}}, "whole.parquet")
+    a, b = chunk_sizes(tried), chunk_sizes(whole)
+    for j in (2, 4, 5):  # the distinct l, d and s: PLAIN after the trial, and smaller
+        col = pq.ParquetFile(tried).metadata.row_group(0).column(j)
+        assert "RLE_DICTIONARY" in col.encodings and "PLAIN" in col.encodings
+        assert a[j] < b[j], (FLAT[j]["name"], a[j], b[j])
+    for j in (1, 8):  # i and ts repeat: dictionary all the way, the same bytes
+        assert a[j] == b[j], (FLAT[j]["name"], a[j], b[j])
+
+
+def test_trial_shorter_than_the_chunk_keeps_the_dictionary(tmp_path):
+    rows = [[None, i, i, None, None, "k%d" % i, None, None, None] for i in range(1000)]
+    path, _ = check_all(tmp_path, {"schema": FLAT, "rows": rows})
+    col = pq.ParquetFile(path).metadata.row_group(0).column(2)
+    assert "RLE_DICTIONARY" in col.encodings
+
+
 NESTED = [
     {"name": "st", "type": "struct", "fields": [
         {"name": "a", "type": "string"},

@@ -346,6 +346,8 @@ static int cmd_write(const char *spec, const char *out) {
       o.dictionary = json_object_get_boolean(x);
     if (json_object_object_get_ex(opt, "dict_max_bytes", &x))
       o.dict_max_bytes = (size_t)json_object_get_int64(x);
+    if (json_object_object_get_ex(opt, "dict_trial", &x))
+      o.dict_trial = (size_t)json_object_get_int64(x);
     if (json_object_object_get_ex(opt, "batch_rows", &x))
       batch = (size_t)json_object_get_int64(x);
     if (json_object_object_get_ex(opt, "created_by", &x))

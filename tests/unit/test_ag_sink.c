@@ -63,7 +63,7 @@ static void test_exactly_once(void) {
   snprintf(url, sizeof url, "%s/raw", dir);
   sm_type_t *t = schema();
   const char *const part[] = {"processing_date", NULL};
-  ag_dsink_opts_t o = {url, NULL, "ehdelta-raw", t, part, NULL, false};
+  ag_dsink_opts_t o = {url, NULL, "ehdelta-raw", t, part, NULL, false, 0};
   ag_dsink_t *a = NULL, *b = NULL;
   ag_ckpt_t r = {0};
   ed_err_t e = {0};
