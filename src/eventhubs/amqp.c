@@ -84,23 +84,81 @@ static uint32_t be32(const uint8_t *p) {
 }
 static uint64_t be64(const uint8_t *p) { return (uint64_t)be32(p) << 32 | be32(p + 4); }
 
-static int width_of(uint8_t code) {
-  switch (code >> 4) {
-  case 0x4:
-    return 0;
-  case 0x5:
-    return 1;
-  case 0x6:
-    return 2;
-  case 0x7:
-    return 4;
-  case 0x8:
-    return 8;
-  case 0x9:
-    return 16;
+/* How a constructor's payload is laid out: a fixed width (0..16 bytes), a
+ * length-prefixed run (variable), or a size+count-prefixed compound. */
+enum { L_BAD = 0xff, L_VAR8 = 0x20, L_VAR32, L_COMP8, L_COMP32 };
+/* 0x40..0x9f: the fixed widths by the top nibble, where a type exists */
+static uint8_t layout_of(uint8_t code) {
+  switch (code) {
+  case T_VBIN8:
+  case T_STR8:
+  case T_SYM8:
+    return L_VAR8;
+  case T_VBIN32:
+  case T_STR32:
+  case T_SYM32:
+    return L_VAR32;
+  case T_LIST8:
+  case T_MAP8:
+  case T_ARRAY8:
+    return L_COMP8;
+  case T_LIST32:
+  case T_MAP32:
+  case T_ARRAY32:
+    return L_COMP32;
   default:
-    return -1;
+    break;
   }
+  static const uint8_t width[16] = {L_BAD, L_BAD, L_BAD, L_BAD, 0,     1,     2,     4,
+                                    8,     16,    L_BAD, L_BAD, L_BAD, L_BAD, L_BAD, L_BAD};
+  return width[code >> 4];
+}
+
+/* Reads the value at p (< end) from its constructor on (no descriptor); *out
+ * is where the next value starts. Returns 0, or -1 when malformed. */
+static inline int val_body(const uint8_t *p, const uint8_t *end, val_t *v, const uint8_t **out) {
+  uint8_t code = *p++, lay = layout_of(code);
+  size_t left = (size_t)(end - p), len;
+  v->code = code;
+  v->count = 0;
+  switch (lay) {
+  case L_VAR8:
+    if (left < 1 || left - 1 < p[0])
+      return -1;
+    v->p = p + 1;
+    v->n = p[0];
+    break;
+  case L_VAR32:
+    if (left < 4 || left - 4 < (len = be32(p)))
+      return -1;
+    v->p = p + 4;
+    v->n = len;
+    break;
+  case L_COMP8:
+    if (left < 2 || (len = p[0]) < 1 || left - 1 < len)
+      return -1;
+    v->count = p[1];
+    v->p = p + 2;
+    v->n = len - 1;
+    break;
+  case L_COMP32:
+    if (left < 8 || (len = be32(p)) < 4 || left - 4 < len)
+      return -1;
+    v->count = be32(p + 4);
+    v->p = p + 8;
+    v->n = len - 4;
+    break;
+  case L_BAD:
+    return -1;
+  default: /* fixed width */
+    if (left < lay)
+      return -1;
+    v->p = p;
+    v->n = lay;
+    break;
+  }
+  *out = v->p + v->n;
+  return 0;
 }
 
 /* Reads one value at *pp (< end). Returns 0, or -1 when malformed. */
@@ -113,68 +171,27 @@ static int val_read(const uint8_t **pp, const uint8_t *end, val_t *v, int depth)
   v->desc = 0;
   if (*p == T_DESCRIBED) {
     p++;
-    val_t d;
-    if (val_read(&p, end, &d, depth + 1))
-      return -1;
+    /* the descriptor every section carries, 0x53 code, read without recursion */
+    if (end - p >= 2 && p[0] == T_SMALLULONG) {
+      v->desc = p[1];
+      p += 2;
+    } else {
+      val_t d;
+      if (val_read(&p, end, &d, depth + 1))
+        return -1;
+      if (d.code == T_SMALLULONG)
+        v->desc = d.p[0];
+      else if (d.code == T_ULONG)
+        v->desc = be64(d.p);
+      else
+        v->desc = UINT64_MAX; /* symbolic descriptor: not a section we know */
+    }
     v->described = true;
-    if (d.code == T_SMALLULONG)
-      v->desc = d.p[0];
-    else if (d.code == T_ULONG)
-      v->desc = be64(d.p);
-    else
-      v->desc = UINT64_MAX; /* symbolic descriptor: not a section we know */
     if (p >= end || *p == T_DESCRIBED)
       return -1;
   }
-  uint8_t code = *p++;
-  v->code = code;
-  v->count = 0;
-  int w = width_of(code);
-  if (w >= 0) {
-    if ((size_t)(end - p) < (size_t)w)
-      return -1;
-    v->p = p;
-    v->n = (size_t)w;
-    p += w;
-  } else {
-    size_t len, hdr = (code & 0x10) ? 4 : 1;
-    switch (code) {
-    case T_VBIN8:
-    case T_STR8:
-    case T_SYM8:
-    case T_VBIN32:
-    case T_STR32:
-    case T_SYM32:
-      if ((size_t)(end - p) < hdr)
-        return -1;
-      len = hdr == 4 ? be32(p) : p[0];
-      p += hdr;
-      if ((size_t)(end - p) < len)
-        return -1;
-      v->p = p;
-      v->n = len;
-      p += len;
-      break;
-    case T_LIST8:
-    case T_MAP8:
-    case T_LIST32:
-    case T_MAP32:
-    case T_ARRAY8:
-    case T_ARRAY32:
-      if ((size_t)(end - p) < 2 * hdr)
-        return -1;
-      len = hdr == 4 ? be32(p) : p[0];
-      if (len < hdr || (size_t)(end - p - hdr) < len)
-        return -1;
-      v->count = hdr == 4 ? be32(p + 4) : p[1];
-      v->p = p + 2 * hdr;
-      v->n = len - hdr;
-      p += hdr + len;
-      break;
-    default:
-      return -1;
-    }
-  }
+  if (val_body(p, end, v, &p))
+    return -1;
   v->total = (size_t)(p - v->start);
   *pp = p;
   return 0;
@@ -222,11 +239,6 @@ static bool val_is_str(const val_t *v) {
   return v->code == T_STR8 || v->code == T_STR32 || v->code == T_SYM8 || v->code == T_SYM32;
 }
 
-static bool str_eq(const val_t *v, const char *s) {
-  size_t n = strlen(s);
-  return val_is_str(v) && v->n == n && memcmp(v->p, s, n) == 0;
-}
-
 /* Parses a decimal int64 from bytes (the offset annotation is a string). */
 static bool parse_i64(const uint8_t *p, size_t n, int64_t *out) {
   if (n == 0 || n > 20)
@@ -235,13 +247,16 @@ static bool parse_i64(const uint8_t *p, size_t n, int64_t *out) {
   size_t i = neg ? 1 : 0;
   if (i == n)
     return false;
+  /* up to 18 digits cannot overflow: no check per digit then */
+  bool may_overflow = n - i > 18;
   int64_t v = 0;
   for (; i < n; i++) {
-    if (p[i] < '0' || p[i] > '9')
+    unsigned d = (unsigned)p[i] - '0';
+    if (d > 9)
       return false;
-    if (v > (INT64_MAX - (p[i] - '0')) / 10)
+    if (may_overflow && v > (INT64_MAX - (int64_t)d) / 10)
       return false;
-    v = v * 10 + (p[i] - '0');
+    v = v * 10 + (int64_t)d;
   }
   *out = neg ? -v : v;
   return true;
@@ -251,40 +266,136 @@ static ed_code_t bad(ed_err_t *err, const uint8_t *base, const uint8_t *at, cons
   return ed_err_set(err, ED_E_PARSE, "AMQP message: %s at byte %zu", what, (size_t)(at - base));
 }
 
+enum { K_OTHER, K_SEQ, K_OFFSET, K_ENQUEUED, K_PKEY, K_PUBLISHER };
+
+/* Which annotation the key bytes name: one length switch and one compare. */
+static int ann_key(const uint8_t *k, size_t n) {
+#define KEY_IS(lit) (n == sizeof lit - 1 && memcmp(k, lit, sizeof lit - 1) == 0)
+  switch (n) {
+  case sizeof EHP_ANN_SEQUENCE - 1:
+    return KEY_IS(EHP_ANN_SEQUENCE) ? K_SEQ : K_OTHER;
+  case sizeof EHP_ANN_OFFSET - 1:
+    return KEY_IS(EHP_ANN_OFFSET) ? K_OFFSET : K_OTHER;
+  case sizeof EHP_ANN_ENQUEUED - 1: /* the partition key has the same length */
+    return KEY_IS(EHP_ANN_ENQUEUED) ? K_ENQUEUED : KEY_IS(EHP_ANN_PARTITION_KEY) ? K_PKEY : K_OTHER;
+  case sizeof EHP_ANN_PUBLISHER - 1:
+    return KEY_IS(EHP_ANN_PUBLISHER) ? K_PUBLISHER : K_OTHER;
+  default:
+    return K_OTHER;
+  }
+#undef KEY_IS
+}
+
+/* The general path for one annotation value: any encoding val_read takes. */
+static void ann_value(int key, const val_t *v, eh_amqp_msg_t *m) {
+  switch (key) {
+  case K_SEQ:
+    m->has_seq = val_int(v, &m->seq);
+    break;
+  case K_OFFSET:
+    /* a string on the wire (§6.6); tolerate an integer too */
+    m->has_offset = val_is_str(v) ? parse_i64(v->p, v->n, &m->offset) : val_int(v, &m->offset);
+    break;
+  case K_ENQUEUED:
+    m->has_enqueued = val_int(v, &m->enqueued_ms);
+    break;
+  case K_PKEY:
+    if (val_is_str(v)) {
+      m->partition_key = (const char *)v->p;
+      m->partition_key_len = v->n;
+    }
+    break;
+  case K_PUBLISHER:
+    if (val_is_str(v)) {
+      m->publisher = (const char *)v->p;
+      m->publisher_len = v->n;
+    }
+    break;
+  default:
+    break;
+  }
+}
+
+/* The message-annotations map. What the service sends (sym8 keys; long,
+ * timestamp, str8 and str32 values) is read inline; anything else, and every value
+ * of a key we do not use, goes through val_read, which also checks it. With
+ * fast false everything does (the reference the fast path must agree with). */
 static ed_code_t decode_annotations(const uint8_t *base, const val_t *map, eh_amqp_msg_t *m,
-                                    ed_err_t *err) {
+                                    bool fast, ed_err_t *err) {
   const uint8_t *p = map->p, *end = map->p + map->n;
   for (uint32_t i = 0; i + 1 < map->count; i += 2) {
-    val_t k, v;
-    if (val_read(&p, end, &k, 1) || val_read(&p, end, &v, 1))
-      return bad(err, base, p, "truncated message-annotations map");
-    if (str_eq(&k, EHP_ANN_SEQUENCE)) {
-      m->has_seq = val_int(&v, &m->seq);
-    } else if (str_eq(&k, EHP_ANN_OFFSET)) {
-      /* a string on the wire (§6.6); tolerate an integer too */
-      m->has_offset = val_is_str(&v) ? parse_i64(v.p, v.n, &m->offset) : val_int(&v, &m->offset);
-    } else if (str_eq(&k, EHP_ANN_ENQUEUED)) {
-      m->has_enqueued = val_int(&v, &m->enqueued_ms);
-    } else if (str_eq(&k, EHP_ANN_PARTITION_KEY) && val_is_str(&v)) {
-      m->partition_key = (const char *)v.p;
-      m->partition_key_len = v.n;
-    } else if (str_eq(&k, EHP_ANN_PUBLISHER) && val_is_str(&v)) {
-      m->publisher = (const char *)v.p;
-      m->publisher_len = v.n;
+    int key = K_OTHER;
+    if (fast && end - p >= 2 && p[0] == T_SYM8 && (size_t)(end - p - 2) >= p[1]) {
+      key = ann_key(p + 2, p[1]);
+      p += 2 + p[1];
+    } else {
+      val_t k;
+      if (val_read(&p, end, &k, 1))
+        return bad(err, base, p, "truncated message-annotations map");
+      if (val_is_str(&k))
+        key = ann_key(k.p, k.n);
     }
+    if (fast && p < end) {
+      if ((key == K_SEQ || key == K_ENQUEUED) && (p[0] == T_LONG || p[0] == T_TIMESTAMP) &&
+          end - p >= 9) {
+        int64_t x = (int64_t)be64(p + 1);
+        if (key == K_SEQ)
+          m->has_seq = true, m->seq = x;
+        else
+          m->has_enqueued = true, m->enqueued_ms = x;
+        p += 9;
+        continue;
+      }
+      size_t n, hdr = p[0] == T_STR8 ? 2 : 5;
+      if ((p[0] == T_STR8 || p[0] == T_STR32) && (key == K_OFFSET || key == K_PKEY) &&
+          (size_t)(end - p) >= hdr &&
+          (size_t)(end - p) - hdr >= (n = hdr == 2 ? p[1] : be32(p + 1))) {
+        const uint8_t *s = p + hdr;
+        if (key == K_OFFSET) {
+          m->has_offset = parse_i64(s, n, &m->offset);
+        } else {
+          m->partition_key = (const char *)s;
+          m->partition_key_len = n;
+        }
+        p = s + n;
+        continue;
+      }
+    }
+    val_t v;
+    if (val_read(&p, end, &v, 1))
+      return bad(err, base, p, "truncated message-annotations map");
+    ann_value(key, &v, m);
   }
   return ED_OK;
 }
 
-ed_code_t eh_amqp_decode(const uint8_t *buf, size_t n, eh_amqp_msg_t *m, ed_err_t *err) {
-  memset(m, 0, sizeof *m);
+static ed_code_t decode(const uint8_t *buf, size_t n, eh_amqp_msg_t *m, bool fast, ed_err_t *err) {
+  /* field by field: a memset of the struct compiles to rep stos, whose
+   * start-up cost was half of this function's time */
   m->body_kind = EH_BODY_NONE;
+  m->body = m->body_sections = m->app_props = NULL;
+  m->body_len = m->body_sections_len = m->app_props_len = 0;
+  m->ndata = 0;
+  m->has_seq = m->has_offset = m->has_enqueued = false;
+  m->seq = m->offset = m->enqueued_ms = 0;
+  m->partition_key = m->publisher = m->content_type = NULL;
+  m->partition_key_len = m->publisher_len = m->content_type_len = 0;
   const uint8_t *p = buf, *end = buf + n;
   while (p < end) {
     val_t s;
     const uint8_t *at = p;
-    if (val_read(&p, end, &s, 0))
+    if (fast && end - p >= 4 && p[0] == T_DESCRIBED && p[1] == T_SMALLULONG &&
+        p[3] != T_DESCRIBED) {
+      /* what every section starts with: 0x00 0x53 code, then the value */
+      s.start = at;
+      s.described = true;
+      s.desc = p[2];
+      if (val_body(p + 3, end, &s, &p))
+        return bad(err, buf, at, "malformed section");
+      s.total = (size_t)(p - at);
+    } else if (val_read(&p, end, &s, 0)) {
       return bad(err, buf, at, "malformed section");
+    }
     if (!s.described)
       return bad(err, buf, at, "expected a described section");
     switch (s.desc) {
@@ -295,7 +406,7 @@ ed_code_t eh_amqp_decode(const uint8_t *buf, size_t n, eh_amqp_msg_t *m, ed_err_
     case S_MESSAGE_ANN:
       if (s.code != T_MAP8 && s.code != T_MAP32)
         return bad(err, buf, at, "message-annotations is not a map");
-      if (decode_annotations(buf, &s, m, err))
+      if (decode_annotations(buf, &s, m, fast, err))
         return err ? err->code : ED_E_PARSE;
       break;
     case S_PROPERTIES: {
@@ -363,6 +474,14 @@ ed_code_t eh_amqp_decode(const uint8_t *buf, size_t n, eh_amqp_msg_t *m, ed_err_
     }
   }
   return ED_OK;
+}
+
+ed_code_t eh_amqp_decode(const uint8_t *buf, size_t n, eh_amqp_msg_t *m, ed_err_t *err) {
+  return decode(buf, n, m, true, err);
+}
+
+ed_code_t eh_amqp_decode_general(const uint8_t *buf, size_t n, eh_amqp_msg_t *m, ed_err_t *err) {
+  return decode(buf, n, m, false, err);
 }
 
 ed_code_t eh_amqp_data_concat(const uint8_t *sections, size_t n, ed_buf_t *out) {

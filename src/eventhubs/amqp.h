@@ -40,6 +40,10 @@ typedef struct eh_amqp_msg {
 
 /* Decodes one message (all sections). ED_E_PARSE names what was malformed. */
 ed_code_t eh_amqp_decode(const uint8_t *p, size_t n, eh_amqp_msg_t *m, ed_err_t *err);
+/* The same decoding with every value through the general reader, none of the
+ * inline paths for the service's usual encodings: what eh_amqp_decode must
+ * agree with, byte for byte (the unit tests hold them side by side). */
+ed_code_t eh_amqp_decode_general(const uint8_t *p, size_t n, eh_amqp_msg_t *m, ed_err_t *err);
 
 /* Concatenates the payloads of every data section in sections into out. */
 ed_code_t eh_amqp_data_concat(const uint8_t *sections, size_t n, ed_buf_t *out);

@@ -95,7 +95,7 @@ struct eh_receiver {
   pend_t *pend;
   size_t pend_head, pend_count, pend_cap;
   /* dispatch scratch, reused */
-  eh_amqp_msg_t *msgs;
+  size_t *body_off, *pstart; /* per event: arena offsets, fixed up once the arena stops moving */
   eh_event_t *evs;
   size_t evs_cap;
   ed_buf_t arena;
@@ -792,10 +792,14 @@ static ed_code_t rx_grow(eh_receiver_t *rx, size_t n) {
   if (!e)
     return ED_E_NOMEM;
   rx->evs = e;
-  eh_amqp_msg_t *m = realloc(rx->msgs, cap * sizeof *m);
-  if (!m)
+  size_t *bo = realloc(rx->body_off, cap * sizeof *bo);
+  if (!bo)
     return ED_E_NOMEM;
-  rx->msgs = m;
+  rx->body_off = bo;
+  size_t *ps = realloc(rx->pstart, (cap + 1) * sizeof *ps);
+  if (!ps)
+    return ED_E_NOMEM;
+  rx->pstart = ps;
   rx->evs_cap = cap;
   return ED_OK;
 }
@@ -825,73 +829,71 @@ static void rx_dispatch(eh_client_t *c, eh_receiver_t *rx) {
       return;
     ed_buf_reset(&rx->arena);
     size_t naprops = 0;
-    size_t *pstart = NULL;
-    /* pass 1: decode in place; render what needs rendering into the arena */
-    size_t body_off[n ? n : 1];
-    pstart = malloc((n + 1) * sizeof *pstart);
-    if (!pstart)
-      return;
+    bool fixup = false; /* some event points into the arena (which may still move) */
+    ed_err_t err;       /* read only after eh_amqp_decode set it: no zeroing per event */
     for (size_t i = 0; i < n; i++) {
       pend_t *pd = &rx->pend[rx->pend_head + i];
       const uint8_t *p = (const uint8_t *)rx->raw.data + pd->off;
-      eh_amqp_msg_t *m = &rx->msgs[i];
-      ed_err_t err = {0};
-      body_off[i] = SIZE_MAX;
-      pstart[i] = naprops;
-      if (eh_amqp_decode(p, pd->len, m, &err)) {
+      eh_amqp_msg_t m;
+      eh_event_t *e = &rx->evs[i];
+      rx->body_off[i] = SIZE_MAX;
+      rx->pstart[i] = naprops;
+      if (eh_amqp_decode(p, pd->len, &m, &err)) {
         ED_LOG_ERR("eh_rx_decode", "partition=%s reason=\"%s\"", rx->partition, err.msg);
-        memset(m, 0, sizeof *m);
-        m->body_kind = EH_BODY_OTHER;
-        m->body = p;
-        m->body_len = pd->len;
-        continue;
+        memset(&m, 0, sizeof m);
+        m.body_kind = EH_BODY_OTHER;
+        m.body = p;
+        m.body_len = pd->len;
+      } else {
+        if (m.ndata > 1) {
+          rx->body_off[i] = rx->arena.len;
+          eh_amqp_data_concat(m.body_sections, m.body_sections_len, &rx->arena);
+          m.body_len = rx->arena.len - rx->body_off[i];
+          fixup = true;
+        }
+        if (m.app_props)
+          eh_amqp_props(m.app_props, m.app_props_len, &rx->arena, &rx->aprops, &rx->aprops_cap,
+                        &naprops, NULL);
       }
-      if (m->ndata > 1) {
-        body_off[i] = rx->arena.len;
-        eh_amqp_data_concat(m->body_sections, m->body_sections_len, &rx->arena);
-        m->body_len = rx->arena.len - body_off[i];
-      }
-      if (m->app_props)
-        eh_amqp_props(m->app_props, m->app_props_len, &rx->arena, &rx->aprops, &rx->aprops_cap,
-                      &naprops, NULL);
+      e->partition = rx->partition;
+      e->body = m.body;
+      e->body_len = m.body_len;
+      e->body_kind = m.body_kind;
+      e->sequence_number = m.has_seq ? m.seq : -1;
+      e->offset = m.has_offset ? m.offset : -1;
+      e->enqueued_time_us = m.has_enqueued ? m.enqueued_ms * 1000 : 0;
+      e->partition_key = m.partition_key;
+      e->partition_key_len = m.partition_key_len;
+      e->publisher = m.publisher;
+      e->publisher_len = m.publisher_len;
+      e->props = NULL;
+      e->nprops = 0;
+      e->content_type = m.content_type;
+      e->content_type_len = m.content_type_len;
     }
-    pstart[n] = naprops;
+    rx->pstart[n] = naprops;
     if (naprops > rx->props_cap) {
       eh_prop_t *np = realloc(rx->props, naprops * sizeof *np);
-      if (!np) {
-        free(pstart);
+      if (!np)
         return;
-      }
       rx->props = np;
       rx->props_cap = naprops;
     }
-    /* pass 2: the arena no longer moves; point into it */
+    /* the arena no longer moves; point into it */
     for (size_t j = 0; j < naprops; j++) {
       eh_amqp_prop_t *a = &rx->aprops[j];
       rx->props[j] = (eh_prop_t){a->key, a->key_len,
                                  a->text_in_arena ? rx->arena.data + a->text_off : a->text_wire,
                                  a->text_len, a->kind};
     }
-    for (size_t i = 0; i < n; i++) {
-      eh_amqp_msg_t *m = &rx->msgs[i];
-      eh_event_t *e = &rx->evs[i];
-      e->partition = rx->partition;
-      e->body = body_off[i] != SIZE_MAX ? (const void *)(rx->arena.data + body_off[i]) : m->body;
-      e->body_len = m->body_len;
-      e->body_kind = m->body_kind;
-      e->sequence_number = m->has_seq ? m->seq : -1;
-      e->offset = m->has_offset ? m->offset : -1;
-      e->enqueued_time_us = m->has_enqueued ? m->enqueued_ms * 1000 : 0;
-      e->partition_key = m->partition_key;
-      e->partition_key_len = m->partition_key_len;
-      e->publisher = m->publisher;
-      e->publisher_len = m->publisher_len;
-      e->props = naprops ? rx->props + pstart[i] : NULL;
-      e->nprops = pstart[i + 1] - pstart[i];
-      e->content_type = m->content_type;
-      e->content_type_len = m->content_type_len;
-    }
-    free(pstart);
+    if (fixup || naprops)
+      for (size_t i = 0; i < n; i++) {
+        eh_event_t *e = &rx->evs[i];
+        if (rx->body_off[i] != SIZE_MAX)
+          e->body = rx->arena.data + rx->body_off[i];
+        e->nprops = rx->pstart[i + 1] - rx->pstart[i];
+        e->props = naprops ? rx->props + rx->pstart[i] : NULL;
+      }
     size_t took = rx->o.on_events(rx->o.ctx, rx, rx->evs, n);
     if (took > n)
       took = n;
@@ -2135,7 +2137,8 @@ static void rx_free(eh_receiver_t *rx) {
   ed_buf_fini(&rx->raw);
   ed_buf_fini(&rx->arena);
   free(rx->pend);
-  free(rx->msgs);
+  free(rx->body_off);
+  free(rx->pstart);
   free(rx->evs);
   free(rx->aprops);
   free(rx->props);

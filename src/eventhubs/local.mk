@@ -24,3 +24,14 @@ EXTRA_DIST += tests/integration/client_faults.sh
 TESTS += tests/interop/test_client_sdk.py
 EXTRA_DIST += tests/interop/test_client_sdk.py
 EXTRA_DIST += bench/bench_client.sh bench/bench_client.py
+# libFuzzer target (see src/stream/local.mk): the message decoder on any
+# bytes, its inline paths held against the general reader.
+EXTRA_DIST += tests/fuzz/fuzz_amqp.c tests/fuzz/corpus/fuzz_amqp
+if ENABLE_FUZZERS
+check_PROGRAMS += tests/fuzz/fuzz_amqp
+tests_fuzz_fuzz_amqp_SOURCES = tests/fuzz/fuzz_amqp.c src/eventhubs/amqp.c
+tests_fuzz_fuzz_amqp_CPPFLAGS = $(src_eventhubs_libeventhubs_a_CPPFLAGS)
+tests_fuzz_fuzz_amqp_CFLAGS = $(FUZZER_CFLAGS)
+tests_fuzz_fuzz_amqp_LDFLAGS = $(AM_LDFLAGS) $(FUZZER_LINK_FLAGS)
+tests_fuzz_fuzz_amqp_LDADD = $(COMMON_LIBS)
+endif
