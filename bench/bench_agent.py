@@ -165,12 +165,11 @@ def raw_rows(lines):
 
 
 class ThreadCpu:
-    """Samples the CPU seconds of each thread of pid until it exits. The
-    main thread is the pipeline; the Event Hubs client starts its network
-    thread before the agent starts its flush thread (src/agent/run.c)."""
+    """Samples the CPU seconds of each thread of pid until it exits; the
+    threads are told apart by the names the agent gives them."""
 
     def __init__(self, pid):
-        self.pid, self.cpu = pid, {}
+        self.pid, self.cpu, self.names = pid, {}, {}
         self.t = threading.Thread(target=self._run, daemon=True)
         self.t.start()
 
@@ -182,16 +181,23 @@ class ThreadCpu:
                     with open(f"/proc/{self.pid}/task/{tid}/stat") as f:
                         v = f.read().rsplit(")", 1)[1].split()
                     self.cpu[int(tid)] = (int(v[11]) + int(v[12])) / tick
+                    if int(tid) not in self.names:
+                        with open(f"/proc/{self.pid}/task/{tid}/comm") as f:
+                            self.names[int(tid)] = f.read().strip()
             except OSError:
                 return
             time.sleep(0.05)
 
     def split(self):
+        """CPU s per thread by its name (eh-net, ag-flush, ...); the main
+        thread is the pipeline."""
         self.t.join()
-        others = sorted(t for t in self.cpu if t != self.pid)
-        names = ["network", "flush"] + [f"thread {i}" for i in range(3, len(others) + 1)]
+        label = {"eh-net": "network", "ag-flush": "flush", "ag-monitor": "monitor"}
         out = {"pipeline": self.cpu.get(self.pid, 0.0)}
-        out.update((n, self.cpu[t]) for n, t in zip(names, others))
+        for tid in sorted(self.cpu):
+            if tid != self.pid:
+                n = self.names.get(tid, str(tid))
+                out[label.get(n, n)] = out.get(label.get(n, n), 0.0) + self.cpu[tid]
         return out
 
 

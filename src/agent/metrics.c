@@ -788,6 +788,7 @@ ed_code_t ag_metrics_new(const char *listen_addr, const char *agent_id, ag_metri
       goto fail;
     }
     m->running = true;
+    pthread_setname_np(m->th, "ag-metrics");
   }
   ag_metrics_set(m, AG_M_UP, NULL, 1);
   *out = m;

@@ -1456,13 +1456,13 @@ ed_code_t ag_run(const ag_conf_t *conf, const ag_run_opts_t *o, ed_err_t *err) {
     if (pthread_create(&r.flusher, NULL, flush_main, &r))
       rc = ed_err_set(err, ED_E_INTERNAL, "run: cannot start the flush thread");
     else
-      r.flusher_up = true;
+      r.flusher_up = true, pthread_setname_np(r.flusher, "ag-flush");
   }
   rc = rc ? rc : start_receivers(&r, err);
   if (!rc)
     update_lag(&r);
   if (!rc && !r.available_now && !pthread_create(&r.monitor, NULL, monitor_main, &r))
-    r.monitor_up = true;
+    r.monitor_up = true, pthread_setname_np(r.monitor, "ag-monitor");
   ag_metrics_set(o->metrics, AG_M_UP, NULL, 1);
   if (!rc) {
     ED_LOG_INFO("run", "source=%s partitions=%zu sinks=%zu mode=%s", r.source_desc, r.nparts,

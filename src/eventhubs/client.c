@@ -1868,6 +1868,8 @@ ed_code_t eh_client_new(const eh_connstr_t *cs, const char *hub_arg, const eh_cl
   }
   c->net_tid = c->thread;
   c->thread_started = true;
+  /* named for top -H, perf and the bench's per-thread CPU (15 bytes at most) */
+  pthread_setname_np(c->thread, "eh-net");
   /* wait for READY, or FAILED, or op_timeout */
   int64_t deadline = deadline_in(c->o.op_timeout_us);
   ed_err_t last = {0};
