@@ -541,14 +541,13 @@ ed_code_t ag_conf_parse(const char *name, const char *text, ag_conf_t *c, char *
     }
     if (o->type == ED_OPT_STRING) /* replace the default */
       free(*(char **)((char *)target + o->offset)), *(char **)((char *)target + o->offset) = NULL;
-    if (ed_opt_set(o, target, val, &e)) {
-      /* the option module names a flag (--key); here it is a key of a section */
-      const char *m = strncmp(e.msg, "--", 2) ? e.msg : e.msg + 2;
-      if (keys == sink_keys)
-        prob(&p, ln, "[sink %s] %s", ((ag_sink_t *)target)->name, m);
-      else
-        prob(&p, ln, "[%s] %s", sections[cur].name, m);
-    }
+    char label[300];
+    if (keys == sink_keys)
+      snprintf(label, sizeof label, "[sink %s] %s", ((ag_sink_t *)target)->name, o->name);
+    else
+      snprintf(label, sizeof label, "[%s] %s", sections[cur].name, o->name);
+    if (ed_opt_set_as(o, target, val, label, &e))
+      prob(&p, ln, "%s", e.msg);
   }
   free(copy);
   validate(&p, c, lines);

@@ -17,22 +17,33 @@ const ed_opt_t *ed_opt_find(const ed_opt_t *t, const char *name) {
   return NULL;
 }
 
-static ed_code_t check_bounds(const ed_opt_t *o, int64_t v, const char *text, ed_err_t *err) {
+static ed_code_t check_bounds(const ed_opt_t *o, const char *label, int64_t v, const char *text,
+                              ed_err_t *err) {
   if (o->min < o->max && (v < o->min || v > o->max)) {
     if (o->type == ED_OPT_DURATION) {
       char lo[48], hi[48];
       ed_time_format_duration(o->min, lo, sizeof lo);
       ed_time_format_duration(o->max, hi, sizeof hi);
-      return ed_err_set(err, ED_E_INVALID, "--%s '%s': expected a duration from %s to %s", o->name,
+      return ed_err_set(err, ED_E_INVALID, "%s '%s': expected a duration from %s to %s", label,
                         text, lo, hi);
     }
-    return ed_err_set(err, ED_E_INVALID, "--%s '%s': expected a whole number from %lld to %lld",
-                      o->name, text, (long long)o->min, (long long)o->max);
+    return ed_err_set(err, ED_E_INVALID, "%s '%s': expected a whole number from %lld to %lld",
+                      label, text, (long long)o->min, (long long)o->max);
   }
   return ED_OK;
 }
 
 ed_code_t ed_opt_set(const ed_opt_t *o, void *cfg, const char *value, ed_err_t *err) {
+  return ed_opt_set_as(o, cfg, value, NULL, err);
+}
+
+ed_code_t ed_opt_set_as(const ed_opt_t *o, void *cfg, const char *value, const char *label,
+                        ed_err_t *err) {
+  char flag[80];
+  if (!label) {
+    snprintf(flag, sizeof flag, "--%s", o->name);
+    label = flag;
+  }
   void *f = field(cfg, o);
   switch (o->type) {
   case ED_OPT_FLAG:
@@ -43,7 +54,7 @@ ed_code_t ed_opt_set(const ed_opt_t *o, void *cfg, const char *value, ed_err_t *
              !strcasecmp(value, "off"))
       *(bool *)f = false;
     else
-      return ed_err_set(err, ED_E_INVALID, "--%s '%s': expected true or false", o->name, value);
+      return ed_err_set(err, ED_E_INVALID, "%s '%s': expected true or false", label, value);
     return ED_OK;
   case ED_OPT_STRING: {
     char *dup = strdup(value);
@@ -58,8 +69,8 @@ ed_code_t ed_opt_set(const ed_opt_t *o, void *cfg, const char *value, ed_err_t *
     errno = 0;
     long long v = strtoll(value, &end, 10);
     if (errno || end == value || *end)
-      return ed_err_set(err, ED_E_INVALID, "--%s '%s': expected a whole number", o->name, value);
-    if (check_bounds(o, v, value, err))
+      return ed_err_set(err, ED_E_INVALID, "%s '%s': expected a whole number", label, value);
+    if (check_bounds(o, label, v, value, err))
       return err ? err->code : ED_E_INVALID;
     *(int64_t *)f = v;
     return ED_OK;
@@ -68,8 +79,8 @@ ed_code_t ed_opt_set(const ed_opt_t *o, void *cfg, const char *value, ed_err_t *
     int64_t us;
     ed_code_t rc = ed_time_parse_duration(value, &us, err);
     if (rc)
-      return err ? ed_err_prefix(err, "--%s", o->name) : rc;
-    if (check_bounds(o, us, value, err))
+      return err ? ed_err_prefix(err, "%s", label) : rc;
+    if (check_bounds(o, label, us, value, err))
       return err ? err->code : ED_E_INVALID;
     *(int64_t *)f = us;
     return ED_OK;
@@ -89,7 +100,7 @@ ed_code_t ed_opt_set(const ed_opt_t *o, void *cfg, const char *value, ed_err_t *
     return ED_OK;
   }
   }
-  return ed_err_set(err, ED_E_INTERNAL, "--%s: unknown option type", o->name);
+  return ed_err_set(err, ED_E_INTERNAL, "%s: unknown option type", label);
 }
 
 ed_code_t ed_opt_apply_defaults(const ed_opt_t *t, void *cfg, ed_err_t *err) {

@@ -50,8 +50,13 @@ typedef struct ed_opt {
  * flag and what was expected. */
 ed_code_t ed_opt_parse(const ed_opt_t *table, void *cfg, int argc, char **argv, int *noperands,
                        bool *help, ed_err_t *err);
-/* Sets one option from text (config files, environment). */
+/* Sets one option from text (config files, environment); a bad value's
+ * message names it --NAME. */
 ed_code_t ed_opt_set(const ed_opt_t *o, void *cfg, const char *value, ed_err_t *err);
+/* The same, the message naming it by label instead (a config file's
+ * "[section] key"; NULL: --NAME). label is borrowed for the call. */
+ed_code_t ed_opt_set_as(const ed_opt_t *o, void *cfg, const char *value, const char *label,
+                        ed_err_t *err);
 ed_code_t ed_opt_apply_defaults(const ed_opt_t *table, void *cfg, ed_err_t *err);
 ed_code_t ed_opt_check_required(const ed_opt_t *table, const void *cfg, const bool *seen,
                                 ed_err_t *err);

@@ -810,6 +810,11 @@ static bool shred(pq_writer_t *w, wcol_t *c, int k, const pq_col_t *v, size_t i,
 
 /* ---- pages ---- */
 
+/* Bytes of one PLAIN value of a fixed-width physical type. */
+static size_t phys_width(pq_phys_t p) {
+  return p == PQ_P_INT64 || p == PQ_P_DOUBLE ? 8 : p == PQ_P_BOOLEAN ? 1 : 4;
+}
+
 static int bitwidth(uint64_t maxv) {
   int b = 0;
   while (maxv)
@@ -1151,7 +1156,6 @@ static ed_code_t check_col(const pq_writer_t *w, int node, const pq_col_t *v, si
         if (fresh && !(NANCHECK))                                                                  \
           ST_NUM(s, STAT, x);                                                                      \
       })                                                                                           \
-      c->trial_plain += (c->nidx - idx0) * sizeof(T);                                              \
     } else {                                                                                       \
       if (ed_buf_reserve(&c->plain, cnt * sizeof(T)))                                              \
         return false;                                                                              \
@@ -1171,7 +1175,6 @@ static bool flat_fast(pq_writer_t *w, wcol_t *c, const pq_col_t *v, size_t r0, s
                       bool optional) {
   size_t cnt = r1 - r0;
   st_t *s = &c->cst;
-  size_t idx0 = c->nidx;
   if (c->page_dict && c->nidx + cnt > c->icap) {
     size_t n = c->icap ? c->icap : 1024;
     while (n < c->nidx + cnt)
@@ -1206,7 +1209,6 @@ static bool flat_fast(pq_writer_t *w, wcol_t *c, const pq_col_t *v, size_t r0, s
         if (k < 0)
           return false;
         c->idx[c->nidx++] = (uint32_t)k;
-        c->trial_plain += 4 + (size_t)len;
         if (fresh && !st_bytes(s, data + off[i], len))
           return false;
       })
@@ -1337,8 +1339,13 @@ static ed_code_t write_slice(pq_writer_t *w, const pq_col_t *cols, size_t r0, si
         return oom(err);
       ed_code_t rc = ED_OK;
       if (trial && c->page_dict) {
+        size_t vals = c->nidx - idx0;
         c->trial_rows += j - i;
-        c->trial_vals += c->nidx - idx0;
+        c->trial_vals += vals;
+        /* PLAIN: each value's bytes, a byte array's with its 4-byte length;
+         * bytes a caller left under a null row count too (an estimate) */
+        c->trial_plain += c->phys == PQ_P_BYTE_ARRAY ? top->off[j] - top->off[i] + 4 * vals
+                                                     : vals * phys_width(c->phys);
         if (c->trial_rows >= w->o.dict_trial && (rc = dict_trial_end(w, c, err)))
           return rc;
       }

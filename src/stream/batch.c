@@ -134,7 +134,7 @@ int sm_type_field_index(const sm_type_t *st, const char *name) {
 
 /* ---- columns ---- */
 
-static size_t value_size(sm_kind_t k) {
+size_t sm_kind_value_size(sm_kind_t k) {
   switch (k) {
   case SM_INT:
   case SM_DATE:
@@ -233,7 +233,7 @@ ed_code_t sm_col_grow(sm_col_t *c, size_t extra) {
   if (!valid)
     return ED_E_NOMEM;
   c->valid = valid;
-  size_t vs = value_size(k);
+  size_t vs = sm_kind_value_size(k);
   if (vs) {
     void *v = realloc(c->v.i64, cap * vs);
     if (!v)
@@ -281,7 +281,7 @@ ed_code_t sm_col_append_null(sm_col_t *c) {
           sm_col_truncate(&c->children[j], c->len);
         return rc;
       }
-  size_t vs = value_size(k);
+  size_t vs = sm_kind_value_size(k);
   if (vs)
     memset((char *)c->v.i64 + c->len * vs, 0, vs);
   if (k == SM_STRING || k == SM_BINARY)
@@ -414,7 +414,7 @@ ed_code_t sm_col_view_tail(sm_col_t *view, const sm_col_t *src, size_t from) {
   view->children = kids;
   view->len = view->cap = src->len - from;
   view->valid = src->valid ? src->valid + from : NULL;
-  size_t vs = value_size(k);
+  size_t vs = sm_kind_value_size(k);
   if (vs && src->v.i64)
     view->v.i64 = (int64_t *)(void *)((char *)src->v.i64 + from * vs);
   if (src->off)

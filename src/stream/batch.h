@@ -120,6 +120,8 @@ void sm_col_reset(sm_col_t *c);
 void sm_col_truncate(sm_col_t *c, size_t rows);
 /* Room for `extra` more rows (values, validity, offsets). ED_E_NOMEM. */
 ed_code_t sm_col_grow(sm_col_t *c, size_t extra);
+/* Bytes per value in v of a fixed-width kind; 0 for STRING, BINARY and nested. */
+size_t sm_kind_value_size(sm_kind_t k);
 /* Room for `extra` more bytes of STRING/BINARY data. ED_E_NOMEM; ED_E_TOO_LARGE
  * past 4 GiB per column (offsets are 32-bit, as Arrow's). */
 ed_code_t sm_col_grow_data(sm_col_t *c, size_t extra);

@@ -1805,24 +1805,6 @@ static ed_code_t eval_node(node_t *n, const sm_batch_t *b, int64_t now) {
   }
 }
 
-/* Bytes per value of a fixed-width kind; 0 for STRING, BINARY and nested. */
-static size_t fixed_size(sm_kind_t k) {
-  switch (k) {
-  case SM_BOOLEAN:
-    return 1;
-  case SM_INT:
-  case SM_DATE:
-  case SM_FLOAT:
-    return 4;
-  case SM_BIGINT:
-  case SM_TIMESTAMP:
-  case SM_DOUBLE:
-    return 8;
-  default:
-    return 0;
-  }
-}
-
 ed_code_t sm_expr_eval(sm_expr_t *e, const sm_batch_t *b, int64_t now_us, sm_col_t *out,
                        ed_err_t *err) {
   sm_col_reset(out);
@@ -1837,7 +1819,7 @@ ed_code_t sm_expr_eval_append(sm_expr_t *e, const sm_batch_t *b, int64_t now_us,
   if (rc)
     return ed_err_set(err, rc, "expr: out of memory");
   const node_t *r = e->root;
-  size_t n = b->nrows, vs = fixed_size(out->type->kind);
+  size_t n = b->nrows, vs = sm_kind_value_size(out->type->kind);
   if (vs && r->res->type->kind == out->type->kind) {
     /* fixed-width values: copied (or, for a scalar, repeated) in bulk; a
      * null row's value is 0, as sm_col_append_null leaves it */
