@@ -1233,19 +1233,21 @@ static bool flat_fast(pq_writer_t *w, wcol_t *c, const pq_col_t *v, size_t r0, s
   }
 }
 
+/* The rest of the chunk is PLAIN: the current page keeps its indices (D.6). */
+static ed_code_t dict_fall_back(pq_writer_t *w, wcol_t *c, ed_err_t *err) {
+  ed_code_t rc = finish_page(w, c, err);
+  if (rc)
+    return rc;
+  c->dict_failed = true;
+  c->page_dict = false;
+  return ED_OK;
+}
+
 /* After a run of rows: fall back from a dictionary grown too large, or close
  * a full page. Pages therefore end on row boundaries. */
 static ed_code_t after_rows(pq_writer_t *w, wcol_t *c, ed_err_t *err) {
-  if (c->page_dict && c->dbuf.len > w->o.dict_max_bytes) {
-    /* Dictionary too large: this page keeps its indices, later pages of
-     * the chunk are PLAIN (D.6). */
-    ed_code_t rc = finish_page(w, c, err);
-    if (rc)
-      return rc;
-    c->dict_failed = true;
-    c->page_dict = false;
-    return ED_OK;
-  }
+  if (c->page_dict && c->dbuf.len > w->o.dict_max_bytes)
+    return dict_fall_back(w, c, err); /* the dictionary grew too large */
   return page_estimate(c) >= w->o.page_bytes ? finish_page(w, c, err) : ED_OK;
 }
 
@@ -1253,19 +1255,11 @@ static ed_code_t after_rows(pq_writer_t *w, wcol_t *c, ed_err_t *err) {
  * times) make a dictionary as large as the values plus the indices, and
  * every later value costs a hash probe for nothing; parquet-mr makes the
  * same call (dictionary plus indices not smaller than PLAIN) after its first
- * page. The trial's page keeps its indices, the rest of the chunk is PLAIN
- * (D.6). */
+ * page. */
 static ed_code_t dict_trial_end(pq_writer_t *w, wcol_t *c, ed_err_t *err) {
   c->tried = true;
   size_t idx_bytes = c->trial_vals * (size_t)bitwidth(c->dcount) / 8;
-  if (c->dbuf.len + idx_bytes < c->trial_plain)
-    return ED_OK;
-  ed_code_t rc = finish_page(w, c, err);
-  if (rc)
-    return rc;
-  c->dict_failed = true;
-  c->page_dict = false;
-  return ED_OK;
+  return c->dbuf.len + idx_bytes < c->trial_plain ? ED_OK : dict_fall_back(w, c, err);
 }
 
 /* Rows [r0, r1) of one flat leaf. */
