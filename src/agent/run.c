@@ -1003,6 +1003,29 @@ static ed_code_t open_delta(run_t *r, sink_t *s, const char *checkpoint, ed_err_
   return rc;
 }
 
+/* A partition column must be one the sink writes: a new table could not be
+ * created otherwise, and an existing one would be refused only after the
+ * first connection. */
+static ed_code_t check_partition_by(const sink_t *s, ed_err_t *err) {
+  char **pb = NULL;
+  size_t npb = 0;
+  ed_code_t rc = split_list(s->conf->partition_by, &pb, &npb, err);
+  for (size_t i = 0; !rc && i < npb; i++) {
+    size_t f = 0;
+    while (f < s->out->nfields && strcmp(s->out->fields[f].name, pb[i]))
+      f++;
+    if (f == s->out->nfields)
+      rc = ed_err_set(err, ED_E_CONFIG,
+                      "[sink %s] partition_by '%s': no such column in what the sink writes",
+                      s->name, pb[i]);
+  }
+  free_list(pb, npb);
+  return rc;
+}
+
+/* The sinks' part of the plan: kinds, windows and aggregates, each sink's
+ * output schema. Touches neither the hub nor storage (run --check stops
+ * here); open_sinks does the rest once the partitions are known. */
 static ed_code_t build_sinks(run_t *r, ed_err_t *err) {
   const ag_conf_t *c = r->conf;
   r->nsinks = c->nsinks + (c->dead_letter.path ? 1 : 0);
@@ -1012,16 +1035,6 @@ static ed_code_t build_sinks(run_t *r, ed_err_t *err) {
   size_t n_avail = 0;
   for (size_t i = 0; i < r->nsinks; i++) {
     sink_t *s = &r->sinks[i];
-    s->resume = malloc((r->nparts + 1) * sizeof *s->resume);
-    s->pos = malloc((r->nparts + 1) * sizeof *s->pos);
-    s->start = malloc((r->nparts + 1) * sizeof *s->start);
-    s->committed = malloc((r->nparts + 1) * sizeof *s->committed);
-    if (!s->resume || !s->pos || !s->start || !s->committed)
-      return nomem(err, "sinks");
-    for (size_t p = 0; p < r->nparts; p++) {
-      s->resume[p] = s->pos[p] = s->start[p] = -1;
-      atomic_init(&s->committed[p], -1);
-    }
     ed_code_t rc;
     if (i == c->nsinks) { /* the dead-letter table */
       r->dl = s;
@@ -1035,8 +1048,6 @@ static ed_code_t build_sinks(run_t *r, ed_err_t *err) {
       s->max_bytes = 64 << 20;
       if (!(s->rows = sm_batch_new(s->out)))
         return nomem(err, "batch");
-      if ((rc = open_delta(r, s, c->dead_letter.checkpoint_location, err)))
-        return rc;
       continue;
     }
     const ag_sink_t *k = &c->sinks[i];
@@ -1060,7 +1071,7 @@ static ed_code_t build_sinks(run_t *r, ed_err_t *err) {
       if (!r->direct)
         r->direct = s;
     }
-    if (s->delta && (rc = open_delta(r, s, k->checkpoint_location, err)))
+    if (s->delta && (rc = check_partition_by(s, err)))
       return rc;
   }
   if (!r->o->available_now && n_avail && n_avail != c->nsinks)
@@ -1069,6 +1080,30 @@ static ed_code_t build_sinks(run_t *r, ed_err_t *err) {
                       "(one receiver per partition serves every sink)",
                       n_avail, c->nsinks);
   r->available_now = r->o->available_now || (c->nsinks && n_avail == c->nsinks);
+  return ED_OK;
+}
+
+/* Positions per partition, and the Delta tables opened (created when new,
+ * resumed from their last landed batch). After open_source. */
+static ed_code_t open_sinks(run_t *r, ed_err_t *err) {
+  for (size_t i = 0; i < r->nsinks; i++) {
+    sink_t *s = &r->sinks[i];
+    s->resume = malloc((r->nparts + 1) * sizeof *s->resume);
+    s->pos = malloc((r->nparts + 1) * sizeof *s->pos);
+    s->start = malloc((r->nparts + 1) * sizeof *s->start);
+    s->committed = malloc((r->nparts + 1) * sizeof *s->committed);
+    if (!s->resume || !s->pos || !s->start || !s->committed)
+      return nomem(err, "sinks");
+    for (size_t p = 0; p < r->nparts; p++) {
+      s->resume[p] = s->pos[p] = s->start[p] = -1;
+      atomic_init(&s->committed[p], -1);
+    }
+    const char *ckpt =
+        s == r->dl ? r->conf->dead_letter.checkpoint_location : s->conf->checkpoint_location;
+    ed_code_t rc;
+    if (s->delta && (rc = open_delta(r, s, ckpt, err)))
+      return rc;
+  }
   return ED_OK;
 }
 
@@ -1441,15 +1476,32 @@ static void tune_malloc(void) {
 #endif
 }
 
+/* The whole plan, from the configuration alone: what `run` builds before it
+ * connects, and all that `run --check` builds. */
+static ed_code_t build_plan(run_t *r, ed_err_t *err) {
+  ed_code_t rc = build_schema(r, err);
+  return rc ? rc : build_sinks(r, err);
+}
+
+ed_code_t ag_run_check(const ag_conf_t *conf, bool available_now, ed_err_t *err) {
+  ag_run_opts_t o = {.available_now = available_now};
+  run_t r = {.conf = conf, .o = &o};
+  pthread_mutex_init(&r.mu, NULL);
+  pthread_cond_init(&r.cv, NULL);
+  ed_code_t rc = build_plan(&r, err);
+  run_free(&r);
+  return rc;
+}
+
 ed_code_t ag_run(const ag_conf_t *conf, const ag_run_opts_t *o, ed_err_t *err) {
   tune_malloc();
   run_t r = {.conf = conf, .o = o};
   pthread_mutex_init(&r.mu, NULL);
   pthread_cond_init(&r.cv, NULL);
   snprintf(r.runid, sizeof r.runid, "%016" PRIx64 "-%d", (uint64_t)ed_time_now_us(), (int)getpid());
-  ed_code_t rc = build_schema(&r, err);
+  ed_code_t rc = build_plan(&r, err);
   rc = rc ? rc : open_source(&r, err);
-  rc = rc ? rc : build_sinks(&r, err);
+  rc = rc ? rc : open_sinks(&r, err);
   rc = rc ? rc : rb_new(RING_BLOCKS, 0, NULL, NULL, &r.ring, err);
   if (!rc) {
     r.queue_cap = r.nsinks + 1;

@@ -36,4 +36,11 @@ typedef struct ag_run_opts {
  * took a partition), ED_E_PARSE (fail-fast and a bad event), ED_E_CONFIG. */
 ed_code_t ag_run(const ag_conf_t *conf, const ag_run_opts_t *opts, ed_err_t *err);
 
+/* Builds the whole plan that ag_run would (schema, metadata, derived columns,
+ * filter, windows and aggregates, every sink's output schema and partition
+ * columns) and frees it, without the network or storage: `run --check`.
+ * Returns the error ag_run would return for the same configuration before
+ * connecting (ED_E_CONFIG, ED_E_PARSE, ED_E_SCHEMA). */
+ed_code_t ag_run_check(const ag_conf_t *conf, bool available_now, ed_err_t *err);
+
 #endif

@@ -265,8 +265,15 @@ int cmd_run(int argc, char **argv) {
   if (code)
     rc = cli_fail("run", &err);
   else if (cfg.check) {
-    ag_conf_print(stdout, &conf);
-    rc = CLI_EXIT_OK;
+    /* the plan run builds before it connects, so that what passes here
+     * is refused later only by the hub or the storage */
+    code = ag_run_check(&conf, cfg.available_now, &err);
+    if (code) {
+      rc = cli_fail("run", &err);
+    } else {
+      ag_conf_print(stdout, &conf);
+      rc = CLI_EXIT_OK;
+    }
   } else {
     rc = run(&cfg, &conf);
   }
