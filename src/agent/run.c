@@ -867,8 +867,7 @@ static ed_code_t build_schema(run_t *r, ed_err_t *err) {
   for (size_t i = 0; i < r->nmeta; i++)
     if (r->meta[i].kind == SM_META_PROPERTIES)
       r->want_props = true;
-  if ((rc = sm_bad_mode_parse(sc->bad_event_mode, &dopts.mode, err)))
-    return ed_err_prefix(err, "[schema] bad_event_mode: ");
+  dopts.mode = (sm_bad_mode_t)sc->bad_event_mode;
   if ((rc = sm_dec_new(r->body, r->meta, r->nmeta, &dopts, &r->dec, err)))
     return ed_err_prefix(err, "[schema]: ");
   if (!(r->db = sm_batch_new(sm_dec_schema(r->dec))))
@@ -1219,7 +1218,7 @@ static ed_code_t start_receivers(run_t *r, ed_err_t *err) {
     ag_metrics_set(r->o->metrics, AG_M_LAST_ENQUEUED, pt->id, (double)pt->end);
     if (from >= 0 && !pp.is_empty && from < pp.begin_seq - 1) {
       ag_metrics_add(r->o->metrics, AG_M_RETENTION_GAPS, pt->id, 1);
-      if (!strcmp(src->retention_gap_policy, "fail")) {
+      if (src->retention_gap_policy == AG_GAP_FAIL) {
         rc = ed_err_set(err, ED_E_NOT_FOUND,
                         "partition %s: the checkpoint resumes after sequence number %" PRId64
                         " but the hub keeps only %" PRId64 " onwards: events %" PRId64 "..%" PRId64
