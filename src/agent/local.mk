@@ -32,4 +32,6 @@ tests_tools_metrics_tool_LDADD = src/agent/libagent.a $(COMMON_LIBS) $(JSONC_LIB
 TESTS += tests/integration/agent_metrics.sh
 EXTRA_DIST += tests/integration/agent_metrics.sh
 TESTS += tests/integration/agent_metrics_run.sh
+TESTS += tests/integration/agent_lag.sh
+EXTRA_DIST += tests/integration/agent_lag.sh
 EXTRA_DIST += tests/integration/agent_metrics_run.sh

@@ -30,6 +30,7 @@ struct run_cfg {
   int log_level; /* ed_log_level_t */
   bool log_json;
   int64_t timeout;
+  int64_t lag_poll;
 };
 
 const ed_opt_t cmd_run_options[] = {
@@ -81,6 +82,9 @@ const ed_opt_t cmd_run_options[] = {
      "what is logged, to standard error", 0, 0, 0, ed_log_level_names},
     {"log-json", 0, ED_OPT_FLAG, NULL, NULL, offsetof(struct run_cfg, log_json),
      "write logs as JSON lines", 0, 0, 0, NULL},
+    {"lag-poll-interval", 0, ED_OPT_DURATION, "DURATION", "5s", offsetof(struct run_cfg, lag_poll),
+     "how often the hub's last sequence numbers are read for the lag metric (tests)", ED_OPT_HIDDEN,
+     1000, INT64_MAX, NULL},
     {"list-conf-keys", 0, ED_OPT_FLAG, NULL, NULL, offsetof(struct run_cfg, list_keys),
      "print every configuration key as section.key (for the man-page check)", ED_OPT_HIDDEN, 0, 0,
      NULL},
@@ -156,7 +160,8 @@ static int run(struct run_cfg *cfg, const ag_conf_t *conf) {
                        .progress = progress,
                        .console = stdout,
                        .metrics = metrics,
-                       .op_timeout_us = cfg->timeout};
+                       .op_timeout_us = cfg->timeout,
+                       .lag_poll_us = cfg->lag_poll};
     rc = ag_run(conf, &o, &err);
     status = rc ? cli_fail("run", &err) : CLI_EXIT_OK;
   }
