@@ -33,5 +33,7 @@ TESTS += tests/integration/agent_metrics.sh
 EXTRA_DIST += tests/integration/agent_metrics.sh
 TESTS += tests/integration/agent_metrics_run.sh
 TESTS += tests/integration/agent_lag.sh
+TESTS += tests/integration/agent_batch_bound.sh
+EXTRA_DIST += tests/integration/agent_batch_bound.sh
 EXTRA_DIST += tests/integration/agent_lag.sh
 EXTRA_DIST += tests/integration/agent_metrics_run.sh

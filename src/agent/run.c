@@ -703,7 +703,8 @@ static ed_code_t event_props(run_t *r, const blk_t *b, const evm_t *e, sm_event_
   return ED_OK;
 }
 
-static ed_code_t process_block(run_t *r, blk_t *b, ed_err_t *err) {
+/* Events lo..hi-1 of b (the slice that fits every sink's open batch). */
+static ed_code_t process_block(run_t *r, blk_t *b, uint32_t lo, uint32_t hi, ed_err_t *err) {
   int64_t t0 = ed_time_mono_us();
   part_t *pt = &r->parts[b->part];
   ed_code_t rc = grow_scratch(r, b->n + 1, err);
@@ -727,7 +728,7 @@ static ed_code_t process_block(run_t *r, blk_t *b, ed_err_t *err) {
   }
   int64_t first = -1;
   uint64_t taken = 0, taken_bytes = 0;
-  for (uint32_t i = 0; i < b->n; i++) {
+  for (uint32_t i = lo; i < hi; i++) {
     const evm_t *e = &b->ev[i];
     if (pt->done || e->seq <= pt->seen)
       continue; /* past the available-now bound, or a repeat */
@@ -846,7 +847,7 @@ static ed_code_t process_block(run_t *r, blk_t *b, ed_err_t *err) {
       /* the block's taken events, counted again only after a restart */
       uint64_t n = taken, nb = taken_bytes;
       if (first <= skip)
-        for (uint32_t e = n = nb = 0; e < b->n; e++)
+        for (uint32_t e = lo + (n = nb = 0); e < hi; e++)
           if (b->ev[e].seq > skip && b->ev[e].seq >= first && b->ev[e].seq <= pt->seen)
             n++, nb += b->ev[e].blen;
       s->in_events += n;
@@ -1355,6 +1356,44 @@ static bool size_due(const sink_t *s) {
   return (int64_t)s->in_events >= s->max_events || (int64_t)s->in_bytes >= s->max_bytes;
 }
 
+/* How many events of b from `at` on fit every sink's open batch: a block is
+ * as large as the credit a receiver grants (prefetch), so pushed whole it
+ * went past max_batch_events by up to that (2,198 rows for a bound of 2,000).
+ * At least one event, so that a body larger than max_batch_bytes still goes. */
+static uint32_t slice_len(const run_t *r, const blk_t *b, uint32_t at) {
+  int64_t room = b->n - at, room_bytes = INT64_MAX;
+  for (size_t i = 0; i < r->nsinks; i++) {
+    const sink_t *s = &r->sinks[i];
+    int64_t e = s->max_events - (int64_t)s->in_events, y = s->max_bytes - (int64_t)s->in_bytes;
+    room = e < room ? e : room;
+    room_bytes = y < room_bytes ? y : room_bytes;
+  }
+  uint32_t n = 0;
+  for (int64_t bytes = 0; n < room && at + n < b->n; n++) {
+    bytes += b->ev[at + n].blen;
+    if (bytes > room_bytes)
+      break;
+  }
+  return n ? n : 1;
+}
+
+/* One block, in slices that each fit every sink's open batch; a sink whose
+ * batch is full is closed before the next slice. */
+static ed_code_t process_blocks(run_t *r, blk_t *b, ed_err_t *err) {
+  ed_code_t rc = ED_OK;
+  for (uint32_t at = 0; !rc && at < b->n;) {
+    uint32_t n = slice_len(r, b, at);
+    rc = process_block(r, b, at, at + n, err);
+    at += n;
+    for (size_t i = 0; !rc && at < b->n && i < r->nsinks; i++)
+      if (&r->sinks[i] != r->dl && r->sinks[i].dirty && size_due(&r->sinks[i]))
+        rc = close_batch(r, &r->sinks[i], err);
+    if (!rc && at < b->n && r->dl && r->dl->dirty && size_due(r->dl))
+      rc = close_batch_one(r, r->dl, err);
+  }
+  return rc;
+}
+
 static ed_code_t pipeline(run_t *r, ed_err_t *err) {
   int64_t now = ed_time_mono_us();
   for (size_t i = 0; i < r->nsinks; i++) {
@@ -1377,7 +1416,7 @@ static ed_code_t pipeline(run_t *r, ed_err_t *err) {
     void *item = NULL;
     ed_code_t prc = rb_pop_wait(r->ring, &item, wait < 0 ? 0 : wait);
     if (prc == ED_OK) {
-      rc = process_block(r, item, err);
+      rc = process_blocks(r, item, err);
       free(item);
       ag_metrics_set(r->o->metrics, AG_M_RING_USED, NULL, (double)rb_count(r->ring));
     }
