@@ -55,6 +55,7 @@ typedef struct evm {
   int64_t seq, off, enq;
   uint32_t body, blen, pk, pklen, pub, publen, props, nprops;
   uint8_t pk_set, pub_set;
+  const char *body_what; /* static: eh_body_what's, NULL for a body of bytes */
 } evm_t;
 
 typedef struct blk {
@@ -266,6 +267,7 @@ static size_t on_events(void *ctx, eh_receiver_t *rx, const eh_event_t *evs, siz
     m->enq = e->enqueued_time_us;
     m->body = (uint32_t)at;
     m->blen = (uint32_t)e->body_len;
+    m->body_what = eh_body_what(e->body_kind, e->body, e->body_len);
     if (e->body_len)
       memcpy(b->data + at, e->body, e->body_len);
     at += e->body_len;
@@ -742,6 +744,12 @@ static ed_code_t process_block(run_t *r, blk_t *b, uint32_t lo, uint32_t hi, ed_
                          .partition = {pt->id, pt->idlen},
                          .partition_key = {e->pk_set ? b->data + e->pk : NULL, e->pklen},
                          .publisher = {e->pub_set ? b->data + e->pub : NULL, e->publen}};
+    char refused[160];
+    if (e->body_what) {
+      snprintf(refused, sizeof refused, "body is %s, expected a data section with JSON",
+               e->body_what);
+      m.body_refused = refused;
+    }
     if (e->nprops && (rc = event_props(r, b, e, &m, err)))
       return rc;
     sm_dec_status_t st;
