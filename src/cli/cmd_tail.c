@@ -34,8 +34,11 @@ struct tail_cfg {
   int64_t idle_exit;
   int64_t epoch;
   int64_t prefetch;
-  char *body;
+  int body; /* BODY_TEXT, BODY_JSON, BODY_BASE64: body_names' order */
 };
+
+enum { BODY_TEXT, BODY_JSON, BODY_BASE64 };
+static const char *const body_names[] = {"text", "json", "base64", NULL};
 
 const ed_opt_t cmd_tail_options[] = {
     CLI_EH_OPTIONS(struct tail_cfg),
@@ -55,12 +58,11 @@ const ed_opt_t cmd_tail_options[] = {
      "exclusive receivers with this owner level (-1: none)", 0, -1, INT64_MAX, NULL},
     {"prefetch", 0, ED_OPT_INT, "N", "300", offsetof(struct tail_cfg, prefetch),
      "link credit per partition (events buffered at most)", 0, 1, 100000, NULL},
-    {"body", 0, ED_OPT_STRING, "FORMAT", "text", offsetof(struct tail_cfg, body),
-     "body as text (a JSON string), json (embedded when valid JSON) or base64", 0, 0, 0, NULL},
+    {"body", 0, ED_OPT_ENUM, "FORMAT", "text", offsetof(struct tail_cfg, body),
+     "how the body is printed (a JSON string; embedded when valid JSON; base64)", 0, 0, 0,
+     body_names},
     ED_OPT_END,
 };
-
-enum { BODY_TEXT, BODY_JSON, BODY_BASE64 };
 
 typedef struct tail_part {
   struct tail *t;
@@ -272,17 +274,7 @@ int cmd_tail(int argc, char **argv) {
     rc = CLI_EXIT_USAGE;
     goto out;
   }
-  if (!strcmp(cfg.body, "text"))
-    t.body = BODY_TEXT;
-  else if (!strcmp(cfg.body, "json"))
-    t.body = BODY_JSON;
-  else if (!strcmp(cfg.body, "base64"))
-    t.body = BODY_BASE64;
-  else {
-    fprintf(stderr, "ehdelta tail: --body '%s': expected text, json or base64\n", cfg.body);
-    rc = CLI_EXIT_USAGE;
-    goto out;
-  }
+  t.body = cfg.body;
   eh_position_t start;
   if (eh_position_parse(cfg.from, &start, &err)) {
     fprintf(stderr, "ehdelta tail: --from: %s\n", err.msg);
