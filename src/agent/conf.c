@@ -16,107 +16,124 @@
 
 #define S(st, f) offsetof(st, f)
 
+static const char *const gap_names[] = {"fail", "skip-to-earliest", NULL};
+static const char *const bad_mode_names[] = {"dead-letter", "permissive", "fail-fast", NULL};
+static const char *const auth_names[] = {
+    "shared-key", "sas", "client-secret", "managed-identity", "azure-cli", "none", NULL};
+static const char *const sink_type_names[] = {"delta", "console", NULL};
+static const char *const output_mode_names[] = {"append", "update", "complete", NULL};
+_Static_assert(SM_BAD_DEAD_LETTER == 0 && SM_BAD_PERMISSIVE == 1 && SM_BAD_FAIL_FAST == 2,
+               "bad_mode_names follows sm_bad_mode_t");
+_Static_assert(AG_SINK_DELTA == 0 && AG_SINK_CONSOLE == 1,
+               "sink_type_names follows ag_sink_type_t");
+_Static_assert(AG_OUT_APPEND == 0 && AG_OUT_UPDATE == 1 && AG_OUT_COMPLETE == 2,
+               "output_mode_names follows ag_output_mode_t");
+_Static_assert(AG_AUTH_NONE == 5, "auth_names follows ag_auth_t");
+
 static const ed_opt_t source_keys[] = {
     {"namespace", 0, ED_OPT_STRING, "HOST", NULL, S(ag_source_t, namespace_),
-     "the Event Hubs namespace host (default: the connection string's Endpoint)", 0, 0, 0},
+     "the Event Hubs namespace host (default: the connection string's Endpoint)", 0, 0, 0, NULL},
     {"hub", 0, ED_OPT_STRING, "NAME", NULL, S(ag_source_t, hub),
-     "the event hub (default: the connection string's EntityPath)", 0, 0, 0},
+     "the event hub (default: the connection string's EntityPath)", 0, 0, 0, NULL},
     {"consumer_group", 0, ED_OPT_STRING, "NAME", "$Default", S(ag_source_t, consumer_group),
-     "the consumer group read through", 0, 0, 0},
+     "the consumer group read through", 0, 0, 0, NULL},
     {"connection_string_file", 0, ED_OPT_STRING, "FILE", NULL,
      S(ag_source_t, connection_string_file),
-     "a file whose first line is the connection string (else EVENTHUB_CONNECTION_STRING)", 0, 0, 0},
+     "a file whose first line is the connection string (else EVENTHUB_CONNECTION_STRING)", 0, 0, 0,
+     NULL},
     {"partitions", 0, ED_OPT_STRING, "LIST", "all", S(ag_source_t, partitions),
-     "\"all\" or a comma-separated list of partition ids", 0, 0, 0},
+     "\"all\" or a comma-separated list of partition ids", 0, 0, 0, NULL},
     {"starting_position", 0, ED_OPT_STRING, "POSITION", "earliest",
-     S(ag_source_t, starting_position), "where a partition without a checkpoint starts", 0, 0, 0},
+     S(ag_source_t, starting_position), "where a partition without a checkpoint starts", 0, 0, 0,
+     NULL},
     {"partition_position", 0, ED_OPT_STRINGS, "ID = POSITION", NULL,
      S(ag_source_t, partition_position), "the starting position of one partition (repeatable)", 0,
-     0, 0},
-    {"retention_gap_policy", 0, ED_OPT_STRING, "POLICY", "fail",
-     S(ag_source_t, retention_gap_policy),
-     "fail or skip-to-earliest when the resume position has expired", 0, 0, 0},
+     0, 0, NULL},
+    {"retention_gap_policy", 0, ED_OPT_ENUM, "POLICY", "fail", S(ag_source_t, retention_gap_policy),
+     "what to do when the resume position has expired", 0, 0, 0, gap_names},
     {"tls", 0, ED_OPT_FLAG, NULL, "true", S(ag_source_t, tls),
-     "TLS with the server's certificate verified (false only for the emulator)", 0, 0, 0},
+     "TLS with the server's certificate verified (false only for the emulator)", 0, 0, 0, NULL},
     {"prefetch", 0, ED_OPT_INT, "N", "300", S(ag_source_t, prefetch),
-     "link credit granted per partition", 0, 1, 100000},
+     "link credit granted per partition", 0, 1, 100000, NULL},
     ED_OPT_END,
 };
 
 static const ed_opt_t schema_keys[] = {
     {"columns", 0, ED_OPT_STRING, "DDL", NULL, S(ag_schema_t, columns),
-     "the JSON body's fields in Spark DDL", ED_OPT_REQUIRED, 0, 0},
+     "the JSON body's fields in Spark DDL", ED_OPT_REQUIRED, 0, 0, NULL},
     {"metadata", 0, ED_OPT_STRING, "LIST", NULL, S(ag_schema_t, metadata),
-     "event metadata columns, \"enqueued_time AS ingestion_time, offset\"", 0, 0, 0},
+     "event metadata columns, \"enqueued_time AS ingestion_time, offset\"", 0, 0, 0, NULL},
     {"derive", 0, ED_OPT_STRINGS, "NAME = EXPR", NULL, S(ag_schema_t, derive),
-     "a derived column (repeatable, evaluated in order)", 0, 0, 0},
+     "a derived column (repeatable, evaluated in order)", 0, 0, 0, NULL},
     {"filter", 0, ED_OPT_STRING, "EXPR", NULL, S(ag_schema_t, filter),
-     "keep only rows where EXPR is true", 0, 0, 0},
-    {"bad_event_mode", 0, ED_OPT_STRING, "MODE", "dead-letter", S(ag_schema_t, bad_event_mode),
-     "dead-letter, permissive or fail-fast", 0, 0, 0},
+     "keep only rows where EXPR is true", 0, 0, 0, NULL},
+    {"bad_event_mode", 0, ED_OPT_ENUM, "MODE", "dead-letter", S(ag_schema_t, bad_event_mode),
+     "what becomes of an event that does not decode", 0, 0, 0, bad_mode_names},
     ED_OPT_END,
 };
 
 static const ed_opt_t storage_keys[] = {
     {"account", 0, ED_OPT_STRING, "NAME", NULL, S(ag_storage_t, account),
-     "the storage account of abfss:// paths", 0, 0, 0},
-    {"auth", 0, ED_OPT_STRING, "METHOD", NULL, S(ag_storage_t, auth),
-     "shared-key, sas, client-secret, managed-identity, azure-cli or none", 0, 0, 0},
+     "the storage account of abfss:// paths", 0, 0, 0, NULL},
+    {"auth", 0, ED_OPT_ENUM, "METHOD", NULL, S(ag_storage_t, auth),
+     "how the agent authenticates to storage", 0, 0, 0, auth_names},
     {"account_key_file", 0, ED_OPT_STRING, "FILE", NULL, S(ag_storage_t, account_key_file),
-     "a file holding the account key (shared-key)", 0, 0, 0},
+     "a file holding the account key (shared-key)", 0, 0, 0, NULL},
     {"sas_token_file", 0, ED_OPT_STRING, "FILE", NULL, S(ag_storage_t, sas_token_file),
-     "a file holding a SAS token (sas)", 0, 0, 0},
+     "a file holding a SAS token (sas)", 0, 0, 0, NULL},
     {"tenant_id", 0, ED_OPT_STRING, "ID", NULL, S(ag_storage_t, tenant_id),
-     "the Entra tenant (client-secret)", 0, 0, 0},
+     "the Entra tenant (client-secret)", 0, 0, 0, NULL},
     {"client_id", 0, ED_OPT_STRING, "ID", NULL, S(ag_storage_t, client_id),
-     "the application id (client-secret, user-assigned managed-identity)", 0, 0, 0},
+     "the application id (client-secret, user-assigned managed-identity)", 0, 0, 0, NULL},
     {"client_secret_file", 0, ED_OPT_STRING, "FILE", NULL, S(ag_storage_t, client_secret_file),
-     "a file holding the client secret (client-secret)", 0, 0, 0},
+     "a file holding the client secret (client-secret)", 0, 0, 0, NULL},
     {"endpoint", 0, ED_OPT_STRING, "URL", NULL, S(ag_storage_t, endpoint),
-     "the blob endpoint instead of the account's (Azurite)", 0, 0, 0},
+     "the blob endpoint instead of the account's (Azurite)", 0, 0, 0, NULL},
     ED_OPT_END,
 };
 
 static const ed_opt_t sink_keys[] = {
-    {"type", 0, ED_OPT_STRING, "TYPE", "delta", S(ag_sink_t, type), "delta or console", 0, 0, 0},
+    {"type", 0, ED_OPT_ENUM, "TYPE", "delta", S(ag_sink_t, kind), "what the sink writes to", 0, 0,
+     0, sink_type_names},
     {"path", 0, ED_OPT_STRING, "URL", NULL, S(ag_sink_t, path),
-     "the Delta table: a local path, file:// or abfss:// URL", 0, 0, 0},
+     "the Delta table: a local path, file:// or abfss:// URL", 0, 0, 0, NULL},
     {"partition_by", 0, ED_OPT_STRING, "COLUMNS", NULL, S(ag_sink_t, partition_by),
-     "partition columns of a new table, comma-separated", 0, 0, 0},
+     "partition columns of a new table, comma-separated", 0, 0, 0, NULL},
     {"trigger", 0, ED_OPT_STRING, "TRIGGER", "10 seconds", S(ag_sink_t, trigger),
-     "a processing-time interval, or available-now", 0, 0, 0},
+     "a processing-time interval, or available-now", 0, 0, 0, NULL},
     {"max_batch_events", 0, ED_OPT_INT, "N", "1000000", S(ag_sink_t, max_batch_events),
-     "close a batch early at this many events", 0, 1, INT64_MAX},
+     "close a batch early at this many events", 0, 1, INT64_MAX, NULL},
     {"max_batch_bytes", 0, ED_OPT_INT, "N", "8388608", S(ag_sink_t, max_batch_bytes),
-     "close a batch early at this many bytes of event bodies", 0, 1, INT64_MAX},
+     "close a batch early at this many bytes of event bodies", 0, 1, INT64_MAX, NULL},
     {"window", 0, ED_OPT_STRING, "SPEC", NULL, S(ag_sink_t, window),
-     "\"[COLUMN,] LENGTH[, SLIDE]\": tumbling or sliding event-time windows", 0, 0, 0},
+     "\"[COLUMN,] LENGTH[, SLIDE]\": tumbling or sliding event-time windows", 0, 0, 0, NULL},
     {"group_by", 0, ED_OPT_STRING, "COLUMNS", NULL, S(ag_sink_t, group_by),
-     "grouping columns besides the window, comma-separated", 0, 0, 0},
+     "grouping columns besides the window, comma-separated", 0, 0, 0, NULL},
     {"aggregate", 0, ED_OPT_STRING, "LIST", NULL, S(ag_sink_t, aggregate),
-     "\"count(*) AS n, sum(amount) AS total\"", 0, 0, 0},
+     "\"count(*) AS n, sum(amount) AS total\"", 0, 0, 0, NULL},
     {"watermark", 0, ED_OPT_STRING, "SPEC", NULL, S(ag_sink_t, watermark),
-     "\"[COLUMN,] DELAY\": how late an event may be", 0, 0, 0},
-    {"output_mode", 0, ED_OPT_STRING, "MODE", NULL, S(ag_sink_t, output_mode),
-     "append, update or complete (default: append; complete for console windows)", 0, 0, 0},
+     "\"[COLUMN,] DELAY\": how late an event may be", 0, 0, 0, NULL},
+    {"output_mode", 0, ED_OPT_ENUM, "MODE", NULL, S(ag_sink_t, output_mode),
+     "which window rows a batch writes (default: append; complete for console windows)", 0, 0, 0,
+     output_mode_names},
     {"checkpoint_location", 0, ED_OPT_STRING, "URL", NULL, S(ag_sink_t, checkpoint_location),
-     "where batch checkpoints go (default: PATH/_ehdelta/checkpoints)", 0, 0, 0},
+     "where batch checkpoints go (default: PATH/_ehdelta/checkpoints)", 0, 0, 0, NULL},
     {"query_id", 0, ED_OPT_STRING, "ID", NULL, S(ag_sink_t, query_id),
-     "the txn appId of this sink's commits (default: ehdelta-NAME)", 0, 0, 0},
+     "the txn appId of this sink's commits (default: ehdelta-NAME)", 0, 0, 0, NULL},
     {"merge_schema", 0, ED_OPT_FLAG, NULL, "false", S(ag_sink_t, merge_schema),
-     "add new nullable columns to an existing table's schema", 0, 0, 0},
+     "add new nullable columns to an existing table's schema", 0, 0, 0, NULL},
     {"zstd_level", 0, ED_OPT_INT, "N", "1", S(ag_sink_t, zstd_level),
-     "zstd level of the table's Parquet pages", 0, 1, 22},
+     "zstd level of the table's Parquet pages", 0, 1, 22, NULL},
     {"num_rows", 0, ED_OPT_INT, "N", "20", S(ag_sink_t, num_rows),
-     "console: rows printed per batch", 0, 1, INT64_MAX},
+     "console: rows printed per batch", 0, 1, INT64_MAX, NULL},
     ED_OPT_END,
 };
 
 static const ed_opt_t dead_letter_keys[] = {
     {"path", 0, ED_OPT_STRING, "URL", NULL, S(ag_dead_letter_t, path),
-     "the dead-letter Delta table (raw body, reason, partition, sequence number)", 0, 0, 0},
+     "the dead-letter Delta table (raw body, reason, partition, sequence number)", 0, 0, 0, NULL},
     {"checkpoint_location", 0, ED_OPT_STRING, "URL", NULL, S(ag_dead_letter_t, checkpoint_location),
-     "where its batch checkpoints go", 0, 0, 0},
+     "where its batch checkpoints go", 0, 0, 0, NULL},
     ED_OPT_END,
 };
 
@@ -235,13 +252,6 @@ static int key_line(const ed_opt_t *keys, const int *lines, const char *key, int
 
 static void validate_sink(probs_t *p, ag_sink_t *k, const sm_type_t *schema) {
   int ln = k->line;
-  if (!strcmp(k->type, "delta"))
-    k->kind = AG_SINK_DELTA;
-  else if (!strcmp(k->type, "console"))
-    k->kind = AG_SINK_CONSOLE;
-  else
-    prob(p, KL(sink_keys, k->key_lines, "type", ln),
-         "[sink %s] type '%s': expected delta or console", k->name, k->type);
   if (k->kind == AG_SINK_DELTA && !k->path)
     prob(p, ln, "[sink %s] a delta sink needs path", k->name);
   if (k->kind == AG_SINK_CONSOLE && k->path)
@@ -297,18 +307,9 @@ static void validate_sink(probs_t *p, ag_sink_t *k, const sm_type_t *schema) {
     prob(p, ln, "[sink %s] group_by and aggregate need a window", k->name);
   if (k->window && !k->aggregate)
     prob(p, ln, "[sink %s] a window needs aggregate", k->name);
-  const char *mode = k->output_mode;
-  if (!mode)
-    mode = k->window && k->kind == AG_SINK_CONSOLE ? "complete" : "append";
-  if (!strcmp(mode, "append"))
-    k->mode = AG_OUT_APPEND;
-  else if (!strcmp(mode, "update"))
-    k->mode = AG_OUT_UPDATE;
-  else if (!strcmp(mode, "complete"))
-    k->mode = AG_OUT_COMPLETE;
-  else
-    prob(p, KL(sink_keys, k->key_lines, "output_mode", ln),
-         "[sink %s] output_mode '%s': expected append, update or complete", k->name, mode);
+  if (k->output_mode < 0) /* what --check prints, and run uses */
+    k->output_mode = k->window && k->kind == AG_SINK_CONSOLE ? AG_OUT_COMPLETE : AG_OUT_APPEND;
+  k->mode = (ag_output_mode_t)k->output_mode;
   if (k->window && k->mode == AG_OUT_APPEND && !k->watermark)
     prob(
         p, ln,
@@ -317,8 +318,6 @@ static void validate_sink(probs_t *p, ag_sink_t *k, const sm_type_t *schema) {
   if (k->mode == AG_OUT_COMPLETE && k->kind == AG_SINK_DELTA && k->window)
     prob(p, ln, "[sink %s] complete mode is for console sinks (a Delta table is appended to)",
          k->name);
-  if (!k->output_mode)
-    k->output_mode = strdup(mode);
   if (!k->query_id) {
     size_t n = strlen(k->name) + 9;
     k->query_id = malloc(n);
@@ -343,11 +342,6 @@ static void validate(probs_t *p, ag_conf_t *c, const int *lines) {
            *q, eq ? ": " : "", eq ? e.msg : "");
     free(pp);
   }
-  if (strcmp(s->retention_gap_policy, "fail") &&
-      strcmp(s->retention_gap_policy, "skip-to-earliest"))
-    prob(p, KL(source_keys, kl[0], "retention_gap_policy", lines[0]),
-         "[source] retention_gap_policy '%s': expected fail or skip-to-earliest",
-         s->retention_gap_policy);
   if (strcmp(s->partitions, "all")) {
     for (const char *q = s->partitions; *q; q++)
       if (!isdigit((unsigned char)*q) && *q != ',' && *q != ' ') {
@@ -368,10 +362,6 @@ static void validate(probs_t *p, ag_conf_t *c, const int *lines) {
   if (sc->metadata && sm_meta_parse(sc->metadata, &meta, &nmeta, &e))
     prob(p, KL(schema_keys, kl[1], "metadata", lines[1]), "[schema] metadata: %s", e.msg);
   sm_meta_cols_free(meta, nmeta);
-  sm_bad_mode_t bm;
-  if (sm_bad_mode_parse(sc->bad_event_mode, &bm, &e))
-    prob(p, KL(schema_keys, kl[1], "bad_event_mode", lines[1]), "[schema] bad_event_mode: %s",
-         e.msg);
   for (char **q = sc->derive; q && *q; q++) {
     const char *eq = strchr(*q, '=');
     bool ok = eq && eq[1] && eq[1] != '=';
@@ -384,24 +374,12 @@ static void validate(probs_t *p, ag_conf_t *c, const int *lines) {
       prob(p, lines[1], "[schema] derive '%s': expected \"NAME = EXPRESSION\"", *q);
   }
   ag_storage_t *st = &c->storage;
-  if (st->auth) {
-    static const char *const auths[] = {"shared-key",       "sas",       "client-secret",
-                                        "managed-identity", "azure-cli", "none"};
-    bool ok = false;
-    for (size_t i = 0; i < sizeof auths / sizeof *auths; i++)
-      ok |= !strcmp(st->auth, auths[i]);
-    if (!ok)
-      prob(p, KL(storage_keys, kl[2], "auth", lines[2]),
-           "[storage] auth '%s': expected shared-key, sas, client-secret, "
-           "managed-identity, azure-cli or none",
-           st->auth);
-    else if (!strcmp(st->auth, "sas") && !st->sas_token_file)
-      prob(p, KL(storage_keys, kl[2], "auth", lines[2]), "[storage] auth sas needs sas_token_file");
-    else if (!strcmp(st->auth, "client-secret") &&
-             (!st->tenant_id || !st->client_id || !st->client_secret_file))
-      prob(p, KL(storage_keys, kl[2], "auth", lines[2]),
-           "[storage] auth client-secret needs tenant_id, client_id and client_secret_file");
-  }
+  if (st->auth == AG_AUTH_SAS && !st->sas_token_file)
+    prob(p, KL(storage_keys, kl[2], "auth", lines[2]), "[storage] auth sas needs sas_token_file");
+  else if (st->auth == AG_AUTH_CLIENT_SECRET &&
+           (!st->tenant_id || !st->client_id || !st->client_secret_file))
+    prob(p, KL(storage_keys, kl[2], "auth", lines[2]),
+         "[storage] auth client-secret needs tenant_id, client_id and client_secret_file");
   if (c->nsinks == 0)
     prob(p, 0, "no [sink NAME] section: nothing would be written");
   for (size_t i = 0; i < c->nsinks; i++) {
@@ -611,6 +589,8 @@ static void print_section(FILE *out, const ed_opt_t *keys, const void *src) {
       fprintf(out, "%s = %s\n", o->name, *(const bool *)base ? "true" : "false");
     else if (o->type == ED_OPT_INT)
       fprintf(out, "%s = %lld\n", o->name, (long long)*(const int64_t *)base);
+    else if (o->type == ED_OPT_ENUM && ed_opt_enum_name(o, *(const int *)base))
+      fprintf(out, "%s = %s\n", o->name, ed_opt_enum_name(o, *(const int *)base));
     else if (o->type == ED_OPT_STRINGS)
       for (char *const *q = *(char **const *)base; q && *q; q++)
         fprintf(out, "%s = %s\n", o->name, *q);

@@ -14,6 +14,18 @@
 #include "common/err.h"
 #include "common/opt.h"
 
+/* The values of the keys with a fixed set of them, in the order of their
+ * names in conf.c's rows (the field holds the index). */
+typedef enum { AG_GAP_FAIL, AG_GAP_SKIP_TO_EARLIEST } ag_gap_policy_t;
+typedef enum {
+  AG_AUTH_SHARED_KEY,
+  AG_AUTH_SAS,
+  AG_AUTH_CLIENT_SECRET,
+  AG_AUTH_MANAGED_ID,
+  AG_AUTH_AZURE_CLI,
+  AG_AUTH_NONE
+} ag_auth_t;
+
 typedef struct ag_source {
   char *namespace_; /* host, e.g. NS.servicebus.windows.net; else from the connection string */
   char *hub;
@@ -22,7 +34,7 @@ typedef struct ag_source {
   char *partitions;             /* "all" or "0,1,5" */
   char *starting_position;      /* eh_position_parse's forms */
   char **partition_position;    /* "ID = POSITION", repeatable: per-partition overrides */
-  char *retention_gap_policy;   /* fail | skip-to-earliest */
+  int retention_gap_policy;     /* ag_gap_policy_t */
   bool tls;
   int64_t prefetch;
 } ag_source_t;
@@ -32,12 +44,12 @@ typedef struct ag_schema {
   char *metadata; /* "enqueued_time AS ingestion_time, offset, ..." */
   char **derive;  /* "name = expr", repeatable, in order */
   char *filter;
-  char *bad_event_mode; /* dead-letter | permissive | fail-fast */
+  int bad_event_mode; /* sm_bad_mode_t, in its order */
 } ag_schema_t;
 
 typedef struct ag_storage {
   char *account;
-  char *auth; /* shared-key | sas | client-secret | managed-identity | azure-cli | none */
+  int auth; /* ag_auth_t; -1: not given (st_open chooses from what is set) */
   char *account_key_file;
   char *sas_token_file;
   char *tenant_id;
@@ -51,8 +63,7 @@ typedef enum { AG_OUT_APPEND, AG_OUT_UPDATE, AG_OUT_COMPLETE } ag_output_mode_t;
 
 typedef struct ag_sink {
   char *name; /* from the section header */
-  /* as written */
-  char *type;
+  int kind;   /* ag_sink_type_t: type = delta | console */
   char *path;
   char *partition_by;
   char *trigger; /* DURATION | available-now | once */
@@ -62,14 +73,13 @@ typedef struct ag_sink {
   char *group_by;  /* "category, location" */
   char *aggregate; /* "count(*) AS n, sum(amount) AS total" */
   char *watermark; /* "[COLUMN,] DELAY" */
-  char *output_mode;
+  int output_mode; /* ag_output_mode_t; -1 until validation resolves the default */
   char *checkpoint_location;
   char *query_id; /* the txn appId; default "ehdelta-<name>" */
   bool merge_schema;
   int64_t zstd_level; /* of the table's Parquet pages */
   int64_t num_rows;   /* console: rows printed per batch */
   /* resolved by validation */
-  ag_sink_type_t kind;
   ag_output_mode_t mode;
   bool available_now;
   int64_t trigger_us;

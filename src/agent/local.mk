@@ -21,7 +21,7 @@ check_PROGRAMS += tests/tools/ag_sink_tool
 tests_tools_ag_sink_tool_CFLAGS = $(AM_CFLAGS)
 tests_tools_ag_sink_tool_SOURCES = tests/tools/ag_sink_tool.c
 tests_tools_ag_sink_tool_LDADD = $(tests_unit_unit_agent_LDADD)
-TESTS += tests/interop/test_agent_sink.py tests/interop/test_agent_e2e.py tests/interop/test_agent_rawpath.py tests/fault/test_agent_kill9.py tests/fault/test_agent_faults.py
+TESTS += tests/interop/test_agent_sink.py tests/interop/test_agent_e2e.py tests/interop/test_agent_rawpath.py tests/interop/test_agent_deadletter_reasons.py tests/fault/test_agent_kill9.py tests/fault/test_agent_faults.py
 
 # The metrics endpoint: a registry filled with known values, served on a free
 # loopback port until stdin closes, for `ehdelta status --agent` and curl.
@@ -32,4 +32,8 @@ tests_tools_metrics_tool_LDADD = src/agent/libagent.a $(COMMON_LIBS) $(JSONC_LIB
 TESTS += tests/integration/agent_metrics.sh
 EXTRA_DIST += tests/integration/agent_metrics.sh
 TESTS += tests/integration/agent_metrics_run.sh
+TESTS += tests/integration/agent_lag.sh
+TESTS += tests/integration/agent_batch_bound.sh
+EXTRA_DIST += tests/integration/agent_batch_bound.sh
+EXTRA_DIST += tests/integration/agent_lag.sh
 EXTRA_DIST += tests/integration/agent_metrics_run.sh

@@ -26,6 +26,7 @@ typedef struct ag_run_opts {
   FILE *console;                 /* where console sinks print (stdout) */
   ag_metrics_t *metrics;         /* counters and the /status page, or NULL */
   int64_t op_timeout_us;         /* hub connect/attach/management bound; 0: 60 s */
+  int64_t lag_poll_us;           /* how often the hub's last sequence numbers are read; 0: 5 s */
 } ag_run_opts_t;
 
 /* Runs until every available-now sink has taken what the hub held at start,
@@ -35,5 +36,12 @@ typedef struct ag_run_opts {
  * (a table of another schema), ED_E_NOSPACE, ED_E_LINK_STOLEN (another reader
  * took a partition), ED_E_PARSE (fail-fast and a bad event), ED_E_CONFIG. */
 ed_code_t ag_run(const ag_conf_t *conf, const ag_run_opts_t *opts, ed_err_t *err);
+
+/* Builds the whole plan that ag_run would (schema, metadata, derived columns,
+ * filter, windows and aggregates, every sink's output schema and partition
+ * columns) and frees it, without the network or storage: `run --check`.
+ * Returns the error ag_run would return for the same configuration before
+ * connecting (ED_E_CONFIG, ED_E_PARSE, ED_E_SCHEMA). */
+ed_code_t ag_run_check(const ag_conf_t *conf, bool available_now, ed_err_t *err);
 
 #endif

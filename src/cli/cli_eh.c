@@ -20,10 +20,7 @@ int cli_eh_interrupted(void) { return interrupted; }
 
 ed_code_t cli_eh_connect(const cli_eh_cfg_t *cfg, eh_client_t **out, ed_err_t *err) {
   *out = NULL;
-  ed_log_level_t lvl = ED_LOG_WARN;
-  if (cfg->log_level && ed_log_parse_level(cfg->log_level, &lvl, err))
-    return ed_err_prefix(err, "--log-level");
-  ed_log_setup(lvl, false, NULL);
+  ed_log_setup((ed_log_level_t)cfg->log_level, false, NULL);
   char *s = NULL;
   if (!cfg->cs_file && !getenv("EVENTHUB_CONNECTION_STRING"))
     return ed_err_set(err, ED_E_INVALID,

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/log.h"
 #include "common/opt.h"
 #include "eventhubs/client.h"
 
@@ -19,7 +20,7 @@ typedef struct cli_eh_cfg {
   int64_t timeout;
   int64_t token_lifetime;
   int64_t retries;
-  char *log_level;
+  int log_level; /* ed_log_level_t */
 } cli_eh_cfg_t;
 
 /* The rows every Event Hubs command has; T is the command's config struct,
@@ -34,7 +35,8 @@ typedef struct cli_eh_cfg {
    "file whose first line is the connection string (else $EVENTHUB_CONNECTION_STRING)",            \
    0,                                                                                              \
    0,                                                                                              \
-   0},                                                                                             \
+   0,                                                                                              \
+   NULL},                                                                                          \
       {"hub",                                                                                      \
        0,                                                                                          \
        ED_OPT_STRING,                                                                              \
@@ -44,7 +46,8 @@ typedef struct cli_eh_cfg {
        "event hub name (else the connection string's EntityPath)",                                 \
        0,                                                                                          \
        0,                                                                                          \
-       0},                                                                                         \
+       0,                                                                                          \
+       NULL},                                                                                      \
       {"ca-file",                                                                                  \
        0,                                                                                          \
        ED_OPT_STRING,                                                                              \
@@ -54,7 +57,8 @@ typedef struct cli_eh_cfg {
        "PEM file of extra CA certificates to trust for TLS",                                       \
        0,                                                                                          \
        0,                                                                                          \
-       0},                                                                                         \
+       0,                                                                                          \
+       NULL},                                                                                      \
       {"timeout",                                                                                  \
        0,                                                                                          \
        ED_OPT_DURATION,                                                                            \
@@ -64,7 +68,8 @@ typedef struct cli_eh_cfg {
        "bound on connecting, attaching and each management call",                                  \
        0,                                                                                          \
        1,                                                                                          \
-       INT64_MAX},                                                                                 \
+       INT64_MAX,                                                                                  \
+       NULL},                                                                                      \
       {"token-lifetime",                                                                           \
        0,                                                                                          \
        ED_OPT_DURATION,                                                                            \
@@ -74,7 +79,8 @@ typedef struct cli_eh_cfg {
        "lifetime of the SAS tokens minted from the key (refreshed at 80%)",                        \
        0,                                                                                          \
        1000000,                                                                                    \
-       INT64_MAX},                                                                                 \
+       INT64_MAX,                                                                                  \
+       NULL},                                                                                      \
       {"retries",                                                                                  \
        0,                                                                                          \
        ED_OPT_INT,                                                                                 \
@@ -84,10 +90,11 @@ typedef struct cli_eh_cfg {
        "consecutive transient failures retried before giving up (-1: forever)",                    \
        0,                                                                                          \
        -1,                                                                                         \
-       1000000},                                                                                   \
+       1000000,                                                                                    \
+       NULL},                                                                                      \
   {                                                                                                \
-    "log-level", 0, ED_OPT_STRING, "LEVEL", "warn", offsetof(T, eh.log_level),                     \
-        "error, warn, info or debug (logs go to stderr)", 0, 0, 0                                  \
+    "log-level", 0, ED_OPT_ENUM, "LEVEL", "warn", offsetof(T, eh.log_level),                       \
+        "what is logged, to stderr", 0, 0, 0, ed_log_level_names                                   \
   }
 
 /* Sets up logging, reads and parses the connection string, connects. On

@@ -29,7 +29,7 @@ struct inspect_cfg {
 
 const ed_opt_t cmd_inspect_options[] = {
     {"json", 'j', ED_OPT_FLAG, NULL, NULL, offsetof(struct inspect_cfg, json),
-     "print one JSON object instead of text", 0, 0, 0},
+     "print one JSON object instead of text", 0, 0, 0, NULL},
     ED_OPT_END,
 };
 

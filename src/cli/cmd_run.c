@@ -27,60 +27,67 @@ struct run_cfg {
   char *progress;
   char *metrics_listen;
   char *ca_file;
-  char *log_level;
+  int log_level; /* ed_log_level_t */
   bool log_json;
   int64_t timeout;
+  int64_t lag_poll;
 };
 
 const ed_opt_t cmd_run_options[] = {
     {"config", 'c', ED_OPT_STRING, "FILE", NULL, offsetof(struct run_cfg, config),
-     "the configuration file, see ehdelta.conf(5)", 0, 0, 0},
+     "the configuration file, see ehdelta.conf(5)", 0, 0, 0, NULL},
     {"connection-string-file", 0, ED_OPT_STRING, "FILE", NULL, offsetof(struct run_cfg, cs_file),
      "without --config: file whose first line is the connection string (else "
      "$EVENTHUB_CONNECTION_STRING)",
-     0, 0, 0},
+     0, 0, 0, NULL},
     {"hub", 0, ED_OPT_STRING, "NAME", NULL, offsetof(struct run_cfg, hub),
-     "without --config: the event hub (else the connection string's EntityPath)", 0, 0, 0},
+     "without --config: the event hub (else the connection string's EntityPath)", 0, 0, 0, NULL},
     {"consumer-group", 'g', ED_OPT_STRING, "NAME", NULL, offsetof(struct run_cfg, consumer_group),
-     "without --config: the consumer group (default $Default)", 0, 0, 0},
+     "without --config: the consumer group (default $Default)", 0, 0, 0, NULL},
     {"from", 0, ED_OPT_STRING, "POSITION", NULL, offsetof(struct run_cfg, start),
-     "without --config: where partitions without a checkpoint start (default earliest)", 0, 0, 0},
+     "without --config: where partitions without a checkpoint start (default earliest)", 0, 0, 0,
+     NULL},
     {"schema", 's', ED_OPT_STRING, "DDL", NULL, offsetof(struct run_cfg, schema),
-     "without --config: the events' fields in Spark DDL", 0, 0, 0},
+     "without --config: the events' fields in Spark DDL", 0, 0, 0, NULL},
     {"metadata", 0, ED_OPT_STRING, "LIST", NULL, offsetof(struct run_cfg, metadata),
      "without --config: event metadata columns (\"enqueued_time AS ingestion_time, offset\")", 0, 0,
-     0},
+     0, NULL},
     {"derive", 0, ED_OPT_STRINGS, "NAME=EXPR", NULL, offsetof(struct run_cfg, derive),
-     "without --config: a derived column (repeatable, in order)", 0, 0, 0},
+     "without --config: a derived column (repeatable, in order)", 0, 0, 0, NULL},
     {"filter", 0, ED_OPT_STRING, "EXPR", NULL, offsetof(struct run_cfg, filter),
-     "without --config: keep only rows where EXPR is true", 0, 0, 0},
+     "without --config: keep only rows where EXPR is true", 0, 0, 0, NULL},
     {"table", 't', ED_OPT_STRING, "URL", NULL, offsetof(struct run_cfg, table),
-     "without --config: the Delta table every row is appended to", 0, 0, 0},
+     "without --config: the Delta table every row is appended to", 0, 0, 0, NULL},
     {"partition-by", 0, ED_OPT_STRING, "COLUMNS", NULL, offsetof(struct run_cfg, partition_by),
-     "without --config: partition columns of a new table", 0, 0, 0},
+     "without --config: partition columns of a new table", 0, 0, 0, NULL},
     {"trigger", 0, ED_OPT_STRING, "TRIGGER", NULL, offsetof(struct run_cfg, trigger),
-     "without --config: an interval (default 10 seconds) or available-now", 0, 0, 0},
+     "without --config: an interval (default 10 seconds) or available-now", 0, 0, 0, NULL},
     {"dead-letter", 0, ED_OPT_STRING, "URL", NULL, offsetof(struct run_cfg, dead_letter),
-     "without --config: the Delta table of events that do not decode", 0, 0, 0},
+     "without --config: the Delta table of events that do not decode", 0, 0, 0, NULL},
     {"check", 0, ED_OPT_FLAG, NULL, NULL, offsetof(struct run_cfg, check),
-     "validate the configuration, print it with defaults filled in, and exit", 0, 0, 0},
+     "validate the configuration, print it with defaults filled in, and exit", 0, 0, 0, NULL},
     {"available-now", 0, ED_OPT_FLAG, NULL, NULL, offsetof(struct run_cfg, available_now),
-     "run every sink as if trigger = available-now: take what the hub holds, commit, exit", 0, 0,
-     0},
+     "run every sink as if trigger = available-now: take what the hub holds, commit, exit", 0, 0, 0,
+     NULL},
     {"progress", 0, ED_OPT_STRING, "FILE", NULL, offsetof(struct run_cfg, progress),
-     "append one JSON progress line per batch per sink to FILE (- for standard error)", 0, 0, 0},
+     "append one JSON progress line per batch per sink to FILE (- for standard error)", 0, 0, 0,
+     NULL},
     {"metrics-listen", 0, ED_OPT_STRING, "ADDR", NULL, offsetof(struct run_cfg, metrics_listen),
-     "serve /metrics (Prometheus) and /status (JSON) on HOST:PORT", 0, 0, 0},
+     "serve /metrics (Prometheus) and /status (JSON) on HOST:PORT", 0, 0, 0, NULL},
     {"ca-file", 0, ED_OPT_STRING, "FILE", NULL, offsetof(struct run_cfg, ca_file),
-     "PEM file of extra CA certificates to trust for the hub's TLS", 0, 0, 0},
+     "PEM file of extra CA certificates to trust for the hub's TLS", 0, 0, 0, NULL},
     {"timeout", 0, ED_OPT_DURATION, "DURATION", "60s", offsetof(struct run_cfg, timeout),
-     "bound on connecting to the hub, attaching and each management call", 0, 1, INT64_MAX},
-    {"log-level", 0, ED_OPT_STRING, "LEVEL", "info", offsetof(struct run_cfg, log_level),
-     "error, warn, info or debug (logs go to standard error)", 0, 0, 0},
+     "bound on connecting to the hub, attaching and each management call", 0, 1, INT64_MAX, NULL},
+    {"log-level", 0, ED_OPT_ENUM, "LEVEL", "info", offsetof(struct run_cfg, log_level),
+     "what is logged, to standard error", 0, 0, 0, ed_log_level_names},
     {"log-json", 0, ED_OPT_FLAG, NULL, NULL, offsetof(struct run_cfg, log_json),
-     "write logs as JSON lines", 0, 0, 0},
+     "write logs as JSON lines", 0, 0, 0, NULL},
+    {"lag-poll-interval", 0, ED_OPT_DURATION, "DURATION", "5s", offsetof(struct run_cfg, lag_poll),
+     "how often the hub's last sequence numbers are read for the lag metric (tests)", ED_OPT_HIDDEN,
+     1000, INT64_MAX, NULL},
     {"list-conf-keys", 0, ED_OPT_FLAG, NULL, NULL, offsetof(struct run_cfg, list_keys),
-     "print every configuration key as section.key (for the man-page check)", ED_OPT_HIDDEN, 0, 0},
+     "print every configuration key as section.key (for the man-page check)", ED_OPT_HIDDEN, 0, 0,
+     NULL},
     ED_OPT_END,
 };
 
@@ -104,12 +111,7 @@ static ed_code_t read_opt_secret(const char *path, const char *what, char **out,
 
 static int run(struct run_cfg *cfg, const ag_conf_t *conf) {
   ed_err_t err = {0};
-  ed_log_level_t lvl = ED_LOG_INFO;
-  if (ed_log_parse_level(cfg->log_level, &lvl, &err)) {
-    ed_err_prefix(&err, "--log-level: ");
-    return cli_fail("run", &err);
-  }
-  ed_log_setup(lvl, cfg->log_json, NULL);
+  ed_log_setup((ed_log_level_t)cfg->log_level, cfg->log_json, NULL);
   char *cs = NULL, *key = NULL, *sas = NULL;
   if (!conf->source.connection_string_file && !getenv("EVENTHUB_CONNECTION_STRING")) {
     ed_err_set(&err, ED_E_INVALID,
@@ -143,18 +145,12 @@ static int run(struct run_cfg *cfg, const ag_conf_t *conf) {
     so.account_key = key;
     so.sas = sas;
     so.create_container = true;
-    if (conf->storage.auth) {
-      static const struct {
-        const char *name;
-        st_auth_t auth;
-      } methods[] = {
-          {"shared-key", ST_AUTH_SHARED_KEY},       {"sas", ST_AUTH_SAS},
-          {"client-secret", ST_AUTH_CLIENT_SECRET}, {"managed-identity", ST_AUTH_MANAGED_ID},
-          {"azure-cli", ST_AUTH_AZURE_CLI},         {"none", ST_AUTH_NONE}};
-      for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
-        if (!strcmp(methods[i].name, conf->storage.auth))
-          so.auth = methods[i].auth;
-    }
+    static const st_auth_t methods[] = {
+        [AG_AUTH_SHARED_KEY] = ST_AUTH_SHARED_KEY,       [AG_AUTH_SAS] = ST_AUTH_SAS,
+        [AG_AUTH_CLIENT_SECRET] = ST_AUTH_CLIENT_SECRET, [AG_AUTH_MANAGED_ID] = ST_AUTH_MANAGED_ID,
+        [AG_AUTH_AZURE_CLI] = ST_AUTH_AZURE_CLI,         [AG_AUTH_NONE] = ST_AUTH_NONE};
+    if (conf->storage.auth >= 0)
+      so.auth = methods[conf->storage.auth];
     cli_on_stop_signals(on_signal);
     ag_run_opts_t o = {.connection_string = cs,
                        .ca_file = cfg->ca_file,
@@ -164,7 +160,8 @@ static int run(struct run_cfg *cfg, const ag_conf_t *conf) {
                        .progress = progress,
                        .console = stdout,
                        .metrics = metrics,
-                       .op_timeout_us = cfg->timeout};
+                       .op_timeout_us = cfg->timeout,
+                       .lag_poll_us = cfg->lag_poll};
     rc = ag_run(conf, &o, &err);
     status = rc ? cli_fail("run", &err) : CLI_EXIT_OK;
   }
@@ -265,8 +262,15 @@ int cmd_run(int argc, char **argv) {
   if (code)
     rc = cli_fail("run", &err);
   else if (cfg.check) {
-    ag_conf_print(stdout, &conf);
-    rc = CLI_EXIT_OK;
+    /* the plan run builds before it connects, so that what passes here
+     * is refused later only by the hub or the storage */
+    code = ag_run_check(&conf, cfg.available_now, &err);
+    if (code) {
+      rc = cli_fail("run", &err);
+    } else {
+      ag_conf_print(stdout, &conf);
+      rc = CLI_EXIT_OK;
+    }
   } else {
     rc = run(&cfg, &conf);
   }

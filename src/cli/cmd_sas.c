@@ -20,15 +20,16 @@ struct sas_cfg {
 
 const ed_opt_t cmd_sas_options[] = {
     {"resource", 'r', ED_OPT_STRING, "URI", NULL, offsetof(struct sas_cfg, resource),
-     "resource the token grants, e.g. sb://NS.servicebus.windows.net/HUB", ED_OPT_REQUIRED, 0, 0},
+     "resource the token grants, e.g. sb://NS.servicebus.windows.net/HUB", ED_OPT_REQUIRED, 0, 0,
+     NULL},
     {"key-name", 'n', ED_OPT_STRING, "NAME", NULL, offsetof(struct sas_cfg, key_name),
-     "shared access policy (rule) name", ED_OPT_REQUIRED, 0, 0},
+     "shared access policy (rule) name", ED_OPT_REQUIRED, 0, 0, NULL},
     {"key-file", 'k', ED_OPT_STRING, "FILE", NULL, offsetof(struct sas_cfg, key_file),
-     "file whose first line is the key (else $EHDELTA_SAS_KEY)", 0, 0, 0},
+     "file whose first line is the key (else $EHDELTA_SAS_KEY)", 0, 0, 0, NULL},
     {"expiry", 'e', ED_OPT_INT, "SECONDS", "3600", offsetof(struct sas_cfg, expiry),
-     "lifetime of the token in seconds from now", 0, 1, INT64_C(315360000)},
+     "lifetime of the token in seconds from now", 0, 1, INT64_C(315360000), NULL},
     {"expires-at", 0, ED_OPT_INT, "UNIX", NULL, offsetof(struct sas_cfg, expires_at),
-     "absolute expiry as Unix seconds (overrides --expiry)", 0, 1, INT64_C(253402300799)},
+     "absolute expiry as Unix seconds (overrides --expiry)", 0, 1, INT64_C(253402300799), NULL},
     ED_OPT_END,
 };
 

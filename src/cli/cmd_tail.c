@@ -34,33 +34,35 @@ struct tail_cfg {
   int64_t idle_exit;
   int64_t epoch;
   int64_t prefetch;
-  char *body;
+  int body; /* BODY_TEXT, BODY_JSON, BODY_BASE64: body_names' order */
 };
+
+enum { BODY_TEXT, BODY_JSON, BODY_BASE64 };
+static const char *const body_names[] = {"text", "json", "base64", NULL};
 
 const ed_opt_t cmd_tail_options[] = {
     CLI_EH_OPTIONS(struct tail_cfg),
     {"partition", 'p', ED_OPT_STRINGS, "ID", NULL, offsetof(struct tail_cfg, partitions),
-     "read this partition (repeatable; default all)", 0, 0, 0},
+     "read this partition (repeatable; default all)", 0, 0, 0, NULL},
     {"consumer-group", 'g', ED_OPT_STRING, "NAME", "$Default",
-     offsetof(struct tail_cfg, consumer_group), "consumer group", 0, 0, 0},
+     offsetof(struct tail_cfg, consumer_group), "consumer group", 0, 0, 0, NULL},
     {"from", 'f', ED_OPT_STRING, "POSITION", "latest", offsetof(struct tail_cfg, from),
-     "earliest, latest, offset:N, offset>=N, seq:N, seq>N, time:ISO or time>=ISO", 0, 0, 0},
+     "earliest, latest, offset:N, offset>=N, seq:N, seq>N, time:ISO or time>=ISO", 0, 0, 0, NULL},
     {"count", 'n', ED_OPT_INT, "N", "0", offsetof(struct tail_cfg, count),
-     "stop after N events in all (0: follow)", 0, 0, INT64_MAX},
+     "stop after N events in all (0: follow)", 0, 0, INT64_MAX, NULL},
     {"to-end", 0, ED_OPT_FLAG, NULL, NULL, offsetof(struct tail_cfg, to_end),
-     "stop once each partition reached the last event it had at start", 0, 0, 0},
+     "stop once each partition reached the last event it had at start", 0, 0, 0, NULL},
     {"idle-exit", 0, ED_OPT_DURATION, "DURATION", "0s", offsetof(struct tail_cfg, idle_exit),
-     "stop after no event for DURATION (0: never)", 0, 0, 0},
+     "stop after no event for DURATION (0: never)", 0, 0, 0, NULL},
     {"epoch", 'e', ED_OPT_INT, "N", "-1", offsetof(struct tail_cfg, epoch),
-     "exclusive receivers with this owner level (-1: none)", 0, -1, INT64_MAX},
+     "exclusive receivers with this owner level (-1: none)", 0, -1, INT64_MAX, NULL},
     {"prefetch", 0, ED_OPT_INT, "N", "300", offsetof(struct tail_cfg, prefetch),
-     "link credit per partition (events buffered at most)", 0, 1, 100000},
-    {"body", 0, ED_OPT_STRING, "FORMAT", "text", offsetof(struct tail_cfg, body),
-     "body as text (a JSON string), json (embedded when valid JSON) or base64", 0, 0, 0},
+     "link credit per partition (events buffered at most)", 0, 1, 100000, NULL},
+    {"body", 0, ED_OPT_ENUM, "FORMAT", "text", offsetof(struct tail_cfg, body),
+     "how the body is printed (a JSON string; embedded when valid JSON; base64)", 0, 0, 0,
+     body_names},
     ED_OPT_END,
 };
-
-enum { BODY_TEXT, BODY_JSON, BODY_BASE64 };
 
 typedef struct tail_part {
   struct tail *t;
@@ -272,17 +274,7 @@ int cmd_tail(int argc, char **argv) {
     rc = CLI_EXIT_USAGE;
     goto out;
   }
-  if (!strcmp(cfg.body, "text"))
-    t.body = BODY_TEXT;
-  else if (!strcmp(cfg.body, "json"))
-    t.body = BODY_JSON;
-  else if (!strcmp(cfg.body, "base64"))
-    t.body = BODY_BASE64;
-  else {
-    fprintf(stderr, "ehdelta tail: --body '%s': expected text, json or base64\n", cfg.body);
-    rc = CLI_EXIT_USAGE;
-    goto out;
-  }
+  t.body = cfg.body;
   eh_position_t start;
   if (eh_position_parse(cfg.from, &start, &err)) {
     fprintf(stderr, "ehdelta tail: --from: %s\n", err.msg);

@@ -14,11 +14,11 @@ struct vacuum_cfg {
 const ed_opt_t cmd_vacuum_options[] = {
     {"retain", 'r', ED_OPT_DURATION, "DURATION", NULL, offsetof(struct vacuum_cfg, retain),
      "keep unreferenced files younger than this (e.g. \"7 days\", \"168 hours\")", ED_OPT_REQUIRED,
-     0, 0},
+     0, 0, NULL},
     {"dry-run", 'n', ED_OPT_FLAG, NULL, NULL, offsetof(struct vacuum_cfg, dry_run),
-     "list the files that would be deleted, delete nothing", 0, 0, 0},
+     "list the files that would be deleted, delete nothing", 0, 0, 0, NULL},
     {"force", 'f', ED_OPT_FLAG, NULL, NULL, offsetof(struct vacuum_cfg, force),
-     "allow --retain below delta.deletedFileRetentionDuration", 0, 0, 0},
+     "allow --retain below delta.deletedFileRetentionDuration", 0, 0, 0, NULL},
     ED_OPT_END,
 };
 

@@ -14,7 +14,8 @@ static ed_log_level_t g_level = ED_LOG_INFO;
 static bool g_json;
 static FILE *g_out;
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static const char *const level_names[] = {"error", "warn", "info", "debug"};
+const char *const ed_log_level_names[] = {"error", "warn", "info", "debug", NULL};
+#define level_names ed_log_level_names
 
 void ed_log_setup(ed_log_level_t level, bool json, FILE *out) {
   g_level = level;

@@ -17,6 +17,8 @@
 struct ed_buf;
 
 typedef enum { ED_LOG_ERROR = 0, ED_LOG_WARN, ED_LOG_INFO, ED_LOG_DEBUG } ed_log_level_t;
+/* The levels' names in their order, NULL-terminated (an ENUM option row's names). */
+extern const char *const ed_log_level_names[];
 
 /* out: borrowed, NULL means stderr. Call before starting threads. */
 void ed_log_setup(ed_log_level_t level, bool json, FILE *out);

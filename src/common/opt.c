@@ -1,6 +1,7 @@
 /* opt: table-driven options. */
 #include "common/opt.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,45 @@
 #include "common/time.h"
 
 static void *field(void *cfg, const ed_opt_t *o) { return (char *)cfg + o->offset; }
+
+/* "Fail-Fast", "fail_fast" and "failfast" are one name: case, '-' and '_'
+ * are how spellings of a value differ, never what tells two values apart. */
+static bool same_name(const char *a, const char *b) {
+  for (;;) {
+    while (*a == '-' || *a == '_')
+      a++;
+    while (*b == '-' || *b == '_')
+      b++;
+    if (!*a || !*b)
+      return !*a && !*b;
+    if (tolower((unsigned char)*a++) != tolower((unsigned char)*b++))
+      return false;
+  }
+}
+
+const char *ed_opt_enum_name(const ed_opt_t *o, int v) {
+  for (int i = 0; o->names && o->names[i]; i++)
+    if (i == v)
+      return o->names[i];
+  return NULL;
+}
+
+void ed_opt_enum_list(const ed_opt_t *o, char *out, size_t cap) {
+  size_t n = 0, at = 0;
+  while (o->names && o->names[n])
+    n++;
+  out[0] = 0;
+  for (size_t i = 0; i < n && at < cap; i++) {
+    int w = snprintf(out + at, cap - at, "%s%s",
+                     i == 0       ? ""
+                     : i + 1 == n ? " or "
+                                  : ", ",
+                     o->names[i]);
+    if (w < 0)
+      break;
+    at += (size_t)w;
+  }
+}
 
 const ed_opt_t *ed_opt_find(const ed_opt_t *t, const char *name) {
   for (; t->name; t++)
@@ -85,6 +125,18 @@ ed_code_t ed_opt_set_as(const ed_opt_t *o, void *cfg, const char *value, const c
     *(int64_t *)f = us;
     return ED_OK;
   }
+  case ED_OPT_ENUM:
+    for (int i = 0; o->names && o->names[i]; i++)
+      if (value && same_name(value, o->names[i])) {
+        *(int *)f = i;
+        return ED_OK;
+      }
+    {
+      char names[256];
+      ed_opt_enum_list(o, names, sizeof names);
+      return ed_err_set(err, ED_E_INVALID, "%s '%s': expected %s", label, value ? value : "",
+                        names);
+    }
   case ED_OPT_STRINGS: {
     char ***lp = (char ***)f;
     size_t n = 0;
@@ -105,7 +157,9 @@ ed_code_t ed_opt_set_as(const ed_opt_t *o, void *cfg, const char *value, const c
 
 ed_code_t ed_opt_apply_defaults(const ed_opt_t *t, void *cfg, ed_err_t *err) {
   for (; t->name; t++)
-    if (t->def) {
+    if (t->type == ED_OPT_ENUM && !t->def)
+      *(int *)field(cfg, t) = -1;
+    else if (t->def) {
       ed_code_t rc = ed_opt_set(t, cfg, t->def, err);
       if (rc)
         return rc;
@@ -121,7 +175,8 @@ ed_code_t ed_opt_check_required(const ed_opt_t *t, const void *cfg, const bool *
     const void *f = (const char *)cfg + t[i].offset;
     bool missing = seen ? !seen[i]
                         : ((t[i].type == ED_OPT_STRING && !*(char *const *)f) ||
-                           (t[i].type == ED_OPT_STRINGS && !*(char **const *)f));
+                           (t[i].type == ED_OPT_STRINGS && !*(char **const *)f) ||
+                           (t[i].type == ED_OPT_ENUM && *(const int *)f < 0));
     if (missing)
       return ed_err_set(err, ED_E_INVALID, "--%s is required (%s)", t[i].name, t[i].help);
   }
@@ -236,6 +291,11 @@ void ed_opt_usage(FILE *out, const char *synopsis, const char *summary, const ed
                      t->short_name ? t->short_name : ' ', t->short_name ? ", " : "  ", t->name,
                      t->metavar ? " " : "", t->metavar ? t->metavar : "");
     fprintf(out, "%-34s %s", left, t->help);
+    if (t->type == ED_OPT_ENUM) {
+      char names[256];
+      ed_opt_enum_list(t, names, sizeof names);
+      fprintf(out, ": %s", names);
+    }
     if (t->def && t->type != ED_OPT_FLAG)
       fprintf(out, " (default: %s)", t->def);
     if (t->flags & ED_OPT_REQUIRED)

@@ -20,6 +20,9 @@ typedef enum {
   ED_OPT_INT,      /* int64_t */
   ED_OPT_DURATION, /* int64_t microseconds, parsed by ed_time_parse_duration */
   ED_OPT_STRINGS,  /* char **, NULL-terminated, repeatable; freed by ed_opt_free */
+  ED_OPT_ENUM,     /* int: the index of the value in the row's names (-1: not given, no
+                      default); names match ignoring case, '-' and '_' (librdkafka's
+                      enum rows: the one list the parser, --help and the man check use) */
 } ed_opt_type_t;
 
 enum {
@@ -36,12 +39,13 @@ typedef struct ed_opt {
   size_t offset;       /* offsetof(config struct, field) */
   const char *help;    /* one line for --help */
   unsigned flags;
-  int64_t min, max; /* bounds for INT and DURATION when min < max */
+  int64_t min, max;         /* bounds for INT and DURATION when min < max */
+  const char *const *names; /* ENUM: the allowed values, NULL-terminated, canonical spelling */
 } ed_opt_t;
 
 /* Terminates a table. */
 #define ED_OPT_END                                                                                 \
-  { NULL, 0, 0, NULL, NULL, 0, NULL, 0, 0, 0 }
+  { NULL, 0, 0, NULL, NULL, 0, NULL, 0, 0, 0, NULL }
 
 /* Applies defaults, then parses argv[1..argc). Options and operands may be
  * mixed; "--" ends options. Operands are moved, in order, to the front of argv
@@ -67,5 +71,10 @@ void ed_opt_free(const ed_opt_t *table, void *cfg);
 void ed_opt_usage(FILE *out, const char *synopsis, const char *summary, const ed_opt_t *table);
 /* Prints each visible option as "--name" one per line (for the man-page check). */
 void ed_opt_list(FILE *out, const ed_opt_t *table);
+/* An ENUM row's value as its canonical name (borrowed; static), or NULL
+ * when v is not one of them (-1: not given). */
+const char *ed_opt_enum_name(const ed_opt_t *o, int v);
+/* "a, b or c": an ENUM row's names as a message or --help lists them. */
+void ed_opt_enum_list(const ed_opt_t *o, char *out, size_t cap);
 
 #endif

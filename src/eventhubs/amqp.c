@@ -698,3 +698,46 @@ ed_code_t eh_amqp_encode_event(const eh_send_event_t *ev, ed_buf_t *out) {
   }
   return ED_OK;
 }
+
+/* Reads the section descriptor (smallulong or ulong) and the code of the
+ * value that follows it, for eh_body_what. */
+static bool section_codes(const uint8_t *b, size_t n, uint8_t *desc, uint8_t *code) {
+  if (n >= 4 && b[0] == T_DESCRIBED && b[1] == 0x53) /* smallulong */
+    return *desc = b[2], *code = b[3], true;
+  if (n >= 11 && b[0] == T_DESCRIBED && b[1] == 0x80) /* ulong, big-endian */
+    return *desc = b[9], *code = b[10], true;
+  return false;
+}
+
+const char *eh_body_what(eh_body_kind_t kind, const void *body, size_t len) {
+  if (kind == EH_BODY_NONE)
+    return "no body section";
+  if (kind != EH_BODY_OTHER)
+    return NULL;
+  uint8_t desc, code;
+  if (!section_codes(body, len, &desc, &code))
+    return "an AMQP message that does not decode";
+  if (desc == S_SEQUENCE)
+    return "an AMQP sequence";
+  if (desc != S_VALUE)
+    return "an AMQP message that does not decode";
+  switch (code) {
+  case T_MAP8:
+  case T_MAP32:
+    return "an AMQP map";
+  case T_LIST0:
+  case T_LIST8:
+  case T_LIST32:
+    return "an AMQP list";
+  case T_ARRAY8:
+  case T_ARRAY32:
+    return "an AMQP array";
+  case T_NULL:
+    return "an AMQP null";
+  case T_SYM8:
+  case T_SYM32:
+    return "an AMQP symbol";
+  default:
+    return "an AMQP value other than a string or binary";
+  }
+}

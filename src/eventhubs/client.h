@@ -185,6 +185,12 @@ typedef struct eh_prop {
   eh_val_kind_t kind;
 } eh_prop_t;
 
+/* What a body is when it is not bytes (a data section, an AMQP string or
+ * binary value): "an AMQP map", "an AMQP list", "an AMQP sequence", "no body
+ * section", ... (static), for a message naming what was expected instead.
+ * NULL for EH_BODY_DATA, EH_BODY_STRING and EH_BODY_BINARY. */
+const char *eh_body_what(eh_body_kind_t kind, const void *body, size_t len);
+
 /* One event. Everything it points to is BORROWED: valid only during the
  * on_events callback that received it (copy what you keep). */
 typedef struct eh_event {

@@ -846,6 +846,65 @@ static ed_code_t reason_code(sm_reason_t r) {
   }
 }
 
+/* The end of the object or array s starts with (by its brackets, outside
+ * strings), or 0 when s starts with neither or it does not close. */
+static size_t value_end(const char *s, size_t n) {
+  size_t i = 0;
+  while (i < n && isspace((unsigned char)s[i]))
+    i++;
+  if (i == n || (s[i] != '{' && s[i] != '['))
+    return 0;
+  size_t depth = 0;
+  for (bool in_str = false; i < n; i++) {
+    char c = s[i];
+    if (in_str) {
+      if (c == '\\')
+        i++;
+      else if (c == '"')
+        in_str = false;
+    } else if (c == '"') {
+      in_str = true;
+    } else if (c == '{' || c == '[') {
+      depth++;
+    } else if ((c == '}' || c == ']') && --depth == 0) {
+      return i + 1;
+    }
+  }
+  return 0;
+}
+
+/* A body that is one whole JSON value and then more than blanks is named for
+ * that, with the first byte after the value, instead of what the parser met
+ * first (json-c: "unexpected character"; simdjson: "document ended early").
+ * Only for bodies already refused as not JSON: the second parse, of the
+ * value alone, costs nothing on the path of good events. */
+static void name_trailing(sm_dec_t *d, const char *body, size_t len) {
+  size_t v = value_end(body, len), t = v;
+  if (!v || v > INT32_MAX)
+    return;
+  while (t < len && isspace((unsigned char)body[t]))
+    t++;
+  if (t == len)
+    return;
+  json_tokener *tok = json_tokener_new_ex((int)d->opts.max_depth);
+  if (!tok)
+    return;
+  json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+  json_object *o = json_tokener_parse_ex(tok, body, (int)v);
+  bool whole = o && json_tokener_get_error(tok) == json_tokener_success;
+  json_object_put(o);
+  json_tokener_free(tok);
+  if (!whole)
+    return;
+  unsigned char c = (unsigned char)body[t];
+  if (c >= 0x20 && c < 0x7f)
+    ed_err_set(d->err, ED_E_PARSE, "decode: body: unexpected '%c' after the JSON value at byte %zu",
+               c, t);
+  else
+    ed_err_set(d->err, ED_E_PARSE,
+               "decode: body: unexpected byte 0x%02x after the JSON value at byte %zu", c, t);
+}
+
 ed_code_t sm_dec_decode(sm_dec_t *d, sm_batch_t *batch, const void *body, size_t len,
                         const sm_event_meta_t *meta, sm_dec_status_t *status, sm_reason_t *reason,
                         ed_err_t *err) {
@@ -854,7 +913,10 @@ ed_code_t sm_dec_decode(sm_dec_t *d, sm_batch_t *batch, const void *body, size_t
   d->err = err ? err : &d->scratch_err;
   d->counts.events++;
   int r;
-  if (len > d->opts.max_body) {
+  if (meta && meta->body_refused) {
+    record(d, SM_REASON_NOT_JSON, "decode: %s", meta->body_refused);
+    r = 1;
+  } else if (len > d->opts.max_body) {
     char what[80];
     snprintf(what, sizeof what, "%zu bytes, larger than the limit %zu", len, d->opts.max_body);
     sm_dec__fail_body(d, SM_REASON_TOO_LARGE, SIZE_MAX, what);
@@ -869,6 +931,8 @@ ed_code_t sm_dec_decode(sm_dec_t *d, sm_batch_t *batch, const void *body, size_t
   }
   if (r < 0)
     goto nomem;
+  if (r > 0 && d->reason == SM_REASON_NOT_JSON && !(meta && meta->body_refused))
+    name_trailing(d, (const char *)body, len);
   sm_dec_status_t st = d->reason == SM_REASON_NONE ? SM_DEC_ROW : SM_DEC_PARTIAL;
   if (r > 0) {
     /* gave up the body: permissive keeps the event as a row of nulls where

@@ -65,6 +65,10 @@ typedef struct sm_event_meta {
   size_t nprops;
   const sm_str_t *prop_keys;   /* nprops entries; a NULL key skips the entry */
   const sm_str_t *prop_values; /* nprops entries; p == NULL: a null value */
+  /* NULL, or why the body is not JSON text before reading it (what the
+   * message carries instead of a data section): the event is a bad one with
+   * this as its reason, reason code not_json. */
+  const char *body_refused;
 } sm_event_meta_t;
 
 typedef enum {

@@ -79,17 +79,6 @@ int64_t win_last_start(int64_t ts, int64_t slide, int64_t start) {
   return ts - rem;
 }
 
-ed_code_t win_mode_parse(const char *s, win_mode_t *out, ed_err_t *err) {
-  static const win_mode_t modes[] = {WIN_APPEND, WIN_UPDATE, WIN_COMPLETE};
-  for (size_t i = 0; i < 3; i++)
-    if (s && strcasecmp(s, win_mode_name(modes[i])) == 0) {
-      *out = modes[i];
-      return ED_OK;
-    }
-  return ed_err_set(err, ED_E_CONFIG, "output mode '%s': expected append, update or complete",
-                    s ? s : "");
-}
-
 const char *win_mode_name(win_mode_t m) {
   return m == WIN_APPEND     ? "append"
          : m == WIN_UPDATE   ? "update"

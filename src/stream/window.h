@@ -29,8 +29,6 @@
 #include "stream/batch.h"
 
 typedef enum { WIN_APPEND, WIN_UPDATE, WIN_COMPLETE } win_mode_t;
-/* "append", "update", "complete" (case-insensitive), as Spark's outputMode. */
-ed_code_t win_mode_parse(const char *s, win_mode_t *out, ed_err_t *err);
 const char *win_mode_name(win_mode_t m);
 
 typedef struct win_spec {

@@ -25,7 +25,7 @@ derive = processing_date = to_date(timestamp)
 [sink raw]
 path = $T/raw
 partition_by = processing_date
-trigger = available-now
+trigger = 1 minute
 [sink by_category]
 path = $T/by-category
 window = timestamp, 5 minutes
@@ -81,6 +81,35 @@ check "nothing on stdout for a broken file" [ ! -s "$T/out" ]
 "$EHDELTA" run --config "$T/absent.conf" --check 2>/dev/null
 rc=$?
 check "a missing file exits 4 (got $rc)" [ $rc -eq 4 ]
+# --check builds the plan run builds before it connects (issue 19 item 9):
+# expressions, aggregates and partition columns are refused here, without a
+# hub, with the configuration status and the problem named.
+plan_conf() { # DERIVE SINK-LINES...
+  local d=$1
+  shift
+  printf '[source]\nconnection_string_file = %s/cs\n[schema]\ncolumns = id STRING, amount DOUBLE, ts TIMESTAMP\n%s\n[sink s]\npath = %s/plan\n' \
+    "$T" "$d" "$T"
+  printf '%b\n' "$@"
+}
+while IFS='|' read -r what derive sinkline want; do
+  plan_conf "$derive" "$sinkline" >"$T/plan.conf"
+  "$EHDELTA" run --config "$T/plan.conf" --check >"$T/out" 2>"$T/err"
+  rc=$?
+  check "--check refuses $what with status 2 (got $rc)" [ $rc -eq 2 ]
+  check "--check names it for $what: $(head -c 200 "$T/err")" grep -q "$want" "$T/err"
+  check "--check prints no configuration for $what" [ ! -s "$T/out" ]
+done <<'CASES'
+a dangling operator|derive = x = amount +||derive x: .*expected a value, got the end
+an unknown column|derive = x = nosuchcol * 2||no column 'nosuchcol'
+an unknown function|derive = x = frobnicate(amount)||unknown function 'frobnicate'
+an aggregate without a window|derive = x = sum(amount)||unknown function 'sum'
+an unknown aggregate function|derive = x = amount|window = 1 minute\nwatermark = 1 minute\naggregate = frob(amount) AS n|unknown function 'frob'
+an aggregate over an unknown column|derive = x = amount|window = 1 minute\nwatermark = 1 minute\naggregate = sum(nosuch) AS n|nosuch
+a partition column the sink does not write|derive = x = amount|partition_by = nosuch|partition_by 'nosuch': no such column
+CASES
+plan_conf "derive = x = amount * 2" "partition_by = x" >"$T/plan.conf"
+check "a good plan still passes --check" "$EHDELTA" run --config "$T/plan.conf" --check
+check "--check touched no storage" [ ! -e "$T/plan" ]
 rm -f "$T/cs"
 "$EHDELTA" run --config "$T/tutorial.conf" 2>"$T/err"
 rc=$?

@@ -3,6 +3,8 @@
 #include <string.h>
 
 #include "agent/conf.h"
+#include "common/opt.h"
+#include "stream/decode.h"
 #include "tests/unit/cu.h"
 
 /* The tutorial's whole job (Steps 3.3-3.4, 4.1, 7.1, 7.2) in one file. */
@@ -52,7 +54,7 @@ static void test_parses_the_tutorial(void) {
   CU_ASSERT_EQUAL_FATAL(rc, ED_OK);
   CU_ASSERT_STR(c.source.hub, "transactions-stream");
   CU_ASSERT_STR(c.source.consumer_group, "$Default");
-  CU_ASSERT_STR(c.source.retention_gap_policy, "fail");
+  CU_ASSERT_EQUAL(c.source.retention_gap_policy, AG_GAP_FAIL);
   CU_ASSERT_STR(c.source.starting_position, "earliest");
   CU_ASSERT_STR(c.source.partition_position[0], "1 = seq:42");
   CU_ASSERT_TRUE(c.source.tls);
@@ -151,6 +153,34 @@ static void test_man_page_matches_tables(void) {
         fprintf(stderr, "ehdelta.conf.5 lacks key %s.%s\n", secs[s], o->name);
       CU_ASSERT_PTR_NOT_NULL(strstr(page, want));
     }
+  /* A key with a fixed set of values names each of them in its paragraph
+   * (roff writes '-' as '\-'). */
+  for (size_t s = 0; s < sizeof secs / sizeof *secs; s++)
+    for (const ed_opt_t *o = ag_conf_section_keys(secs[s]); o->name; o++) {
+      if (o->type != ED_OPT_ENUM)
+        continue;
+      snprintf(want, sizeof want, "\n.B %s.%s\n", secs[s], o->name);
+      const char *par = strstr(page, want);
+      if (!par)
+        continue;
+      const char *end = strstr(par + 1, "\n.TP\n");
+      for (const char *const *nm = o->names; *nm; nm++) {
+        char esc[128];
+        size_t k = 0;
+        for (const char *c = *nm; *c && k < sizeof esc - 3; c++) {
+          if (*c == '-')
+            esc[k++] = '\\';
+          esc[k++] = *c;
+        }
+        esc[k] = 0;
+        const char *at = strstr(par, esc);
+        bool named = at && (!end || at < end);
+        if (!named)
+          fprintf(stderr, "ehdelta.conf.5: %s.%s does not name its value '%s'\n", secs[s], o->name,
+                  *nm);
+        CU_ASSERT_TRUE(named);
+      }
+    }
   for (char *p = strstr(page, "\n.TP\n.B "); p; p = strstr(p + 1, "\n.TP\n.B ")) {
     char sec[64], key[64];
     if (sscanf(p + 8, "%63[a-z_].%63[a-z_]", sec, key) != 2)
@@ -163,10 +193,67 @@ static void test_man_page_matches_tables(void) {
   }
 }
 
+/* Keys with a fixed set of values are declared once, with their names: any
+ * case and '-'/'_' spelling of a name is that value (Spark's outputMode takes
+ * "Complete"); anything else is refused naming every allowed value. */
+static void test_fixed_value_keys(void) {
+  static const char good[] = "[source]\nretention_gap_policy = Skip_To_Earliest\n"
+                             "[schema]\ncolumns = ts TIMESTAMP, n INT\nbad_event_mode = FailFast\n"
+                             "[storage]\nauth = Managed-Identity\n"
+                             "[sink w]\ntype = Console\nwindow = 1 minute\n"
+                             "aggregate = count(*) AS c\noutput_mode = Complete\n";
+  ag_conf_t c;
+  char *problems = NULL;
+  ed_err_t e = {0};
+  ed_code_t rc = ag_conf_parse("g.conf", good, &c, &problems, &e);
+  if (rc)
+    fprintf(stderr, "%s", problems);
+  CU_ASSERT_EQUAL_FATAL(rc, ED_OK);
+  CU_ASSERT_EQUAL(c.source.retention_gap_policy, AG_GAP_SKIP_TO_EARLIEST);
+  CU_ASSERT_EQUAL(c.schema.bad_event_mode, SM_BAD_FAIL_FAST);
+  CU_ASSERT_EQUAL(c.storage.auth, AG_AUTH_MANAGED_ID);
+  CU_ASSERT_EQUAL(c.sinks[0].kind, AG_SINK_CONSOLE);
+  CU_ASSERT_EQUAL(c.sinks[0].mode, AG_OUT_COMPLETE);
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  ag_conf_print(f, &c);
+  fclose(f);
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "\nretention_gap_policy = skip-to-earliest\n"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "\nbad_event_mode = fail-fast\n"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "\nauth = managed-identity\n"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "\ntype = console\n"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "\noutput_mode = complete\n"));
+  free(text);
+  ag_conf_free(&c);
+  static const char bad[] = "[source]\nretention_gap_policy = ignore\n"                 /* 2 */
+                            "[schema]\ncolumns = ts TIMESTAMP\nbad_event_mode = drop\n" /* 5 */
+                            "[storage]\nauth = password\n"                              /* 7 */
+                            "[sink w]\ntype = kafka\noutput_mode = upsert\n";           /* 9, 10 */
+  CU_ASSERT_EQUAL(ag_conf_parse("b.conf", bad, &c, &problems, &e), ED_E_CONFIG);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(problems);
+  static const char *const want[] = {
+      "b.conf:2: [source] retention_gap_policy 'ignore': expected fail or skip-to-earliest\n",
+      "b.conf:5: [schema] bad_event_mode 'drop': expected dead-letter, permissive or fail-fast\n",
+      "b.conf:7: [storage] auth 'password': expected shared-key, sas, client-secret, "
+      "managed-identity, azure-cli or none\n",
+      "b.conf:9: [sink w] type 'kafka': expected delta or console\n",
+      "b.conf:10: [sink w] output_mode 'upsert': expected append, update or complete\n",
+  };
+  for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+    if (!strstr(problems, want[i]))
+      fprintf(stderr, "missing '%s' in:\n%s", want[i], problems);
+    CU_ASSERT_PTR_NOT_NULL(strstr(problems, want[i]));
+  }
+  free(problems);
+  ag_conf_free(&c);
+}
+
 static const cu_case_t cases[] = {
     CU_CASE(test_parses_the_tutorial),
     CU_CASE(test_reports_every_problem_with_its_line),
     CU_CASE(test_man_page_matches_tables),
+    CU_CASE(test_fixed_value_keys),
     CU_END,
 };
 ED_SUITE(ag_conf, cases)

@@ -10,16 +10,27 @@ struct cfg {
   int64_t every;
   bool follow;
   char **tag;
+  int mode, level;
 };
+
+static const char *const modes[] = {"append", "update", "complete", NULL};
+static const char *const levels[] = {"error", "warn", "info", NULL};
 
 static const ed_opt_t table[] = {
     {"name", 'n', ED_OPT_STRING, "NAME", NULL, offsetof(struct cfg, name), "a name",
-     ED_OPT_REQUIRED, 0, 0},
-    {"count", 'c', ED_OPT_INT, "N", "10", offsetof(struct cfg, count), "how many", 0, 1, 1000},
+     ED_OPT_REQUIRED, 0, 0, NULL},
+    {"count", 'c', ED_OPT_INT, "N", "10", offsetof(struct cfg, count), "how many", 0, 1, 1000,
+     NULL},
     {"every", 0, ED_OPT_DURATION, "DURATION", "5 seconds", offsetof(struct cfg, every), "period", 0,
-     0, 0},
-    {"follow", 'f', ED_OPT_FLAG, NULL, NULL, offsetof(struct cfg, follow), "keep going", 0, 0, 0},
-    {"tag", 't', ED_OPT_STRINGS, "TAG", NULL, offsetof(struct cfg, tag), "repeatable", 0, 0, 0},
+     0, 0, NULL},
+    {"follow", 'f', ED_OPT_FLAG, NULL, NULL, offsetof(struct cfg, follow), "keep going", 0, 0, 0,
+     NULL},
+    {"tag", 't', ED_OPT_STRINGS, "TAG", NULL, offsetof(struct cfg, tag), "repeatable", 0, 0, 0,
+     NULL},
+    {"mode", 0, ED_OPT_ENUM, "MODE", NULL, offsetof(struct cfg, mode), "output mode", 0, 0, 0,
+     modes},
+    {"level", 0, ED_OPT_ENUM, "LEVEL", "warn", offsetof(struct cfg, level), "log level", 0, 0, 0,
+     levels},
     ED_OPT_END,
 };
 
@@ -108,7 +119,49 @@ static void test_usage_lists_visible_options(void) {
   free(mem);
 }
 
-static const cu_case_t cases[] = {
-    CU_CASE(test_parses_all_forms_and_defaults), CU_CASE(test_errors_name_the_flag),
-    CU_CASE(test_help_and_double_dash), CU_CASE(test_usage_lists_visible_options), CU_END};
+/* A key with a fixed set of values is one row with its names: matched
+ * ignoring case, '-' and '_', refused naming every allowed value, listed by
+ * --help, unset (-1) when given nowhere and without a default. */
+static void test_enum_rows(void) {
+  struct cfg c;
+  int nop;
+  bool help;
+  ed_err_t e = {0};
+  const char *a1[] = {"x", "--name=a"};
+  CU_ASSERT_EQUAL_FATAL(parse(2, a1, &c, &nop, &help, &e), ED_OK);
+  CU_ASSERT_EQUAL(c.mode, -1);
+  CU_ASSERT_EQUAL(c.level, 1);
+  CU_ASSERT_STR(ed_opt_enum_name(&table[6], c.level), "warn");
+  CU_ASSERT_PTR_NULL(ed_opt_enum_name(&table[5], c.mode));
+  ed_opt_free(table, &c);
+  const char *a2[] = {"x", "--name=a", "--mode", "Complete", "--level=INFO"};
+  CU_ASSERT_EQUAL_FATAL(parse(5, a2, &c, &nop, &help, &e), ED_OK);
+  CU_ASSERT_EQUAL(c.mode, 2);
+  CU_ASSERT_EQUAL(c.level, 2);
+  ed_opt_free(table, &c);
+  const char *a3[] = {"x", "--name=a", "--mode=upsert"};
+  CU_ASSERT_EQUAL(parse(3, a3, &c, &nop, &help, &e), ED_E_INVALID);
+  CU_ASSERT_STR(e.msg, "--mode 'upsert': expected append, update or complete");
+  ed_opt_free(table, &c);
+  CU_ASSERT_EQUAL(ed_opt_set_as(&table[5], &c, "APPEND", "[sink w] output_mode", &e), ED_OK);
+  CU_ASSERT_EQUAL(c.mode, 0);
+  CU_ASSERT_EQUAL(ed_opt_set_as(&table[5], &c, "app end", "[sink w] output_mode", &e),
+                  ED_E_INVALID);
+  CU_ASSERT_STR(e.msg, "[sink w] output_mode 'app end': expected append, update or complete");
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  ed_opt_usage(f, "x", NULL, table);
+  fclose(f);
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "output mode: append, update or complete"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "log level: error, warn or info (default: warn)"));
+  free(text);
+}
+
+static const cu_case_t cases[] = {CU_CASE(test_parses_all_forms_and_defaults),
+                                  CU_CASE(test_errors_name_the_flag),
+                                  CU_CASE(test_help_and_double_dash),
+                                  CU_CASE(test_usage_lists_visible_options),
+                                  CU_CASE(test_enum_rows),
+                                  CU_END};
 ED_SUITE(opt, cases)

@@ -227,6 +227,47 @@ static void test_error_message_names_field_value_and_offset(void) {
   sm_type_free(st);
 }
 
+/* A dead letter's reason says what was wrong: the byte after a complete JSON
+ * value and its offset, or (from the caller) what the body is instead of a
+ * data section, not what a parser happened to hit first. */
+static void test_dead_letter_reasons_name_what_was_wrong(void) {
+  sm_type_t *st;
+  sm_schema_parse_ddl("a INT", &st, NULL);
+  static const struct {
+    const char *body, *refused, *want;
+  } reasons[] = {
+      {"{\"a\": 1} x", NULL, "unexpected 'x' after the JSON value at byte 9"},
+      {"{\"a\": 1}}", NULL, "unexpected '}' after the JSON value at byte 8"},
+      {"{\"a\": 1}\n{\"a\": 2}", NULL, "unexpected '{' after the JSON value at byte 9"},
+      {"\x00\x53\x77\xc1\x03\x02\x40\x40", "body is an AMQP map, expected a data section with JSON",
+       "body is an AMQP map, expected a data section with JSON"},
+  };
+  for (size_t be = 0; be < NBACKENDS; be++) {
+    sm_dec_opts_t o = {.backend = backends[be]};
+    sm_dec_t *d;
+    sm_dec_new(st, NULL, 0, &o, &d, NULL);
+    sm_batch_t *b = sm_batch_new(sm_dec_schema(d));
+    for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++) {
+      sm_event_meta_t m = {.body_refused = reasons[i].refused};
+      size_t len = reasons[i].refused ? 8 : strlen(reasons[i].body);
+      ed_err_t e = {0};
+      sm_dec_status_t s;
+      sm_reason_t r;
+      CU_ASSERT_EQUAL(sm_dec_decode(d, b, reasons[i].body, len, &m, &s, &r, &e), ED_OK);
+      CU_ASSERT_EQUAL(s, SM_DEC_DEAD);
+      CU_ASSERT_EQUAL(r, SM_REASON_NOT_JSON);
+      if (!strstr(e.msg, reasons[i].want))
+        fprintf(stderr, "\n  %s: got '%s', want '%s'\n", sm_dec_backend_name(d), e.msg,
+                reasons[i].want);
+      CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, reasons[i].want));
+    }
+    CU_ASSERT_EQUAL(b->nrows, 0);
+    sm_batch_free(b);
+    sm_dec_free(d);
+  }
+  sm_type_free(st);
+}
+
 static void test_modes_permissive_and_fail_fast(void) {
   sm_type_t *st;
   sm_schema_parse_ddl("a INT, b STRING, n INT NOT NULL", &st, NULL);
@@ -352,6 +393,7 @@ static void test_metadata_columns_and_dead_letter_rows(void) {
 
 static const cu_case_t dcases[] = {
     CU_CASE(test_decode_table_every_backend),
+    CU_CASE(test_dead_letter_reasons_name_what_was_wrong),
     CU_CASE(test_error_message_names_field_value_and_offset),
     CU_CASE(test_modes_permissive_and_fail_fast),
     CU_CASE(test_metadata_columns_and_dead_letter_rows),

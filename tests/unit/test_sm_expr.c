@@ -231,10 +231,105 @@ static void test_errors_point_at_the_character(void) {
   }
 }
 
+/* Evaluates text over the three rows and renders "v1;v2;v3" into *got. */
+static ed_code_t eval_rows(const char *text, ed_buf_t *got, ed_err_t *err) {
+  sm_expr_t *e = NULL;
+  ed_code_t rc = sm_expr_compile(text, sm_dec_schema(g_dec), &e, err);
+  if (!rc) {
+    sm_col_t out;
+    sm_col_init(&out, sm_expr_type(e));
+    if (!(rc = sm_expr_eval(e, g_b, NOW, &out, err)))
+      for (size_t r = 0; r < out.len; r++) {
+        if (r)
+          ed_buf_putc(got, ';');
+        render(got, &out, r);
+      }
+    sm_col_fini(&out);
+  }
+  sm_expr_free(e);
+  return rc;
+}
+
+/* A long chain of operators is not nesting: only parentheses, function
+ * arguments and prefix operators count towards the bound of 200. */
+static void test_flat_sum_of_1000_terms_parses_and_evaluates(void) {
+  ed_buf_t text = ED_BUF_INIT, got = ED_BUF_INIT;
+  ed_buf_puts(&text, "qty");
+  for (int i = 1; i < 1000; i++)
+    ed_buf_printf(&text, " + %d", i);
+  ed_err_t err = {0};
+  CU_ASSERT_EQUAL_FATAL(eval_rows(text.data, &got, &err), ED_OK);
+  /* 3 + (1 + ... + 999) = 499503; 0 + 499500; NULL + ... is NULL */
+  CU_ASSERT_STRING_EQUAL(got.data, "499503;499500;NULL");
+  ed_buf_fini(&text);
+  ed_buf_fini(&got);
+  /* the same with AND and * chains, and a chain inside parentheses */
+  ed_buf_t t2 = ED_BUF_INIT, g2 = ED_BUF_INIT;
+  ed_buf_puts(&t2, "(qty > 0");
+  for (int i = 1; i < 1000; i++)
+    ed_buf_puts(&t2, " AND qty * 1 * 1 > -1");
+  ed_buf_puts(&t2, ")");
+  CU_ASSERT_EQUAL_FATAL(eval_rows(t2.data, &g2, &err), ED_OK);
+  CU_ASSERT_STRING_EQUAL(g2.data, "true;false;NULL");
+  ed_buf_fini(&t2);
+  ed_buf_fini(&g2);
+}
+
+/* What bounds the C stack for a chain is its length: 10,000 operators pass,
+ * one more is refused with a message saying what to do. */
+static void test_chain_beyond_10000_operations_is_refused(void) {
+  for (int n = 10000; n <= 10001; n++) {
+    ed_buf_t text = ED_BUF_INIT, got = ED_BUF_INIT;
+    ed_buf_puts(&text, "qty");
+    for (int i = 0; i < n; i++)
+      ed_buf_puts(&text, " + 1");
+    ed_err_t err = {0};
+    ed_code_t rc = eval_rows(text.data, &got, &err);
+    if (n == 10000) {
+      CU_ASSERT_EQUAL(rc, ED_OK);
+      CU_ASSERT_STRING_EQUAL(got.data, "10003;10000;NULL");
+    } else {
+      CU_ASSERT_EQUAL(rc, ED_E_PARSE);
+      CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "more than 10000 operations chained"));
+    }
+    ed_buf_fini(&text);
+    ed_buf_fini(&got);
+  }
+}
+
+static void test_nesting_beyond_200_is_refused(void) {
+  static const struct {
+    const char *open, *close;
+  } kinds[] = {{"(", ")"}, {"coalesce(", ", 1)"}, {"-", ""}, {"NOT ", ""}};
+  for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+    for (int depth = 199; depth <= 201; depth += 2) {
+      ed_buf_t text = ED_BUF_INIT, got = ED_BUF_INIT;
+      for (int i = 0; i < depth; i++)
+        ed_buf_puts(&text, kinds[k].open);
+      ed_buf_puts(&text, k == 3 ? "qty > 0" : "qty");
+      for (int i = 0; i < depth; i++)
+        ed_buf_puts(&text, kinds[k].close);
+      ed_err_t err = {0};
+      ed_code_t rc = eval_rows(text.data, &got, &err);
+      if (depth < 200) {
+        CU_ASSERT_EQUAL(rc, ED_OK);
+      } else {
+        CU_ASSERT_NOT_EQUAL(rc, ED_OK);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "nested deeper than 200"));
+      }
+      ed_buf_fini(&text);
+      ed_buf_fini(&got);
+    }
+  }
+}
+
 static const cu_case_t ecases[] = {
     CU_CASE(test_eval_table),
     CU_CASE(test_filter_selects_true_rows_only),
     CU_CASE(test_errors_point_at_the_character),
+    CU_CASE(test_flat_sum_of_1000_terms_parses_and_evaluates),
+    CU_CASE(test_nesting_beyond_200_is_refused),
+    CU_CASE(test_chain_beyond_10000_operations_is_refused),
     CU_END,
 };
 ED_SUITE_FULL(sm_expr, ecases, setup, teardown)

@@ -54,9 +54,9 @@ struct cfg {
   int64_t n;
 };
 static const ed_opt_t table[] = {
-    {"name", 0, ED_OPT_STRING, "S", "dflt", offsetof(struct cfg, name), "s", 0, 0, 0},
-    {"tag", 0, ED_OPT_STRINGS, "T", NULL, offsetof(struct cfg, tags), "t", 0, 0, 0},
-    {"n", 0, ED_OPT_INT, "N", "3", offsetof(struct cfg, n), "n", 0, 0, 0},
+    {"name", 0, ED_OPT_STRING, "S", "dflt", offsetof(struct cfg, name), "s", 0, 0, 0, NULL},
+    {"tag", 0, ED_OPT_STRINGS, "T", NULL, offsetof(struct cfg, tags), "t", 0, 0, 0, NULL},
+    {"n", 0, ED_OPT_INT, "N", "3", offsetof(struct cfg, n), "n", 0, 0, 0, NULL},
     ED_OPT_END,
 };
 
