@@ -306,10 +306,17 @@ timeout 20 "$EHDELTA" tail "${E[@]}" --from earliest | head -2 >"$T/h.jsonl"
 rc=${PIPESTATUS[0]}
 check "tail | head -2: tail ends by itself once head is gone (rc=$rc)" eval '[ $rc -eq 0 ] && [ "$(wc -l <"$T/h.jsonl")" -eq 2 ]'
 python3 - "$EHDELTA" "$T/cs" >"$T/stall.out" <<'PY'
-import subprocess, sys, time
+import fcntl, subprocess, sys, termios, time
 p = subprocess.Popen([sys.argv[1], "tail", "--connection-string-file", sys.argv[2], "--from",
                       "earliest"], stdout=subprocess.PIPE)  # never read
-time.sleep(2)
+# wait until the pipe is full (tail then blocks writing), however long tail
+# takes to get there; a 4 KiB write blocks once less than that is free
+size = fcntl.fcntl(p.stdout, 1032)  # F_GETPIPE_SZ
+held = lambda: int.from_bytes(fcntl.ioctl(p.stdout, termios.FIONREAD, bytes(4)), "little")
+deadline = time.monotonic() + 60
+while held() <= size - 4096 and time.monotonic() < deadline:
+    time.sleep(0.05)
+print("stalled" if held() > size - 4096 else f"pipe never filled ({held()} of {size} bytes)")
 p.terminate()
 try:
     print(p.wait(5))
@@ -317,5 +324,5 @@ except subprocess.TimeoutExpired:
     p.kill()
     print("hung")
 PY
-check "a tail whose reader stalls still ends on SIGTERM (got '$(cat "$T/stall.out")')" [ "$(cat "$T/stall.out")" = 0 ]
+check "a tail whose reader stalls still ends on SIGTERM (got '$(echo $(cat "$T/stall.out"))')" [ "$(echo $(cat "$T/stall.out"))" = "stalled 0" ]
 finish

@@ -105,12 +105,23 @@ def test_positions(emu):
         on_event=on_event, partition_id="0", starting_position="@latest", max_wait_time=0.5),
         daemon=True)
     t.start()
-    time.sleep(1.5)
-    send(emu, [b"late"], partition_id="0")
-    done.wait(10)
+    # the SDK attaches in its own thread at a moment the test cannot see (a
+    # fixed wait is too short on a loaded machine): probes go out until one
+    # arrives; @latest means none of e0-e5 and every probe from the first one
+    # delivered on
+    probes = []
+
+    def probe():
+        if not done.is_set():
+            probes.append(f"late{len(probes)}")
+            send(emu, [probes[-1].encode()], partition_id="0")
+        return done.is_set()
+    wait_until(probe, timeout=30, interval=0.2, what="a probe sent after the attach")
+    wait_until(lambda: got[-1].body_as_str() == probes[-1], timeout=10, what="the last probe")
     c.close()
     t.join(10)
-    assert [e.body_as_str() for e in got] == ["late"]
+    bodies = [e.body_as_str() for e in got]
+    assert bodies[0] in probes and bodies == probes[probes.index(bodies[0]):], bodies
 
 
 def test_consumer_group_cg1(emu):

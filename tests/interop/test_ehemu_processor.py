@@ -4,7 +4,6 @@ the 4 partitions two and two (epoch 0 receivers stealing with link:stolen),
 every event sent afterwards is received exactly once by the partition's owner,
 and the checkpoints land in the store."""
 import threading
-import time
 
 import pytest
 from azure.eventhub import EventData, EventHubConsumerClient
@@ -92,8 +91,19 @@ def test_two_processors_balance_and_checkpoint(emu, azurite):
             wait_until(balanced, timeout=90, what="two partitions each")
             # B took its two by stealing A's epoch-0 links (or claiming released ones)
             assert a.lost, "the first processor gave up partitions"
-            time.sleep(3)  # balance must hold over several load-balancing rounds
-            assert balanced(), (a.owned, b.owned)
+            # balance must hold over several load-balancing rounds: a round
+            # renews each owned partition's ownership (a new etag), so rounds
+            # are counted, not timed, and a slow machine waits for them
+            renewals, last = {pid: 0 for pid in PARTS}, {}
+
+            def held():
+                assert balanced(), (a.owned, b.owned)
+                for o in store.list_ownership(fqns(emu), "eh1", "$Default"):
+                    pid = o["partition_id"]
+                    renewals[pid] += pid in last and last[pid] != o["etag"]
+                    last[pid] = o["etag"]
+                return min(renewals.values()) >= 3
+            wait_until(held, timeout=90, interval=0.2, what="three renewals of every ownership")
             owner = {p: ("a" if p in a.owned else "b") for p in PARTS}
 
             sent = set()
@@ -105,11 +115,15 @@ def test_two_processors_balance_and_checkpoint(emu, azurite):
                         batch.add(EventData(body))
                         sent.add((pid, i, body))
                     p.send_batch(batch)
+                # one more per partition, after the others: once it is in, a
+                # duplicate of any of them would have come before it
+                for pid in PARTS:
+                    p.send_batch([EventData("end")], partition_id=pid)
             total = len(PARTS) * PER_PART
-            wait_until(lambda: len(a.events) + len(b.events) >= total, timeout=60,
-                       what="every event received")
-            time.sleep(2)  # a duplicate would show up now
-            got = a.events + b.events
+            wait_until(lambda: sum(e[2] == "end" for e in a.events + b.events) >= len(PARTS),
+                       timeout=60, what="the end marker of every partition")
+            got = [e for e in a.events + b.events if e[2] != "end"]
+            assert len(a.events) + len(b.events) == total + len(PARTS), "a marker twice"
             assert len(got) == total, "each event exactly once"
             assert set(got) == sent
             for name, proc in (("a", a), ("b", b)):
@@ -118,8 +132,8 @@ def test_two_processors_balance_and_checkpoint(emu, azurite):
             def landed():
                 cps = store.list_checkpoints(fqns(emu), "eh1", "$Default")
                 return {c["partition_id"]: c["sequence_number"] for c in cps}
-            wait_until(lambda: landed() == {pid: PER_PART - 1 for pid in PARTS}, timeout=20,
-                       what="checkpoints at sequence number 9 for every partition")
+            wait_until(lambda: landed() == {pid: PER_PART for pid in PARTS}, timeout=20,
+                       what="checkpoints at the end marker (10) of every partition")
             names = [b.name for b in azurite.service().get_container_client("ckpt").list_blobs()]
             assert f"{fqns(emu)}/eh1/$default/checkpoint/0" in names, names
             own = store.list_ownership(fqns(emu), "eh1", "$Default")
@@ -157,8 +171,11 @@ def test_processor_resumes_from_checkpoint(emu, azurite):
     b = Processor("b", emu, store)
     try:
         wait_until(lambda: len(b.events) >= 3, timeout=90, what="second run reads the new 3")
-        time.sleep(2)
-        assert [e[2] for e in b.events] == [f"second-{i}" for i in range(3)]
-        assert [e[1] for e in b.events] == [5, 6, 7]
+        # an end marker after them: anything read twice would come before it
+        with producer(emu) as p:
+            p.send_batch([EventData("end")], partition_id="0")
+        wait_until(lambda: b.events[-1][2] == "end", timeout=60, what="the end marker")
+        assert [e[2] for e in b.events] == [f"second-{i}" for i in range(3)] + ["end"]
+        assert [e[1] for e in b.events] == [5, 6, 7, 8]
     finally:
         b.close()
