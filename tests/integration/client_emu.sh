@@ -52,7 +52,9 @@ check "consumer group cg1 reads too" [ "$(wc -l <"$T/cg.jsonl")" -eq 3 ]
 
 sed 's/SharedAccessKey=[^;]*/SharedAccessKey=d3Jvbmcta2V5/' "$T/cs" >"$T/bad"
 out=$("$EHDELTA" status --connection-string-file "$T/bad" --timeout 10s 2>&1 >/dev/null); rc=$?
-check "wrong key: exit 3, one line, no key echoed (rc=$rc)" [ $rc -eq 3 ] && [ "$(wc -l <<<"$out")" -eq 1 ] && [[ $out != *d3Jvbmcta2V5* ]]
+# one check of all three: `check d [ a ] && [ b ]` would check only [ a ]
+wrong_key_ok() { [ $rc -eq 3 ] && [ "$(wc -l <<<"$out")" -eq 1 ] && [[ $out != *d3Jvbmcta2V5* ]]; }
+check "wrong key: exit 3, one line, no key echoed (rc=$rc)" wrong_key_ok
 sed 's/;EntityPath=eh1//' "$T/cs" >"$T/nohub"
 out=$("$EHDELTA" status --connection-string-file "$T/nohub" --timeout 10s --hub nosuchhub 2>&1 >/dev/null); rc=$?
 check "unknown hub: exit 4 (rc=$rc)" [ $rc -eq 4 ]
