@@ -313,7 +313,7 @@ static void connect_now(eh_client_t *c) {
   pn_connection_set_context(conn, c);
   put_props(conn);
   pn_transport_t *t = pn_transport();
-  pn_transport_set_max_frame(t, 65536);
+  pn_transport_set_max_frame(t, EHP_CLIENT_MAX_FRAME);
   pn_transport_set_channel_max(t, 16);
   /* the service sends keep-alives at half of this; a dead peer is noticed */
   pn_transport_set_idle_timeout(t, 120000);
