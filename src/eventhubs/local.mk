@@ -23,6 +23,9 @@ EXTRA_DIST += tests/integration/client_faults.sh
 # ehdelta send / tail against the official Python SDK, through ehemu.
 TESTS += tests/interop/test_client_sdk.py
 EXTRA_DIST += tests/interop/test_client_sdk.py
+# 66,000 B, 1 MiB and 20 MiB events: send, tail, the SDK both ways, run into Delta.
+TESTS += tests/interop/test_large_events.py
+EXTRA_DIST += tests/interop/test_large_events.py
 EXTRA_DIST += bench/bench_client.sh bench/bench_client.py
 # libFuzzer target (see src/stream/local.mk): the message decoder on any
 # bytes, its inline paths held against the general reader.
