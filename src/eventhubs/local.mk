@@ -5,7 +5,8 @@ src_eventhubs_libeventhubs_a_SOURCES = \
 	src/eventhubs/connstr.c src/eventhubs/connstr.h \
 	src/eventhubs/sas.c src/eventhubs/sas.h \
 	src/eventhubs/client.c src/eventhubs/client.h \
-	src/eventhubs/amqp.c src/eventhubs/amqp.h
+	src/eventhubs/amqp.c src/eventhubs/amqp.h \
+	src/eventhubs/tlscheck.c src/eventhubs/tlscheck.h
 EVENTHUBS_LIBS += src/eventhubs/libeventhubs.a $(PROTON_LIBS)
 
 check_PROGRAMS += tests/unit/unit_eventhubs
