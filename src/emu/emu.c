@@ -53,9 +53,9 @@
 #define EMU_MAX_FRAME   65536
 /* What the normaliser may add to a frame Proton sized: a TRANSFER written out
  * in full grows by at most 8 bytes of list32 header over list0 plus 11 nulls
- * for absent fields; its nested delivery state (a rejected outcome with an
- * error list) by about as much again. Proton is told the peer takes frames
- * this much smaller than it announced, so a padded frame still fits. */
+ * for absent fields (19; ehemu's transfers carry no delivery state to pad).
+ * Proton is told the peer takes frames this much smaller than it announced,
+ * so a padded frame still fits; norm_frames enforces the limit regardless. */
 #define EMU_NORM_SLACK 64
 /* AMQP 1.0 §2.7.1 MIN-MAX-FRAME-SIZE: every peer takes frames this large */
 #define EMU_MIN_MAX_FRAME 512
@@ -1129,9 +1129,8 @@ static void handle_send(emu_conn_t *c, emu_link_t *el, pn_delivery_t *d) {
   if (el->oversize) {
     char msg[256];
     snprintf(msg, sizeof msg,
-             "The received message (delivery-id:0, size:%zu bytes) exceeds the limit (%" PRId64
-             " bytes) "
-             "currently allowed on the link.",
+             "The received message (delivery-id:0, size:%zu bytes) exceeds the limit "
+             "(%" PRId64 " bytes) currently allowed on the link.",
              n, c->emu->cfg.max_message_size);
     reject(d, "amqp:link:message-size-exceeded", msg);
     return;
