@@ -102,6 +102,11 @@
 #define EHP_BATCH_MESSAGE_FORMAT UINT32_C(0x80013700)
 /* the service's max-message-size on Standard (1 MiB), reference §11 */
 #define EHP_MAX_MESSAGE_SIZE 1048576
+/* The max-frame-size our client announces in OPEN. The service announces 65536
+ * and echoes a smaller proposal (reference §1.3), so this bounds only what the
+ * peer sends us; 1 MiB is what azure-eventhub's pyamqp announces
+ * (MAX_FRAME_SIZE_BYTES): a 1 MiB event then takes one or two frames, not 16. */
+#define EHP_CLIENT_MAX_FRAME 1048576
 /* non-epoch receivers per partition and consumer group, reference §7 */
 #define EHP_MAX_NON_EPOCH_RECEIVERS 5
 

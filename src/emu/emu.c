@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -50,6 +51,14 @@
 #define EMU_MAX_AUTH    16
 #define EMU_SEND_CREDIT 1000
 #define EMU_MAX_FRAME   65536
+/* What the normaliser may add to a frame Proton sized: a TRANSFER written out
+ * in full grows by at most 8 bytes of list32 header over list0 plus 11 nulls
+ * for absent fields (19; ehemu's transfers carry no delivery state to pad).
+ * Proton is told the peer takes frames this much smaller than it announced,
+ * so a padded frame still fits; norm_frames enforces the limit regardless. */
+#define EMU_NORM_SLACK 64
+/* AMQP 1.0 §2.7.1 MIN-MAX-FRAME-SIZE: every peer takes frames this large */
+#define EMU_MIN_MAX_FRAME 512
 
 /* ---- storage ---- */
 
@@ -125,6 +134,7 @@ struct emu_conn {
   bool read_closed, dead;
   int64_t out_ready_us;
   uint32_t last_format;
+  uint32_t peer_max_frame; /* from the peer's OPEN; 0 until then (no limit yet) */
   emu_auth_t auth[EMU_MAX_AUTH];
   int nauth;
   emu_link_t *links;
@@ -340,8 +350,11 @@ static void norm_value(ed_buf_t *o, const uint8_t *p, size_t n, int depth) {
   put32((uint8_t *)o->data + at + 5, (uint32_t)count);
 }
 
-/* Moves whole frames from raw (Proton's output) to out, normalised. */
-static void norm_frames(ed_buf_t *raw, ed_buf_t *out) {
+/* Moves whole frames from raw (Proton's output) to out, normalised. No frame
+ * goes out larger than limit (the peer's max-frame-size, 0: none yet): Proton
+ * sized its frames EMU_NORM_SLACK under it, and a frame that padding would
+ * still push over goes out as Proton wrote it, which is valid AMQP too. */
+static void norm_frames(ed_buf_t *raw, ed_buf_t *out, uint32_t limit) {
   size_t pos = 0;
   while (raw->len - pos >= 8) {
     const uint8_t *f = (const uint8_t *)raw->data + pos;
@@ -370,7 +383,11 @@ static void norm_frames(ed_buf_t *raw, ed_buf_t *out) {
     else
       pl = 0;
     ed_buf_append(out, body + pl, bn - pl);
-    put32((uint8_t *)out->data + at, (uint32_t)(out->len - at));
+    if (limit && out->len - at > limit) {
+      out->len = at;
+      ed_buf_append(out, f, size);
+    } else
+      put32((uint8_t *)out->data + at, (uint32_t)(out->len - at));
     pos += size;
   }
   if (pos) {
@@ -851,6 +868,24 @@ static void node_reply(emu_conn_t *c, emu_lkind_t kind, pn_session_t *ssn, pn_me
     pn_delivery_settle(d);
 }
 
+/* Accepts and settles a $cbs or $management request, and hands the DISPOSITION
+ * to the normaliser before any reply exists. Proton sends a settled ACCEPTED
+ * as a batched disposition after the transfers of the same pass, so a reply
+ * made in the same pass overtook it; uamqp-transport clients wait for the
+ * request's outcome and fail on a reply that comes first ("Did not receive
+ * send confirmation for pending operation"). */
+static void node_accept(emu_conn_t *c, pn_delivery_t *d) {
+  pn_delivery_update(d, PN_ACCEPTED);
+  pn_delivery_settle(d);
+  for (;;) {
+    pn_bytes_t b = pn_connection_driver_write_buffer(&c->drv);
+    if (!b.size)
+      break;
+    ed_buf_append(&c->pout, b.start, b.size);
+    pn_connection_driver_write_done(&c->drv, b.size);
+  }
+}
+
 static void put_status(pn_message_t *m, int code, const char *desc) {
   pn_data_t *p = pn_message_properties(m);
   pn_data_put_map(p);
@@ -953,8 +988,9 @@ static void handle_cbs(emu_conn_t *c, emu_link_t *el, pn_message_t *req, pn_deli
     set_cond(pn_disposition_condition(pn_delivery_local(d)), "amqp:not-allowed",
              "Invalid command.");
     pn_delivery_update(d, PN_REJECTED);
+    pn_delivery_settle(d);
   } else {
-    pn_delivery_update(d, PN_ACCEPTED);
+    node_accept(c, d);
     const char *why = "";
     int64_t exp = 0;
     int code;
@@ -980,7 +1016,6 @@ static void handle_cbs(emu_conn_t *c, emu_link_t *el, pn_message_t *req, pn_deli
     put_status(resp, code, why);
     node_reply(c, LK_CBS_OUT, pn_link_session(el->link), req, resp);
   }
-  pn_delivery_settle(d);
   pn_message_free(resp);
   free(tok);
 }
@@ -1043,8 +1078,7 @@ static void handle_mgmt(emu_conn_t *c, emu_link_t *el, pn_message_t *req, pn_del
   pn_message_t *resp = pn_message();
   if (!resp)
     return;
-  pn_delivery_update(d, PN_ACCEPTED);
-  pn_delivery_settle(d);
+  node_accept(c, d);
   char hp[300];
   const char *nm = app_prop(req, EHP_MGMT_KEY_NAME, name, sizeof name);
   snprintf(hp, sizeof hp, "/%s", nm ? nm : "");
@@ -1095,9 +1129,9 @@ static void handle_send(emu_conn_t *c, emu_link_t *el, pn_delivery_t *d) {
   if (el->oversize) {
     char msg[256];
     snprintf(msg, sizeof msg,
-             "The received message (delivery-id:0, size:%zu bytes) exceeds the limit (%d bytes) "
-             "currently allowed on the link.",
-             n, EHP_MAX_MESSAGE_SIZE);
+             "The received message (delivery-id:0, size:%zu bytes) exceeds the limit "
+             "(%" PRId64 " bytes) currently allowed on the link.",
+             n, c->emu->cfg.max_message_size);
     reject(d, "amqp:link:message-size-exceeded", msg);
     return;
   }
@@ -1193,7 +1227,7 @@ static void on_delivery(emu_conn_t *c, pn_delivery_t *d) {
   char buf[16384];
   ssize_t r;
   while ((r = pn_link_recv(l, buf, sizeof buf)) > 0) {
-    if (el->acc.len + (size_t)r > EHP_MAX_MESSAGE_SIZE)
+    if (el->acc.len + (size_t)r > (uint64_t)c->emu->cfg.max_message_size)
       el->oversize = true;
     if (!el->oversize)
       ed_buf_append(&el->acc, buf, (size_t)r);
@@ -1573,7 +1607,7 @@ static void on_link_open(emu_conn_t *c, pn_link_t *l) {
   pn_link_set_snd_settle_mode(l, pn_link_remote_snd_settle_mode(l));
   pn_link_set_rcv_settle_mode(l, pn_link_remote_rcv_settle_mode(l));
   if (!out) {
-    pn_link_set_max_message_size(l, EHP_MAX_MESSAGE_SIZE);
+    pn_link_set_max_message_size(l, (uint64_t)e->cfg.max_message_size);
     pn_link_open(l);
     pn_link_flow(l, EMU_SEND_CREDIT);
   } else {
@@ -1670,7 +1704,7 @@ static void conn_flush(emu_conn_t *c) {
     conn_events(c);
   }
   size_t before = c->out.len;
-  norm_frames(&c->pout, &c->out);
+  norm_frames(&c->pout, &c->out, c->peer_max_frame);
   if (before == 0 && c->out.len > 0)
     c->out_ready_us = ed_time_mono_us() + c->emu->delay_us;
 }
@@ -1781,8 +1815,59 @@ static ssize_t sasl_input(emu_conn_t *c, const uint8_t *p, size_t n) {
   return (ssize_t)size;
 }
 
+/* The peer's OPEN (at f, size bytes), rewritten into o with a max-frame-size
+ * EMU_NORM_SLACK smaller for Proton to frame by; the announced value goes to
+ * c->peer_max_frame. False (o untouched) when there is nothing to rewrite. */
+static bool open_shrink(emu_conn_t *c, const uint8_t *f, size_t size, ed_buf_t *o) {
+  size_t doff = (size_t)f[4] * 4;
+  if (doff < 8 || doff >= size)
+    return false;
+  const uint8_t *b = f + doff;
+  size_t bn = size - doff;
+  if (amqp_desc_code(b, bn) != 0x10)
+    return false;
+  size_t dl = amqp_desc_len(b, bn);
+  span_t it[16];
+  uint32_t total = 0;
+  int got = dl < bn ? amqp_items(b + dl, bn - dl, it, 16, &total) : -1;
+  if (got < 3 || (uint32_t)got != total)
+    return false; /* no max-frame-size (no limit), or malformed: Proton says so */
+  uint32_t peer;
+  if (it[2].p[0] == 0x70 && it[2].n == 5)
+    peer = be32(it[2].p + 1);
+  else if (it[2].p[0] == 0x52 && it[2].n == 2)
+    peer = it[2].p[1];
+  else if (it[2].p[0] == 0x43)
+    peer = 0;
+  else
+    return false; /* null: no limit */
+  c->peer_max_frame = peer < EMU_MIN_MAX_FRAME ? EMU_MIN_MAX_FRAME : peer;
+  uint32_t framed = c->peer_max_frame - EMU_NORM_SLACK;
+  if (framed < EMU_MIN_MAX_FRAME)
+    framed = EMU_MIN_MAX_FRAME;
+  uint8_t h[8] = {0, 0, 0, 0, 2, 0, f[6], f[7]};
+  ed_buf_append(o, h, 8);
+  ed_buf_append(o, b, dl);
+  uint8_t lh[9] = {0xd0};
+  put32(lh + 5, (uint32_t)got);
+  size_t at = o->len;
+  ed_buf_append(o, lh, 9);
+  for (int i = 0; i < got; i++) {
+    if (i == 2) {
+      uint8_t v[5] = {0x70};
+      put32(v + 1, framed);
+      ed_buf_append(o, v, 5);
+    } else
+      ed_buf_append(o, it[i].p, it[i].n);
+  }
+  put32((uint8_t *)o->data + at + 1, (uint32_t)(o->len - at - 5));
+  put32((uint8_t *)o->data, (uint32_t)o->len);
+  return true;
+}
+
 /* Feeds c->in to SASL, then to Proton one frame at a time. */
 static void conn_input(emu_conn_t *c) {
+  ed_buf_t open = ED_BUF_INIT;
   size_t pos = 0;
   const uint8_t *p = (const uint8_t *)c->in.data;
   while (!c->dead && pos < c->in.len) {
@@ -1800,6 +1885,7 @@ static void conn_input(emu_conn_t *c) {
       continue;
     }
     size_t avail = c->in.len - pos, take;
+    const uint8_t *src = p + pos;
     if (avail >= 8 && memcmp(p + pos, "AMQP", 4) == 0)
       take = 8;
     else {
@@ -1813,7 +1899,10 @@ static void conn_input(emu_conn_t *c) {
           break;
         take = size;
         size_t doff = (size_t)p[pos + 4] * 4;
-        if (p[pos + 5] == 0 && doff >= 8 && doff < size) {
+        if (!c->peer_max_frame && open_shrink(c, p + pos, size, &open)) {
+          src = (const uint8_t *)open.data;
+          take = open.len;
+        } else if (p[pos + 5] == 0 && doff >= 8 && doff < size) {
           const uint8_t *b = p + pos + doff;
           size_t bn = size - doff;
           if (amqp_desc_code(b, bn) == 0x14) {
@@ -1836,6 +1925,7 @@ static void conn_input(emu_conn_t *c) {
         }
       }
     }
+    size_t consumed = src == p + pos ? take : (size_t)be32(p + pos);
     while (take > 0) {
       pn_rwbytes_t rb = pn_connection_driver_read_buffer(&c->drv);
       if (!rb.size) {
@@ -1843,12 +1933,14 @@ static void conn_input(emu_conn_t *c) {
         break;
       }
       size_t n = take < rb.size ? take : rb.size;
-      memcpy(rb.start, p + pos, n);
+      memcpy(rb.start, src, n);
       pn_connection_driver_read_done(&c->drv, n);
       conn_events(c);
-      pos += n, take -= n;
+      src += n, take -= n;
     }
+    pos += consumed;
   }
+  ed_buf_fini(&open);
   if (pos) {
     memmove(c->in.data, c->in.data + pos, c->in.len - pos);
     c->in.len -= pos;
@@ -2186,10 +2278,18 @@ static ed_code_t lock_data_dir(emu_t *e, ed_err_t *err) {
 }
 
 ed_code_t emu_new(const emu_config_t *cfg, const char *key, emu_t **out, ed_err_t *err) {
+  /* TrackingIds and container-ids come from random(): without a seed every
+   * run would repeat the last one's */
+  unsigned seed;
+  if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+    return ed_err_set(err, ED_E_IO, "ehemu: getrandom: %s", strerror(errno));
+  srandom(seed);
   emu_t *e = calloc(1, sizeof *e);
   if (!e)
     return ed_err_set(err, ED_E_NOMEM, "ehemu: out of memory");
   e->cfg = *cfg;
+  if (e->cfg.max_message_size <= 0)
+    e->cfg.max_message_size = EHP_MAX_MESSAGE_SIZE;
   e->key = strdup(key);
   e->lfd = e->cfd = e->tfd = e->lockfd = -1;
   e->tport = -1;

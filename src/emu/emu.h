@@ -38,6 +38,7 @@ typedef struct emu_config {
   int64_t idle_first_us;     /* close a connection that opened no link this long (0: never) */
   int64_t retention_us;
   int64_t retention_bytes;
+  int64_t max_message_size;  /* largest message a sender may transfer; 0: EHP_MAX_MESSAGE_SIZE */
   char *data_dir;            /* append-only partition logs (plog.h), or NULL: memory only */
   char *config_file;         /* the official emulator's Config.json (conf.h), or NULL */
   const emu_hubspec_t *hubs; /* borrowed; when nhubs > 0 they replace hub/partitions/groups */

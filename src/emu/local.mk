@@ -13,11 +13,13 @@ dist_man_MANS += man/ehemu.1
 
 TESTS += tests/interop/test_ehemu.py tests/interop/test_ehemu_tls.py tests/integration/emu_tls.sh \
 	tests/interop/test_ehemu_persist.py tests/interop/test_ehemu_config.py \
-	tests/interop/test_ehemu_processor.py tests/interop/test_ehemu_service.py
+	tests/interop/test_ehemu_processor.py tests/interop/test_ehemu_service.py \
+	tests/interop/test_ehemu_frames.py
 EXTRA_DIST += tests/interop/test_ehemu.py tests/interop/test_ehemu_tls.py \
 	tests/interop/test_ehemu_persist.py tests/interop/test_ehemu_config.py \
 	tests/interop/test_ehemu_processor.py tests/interop/test_ehemu_service.py \
-	tests/interop/emu_util.py tests/integration/emu_tls.sh
+	tests/interop/emu_util.py tests/integration/emu_tls.sh \
+	tests/interop/test_ehemu_frames.py tests/interop/amqp_trace.py
 # scripts/mkcerts DIR: the throw-away CA and localhost certificate the TLS tests use
 dist_noinst_SCRIPTS += scripts/mkcerts
 

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/utsname.h>
 
 #include <proton/condition.h>
@@ -43,6 +44,7 @@
 #include "config.h"
 #include "eventhubs/amqp.h"
 #include "eventhubs/sas.h"
+#include "eventhubs/tlscheck.h"
 #include "proto/eventhubs.h"
 
 static const ehp_condition_t conditions[] = {
@@ -158,6 +160,7 @@ struct eh_client {
   char *host, *hub, *key_name, *key, *sas, *audience, *container;
   int port;
   bool tls;
+  bool host_is_ip; /* TLS name check by tlscheck.c, not Proton (IP SANs) */
   eh_client_opts_t o;
   char *ca_file, *client_name;
   pthread_t thread;
@@ -313,7 +316,7 @@ static void connect_now(eh_client_t *c) {
   pn_connection_set_context(conn, c);
   put_props(conn);
   pn_transport_t *t = pn_transport();
-  pn_transport_set_max_frame(t, 65536);
+  pn_transport_set_max_frame(t, EHP_CLIENT_MAX_FRAME);
   pn_transport_set_channel_max(t, 16);
   /* the service sends keep-alives at half of this; a dead peer is noticed */
   pn_transport_set_idle_timeout(t, 120000);
@@ -323,7 +326,8 @@ static void connect_now(eh_client_t *c) {
   if (c->tls) {
     pn_ssl_t *ssl = pn_ssl(t);
     pn_ssl_init(ssl, c->ssl_domain, NULL);
-    pn_ssl_set_peer_hostname(ssl, c->host);
+    if (!c->host_is_ip) /* SNI carries DNS names only (RFC 6066 §3) */
+      pn_ssl_set_peer_hostname(ssl, c->host);
   }
   char addr[300];
   snprintf(addr, sizeof addr, "%s:%d", c->host, c->port);
@@ -1633,11 +1637,39 @@ static void on_delivery(eh_client_t *c, pn_delivery_t *d) {
     tx_delivery(c, ctx, d);
 }
 
+/* For an IP-literal host, before any token goes out: the certificate this
+ * connection got (Proton verified its chain) must be the one tlscheck.c
+ * verified for the IP address in a handshake of its own. Blocks the network
+ * thread for one handshake (bounded by op_timeout), once per connection. */
+static bool tls_name_check(eh_client_t *c, pn_connection_t *conn) {
+  if (!c->tls || !c->host_is_ip)
+    return true;
+  char have[EH_TLS_FP_MAX] = "", want[EH_TLS_FP_MAX];
+  pn_ssl_t *ssl = pn_ssl(pn_connection_transport(conn));
+  ed_err_t err = {0};
+  if (!ssl || pn_ssl_get_cert_fingerprint(ssl, have, sizeof have, PN_SSL_SHA256) != 0)
+    ed_err_set(&err, ED_E_TLS, "no server certificate to check against %s", c->host);
+  else if (eh_tls_check(c->host, c->port, c->ca_file, c->o.op_timeout_us, want, &err) == ED_OK &&
+           strcasecmp(have, want) != 0)
+    ed_err_set(&err, ED_E_TLS,
+               "the server's certificate changed between this connection and its check for "
+               "IP address %s",
+               c->host);
+  if (!err.code)
+    return true;
+  ed_err_prefix(&err, "TLS");
+  c->conn_err = err;
+  c->conn_err_set = true;
+  pn_connection_close(conn);
+  return false;
+}
+
 static void handle(eh_client_t *c, pn_event_t *e, bool *in_conn) {
   switch (pn_event_type(e)) {
   case PN_CONNECTION_REMOTE_OPEN:
     *in_conn = true;
-    start_session(c, pn_event_connection(e));
+    if (tls_name_check(c, pn_event_connection(e)))
+      start_session(c, pn_event_connection(e));
     break;
   case PN_CONNECTION_REMOTE_CLOSE: {
     pn_connection_t *conn = pn_event_connection(e);
@@ -1671,6 +1703,13 @@ static void handle(eh_client_t *c, pn_event_t *e, bool *in_conn) {
       /* SASL refused: the credentials, not the network */
       if (desc && strstr(desc, "SASL") && name && strstr(name, "unauthorized"))
         c->conn_err.code = ED_E_UNAUTHORIZED;
+      /* Proton says only "certificate verify failed": a handshake of our
+       * own says which name was expected and OpenSSL's reason */
+      char fp[EH_TLS_FP_MAX];
+      ed_err_t why = {0};
+      if (c->tls && desc && strstr(desc, "certificate verify failed") &&
+          eh_tls_check(c->host, c->port, c->ca_file, c->o.op_timeout_us, fp, &why) == ED_E_TLS)
+        ed_err_set(&c->conn_err, ED_E_TLS, "TLS: %s", why.msg);
       c->conn_err_set = true;
     }
     break;
@@ -1823,6 +1862,7 @@ ed_code_t eh_client_new(const eh_connstr_t *cs, const char *hub_arg, const eh_cl
   c->sas = dupstr(cs->sas);
   c->port = eh_connstr_port(cs);
   c->tls = !cs->use_emulator;
+  c->host_is_ip = eh_tls_host_is_ip(c->host);
   ed_buf_t a = ED_BUF_INIT;
   ed_buf_printf(&a, "sb://%s/%s", c->host, c->hub);
   c->audience = ed_buf_steal(&a);
@@ -1856,7 +1896,10 @@ ed_code_t eh_client_new(const eh_connstr_t *cs, const char *hub_arg, const eh_cl
       client_destroy(c);
       return ED_E_TLS;
     }
-    if (pn_ssl_domain_set_peer_authentication(c->ssl_domain, PN_SSL_VERIFY_PEER_NAME, NULL)) {
+    /* Proton matches DNS names and the CN only: for an IP literal it checks
+     * the chain and tls_name_check (at REMOTE_OPEN) checks the IP SAN */
+    pn_ssl_verify_mode_t mode = c->host_is_ip ? PN_SSL_VERIFY_PEER : PN_SSL_VERIFY_PEER_NAME;
+    if (pn_ssl_domain_set_peer_authentication(c->ssl_domain, mode, NULL)) {
       client_destroy(c);
       return ed_err_set(err, ED_E_TLS, "TLS: cannot enable peer verification");
     }

@@ -5,7 +5,8 @@ src_eventhubs_libeventhubs_a_SOURCES = \
 	src/eventhubs/connstr.c src/eventhubs/connstr.h \
 	src/eventhubs/sas.c src/eventhubs/sas.h \
 	src/eventhubs/client.c src/eventhubs/client.h \
-	src/eventhubs/amqp.c src/eventhubs/amqp.h
+	src/eventhubs/amqp.c src/eventhubs/amqp.h \
+	src/eventhubs/tlscheck.c src/eventhubs/tlscheck.h
 EVENTHUBS_LIBS += src/eventhubs/libeventhubs.a $(PROTON_LIBS)
 
 check_PROGRAMS += tests/unit/unit_eventhubs
@@ -23,6 +24,9 @@ EXTRA_DIST += tests/integration/client_faults.sh
 # ehdelta send / tail against the official Python SDK, through ehemu.
 TESTS += tests/interop/test_client_sdk.py
 EXTRA_DIST += tests/interop/test_client_sdk.py
+# 66,000 B, 1 MiB and 20 MiB events: send, tail, the SDK both ways, run into Delta.
+TESTS += tests/interop/test_large_events.py
+EXTRA_DIST += tests/interop/test_large_events.py
 EXTRA_DIST += bench/bench_client.sh bench/bench_client.py
 # libFuzzer target (see src/stream/local.mk): the message decoder on any
 # bytes, its inline paths held against the general reader.

@@ -42,6 +42,34 @@ check "without --ca-file: no key in the output" eval '[[ $out != *"$(cat "$T/key
 "$EHDELTA" status --connection-string-file "$T/cs" --ca-file "$T/certs/server.key" --timeout 10s >/dev/null 2>"$T/bad.err"; rc=$?
 check "a --ca-file that is not a CA bundle fails (rc=$rc)" [ $rc -ne 0 ]
 
+# By IP address: mkcerts' certificate has IP:127.0.0.1 in its SANs
+sed "s|sb://localhost:|sb://127.0.0.1:|" "$T/cs" > "$T/cs-ip"
+chmod 600 "$T/cs-ip"
+"$EHDELTA" status --connection-string-file "$T/cs-ip" --ca-file "$T/certs/ca.pem" --timeout 15s >/dev/null 2>"$T/ip.err"; rc=$?
+check "status to sb://127.0.0.1 verifies the IP SAN and exits 0 (rc=$rc: $(head -c 300 "$T/ip.err"))" [ $rc -eq 0 ]
+
+# A certificate for another name only: each failure says which name was expected and why
+"$TOP_SRCDIR/scripts/mkcerts" --san DNS:other.example "$T/other" >/dev/null
+"$EHEMU" --port 0 --tls-port 0 --cert "$T/other/server.pem" --key "$T/other/server.key" \
+  --key-file "$T/key" 2>"$T/emu2.err" &
+emu2_pid=$!
+track $emu2_pid
+wait_for_line "$T/emu2.err" 'ehemu: ready .*amqps=[0-9]+' 20 || { cat "$T/emu2.err"; not_ok "second ehemu ready"; finish; exit; }
+tport2=$(sed -n 's/.*ehemu: ready .*amqps=\([0-9]*\).*/\1/p' "$T/emu2.err" | head -1)
+sed "s|sb://localhost:$tport/|sb://127.0.0.1:$tport2/|" "$T/cs" > "$T/cs-ip2"
+sed "s|sb://localhost:$tport/|sb://localhost:$tport2/|" "$T/cs" > "$T/cs-dns2"
+chmod 600 "$T/cs-ip2" "$T/cs-dns2"
+out=$("$EHDELTA" status --connection-string-file "$T/cs-ip2" --ca-file "$T/other/ca.pem" --timeout 10s 2>&1 >/dev/null); rc=$?
+check "IP without a matching SAN: exit 1 (rc=$rc)" [ $rc -eq 1 ]
+check "IP without a matching SAN: the error names the IP, OpenSSL's reason and the names ($out)" \
+  grep -q 'IP address mismatch (expected IP address 127.0.0.1; the certificate names DNS:other.example)' <<<"$out"
+out=$("$EHDELTA" status --connection-string-file "$T/cs-dns2" --ca-file "$T/other/ca.pem" --timeout 10s 2>&1 >/dev/null); rc=$?
+check "host name not in the certificate: exit 1 (rc=$rc)" [ $rc -eq 1 ]
+check "host name not in the certificate: the error names it and OpenSSL's reason ($out)" \
+  grep -q 'certificate verify failed for localhost:[0-9]*: [Hh]ostname mismatch (expected DNS name localhost; the certificate names DNS:other.example)' <<<"$out"
+kill -TERM "$emu2_pid"
+wait "$emu2_pid"
+
 kill -TERM "$emu_pid"
 wait "$emu_pid"; rc=$?
 check "ehemu exits 0 on SIGTERM after TLS sessions (rc=$rc)" [ $rc -eq 0 ]
