@@ -69,6 +69,11 @@ static const ed_opt_t schema_keys[] = {
      "keep only rows where EXPR is true", 0, 0, 0, NULL},
     {"bad_event_mode", 0, ED_OPT_ENUM, "MODE", "dead-letter", S(ag_schema_t, bad_event_mode),
      "what becomes of an event that does not decode", 0, 0, 0, bad_mode_names},
+    /* 20 MiB: the largest event any Event Hubs tier accepts (Dedicated), so no event
+     * the hub delivers is refused for its size unless the user bounds it lower. */
+    {"max_event_size", 0, ED_OPT_INT, "BYTES", "20971520", S(ag_schema_t, max_event_size),
+     "largest body (and string in it) decoded; larger ones are dead letters", 0, 1024,
+     INT64_C(268435456), NULL},
     ED_OPT_END,
 };
 

@@ -44,7 +44,8 @@ typedef struct ag_schema {
   char *metadata; /* "enqueued_time AS ingestion_time, offset, ..." */
   char **derive;  /* "name = expr", repeatable, in order */
   char *filter;
-  int bad_event_mode; /* sm_bad_mode_t, in its order */
+  int bad_event_mode;     /* sm_bad_mode_t, in its order */
+  int64_t max_event_size; /* bytes of a body, and of any one string in it */
 } ag_schema_t;
 
 typedef struct ag_storage {

@@ -884,6 +884,7 @@ static ed_code_t build_schema(run_t *r, ed_err_t *err) {
     if (r->meta[i].kind == SM_META_PROPERTIES)
       r->want_props = true;
   dopts.mode = (sm_bad_mode_t)sc->bad_event_mode;
+  dopts.max_body = dopts.max_string = (size_t)sc->max_event_size;
   if ((rc = sm_dec_new(r->body, r->meta, r->nmeta, &dopts, &r->dec, err)))
     return ed_err_prefix(err, "[schema]: ");
   if (!(r->db = sm_batch_new(sm_dec_schema(r->dec))))
