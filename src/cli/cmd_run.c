@@ -106,7 +106,7 @@ static int run(struct run_cfg *cfg, const ag_conf_t *conf) {
   ed_err_t err = {0};
   ed_log_level_t lvl = ED_LOG_INFO;
   if (ed_log_parse_level(cfg->log_level, &lvl, &err)) {
-    ed_err_prefix(&err, "--log-level: ");
+    ed_err_prefix(&err, "--log-level");
     return cli_fail("run", &err);
   }
   ed_log_setup(lvl, cfg->log_json, NULL);
