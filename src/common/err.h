@@ -18,6 +18,10 @@ typedef enum {
 
 #define ED_OK ED_E_OK
 
+/* A result the caller must look at (a dropped one is a compile error with
+ * -Werror; a (void) cast does not silence it in GCC, on purpose). */
+#define ED_MUST_CHECK __attribute__((warn_unused_result))
+
 #define ED_ERR_MSG_MAX 512
 
 typedef struct ed_err {
