@@ -15,3 +15,5 @@ tests_unit_unit_store_LDADD = $(STORE_LIBS) $(COMMON_LIBS) $(CUNIT_LIBS)
 
 TESTS += tests/integration/store_readonly.sh
 EXTRA_DIST += tests/integration/store_readonly.sh
+TESTS += tests/interop/test_store_azure.py
+EXTRA_DIST += tests/interop/test_store_azure.py
