@@ -94,6 +94,14 @@ static const ed_opt_t storage_keys[] = {
      "a file holding the client secret (client-secret)", 0, 0, 0, NULL},
     {"endpoint", 0, ED_OPT_STRING, "URL", NULL, S(ag_storage_t, endpoint),
      "the blob endpoint instead of the account's (Azurite)", 0, 0, 0, NULL},
+    {"timeout", 0, ED_OPT_DURATION, "DURATION", "30 seconds", S(ag_storage_t, timeout_us),
+     "a request that moves no byte for this long fails and is retried (whole seconds)", 0,
+     ED_US_PER_SEC, 3600 * ED_US_PER_SEC, NULL},
+    {"connect_timeout", 0, ED_OPT_DURATION, "DURATION", "5 seconds",
+     S(ag_storage_t, connect_timeout_us), "bound of one connection attempt", 0, 1000,
+     600 * ED_US_PER_SEC, NULL},
+    {"retries", 0, ED_OPT_INT, "N", "8", S(ag_storage_t, retries),
+     "times a request is retried after a transient failure", 0, 0, 100, NULL},
     ED_OPT_END,
 };
 

@@ -56,7 +56,10 @@ typedef struct ag_storage {
   char *tenant_id;
   char *client_id;
   char *client_secret_file;
-  char *endpoint; /* e.g. Azurite's http://127.0.0.1:10000/devstoreaccount1 */
+  char *endpoint;             /* e.g. Azurite's http://127.0.0.1:10000/devstoreaccount1 */
+  int64_t timeout_us;         /* a request that moves no byte this long fails, is retried */
+  int64_t connect_timeout_us; /* bound of one connect */
+  int64_t retries;            /* transient failures retried per request */
 } ag_storage_t;
 
 typedef enum { AG_SINK_DELTA, AG_SINK_CONSOLE } ag_sink_type_t;

@@ -19,13 +19,15 @@
 typedef struct ag_metrics ag_metrics_t;
 
 /* Counters (monotonic) and gauges, each with one label whose name the table
- * in metrics.c gives ("partition" or "sink"; "" for none). The Prometheus
+ * gives ("partition", "sink" or "reason"; "" for none). The Prometheus
  * names are "ehdelta_" + the second column. */
 #define AG_METRICS(X)                                                                              \
   X(EVENTS_RECEIVED, "events_received_total", counter, "partition", "events taken from the hub")   \
   X(BYTES_RECEIVED, "bytes_received_total", counter, "partition", "event body bytes taken")        \
   X(DEAD_LETTERS, "dead_letters_total", counter, "", "events that could not be decoded")           \
   X(RETRIES, "retries_total", counter, "", "transient failures retried (hub and storage)")         \
+  X(STORAGE_RETRIES, "storage_retries_total", counter, "reason",                                   \
+    "storage requests retried, by cause: timeout, connection or http_STATUS")                      \
   X(RETENTION_GAPS, "retention_gaps_total", counter, "partition",                                  \
     "resume positions found expired from the hub")                                                 \
   X(EVENTS_LOST, "events_lost_total", counter, "partition",                                        \

@@ -471,7 +471,7 @@ static void flush_one(run_t *r, job_t *j) {
   if (j->s->delta) {
     rc = commit_job(r, j, &version, &already, &err);
     if (rc) {
-      ed_err_prefix(&err, "sink '%s' batch %" PRId64 ": ", j->s->name, j->ck.batch_id);
+      ed_err_prefix(&err, "sink '%s' batch %" PRId64, j->s->name, j->ck.batch_id);
       pthread_mutex_lock(&r->mu);
       if (!r->flush_rc) {
         r->flush_rc = rc;
@@ -627,7 +627,7 @@ static ed_code_t close_batch_one(run_t *r, sink_t *s, ed_err_t *err) {
   }
   if (rc) {
     job_free(j);
-    return ed_err_prefix(err, "sink '%s': ", s->name);
+    return ed_err_prefix(err, "sink '%s'", s->name);
   }
   memcpy(s->start, s->pos, r->nparts * sizeof *s->start);
   s->in_events = s->in_bytes = 0;
@@ -761,7 +761,7 @@ static ed_code_t process_block(run_t *r, blk_t *b, uint32_t lo, uint32_t hi, ed_
       if (direct)
         sm_batch_rollback_row(direct->rows);
       *err = derr;
-      return ed_err_prefix(err, "partition %s sequence number %" PRId64 ": ", pt->id, e->seq);
+      return ed_err_prefix(err, "partition %s sequence number %" PRId64, pt->id, e->seq);
     }
     if (st == SM_DEC_DEAD) {
       r->dead++;
@@ -851,7 +851,7 @@ static ed_code_t process_block(run_t *r, blk_t *b, uint32_t lo, uint32_t hi, ed_
       else
         rc = sm_batch_append_selected(s->rows, chunk, mask);
       if (rc)
-        return ed_err_prefix(err, "sink '%s': ", s->name);
+        return ed_err_prefix(err, "sink '%s'", s->name);
       /* the block's taken events, counted again only after a restart */
       uint64_t n = taken, nb = taken_bytes;
       if (first <= skip)
@@ -877,16 +877,16 @@ static ed_code_t build_schema(run_t *r, ed_err_t *err) {
   sm_dec_opts_t dopts = {0};
   ed_code_t rc = sm_schema_parse_ddl(sc->columns, &r->body, err);
   if (rc)
-    return ed_err_prefix(err, "[schema] columns: ");
+    return ed_err_prefix(err, "[schema] columns");
   if ((rc = sm_meta_parse(sc->metadata, &r->meta, &r->nmeta, err)))
-    return ed_err_prefix(err, "[schema] metadata: ");
+    return ed_err_prefix(err, "[schema] metadata");
   for (size_t i = 0; i < r->nmeta; i++)
     if (r->meta[i].kind == SM_META_PROPERTIES)
       r->want_props = true;
   dopts.mode = (sm_bad_mode_t)sc->bad_event_mode;
   dopts.max_body = dopts.max_string = (size_t)sc->max_event_size;
   if ((rc = sm_dec_new(r->body, r->meta, r->nmeta, &dopts, &r->dec, err)))
-    return ed_err_prefix(err, "[schema]: ");
+    return ed_err_prefix(err, "[schema]");
   if (!(r->db = sm_batch_new(sm_dec_schema(r->dec))))
     return nomem(err, "batch");
   size_t nd = 0;
@@ -906,7 +906,7 @@ static ed_code_t build_schema(run_t *r, ed_err_t *err) {
     snprintf(name, sizeof name, "%.*s", (int)(nl < 255 ? nl : 255), sc->derive[k]);
     char *nm = ag_trim(name);
     if ((rc = sm_expr_compile(eq + 1, r->schemas[k], &r->derive[k], err)))
-      return ed_err_prefix(err, "[schema] derive %s: ", nm);
+      return ed_err_prefix(err, "[schema] derive %s", nm);
     r->nderive = k + 1;
     sm_type_t *t = sm_type_clone(sm_expr_type(r->derive[k]));
     if (!(r->schemas[k + 1] = sm_type_clone(r->schemas[k])) || !t) {
@@ -914,7 +914,7 @@ static ed_code_t build_schema(run_t *r, ed_err_t *err) {
       return nomem(err, "schema");
     }
     if ((rc = sm_type_add_field(r->schemas[k + 1], nm, t, true, err)))
-      return ed_err_prefix(err, "[schema] derive %s: ", nm);
+      return ed_err_prefix(err, "[schema] derive %s", nm);
   }
   const sm_type_t *full = r->schemas[nd];
   r->eb.schema = full;
@@ -927,7 +927,7 @@ static ed_code_t build_schema(run_t *r, ed_err_t *err) {
   if (!(r->tb.cols = calloc(full->nfields + 1, sizeof *r->tb.cols)))
     return nomem(err, "batch");
   if (sc->filter && (rc = sm_expr_compile(sc->filter, full, &r->filter, err)))
-    return ed_err_prefix(err, "[schema] filter: ");
+    return ed_err_prefix(err, "[schema] filter");
   if (r->filter && sm_expr_type(r->filter)->kind != SM_BOOLEAN)
     return ed_err_set(err, ED_E_CONFIG, "[schema] filter '%s': expected a BOOLEAN expression",
                       sc->filter);
@@ -944,7 +944,7 @@ static ed_code_t build_window(run_t *r, sink_t *s, ed_err_t *err) {
     rc = nomem(err, "aggregates");
   for (size_t i = 0; !rc && i < naggs; i++) {
     if ((rc = agg_spec_parse(aggs[i], &s->aggs[i], err)))
-      ed_err_prefix(err, "[sink %s] aggregate '%s': ", k->name, aggs[i]);
+      ed_err_prefix(err, "[sink %s] aggregate '%s'", k->name, aggs[i]);
     else
       s->naggs++;
   }
@@ -971,7 +971,7 @@ static ed_code_t build_window(run_t *r, sink_t *s, ed_err_t *err) {
                            : k->mode == AG_OUT_UPDATE ? WIN_UPDATE
                                                       : WIN_COMPLETE};
   if ((rc = win_new(&sp, r->eb.schema, &s->win, err)))
-    return ed_err_prefix(err, "[sink %s]: ", k->name);
+    return ed_err_prefix(err, "[sink %s]", k->name);
   s->out = win_output_schema(s->win);
   return ED_OK;
 }
@@ -997,7 +997,7 @@ static ed_code_t open_delta(run_t *r, sink_t *s, const char *checkpoint, ed_err_
                          .zstd_level = s->conf ? (int)s->conf->zstd_level : 0};
     rc = ag_dsink_open(&o, &s->ds, &ck, err);
     if (rc)
-      ed_err_prefix(err, "sink '%s': ", s->name);
+      ed_err_prefix(err, "sink '%s'", s->name);
   }
   free(pbn);
   free_list(pb, npb);
@@ -1012,7 +1012,7 @@ static ed_code_t open_delta(run_t *r, sink_t *s, const char *checkpoint, ed_err_
     }
   }
   if (s->win && ck.state.len && (rc = win_state_load(s->win, ck.state.data, ck.state.len, err)))
-    ed_err_prefix(err, "sink '%s': the state of batch %" PRId64 ": ", s->name, ck.batch_id);
+    ed_err_prefix(err, "sink '%s': the state of batch %" PRId64, s->name, ck.batch_id);
   if (!rc && ck.batch_id >= 0)
     ED_LOG_INFO("resume", "sink=%s batch=%" PRId64 " partitions=%zu", s->name, ck.batch_id, ck.n);
   ag_ckpt_fini(&ck);
@@ -1167,7 +1167,7 @@ static ed_code_t open_source(run_t *r, ed_err_t *err) {
   eh_connstr_t cs;
   ed_code_t rc = eh_connstr_parse(r->o->connection_string, &cs, err);
   if (rc)
-    return ed_err_prefix(err, "[source] connection string: ");
+    return ed_err_prefix(err, "[source] connection string");
   const char *hub = NULL;
   rc = eh_connstr_hub(&cs, src->hub, &hub, err);
   eh_client_opts_t co;
@@ -1230,7 +1230,7 @@ static ed_code_t start_receivers(run_t *r, ed_err_t *err) {
     eh_partition_props_t pp = {0};
     ed_code_t rc = eh_client_partition_props(r->client, pt->id, 0, &pp, err);
     if (rc)
-      return ed_err_prefix(err, "partition %s: ", pt->id);
+      return ed_err_prefix(err, "partition %s", pt->id);
     pt->end = pp.is_empty ? -1 : pp.last_seq;
     atomic_store(&pt->last_enq, pt->end);
     ag_metrics_set(r->o->metrics, AG_M_LAST_ENQUEUED, pt->id, (double)pt->end);
@@ -1267,7 +1267,7 @@ static ed_code_t start_receivers(run_t *r, ed_err_t *err) {
       ro.start.inclusive = false;
       ro.start.value = from;
     } else if ((rc = eh_position_parse(position_of(src, pt->id), &ro.start, err))) {
-      return ed_err_prefix(err, "[source] partition %s position: ", pt->id);
+      return ed_err_prefix(err, "[source] partition %s position", pt->id);
     }
     /* One owner per partition: a second agent started by mistake takes the
      * partition over (and the first one stops) instead of both writing. */
@@ -1278,7 +1278,7 @@ static ed_code_t start_receivers(run_t *r, ed_err_t *err) {
     ro.on_state = on_rx_state;
     ro.ctx = pt;
     if ((rc = eh_receiver_open(r->client, &ro, &pt->rx, err)))
-      return ed_err_prefix(err, "partition %s: ", pt->id);
+      return ed_err_prefix(err, "partition %s", pt->id);
   }
   return ED_OK;
 }
@@ -1434,7 +1434,7 @@ static ed_code_t pipeline(run_t *r, ed_err_t *err) {
       int st = atomic_load(&r->parts[p].failed);
       if (st) {
         *err = r->parts[p].fail_err;
-        rc = ed_err_prefix(err, "partition %s: ", r->parts[p].id);
+        rc = ed_err_prefix(err, "partition %s", r->parts[p].id);
       }
     }
     pthread_mutex_lock(&r->mu);

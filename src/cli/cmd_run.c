@@ -109,6 +109,12 @@ static ed_code_t read_opt_secret(const char *path, const char *what, char **out,
   return path ? cli_read_secret(path, NULL, what, out, err) : ED_OK;
 }
 
+/* st_opts_t.on_retry: storage retries by cause, from whichever thread
+ * uses the store (the registry is thread-safe). */
+static void count_storage_retry(void *metrics, const char *reason) {
+  ag_metrics_add(metrics, AG_M_STORAGE_RETRIES, reason, 1);
+}
+
 static int run(struct run_cfg *cfg, const ag_conf_t *conf) {
   ed_err_t err = {0};
   ed_log_setup((ed_log_level_t)cfg->log_level, cfg->log_json, NULL);
@@ -145,6 +151,11 @@ static int run(struct run_cfg *cfg, const ag_conf_t *conf) {
     so.account_key = key;
     so.sas = sas;
     so.create_container = true;
+    so.timeout_us = conf->storage.timeout_us;
+    so.connect_timeout_us = conf->storage.connect_timeout_us;
+    so.max_retries = conf->storage.retries > 0 ? (int)conf->storage.retries : -1;
+    so.on_retry = count_storage_retry;
+    so.on_retry_ctx = metrics;
     static const st_auth_t methods[] = {
         [AG_AUTH_SHARED_KEY] = ST_AUTH_SHARED_KEY,       [AG_AUTH_SAS] = ST_AUTH_SAS,
         [AG_AUTH_CLIENT_SECRET] = ST_AUTH_CLIENT_SECRET, [AG_AUTH_MANAGED_ID] = ST_AUTH_MANAGED_ID,

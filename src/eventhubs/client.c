@@ -376,7 +376,8 @@ static void send_message(eh_client_t *c, pn_link_t *l, pn_message_t *m) {
   ed_buf_reset(&c->scratch);
   size_t cap = 4096;
   for (;;) {
-    ed_buf_reserve(&c->scratch, cap);
+    if (ed_buf_reserve(&c->scratch, cap))
+      return; /* unsent: the request's own timeout reports it */
     size_t n = cap;
     int rc = pn_message_encode(m, c->scratch.data, &n);
     if (rc == 0) {
@@ -1584,8 +1585,8 @@ static void on_delivery(eh_client_t *c, pn_delivery_t *d) {
       return;
     size_t n = pn_delivery_pending(d);
     ed_buf_reset(&c->scratch);
-    ed_buf_reserve(&c->scratch, n);
-    ssize_t got = pn_link_recv(l, c->scratch.data, n);
+    /* out of memory: a zero-byte read drops the reply, as a bad one is */
+    ssize_t got = ed_buf_reserve(&c->scratch, n) ? 0 : pn_link_recv(l, c->scratch.data, n);
     pn_delivery_update(d, PN_ACCEPTED);
     pn_link_advance(l);
     pn_delivery_settle(d);
