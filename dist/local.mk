@@ -20,7 +20,9 @@ uninstall-hook:
 	rmdir $(DESTDIR)$(ehdeltaconfdir) 2>/dev/null || :
 
 # The operator-surface suites: provision/teardown against a recording fake az,
-# every az command and flag against the real CLI's help, install and uninstall.
+# every az command and flag against the real CLI's help, install and uninstall,
+# the tarball against git.
+TESTS += tests/integration/ops_dist.sh
 TESTS += tests/integration/ops_provision.sh tests/integration/ops_az_help.sh \
 	tests/integration/ops_install.sh tests/integration/ops_run_agent.sh
 EXTRA_DIST += tests/integration/ops_provision.sh tests/integration/ops_az_help.sh \
