@@ -22,7 +22,8 @@ uninstall-hook:
 # The operator-surface suites: provision/teardown against a recording fake az,
 # every az command and flag against the real CLI's help, install and uninstall,
 # the tarball against git.
-TESTS += tests/integration/ops_dist.sh
+TESTS += tests/integration/ops_dist.sh tests/integration/ops_service.sh
+EXTRA_DIST += tests/integration/ops_notify.py
 TESTS += tests/integration/ops_provision.sh tests/integration/ops_az_help.sh \
 	tests/integration/ops_install.sh tests/integration/ops_run_agent.sh
 EXTRA_DIST += tests/integration/ops_provision.sh tests/integration/ops_az_help.sh \

@@ -30,6 +30,7 @@ check "the unit runs the installed binary with the installed configuration" \
   grep -qx "ExecStart=$bindir/ehdelta run --config $sysconfdir/ehdelta/ehdelta.conf" "$D$unit"
 check "the unit has no @...@ left" bash -c '! grep -n "@[a-z]*@" "$1"' _ "$D$unit"
 for k in DynamicUser=yes Restart=on-failure NoNewPrivileges=yes ProtectSystem=strict \
+  Type=notify NotifyAccess=main WatchdogSec=5min "RestartPreventExitStatus=2 3 4" \
   "LoadCredential=eventhub-connection-string:$sysconfdir/ehdelta/credentials/eventhub-connection-string" \
   "LoadCredential=storage-account-key:$sysconfdir/ehdelta/credentials/storage-account-key"; do
   check "the unit has $k" grep -qxF "$k" "$D$unit"
