@@ -6,7 +6,11 @@ ehdeltaconfdir = $(sysconfdir)/ehdelta
 systemdsystemunit_DATA = dist/ehdelta.service
 dist_ehdeltaconf_DATA = dist/ehdelta.conf.sample dist/tutorial.conf
 EXTRA_DIST += dist/ehdelta.service.in
-CLEANFILES += dist/ehdelta.service
+
+# Bash completion, where bash-completion looks for it under the prefix.
+# Override with `make install bashcompletiondir=...`.
+bashcompletiondir = $(datadir)/bash-completion/completions
+dist_bashcompletion_DATA = dist/completion/ehdelta dist/completion/ehemu
 
 # The unit names the installed paths, so it is made at build time from the .in.
 dist/ehdelta.service: $(srcdir)/dist/ehdelta.service.in Makefile

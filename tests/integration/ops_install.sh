@@ -26,6 +26,11 @@ check "ehdelta is installed, executable" [ -x "$D$bindir/ehdelta" ]
 check "ehdelta(1) is installed" [ -f "$D$mandir/man1/ehdelta.1" ]
 check "the unit is installed" [ -f "$D$unit" ]
 check "the sample configuration is installed" [ -f "$D$sysconfdir/ehdelta/ehdelta.conf.sample" ]
+datadir=$(var datadir)
+for c in ehdelta ehemu; do
+  check "bash completion for $c is installed where bash-completion loads it" \
+    grep -q "^complete -F _$c $c\$" "$D$datadir/bash-completion/completions/$c"
+done
 check "the unit runs the installed binary with the installed configuration" \
   grep -qx "ExecStart=$bindir/ehdelta run --config $sysconfdir/ehdelta/ehdelta.conf" "$D$unit"
 check "the unit has no @...@ left" bash -c '! grep -n "@[a-z]*@" "$1"' _ "$D$unit"
