@@ -6,6 +6,7 @@ ehdeltaconfdir = $(sysconfdir)/ehdelta
 systemdsystemunit_DATA = dist/ehdelta.service
 dist_ehdeltaconf_DATA = dist/ehdelta.conf.sample dist/tutorial.conf
 EXTRA_DIST += dist/ehdelta.service.in
+CLEANFILES += dist/ehdelta.service
 
 # Bash completion, where bash-completion looks for it under the prefix.
 # Override with `make install bashcompletiondir=...`.
@@ -26,7 +27,7 @@ uninstall-hook:
 # The operator-surface suites: provision/teardown against a recording fake az,
 # every az command and flag against the real CLI's help, install and uninstall,
 # the tarball against git.
-TESTS += tests/integration/ops_dist.sh tests/integration/ops_service.sh
+TESTS += tests/integration/ops_dist.sh tests/integration/ops_service.sh tests/integration/ops_deploy.sh
 EXTRA_DIST += tests/integration/ops_notify.py
 TESTS += tests/integration/ops_provision.sh tests/integration/ops_az_help.sh \
 	tests/integration/ops_install.sh tests/integration/ops_run_agent.sh
