@@ -6,7 +6,7 @@ EXTRA_DIST += tests/lib.sh tests/interop/conftest.py tests/interop/agentutil.py
 # tests/integration/ops_dist.sh compares the tarball with `git ls-files`.
 EXTRA_DIST += $(filter %.sh %.py,$(TESTS))
 TESTS += tests/integration/cli_sas.sh tests/integration/man_options.sh tests/interop/test_sas.py
-TESTS += tests/integration/cli_send_stdin.sh tests/integration/cli_conventions.sh
+TESTS += tests/integration/cli_send_stdin.sh tests/integration/cli_conventions.sh tests/integration/cli_refused.sh
 EXTRA_DIST += tests/integration/cli_sas.sh tests/integration/man_options.sh \
 	tests/interop/test_sas.py tests/pytest-driver.sh
 

@@ -299,7 +299,12 @@ oneline 2 "tail of a partition the hub does not have" timeout 30 "$EHDELTA" tail
 oneline 2 "send to a partition the hub does not have" timeout 30 "$EHDELTA" send "${E[@]}" -p 9 --count 1 --no-progress
 oneline 4 "tail of an unknown consumer group" timeout 30 "$EHDELTA" tail "${E[@]}" -g nosuch --from earliest --count 1
 sed "s/127.0.0.1:$port/127.0.0.1:$(free_port)/" "$T/cs" >"$T/cs-closed"
-oneline 5 "an unreachable namespace" timeout 30 "$EHDELTA" status --connection-string-file "$T/cs-closed" --timeout 3s
+# An unreachable namespace: the refusal is said at once (one warning) while it
+# retries, then one error line when --timeout runs out.
+out=$(timeout 30 "$EHDELTA" status --connection-string-file "$T/cs-closed" --timeout 3s 2>&1 >/dev/null)
+rc=$?
+check "an unreachable namespace: exit 5, one warning then one error line (rc=$rc: $out)" \
+  eval '[ $rc -eq 5 ] && [ "$(wc -l <<<"$out")" -eq 2 ] && head -1 <<<"$out" | grep -q " warn eh_connection_retry attempt=1 " && tail -1 <<<"$out" | grep -q "^ehdelta status: .*(still failing after 3 s)"'
 
 # ---- standard output: a reader that leaves, a reader that stalls
 timeout 20 "$EHDELTA" tail "${E[@]}" --from earliest | head -2 >"$T/h.jsonl"
