@@ -36,6 +36,7 @@
 #include "agent/sink.h"
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/notify.h"
 #include "common/time.h"
 #include "eventhubs/client.h"
 #include "eventhubs/connstr.h"
@@ -1416,6 +1417,7 @@ static ed_code_t pipeline(run_t *r, ed_err_t *err) {
       break;
     if (r->o->stop && *r->o->stop)
       break;
+    ed_notify_watchdog_tick(); /* the pipeline turns at least every POLL_US while healthy */
     now = ed_time_mono_us();
     int64_t wait = POLL_US;
     if (!r->available_now)
@@ -1583,6 +1585,9 @@ ed_code_t ag_run(const ag_conf_t *conf, const ag_run_opts_t *o, ed_err_t *err) {
   if (!rc) {
     ED_LOG_INFO("run", "source=%s partitions=%zu sinks=%zu mode=%s", r.source_desc, r.nparts,
                 r.nsinks, r.available_now ? "available-now" : "continuous");
+    /* Type=notify: ready once the hub answered and every receiver is attached,
+     * so `systemctl start` returns only for an agent that got that far. */
+    ed_notify("READY=1\nSTATUS=receiving", NULL);
     rc = pipeline(&r, err);
   }
   /* Let the flush thread finish what is queued; its first failure wins. */

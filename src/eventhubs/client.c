@@ -1437,8 +1437,12 @@ static void conn_lost(eh_client_t *c, pn_transport_t *t) {
   } else {
     c->stats.retries++;
     c->reconnect_at = ed_time_mono_us() + backoff(c, c->attempts - 1);
-    ed_log(c->ever_ready ? ED_LOG_WARN : ED_LOG_DEBUG, "eh_connection_retry",
-           "attempt=%d reason=\"%s\"", c->attempts, why.msg);
+    /* The first failure of the first connect is said at once (a refused port,
+     * a wrong host), not only when the retries run out --timeout later; the
+     * retries after it stay quiet until one gives up. */
+    ed_log(c->ever_ready || c->attempts == 1 ? ED_LOG_WARN : ED_LOG_DEBUG, "eh_connection_retry",
+           "attempt=%d reason=\"%s\"%s", c->attempts, why.msg,
+           c->ever_ready ? "" : " retrying=until-timeout");
   }
   /* links: retried with the connection unless the failure is permanent */
   for (eh_receiver_t *rx = rxs; rx; rx = rx->next) {
