@@ -16,7 +16,8 @@
  *   (applyRemovingRowsOlderThanWatermark), so a sliding-window row still
  *   counts in those of its windows that are open.
  * - The watermark (WatermarkTracker.updateWatermark): at the end of a batch,
- *   max event time (in milliseconds) - delay, only ever moving forward; the
+ *   max event time (in milliseconds) - delay (per partition here, below),
+ *   only ever moving forward; the
  *   batch that follows uses it. Here the batch's own emit uses it, which is
  *   what Spark's no-data batch (spark.sql.streaming.noDataMicroBatches.enabled,
  *   on by default) produces right after.
@@ -25,8 +26,26 @@
  *   expired ones; complete emits everything and never removes (Spark's guide:
  *   "Complete mode requires all aggregate data to be preserved, and hence
  *   cannot use watermarking to drop intermediate state"); it drops no row.
- * Where this departs from Spark: before the first watermark Spark uses 0 (the
- *   epoch); here there is none until a batch with event times has ended.
+ * Event time per partition (Flink's per-split watermarks, and where this
+ * departs from Spark, whose watermark is the global max event time - delay):
+ * - Each partition keeps its largest event time; its watermark is that,
+ *   floored to ms, - delay. The watermark of the window is the minimum over
+ *   partitions not idle of theirs (a partition without an event time yet holds
+ *   it), advanced at the end of a batch, never moved back. Spark's global
+ *   maximum lets a partition read ahead (a backlog, a restart, a big batch)
+ *   close windows the others still feed: the result then depends on delivery.
+ * - A row is late when its window's end <= the larger of (a) its partition's
+ *   watermark just before the row, row by row, and (b) the watermark in
+ *   effect. (a) depends only on the partition's own order, so the rows kept
+ *   are the same for any batch size, interleaving or restart; Spark would keep
+ *   a row that is late against its own partition if it arrived in the same
+ *   micro-batch. (b) only exceeds (a) for a partition that was idle and came
+ *   back behind the others: its rows for windows already emitted are dropped.
+ *   Dropped rows are counted per partition.
+ * - A window emitted in append mode is complete: any later row of it is late
+ *   by (a), since every partition's watermark is >= the minimum that closed it.
+ * Where this departs from Spark besides: before the first watermark Spark uses
+ *   0 (the epoch); here there is none until a batch with event times has ended.
  *   numRowsDroppedByWatermark counts input rows that fell in no open window
  *   (Spark counts the partially aggregated rows that reach its state store). */
 #include "stream/window.h"
@@ -38,7 +57,10 @@
 #include "common/time.h"
 
 #define WIN_MAGIC   "EDWS"
-#define WIN_VERSION 1u
+/* 2 added the per-partition event times and drop counts; 1 is still read
+ * (its partitions start without an event time, the watermark as saved). */
+#define WIN_VERSION 2u
+#define WIN_PARTS_MAX 4096u
 
 struct win {
   int64_t size, slide, start, delay, max_future;
@@ -70,6 +92,13 @@ struct win {
   double bsum;
   uint64_t bcount;
   win_stats_t st;
+  /* per partition (win_set_partitions; one unnamed partition by default) */
+  size_t nparts;
+  char **pid;
+  int64_t *pmax;     /* largest event time seen (INT64_MIN: none) */
+  uint8_t *pidle;    /* left out of the watermark's minimum */
+  uint64_t *pdrop_b; /* dropped as late in the open batch */
+  uint64_t *pdrop_t; /* dropped as late since creation (or as restored) */
 };
 
 int64_t win_last_start(int64_t ts, int64_t slide, int64_t start) {
@@ -245,6 +274,9 @@ ed_code_t win_new(const win_spec_t *sp, const sm_type_t *in, win_t **out, ed_err
       goto fail;
   }
   w->fingerprint = fp;
+  static const char *const one[] = {""};
+  if ((rc = win_set_partitions(w, one, 1, err)))
+    goto fail;
   free(ktypes);
   free(knames);
   *out = w;
@@ -254,6 +286,66 @@ fail:
   free(knames);
   win_free(w);
   return rc;
+}
+
+static void parts_free(win_t *w) {
+  for (size_t p = 0; w->pid && p < w->nparts; p++)
+    free(w->pid[p]);
+  free(w->pid);
+  free(w->pmax);
+  free(w->pidle);
+  free(w->pdrop_b);
+  free(w->pdrop_t);
+  w->pid = NULL;
+  w->pmax = NULL;
+  w->pidle = NULL;
+  w->pdrop_b = w->pdrop_t = NULL;
+  w->nparts = 0;
+}
+
+ed_code_t win_set_partitions(win_t *w, const char *const *ids, size_t n, ed_err_t *err) {
+  if (n == 0 || n > WIN_PARTS_MAX)
+    return ed_err_set(err, ED_E_INVALID, "window: %zu partitions: expected 1 to %u", n,
+                      WIN_PARTS_MAX);
+  win_t t = {.nparts = n};
+  t.pid = calloc(n, sizeof *t.pid);
+  t.pmax = malloc(n * sizeof *t.pmax);
+  t.pidle = calloc(n, 1);
+  t.pdrop_b = calloc(n, sizeof *t.pdrop_b);
+  t.pdrop_t = calloc(n, sizeof *t.pdrop_t);
+  bool ok = t.pid && t.pmax && t.pidle && t.pdrop_b && t.pdrop_t;
+  for (size_t p = 0; ok && p < n; p++) {
+    ok = (t.pid[p] = strdup(ids[p] ? ids[p] : "")) != NULL;
+    t.pmax[p] = INT64_MIN;
+  }
+  if (!ok) {
+    parts_free(&t);
+    return ed_err_set(err, ED_E_NOMEM, "window: out of memory for %zu partitions", n);
+  }
+  parts_free(w);
+  w->nparts = n;
+  w->pid = t.pid;
+  w->pmax = t.pmax;
+  w->pidle = t.pidle;
+  w->pdrop_b = t.pdrop_b;
+  w->pdrop_t = t.pdrop_t;
+  return ED_OK;
+}
+
+size_t win_partitions(const win_t *w) { return w->nparts; }
+
+void win_set_idle(win_t *w, size_t part, bool idle) {
+  if (part < w->nparts)
+    w->pidle[part] = idle;
+}
+
+int64_t win_part_time(const win_t *w, size_t part) {
+  return part < w->nparts ? w->pmax[part] : INT64_MIN;
+}
+
+void win_part_dropped(const win_t *w, size_t part, uint64_t *batch, uint64_t *total) {
+  *batch = part < w->nparts ? w->pdrop_b[part] : 0;
+  *total = part < w->nparts ? w->pdrop_t[part] : 0;
 }
 
 void win_free(win_t *w) {
@@ -269,6 +361,7 @@ void win_free(win_t *w) {
   free(w->touched);
   free(w->rows);
   free(w->gids);
+  parts_free(w);
   free(w);
 }
 
@@ -292,6 +385,7 @@ static void batch_begin(win_t *w) {
   w->st.input_rows = w->st.num_rows_dropped_by_watermark = 0;
   w->st.null_event_time = w->st.future_event_time = 0;
   w->st.num_rows_updated = w->st.num_rows_removed = 0;
+  memset(w->pdrop_b, 0, w->nparts * sizeof *w->pdrop_b);
 }
 
 static ed_code_t grow_u32(uint32_t **p, size_t n) {
@@ -320,9 +414,26 @@ static ed_code_t ensure_groups(win_t *w, size_t n) {
   return ED_OK;
 }
 
-ed_code_t win_update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size_t nsel,
-                     ed_err_t *err) {
+/* The watermark a largest event time gives, floored to milliseconds as Spark
+ * keeps it (EventTimeStats); INT64_MIN when there is none or it underflows. */
+static int64_t wm_of(int64_t max_ts, int64_t delay) {
+  if (max_ts == INT64_MIN)
+    return INT64_MIN;
+  int64_t x = ed_floordiv(max_ts, 1000) * 1000;
+  return x < INT64_MIN + delay ? INT64_MIN : x - delay;
+}
+
+/* sel picks the rows to look at (NULL: all of b); of those, mask (NULL: all)
+ * picks the ones aggregated. Every row looked at advances the partition's
+ * event time, so rows a filter removes still move time forward (as a source's
+ * watermark does in Flink), and rows seen again after a restart change
+ * nothing (a maximum is idempotent). */
+static ed_code_t update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size_t nsel,
+                        const uint8_t *mask, size_t part, ed_err_t *err) {
   batch_begin(w);
+  if (part >= w->nparts)
+    return ed_err_set(err, ED_E_INVALID, "window: partition index %zu: expected < %zu", part,
+                      w->nparts);
   ed_code_t rc = agg_check_batch(b, w->in, sel, nsel, "window", err);
   if (rc)
     return rc;
@@ -347,30 +458,36 @@ ed_code_t win_update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size_t 
     int64_t now = w->now_set ? w->now : ed_time_now_us();
     limit = now > INT64_MAX - w->max_future ? INT64_MAX : now + w->max_future;
   }
-  /* Late-row and eviction predicate: end <= watermark; none in complete mode. */
-  bool drop = w->has_wm && w->mode != WIN_COMPLETE && w->watermark != INT64_MIN;
-  int64_t wm = w->watermark;
+  /* Late-row and eviction predicate: end <= watermark; none in complete mode.
+   * A row is late against the larger of the watermark in effect and its own
+   * partition's watermark just before it (window.h): the second depends only
+   * on the partition's own order, not on how partitions interleave. */
+  bool drop = w->has_wm && w->mode != WIN_COMPLETE;
+  int64_t wm = w->watermark, pm = w->pmax[part];
   size_t m = 0;
   int64_t cache_start = INT64_MAX;
   int64_t bmin = w->bmin, bmax = w->bmax;
   double bsum = w->bsum;
-  uint64_t bcount = w->bcount, nnull = 0, nfuture = 0, ndropped = 0;
+  uint64_t bcount = w->bcount, nnull = 0, nfuture = 0, ndropped = 0, ntaken = 0;
   for (size_t i = 0; i < n; i++) {
     size_t r = sel ? sel[i] : i;
+    bool take = !mask || mask[r];
+    ntaken += take;
     if (!tc->valid[r]) {
-      nnull++;
+      nnull += take;
       continue;
     }
     int64_t ts = tc->v.i64[r];
-    if (ts > limit) {
-      nfuture++;
-      continue;
-    }
     /* windows near the int64 edges would overflow: refuse them as future/past */
-    if (ts < INT64_MIN / 2 || ts > INT64_MAX / 2) {
-      nfuture++;
+    if (ts > limit || ts < INT64_MIN / 2 || ts > INT64_MAX / 2) {
+      nfuture += take;
       continue;
     }
+    int64_t own = wm_of(pm, w->delay);
+    pm = ts > pm ? ts : pm;
+    if (!take)
+      continue;
+    int64_t thr = own > wm ? own : wm;
     /* statistics in locals: stores through w would alias every column read */
     bmin = ts < bmin ? ts : bmin;
     bmax = ts > bmax ? ts : bmax;
@@ -387,7 +504,7 @@ ed_code_t win_update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size_t 
     bool encoded = false, any = false;
     for (int k = 0; k < w->nwin; k++) {
       int64_t ws = last - (int64_t)k * w->slide;
-      if (drop && ws + w->size <= wm)
+      if (drop && ws + w->size <= thr)
         break; /* older windows end earlier still */
       if (!encoded) {
         if ((rc = agg_keys_row(w->keys, kcols, r)))
@@ -421,6 +538,8 @@ ed_code_t win_update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size_t 
   w->st.null_event_time += nnull;
   w->st.future_event_time += nfuture;
   w->st.num_rows_dropped_by_watermark += ndropped;
+  w->pdrop_b[part] += ndropped;
+  w->pmax[part] = pm;
   if ((rc = ensure_groups(w, agg_keys_count(w->keys))))
     goto out;
   for (size_t a = 0; a < w->naggs; a++) {
@@ -428,9 +547,8 @@ ed_code_t win_update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size_t 
     if ((rc = agg_update(w->aggs[a], vc, w->rows, w->gids, m, err)))
       break;
   }
-  w->st.input_rows += n;
-  w->st.total_input_rows += n;
-  w->st.total_dropped_by_watermark += 0;
+  w->st.input_rows += ntaken;
+  w->st.total_input_rows += ntaken;
 out:
   if (kcols != kc)
     free(kcols);
@@ -443,30 +561,48 @@ out:
   return ED_OK;
 }
 
+ed_code_t win_update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size_t nsel,
+                     ed_err_t *err) {
+  return update(w, b, sel, nsel, NULL, 0, err);
+}
+
 ed_code_t win_update_mask(win_t *w, const sm_batch_t *b, const uint8_t *mask, ed_err_t *err) {
-  if (!mask)
-    return win_update(w, b, NULL, 0, err);
-  uint32_t *sel = malloc((b->nrows ? b->nrows : 1) * sizeof *sel);
-  if (!sel)
-    return ed_err_set(err, ED_E_NOMEM, "window: out of memory for %zu rows", b->nrows);
-  size_t n = 0;
-  for (size_t i = 0; i < b->nrows; i++)
-    if (mask[i])
-      sel[n++] = (uint32_t)i;
-  ed_code_t rc = win_update(w, b, sel, n, err);
-  free(sel);
-  return rc;
+  return update(w, b, NULL, 0, mask, 0, err);
+}
+
+ed_code_t win_update_part(win_t *w, const sm_batch_t *b, const uint8_t *mask, size_t part,
+                          ed_err_t *err) {
+  return update(w, b, NULL, 0, mask, part, err);
 }
 
 void win_end_batch(win_t *w) {
   batch_begin(w);
-  if (w->has_wm && w->bcount) {
-    /* Spark keeps event-time statistics in milliseconds (EventTimeStats):
-     * the watermark is (max in ms) - delay, so the same rule here. */
-    int64_t cand = ed_floordiv(w->bmax, 1000) * 1000 - w->delay;
-    if (w->watermark == INT64_MIN || cand > w->watermark)
+  if (w->has_wm) {
+    /* The minimum over the partitions not idle of each one's watermark; one
+     * of them without an event time yet holds it where it is. With every
+     * partition idle, all of them count (nothing is known to be ahead). */
+    bool all_idle = true;
+    for (size_t p = 0; p < w->nparts; p++)
+      all_idle = all_idle && w->pidle[p];
+    int64_t cand = INT64_MAX;
+    bool any = false;
+    for (size_t p = 0; p < w->nparts && cand != INT64_MIN; p++) {
+      if (w->pidle[p] && !all_idle)
+        continue;
+      if (w->pmax[p] == INT64_MIN) {
+        if (!all_idle)
+          cand = INT64_MIN;
+        continue;
+      }
+      int64_t pw = wm_of(w->pmax[p], w->delay);
+      cand = pw < cand ? pw : cand;
+      any = true;
+    }
+    if (any && cand != INT64_MIN && (w->watermark == INT64_MIN || cand > w->watermark))
       w->watermark = cand;
   }
+  for (size_t p = 0; p < w->nparts; p++)
+    w->pdrop_t[p] += w->pdrop_b[p];
   w->st.event_time_min = w->bcount ? w->bmin : INT64_MIN;
   w->st.event_time_max = w->bcount ? w->bmax : INT64_MIN;
   w->st.event_time_avg = w->bcount ? (int64_t)(w->bsum / (double)w->bcount) : INT64_MIN;
@@ -617,15 +753,25 @@ void win_get_stats(const win_t *w, win_stats_t *out) {
 
 /* Layout (little-endian): "EDWS", u32 version, u64 query fingerprint,
  * i64 watermark, u64 total input rows, u64 total dropped, u64 total emitted,
- * u64 state rows, then per row: i64 window start, u64 key length, key bytes,
- * each aggregate's state (agg_save); last, u64 hash of everything before. */
+ * u64 state rows, u64 partitions (version 2), then per partition (version 2):
+ * u64 id length, id bytes, i64 largest event time, u64 rows dropped as late;
+ * then per row: i64 window start, u64 key length, key bytes, each aggregate's
+ * state (agg_save); last, u64 hash of everything before. */
 ed_code_t win_state_save(const win_t *w, ed_buf_t *out, ed_err_t *err) {
   size_t base = out->len;
   size_t n = agg_keys_count(w->keys);
   uint64_t hdr[] = {w->fingerprint,         (uint64_t)w->watermark,
                     w->st.total_input_rows, w->st.total_dropped_by_watermark,
-                    w->st.total_emitted,    n};
+                    w->st.total_emitted,    n,
+                    w->nparts};
   ed_code_t rc = agg_state_head(out, WIN_MAGIC, WIN_VERSION, hdr, sizeof hdr / sizeof hdr[0]);
+  for (size_t p = 0; p < w->nparts && !rc; p++) {
+    size_t l = strlen(w->pid[p]);
+    rc = ed_buf_put_u64le(out, l);
+    rc = rc ? rc : ed_buf_append(out, w->pid[p], l);
+    rc = rc ? rc : ed_buf_put_u64le(out, (uint64_t)w->pmax[p]);
+    rc = rc ? rc : ed_buf_put_u64le(out, w->pdrop_t[p]);
+  }
   for (size_t g = 0; g < n && !rc; g++) {
     rc = agg_state_put_key(out, (uint64_t)agg_keys_prefix(w->keys, (uint32_t)g), w->keys,
                            (uint32_t)g);
@@ -639,11 +785,44 @@ ed_code_t win_state_save(const win_t *w, ed_buf_t *out, ed_err_t *err) {
   return ED_OK;
 }
 
+/* Reads the version-2 partition section into pmax/pdrop (indexed like w's
+ * partitions); partitions w does not read now are skipped. */
+static ed_code_t load_parts(const win_t *w, uint64_t np, const uint8_t **p, const uint8_t *end,
+                            int64_t *pmax, uint64_t *pdrop, ed_err_t *err) {
+  if (np > WIN_PARTS_MAX)
+    return ed_err_set(err, ED_E_CORRUPT, "window state: %llu partitions: expected at most %u",
+                      (unsigned long long)np, WIN_PARTS_MAX);
+  for (uint64_t i = 0; i < np; i++) {
+    uint64_t l, t, d;
+    if (!ed_get_u64le(p, end, &l) || (uint64_t)(end - *p) < l)
+      return ed_err_set(err, ED_E_CORRUPT, "window state: partition %llu truncated",
+                        (unsigned long long)i);
+    const char *id = (const char *)*p;
+    *p += l;
+    if (!ed_get_u64le(p, end, &t) || !ed_get_u64le(p, end, &d))
+      return ed_err_set(err, ED_E_CORRUPT, "window state: partition %llu truncated",
+                        (unsigned long long)i);
+    for (size_t k = 0; k < w->nparts; k++)
+      if (strlen(w->pid[k]) == l && memcmp(w->pid[k], id, l) == 0) {
+        pmax[k] = (int64_t)t;
+        pdrop[k] = d;
+      }
+  }
+  return ED_OK;
+}
+
 ed_code_t win_state_load(win_t *w, const void *bytes, size_t len, ed_err_t *err) {
   const uint8_t *p, *end;
-  uint64_t hdr[6];
-  ed_code_t rc =
-      agg_state_open(bytes, len, "window", WIN_MAGIC, WIN_VERSION, hdr, 6, &p, &end, err);
+  uint64_t hdr[7] = {0};
+  /* version 1 has no partition section: read it as version 2 with none */
+  const uint8_t *vb = bytes;
+  uint32_t ver = len >= 8 ? vb[4] | (uint32_t)vb[5] << 8 | (uint32_t)vb[6] << 16 |
+                                (uint32_t)vb[7] << 24
+                          : WIN_VERSION;
+  if (ver != 1u)
+    ver = WIN_VERSION;
+  ed_code_t rc = agg_state_open(bytes, len, "window", WIN_MAGIC, ver, hdr, ver == 1u ? 6 : 7, &p,
+                                &end, err);
   if (rc)
     return rc;
   uint64_t fp = hdr[0], wm = hdr[1], tin = hdr[2], tdrop = hdr[3], temit = hdr[4], n = hdr[5];
@@ -658,10 +837,16 @@ ed_code_t win_state_load(win_t *w, const void *bytes, size_t len, ed_err_t *err)
   agg_keys_t *keys = NULL;
   agg_t **aggs = calloc(w->naggs, sizeof *aggs);
   const sm_type_t **kt = calloc(w->nkeys ? w->nkeys : 1, sizeof *kt);
-  if (!aggs || !kt) {
+  int64_t *pmax = malloc(w->nparts * sizeof *pmax);
+  uint64_t *pdrop = calloc(w->nparts, sizeof *pdrop);
+  if (!aggs || !kt || !pmax || !pdrop) {
     rc = ed_err_set(err, ED_E_NOMEM, "window state: out of memory");
     goto fail;
   }
+  for (size_t k = 0; k < w->nparts; k++)
+    pmax[k] = INT64_MIN;
+  if (ver != 1u && (rc = load_parts(w, hdr[6], &p, end, pmax, pdrop, err)))
+    goto fail;
   for (size_t i = 0; i < w->nkeys; i++)
     kt[i] = w->in->fields[w->kcol[i]].type;
   if ((rc = agg_keys_new(kt, NULL, w->nkeys, &keys, err)))
@@ -707,10 +892,14 @@ ed_code_t win_state_load(win_t *w, const void *bytes, size_t len, ed_err_t *err)
   w->st.total_emitted = temit;
   w->st.watermark_us = w->watermark;
   w->batch_open = false;
+  memcpy(w->pmax, pmax, w->nparts * sizeof *pmax);
+  memcpy(w->pdrop_t, pdrop, w->nparts * sizeof *pdrop);
   for (size_t a = 0; a < w->naggs; a++)
     agg_free(aggs[a]);
   free(aggs);
   free(kt);
+  free(pmax);
+  free(pdrop);
   return ED_OK;
 nomem:
   rc = ed_err_set(err, ED_E_NOMEM, "window state: out of memory");
@@ -720,5 +909,7 @@ fail:
     agg_free(aggs[a]);
   free(aggs);
   free(kt);
+  free(pmax);
+  free(pdrop);
   return rc;
 }

@@ -7,7 +7,10 @@ which computes the expected output of every micro-batch in SQL with Spark's
 rules written out: windows start at ts - ((ts - start) mod slide) - i*slide;
 the watermark in effect during batch b is the running max over batches < b of
 floor(max event time / 1 ms) * 1 ms - delay; a row's window is late when its
-end <= that watermark (never in complete mode); append emits a window in the
+end <= that watermark or <= the partition's own watermark just before the row
+(floor of the largest earlier event time - delay, row by row: the per-partition
+rule of window.c, which does not depend on where batches are cut; never in
+complete mode); append emits a window in the
 first batch whose closing watermark reaches its end; update emits the windows
 a batch touched; complete emits every window every batch. The emitted rows
 and values must match for every output mode, the per-batch watermark and
@@ -174,14 +177,21 @@ def oracle(cfg, mode, batches):
         SELECT b, max(cand) OVER (ORDER BY b ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
                AS wm_after
         FROM j""")
+    # one partition: a row is also late against the partition's own watermark
+    # just before it (floor(max of the earlier rows' ts to ms) - delay), row by
+    # row, whatever the batches; that is never below the batch watermark
     late_rule = "TRUE" if mode == "complete" else \
-        f"(p.wm_after IS NULL OR w.ws + {size} > p.wm_after)"
+        f"""((p.wm_after IS NULL OR w.ws + {size} > p.wm_after)
+             AND (w.own IS NULL OR w.ws + {size} > w.own))"""
     db.execute(f"""
         CREATE TABLE pairs AS
         SELECT w.*, w.ws + {size} AS we FROM (
             SELECT e.*, e.ts - ((((e.ts - ({start})) % {slide}) + {slide}) % {slide})
                         - k.range * {slide} AS ws
-            FROM ev e CROSS JOIN range(0, {nwin}) k WHERE e.ts IS NOT NULL) w
+            FROM (SELECT *, CAST(floor(max(ts) OVER (ORDER BY seq ROWS BETWEEN UNBOUNDED
+                          PRECEDING AND 1 PRECEDING) / 1000.0) AS BIGINT) * 1000 - {delay} AS own
+                  FROM ev) e
+            CROSS JOIN range(0, {nwin}) k WHERE e.ts IS NOT NULL) w
         LEFT JOIN bm p ON p.b = w.b - 1
         WHERE {late_rule}""")
     kc = ", ".join(keys)
