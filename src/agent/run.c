@@ -79,6 +79,10 @@ typedef struct part {
   int64_t seen; /* last sequence number the pipeline processed (-1: none) */
   bool done;    /* available-now: nothing more to take */
   atomic_int paused;
+  atomic_int held;          /* aligned reading: take nothing, grant no credit (pipeline sets) */
+  int64_t until;            /* --until: the last sequence number to take (INT64_MAX: none) */
+  int64_t last_mono;        /* when the pipeline last took an event of it */
+  int64_t in_fair;          /* events taken into the open batch of the fairness sink */
   atomic_int failed;        /* a terminal receiver state (STOLEN, FAILED) */
   _Atomic int64_t last_enq; /* the hub's last sequence number, as last polled (-1) */
   ed_err_t fail_err;        /* written once, before failed is set */
@@ -121,6 +125,7 @@ typedef struct job {
   int64_t interval_us, proc_us, closed_mono, trigger_wall;
   bool has_ws;
   win_stats_t ws;
+  uint64_t *drops; /* window sinks: per partition, dropped as late (batch, total) */
 } job_t;
 
 typedef struct run {
@@ -136,6 +141,12 @@ typedef struct run {
   size_t nsinks;
   sink_t *dl; /* the dead-letter sink or NULL */
   bool available_now;
+  int64_t until_us; /* --until TIME (INT64_MIN: none) */
+  /* event-time alignment: the first window sink with a watermark gives each
+   * partition's event time; fair: the smallest size-bounded sink's batch is
+   * filled evenly over the partitions with a backlog */
+  sink_t *align, *fair;
+  int64_t drift; /* max_drift (-1: off) */
   rb_t *ring;
   atomic_int any_paused;
   bool want_props;
@@ -240,7 +251,7 @@ static size_t on_events(void *ctx, eh_receiver_t *rx, const eh_event_t *evs, siz
   part_t *pt = ctx;
   run_t *r = pt->run;
   (void)rx;
-  if (rb_free_slots(r->ring) == 0)
+  if (rb_free_slots(r->ring) == 0 || atomic_load(&pt->held))
     goto full;
   size_t bytes = 0;
   for (size_t i = 0; i < n; i++) {
@@ -384,6 +395,17 @@ static void progress_line(run_t *r, const job_t *j, const ag_dsink_timing_t *tm,
         ",\"memoryUsedBytes\":%" PRIu64 ",\"numRowsDroppedByWatermark\":%" PRIu64 "}]",
         w->num_rows_total, w->num_rows_updated, w->num_rows_removed, w->memory_used_bytes,
         w->num_rows_dropped_by_watermark);
+    if (j->drops) {
+      /* per partition: this batch's rows dropped as late, and since the start */
+      ed_buf_puts(b, ",\"droppedByWatermark\":{");
+      for (size_t p = 0; p < r->nparts; p++) {
+        ed_buf_printf(b, "%s", p ? "," : "");
+        ed_buf_json_str(b, r->parts[p].id, r->parts[p].idlen);
+        ed_buf_printf(b, ":{\"batch\":%" PRIu64 ",\"total\":%" PRIu64 "}", j->drops[2 * p],
+                      j->drops[2 * p + 1]);
+      }
+      ed_buf_puts(b, "}");
+    }
   } else {
     ed_buf_puts(b, ",\"stateOperators\":[]");
   }
@@ -432,6 +454,7 @@ static void job_free(job_t *j) {
   ag_ckpt_fini(&j->ck);
   free(j->start);
   free(j->end);
+  free(j->drops);
   free(j);
 }
 
@@ -569,6 +592,73 @@ static ed_code_t push_job(run_t *r, job_t *j, ed_err_t *err) {
   return ED_OK;
 }
 
+/* ---- event time per partition (pipeline thread) ---- */
+
+/* Caught up with what the hub last reported (or done, in an available-now
+ * run) and nothing taken for idle_timeout: such a partition no longer holds
+ * the watermark back (ehdelta.conf(5), source.idle_timeout). A partition
+ * behind the hub is never idle, however slowly it delivers. */
+static bool part_idle(const run_t *r, const part_t *pt, int64_t now) {
+  if (r->available_now)
+    return pt->done;
+  return pt->seen >= atomic_load(&pt->last_enq) &&
+         now - pt->last_mono >= r->conf->source.idle_timeout_us;
+}
+
+static void mark_idle(run_t *r, win_t *w, int64_t now) {
+  for (size_t p = 0; p < r->nparts; p++)
+    win_set_idle(w, p, part_idle(r, &r->parts[p], now));
+}
+
+static bool has_backlog(const run_t *r, const part_t *pt) {
+  return r->available_now ? !pt->done : pt->seen < atomic_load(&pt->last_enq);
+}
+
+/* Aligned reading (Flink's watermark alignment): among the partitions with a
+ * backlog, one whose event time is more than max_drift ahead of the slowest
+ * gets no credit until that one catches up; and while the fairness sink's
+ * batch is open, one that has taken its share of it (the size bound over the
+ * partitions with a backlog) waits for the others. The receiver callback
+ * sees `held` and takes nothing, the same pause a full ring makes; the slowest
+ * partition is never held, so reading always goes on. A partition without an
+ * event time (nothing decoded yet) neither holds others back nor is held. */
+static void align(run_t *r) {
+  if (r->drift < 0 || (!r->align && !r->fair))
+    return;
+  int64_t slow = INT64_MAX;
+  size_t nback = 0, under = 0;
+  int64_t share = INT64_MAX;
+  for (size_t p = 0; p < r->nparts; p++) {
+    const part_t *pt = &r->parts[p];
+    if (!has_backlog(r, pt))
+      continue;
+    nback++;
+    int64_t t = r->align ? win_part_time(r->align->win, p) : INT64_MIN;
+    if (t != INT64_MIN && t < slow)
+      slow = t;
+  }
+  if (r->fair && nback > 1) {
+    share = (r->fair->max_events + (int64_t)nback - 1) / (int64_t)nback;
+    for (size_t p = 0; p < r->nparts; p++)
+      under += has_backlog(r, &r->parts[p]) && r->parts[p].in_fair < share;
+  }
+  for (size_t p = 0; p < r->nparts; p++) {
+    part_t *pt = &r->parts[p];
+    bool hold = false;
+    if (has_backlog(r, pt)) {
+      int64_t t = r->align ? win_part_time(r->align->win, p) : INT64_MIN;
+      hold = slow != INT64_MAX && t != INT64_MIN && t - slow > r->drift;
+      /* its share taken while others still have theirs to take */
+      hold = hold || (under && pt->in_fair >= share && t != slow);
+    }
+    if (atomic_exchange(&pt->held, hold) != hold) {
+      ag_metrics_set(r->o->metrics, AG_M_PART_HELD, pt->id, hold);
+      if (!hold)
+        atomic_store(&r->any_paused, 1); /* resume_paused looks at it again */
+    }
+  }
+}
+
 /* ---- closing a batch (pipeline thread) ---- */
 
 static ed_code_t close_batch(run_t *r, sink_t *s, ed_err_t *err);
@@ -600,7 +690,15 @@ static ed_code_t close_batch_one(run_t *r, sink_t *s, ed_err_t *err) {
   j->trigger_wall = s->opened_wall;
   if (!rc && s->win) {
     win_set_now(s->win, now_wall);
+    mark_idle(r, s->win, now);
     win_end_batch(s->win);
+    if (!(j->drops = calloc(2 * r->nparts + 1, sizeof *j->drops)))
+      rc = nomem(err, "batch");
+    for (size_t p = 0; !rc && p < r->nparts; p++) {
+      win_part_dropped(s->win, p, &j->drops[2 * p], &j->drops[2 * p + 1]);
+      if (j->drops[2 * p])
+        ag_metrics_add(r->o->metrics, AG_M_LATE_EVENTS, r->parts[p].id, (double)j->drops[2 * p]);
+    }
     j->rows = sm_batch_new(win_output_schema(s->win));
     if (!j->rows)
       rc = nomem(err, "window output");
@@ -621,6 +719,9 @@ static ed_code_t close_batch_one(run_t *r, sink_t *s, ed_err_t *err) {
     return ed_err_prefix(err, "sink '%s': ", s->name);
   }
   memcpy(s->start, s->pos, r->nparts * sizeof *s->start);
+  if (s == r->fair)
+    for (size_t p = 0; p < r->nparts; p++)
+      r->parts[p].in_fair = 0;
   s->in_events = s->in_bytes = 0;
   s->proc_us = 0;
   s->opened_mono = now;
@@ -724,8 +825,8 @@ static ed_code_t process_block(run_t *r, blk_t *b, ed_err_t *err) {
     const evm_t *e = &b->ev[i];
     if (pt->done || e->seq <= pt->seen)
       continue; /* past the available-now bound, or a repeat */
-    if (r->available_now && e->seq > pt->end) {
-      pt->done = true;
+    if (r->available_now && (e->seq > pt->end || e->enq > r->until_us)) {
+      pt->done = true; /* --until TIME: the first event enqueued after it ends the partition */
       continue;
     }
     sm_event_meta_t m = {.sequence_number = e->seq,
@@ -773,6 +874,10 @@ static ed_code_t process_block(run_t *r, blk_t *b, ed_err_t *err) {
   }
   r->events += taken;
   r->bytes += taken_bytes;
+  if (taken) {
+    pt->last_mono = t0;
+    pt->in_fair += (int64_t)taken;
+  }
   ag_metrics_add(r->o->metrics, AG_M_EVENTS_RECEIVED, pt->id, (double)taken);
   ag_metrics_add(r->o->metrics, AG_M_BYTES_RECEIVED, pt->id, (double)taken_bytes);
   if (!taken)
@@ -831,7 +936,7 @@ static ed_code_t process_block(run_t *r, blk_t *b, ed_err_t *err) {
       if (s == direct)
         rc = ED_OK; /* decoded into its batch above */
       else if (s->win)
-        rc = win_update_mask(s->win, chunk, mask, err);
+        rc = win_update_part(s->win, chunk, mask, b->part, err);
       else
         rc = sm_batch_append_selected(s->rows, chunk, mask);
       if (rc)
@@ -956,6 +1061,15 @@ static ed_code_t build_window(run_t *r, sink_t *s, ed_err_t *err) {
                                                       : WIN_COMPLETE};
   if ((rc = win_new(&sp, r->eb.schema, &s->win, err)))
     return ed_err_prefix(err, "[sink %s]: ", k->name);
+  const char **ids = calloc(r->nparts + 1, sizeof *ids);
+  if (!ids)
+    return nomem(err, "partitions");
+  for (size_t p = 0; p < r->nparts; p++)
+    ids[p] = r->parts[p].id;
+  rc = win_set_partitions(s->win, ids, r->nparts, err);
+  free(ids);
+  if (rc)
+    return ed_err_prefix(err, "[sink %s]: ", k->name);
   s->out = win_output_schema(s->win);
   return ED_OK;
 }
@@ -1063,12 +1177,57 @@ static ed_code_t build_sinks(run_t *r, ed_err_t *err) {
     if (s->delta && (rc = open_delta(r, s, k->checkpoint_location, err)))
       return rc;
   }
-  if (!r->o->available_now && n_avail && n_avail != c->nsinks)
+  if (!r->o->available_now && !r->o->until && n_avail && n_avail != c->nsinks)
     return ed_err_set(err, ED_E_CONFIG,
                       "trigger = available-now is given to %zu of %zu sinks: expected all or none "
                       "(one receiver per partition serves every sink)",
                       n_avail, c->nsinks);
-  r->available_now = r->o->available_now || (c->nsinks && n_avail == c->nsinks);
+  r->available_now = r->o->available_now || r->o->until || (c->nsinks && n_avail == c->nsinks);
+  r->drift = c->source.max_drift_us;
+  for (size_t i = 0; i < c->nsinks; i++) {
+    sink_t *s = &r->sinks[i];
+    if (!r->align && s->win && s->conf->watermark)
+      r->align = s;
+    if (!r->fair || s->max_events < r->fair->max_events)
+      r->fair = s;
+  }
+  return ED_OK;
+}
+
+/* --until: an ISO-8601 enqueued time, or ID:SEQ pairs separated by commas
+ * (the last sequence number to take from each partition named; the others
+ * read up to the available-now end). */
+static ed_code_t parse_until(run_t *r, ed_err_t *err) {
+  r->until_us = INT64_MAX;
+  const char *u = r->o->until;
+  if (!u)
+    return ED_OK;
+  int64_t us;
+  if (ed_time_parse_iso(u, strlen(u), &us, NULL) == ED_OK) {
+    r->until_us = us;
+    return ED_OK;
+  }
+  for (const char *q = u; *q;) {
+    const char *colon = strchr(q, ':'), *comma = strchr(q, ',');
+    if (!comma)
+      comma = q + strlen(q);
+    char *endp = NULL;
+    long long seq = colon && colon < comma ? strtoll(colon + 1, &endp, 10) : 0;
+    if (!colon || colon > comma || colon == q || endp != comma || seq < 0)
+      return ed_err_set(err, ED_E_CONFIG,
+                        "--until '%s': expected an ISO-8601 enqueued time "
+                        "(2026-01-01T00:00:00Z) or PARTITION:SEQUENCE pairs (0:1200,1:980)",
+                        u);
+    size_t p = 0;
+    while (p < r->nparts &&
+           (r->parts[p].idlen != (size_t)(colon - q) || memcmp(r->parts[p].id, q, r->parts[p].idlen)))
+      p++;
+    if (p == r->nparts)
+      return ed_err_set(err, ED_E_CONFIG, "--until '%s': partition '%.*s' is not read (expected one of the hub's partitions in [source] partitions)",
+                        u, (int)(colon - q), q);
+    r->parts[p].until = seq;
+    q = *comma ? comma + 1 : comma;
+  }
   return ED_OK;
 }
 
@@ -1146,6 +1305,8 @@ static ed_code_t open_source(run_t *r, ed_err_t *err) {
     pt->idlen = strlen(pt->id);
     pt->seen = -1;
     pt->end = -1;
+    pt->until = INT64_MAX;
+    pt->last_mono = ed_time_mono_us();
     atomic_init(&pt->last_enq, -1);
     r->nparts++;
   }
@@ -1180,6 +1341,8 @@ static ed_code_t start_receivers(run_t *r, ed_err_t *err) {
     if (rc)
       return ed_err_prefix(err, "partition %s: ", pt->id);
     pt->end = pp.is_empty ? -1 : pp.last_seq;
+    if (pt->until < pt->end)
+      pt->end = pt->until; /* --until ID:SEQ */
     atomic_store(&pt->last_enq, pt->end);
     ag_metrics_set(r->o->metrics, AG_M_LAST_ENQUEUED, pt->id, (double)pt->end);
     if (from >= 0 && !pp.is_empty && from < pp.begin_seq - 1) {
@@ -1288,9 +1451,12 @@ static void resume_paused(run_t *r) {
   if (!atomic_load(&r->any_paused) || rb_free_slots(r->ring) < RING_BLOCKS / 2)
     return;
   atomic_store(&r->any_paused, 0);
-  for (size_t p = 0; p < r->nparts; p++)
+  for (size_t p = 0; p < r->nparts; p++) {
+    if (atomic_load(&r->parts[p].held))
+      continue; /* stays paused; align() flags any_paused when it lets go */
     if (atomic_exchange(&r->parts[p].paused, 0) && r->parts[p].rx)
       eh_receiver_resume(r->parts[p].rx);
+  }
 }
 
 static bool all_done(const run_t *r) {
@@ -1330,6 +1496,7 @@ static ed_code_t pipeline(run_t *r, ed_err_t *err) {
       free(item);
       ag_metrics_set(r->o->metrics, AG_M_RING_USED, NULL, (double)rb_count(r->ring));
     }
+    align(r);
     resume_paused(r);
     for (size_t p = 0; !rc && p < r->nparts; p++) {
       int st = atomic_load(&r->parts[p].failed);
@@ -1443,12 +1610,13 @@ static void tune_malloc(void) {
 
 ed_code_t ag_run(const ag_conf_t *conf, const ag_run_opts_t *o, ed_err_t *err) {
   tune_malloc();
-  run_t r = {.conf = conf, .o = o};
+  run_t r = {.conf = conf, .o = o, .until_us = INT64_MAX};
   pthread_mutex_init(&r.mu, NULL);
   pthread_cond_init(&r.cv, NULL);
   snprintf(r.runid, sizeof r.runid, "%016" PRIx64 "-%d", (uint64_t)ed_time_now_us(), (int)getpid());
   ed_code_t rc = build_schema(&r, err);
   rc = rc ? rc : open_source(&r, err);
+  rc = rc ? rc : parse_until(&r, err);
   rc = rc ? rc : build_sinks(&r, err);
   rc = rc ? rc : rb_new(RING_BLOCKS, 0, NULL, NULL, &r.ring, err);
   if (!rc) {
