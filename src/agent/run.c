@@ -47,6 +47,7 @@
 #include "stream/window.h"
 
 #define RING_BLOCKS 128
+#define ALIGN_BLOCK_EVENTS 64 /* most events per ring block while reading is aligned */
 #define POLL_US     100000 /* the longest the pipeline sleeps without looking at stop and faults */
 
 /* ---- event blocks: what the network thread hands the pipeline ---- */
@@ -80,8 +81,10 @@ typedef struct part {
   bool done;    /* available-now: nothing more to take */
   atomic_int paused;
   atomic_int held;          /* aligned reading: take nothing, grant no credit (pipeline sets) */
+  atomic_int queued;        /* its blocks in the ring */
   int64_t until;            /* --until: the last sequence number to take (INT64_MAX: none) */
-  int64_t last_mono;        /* when the pipeline last took an event of it */
+  int64_t taken_enq;        /* enqueued time of the last event the pipeline took (INT64_MIN) */
+  _Atomic int64_t hub_enq;  /* the hub's last enqueued time, as last polled (INT64_MIN: empty) */
   int64_t in_fair;          /* events taken into the open batch of the fairness sink */
   atomic_int failed;        /* a terminal receiver state (STOLEN, FAILED) */
   _Atomic int64_t last_enq; /* the hub's last sequence number, as last polled (-1) */
@@ -147,6 +150,7 @@ typedef struct run {
    * filled evenly over the partitions with a backlog */
   sink_t *align, *fair;
   int64_t drift; /* max_drift (-1: off) */
+  atomic_int share; /* aligned: most ring blocks one partition may have queued (0: no bound) */
   rb_t *ring;
   atomic_int any_paused;
   bool want_props;
@@ -251,7 +255,9 @@ static size_t on_events(void *ctx, eh_receiver_t *rx, const eh_event_t *evs, siz
   part_t *pt = ctx;
   run_t *r = pt->run;
   (void)rx;
-  if (rb_free_slots(r->ring) == 0 || atomic_load(&pt->held))
+  int share = atomic_load(&r->share);
+  if (rb_free_slots(r->ring) == 0 || atomic_load(&pt->held) ||
+      (share && atomic_load(&pt->queued) >= share))
     goto full;
   size_t bytes = 0;
   for (size_t i = 0; i < n; i++) {
@@ -310,8 +316,10 @@ static size_t on_events(void *ctx, eh_receiver_t *rx, const eh_event_t *evs, siz
     }
   }
   b->bytes = body_bytes;
+  atomic_fetch_add(&pt->queued, 1);
   if (rb_push(r->ring, b) == ED_OK)
     return n;
+  atomic_fetch_sub(&pt->queued, 1);
   free(b);
 full:
   atomic_store(&pt->paused, 1);
@@ -594,20 +602,25 @@ static ed_code_t push_job(run_t *r, job_t *j, ed_err_t *err) {
 
 /* ---- event time per partition (pipeline thread) ---- */
 
-/* Caught up with what the hub last reported (or done, in an available-now
- * run) and nothing taken for idle_timeout: such a partition no longer holds
- * the watermark back (ehdelta.conf(5), source.idle_timeout). A partition
- * behind the hub is never idle, however slowly it delivers. */
-static bool part_idle(const run_t *r, const part_t *pt, int64_t now) {
-  if (r->available_now)
-    return pt->done;
-  return pt->seen >= atomic_load(&pt->last_enq) &&
-         now - pt->last_mono >= r->conf->source.idle_timeout_us;
+/* Caught up with the last sequence number the hub reported, and nothing
+ * enqueued on it for idle_timeout (by the hub's enqueued times, so an
+ * available-now run judges the same way as a continuous one): such a
+ * partition no longer holds the watermark back (ehdelta.conf(5),
+ * source.idle_timeout). A partition behind the hub is never idle, however
+ * slowly it delivers, nor one that an --until bound stops short of the hub's
+ * end: the next run reads on from it, and its events must not be late then. */
+static bool part_idle(const run_t *r, const part_t *pt, int64_t now_wall) {
+  if (pt->seen < atomic_load(&pt->last_enq))
+    return false;
+  int64_t last = atomic_load(&pt->hub_enq);
+  if (pt->taken_enq > last)
+    last = pt->taken_enq;
+  return last == INT64_MIN || now_wall - last >= r->conf->source.idle_timeout_us;
 }
 
-static void mark_idle(run_t *r, win_t *w, int64_t now) {
+static void mark_idle(run_t *r, win_t *w, int64_t now_wall) {
   for (size_t p = 0; p < r->nparts; p++)
-    win_set_idle(w, p, part_idle(r, &r->parts[p], now));
+    win_set_idle(w, p, part_idle(r, &r->parts[p], now_wall));
 }
 
 static bool has_backlog(const run_t *r, const part_t *pt) {
@@ -637,6 +650,11 @@ static void align(run_t *r) {
     if (t != INT64_MIN && t < slow)
       slow = t;
   }
+  /* The pipeline sees a partition's event time only as it decodes; what the
+   * ring already holds of it is read regardless of a hold. With several
+   * partitions behind, each may keep only its share of the ring, so a hold
+   * takes effect within that share rather than a whole ring later. */
+  atomic_store(&r->share, nback > 1 ? (int)(RING_BLOCKS / nback > 4 ? RING_BLOCKS / nback : 4) : 0);
   if (r->fair && nback > 1) {
     share = (r->fair->max_events + (int64_t)nback - 1) / (int64_t)nback;
     for (size_t p = 0; p < r->nparts; p++)
@@ -690,7 +708,7 @@ static ed_code_t close_batch_one(run_t *r, sink_t *s, ed_err_t *err) {
   j->trigger_wall = s->opened_wall;
   if (!rc && s->win) {
     win_set_now(s->win, now_wall);
-    mark_idle(r, s->win, now);
+    mark_idle(r, s->win, now_wall);
     win_end_batch(s->win);
     if (!(j->drops = calloc(2 * r->nparts + 1, sizeof *j->drops)))
       rc = nomem(err, "batch");
@@ -875,7 +893,7 @@ static ed_code_t process_block(run_t *r, blk_t *b, ed_err_t *err) {
   r->events += taken;
   r->bytes += taken_bytes;
   if (taken) {
-    pt->last_mono = t0;
+    pt->taken_enq = b->ev[b->n - 1].enq;
     pt->in_fair += (int64_t)taken;
   }
   ag_metrics_add(r->o->metrics, AG_M_EVENTS_RECEIVED, pt->id, (double)taken);
@@ -1306,7 +1324,8 @@ static ed_code_t open_source(run_t *r, ed_err_t *err) {
     pt->seen = -1;
     pt->end = -1;
     pt->until = INT64_MAX;
-    pt->last_mono = ed_time_mono_us();
+    pt->taken_enq = INT64_MIN;
+    atomic_init(&pt->hub_enq, INT64_MIN);
     atomic_init(&pt->last_enq, -1);
     r->nparts++;
   }
@@ -1341,9 +1360,10 @@ static ed_code_t start_receivers(run_t *r, ed_err_t *err) {
     if (rc)
       return ed_err_prefix(err, "partition %s: ", pt->id);
     pt->end = pp.is_empty ? -1 : pp.last_seq;
+    atomic_store(&pt->last_enq, pt->end);
+    atomic_store(&pt->hub_enq, pp.is_empty ? INT64_MIN : pp.last_enqueued_us);
     if (pt->until < pt->end)
       pt->end = pt->until; /* --until ID:SEQ */
-    atomic_store(&pt->last_enq, pt->end);
     ag_metrics_set(r->o->metrics, AG_M_LAST_ENQUEUED, pt->id, (double)pt->end);
     if (from >= 0 && !pp.is_empty && from < pp.begin_seq - 1) {
       ag_metrics_add(r->o->metrics, AG_M_RETENTION_GAPS, pt->id, 1);
@@ -1385,6 +1405,10 @@ static ed_code_t start_receivers(run_t *r, ed_err_t *err) {
     ro.has_epoch = true;
     ro.epoch = epoch;
     ro.prefetch = (uint32_t)src->prefetch;
+    /* aligned: smaller blocks, so a partition's ring share (align()) holds
+     * less event time of it ahead of a hold */
+    if (r->drift >= 0 && r->nparts > 1 && ro.prefetch > ALIGN_BLOCK_EVENTS)
+      ro.max_batch = ALIGN_BLOCK_EVENTS;
     ro.on_events = on_events;
     ro.on_state = on_rx_state;
     ro.ctx = pt;
@@ -1436,6 +1460,7 @@ static void *monitor_main(void *arg) {
       ed_err_t err = {0};
       if (eh_client_partition_props(r->client, r->parts[p].id, 10000000, &pp, &err) == ED_OK) {
         atomic_store(&r->parts[p].last_enq, pp.is_empty ? -1 : pp.last_seq);
+        atomic_store(&r->parts[p].hub_enq, pp.is_empty ? INT64_MIN : pp.last_enqueued_us);
         eh_partition_props_fini(&pp);
       } else {
         ED_LOG_DEBUG("lag_poll", "partition=%s %s", r->parts[p].id, err.msg);
@@ -1447,15 +1472,27 @@ static void *monitor_main(void *arg) {
 
 /* ---- the loop ---- */
 
+/* A partition paused by a full ring resumes at half capacity; one paused by
+ * its ring share, once half of its share is free; a held one stays paused
+ * (any_paused stays set, so the next pass looks again). */
 static void resume_paused(run_t *r) {
-  if (!atomic_load(&r->any_paused) || rb_free_slots(r->ring) < RING_BLOCKS / 2)
+  if (!atomic_load(&r->any_paused))
     return;
+  size_t free_slots = rb_free_slots(r->ring);
+  int share = atomic_load(&r->share);
   atomic_store(&r->any_paused, 0);
   for (size_t p = 0; p < r->nparts; p++) {
-    if (atomic_load(&r->parts[p].held))
-      continue; /* stays paused; align() flags any_paused when it lets go */
-    if (atomic_exchange(&r->parts[p].paused, 0) && r->parts[p].rx)
-      eh_receiver_resume(r->parts[p].rx);
+    part_t *pt = &r->parts[p];
+    if (!atomic_load(&pt->paused))
+      continue;
+    bool room = free_slots >= RING_BLOCKS / 2 &&
+                (!share || atomic_load(&pt->queued) <= share / 2);
+    if (atomic_load(&pt->held) || !room) {
+      atomic_store(&r->any_paused, 1);
+      continue;
+    }
+    if (atomic_exchange(&pt->paused, 0) && pt->rx)
+      eh_receiver_resume(pt->rx);
   }
 }
 
@@ -1492,6 +1529,7 @@ static ed_code_t pipeline(run_t *r, ed_err_t *err) {
     void *item = NULL;
     ed_code_t prc = rb_pop_wait(r->ring, &item, wait < 0 ? 0 : wait);
     if (prc == ED_OK) {
+      atomic_fetch_sub(&r->parts[((blk_t *)item)->part].queued, 1);
       rc = process_block(r, item, err);
       free(item);
       ag_metrics_set(r->o->metrics, AG_M_RING_USED, NULL, (double)rb_count(r->ring));
