@@ -46,9 +46,9 @@
 #include "stream/schema.h"
 #include "stream/window.h"
 
-#define RING_BLOCKS 128
+#define RING_BLOCKS        128
 #define ALIGN_BLOCK_EVENTS 64 /* most events per ring block while reading is aligned */
-#define POLL_US     100000 /* the longest the pipeline sleeps without looking at stop and faults */
+#define POLL_US            100000 /* the longest the pipeline sleeps without looking at stop and faults */
 
 /* ---- event blocks: what the network thread hands the pipeline ---- */
 
@@ -149,7 +149,7 @@ typedef struct run {
    * partition's event time; fair: the smallest size-bounded sink's batch is
    * filled evenly over the partitions with a backlog */
   sink_t *align, *fair;
-  int64_t drift; /* max_drift (-1: off) */
+  int64_t drift;    /* max_drift (-1: off) */
   atomic_int share; /* aligned: most ring blocks one partition may have queued (0: no bound) */
   rb_t *ring;
   atomic_int any_paused;
@@ -1237,11 +1237,13 @@ static ed_code_t parse_until(run_t *r, ed_err_t *err) {
                         "(2026-01-01T00:00:00Z) or PARTITION:SEQUENCE pairs (0:1200,1:980)",
                         u);
     size_t p = 0;
-    while (p < r->nparts &&
-           (r->parts[p].idlen != (size_t)(colon - q) || memcmp(r->parts[p].id, q, r->parts[p].idlen)))
+    while (p < r->nparts && (r->parts[p].idlen != (size_t)(colon - q) ||
+                             memcmp(r->parts[p].id, q, r->parts[p].idlen)))
       p++;
     if (p == r->nparts)
-      return ed_err_set(err, ED_E_CONFIG, "--until '%s': partition '%.*s' is not read (expected one of the hub's partitions in [source] partitions)",
+      return ed_err_set(err, ED_E_CONFIG,
+                        "--until '%s': partition '%.*s' is not read (expected one of the hub's "
+                        "partitions in [source] partitions)",
                         u, (int)(colon - q), q);
     r->parts[p].until = seq;
     q = *comma ? comma + 1 : comma;
@@ -1485,8 +1487,7 @@ static void resume_paused(run_t *r) {
     part_t *pt = &r->parts[p];
     if (!atomic_load(&pt->paused))
       continue;
-    bool room = free_slots >= RING_BLOCKS / 2 &&
-                (!share || atomic_load(&pt->queued) <= share / 2);
+    bool room = free_slots >= RING_BLOCKS / 2 && (!share || atomic_load(&pt->queued) <= share / 2);
     if (atomic_load(&pt->held) || !room) {
       atomic_store(&r->any_paused, 1);
       continue;

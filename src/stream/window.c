@@ -56,10 +56,10 @@
 
 #include "common/time.h"
 
-#define WIN_MAGIC   "EDWS"
+#define WIN_MAGIC "EDWS"
 /* 2 added the per-partition event times and drop counts; 1 is still read
  * (its partitions start without an event time, the watermark as saved). */
-#define WIN_VERSION 2u
+#define WIN_VERSION   2u
 #define WIN_PARTS_MAX 4096u
 
 struct win {
@@ -760,9 +760,12 @@ void win_get_stats(const win_t *w, win_stats_t *out) {
 ed_code_t win_state_save(const win_t *w, ed_buf_t *out, ed_err_t *err) {
   size_t base = out->len;
   size_t n = agg_keys_count(w->keys);
-  uint64_t hdr[] = {w->fingerprint,         (uint64_t)w->watermark,
-                    w->st.total_input_rows, w->st.total_dropped_by_watermark,
-                    w->st.total_emitted,    n,
+  uint64_t hdr[] = {w->fingerprint,
+                    (uint64_t)w->watermark,
+                    w->st.total_input_rows,
+                    w->st.total_dropped_by_watermark,
+                    w->st.total_emitted,
+                    n,
                     w->nparts};
   ed_code_t rc = agg_state_head(out, WIN_MAGIC, WIN_VERSION, hdr, sizeof hdr / sizeof hdr[0]);
   for (size_t p = 0; p < w->nparts && !rc; p++) {
@@ -816,13 +819,13 @@ ed_code_t win_state_load(win_t *w, const void *bytes, size_t len, ed_err_t *err)
   uint64_t hdr[7] = {0};
   /* version 1 has no partition section: read it as version 2 with none */
   const uint8_t *vb = bytes;
-  uint32_t ver = len >= 8 ? vb[4] | (uint32_t)vb[5] << 8 | (uint32_t)vb[6] << 16 |
-                                (uint32_t)vb[7] << 24
-                          : WIN_VERSION;
+  uint32_t ver = len >= 8
+                     ? vb[4] | (uint32_t)vb[5] << 8 | (uint32_t)vb[6] << 16 | (uint32_t)vb[7] << 24
+                     : WIN_VERSION;
   if (ver != 1u)
     ver = WIN_VERSION;
-  ed_code_t rc = agg_state_open(bytes, len, "window", WIN_MAGIC, ver, hdr, ver == 1u ? 6 : 7, &p,
-                                &end, err);
+  ed_code_t rc =
+      agg_state_open(bytes, len, "window", WIN_MAGIC, ver, hdr, ver == 1u ? 6 : 7, &p, &end, err);
   if (rc)
     return rc;
   uint64_t fp = hdr[0], wm = hdr[1], tin = hdr[2], tdrop = hdr[3], temit = hdr[4], n = hdr[5];

@@ -127,9 +127,9 @@ int64_t win_watermark(const win_t *w); /* INT64_MIN when none yet */
 
 /* Versioned binary state (watermark, per-partition event times and drop counts
  * by partition id, open windows, aggregate states), checked against the spec
- * when loaded; version 1 (no partitions) is still read. win_state_load replaces w's state; on error w
- * is left empty. ED_E_CORRUPT for truncated or inconsistent bytes,
- * ED_E_UNSUPPORTED for another version, ED_E_CONFIG for another query. */
+ * when loaded; version 1 (no partitions) is still read. win_state_load replaces w's state; on error
+ * w is left empty. ED_E_CORRUPT for truncated or inconsistent bytes, ED_E_UNSUPPORTED for another
+ * version, ED_E_CONFIG for another query. */
 ed_code_t win_state_save(const win_t *w, ed_buf_t *out, ed_err_t *err);
 ed_code_t win_state_load(win_t *w, const void *bytes, size_t len, ed_err_t *err);
 
