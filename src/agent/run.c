@@ -716,6 +716,9 @@ static ed_code_t close_batch_one(run_t *r, sink_t *s, ed_err_t *err) {
       win_part_dropped(s->win, p, &j->drops[2 * p], &j->drops[2 * p + 1]);
       if (j->drops[2 * p])
         ag_metrics_add(r->o->metrics, AG_M_LATE_EVENTS, r->parts[p].id, (double)j->drops[2 * p]);
+      int64_t t = win_part_time(s->win, p);
+      if (s == r->align && t != INT64_MIN)
+        ag_metrics_set(r->o->metrics, AG_M_PART_EVENT_TIME, r->parts[p].id, (double)t / 1e6);
     }
     j->rows = sm_batch_new(win_output_schema(s->win));
     if (!j->rows)
