@@ -13,8 +13,8 @@ max_batch_events = EHDELTA_BENCH_MBE (default 20000) on every sink, local
 Delta tables, `ehdelta run --available-now`, EHDELTA_BENCH_ROUNDS (default 3)
 times each with source.max_drift = off and = 1 hour (the default), alternated
 so both see the same machine. Printed per mode: the median wall events/s, CPU
-seconds per million events (rusage), raw batches, rows dropped as late (0 is
-required of both), and the largest spread of event time between partitions at
+seconds per million events and peak RSS (rusage), raw batches, rows dropped as
+late (0 is required of both), and the largest spread of event time between partitions at
 a raw batch's end (from the raw table: each partition's event time at its end
 offset). The goal: aligned reading costs at most 10% of the raw sink's rate.
 """
@@ -108,8 +108,12 @@ def one(emu, work, drift, k):
     n = sum(d["numInputRows"] for d in raw)
     late = sum(d["stateOperators"][0]["numRowsDroppedByWatermark"] for d in lines
                if d["name"] == "by_category")
+    # In a child: DuckDB and the table would grow this process, and a child
+    # forked from a large parent reports the parent's RSS as its peak.
+    sp = subprocess.run([sys.executable, __file__, "--spread", root, prog], capture_output=True,
+                        text=True, check=True)
     return {"eps": n / wall, "cpu": (us_ + sy) / n * 1e6, "batches": len(raw), "late": late,
-            "n": n, "spread": spread_hours(root, raw), "rss": rss}
+            "n": n, "spread": float(sp.stdout), "rss": rss}
 
 
 def main():
@@ -145,4 +149,7 @@ def main():
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--spread"]:
+        print(spread_hours(sys.argv[2], [d for d in progress(sys.argv[3]) if d["name"] == "raw"]))
+        sys.exit(0)
     sys.exit(main())
