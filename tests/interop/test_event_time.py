@@ -324,3 +324,64 @@ def test_until_reads_a_bounded_range_and_the_next_run_goes_on(tmp_path):
         assert "--until '7:5': partition '7' is not read" in p.stderr
     finally:
         emu.stop()
+
+
+def test_idle_partition_stops_holding_and_rejoins(tmp_path):
+    """Continuous run, idle_timeout = 1 second. Both partitions read 10 hours;
+    then only partition 0 gets 10 more: partition 1, caught up and quiet, is
+    idle and the watermark follows partition 0 alone (without idleness it
+    would stay near 10 h). Partition 1 then comes back with an event at 12 h:
+    behind the watermark (though not behind its own), so it is dropped and
+    counted on partition 1, and its window holds only the others' rows."""
+    emu = Emu(tmp_path, partitions=2)
+    p = None
+    try:
+        first = events(400, seed=23, total=800)  # hours 0..30 of a 60-hour timeline
+        send_spread(emu, tmp_path, first, 2)
+        root = tmp_path / "idle"
+        conf = conf_for(emu, tmp_path, root, 1000000, trigger="1 second",
+                        source="idle_timeout = 1 second")
+        progress = tmp_path / "idle.progress"
+        p = start(conf, progress)
+
+        def wm_after(hours):
+            assert p.poll() is None, p.stderr.read()
+            cat = [l for l in progress_lines(progress) if l["name"] == "by_category"]
+            w = cat and cat[-1]["eventTime"]["watermark"]
+            return w and datetime.datetime.fromisoformat(w).replace(tzinfo=None) >= \
+                T0 + datetime.timedelta(hours=hours)
+
+        wait_until(lambda: wm_after(29), timeout=120, what="the watermark near 30 h")
+        more = events(200, seed=23, first=400, total=800)  # hours 30..45
+        send_lines(emu, tmp_path, more, name="p0-more.jsonl", extra=("--partition", "0"))
+        wait_until(lambda: wm_after(44), timeout=120, what="the watermark past 44 h (1 idle)")
+        back = dict(first[1], transaction_id="BACK",
+                    timestamp=(T0 + datetime.timedelta(hours=32, minutes=2))
+                    .isoformat(timespec="milliseconds"))
+        send_lines(emu, tmp_path, [back], name="p1-back.jsonl", extra=("--partition", "1"))
+
+        def dropped_on_1():
+            assert p.poll() is None, p.stderr.read()
+            cat = [l for l in progress_lines(progress) if l["name"] == "by_category"]
+            return cat and cat[-1]["droppedByWatermark"]["1"]["total"] == 1
+
+        wait_until(dropped_on_1, timeout=120, what="the event at 32 h counted on partition 1")
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        lines = progress_lines(progress)
+        final = [l for l in lines if l["name"] == "by_category"][-1]
+        assert final["droppedByWatermark"]["0"]["total"] == 0
+        ws = us(T0 + datetime.timedelta(hours=32))
+        rows = DeltaTable(str(root / "by_category")).to_pyarrow_table().to_pylist()
+        got = sum(r["txn_count"] for r in rows if us(r["window_start"]) == ws)
+        files = DeltaTable(str(root / "raw")).file_uris()
+        n_raw, n_back = duckdb.connect().execute(
+            f"SELECT count(*), count(*) FILTER (WHERE transaction_id = 'BACK') "
+            f"FROM read_parquet(?) WHERE epoch_us(timestamp) - epoch_us(timestamp) % {SIZE} "
+            f"= {ws}", [files]).fetchone()
+        assert n_back == 1 and got == n_raw - 1, (got, n_raw)
+    finally:
+        if p and p.poll() is None:
+            p.kill()
+        emu.stop()
