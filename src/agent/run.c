@@ -144,7 +144,7 @@ typedef struct run {
   size_t nsinks;
   sink_t *dl; /* the dead-letter sink or NULL */
   bool available_now;
-  int64_t until_us; /* --until TIME (INT64_MIN: none) */
+  int64_t until_us; /* --until TIME (INT64_MAX: none) */
   /* event-time alignment: the first window sink with a watermark gives each
    * partition's event time; fair: the smallest size-bounded sink's batch is
    * filled evenly over the partitions with a backlog */

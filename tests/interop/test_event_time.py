@@ -202,6 +202,7 @@ def test_one_partition_hours_behind(tmp_path):
     try:
         n = 4000
         send_spread(emu, tmp_path, events(n, seed=5), 4)
+        assert emu.ctl("slow 0") == "error slow '0': expected PARTITION RATE (events/s, 0: no limit)"
         assert emu.ctl("slow 0 1") == "ok"
         root = tmp_path / "skew"
         progress = tmp_path / "skew.progress"
