@@ -55,12 +55,12 @@
 #include <strings.h>
 
 #include "common/time.h"
+#include "stream/evtime.h"
 
 #define WIN_MAGIC "EDWS"
 /* 2 added the per-partition event times and drop counts; 1 is still read
  * (its partitions start without an event time, the watermark as saved). */
-#define WIN_VERSION   2u
-#define WIN_PARTS_MAX 4096u
+#define WIN_VERSION 2u
 
 struct win {
   int64_t size, slide, start, delay, max_future;
@@ -92,13 +92,7 @@ struct win {
   double bsum;
   uint64_t bcount;
   win_stats_t st;
-  /* per partition (win_set_partitions; one unnamed partition by default) */
-  size_t nparts;
-  char **pid;
-  int64_t *pmax;     /* largest event time seen (INT64_MIN: none) */
-  uint8_t *pidle;    /* left out of the watermark's minimum */
-  uint64_t *pdrop_b; /* dropped as late in the open batch */
-  uint64_t *pdrop_t; /* dropped as late since creation (or as restored) */
+  et_parts_t parts; /* win_set_partitions; one unnamed partition by default */
 };
 
 int64_t win_last_start(int64_t ts, int64_t slide, int64_t start) {
@@ -288,64 +282,24 @@ fail:
   return rc;
 }
 
-static void parts_free(win_t *w) {
-  for (size_t p = 0; w->pid && p < w->nparts; p++)
-    free(w->pid[p]);
-  free(w->pid);
-  free(w->pmax);
-  free(w->pidle);
-  free(w->pdrop_b);
-  free(w->pdrop_t);
-  w->pid = NULL;
-  w->pmax = NULL;
-  w->pidle = NULL;
-  w->pdrop_b = w->pdrop_t = NULL;
-  w->nparts = 0;
-}
-
 ed_code_t win_set_partitions(win_t *w, const char *const *ids, size_t n, ed_err_t *err) {
-  if (n == 0 || n > WIN_PARTS_MAX)
-    return ed_err_set(err, ED_E_INVALID, "window: %zu partitions: expected 1 to %u", n,
-                      WIN_PARTS_MAX);
-  win_t t = {.nparts = n};
-  t.pid = calloc(n, sizeof *t.pid);
-  t.pmax = malloc(n * sizeof *t.pmax);
-  t.pidle = calloc(n, 1);
-  t.pdrop_b = calloc(n, sizeof *t.pdrop_b);
-  t.pdrop_t = calloc(n, sizeof *t.pdrop_t);
-  bool ok = t.pid && t.pmax && t.pidle && t.pdrop_b && t.pdrop_t;
-  for (size_t p = 0; ok && p < n; p++) {
-    ok = (t.pid[p] = strdup(ids[p] ? ids[p] : "")) != NULL;
-    t.pmax[p] = INT64_MIN;
-  }
-  if (!ok) {
-    parts_free(&t);
-    return ed_err_set(err, ED_E_NOMEM, "window: out of memory for %zu partitions", n);
-  }
-  parts_free(w);
-  w->nparts = n;
-  w->pid = t.pid;
-  w->pmax = t.pmax;
-  w->pidle = t.pidle;
-  w->pdrop_b = t.pdrop_b;
-  w->pdrop_t = t.pdrop_t;
-  return ED_OK;
+  return et_parts_set(&w->parts, ids, n, "window", err);
 }
 
-size_t win_partitions(const win_t *w) { return w->nparts; }
+size_t win_partitions(const win_t *w) { return w->parts.n; }
 
 void win_set_idle(win_t *w, size_t part, bool idle) {
-  if (part < w->nparts)
-    w->pidle[part] = idle;
+  if (part < w->parts.n)
+    w->parts.idle[part] = idle;
 }
 
 int64_t win_part_time(const win_t *w, size_t part) {
-  return part < w->nparts ? w->pmax[part] : INT64_MIN;
+  return part < w->parts.n ? w->parts.max[part] : INT64_MIN;
 }
 
 void win_part_dropped(const win_t *w, size_t part, uint64_t *batch, uint64_t *total) {
-  *batch = part < w->nparts ? w->pdrop_b[part] : 0;
-  *total = part < w->nparts ? w->pdrop_t[part] : 0;
+  *batch = part < w->parts.n ? w->parts.drop_b[part] : 0;
+  *total = part < w->parts.n ? w->parts.drop_t[part] : 0;
 }
 
 void win_free(win_t *w) {
@@ -361,7 +315,7 @@ void win_free(win_t *w) {
   free(w->touched);
   free(w->rows);
   free(w->gids);
-  parts_free(w);
+  et_parts_fini(&w->parts);
   free(w);
 }
 
@@ -385,7 +339,7 @@ static void batch_begin(win_t *w) {
   w->st.input_rows = w->st.num_rows_dropped_by_watermark = 0;
   w->st.null_event_time = w->st.future_event_time = 0;
   w->st.num_rows_updated = w->st.num_rows_removed = 0;
-  memset(w->pdrop_b, 0, w->nparts * sizeof *w->pdrop_b);
+  et_parts_begin(&w->parts);
 }
 
 static ed_code_t grow_u32(uint32_t **p, size_t n) {
@@ -414,15 +368,6 @@ static ed_code_t ensure_groups(win_t *w, size_t n) {
   return ED_OK;
 }
 
-/* The watermark a largest event time gives, floored to milliseconds as Spark
- * keeps it (EventTimeStats); INT64_MIN when there is none or it underflows. */
-static int64_t wm_of(int64_t max_ts, int64_t delay) {
-  if (max_ts == INT64_MIN)
-    return INT64_MIN;
-  int64_t x = ed_floordiv(max_ts, 1000) * 1000;
-  return x < INT64_MIN + delay ? INT64_MIN : x - delay;
-}
-
 /* sel picks the rows to look at (NULL: all of b); of those, mask (NULL: all)
  * picks the ones aggregated. Every row looked at advances the partition's
  * event time, so rows a filter removes still move time forward (as a source's
@@ -431,9 +376,9 @@ static int64_t wm_of(int64_t max_ts, int64_t delay) {
 static ed_code_t update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size_t nsel,
                         const uint8_t *mask, size_t part, ed_err_t *err) {
   batch_begin(w);
-  if (part >= w->nparts)
+  if (part >= w->parts.n)
     return ed_err_set(err, ED_E_INVALID, "window: partition index %zu: expected < %zu", part,
-                      w->nparts);
+                      w->parts.n);
   ed_code_t rc = agg_check_batch(b, w->in, sel, nsel, "window", err);
   if (rc)
     return rc;
@@ -463,7 +408,7 @@ static ed_code_t update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size
    * partition's watermark just before it (window.h): the second depends only
    * on the partition's own order, not on how partitions interleave. */
   bool drop = w->has_wm && w->mode != WIN_COMPLETE;
-  int64_t wm = w->watermark, pm = w->pmax[part];
+  int64_t wm = w->watermark, pm = w->parts.max[part];
   size_t m = 0;
   int64_t cache_start = INT64_MAX;
   int64_t bmin = w->bmin, bmax = w->bmax;
@@ -483,7 +428,7 @@ static ed_code_t update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size
       nfuture += take;
       continue;
     }
-    int64_t own = wm_of(pm, w->delay);
+    int64_t own = et_wm_of(pm, w->delay);
     pm = ts > pm ? ts : pm;
     if (!take)
       continue;
@@ -538,8 +483,8 @@ static ed_code_t update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size
   w->st.null_event_time += nnull;
   w->st.future_event_time += nfuture;
   w->st.num_rows_dropped_by_watermark += ndropped;
-  w->pdrop_b[part] += ndropped;
-  w->pmax[part] = pm;
+  w->parts.drop_b[part] += ndropped;
+  w->parts.max[part] = pm;
   if ((rc = ensure_groups(w, agg_keys_count(w->keys))))
     goto out;
   for (size_t a = 0; a < w->naggs; a++) {
@@ -578,31 +523,12 @@ ed_code_t win_update_part(win_t *w, const sm_batch_t *b, const uint8_t *mask, si
 void win_end_batch(win_t *w) {
   batch_begin(w);
   if (w->has_wm) {
-    /* The minimum over the partitions not idle of each one's watermark; one
-     * of them without an event time yet holds it where it is. With every
-     * partition idle, all of them count (nothing is known to be ahead). */
-    bool all_idle = true;
-    for (size_t p = 0; p < w->nparts; p++)
-      all_idle = all_idle && w->pidle[p];
-    int64_t cand = INT64_MAX;
-    bool any = false;
-    for (size_t p = 0; p < w->nparts && cand != INT64_MIN; p++) {
-      if (w->pidle[p] && !all_idle)
-        continue;
-      if (w->pmax[p] == INT64_MIN) {
-        if (!all_idle)
-          cand = INT64_MIN;
-        continue;
-      }
-      int64_t pw = wm_of(w->pmax[p], w->delay);
-      cand = pw < cand ? pw : cand;
-      any = true;
-    }
-    if (any && cand != INT64_MIN && (w->watermark == INT64_MIN || cand > w->watermark))
+    /* per partition (evtime.h); one without an event time holds it */
+    int64_t cand = et_parts_watermark(&w->parts, w->delay);
+    if (cand != INT64_MIN && (w->watermark == INT64_MIN || cand > w->watermark))
       w->watermark = cand;
   }
-  for (size_t p = 0; p < w->nparts; p++)
-    w->pdrop_t[p] += w->pdrop_b[p];
+  et_parts_end(&w->parts);
   w->st.event_time_min = w->bcount ? w->bmin : INT64_MIN;
   w->st.event_time_max = w->bcount ? w->bmax : INT64_MIN;
   w->st.event_time_avg = w->bcount ? (int64_t)(w->bsum / (double)w->bcount) : INT64_MIN;
@@ -760,21 +686,11 @@ void win_get_stats(const win_t *w, win_stats_t *out) {
 ed_code_t win_state_save(const win_t *w, ed_buf_t *out, ed_err_t *err) {
   size_t base = out->len;
   size_t n = agg_keys_count(w->keys);
-  uint64_t hdr[] = {w->fingerprint,
-                    (uint64_t)w->watermark,
-                    w->st.total_input_rows,
-                    w->st.total_dropped_by_watermark,
-                    w->st.total_emitted,
-                    n,
-                    w->nparts};
+  uint64_t hdr[] = {w->fingerprint,         (uint64_t)w->watermark,
+                    w->st.total_input_rows, w->st.total_dropped_by_watermark,
+                    w->st.total_emitted,    n};
   ed_code_t rc = agg_state_head(out, WIN_MAGIC, WIN_VERSION, hdr, sizeof hdr / sizeof hdr[0]);
-  for (size_t p = 0; p < w->nparts && !rc; p++) {
-    size_t l = strlen(w->pid[p]);
-    rc = ed_buf_put_u64le(out, l);
-    rc = rc ? rc : ed_buf_append(out, w->pid[p], l);
-    rc = rc ? rc : ed_buf_put_u64le(out, (uint64_t)w->pmax[p]);
-    rc = rc ? rc : ed_buf_put_u64le(out, w->pdrop_t[p]);
-  }
+  rc = rc ? rc : et_parts_save(&w->parts, out);
   for (size_t g = 0; g < n && !rc; g++) {
     rc = agg_state_put_key(out, (uint64_t)agg_keys_prefix(w->keys, (uint32_t)g), w->keys,
                            (uint32_t)g);
@@ -788,35 +704,9 @@ ed_code_t win_state_save(const win_t *w, ed_buf_t *out, ed_err_t *err) {
   return ED_OK;
 }
 
-/* Reads the version-2 partition section into pmax/pdrop (indexed like w's
- * partitions); partitions w does not read now are skipped. */
-static ed_code_t load_parts(const win_t *w, uint64_t np, const uint8_t **p, const uint8_t *end,
-                            int64_t *pmax, uint64_t *pdrop, ed_err_t *err) {
-  if (np > WIN_PARTS_MAX)
-    return ed_err_set(err, ED_E_CORRUPT, "window state: %llu partitions: expected at most %u",
-                      (unsigned long long)np, WIN_PARTS_MAX);
-  for (uint64_t i = 0; i < np; i++) {
-    uint64_t l, t, d;
-    if (!ed_get_u64le(p, end, &l) || (uint64_t)(end - *p) < l)
-      return ed_err_set(err, ED_E_CORRUPT, "window state: partition %llu truncated",
-                        (unsigned long long)i);
-    const char *id = (const char *)*p;
-    *p += l;
-    if (!ed_get_u64le(p, end, &t) || !ed_get_u64le(p, end, &d))
-      return ed_err_set(err, ED_E_CORRUPT, "window state: partition %llu truncated",
-                        (unsigned long long)i);
-    for (size_t k = 0; k < w->nparts; k++)
-      if (strlen(w->pid[k]) == l && memcmp(w->pid[k], id, l) == 0) {
-        pmax[k] = (int64_t)t;
-        pdrop[k] = d;
-      }
-  }
-  return ED_OK;
-}
-
 ed_code_t win_state_load(win_t *w, const void *bytes, size_t len, ed_err_t *err) {
   const uint8_t *p, *end;
-  uint64_t hdr[7] = {0};
+  uint64_t hdr[6] = {0};
   /* version 1 has no partition section: read it as version 2 with none */
   const uint8_t *vb = bytes;
   uint32_t ver = len >= 8
@@ -824,8 +714,7 @@ ed_code_t win_state_load(win_t *w, const void *bytes, size_t len, ed_err_t *err)
                      : WIN_VERSION;
   if (ver != 1u)
     ver = WIN_VERSION;
-  ed_code_t rc =
-      agg_state_open(bytes, len, "window", WIN_MAGIC, ver, hdr, ver == 1u ? 6 : 7, &p, &end, err);
+  ed_code_t rc = agg_state_open(bytes, len, "window", WIN_MAGIC, ver, hdr, 6, &p, &end, err);
   if (rc)
     return rc;
   uint64_t fp = hdr[0], wm = hdr[1], tin = hdr[2], tdrop = hdr[3], temit = hdr[4], n = hdr[5];
@@ -840,15 +729,15 @@ ed_code_t win_state_load(win_t *w, const void *bytes, size_t len, ed_err_t *err)
   agg_keys_t *keys = NULL;
   agg_t **aggs = calloc(w->naggs, sizeof *aggs);
   const sm_type_t **kt = calloc(w->nkeys ? w->nkeys : 1, sizeof *kt);
-  int64_t *pmax = malloc(w->nparts * sizeof *pmax);
-  uint64_t *pdrop = calloc(w->nparts, sizeof *pdrop);
+  int64_t *pmax = malloc(w->parts.n * sizeof *pmax);
+  uint64_t *pdrop = calloc(w->parts.n, sizeof *pdrop);
   if (!aggs || !kt || !pmax || !pdrop) {
     rc = ed_err_set(err, ED_E_NOMEM, "window state: out of memory");
     goto fail;
   }
-  for (size_t k = 0; k < w->nparts; k++)
+  for (size_t k = 0; k < w->parts.n; k++)
     pmax[k] = INT64_MIN;
-  if (ver != 1u && (rc = load_parts(w, hdr[6], &p, end, pmax, pdrop, err)))
+  if (ver != 1u && (rc = et_parts_load(&w->parts, &p, end, "window", pmax, pdrop, err)))
     goto fail;
   for (size_t i = 0; i < w->nkeys; i++)
     kt[i] = w->in->fields[w->kcol[i]].type;
@@ -895,8 +784,8 @@ ed_code_t win_state_load(win_t *w, const void *bytes, size_t len, ed_err_t *err)
   w->st.total_emitted = temit;
   w->st.watermark_us = w->watermark;
   w->batch_open = false;
-  memcpy(w->pmax, pmax, w->nparts * sizeof *pmax);
-  memcpy(w->pdrop_t, pdrop, w->nparts * sizeof *pdrop);
+  memcpy(w->parts.max, pmax, w->parts.n * sizeof *pmax);
+  memcpy(w->parts.drop_t, pdrop, w->parts.n * sizeof *pdrop);
   for (size_t a = 0; a < w->naggs; a++)
     agg_free(aggs[a]);
   free(aggs);

@@ -17,7 +17,7 @@ and values must match for every output mode, the per-batch watermark and
 dropped-row counts too, and a run whose state is saved and restored into a
 new operator mid-stream must print exactly what an uninterrupted run prints.
 Deduplication is checked against a plain Python model of Spark's
-dropDuplicatesWithinWatermark.
+dropDuplicatesWithinWatermark, with the same own-partition rule.
 """
 import json
 import math
@@ -309,11 +309,14 @@ def test_window_struct_output_carries_the_same_rows(mode):
 
 
 def dedup_model(batches, delay, nkeys_fn):
-    """Spark 3.5 StreamingDeduplicateWithinWatermarkExec, written out."""
+    """Spark 3.5 StreamingDeduplicateWithinWatermarkExec, written out, with
+    the per-partition rule of window.c/dedup.c (one partition here): a row is
+    also late against floor(the largest earlier event time to ms) - delay."""
     wm = None
     state = {}
     out = []
     seq = 0
+    pm = None
     for b, rows in enumerate(batches):
         keep = []
         mx = None
@@ -321,7 +324,9 @@ def dedup_model(batches, delay, nkeys_fn):
             ts = r[0]
             if ts is not None:
                 mx = ts if mx is None else max(mx, ts)
-                if wm is None or ts > wm:
+                own = None if pm is None else (pm // 1000) * 1000 - delay
+                pm = ts if pm is None else max(pm, ts)
+                if (wm is None or ts > wm) and (own is None or ts > own):
                     k = nkeys_fn(r)
                     if k not in state:
                         state[k] = ts + delay
