@@ -55,6 +55,11 @@ static const ed_opt_t source_keys[] = {
      "TLS with the server's certificate verified (false only for the emulator)", 0, 0, 0, NULL},
     {"prefetch", 0, ED_OPT_INT, "N", "300", S(ag_source_t, prefetch),
      "link credit granted per partition", 0, 1, 100000, NULL},
+    {"idle_timeout", 0, ED_OPT_DURATION, "DURATION", "30 seconds", S(ag_source_t, idle_timeout_us),
+     "a partition caught up and quiet this long stops holding the watermark back", 0, 0, 0, NULL},
+    {"max_drift", 0, ED_OPT_STRING, "DURATION", "1 hour", S(ag_source_t, max_drift),
+     "no credit to a partition this far ahead in event time of the slowest (or off)", 0, 0, 0,
+     NULL},
     ED_OPT_END,
 };
 
@@ -355,6 +360,14 @@ static void validate(probs_t *p, ag_conf_t *c, const int *lines) {
            *q, eq ? ": " : "", eq ? e.msg : "");
     free(pp);
   }
+  s->max_drift_us = -1;
+  if (strcmp(s->max_drift, "off") &&
+      (ed_time_parse_duration(s->max_drift, &s->max_drift_us, &e) || s->max_drift_us <= 0))
+    prob(p, KL(source_keys, kl[0], "max_drift", lines[0]),
+         "[source] max_drift '%s': expected a duration > 0 (\"1 hour\") or off", s->max_drift);
+  if (s->idle_timeout_us <= 0)
+    prob(p, KL(source_keys, kl[0], "idle_timeout", lines[0]),
+         "[source] idle_timeout: expected a duration > 0 (\"30 seconds\")");
   if (strcmp(s->partitions, "all")) {
     for (const char *q = s->partitions; *q; q++)
       if (!isdigit((unsigned char)*q) && *q != ',' && *q != ' ') {

@@ -37,6 +37,9 @@ typedef struct ag_source {
   int retention_gap_policy;     /* ag_gap_policy_t */
   bool tls;
   int64_t prefetch;
+  int64_t idle_timeout_us; /* caught up and quiet this long: no longer holds the watermark */
+  char *max_drift;         /* DURATION | off: watermark alignment bound */
+  int64_t max_drift_us;    /* resolved; -1: off */
 } ag_source_t;
 
 typedef struct ag_schema {

@@ -38,6 +38,12 @@ typedef struct ag_metrics ag_metrics_t;
   X(PROCESS_RATE, "processed_rows_per_second", gauge, "sink", "of the last batch")                 \
   X(WATERMARK, "watermark_seconds", gauge, "sink", "event-time watermark, seconds since epoch")    \
   X(STATE_ROWS, "state_rows", gauge, "sink", "open window rows held")                              \
+  X(LATE_EVENTS, "late_events_total", counter, "partition",                                        \
+    "rows window sinks dropped as late, summed over the sinks")                                    \
+  X(PART_EVENT_TIME, "partition_event_time_seconds", gauge, "partition",                           \
+    "largest event time seen (the first window sink's), seconds since epoch")                      \
+  X(PART_HELD, "partition_held", gauge, "partition",                                               \
+    "1 while credit is withheld to keep the partition aligned")                                    \
   X(LAG, "consumer_lag_events", gauge, "partition",                                                \
     "last enqueued sequence number minus last committed")                                          \
   X(LAST_ENQUEUED, "last_enqueued_sequence_number", gauge, "partition", "as the hub reports it")   \

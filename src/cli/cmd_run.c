@@ -24,6 +24,7 @@ struct run_cfg {
   bool check;
   bool list_keys;
   bool available_now;
+  char *until;
   char *progress;
   char *metrics_listen;
   char *ca_file;
@@ -68,6 +69,9 @@ const ed_opt_t cmd_run_options[] = {
      "validate the configuration, print it with defaults filled in, and exit", 0, 0, 0, NULL},
     {"available-now", 0, ED_OPT_FLAG, NULL, NULL, offsetof(struct run_cfg, available_now),
      "run every sink as if trigger = available-now: take what the hub holds, commit, exit", 0, 0, 0,
+     NULL},
+    {"until", 0, ED_OPT_STRING, "END", NULL, offsetof(struct run_cfg, until),
+     "read up to an enqueued time (ISO-8601) or ID:SEQ,... per partition, commit, exit", 0, 0, 0,
      NULL},
     {"progress", 0, ED_OPT_STRING, "FILE", NULL, offsetof(struct run_cfg, progress),
      "append one JSON progress line per batch per sink to FILE (- for standard error)", 0, 0, 0,
@@ -168,6 +172,7 @@ static int run(struct run_cfg *cfg, const ag_conf_t *conf) {
                        .store = &so,
                        .stop = &stop_requested,
                        .available_now = cfg->available_now,
+                       .until = cfg->until,
                        .progress = progress,
                        .console = stdout,
                        .metrics = metrics,
