@@ -21,7 +21,7 @@
 static ag_metrics_t *registry(void) {
   ag_metrics_t *m = NULL;
   ed_err_t e = {0};
-  CU_ASSERT_EQUAL_FATAL(ag_metrics_new(NULL, "agent-1", &m, &e), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(ag_metrics_new(NULL, "agent-1", NULL, &m, &e), ED_OK);
   return m;
 }
 
@@ -288,17 +288,17 @@ static void test_listen_address_errors(void) {
   const char *bad[] = {
       "nonsense", "127.0.0.1:99999", "127.0.0.1:", "::1:80", "[::1]80", "127.0.0.1:x1"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    CU_ASSERT_EQUAL(ag_metrics_new(bad[i], "a", &m, &e), ED_E_CONFIG);
+    CU_ASSERT_EQUAL(ag_metrics_new(bad[i], "a", NULL, &m, &e), ED_E_CONFIG);
     CU_ASSERT_PTR_NULL(m);
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, bad[i]));
   }
-  CU_ASSERT_EQUAL(ag_metrics_new("no-such-host.invalid:80", "a", &m, &e), ED_E_CONFIG);
+  CU_ASSERT_EQUAL(ag_metrics_new("no-such-host.invalid:80", "a", NULL, &m, &e), ED_E_CONFIG);
   /* a port already taken */
   ag_metrics_t *a = NULL;
-  CU_ASSERT_EQUAL_FATAL(ag_metrics_new("127.0.0.1:0", "a", &a, &e), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(ag_metrics_new("127.0.0.1:0", "a", NULL, &a, &e), ED_OK);
   char busy[64];
   snprintf(busy, sizeof busy, "%s", ag_metrics_address(a));
-  CU_ASSERT_EQUAL(ag_metrics_new(busy, "b", &m, &e), ED_E_CONNECTION);
+  CU_ASSERT_EQUAL(ag_metrics_new(busy, "b", NULL, &m, &e), ED_E_CONNECTION);
   CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "cannot listen on"));
   CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "Address already in use"));
   ag_metrics_free(a);
@@ -369,7 +369,7 @@ static const char *body_of(const char *resp) {
 static ag_metrics_t *server(void) {
   ag_metrics_t *m = NULL;
   ed_err_t e = {0};
-  CU_ASSERT_EQUAL_FATAL(ag_metrics_new("127.0.0.1:0", "agent-srv", &m, &e), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(ag_metrics_new("127.0.0.1:0", "agent-srv", NULL, &m, &e), ED_OK);
   CU_ASSERT_EQUAL(strncmp(ag_metrics_address(m), "127.0.0.1:", 10), 0);
   CU_ASSERT_TRUE(port_of(m) > 0);
   return m;
@@ -467,7 +467,7 @@ static void test_server_times_out_slow_client_and_stops_promptly(void) {
 static void test_server_ipv6_loopback(void) {
   ag_metrics_t *m = NULL;
   ed_err_t e = {0};
-  if (ag_metrics_new("[::1]:0", "v6", &m, &e) != ED_OK)
+  if (ag_metrics_new("[::1]:0", "v6", NULL, &m, &e) != ED_OK)
     return; /* no IPv6 on this host: the address forms are covered above */
   CU_ASSERT_EQUAL(strncmp(ag_metrics_address(m), "[::1]:", 6), 0);
   int fd = socket(AF_INET6, SOCK_STREAM, 0);
@@ -487,7 +487,7 @@ static void test_server_ipv6_loopback(void) {
 static void test_server_every_address_and_rude_clients(void) {
   ag_metrics_t *m = NULL;
   ed_err_t e = {0};
-  CU_ASSERT_EQUAL_FATAL(ag_metrics_new(":0", "any", &m, &e), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(ag_metrics_new(":0", "any", NULL, &m, &e), ED_OK);
   const char *a = ag_metrics_address(m);
   CU_ASSERT_TRUE(!strncmp(a, "[::]:", 5) || !strncmp(a, "0.0.0.0:", 8));
   int port = port_of(m);
