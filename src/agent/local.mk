@@ -44,3 +44,6 @@ TESTS += tests/integration/agent_batch_bound.sh
 EXTRA_DIST += tests/integration/agent_batch_bound.sh
 EXTRA_DIST += tests/integration/agent_lag.sh
 EXTRA_DIST += tests/integration/agent_metrics_run.sh
+# The status page in Debian's chromium (scripts/deps installs it and playwright-core).
+TESTS += tests/interop/test_status_page.py
+EXTRA_DIST += tests/interop/test_status_page.py tests/interop/status_page.mjs
