@@ -9,10 +9,10 @@
  * second, taken by the server thread between requests, and one record per
  * batch, taken from the progress line as it is stored; both in fixed rings
  * allocated on first use, so an hour of charts costs a fixed few hundred KiB
- * and a sample costs a few dozen loads under the mutex, nothing per event. The server answers one request
- * per connection, one connection at a time, each bounded in size and time, so
- * a slow or hostile client costs at most a few seconds of scrapes, never the
- * pipeline. Never logs request contents. */
+ * and a sample costs a few dozen loads under the mutex, nothing per event. The server answers one
+ * request per connection, one connection at a time, each bounded in size and time, so a slow or
+ * hostile client costs at most a few seconds of scrapes, never the pipeline. Never logs request
+ * contents. */
 #include "agent/metrics.h"
 
 #include <arpa/inet.h>
@@ -132,9 +132,9 @@ typedef struct sample {
   int64_t t_ms;
   double events, dead, retries, lag, rss, cpu_s, ring;
 } sample_t;
-static const char *const sample_col_names[] = {
-    "t",         "eventsReceived", "deadLetters", "retries", "lagEvents",
-    "rssBytes", "cpuSeconds",     "ringUsed"};
+static const char *const sample_col_names[] = {"t",          "eventsReceived", "deadLetters",
+                                               "retries",    "lagEvents",      "rssBytes",
+                                               "cpuSeconds", "ringUsed"};
 
 /* Per partition: receiver state and the received totals of the last
  * RATE_WIN samples, for events/s over ten seconds. */
@@ -415,8 +415,8 @@ static double jtime_ms(json_object *v) {
 /* The chart columns of one progress line (its shape: ehdelta-run(1),
  * PROGRESS); what a line lacks stays NAN. */
 static void batch_record(json_object *o, batchrec_t *r) {
-  static const char *const phases[] = {"getBatch", "queueWait", "walCommit", "addBatch",
-                                       "commitOffsets", "triggerExecution"};
+  static const char *const phases[] = {"getBatch", "queueWait",     "walCommit",
+                                       "addBatch", "commitOffsets", "triggerExecution"};
   r->v[BC_BATCH_ID] = jnum(jpath(o, "batchId", NULL));
   r->v[BC_INPUT_ROWS] = jnum(jpath(o, "numInputRows", NULL));
   r->v[BC_INPUT_RATE] = jnum(jpath(o, "inputRowsPerSecond", NULL));
@@ -428,8 +428,8 @@ static void batch_record(json_object *o, batchrec_t *r) {
   r->v[BC_WATERMARK] = jtime_ms(jpath(o, "eventTime", "watermark"));
   r->v[BC_EVT_MAX] = jtime_ms(jpath(o, "eventTime", "max"));
   json_object *ops = jpath(o, "stateOperators", NULL);
-  size_t nops = ops && json_object_is_type(ops, json_type_array) ? json_object_array_length(ops)
-                                                                  : 0;
+  size_t nops =
+      ops && json_object_is_type(ops, json_type_array) ? json_object_array_length(ops) : 0;
   r->v[BC_DROPPED] = r->v[BC_STATE_ROWS] = r->v[BC_STATE_MEM] = nops ? 0 : NAN;
   for (size_t i = 0; i < nops; i++) {
     json_object *op = json_object_array_get_idx(ops, i);
@@ -475,8 +475,8 @@ void ag_metrics_sample(ag_metrics_t *m) {
   if (!m->samples)
     m->samples = malloc(AG_HISTORY_SAMPLES * sizeof *m->samples);
   if (m->samples) {
-    sample_t *prev = m->sn ? &m->samples[(m->sat + AG_HISTORY_SAMPLES - 1) % AG_HISTORY_SAMPLES]
-                           : NULL;
+    sample_t *prev =
+        m->sn ? &m->samples[(m->sat + AG_HISTORY_SAMPLES - 1) % AG_HISTORY_SAMPLES] : NULL;
     if (prev && now / 1000 > prev->t_ms && !isnan(cpu))
       m->cpu_pct = 100 * (cpu - prev->cpu_s) / ((double)(now / 1000 - prev->t_ms) / 1e3);
     sample_t *x = &m->samples[m->sat];
@@ -826,8 +826,7 @@ char *ag_metrics_history_json(ag_metrics_t *m, int64_t since_ms) {
   pthread_mutex_lock(&m->mu);
   bool first = true;
   for (size_t i = 0; m->samples && i < m->sn; i++) {
-    const sample_t *x =
-        &m->samples[(m->sat + AG_HISTORY_SAMPLES - m->sn + i) % AG_HISTORY_SAMPLES];
+    const sample_t *x = &m->samples[(m->sat + AG_HISTORY_SAMPLES - m->sn + i) % AG_HISTORY_SAMPLES];
     if (x->t_ms <= since_ms)
       continue;
     const double v[] = {x->events, x->dead, x->retries, x->lag, x->rss, x->cpu_s, x->ring};
@@ -851,7 +850,8 @@ char *ag_metrics_history_json(ag_metrics_t *m, int64_t since_ms) {
     ed_buf_puts(&b, ":[");
     first = true;
     for (size_t i = 0; p->ring && i < p->rn; i++) {
-      const batchrec_t *x = &p->ring[(p->rat + AG_HISTORY_BATCHES - p->rn + i) % AG_HISTORY_BATCHES];
+      const batchrec_t *x =
+          &p->ring[(p->rat + AG_HISTORY_BATCHES - p->rn + i) % AG_HISTORY_BATCHES];
       if (x->t_ms <= since_ms)
         continue;
       ed_buf_printf(&b, "%s[%lld", first ? "" : ",", (long long)x->t_ms);
@@ -929,9 +929,9 @@ static void respond(ag_metrics_t *m, int fd, int code, const char *reason, const
  * a browser then refuses any fetch elsewhere, so an offline host loses
  * nothing and an injected value cannot phone out. */
 #define PAGE_HEADERS                                                                               \
-  "Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; "                     \
-  "style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; "              \
-  "form-action 'none'; frame-ancestors 'none'\r\nX-Content-Type-Options: nosniff\r\n"           \
+  "Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; "                      \
+  "style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; "                \
+  "form-action 'none'; frame-ancestors 'none'\r\nX-Content-Type-Options: nosniff\r\n"              \
   "Referrer-Policy: no-referrer\r\n"
 
 /* Equal in time that depends on the lengths only, never on where the first
@@ -945,7 +945,7 @@ static bool token_equal(const char *want, const char *got, size_t got_len) {
 }
 
 static int hexval(char c) {
-  return c >= '0' && c <= '9' ? c - '0'
+  return c >= '0' && c <= '9'   ? c - '0'
          : c >= 'a' && c <= 'f' ? c - 'a' + 10
          : c >= 'A' && c <= 'F' ? c - 'A' + 10
                                 : -1;
@@ -1063,8 +1063,9 @@ static void handle(ag_metrics_t *m, int fd) {
     char qt[512];
     size_t bl = 0;
     const char *bt = bearer(line_end + 1 + (line_end[1] == '\n'), &bl);
-    bool ok = bt ? token_equal(m->token, bt, bl)
-                 : query_param(query, "token", qt, sizeof qt) && token_equal(m->token, qt, strlen(qt));
+    bool ok =
+        bt ? token_equal(m->token, bt, bl)
+           : query_param(query, "token", qt, sizeof qt) && token_equal(m->token, qt, strlen(qt));
     if (!ok) {
       respond(m, fd, 401, "Unauthorized", TEXT, "WWW-Authenticate: Bearer realm=\"ehdelta\"\r\n",
               "this agent requires its metrics token: send 'Authorization: Bearer TOKEN' or "
@@ -1073,8 +1074,8 @@ static void handle(ag_metrics_t *m, int fd) {
     }
   }
   if (!strcmp(target, "/")) {
-    respond_n(m, fd, 200, "OK", "text/html; charset=utf-8", PAGE_HEADERS, (const char *)ag_page_html,
-              ag_page_html_len);
+    respond_n(m, fd, 200, "OK", "text/html; charset=utf-8", PAGE_HEADERS,
+              (const char *)ag_page_html, ag_page_html_len);
   } else if (!strcmp(target, "/history")) {
     char since[32];
     int64_t since_ms = 0;
@@ -1097,7 +1098,8 @@ static void handle(ag_metrics_t *m, int fd) {
   } else if (!strcmp(target, "/healthz")) {
     respond(m, fd, 200, "OK", TEXT, NULL, "ok\n");
   } else {
-    respond(m, fd, 404, "Not Found", TEXT, NULL, "not found; try /, /metrics, /status, /history or /healthz\n");
+    respond(m, fd, 404, "Not Found", TEXT, NULL,
+            "not found; try /, /metrics, /status, /history or /healthz\n");
   }
 }
 
@@ -1268,8 +1270,8 @@ ed_code_t ag_metrics_read_token(const char *path, char **out, ed_err_t *err) {
   bool longer = got && !strchr(line, '\n') && !feof(f);
   fclose(f);
   size_t n = got ? strlen(line) : 0;
-  while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
-               line[n - 1] == '\t'))
+  while (n &&
+         (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
     line[--n] = '\0';
   if (longer)
     return ed_err_set(err, ED_E_CONFIG,

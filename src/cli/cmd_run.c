@@ -148,8 +148,9 @@ static int run(struct run_cfg *cfg, const ag_conf_t *conf) {
   if (!rc && cfg->metrics_token_file && !cfg->metrics_listen)
     rc = ed_err_set(&err, ED_E_CONFIG,
                     "--metrics-token-file needs --metrics-listen (the token guards that server)");
-  rc = rc || !cfg->metrics_token_file ? rc
-                                      : ag_metrics_read_token(cfg->metrics_token_file, &token, &err);
+  rc = rc || !cfg->metrics_token_file
+           ? rc
+           : ag_metrics_read_token(cfg->metrics_token_file, &token, &err);
   rc = rc ? rc : ag_metrics_new(cfg->metrics_listen, id, token, &metrics, &err);
   cli_secret_free(token);
   if (!rc && cfg->metrics_listen) {

@@ -295,8 +295,8 @@ static void print_agent_table(json_object *o) {
     }
   }
   json_object *mt = jget(o, "metrics"), *parts = jget(o, "partitions");
-  size_t np = parts && json_object_is_type(parts, json_type_array) ? json_object_array_length(parts)
-                                                                    : 0;
+  size_t np =
+      parts && json_object_is_type(parts, json_type_array) ? json_object_array_length(parts) : 0;
   size_t ready = 0;
   if (np) {
     printf("%-10s %-12s %-9s %14s %10s %12s %8s\n", "PARTITION", "STATE", "OWNED", "EVENTS",
@@ -315,8 +315,8 @@ static void print_agent_table(json_object *o) {
          cell(jget(mt, "retries_total"), c[1], 64));
   printf("receivers ready %zu of %zu\n", ready, np);
   json_object *errs = jget(o, "errors");
-  size_t ne = errs && json_object_is_type(errs, json_type_array) ? json_object_array_length(errs)
-                                                                  : 0;
+  size_t ne =
+      errs && json_object_is_type(errs, json_type_array) ? json_object_array_length(errs) : 0;
   printf("last warnings and errors (newest first): %s\n", ne ? "" : "none");
   for (size_t i = 0; i < ne; i++) {
     json_object *e = json_object_array_get_idx(errs, i);
@@ -413,7 +413,7 @@ static int status_agent(const struct status_cfg *cfg) {
       fprintf(stderr, "ehdelta status: the agent at %s answered HTTP %ld for %s (expected 200)%s\n",
               a, code, url.data,
               code == 401 ? (cfg->token_file ? "; the token was refused"
-                                                      : "; it wants a token: --token-file FILE")
+                                             : "; it wants a token: --token-file FILE")
                           : "");
       rc = code == 404 ? CLI_EXIT_NOT_FOUND : CLI_EXIT_FAILURE;
     } else {

@@ -394,8 +394,8 @@ static void test_history_sample_ring_bounded(void) {
       json_object_get_int(json_object_array_get_idx(last, col_of(cols, "eventsReceived"))), 12);
   CU_ASSERT_EQUAL(json_object_get_int(json_object_array_get_idx(last, col_of(cols, "lagEvents"))),
                   3);
-  CU_ASSERT_TRUE(
-      json_object_get_double(json_object_array_get_idx(last, col_of(cols, "rssBytes"))) > 0);
+  CU_ASSERT_TRUE(json_object_get_double(json_object_array_get_idx(last, col_of(cols, "rssBytes"))) >
+                 0);
   json_object_put(o);
   ag_metrics_free(m);
 }
@@ -443,9 +443,9 @@ static void test_status_partitions_state_rate_and_notes(void) {
   snprintf(want, sizeof want, "commit_retry n=%d", AG_METRICS_NOTES + 2);
   CU_ASSERT_STR(json_object_get_string(path(newest, "text", NULL, NULL)), want);
   CU_ASSERT_STR(json_object_get_string(path(newest, "level", NULL, NULL)), "error");
-  CU_ASSERT_STR(json_object_get_string(path(json_object_array_get_idx(errs, 1), "level", NULL,
-                                             NULL)),
-                "warn");
+  CU_ASSERT_STR(
+      json_object_get_string(path(json_object_array_get_idx(errs, 1), "level", NULL, NULL)),
+      "warn");
   CU_ASSERT_PTR_NOT_NULL(path(o, "process", "rssBytes", NULL));
   json_object_put(o);
   ag_metrics_free(m);
