@@ -15,3 +15,11 @@ bench-align: ehdelta$(EXEEXT) ehemu$(EXEEXT)
 	EHDELTA_TOP_BUILDDIR=$(abs_top_builddir) EHDELTA_TOP_SRCDIR=$(abs_top_srcdir) \
 	  bash $(top_srcdir)/bench/bench_align.sh
 .PHONY: bench-align
+
+# make bench-status-page: the agent's CPU per event with its status page
+# polled and not, in the same run (bench/bench_status_page.py).
+EXTRA_DIST += bench/bench_status_page.sh bench/bench_status_page.py
+bench-status-page: ehdelta$(EXEEXT) ehemu$(EXEEXT)
+	EHDELTA_TOP_BUILDDIR=$(abs_top_builddir) EHDELTA_TOP_SRCDIR=$(abs_top_srcdir) \
+	  bash $(top_srcdir)/bench/bench_status_page.sh
+.PHONY: bench-status-page

@@ -3,7 +3,14 @@ noinst_LIBRARIES += src/agent/libagent.a
 src_agent_libagent_a_CPPFLAGS = $(AM_CPPFLAGS) $(JSONC_CFLAGS) $(PROTON_CFLAGS)
 src_agent_libagent_a_SOURCES = src/agent/conf.c src/agent/conf.h src/agent/sink.c src/agent/sink.h
 src_agent_libagent_a_SOURCES += src/agent/metrics.c src/agent/metrics.h src/agent/run.c src/agent/run.h \
-	src/agent/console.c src/agent/console.h
+	src/agent/console.c src/agent/console.h src/agent/page.h
+# The status page, compiled in: its bytes become a C array at build time.
+nodist_src_agent_libagent_a_SOURCES = src/agent/page_html.c
+src/agent/page_html.c: $(top_srcdir)/src/agent/page/status.html $(top_srcdir)/scripts/embed.sh
+	@$(MKDIR_P) src/agent
+	$(AM_V_GEN)$(SHELL) $(top_srcdir)/scripts/embed.sh ag_page_html $(top_srcdir)/src/agent/page/status.html >$@.tmp && mv $@.tmp $@
+CLEANFILES += src/agent/page_html.c
+EXTRA_DIST += src/agent/page/status.html scripts/embed.sh
 AGENT_LIBS += src/agent/libagent.a
 ehdelta_SOURCES += src/cli/cmd_run.c
 
@@ -40,3 +47,6 @@ TESTS += tests/integration/agent_batch_bound.sh
 EXTRA_DIST += tests/integration/agent_batch_bound.sh
 EXTRA_DIST += tests/integration/agent_lag.sh
 EXTRA_DIST += tests/integration/agent_metrics_run.sh
+# The status page in Debian's chromium (scripts/deps installs it and playwright-core).
+TESTS += tests/interop/test_status_page.py
+EXTRA_DIST += tests/interop/test_status_page.py tests/interop/status_page.mjs

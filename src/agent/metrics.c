@@ -5,10 +5,14 @@
  * histograms, the last progress JSON of each sink, and the server thread with
  * its listening socket and wake-up pipe. Every update takes the one mutex for
  * a few instructions; rendering copies nothing out of it but builds the body
- * under it (bodies are small: tens of series). The server answers one request
- * per connection, one connection at a time, each bounded in size and time, so
- * a slow or hostile client costs at most a few seconds of scrapes, never the
- * pipeline. Never logs request contents. */
+ * under it (bodies are small: tens of series). History: one agent sample a
+ * second, taken by the server thread between requests, and one record per
+ * batch, taken from the progress line as it is stored; both in fixed rings
+ * allocated on first use, so an hour of charts costs a fixed few hundred KiB
+ * and a sample costs a few dozen loads under the mutex, nothing per event. The server answers one
+ * request per connection, one connection at a time, each bounded in size and time, so a slow or
+ * hostile client costs at most a few seconds of scrapes, never the pipeline. Never logs request
+ * contents. */
 #include "agent/metrics.h"
 
 #include <arpa/inet.h>
@@ -25,8 +29,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "agent/page.h"
 
 #include "common/buf.h"
 #include "common/log.h"
@@ -74,11 +82,77 @@ typedef struct hist {
   uint64_t count;
 } hist_t;
 
+/* The columns of a batch record, as /history names them; NAN is null. */
+#define BATCH_COLS(X)                                                                              \
+  X(BATCH_ID, "batchId")                                                                           \
+  X(INPUT_ROWS, "numInputRows")                                                                    \
+  X(INPUT_RATE, "inputRowsPerSecond")                                                              \
+  X(PROC_RATE, "processedRowsPerSecond")                                                           \
+  X(D_GET, "getBatch")                                                                             \
+  X(D_QUEUE, "queueWait")                                                                          \
+  X(D_WAL, "walCommit")                                                                            \
+  X(D_ADD, "addBatch")                                                                             \
+  X(D_COMMIT, "commitOffsets")                                                                     \
+  X(D_TOTAL, "triggerExecution")                                                                   \
+  X(OUT_ROWS, "numOutputRows")                                                                     \
+  X(VERSION, "tableVersion")                                                                       \
+  X(WATERMARK, "watermarkMs")                                                                      \
+  X(EVT_MAX, "eventTimeMaxMs")                                                                     \
+  X(DROPPED, "numRowsDroppedByWatermark")                                                          \
+  X(STATE_ROWS, "stateRows")                                                                       \
+  X(STATE_MEM, "stateMemoryBytes")
+
+enum {
+#define BC_ENUM(id, name) BC_##id,
+  BATCH_COLS(BC_ENUM)
+#undef BC_ENUM
+      BC__COUNT
+};
+static const char *const batch_col_names[] = {
+#define BC_NAME(id, name) name,
+    BATCH_COLS(BC_NAME)
+#undef BC_NAME
+};
+
+typedef struct batchrec {
+  int64_t t_ms; /* when the progress line was stored */
+  double v[BC__COUNT];
+} batchrec_t;
+
 typedef struct progress {
   lkey_t k;
   char *json;
   int64_t at_us;
+  batchrec_t *ring; /* AG_HISTORY_BATCHES, allocated with the first record */
+  size_t rn, rat;   /* records held, next slot */
 } progress_t;
+
+/* One agent sample; columns of /history "samples", in this order. */
+typedef struct sample {
+  int64_t t_ms;
+  double events, dead, retries, lag, rss, cpu_s, ring;
+} sample_t;
+static const char *const sample_col_names[] = {"t",          "eventsReceived", "deadLetters",
+                                               "retries",    "lagEvents",      "rssBytes",
+                                               "cpuSeconds", "ringUsed"};
+
+/* Per partition: receiver state and the received totals of the last
+ * RATE_WIN samples, for events/s over ten seconds. */
+#define RATE_WIN 11
+typedef struct pstate {
+  lkey_t k;
+  char state[16];
+  double tot[RATE_WIN];
+  int64_t t_us[RATE_WIN];
+  size_t n, at;
+  double rate;
+} pstate_t;
+
+typedef struct note {
+  int64_t at_us;
+  int level;
+  char text[256];
+} note_t;
 
 struct ag_metrics {
   pthread_mutex_t mu;
@@ -87,7 +161,15 @@ struct ag_metrics {
   size_t nh, caph;
   progress_t *p;
   size_t np, capp;
+  pstate_t *ps;
+  size_t nps, capps;
+  sample_t *samples; /* AG_HISTORY_SAMPLES, allocated with the first sample */
+  size_t sn, sat;
+  double cpu_pct, rss;
+  note_t notes[AG_METRICS_NOTES];
+  size_t nnotes, note_at;
   char *agent_id;
+  char *token;
   char addr[INET6_ADDRSTRLEN + 16];
   int64_t started_us, started_mono_us;
   int lfd;
@@ -258,6 +340,8 @@ void ag_metrics_observe_commit(ag_metrics_t *m, const char *sink, double seconds
   pthread_mutex_unlock(&m->mu);
 }
 
+static void batch_record(json_object *o, batchrec_t *r);
+
 void ag_metrics_set_progress(ag_metrics_t *m, const char *sink, const char *json) {
   if (!m || !json)
     return;
@@ -271,6 +355,10 @@ void ag_metrics_set_progress(ag_metrics_t *m, const char *sink, const char *json
   bool ok = o && json_object_is_type(o, json_type_object) &&
             json_tokener_get_error(tok) == json_tokener_success &&
             json_tokener_get_parse_end(tok) == n;
+  int64_t now = ed_time_now_us();
+  batchrec_t rec = {now / 1000, {0}};
+  if (ok)
+    batch_record(o, &rec);
   json_object_put(o);
   json_tokener_free(tok);
   if (!ok)
@@ -283,11 +371,170 @@ void ag_metrics_set_progress(ag_metrics_t *m, const char *sink, const char *json
   if (p) {
     free(p->json);
     p->json = copy;
-    p->at_us = ed_time_now_us();
+    p->at_us = now;
     copy = NULL;
+    if (!p->ring)
+      p->ring = malloc(AG_HISTORY_BATCHES * sizeof *p->ring);
+    if (p->ring) {
+      p->ring[p->rat] = rec;
+      p->rat = (p->rat + 1) % AG_HISTORY_BATCHES;
+      if (p->rn < AG_HISTORY_BATCHES)
+        p->rn++;
+    }
   }
   pthread_mutex_unlock(&m->mu);
   free(copy);
+}
+
+/* ---- history ---- */
+
+static json_object *jpath(json_object *o, const char *a, const char *b) {
+  json_object *v = NULL;
+  if (!o || !json_object_object_get_ex(o, a, &v))
+    return NULL;
+  if (b && (!v || !json_object_object_get_ex(v, b, &v)))
+    return NULL;
+  return v;
+}
+
+static double jnum(json_object *v) {
+  return v && (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double))
+             ? json_object_get_double(v)
+             : NAN;
+}
+
+static double jtime_ms(json_object *v) {
+  int64_t us;
+  if (!v || !json_object_is_type(v, json_type_string) ||
+      ed_time_parse_iso(json_object_get_string(v), (size_t)json_object_get_string_len(v), &us,
+                        NULL))
+    return NAN;
+  return (double)(us / 1000);
+}
+
+/* The chart columns of one progress line (its shape: ehdelta-run(1),
+ * PROGRESS); what a line lacks stays NAN. */
+static void batch_record(json_object *o, batchrec_t *r) {
+  static const char *const phases[] = {"getBatch", "queueWait",     "walCommit",
+                                       "addBatch", "commitOffsets", "triggerExecution"};
+  r->v[BC_BATCH_ID] = jnum(jpath(o, "batchId", NULL));
+  r->v[BC_INPUT_ROWS] = jnum(jpath(o, "numInputRows", NULL));
+  r->v[BC_INPUT_RATE] = jnum(jpath(o, "inputRowsPerSecond", NULL));
+  r->v[BC_PROC_RATE] = jnum(jpath(o, "processedRowsPerSecond", NULL));
+  for (int i = 0; i < 6; i++)
+    r->v[BC_D_GET + i] = jnum(jpath(o, "durationMs", phases[i]));
+  r->v[BC_OUT_ROWS] = jnum(jpath(o, "sink", "numOutputRows"));
+  r->v[BC_VERSION] = jnum(jpath(o, "sink", "tableVersion"));
+  r->v[BC_WATERMARK] = jtime_ms(jpath(o, "eventTime", "watermark"));
+  r->v[BC_EVT_MAX] = jtime_ms(jpath(o, "eventTime", "max"));
+  json_object *ops = jpath(o, "stateOperators", NULL);
+  size_t nops =
+      ops && json_object_is_type(ops, json_type_array) ? json_object_array_length(ops) : 0;
+  r->v[BC_DROPPED] = r->v[BC_STATE_ROWS] = r->v[BC_STATE_MEM] = nops ? 0 : NAN;
+  for (size_t i = 0; i < nops; i++) {
+    json_object *op = json_object_array_get_idx(ops, i);
+    double d = jnum(jpath(op, "numRowsDroppedByWatermark", NULL)),
+           rows = jnum(jpath(op, "numRowsTotal", NULL)),
+           mem = jnum(jpath(op, "memoryUsedBytes", NULL));
+    r->v[BC_DROPPED] += isnan(d) ? 0 : d;
+    r->v[BC_STATE_ROWS] += isnan(rows) ? 0 : rows;
+    r->v[BC_STATE_MEM] += isnan(mem) ? 0 : mem;
+  }
+}
+
+static double family_sum(const family_t *f) {
+  double v = 0;
+  for (size_t i = 0; i < f->n; i++)
+    v += f->s[i].v;
+  return v;
+}
+
+/* Resident set size from /proc/self/statm; NAN where there is none. */
+static double read_rss(void) {
+  FILE *f = fopen("/proc/self/statm", "re");
+  long pages = -1, size;
+  if (f) {
+    if (fscanf(f, "%ld %ld", &size, &pages) != 2)
+      pages = -1;
+    fclose(f);
+  }
+  return pages < 0 ? NAN : (double)pages * (double)sysconf(_SC_PAGESIZE);
+}
+
+void ag_metrics_sample(ag_metrics_t *m) {
+  if (!m)
+    return;
+  struct rusage ru;
+  double cpu = NAN;
+  if (getrusage(RUSAGE_SELF, &ru) == 0)
+    cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+          (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+  double rss = read_rss();
+  int64_t now = ed_time_now_us(), mono = ed_time_mono_us();
+  pthread_mutex_lock(&m->mu);
+  if (!m->samples)
+    m->samples = malloc(AG_HISTORY_SAMPLES * sizeof *m->samples);
+  if (m->samples) {
+    sample_t *prev =
+        m->sn ? &m->samples[(m->sat + AG_HISTORY_SAMPLES - 1) % AG_HISTORY_SAMPLES] : NULL;
+    if (prev && now / 1000 > prev->t_ms && !isnan(cpu))
+      m->cpu_pct = 100 * (cpu - prev->cpu_s) / ((double)(now / 1000 - prev->t_ms) / 1e3);
+    sample_t *x = &m->samples[m->sat];
+    x->t_ms = now / 1000;
+    x->events = family_sum(&m->fam[AG_M_EVENTS_RECEIVED]);
+    x->dead = family_sum(&m->fam[AG_M_DEAD_LETTERS]);
+    x->retries = family_sum(&m->fam[AG_M_RETRIES]);
+    x->lag = family_sum(&m->fam[AG_M_LAG]);
+    x->rss = rss;
+    x->cpu_s = cpu;
+    x->ring = family_sum(&m->fam[AG_M_RING_USED]);
+    m->sat = (m->sat + 1) % AG_HISTORY_SAMPLES;
+    if (m->sn < AG_HISTORY_SAMPLES)
+      m->sn++;
+  }
+  m->rss = rss;
+  const family_t *rx = &m->fam[AG_M_EVENTS_RECEIVED];
+  for (size_t i = 0; i < rx->n; i++) {
+    pstate_t *p = find_or_add((void **)&m->ps, &m->nps, &m->capps, sizeof *m->ps, rx->s[i].k.label);
+    if (!p)
+      continue;
+    p->tot[p->at] = rx->s[i].v;
+    p->t_us[p->at] = mono;
+    size_t oldest = p->n < RATE_WIN ? 0 : (p->at + 1) % RATE_WIN;
+    p->at = (p->at + 1) % RATE_WIN;
+    if (p->n < RATE_WIN)
+      p->n++;
+    int64_t dt = mono - p->t_us[oldest];
+    p->rate = dt > 0 ? (rx->s[i].v - p->tot[oldest]) * 1e6 / (double)dt : 0;
+  }
+  pthread_mutex_unlock(&m->mu);
+}
+
+void ag_metrics_set_state(ag_metrics_t *m, const char *partition, const char *state) {
+  if (!m || !partition || !state)
+    return;
+  pthread_mutex_lock(&m->mu);
+  pstate_t *p = find_or_add((void **)&m->ps, &m->nps, &m->capps, sizeof *m->ps, partition);
+  if (p)
+    snprintf(p->state, sizeof p->state, "%s", state);
+  pthread_mutex_unlock(&m->mu);
+}
+
+void ag_metrics_note(void *ctx, int level, const char *event, const char *fields) {
+  ag_metrics_t *m = ctx;
+  if (!m || !event)
+    return;
+  int64_t now = ed_time_now_us();
+  pthread_mutex_lock(&m->mu);
+  note_t *x = &m->notes[m->note_at];
+  x->at_us = now;
+  x->level = level;
+  snprintf(x->text, sizeof x->text, "%s%s%s", event, fields && *fields ? " " : "",
+           fields ? fields : "");
+  m->note_at = (m->note_at + 1) % AG_METRICS_NOTES;
+  if (m->nnotes < AG_METRICS_NOTES)
+    m->nnotes++;
+  pthread_mutex_unlock(&m->mu);
 }
 
 /* ---- rendering ---- */
@@ -424,6 +671,7 @@ static const char **sink_names(ag_metrics_t *m, size_t *out_n) {
 }
 
 static void put_jstr(ed_buf_t *b, const char *s) { ed_buf_json_str(b, s, strlen(s)); }
+static void put_live(ag_metrics_t *m, ed_buf_t *b);
 
 char *ag_metrics_status_json(ag_metrics_t *m) {
   if (!m)
@@ -488,8 +736,136 @@ char *ag_metrics_status_json(ag_metrics_t *m) {
     put_num(&b, m->h[i].sum, true);
     ed_buf_putc(&b, '}');
   }
+  ed_buf_puts(&b, "}}");
+  put_live(m, &b);
   pthread_mutex_unlock(&m->mu);
-  ed_buf_puts(&b, "}}}\n");
+  ed_buf_puts(&b, "}\n");
+  return ed_buf_steal(&b);
+}
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+static double series_value(const family_t *f, const char *label, bool *found) {
+  size_t i = find_at(f->s, f->n, sizeof *f->s, label, found);
+  return *found ? f->s[i].v : 0;
+}
+
+/* The page's derived figures (call with the mutex held): the process,
+ * every partition any family or state names, and the last notes, newest
+ * first. Lag in seconds is an estimate: the lag in events over the events/s
+ * received in the last ten seconds (null when the lag is not draining). */
+static void put_live(ag_metrics_t *m, ed_buf_t *b) {
+  ed_buf_puts(b, ",\"process\":{\"rssBytes\":");
+  put_num(b, m->rss, true);
+  ed_buf_puts(b, ",\"cpuPercent\":");
+  put_num(b, m->cpu_pct, true);
+  ed_buf_puts(b, "},\"partitions\":[");
+  static const ag_metric_t fams[] = {AG_M_EVENTS_RECEIVED, AG_M_LAG, AG_M_LAST_ENQUEUED};
+  size_t cap = m->nps;
+  for (size_t i = 0; i < 3; i++)
+    cap += m->fam[fams[i]].n;
+  const char **v = malloc((cap ? cap : 1) * sizeof *v);
+  size_t n = 0;
+  if (v) {
+    for (size_t i = 0; i < m->nps; i++)
+      v[n++] = m->ps[i].k.label;
+    for (size_t i = 0; i < 3; i++)
+      for (size_t k = 0; k < m->fam[fams[i]].n; k++)
+        v[n++] = m->fam[fams[i]].s[k].k.label;
+    qsort(v, n, sizeof *v, cmp_labels);
+  }
+  bool first = true;
+  for (size_t i = 0; i < n; i++) {
+    if (i && !strcmp(v[i - 1], v[i]))
+      continue;
+    bool found, has_lag;
+    size_t k = find_at(m->ps, m->nps, sizeof *m->ps, v[i], &found);
+    const pstate_t *p = found ? &m->ps[k] : NULL;
+    double rx = series_value(&m->fam[AG_M_EVENTS_RECEIVED], v[i], &found);
+    double lag = series_value(&m->fam[AG_M_LAG], v[i], &has_lag);
+    double rate = p ? p->rate : 0;
+    ed_buf_puts(b, first ? "{\"id\":" : ",{\"id\":");
+    first = false;
+    put_jstr(b, v[i]);
+    ed_buf_puts(b, ",\"state\":");
+    put_jstr(b, p && p->state[0] ? p->state : "unknown");
+    /* One agent owns every partition today; the field is where a shared
+     * hub's ownership will show. */
+    ed_buf_puts(b, ",\"owned\":true,\"receivedEvents\":");
+    put_num(b, rx, true);
+    ed_buf_puts(b, ",\"lagEvents\":");
+    put_num(b, has_lag ? lag : NAN, true);
+    ed_buf_puts(b, ",\"lagSeconds\":");
+    put_num(b, !has_lag ? NAN : lag <= 0 ? 0 : rate > 0 ? round(lag / rate * 10) / 10 : NAN, true);
+    ed_buf_puts(b, ",\"eventsPerSecond\":");
+    put_num(b, round(rate * 10) / 10, true);
+    ed_buf_putc(b, '}');
+  }
+  free(v);
+  ed_buf_puts(b, "],\"errors\":[");
+  for (size_t i = 0; i < m->nnotes; i++) {
+    const note_t *x = &m->notes[(m->note_at + AG_METRICS_NOTES - 1 - i) % AG_METRICS_NOTES];
+    char t[ED_TIME_ISO_MAX];
+    ed_time_format_iso(x->at_us, 3, t);
+    ed_buf_printf(b, "%s{\"at\":\"%s\",\"level\":\"%s\",\"text\":", i ? "," : "", t,
+                  level_names[x->level & 3]);
+    put_jstr(b, x->text);
+    ed_buf_putc(b, '}');
+  }
+  ed_buf_putc(b, ']');
+}
+
+char *ag_metrics_history_json(ag_metrics_t *m, int64_t since_ms) {
+  if (!m)
+    return NULL;
+  ed_buf_t b = ED_BUF_INIT;
+  ed_buf_printf(&b, "{\"intervalSeconds\":1,\"capacity\":%d,\"columns\":[", AG_HISTORY_SAMPLES);
+  for (size_t i = 0; i < sizeof sample_col_names / sizeof *sample_col_names; i++)
+    ed_buf_printf(&b, "%s\"%s\"", i ? "," : "", sample_col_names[i]);
+  ed_buf_puts(&b, "],\"samples\":[");
+  pthread_mutex_lock(&m->mu);
+  bool first = true;
+  for (size_t i = 0; m->samples && i < m->sn; i++) {
+    const sample_t *x = &m->samples[(m->sat + AG_HISTORY_SAMPLES - m->sn + i) % AG_HISTORY_SAMPLES];
+    if (x->t_ms <= since_ms)
+      continue;
+    const double v[] = {x->events, x->dead, x->retries, x->lag, x->rss, x->cpu_s, x->ring};
+    ed_buf_printf(&b, "%s[%lld", first ? "" : ",", (long long)x->t_ms);
+    first = false;
+    for (size_t k = 0; k < sizeof v / sizeof *v; k++) {
+      ed_buf_putc(&b, ',');
+      put_num(&b, v[k], true);
+    }
+    ed_buf_putc(&b, ']');
+  }
+  ed_buf_printf(&b, "],\"batchCapacity\":%d,\"batchColumns\":[\"t\"", AG_HISTORY_BATCHES);
+  for (size_t i = 0; i < BC__COUNT; i++)
+    ed_buf_printf(&b, ",\"%s\"", batch_col_names[i]);
+  ed_buf_puts(&b, "],\"sinks\":{");
+  for (size_t s = 0; s < m->np; s++) {
+    const progress_t *p = &m->p[s];
+    if (s)
+      ed_buf_putc(&b, ',');
+    put_jstr(&b, p->k.label);
+    ed_buf_puts(&b, ":[");
+    first = true;
+    for (size_t i = 0; p->ring && i < p->rn; i++) {
+      const batchrec_t *x =
+          &p->ring[(p->rat + AG_HISTORY_BATCHES - p->rn + i) % AG_HISTORY_BATCHES];
+      if (x->t_ms <= since_ms)
+        continue;
+      ed_buf_printf(&b, "%s[%lld", first ? "" : ",", (long long)x->t_ms);
+      first = false;
+      for (size_t k = 0; k < BC__COUNT; k++) {
+        ed_buf_putc(&b, ',');
+        put_num(&b, x->v[k], true);
+      }
+      ed_buf_putc(&b, ']');
+    }
+    ed_buf_putc(&b, ']');
+  }
+  pthread_mutex_unlock(&m->mu);
+  ed_buf_puts(&b, "}}\n");
   return ed_buf_steal(&b);
 }
 
@@ -529,10 +905,9 @@ static void send_all(ag_metrics_t *m, int fd, const char *p, size_t n) {
   }
 }
 
-static void respond(ag_metrics_t *m, int fd, int code, const char *reason, const char *type,
-                    const char *extra, const char *body) {
+static void respond_n(ag_metrics_t *m, int fd, int code, const char *reason, const char *type,
+                      const char *extra, const char *body, size_t n) {
   ed_buf_t b = ED_BUF_INIT;
-  size_t n = strlen(body);
   ed_buf_printf(&b,
                 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s"
                 "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
@@ -543,7 +918,95 @@ static void respond(ag_metrics_t *m, int fd, int code, const char *reason, const
   ed_buf_fini(&b);
 }
 
+static void respond(ag_metrics_t *m, int fd, int code, const char *reason, const char *type,
+                    const char *extra, const char *body) {
+  respond_n(m, fd, code, reason, type, extra, body, strlen(body));
+}
+
 #define TEXT "text/plain; charset=utf-8"
+
+/* The page may run nothing but itself and talk to nothing but this server:
+ * a browser then refuses any fetch elsewhere, so an offline host loses
+ * nothing and an injected value cannot phone out. */
+#define PAGE_HEADERS                                                                               \
+  "Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; "                      \
+  "style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; "                \
+  "form-action 'none'; frame-ancestors 'none'\r\nX-Content-Type-Options: nosniff\r\n"              \
+  "Referrer-Policy: no-referrer\r\n"
+
+/* Equal in time that depends on the lengths only, never on where the first
+ * difference is. */
+static bool token_equal(const char *want, const char *got, size_t got_len) {
+  size_t wl = strlen(want);
+  unsigned char diff = wl != got_len;
+  for (size_t i = 0; i < got_len; i++)
+    diff |= (unsigned char)(got[i] ^ want[i % (wl ? wl : 1)]);
+  return diff == 0;
+}
+
+static int hexval(char c) {
+  return c >= '0' && c <= '9'   ? c - '0'
+         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                : -1;
+}
+
+/* The value of key in a query string, percent-decoded into out; false
+ * when absent or longer than n - 1. */
+static bool query_param(const char *q, const char *key, char *out, size_t n) {
+  size_t kl = strlen(key);
+  while (q && *q) {
+    size_t len = strcspn(q, "&#");
+    if (len > kl && !strncmp(q, key, kl) && q[kl] == '=') {
+      size_t o = 0;
+      for (size_t i = kl + 1; i < len; i++) {
+        char c = q[i];
+        if (c == '%' && i + 2 < len && hexval(q[i + 1]) >= 0 && hexval(q[i + 2]) >= 0) {
+          c = (char)(hexval(q[i + 1]) * 16 + hexval(q[i + 2]));
+          i += 2;
+        } else if (c == '+') {
+          c = ' ';
+        }
+        if (o + 1 >= n)
+          return false;
+        out[o++] = c;
+      }
+      out[o] = '\0';
+      return true;
+    }
+    q += len;
+    if (*q != '&')
+      break;
+    q++;
+  }
+  return false;
+}
+
+/* The bearer token of an Authorization header among the header lines
+ * (between the request line and the blank line), or NULL. */
+static const char *bearer(const char *headers, size_t *len) {
+  for (const char *l = headers; l && *l;) {
+    const char *e = strpbrk(l, "\r\n");
+    size_t ll = e ? (size_t)(e - l) : strlen(l);
+    if (ll == 0)
+      break;
+    if (ll > 14 && !strncasecmp(l, "authorization:", 14)) {
+      const char *v = l + 14;
+      while (*v == ' ' || *v == '\t')
+        v++;
+      if (!strncasecmp(v, "bearer ", 7)) {
+        v += 7;
+        const char *ve = l + ll;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+          ve--;
+        *len = (size_t)(ve - v);
+        return v;
+      }
+    }
+    l = e ? e + (e[0] == '\r' && e[1] == '\n' ? 2 : 1) : NULL;
+  }
+  return NULL;
+}
 
 static void handle(ag_metrics_t *m, int fd) {
   char req[REQ_MAX + 1];
@@ -587,12 +1050,42 @@ static void handle(ag_metrics_t *m, int fd) {
   }
   *sp1 = *sp2 = '\0';
   char *target = sp1 + 1;
-  target[strcspn(target, "?#")] = '\0';
+  char *query = NULL;
+  size_t cut = strcspn(target, "?#");
+  if (target[cut] == '?')
+    query = target + cut + 1;
+  target[cut] = '\0';
   if (strcmp(req, "GET")) {
     respond(m, fd, 405, "Method Not Allowed", TEXT, "Allow: GET\r\n", "only GET is served\n");
     return;
   }
-  if (!strcmp(target, "/metrics")) {
+  if (m->token) {
+    char qt[512];
+    size_t bl = 0;
+    const char *bt = bearer(line_end + 1 + (line_end[1] == '\n'), &bl);
+    bool ok =
+        bt ? token_equal(m->token, bt, bl)
+           : query_param(query, "token", qt, sizeof qt) && token_equal(m->token, qt, strlen(qt));
+    if (!ok) {
+      respond(m, fd, 401, "Unauthorized", TEXT, "WWW-Authenticate: Bearer realm=\"ehdelta\"\r\n",
+              "this agent requires its metrics token: send 'Authorization: Bearer TOKEN' or "
+              "add ?token=TOKEN\n");
+      return;
+    }
+  }
+  if (!strcmp(target, "/")) {
+    respond_n(m, fd, 200, "OK", "text/html; charset=utf-8", PAGE_HEADERS,
+              (const char *)ag_page_html, ag_page_html_len);
+  } else if (!strcmp(target, "/history")) {
+    char since[32];
+    int64_t since_ms = 0;
+    if (query_param(query, "since", since, sizeof since))
+      since_ms = strtoll(since, NULL, 10);
+    char *body = ag_metrics_history_json(m, since_ms);
+    if (body)
+      respond(m, fd, 200, "OK", "application/json", NULL, body);
+    free(body);
+  } else if (!strcmp(target, "/metrics")) {
     char *body = ag_metrics_prometheus(m);
     if (body)
       respond(m, fd, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", NULL, body);
@@ -605,7 +1098,8 @@ static void handle(ag_metrics_t *m, int fd) {
   } else if (!strcmp(target, "/healthz")) {
     respond(m, fd, 200, "OK", TEXT, NULL, "ok\n");
   } else {
-    respond(m, fd, 404, "Not Found", TEXT, NULL, "not found; try /metrics, /status or /healthz\n");
+    respond(m, fd, 404, "Not Found", TEXT, NULL,
+            "not found; try /, /metrics, /status, /history or /healthz\n");
   }
 }
 
@@ -630,14 +1124,23 @@ static void close_gracefully(ag_metrics_t *m, int fd) {
 
 static void *serve(void *arg) {
   ag_metrics_t *m = arg;
+  int64_t next_sample = ed_time_mono_us();
   for (;;) {
+    if (ed_time_mono_us() >= next_sample) {
+      ag_metrics_sample(m);
+      /* on the second boundary after the last: a slow request delays a
+       * sample, never makes two */
+      int64_t now = ed_time_mono_us();
+      while (next_sample <= now)
+        next_sample += 1000000;
+    }
     struct pollfd p[2] = {{m->lfd, POLLIN, 0}, {m->wake[0], POLLIN, 0}};
-    int r = poll(p, 2, -1);
+    int r = poll(p, 2, ms_left(next_sample) + 1);
     if (r < 0 && errno == EINTR)
       continue;
     if (r < 0 || p[1].revents)
       break;
-    if (!(p[0].revents & POLLIN))
+    if (r == 0 || !(p[0].revents & POLLIN))
       continue;
     int fd = accept4(m->lfd, NULL, NULL, SOCK_CLOEXEC);
     if (fd < 0) {
@@ -757,11 +1260,40 @@ static ed_code_t listen_on(ag_metrics_t *m, const char *listen_addr, ed_err_t *e
   return ED_OK;
 }
 
-ed_code_t ag_metrics_new(const char *listen_addr, const char *agent_id, ag_metrics_t **out,
-                         ed_err_t *err) {
+ed_code_t ag_metrics_read_token(const char *path, char **out, ed_err_t *err) {
+  *out = NULL;
+  FILE *f = fopen(path, "re");
+  if (!f)
+    return ed_err_set(err, ED_E_CONFIG, "metrics: token file '%s': %s", path, strerror(errno));
+  char line[512];
+  bool got = fgets(line, sizeof line, f) != NULL;
+  bool longer = got && !strchr(line, '\n') && !feof(f);
+  fclose(f);
+  size_t n = got ? strlen(line) : 0;
+  while (n &&
+         (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
+    line[--n] = '\0';
+  if (longer)
+    return ed_err_set(err, ED_E_CONFIG,
+                      "metrics: token file '%s': first line longer than 510 bytes (expected one "
+                      "line with the token)",
+                      path);
+  if (!n)
+    return ed_err_set(err, ED_E_CONFIG,
+                      "metrics: token file '%s' is empty (expected one line with the token)", path);
+  if (!(*out = strdup(line)))
+    return ed_err_set(err, ED_E_NOMEM, "metrics: out of memory");
+  return ED_OK;
+}
+
+ed_code_t ag_metrics_new(const char *listen_addr, const char *agent_id, const char *token,
+                         ag_metrics_t **out, ed_err_t *err) {
   *out = NULL;
   ag_metrics_t *m = calloc(1, sizeof *m);
-  if (!m || !(m->agent_id = strdup(agent_id ? agent_id : ""))) {
+  if (!m || !(m->agent_id = strdup(agent_id ? agent_id : "")) ||
+      (token && !(m->token = strdup(token)))) {
+    if (m)
+      free(m->agent_id);
     free(m);
     return ed_err_set(err, ED_E_NOMEM, "metrics: out of memory");
   }
@@ -826,8 +1358,17 @@ void ag_metrics_free(ag_metrics_t *m) {
   for (size_t i = 0; i < m->np; i++) {
     free(m->p[i].k.label);
     free(m->p[i].json);
+    free(m->p[i].ring);
   }
   free(m->p);
+  for (size_t i = 0; i < m->nps; i++)
+    free(m->ps[i].k.label);
+  free(m->ps);
+  free(m->samples);
+  if (m->token) {
+    explicit_bzero(m->token, strlen(m->token));
+    free(m->token);
+  }
   pthread_mutex_destroy(&m->mu);
   free(m->agent_id);
   free(m);

@@ -1,9 +1,12 @@
 /* metrics: the agent's counters and the HTTP endpoint that serves them
  * (`ehdelta run --metrics-listen ADDR`): GET /metrics in the Prometheus text
  * format (version 0.0.4), GET /status a JSON page with the agent's identity and
- * the last progress line of every sink (the shape ehdelta-run(1) documents under METRICS), and
- * GET /healthz. Owns: the registry (counters, gauges, one latency histogram
- * per sink), the last progress JSON per sink, and the server thread (plain
+ * the last progress line of every sink (the shape ehdelta-run(1) documents under METRICS),
+ * GET /history the bounded sample rings behind the charts, GET / the status
+ * page (agent/page.h) and GET /healthz. Owns: the registry (counters, gauges,
+ * one latency histogram per sink), the last progress JSON per sink, the
+ * history rings (one sample a second, one record per batch), the last
+ * warnings and errors, and the server thread (plain
  * sockets, loopback or any address the user names; one request per
  * connection, bounded reads, never blocks the pipeline: updates take one
  * short mutex).
@@ -64,8 +67,15 @@ typedef enum {
  * ED_E_CONFIG for a malformed address, ED_E_CONNECTION when it cannot be bound
  * ("metrics: cannot listen on 127.0.0.1:9464: Address already in use").
  * Caller frees with ag_metrics_free (stops the server thread). */
-ed_code_t ag_metrics_new(const char *listen, const char *agent_id, ag_metrics_t **out,
-                         ed_err_t *err);
+/* token: when not NULL, every request must carry it ("Authorization: Bearer
+ * TOKEN" or "?token=TOKEN"; compared in constant time), else 401 (copied;
+ * never logged or served). */
+ed_code_t ag_metrics_new(const char *listen, const char *agent_id, const char *token,
+                         ag_metrics_t **out, ed_err_t *err);
+/* Reads the token of --metrics-token-file: the file's first line, trailing
+ * blanks removed. ED_E_CONFIG when unreadable or empty. Caller frees *out
+ * with free. */
+ed_code_t ag_metrics_read_token(const char *path, char **out, ed_err_t *err);
 void ag_metrics_free(ag_metrics_t *m); /* NULL is a no-op */
 /* "127.0.0.1:PORT" as bound (the real port when 0 was asked); "" without a
  * server. Borrowed, valid until ag_metrics_free. */
@@ -86,9 +96,29 @@ void ag_metrics_observe_commit(ag_metrics_t *m, const char *sink, double seconds
 /* The last progress line of sink (one JSON object, copied): /status shows it. */
 void ag_metrics_set_progress(ag_metrics_t *m, const char *sink, const char *json);
 
+/* The receiver state of a partition ("connecting", "ready", "retrying",
+ * ...; copied), shown per partition on /status and the page. */
+void ag_metrics_set_state(ag_metrics_t *m, const char *partition, const char *state);
+/* A warning or error as logged (event name and its fields; copied), kept
+ * with its time among the last AG_METRICS_NOTES for "last errors". The
+ * signature of ed_log's tap (common/log.h), with m as its context. */
+#define AG_METRICS_NOTES 16
+void ag_metrics_note(void *m, int level, const char *event, const char *fields);
+/* Takes one history sample now (the server thread does so once a second;
+ * tests call it to fill the ring without waiting). */
+void ag_metrics_sample(ag_metrics_t *m);
+
+/* History bounds: AG_HISTORY_SAMPLES agent samples (one a second: an
+ * hour) and AG_HISTORY_BATCHES batch records per sink, fixed arrays
+ * allocated on first use; ehdelta-run(1) states the memory they take. */
+#define AG_HISTORY_SAMPLES 3600
+#define AG_HISTORY_BATCHES 1024
+
 /* The bodies the server sends, for tests and `ehdelta status --agent`.
- * Caller frees with free. */
+ * since_ms: /history returns only samples and batches after this wall time
+ * (milliseconds since the epoch; 0 for all). Caller frees with free. */
 char *ag_metrics_prometheus(ag_metrics_t *m);
 char *ag_metrics_status_json(ag_metrics_t *m);
+char *ag_metrics_history_json(ag_metrics_t *m, int64_t since_ms);
 
 #endif

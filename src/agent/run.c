@@ -340,6 +340,7 @@ full:
 static void on_rx_state(void *ctx, eh_receiver_t *rx, eh_state_t st, const ed_err_t *err) {
   part_t *pt = ctx;
   (void)rx;
+  ag_metrics_set_state(pt->run->o->metrics, pt->id, eh_state_name(st));
   if (st == EH_STATE_RETRYING && err)
     ED_LOG_WARN("partition_retry", "partition=%s %s", pt->id, err->msg);
   if ((st == EH_STATE_STOLEN || st == EH_STATE_FAILED) && !atomic_load(&pt->failed)) {

@@ -27,6 +27,7 @@ struct run_cfg {
   char *until;
   char *progress;
   char *metrics_listen;
+  char *metrics_token_file;
   char *ca_file;
   int log_level; /* ed_log_level_t */
   bool log_json;
@@ -77,7 +78,11 @@ const ed_opt_t cmd_run_options[] = {
      "append one JSON progress line per batch per sink to FILE (- for standard error)", 0, 0, 0,
      NULL},
     {"metrics-listen", 0, ED_OPT_STRING, "ADDR", NULL, offsetof(struct run_cfg, metrics_listen),
-     "serve /metrics (Prometheus) and /status (JSON) on HOST:PORT", 0, 0, 0, NULL},
+     "serve the status page (/), /metrics (Prometheus), /status and /history (JSON) on HOST:PORT",
+     0, 0, 0, NULL},
+    {"metrics-token-file", 0, ED_OPT_STRING, "FILE", NULL,
+     offsetof(struct run_cfg, metrics_token_file),
+     "require the token on FILE's first line on every --metrics-listen request", 0, 0, 0, NULL},
     {"ca-file", 0, ED_OPT_STRING, "FILE", NULL, offsetof(struct run_cfg, ca_file),
      "PEM file of extra CA certificates to trust for the hub's TLS", 0, 0, 0, NULL},
     {"timeout", 0, ED_OPT_DURATION, "DURATION", "60s", offsetof(struct run_cfg, timeout),
@@ -143,9 +148,21 @@ static int run(struct run_cfg *cfg, const ag_conf_t *conf) {
   ag_metrics_t *metrics = NULL;
   char id[64];
   snprintf(id, sizeof id, "ehdelta-run-%d", (int)getpid());
-  rc = rc ? rc : ag_metrics_new(cfg->metrics_listen, id, &metrics, &err);
-  if (!rc && cfg->metrics_listen)
-    ED_LOG_INFO("metrics", "listening on %s", ag_metrics_address(metrics));
+  char *token = NULL;
+  if (!rc && cfg->metrics_token_file && !cfg->metrics_listen)
+    rc = ed_err_set(&err, ED_E_CONFIG,
+                    "--metrics-token-file needs --metrics-listen (the token guards that server)");
+  rc = rc || !cfg->metrics_token_file
+           ? rc
+           : ag_metrics_read_token(cfg->metrics_token_file, &token, &err);
+  rc = rc ? rc : ag_metrics_new(cfg->metrics_listen, id, token, &metrics, &err);
+  cli_secret_free(token);
+  if (!rc && cfg->metrics_listen) {
+    ED_LOG_INFO("metrics", "listening on %s%s", ag_metrics_address(metrics),
+                cfg->metrics_token_file ? " token=required" : "");
+    /* the page's "last errors": every warning and error logged from here on */
+    ed_log_set_tap(ag_metrics_note, metrics);
+  }
   int status;
   if (rc) {
     status = cli_fail("run", &err);
@@ -181,6 +198,7 @@ static int run(struct run_cfg *cfg, const ag_conf_t *conf) {
     rc = ag_run(conf, &o, &err);
     status = rc ? cli_fail("run", &err) : CLI_EXIT_OK;
   }
+  ed_log_set_tap(NULL, NULL);
   ag_metrics_free(metrics);
   if (progress && progress != stderr)
     fclose(progress);

@@ -1,12 +1,16 @@
 /* ehdelta status: hub and partition properties from $management, as a table
- * or as JSON; with --agent, a running agent's status page instead. */
+ * or as JSON; with --agent, a running agent's status page instead, as text
+ * (the terminal view of its web page; --watch redraws it in place). */
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "agent/metrics.h"
 #include "cli/cli.h"
 #include "cli/cli_eh.h"
 #include "common/buf.h"
@@ -18,6 +22,9 @@ struct status_cfg {
   bool json;
   char **partitions;
   char *agent;
+  char *token_file;
+  bool watch;
+  int64_t interval;
 };
 
 const ed_opt_t cmd_status_options[] = {
@@ -29,6 +36,13 @@ const ed_opt_t cmd_status_options[] = {
     {"agent", 0, ED_OPT_STRING, "ADDR", NULL, offsetof(struct status_cfg, agent),
      "show the status page of the agent serving metrics at ADDR (HOST:PORT) instead", 0, 0, 0,
      NULL},
+    {"token-file", 0, ED_OPT_STRING, "FILE", NULL, offsetof(struct status_cfg, token_file),
+     "with --agent: send the token on FILE's first line (the agent's --metrics-token-file)", 0, 0,
+     0, NULL},
+    {"watch", 0, ED_OPT_FLAG, NULL, NULL, offsetof(struct status_cfg, watch),
+     "with --agent: redraw the view in place every --interval until interrupted", 0, 0, 0, NULL},
+    {"interval", 0, ED_OPT_DURATION, "DURATION", "2s", offsetof(struct status_cfg, interval),
+     "with --watch: time between redraws", 0, 100000, INT64_MAX, NULL},
     ED_OPT_END,
 };
 
@@ -46,7 +60,8 @@ int cmd_status(int argc, char **argv) {
   int nop = 0, rc;
   if ((rc = cli_parse("status",
                       "ehdelta status [--connection-string-file FILE] [--hub NAME] [--json] "
-                      "[--partition ID]... | ehdelta status --agent ADDR [--json]",
+                      "[--partition ID]... | ehdelta status --agent ADDR [--json] "
+                      "[--token-file FILE] [--watch [--interval DURATION]]",
                       "Show an event hub's properties and each partition's sequence numbers, "
                       "or a running agent's sinks.",
                       cmd_status_options, &cfg, argc, argv, &nop)) >= 0)
@@ -59,6 +74,17 @@ int cmd_status(int argc, char **argv) {
   if (cfg.agent && cfg.partitions) {
     fprintf(stderr, "ehdelta status: --partition does not apply to --agent (the page lists every "
                     "partition)\n");
+    rc = CLI_EXIT_USAGE;
+    goto out;
+  }
+  if (!cfg.agent && (cfg.watch || cfg.token_file)) {
+    fprintf(stderr, "ehdelta status: --%s applies to --agent ADDR only\n",
+            cfg.watch ? "watch" : "token-file");
+    rc = CLI_EXIT_USAGE;
+    goto out;
+  }
+  if (cfg.agent && cfg.watch && cfg.json) {
+    fprintf(stderr, "ehdelta status: --watch redraws the text view; it does not apply to --json\n");
     rc = CLI_EXIT_USAGE;
     goto out;
   }
@@ -187,11 +213,32 @@ static const char *cell(json_object *v, char *out, size_t n) {
   return out;
 }
 
+static double num_of(json_object *v) { return v ? json_object_get_double(v) : 0; }
+
+/* "14.9 MiB"; "-" for missing. */
+static const char *bytes_cell(json_object *v, char *out, size_t n) {
+  if (!v || json_object_is_type(v, json_type_null))
+    return "-";
+  double b = json_object_get_double(v);
+  if (b >= 1 << 30)
+    snprintf(out, n, "%.2f GiB", b / (1 << 30));
+  else if (b >= 1 << 20)
+    snprintf(out, n, "%.1f MiB", b / (1 << 20));
+  else if (b >= 1 << 10)
+    snprintf(out, n, "%.1f KiB", b / (1 << 10));
+  else
+    snprintf(out, n, "%.0f B", b);
+  return out;
+}
+
+/* The terminal view of the agent's page: the same sections, as tables. */
 static void print_agent_table(json_object *o) {
   char c[8][64];
-  printf("agent %s at %s, started %s, up %ss\n", cell(jget(o, "agent"), c[0], 64),
+  json_object *proc = jget(o, "process");
+  printf("agent %s at %s, started %s, up %ss, rss %s, cpu %s%%\n", cell(jget(o, "agent"), c[0], 64),
          cell(jget(o, "address"), c[1], 64), cell(jget(o, "startedAt"), c[2], 64),
-         cell(jget(o, "uptimeSeconds"), c[3], 64));
+         cell(jget(o, "uptimeSeconds"), c[3], 64), bytes_cell(jget(proc, "rssBytes"), c[4], 64),
+         cell(jget(proc, "cpuPercent"), c[5], 64));
   json_object *sinks = jget(o, "sinks"), *at = jget(o, "lastCommitAt");
   int w = 4;
   if (sinks && json_object_is_type(sinks, json_type_object)) {
@@ -220,22 +267,84 @@ static void print_agent_table(json_object *o) {
              cell(when ? when : jget(p, "timestamp"), c[6], 64));
       json_object_put(state);
     }
+    /* the last batch's duration by phase, as the page's stacked bars */
+    printf("%-*s %9s %8s %8s %11s %8s %8s %14s %12s %12s\n", w, "SINK", "BATCH_MS", "PROCESS",
+           "QUEUE", "CHECKPOINT", "FILES", "COMMIT", "TABLE_VERSION", "STATE_MEMORY",
+           "DROPPED_LATE");
+    json_object_object_foreach(sinks, name2, p2) {
+      json_object *d = jget(p2, "durationMs"), *ops = jget(p2, "stateOperators");
+      json_object *mem = NULL, *dropped = NULL;
+      if (ops && json_object_is_type(ops, json_type_array) && json_object_array_length(ops)) {
+        double mb = 0, dr = 0;
+        for (size_t i = 0; i < json_object_array_length(ops); i++) {
+          json_object *op = json_object_array_get_idx(ops, i);
+          mb += num_of(jget(op, "memoryUsedBytes"));
+          dr += num_of(jget(op, "numRowsDroppedByWatermark"));
+        }
+        mem = json_object_new_double(mb);
+        dropped = json_object_new_int64((int64_t)dr);
+      }
+      printf("%-*s %9s %8s %8s %11s %8s %8s %14s %12s %12s\n", w, name2,
+             cell(jget(d, "triggerExecution"), c[0], 64), cell(jget(d, "getBatch"), c[1], 64),
+             cell(jget(d, "queueWait"), c[2], 64), cell(jget(d, "walCommit"), c[3], 64),
+             cell(jget(d, "addBatch"), c[4], 64), cell(jget(d, "commitOffsets"), c[5], 64),
+             cell(jget(jget(p2, "sink"), "tableVersion"), c[6], 64), bytes_cell(mem, c[7], 64),
+             cell(dropped, c[1], 64));
+      json_object_put(mem);
+      json_object_put(dropped);
+    }
   }
-  json_object *mt = jget(o, "metrics");
-  json_object *rx = jget(mt, "events_received_total"), *lag = jget(mt, "consumer_lag_events");
-  if (lag && json_object_is_type(lag, json_type_object) && json_object_object_length(lag)) {
-    printf("%-10s %14s %12s\n", "PARTITION", "EVENTS", "LAG");
-    json_object_object_foreach(lag, part, l) {
-      printf("%-10s %14s %12s\n", part, cell(jget(rx, part), c[0], 64), cell(l, c[1], 64));
+  json_object *mt = jget(o, "metrics"), *parts = jget(o, "partitions");
+  size_t np =
+      parts && json_object_is_type(parts, json_type_array) ? json_object_array_length(parts) : 0;
+  size_t ready = 0;
+  if (np) {
+    printf("%-10s %-12s %-9s %14s %10s %12s %8s\n", "PARTITION", "STATE", "OWNED", "EVENTS",
+           "EVENTS/S", "LAG", "LAG_S");
+    for (size_t i = 0; i < np; i++) {
+      json_object *p = json_object_array_get_idx(parts, i);
+      ready += !strcmp(json_object_get_string(jget(p, "state")), "ready");
+      printf("%-10s %-12s %-9s %14s %10s %12s %8s\n", cell(jget(p, "id"), c[0], 64),
+             cell(jget(p, "state"), c[1], 64),
+             json_object_get_boolean(jget(p, "owned")) ? "owned" : "not-owned",
+             cell(jget(p, "receivedEvents"), c[2], 64), cell(jget(p, "eventsPerSecond"), c[3], 64),
+             cell(jget(p, "lagEvents"), c[4], 64), cell(jget(p, "lagSeconds"), c[5], 64));
     }
   }
   printf("dead letters %s, retries %s\n", cell(jget(mt, "dead_letters_total"), c[0], 64),
          cell(jget(mt, "retries_total"), c[1], 64));
+  printf("receivers ready %zu of %zu\n", ready, np);
+  json_object *errs = jget(o, "errors");
+  size_t ne =
+      errs && json_object_is_type(errs, json_type_array) ? json_object_array_length(errs) : 0;
+  printf("last warnings and errors (newest first): %s\n", ne ? "" : "none");
+  for (size_t i = 0; i < ne; i++) {
+    json_object *e = json_object_array_get_idx(errs, i);
+    printf("  %s %-5s %s\n", cell(jget(e, "at"), c[0], 64), cell(jget(e, "level"), c[1], 64),
+           json_object_get_string(jget(e, "text")));
+  }
+}
+
+static volatile sig_atomic_t watch_stop;
+static void on_watch_signal(int sig) {
+  (void)sig;
+  watch_stop = 1;
+}
+
+/* One GET of url into page (reset first); the curl code, *code the HTTP
+ * status. */
+static CURLcode fetch_page(CURL *c, const char *url, ed_buf_t *page, long *code) {
+  ed_buf_reset(page);
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  CURLcode cc = curl_easy_perform(c);
+  *code = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, code);
+  return cc;
 }
 
 static int status_agent(const struct status_cfg *cfg) {
   const char *a = cfg->agent;
-  ed_buf_t url = ED_BUF_INIT, page = ED_BUF_INIT;
+  ed_buf_t url = ED_BUF_INIT, page = ED_BUF_INIT, auth = ED_BUF_INIT;
   if (!strncmp(a, "http://", 7) || !strncmp(a, "https://", 8)) {
     ed_buf_puts(&url, a);
     while (url.len && url.data[url.len - 1] == '/')
@@ -247,14 +356,27 @@ static int status_agent(const struct status_cfg *cfg) {
     ed_buf_printf(&url, "http://%s%s/status", a[0] == ':' ? "127.0.0.1" : "", a);
   }
   int rc = CLI_EXIT_OK;
+  if (cfg->token_file) {
+    char *token = NULL;
+    ed_err_t err = {0};
+    if (ag_metrics_read_token(cfg->token_file, &token, &err)) {
+      fprintf(stderr, "ehdelta status: --token-file: %s\n", err.msg);
+      ed_buf_fini(&url);
+      return CLI_EXIT_USAGE;
+    }
+    ed_buf_printf(&auth, "Authorization: Bearer %s", token);
+    cli_secret_free(token);
+  }
   char errbuf[CURL_ERROR_SIZE] = "";
   long code = 0;
   CURL *c = NULL;
   CURLcode cc = CURLE_OUT_OF_MEMORY;
+  struct curl_slist *hdrs = auth.data ? curl_slist_append(NULL, auth.data) : NULL;
   bool inited = url.data && curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+  if (cfg->watch)
+    cli_on_stop_signals(on_watch_signal);
   if (inited && (c = curl_easy_init())) {
     long ms = cfg->eh.timeout > 0 ? (long)(cfg->eh.timeout / 1000) : 30000;
-    curl_easy_setopt(c, CURLOPT_URL, url.data);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_page);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &page);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
@@ -262,41 +384,73 @@ static int status_agent(const struct status_cfg *cfg) {
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_NOPROXY, "127.0.0.1,localhost,::1");
     curl_easy_setopt(c, CURLOPT_USERAGENT, "ehdelta/" PACKAGE_VERSION);
+    if (hdrs)
+      curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
     if (cfg->eh.ca_file)
       curl_easy_setopt(c, CURLOPT_CAINFO, cfg->eh.ca_file);
-    cc = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
   }
-  if (cc != CURLE_OK) {
-    fprintf(stderr, "ehdelta status: cannot reach the agent at %s: %s\n", a,
-            errbuf[0] ? errbuf : curl_easy_strerror(cc));
-    rc = cc == CURLE_URL_MALFORMAT || cc == CURLE_UNSUPPORTED_PROTOCOL ? CLI_EXIT_USAGE
-                                                                       : CLI_EXIT_UNAVAILABLE;
-  } else if (code != 200) {
-    fprintf(stderr, "ehdelta status: the agent at %s answered HTTP %ld for %s (expected 200)\n", a,
-            code, url.data);
-    rc = code == 404 ? CLI_EXIT_NOT_FOUND : CLI_EXIT_FAILURE;
-  } else {
-    json_object *o = json_tokener_parse(page.data ? page.data : "");
-    if (!o || !json_object_is_type(o, json_type_object) || !jget(o, "sinks")) {
-      fprintf(stderr,
-              "ehdelta status: the agent at %s sent no status page (expected a JSON object "
-              "with \"sinks\")\n",
-              a);
-      rc = CLI_EXIT_FAILURE;
-    } else if (cfg->json) {
-      fwrite(page.data, 1, page.len, stdout);
-      if (page.data[page.len - 1] != '\n')
-        putchar('\n');
-    } else {
-      print_agent_table(o);
+  bool tty = cfg->watch && isatty(STDOUT_FILENO);
+  for (int round = 0; c && !watch_stop; round++) {
+    if (round) {
+      /* sleep in short steps so an interrupt ends the watch at once */
+      for (int64_t left = cfg->interval; left > 0 && !watch_stop; left -= 50000)
+        usleep((useconds_t)(left < 50000 ? left : 50000));
+      if (watch_stop)
+        break;
     }
-    json_object_put(o);
+    errbuf[0] = '\0';
+    cc = fetch_page(c, url.data, &page, &code);
+    if (tty)
+      fputs("\033[H\033[2J", stdout); /* home, clear: redraw in place */
+    else if (round)
+      putchar('\n');
+    if (cc != CURLE_OK) {
+      fprintf(stderr, "ehdelta status: cannot reach the agent at %s: %s\n", a,
+              errbuf[0] ? errbuf : curl_easy_strerror(cc));
+      rc = cc == CURLE_URL_MALFORMAT || cc == CURLE_UNSUPPORTED_PROTOCOL ? CLI_EXIT_USAGE
+                                                                         : CLI_EXIT_UNAVAILABLE;
+    } else if (code != 200) {
+      fprintf(stderr, "ehdelta status: the agent at %s answered HTTP %ld for %s (expected 200)%s\n",
+              a, code, url.data,
+              code == 401 ? (cfg->token_file ? "; the token was refused"
+                                             : "; it wants a token: --token-file FILE")
+                          : "");
+      rc = code == 404 ? CLI_EXIT_NOT_FOUND : CLI_EXIT_FAILURE;
+    } else {
+      json_object *o = json_tokener_parse(page.data ? page.data : "");
+      if (!o || !json_object_is_type(o, json_type_object) || !jget(o, "sinks")) {
+        fprintf(stderr,
+                "ehdelta status: the agent at %s sent no status page (expected a JSON object "
+                "with \"sinks\")\n",
+                a);
+        rc = CLI_EXIT_FAILURE;
+      } else if (cfg->json) {
+        fwrite(page.data, 1, page.len, stdout);
+        if (page.data[page.len - 1] != '\n')
+          putchar('\n');
+        rc = CLI_EXIT_OK;
+      } else {
+        print_agent_table(o);
+        rc = CLI_EXIT_OK;
+      }
+      json_object_put(o);
+    }
+    fflush(stdout);
+    if (!cfg->watch)
+      break;
+  }
+  if (!c) {
+    fprintf(stderr, "ehdelta status: cannot start an HTTP client (out of memory)\n");
+    rc = CLI_EXIT_FAILURE;
   }
   curl_easy_cleanup(c);
+  curl_slist_free_all(hdrs);
   if (inited)
     curl_global_cleanup();
+  if (auth.data)
+    explicit_bzero(auth.data, auth.len);
+  ed_buf_fini(&auth);
   ed_buf_fini(&url);
   ed_buf_fini(&page);
-  return rc;
+  return cfg->watch && watch_stop ? CLI_EXIT_OK : rc;
 }

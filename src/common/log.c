@@ -18,6 +18,13 @@ static bool g_json;
 static bool g_journal; /* prefix each line with its syslog priority, "<3>" ... */
 static FILE *g_out;
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static ed_log_tap_fn g_tap;
+static void *g_tap_ctx;
+
+void ed_log_set_tap(ed_log_tap_fn fn, void *ctx) {
+  g_tap = fn;
+  g_tap_ctx = ctx;
+}
 const char *const ed_log_level_names[] = {"error", "warn", "info", "debug", NULL};
 #define level_names ed_log_level_names
 
@@ -151,6 +158,8 @@ void ed_log(ed_log_level_t level, const char *event, const char *fmt, ...) {
     fwrite(line.data, 1, line.len, out);
   fflush(out);
   pthread_mutex_unlock(&g_lock);
+  if (g_tap && level <= ED_LOG_WARN)
+    g_tap(g_tap_ctx, (int)level, event, fields.data ? fields.data : "");
   ed_buf_fini(&fields);
   ed_buf_fini(&line);
 }

@@ -39,6 +39,13 @@ void ed_log(ed_log_level_t level, const char *event, const char *fmt, ...)
       ed_log(ED_LOG_DEBUG, ev, __VA_ARGS__);                                                       \
   } while (0)
 
+/* A tap sees every warning and error line that is logged (event name and
+ * its fields, as formatted) after it is written; the agent keeps the last
+ * few for its status page. fn NULL removes it. Call before starting threads
+ * and after they stop; fn must not log. */
+typedef void (*ed_log_tap_fn)(void *ctx, int level, const char *event, const char *fields);
+void ed_log_set_tap(ed_log_tap_fn fn, void *ctx);
+
 /* Renders one line into buf without printing (for tests and the JSON check). */
 void ed_log_render(struct ed_buf *buf, bool json, ed_log_level_t level, const char *event,
                    const char *fields);

@@ -16,7 +16,44 @@ track "$tool"
 exec 3>"$T/in"
 if ! wait_for_line "$T/tool.out" '^listening ' 10; then
   not_ok "metrics_tool listens ($(cat "$T/tool.err"))"
-  finish
+  
+# a token from a file, required on every request
+printf 'tool-secret-42\n' >"$T/token"
+mkfifo "$T/in2"
+"$TOOL" 127.0.0.1:0 "$T/token" <"$T/in2" >"$T/tool2.out" 2>"$T/tool2.err" &
+tool2=$!
+track "$tool2"
+exec 4>"$T/in2"
+if wait_for_line "$T/tool2.out" '^listening ' 10; then
+  addr2=$(awk '/^listening /{print $2}' "$T/tool2.out")
+  for path in / /status /history /metrics /healthz; do
+    code=$(curl -s -o "$T/body" -w '%{http_code}' "http://$addr2$path")
+    check "$path without the token is 401 ($code)" [ "$code" = 401 ]
+    check "$path with it as a bearer is 200" [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer tool-secret-42' "http://$addr2$path")" = 200 ]
+  done
+  check "401 does not echo the token" bash -c '! grep -q tool-secret "$0"' "$T/body"
+  check "?token= works (the page's own fetches)" [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$addr2/status?since=1&token=tool-secret-42")" = 200 ]
+  check "a wrong token is 401" [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$addr2/status?token=tool-secret-43")" = 401 ]
+  check "a prefix of the token is 401" [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer tool-secret-4' "http://$addr2/status")" = 401 ]
+  "$EHDELTA" status --agent "$addr2" >/dev/null 2>"$T/err"
+  rc=$?
+  check "status --agent without --token-file fails and says why (rc=$rc: $(cat "$T/err"))" \
+    bash -c '[ "$0" -eq 1 ] && grep -q "HTTP 401.*--token-file" "$1"' "$rc" "$T/err"
+  "$EHDELTA" status --agent "$addr2" --token-file "$T/token" >"$T/out" 2>"$T/err"
+  rc=$?
+  check "status --agent --token-file reads it (rc=$rc)" \
+    bash -c '[ "$0" -eq 0 ] && grep -q "^agent tool-agent" "$1"' "$rc" "$T/out"
+  : >"$T/empty"
+  "$EHDELTA" status --agent "$addr2" --token-file "$T/empty" >/dev/null 2>"$T/err"
+  rc=$?
+  check "an empty token file is a usage error naming it (rc=$rc: $(cat "$T/err"))" \
+    bash -c '[ "$0" -eq 2 ] && grep -q "token file .$1. is empty" "$2"' "$rc" "$T/empty" "$T/err"
+else
+  not_ok "metrics_tool with a token listens ($(cat "$T/tool2.err"))"
+fi
+exec 4>&-
+wait "$tool2"
+finish
   exit
 fi
 addr=$(awk '/^listening /{print $2}' "$T/tool.out")
@@ -37,10 +74,15 @@ check "raw: watermark and state rows summed over operators (12+3)" \
   [ "${f[5]}" = 2026-12-02T00:00:00.000Z -a "${f[6]}" = 15 ]
 check "raw: last commit time is ISO-8601 UTC" matches "${f[7]}" '^20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z$'
 check "a sink without progress shows dashes" grep -Eq '^by_category +- +- +- +- +- +- +-$' <<<"$out"
-check "sinks sorted by name" [ "$(grep -nE '^(by_category|raw) ' <<<"$out" | cut -d: -f2 | cut -c1-3 | tr '\n' ' ')" = "by_ raw " ]
-check "partition 0: 600 events, lag 17" grep -Eq '^0 +600 +17$' <<<"$out"
-check "partition 1: 400 events, lag 0" grep -Eq '^1 +400 +0$' <<<"$out"
+check "sinks sorted by name, in both sink tables" [ "$(grep -nE '^(by_category|raw) ' <<<"$out" | cut -d: -f2 | cut -c1-3 | tr '\n' ' ')" = "by_ raw by_ raw " ]
+check "the agent line has its memory and CPU" grep -Eq "^agent tool-agent at .*, rss [0-9.]+ [KMG]i?B, cpu [0-9.-]+%$" <<<"$out"
+check "phase table has its column heads" grep -Eq '^SINK +BATCH_MS +PROCESS +QUEUE +CHECKPOINT +FILES +COMMIT +TABLE_VERSION +STATE_MEMORY +DROPPED_LATE$' <<<"$out"
+check "partition table has its column heads" grep -Eq '^PARTITION +STATE +OWNED +EVENTS +EVENTS/S +LAG +LAG_S$' <<<"$out"
+check "partition 0: ready, owned, 600 events, lag 17" grep -Eq '^0 +ready +owned +600 +[0-9.]+ +17 +[-0-9.]+$' <<<"$out"
+check "partition 1: retrying, owned, 400 events, lag 0 is 0 s" grep -Eq '^1 +retrying +owned +400 +[0-9.]+ +0 +0$' <<<"$out"
 check "dead letters and retries" grep -q '^dead letters 3, retries 2$' <<<"$out"
+check "receivers ready" grep -q '^receivers ready 1 of 2$' <<<"$out"
+check "the last warning, with its time" grep -Eq '^  20[0-9-]+T[0-9:.]+Z warn +partition_retry partition=1 connection reset$' <<<"$out"
 
 # --json: the page as served, parsed by a JSON reader nobody here wrote
 "$EHDELTA" status --agent "$addr" --json >"$T/status.json" 2>"$T/err"
@@ -138,6 +180,42 @@ check "and says it timed out" grep -qi 'timed out\|timeout' "$T/err"
 rc=$?
 check "--partition with --agent is a usage error (rc=$rc)" [ "$rc" -eq 2 ]
 
+# the page and its history
+curl -sS -D "$T/h" "http://$addr/" >"$T/page.html" 2>"$T/err"
+check "GET / is the page ($(head -1 "$T/h"))" grep -q '^HTTP/1.1 200' "$T/h"
+check "as HTML" grep -qi '^Content-Type: text/html; charset=utf-8' "$T/h"
+check "that may fetch from this agent only" grep -qi "^Content-Security-Policy: default-src 'none';.* connect-src 'self'" "$T/h"
+check "the page is the compiled-in file" cmp -s "$T/page.html" "$TOP_SRCDIR/src/agent/page/status.html"
+check "and names no other host" bash -c '! grep -Eo "(src|href)=\"(https?:)?//[^\"]+" "$0" | grep -q .' "$T/page.html"
+curl -sS "http://$addr/history" >"$T/history.json"
+check "GET /history: bounded rings, the batch of raw" python3 - "$T/history.json" <<'PY'
+import json, sys
+h = json.load(open(sys.argv[1]))
+assert h["capacity"] == 3600 and h["batchCapacity"] == 1024, h
+assert h["columns"][:2] == ["t", "eventsReceived"], h["columns"]
+raw = [dict(zip(h["batchColumns"], r)) for r in h["sinks"]["raw"]]
+assert len(raw) == 1 and raw[0]["batchId"] == 41 and raw[0]["inputRowsPerSecond"] == 1234.5, raw
+assert raw[0]["stateRows"] == 15 and raw[0]["watermarkMs"] == 1796169600000, raw
+PY
+
+# --watch: the same view again and again until interrupted (not a terminal:
+# frames follow each other)
+"$EHDELTA" status --agent "$addr" --watch --interval 0.1s >"$T/watch" 2>"$T/err" &
+w=$!
+track "$w"
+for ((i = 0; i < 200; i++)); do
+  [[ $(grep -c '^agent tool-agent' "$T/watch") -ge 3 ]] && break
+  sleep 0.05
+done
+kill -INT "$w"
+wait "$w"
+rc=$?
+check "--watch redrew the view ($(grep -c '^agent tool-agent' "$T/watch") frames) and exits 0 on SIGINT (rc=$rc)" \
+  [ "$(grep -c '^agent tool-agent' "$T/watch")" -ge 3 -a "$rc" -eq 0 ]
+"$EHDELTA" status --watch >/dev/null 2>"$T/err"
+rc=$?
+check "--watch without --agent is a usage error (rc=$rc: $(cat "$T/err"))" [ "$rc" -eq 2 ]
+
 # closing stdin stops the server cleanly
 exec 3>&-
 for ((i = 0; i < 100; i++)); do kill -0 "$tool" 2>/dev/null || break; sleep 0.05; done
@@ -149,4 +227,41 @@ else
   rc=$?
 fi
 check "the tool exits 0 when stdin closes (rc=$rc)" [ "$rc" = 0 ]
+
+# a token from a file, required on every request
+printf 'tool-secret-42\n' >"$T/token"
+mkfifo "$T/in2"
+"$TOOL" 127.0.0.1:0 "$T/token" <"$T/in2" >"$T/tool2.out" 2>"$T/tool2.err" &
+tool2=$!
+track "$tool2"
+exec 4>"$T/in2"
+if wait_for_line "$T/tool2.out" '^listening ' 10; then
+  addr2=$(awk '/^listening /{print $2}' "$T/tool2.out")
+  for path in / /status /history /metrics /healthz; do
+    code=$(curl -s -o "$T/body" -w '%{http_code}' "http://$addr2$path")
+    check "$path without the token is 401 ($code)" [ "$code" = 401 ]
+    check "$path with it as a bearer is 200" [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer tool-secret-42' "http://$addr2$path")" = 200 ]
+  done
+  check "401 does not echo the token" bash -c '! grep -q tool-secret "$0"' "$T/body"
+  check "?token= works (the page's own fetches)" [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$addr2/status?since=1&token=tool-secret-42")" = 200 ]
+  check "a wrong token is 401" [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$addr2/status?token=tool-secret-43")" = 401 ]
+  check "a prefix of the token is 401" [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer tool-secret-4' "http://$addr2/status")" = 401 ]
+  "$EHDELTA" status --agent "$addr2" >/dev/null 2>"$T/err"
+  rc=$?
+  check "status --agent without --token-file fails and says why (rc=$rc: $(cat "$T/err"))" \
+    bash -c '[ "$0" -eq 1 ] && grep -q "HTTP 401.*--token-file" "$1"' "$rc" "$T/err"
+  "$EHDELTA" status --agent "$addr2" --token-file "$T/token" >"$T/out" 2>"$T/err"
+  rc=$?
+  check "status --agent --token-file reads it (rc=$rc)" \
+    bash -c '[ "$0" -eq 0 ] && grep -q "^agent tool-agent" "$1"' "$rc" "$T/out"
+  : >"$T/empty"
+  "$EHDELTA" status --agent "$addr2" --token-file "$T/empty" >/dev/null 2>"$T/err"
+  rc=$?
+  check "an empty token file is a usage error naming it (rc=$rc: $(cat "$T/err"))" \
+    bash -c '[ "$0" -eq 2 ] && grep -q "token file .$1. is empty" "$2"' "$rc" "$T/empty" "$T/err"
+else
+  not_ok "metrics_tool with a token listens ($(cat "$T/tool2.err"))"
+fi
+exec 4>&-
+wait "$tool2"
 finish

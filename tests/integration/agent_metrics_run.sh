@@ -74,7 +74,7 @@ assert sum(s["metrics"]["events_received_total"].values()) == 1002
 PY
 out=$("$EHDELTA" status --agent "$addr" 2>&1)
 check "the table has a row for raw with its batch id" grep -Eq '^raw +[0-9]+ +[0-9]+ ' <<<"$out"
-check "the table lists the 4 partitions with lag 0" [ "$(grep -cE '^[0-3] +[0-9]+ +0$' <<<"$out")" = 4 ]
+check "the table lists the 4 partitions, ready and owned, with lag 0" [ "$(grep -cE '^[0-3] +ready +owned +[0-9]+ +[0-9.]+ +0 +0$' <<<"$out")" = 4 ]
 check "and the 2 dead letters" grep -q '^dead letters 2, ' <<<"$out"
 
 kill -TERM "$agent"

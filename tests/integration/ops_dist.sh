@@ -19,7 +19,7 @@ rc=$?
 tail -5 "$T/distdir.log"
 check "make distdir succeeds" [ $rc -eq 0 ]
 (cd "$T/d" && find . -type f | sed 's|^\./||' | sort) >"$T/tar.txt"
-git -C "$TOP_SRCDIR" ls-files | grep -Ev '(^|/)\.gitignore$' | sort >"$T/git.txt"
+git -C "$TOP_SRCDIR" ls-files | grep -Ev '(^|/)\.gitignore$' | sort -u >"$T/git.txt"
 missing=$(comm -13 "$T/tar.txt" "$T/git.txt")
 [[ -z $missing ]] || printf 'in git, not in the tarball: %s\n' $missing
 check "every file git tracks (but .gitignore) is in the tarball" [ -z "$missing" ]

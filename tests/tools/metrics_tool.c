@@ -1,11 +1,13 @@
 /* metrics_tool: a process serving the agent's metrics endpoint with known
  * values, for tests/integration/agent_metrics.sh.
- *   metrics_tool [LISTEN]   (default 127.0.0.1:0)
+ *   metrics_tool [LISTEN [TOKEN_FILE]]   (default 127.0.0.1:0, no token)
  * Prints "listening ADDR" once bound, fills the registry (two partitions, a
  * delta sink "raw" with a progress line and commit latencies, a sink
- * "by_category" that has not committed yet), then serves until stdin closes.
+ * "by_category" that has not committed yet, partition 0 ready and 1
+ * retrying, one warning noted), then serves until stdin closes.
  * Exits 1 with the error on stderr when it cannot listen. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "agent/metrics.h"
@@ -13,10 +15,17 @@
 int main(int argc, char **argv) {
   ag_metrics_t *m = NULL;
   ed_err_t err = {0};
-  if (ag_metrics_new(argc > 1 ? argv[1] : "127.0.0.1:0", "tool-agent", &m, &err)) {
+  char *token = NULL;
+  if ((argc > 2 && ag_metrics_read_token(argv[2], &token, &err)) ||
+      ag_metrics_new(argc > 1 ? argv[1] : "127.0.0.1:0", "tool-agent", token, &m, &err)) {
     fprintf(stderr, "metrics_tool: %s\n", err.msg);
+    free(token);
     return 1;
   }
+  free(token);
+  ag_metrics_set_state(m, "0", "ready");
+  ag_metrics_set_state(m, "1", "retrying");
+  ag_metrics_note(m, 1, "partition_retry", "partition=1 connection reset");
   ag_metrics_add(m, AG_M_EVENTS_RECEIVED, "0", 600);
   ag_metrics_add(m, AG_M_EVENTS_RECEIVED, "1", 400);
   ag_metrics_add(m, AG_M_BYTES_RECEIVED, "0", 60000);

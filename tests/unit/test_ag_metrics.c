@@ -1,7 +1,8 @@
 /* The metrics registry and its HTTP endpoint: the Prometheus text format
  * (HELP/TYPE, escaping, cumulative histogram buckets, sorted series),
- * updates from several threads at once, the /status page, and a real server
- * on a loopback port spoken to over a raw socket. */
+ * updates from several threads at once, the /status page, the history rings
+ * behind /history, the token, and a real server on a loopback port spoken
+ * to over a raw socket. */
 #include <arpa/inet.h>
 #include <json-c/json.h>
 #include <math.h>
@@ -21,7 +22,7 @@
 static ag_metrics_t *registry(void) {
   ag_metrics_t *m = NULL;
   ed_err_t e = {0};
-  CU_ASSERT_EQUAL_FATAL(ag_metrics_new(NULL, "agent-1", &m, &e), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(ag_metrics_new(NULL, "agent-1", NULL, &m, &e), ED_OK);
   return m;
 }
 
@@ -288,20 +289,166 @@ static void test_listen_address_errors(void) {
   const char *bad[] = {
       "nonsense", "127.0.0.1:99999", "127.0.0.1:", "::1:80", "[::1]80", "127.0.0.1:x1"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    CU_ASSERT_EQUAL(ag_metrics_new(bad[i], "a", &m, &e), ED_E_CONFIG);
+    CU_ASSERT_EQUAL(ag_metrics_new(bad[i], "a", NULL, &m, &e), ED_E_CONFIG);
     CU_ASSERT_PTR_NULL(m);
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, bad[i]));
   }
-  CU_ASSERT_EQUAL(ag_metrics_new("no-such-host.invalid:80", "a", &m, &e), ED_E_CONFIG);
+  CU_ASSERT_EQUAL(ag_metrics_new("no-such-host.invalid:80", "a", NULL, &m, &e), ED_E_CONFIG);
   /* a port already taken */
   ag_metrics_t *a = NULL;
-  CU_ASSERT_EQUAL_FATAL(ag_metrics_new("127.0.0.1:0", "a", &a, &e), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(ag_metrics_new("127.0.0.1:0", "a", NULL, &a, &e), ED_OK);
   char busy[64];
   snprintf(busy, sizeof busy, "%s", ag_metrics_address(a));
-  CU_ASSERT_EQUAL(ag_metrics_new(busy, "b", &m, &e), ED_E_CONNECTION);
+  CU_ASSERT_EQUAL(ag_metrics_new(busy, "b", NULL, &m, &e), ED_E_CONNECTION);
   CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "cannot listen on"));
   CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "Address already in use"));
   ag_metrics_free(a);
+}
+
+/* ---- history, live figures, notes ---- */
+
+static json_object *history(ag_metrics_t *m, int64_t since_ms) {
+  char *h = ag_metrics_history_json(m, since_ms);
+  json_object *o = parse(h);
+  free(h);
+  return o;
+}
+
+static size_t col_of(json_object *cols, const char *name) {
+  for (size_t i = 0; i < json_object_array_length(cols); i++)
+    if (!strcmp(json_object_get_string(json_object_array_get_idx(cols, i)), name))
+      return i;
+  CU_FAIL("column missing");
+  return 0;
+}
+
+static void test_history_batch_ring_keeps_the_last_batches(void) {
+  ag_metrics_t *m = registry();
+  char line[512];
+  for (int i = 0; i < AG_HISTORY_BATCHES + 100; i++) {
+    snprintf(line, sizeof line,
+             "{\"batchId\":%d,\"numInputRows\":%d,\"inputRowsPerSecond\":12.5,"
+             "\"durationMs\":{\"getBatch\":1,\"queueWait\":2,\"walCommit\":3,\"addBatch\":4,"
+             "\"commitOffsets\":5,\"triggerExecution\":20},"
+             "\"eventTime\":{\"watermark\":\"2026-12-02T00:00:00.000Z\"},"
+             "\"stateOperators\":[{\"numRowsTotal\":10,\"memoryUsedBytes\":100,"
+             "\"numRowsDroppedByWatermark\":1},{\"numRowsTotal\":5,\"memoryUsedBytes\":50,"
+             "\"numRowsDroppedByWatermark\":2}],\"sink\":{\"tableVersion\":%d}}",
+             i, i * 10, i + 1);
+    ag_metrics_set_progress(m, "raw", line);
+  }
+  json_object *o = history(m, 0);
+  CU_ASSERT_EQUAL(json_object_get_int(path(o, "batchCapacity", NULL, NULL)), AG_HISTORY_BATCHES);
+  json_object *cols = path(o, "batchColumns", NULL, NULL), *rows = path(o, "sinks", "raw", NULL);
+  CU_ASSERT_EQUAL_FATAL(json_object_array_length(rows), AG_HISTORY_BATCHES);
+  json_object *first = json_object_array_get_idx(rows, 0);
+  json_object *last = json_object_array_get_idx(rows, AG_HISTORY_BATCHES - 1);
+  /* the oldest 100 went; order is oldest first */
+  CU_ASSERT_EQUAL(json_object_get_int(json_object_array_get_idx(first, col_of(cols, "batchId"))),
+                  100);
+  CU_ASSERT_EQUAL(json_object_get_int(json_object_array_get_idx(last, col_of(cols, "batchId"))),
+                  AG_HISTORY_BATCHES + 99);
+  struct {
+    const char *col;
+    double want;
+  } want[] = {{"numInputRows", (AG_HISTORY_BATCHES + 99) * 10.0},
+              {"inputRowsPerSecond", 12.5},
+              {"getBatch", 1},
+              {"commitOffsets", 5},
+              {"triggerExecution", 20},
+              {"tableVersion", AG_HISTORY_BATCHES + 100},
+              {"watermarkMs", 1796169600000.0},
+              {"numRowsDroppedByWatermark", 3},
+              {"stateRows", 15},
+              {"stateMemoryBytes", 150}};
+  for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+    CU_ASSERT_DOUBLE_EQUAL(
+        json_object_get_double(json_object_array_get_idx(last, col_of(cols, want[i].col))),
+        want[i].want, 1e-9);
+  /* what a line lacks is null, not 0 */
+  CU_ASSERT_TRUE(json_object_is_type(
+      json_object_array_get_idx(last, col_of(cols, "eventTimeMaxMs")), json_type_null));
+  /* since: only newer rows */
+  int64_t t_last = json_object_get_int64(json_object_array_get_idx(last, 0));
+  json_object_put(o);
+  o = history(m, t_last);
+  CU_ASSERT_EQUAL(json_object_array_length(path(o, "sinks", "raw", NULL)), 0);
+  json_object_put(o);
+  ag_metrics_free(m);
+}
+
+static void test_history_sample_ring_bounded(void) {
+  ag_metrics_t *m = registry();
+  ag_metrics_add(m, AG_M_EVENTS_RECEIVED, "0", 5);
+  ag_metrics_add(m, AG_M_EVENTS_RECEIVED, "1", 7);
+  ag_metrics_set(m, AG_M_LAG, "0", 3);
+  for (int i = 0; i < AG_HISTORY_SAMPLES + 5; i++)
+    ag_metrics_sample(m);
+  json_object *o = history(m, 0);
+  CU_ASSERT_EQUAL(json_object_get_int(path(o, "capacity", NULL, NULL)), AG_HISTORY_SAMPLES);
+  json_object *cols = path(o, "columns", NULL, NULL), *rows = path(o, "samples", NULL, NULL);
+  CU_ASSERT_EQUAL_FATAL(json_object_array_length(rows), AG_HISTORY_SAMPLES);
+  json_object *last = json_object_array_get_idx(rows, AG_HISTORY_SAMPLES - 1);
+  CU_ASSERT_EQUAL(json_object_array_length(last), json_object_array_length(cols));
+  CU_ASSERT_EQUAL(
+      json_object_get_int(json_object_array_get_idx(last, col_of(cols, "eventsReceived"))), 12);
+  CU_ASSERT_EQUAL(json_object_get_int(json_object_array_get_idx(last, col_of(cols, "lagEvents"))),
+                  3);
+  CU_ASSERT_TRUE(json_object_get_double(json_object_array_get_idx(last, col_of(cols, "rssBytes"))) >
+                 0);
+  json_object_put(o);
+  ag_metrics_free(m);
+}
+
+static void test_status_partitions_state_rate_and_notes(void) {
+  ag_metrics_t *m = registry();
+  ag_metrics_set_state(m, "1", "retrying");
+  ag_metrics_set_state(m, "0", "ready");
+  ag_metrics_set(m, AG_M_LAG, "0", 40);
+  ag_metrics_set(m, AG_M_LAG, "1", 0);
+  ag_metrics_set(m, AG_M_LAG, "2", 9); /* no events yet: not draining */
+  ag_metrics_add(m, AG_M_EVENTS_RECEIVED, "0", 100);
+  ag_metrics_sample(m);
+  usleep(20000);
+  ag_metrics_add(m, AG_M_EVENTS_RECEIVED, "0", 100);
+  ag_metrics_sample(m);
+  for (int i = 0; i < AG_METRICS_NOTES + 3; i++) {
+    char f[32];
+    snprintf(f, sizeof f, "n=%d", i);
+    ag_metrics_note(m, i % 2 ? 1 : 0, "commit_retry", f);
+  }
+  char *s = ag_metrics_status_json(m);
+  json_object *o = parse(s);
+  free(s);
+  json_object *parts = path(o, "partitions", NULL, NULL);
+  CU_ASSERT_EQUAL_FATAL(json_object_array_length(parts), 3);
+  json_object *p0 = json_object_array_get_idx(parts, 0), *p1 = json_object_array_get_idx(parts, 1),
+              *p2 = json_object_array_get_idx(parts, 2);
+  CU_ASSERT_STR(json_object_get_string(path(p0, "id", NULL, NULL)), "0");
+  CU_ASSERT_STR(json_object_get_string(path(p0, "state", NULL, NULL)), "ready");
+  CU_ASSERT_TRUE(json_object_get_boolean(path(p0, "owned", NULL, NULL)));
+  double rate = json_object_get_double(path(p0, "eventsPerSecond", NULL, NULL));
+  CU_ASSERT_TRUE(rate > 0);
+  /* 40 events behind at `rate` events/s */
+  CU_ASSERT_DOUBLE_EQUAL(json_object_get_double(path(p0, "lagSeconds", NULL, NULL)), 40 / rate,
+                         0.051 + 40 / rate * 0.01);
+  CU_ASSERT_STR(json_object_get_string(path(p1, "state", NULL, NULL)), "retrying");
+  CU_ASSERT_EQUAL(json_object_get_int(path(p1, "lagSeconds", NULL, NULL)), 0);
+  CU_ASSERT_STR(json_object_get_string(path(p2, "state", NULL, NULL)), "unknown");
+  CU_ASSERT_TRUE(json_object_is_type(path(p2, "lagSeconds", NULL, NULL), json_type_null));
+  json_object *errs = path(o, "errors", NULL, NULL);
+  CU_ASSERT_EQUAL_FATAL(json_object_array_length(errs), AG_METRICS_NOTES);
+  json_object *newest = json_object_array_get_idx(errs, 0);
+  char want[32];
+  snprintf(want, sizeof want, "commit_retry n=%d", AG_METRICS_NOTES + 2);
+  CU_ASSERT_STR(json_object_get_string(path(newest, "text", NULL, NULL)), want);
+  CU_ASSERT_STR(json_object_get_string(path(newest, "level", NULL, NULL)), "error");
+  CU_ASSERT_STR(
+      json_object_get_string(path(json_object_array_get_idx(errs, 1), "level", NULL, NULL)),
+      "warn");
+  CU_ASSERT_PTR_NOT_NULL(path(o, "process", "rssBytes", NULL));
+  json_object_put(o);
+  ag_metrics_free(m);
 }
 
 /* ---- a real server over a raw socket ---- */
@@ -369,7 +516,7 @@ static const char *body_of(const char *resp) {
 static ag_metrics_t *server(void) {
   ag_metrics_t *m = NULL;
   ed_err_t e = {0};
-  CU_ASSERT_EQUAL_FATAL(ag_metrics_new("127.0.0.1:0", "agent-srv", &m, &e), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(ag_metrics_new("127.0.0.1:0", "agent-srv", NULL, &m, &e), ED_OK);
   CU_ASSERT_EQUAL(strncmp(ag_metrics_address(m), "127.0.0.1:", 10), 0);
   CU_ASSERT_TRUE(port_of(m) > 0);
   return m;
@@ -406,6 +553,86 @@ static void test_server_metrics_status_healthz(void) {
   CU_ASSERT_STR(body_of(r), "ok\n");
   free(r);
   ag_metrics_free(m);
+}
+
+static void test_server_page_and_history(void) {
+  ag_metrics_t *m = server();
+  int port = port_of(m);
+  char *r = get(port, "GET / HTTP/1.1\r\n\r\n");
+  CU_ASSERT_EQUAL(strncmp(r, "HTTP/1.1 200 OK\r\n", 17), 0);
+  CU_ASSERT_PTR_NOT_NULL(strstr(r, "\r\nContent-Type: text/html; charset=utf-8\r\n"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(r, "\r\nContent-Security-Policy: default-src 'none';"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(body_of(r), "<!doctype html>"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(body_of(r), "</html>"));
+  free(r);
+  ag_metrics_set_progress(m, "raw", "{\"batchId\":3}");
+  r = get(port, "GET /history?since=0 HTTP/1.1\r\n\r\n");
+  json_object *o = parse(body_of(r));
+  CU_ASSERT_EQUAL(json_object_array_length(path(o, "sinks", "raw", NULL)), 1);
+  json_object_put(o);
+  free(r);
+  ag_metrics_free(m);
+}
+
+static char *write_token(const char *text) {
+  char *f = strdup("/tmp/ag_metrics_token.XXXXXX");
+  int fd = mkstemp(f);
+  CU_ASSERT_TRUE_FATAL(fd >= 0);
+  CU_ASSERT_EQUAL((size_t)write(fd, text, strlen(text)), strlen(text));
+  close(fd);
+  return f;
+}
+
+static void test_token_file_and_every_request(void) {
+  ed_err_t e = {0};
+  char *tok = NULL;
+  char *f = write_token("s3cret+/=\n");
+  CU_ASSERT_EQUAL_FATAL(ag_metrics_read_token(f, &tok, &e), ED_OK);
+  CU_ASSERT_STR(tok, "s3cret+/=");
+  unlink(f);
+  free(f);
+  f = write_token("\n");
+  char *none = NULL;
+  CU_ASSERT_EQUAL(ag_metrics_read_token(f, &none, &e), ED_E_CONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "is empty (expected one line with the token)"));
+  CU_ASSERT_PTR_NULL(none);
+  unlink(f);
+  free(f);
+  CU_ASSERT_EQUAL(ag_metrics_read_token("/nonexistent/token", &none, &e), ED_E_CONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "/nonexistent/token"));
+
+  ag_metrics_t *m = NULL;
+  CU_ASSERT_EQUAL_FATAL(ag_metrics_new("127.0.0.1:0", "tok", tok, &m, &e), ED_OK);
+  int port = port_of(m);
+  const struct {
+    const char *req;
+    int code;
+  } cases[] = {
+      {"GET /status HTTP/1.1\r\n\r\n", 401},
+      {"GET / HTTP/1.1\r\n\r\n", 401},
+      {"GET /healthz HTTP/1.1\r\n\r\n", 401},
+      {"GET /metrics HTTP/1.1\r\nAuthorization: Bearer s3cret+/=\r\n\r\n", 200},
+      {"GET /metrics HTTP/1.1\r\nHost: x\r\nauthorization:   bearer s3cret+/=  \r\n\r\n", 200},
+      {"GET /metrics HTTP/1.1\r\nAuthorization: Bearer s3cret+/\r\n\r\n", 401},
+      {"GET /metrics HTTP/1.1\r\nAuthorization: Bearer s3cret+/==\r\n\r\n", 401},
+      {"GET /metrics HTTP/1.1\r\nAuthorization: Basic czNjcmV0\r\n\r\n", 401},
+      {"GET /status?token=s3cret%2B%2F%3D HTTP/1.1\r\n\r\n", 200},
+      {"GET /history?since=5&token=s3cret%2B%2F%3D HTTP/1.1\r\n\r\n", 200},
+      {"GET /status?token=s3cret HTTP/1.1\r\n\r\n", 401},
+      {"GET /status?xtoken=s3cret%2B%2F%3D HTTP/1.1\r\n\r\n", 401},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char *r = get(port, cases[i].req);
+    char want[32];
+    snprintf(want, sizeof want, "HTTP/1.1 %d ", cases[i].code);
+    if (strncmp(r, want, strlen(want)))
+      fprintf(stderr, "case %zu: %.40s\n", i, r);
+    CU_ASSERT_EQUAL(strncmp(r, want, strlen(want)), 0);
+    CU_ASSERT_PTR_NULL(strstr(body_of(r), "s3cret"));
+    free(r);
+  }
+  ag_metrics_free(m);
+  free(tok);
 }
 
 static void test_server_refuses_what_it_does_not_serve(void) {
@@ -467,7 +694,7 @@ static void test_server_times_out_slow_client_and_stops_promptly(void) {
 static void test_server_ipv6_loopback(void) {
   ag_metrics_t *m = NULL;
   ed_err_t e = {0};
-  if (ag_metrics_new("[::1]:0", "v6", &m, &e) != ED_OK)
+  if (ag_metrics_new("[::1]:0", "v6", NULL, &m, &e) != ED_OK)
     return; /* no IPv6 on this host: the address forms are covered above */
   CU_ASSERT_EQUAL(strncmp(ag_metrics_address(m), "[::1]:", 6), 0);
   int fd = socket(AF_INET6, SOCK_STREAM, 0);
@@ -487,7 +714,7 @@ static void test_server_ipv6_loopback(void) {
 static void test_server_every_address_and_rude_clients(void) {
   ag_metrics_t *m = NULL;
   ed_err_t e = {0};
-  CU_ASSERT_EQUAL_FATAL(ag_metrics_new(":0", "any", &m, &e), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(ag_metrics_new(":0", "any", NULL, &m, &e), ED_OK);
   const char *a = ag_metrics_address(m);
   CU_ASSERT_TRUE(!strncmp(a, "[::]:", 5) || !strncmp(a, "0.0.0.0:", 8));
   int port = port_of(m);
@@ -519,7 +746,12 @@ static const cu_case_t cases[] = {
     CU_CASE(test_concurrent_updates_sum),
     CU_CASE(test_status_progress_replaced),
     CU_CASE(test_listen_address_errors),
+    CU_CASE(test_history_batch_ring_keeps_the_last_batches),
+    CU_CASE(test_history_sample_ring_bounded),
+    CU_CASE(test_status_partitions_state_rate_and_notes),
     CU_CASE(test_server_metrics_status_healthz),
+    CU_CASE(test_server_page_and_history),
+    CU_CASE(test_token_file_and_every_request),
     CU_CASE(test_server_refuses_what_it_does_not_serve),
     CU_CASE(test_server_times_out_slow_client_and_stops_promptly),
     CU_CASE(test_server_ipv6_loopback),
