@@ -255,9 +255,28 @@ static ed_code_t ckpt_key(int64_t batch, char out[40]) {
   return ED_OK;
 }
 
+/* Whether rows of type w may be written into a table column of type h: the
+ * same kind and nested field names, and nowhere a nullable row value where
+ * the table promises none. Values that are never null fit a nullable column
+ * (Spark marks every column it writes by DataFrame or writeStream nullable,
+ * and writes non-null values into it). */
+static bool type_fits(const sm_type_t *w, const sm_type_t *h) {
+  if (w->kind != h->kind || w->nfields != h->nfields)
+    return false;
+  if (w->kind == SM_ARRAY || w->kind == SM_MAP)
+    return (h->elem_nullable || !w->elem_nullable) && type_fits(w->elem, h->elem);
+  for (size_t i = 0; i < w->nfields; i++)
+    if (strcmp(w->fields[i].name, h->fields[i].name) ||
+        (w->fields[i].nullable && !h->fields[i].nullable) ||
+        !type_fits(w->fields[i].type, h->fields[i].type))
+      return false;
+  return true;
+}
+
 /* Rows of another shape would make files readers reject (or misread): an
  * existing table must carry the rows' columns (matched by name, as Delta
- * readers match them), each of the same type. With merge, the rows' new
+ * readers match them), each of the same type, where a column that the rows
+ * never leave null may go into a nullable one (not the reverse). With merge, the rows' new
  * nullable columns are appended to the table's schema (one metaData commit,
  * Delta's mergeSchema); a column the rows lack or of another type is refused. */
 static ed_code_t check_schema(const char *url, const pq_schema_t *full, dl_table_t *t, bool merge,
@@ -281,7 +300,7 @@ static ed_code_t check_schema(const char *url, const pq_schema_t *full, dl_table
                       "table '%s' has column '%s' but the rows lack it: write to a new path or "
                       "change the configuration",
                       url, h->name);
-    } else if (!sm_type_equal(w->type, h->type) || w->nullable != h->nullable) {
+    } else if (!type_fits(w->type, h->type) || (w->nullable && !h->nullable)) {
       ed_buf_t x = {0}, y = {0};
       (void)sm_schema_type_to_ddl(h->type, &x);
       (void)sm_schema_type_to_ddl(w->type, &y);

@@ -62,6 +62,7 @@ typedef struct ag_dsink_opts {
 
 /* Opens (or creates) the table and reads where the query left off. An
  * existing table must have the rows' columns, by name, with the same types
+ * (a NOT NULL row column fits a nullable table column, not the reverse)
  * (ED_E_SCHEMA names the first difference); with merge_schema, columns the
  * rows add are appended to the table's schema in one commit when nullable, as
  * Delta's mergeSchema does. *resume

@@ -178,9 +178,65 @@ static void test_checkpoint_json(void) {
   ag_ckpt_fini(&c);
 }
 
+/* Spark marks every column nullable: rows that never hold a null fit a
+ * nullable table column (also nested), a nullable row column does not fit a
+ * NOT NULL one. */
+static void test_nullability(void) {
+  static const struct {
+    const char *table, *rows;
+    ed_code_t want;
+  } cases[] = {
+      {"id STRING, ingestion_time TIMESTAMP", "id STRING NOT NULL, ingestion_time TIMESTAMP NOT NULL",
+       ED_OK},
+      {"id STRING NOT NULL", "id STRING", ED_E_SCHEMA},
+      {"s STRUCT<a: INT, b: STRING>", "s STRUCT<a: INT NOT NULL, b: STRING> NOT NULL", ED_OK},
+      {"s STRUCT<a: INT NOT NULL>", "s STRUCT<a: INT>", ED_E_SCHEMA},
+      {"s STRUCT<a: INT, b: STRING>", "s STRUCT<b: STRING, a: INT>", ED_E_SCHEMA},
+      {"x ARRAY<BIGINT>", "x ARRAY<BIGINT>", ED_OK},
+      {"x TIMESTAMP", "x BIGINT NOT NULL", ED_E_SCHEMA},
+  };
+  char tmp[] = "/tmp/ag_null_XXXXXX";
+  CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(tmp));
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char url[300];
+    snprintf(url, sizeof url, "%s/t%zu", tmp, i);
+    sm_type_t *ht = NULL, *rt = NULL;
+    ed_err_t e = {0};
+    CU_ASSERT_EQUAL_FATAL(sm_schema_parse_ddl(cases[i].table, &ht, &e), ED_OK);
+    CU_ASSERT_EQUAL_FATAL(sm_schema_parse_ddl(cases[i].rows, &rt, &e), ED_OK);
+    ed_buf_t js = {0};
+    CU_ASSERT_EQUAL(sm_schema_to_json(ht, &js), ED_OK);
+    st_store_t *st = NULL;
+    dl_table_t *tb = NULL;
+    dl_create_opts_t co = {.schema_string = js.data};
+    CU_ASSERT_EQUAL_FATAL(st_open(url, NULL, &st, &e), ED_OK);
+    CU_ASSERT_EQUAL_FATAL(dl_table_create(st, &co, &tb, &e), ED_OK);
+    ag_dsink_opts_t o = {url, NULL, "q", rt, NULL, NULL, false, 0};
+    ag_dsink_t *s = NULL;
+    ag_ckpt_t r = {0};
+    ed_code_t rc = ag_dsink_open(&o, &s, &r, &e);
+    if (rc != cases[i].want)
+      fprintf(stderr, "case %zu: got %d: %s\n", i, rc, e.msg);
+    CU_ASSERT_EQUAL(rc, cases[i].want);
+    if (rc == ED_E_SCHEMA)
+      CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "but the rows have"));
+    ag_ckpt_fini(&r);
+    ag_dsink_free(s);
+    dl_table_free(tb);
+    st_free(st);
+    ed_buf_fini(&js);
+    sm_type_free(ht);
+    sm_type_free(rt);
+  }
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+  CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
 static const cu_case_t cases[] = {
     CU_CASE(test_exactly_once),
     CU_CASE(test_checkpoint_json),
+    CU_CASE(test_nullability),
     CU_END,
 };
 ED_SUITE(ag_sink, cases)
