@@ -186,8 +186,8 @@ static void test_nullability(void) {
     const char *table, *rows;
     ed_code_t want;
   } cases[] = {
-      {"id STRING, ingestion_time TIMESTAMP", "id STRING NOT NULL, ingestion_time TIMESTAMP NOT NULL",
-       ED_OK},
+      {"id STRING, ingestion_time TIMESTAMP",
+       "id STRING NOT NULL, ingestion_time TIMESTAMP NOT NULL", ED_OK},
       {"id STRING NOT NULL", "id STRING", ED_E_SCHEMA},
       {"s STRUCT<a: INT, b: STRING>", "s STRUCT<a: INT NOT NULL, b: STRING> NOT NULL", ED_OK},
       {"s STRUCT<a: INT NOT NULL>", "s STRUCT<a: INT>", ED_E_SCHEMA},
