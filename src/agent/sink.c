@@ -10,10 +10,12 @@
 #include "common/b64.h"
 #include "common/time.h"
 #include "delta/datafile.h"
+#include "delta/features.h"
 #include "delta/path.h"
 #include "delta/stats.h"
 #include "delta/table.h"
 #include "store/store.h"
+#include "stream/expr.h"
 #include "stream/schema.h"
 
 /* ---- checkpoints ---- */
@@ -229,6 +231,13 @@ struct ag_dsink {
   int64_t next_batch;
   pq_writer_opts_t pq;
   ag_dsink_timing_t timing;
+  char **pnames; /* per top-level column: its name in Parquet and partitionValues */
+  /* the table's row rules (CHECK constraints, invariants, generated columns),
+   * compiled against the rows' schema */
+  dl_rules_t rules;
+  sm_expr_t **rexpr;
+  uint8_t *rsel;
+  size_t rsel_cap;
 };
 
 void ag_dsink_last_timing(const ag_dsink_t *s, ag_dsink_timing_t *out) { *out = s->timing; }
@@ -242,11 +251,19 @@ void ag_dsink_free(ag_dsink_t *s) {
   st_free(s->ckpts);
   st_free(s->store);
   free(s->query_id);
-  sm_type_free(s->schema);
   pq_schema_free(s->full);
   pq_schema_free(s->data);
   free(s->part_idx);
   free(s->is_part);
+  for (size_t i = 0; s->pnames && s->schema && i < s->schema->nfields; i++)
+    free(s->pnames[i]);
+  free(s->pnames);
+  for (size_t i = 0; s->rexpr && i < s->rules.n; i++)
+    sm_expr_free(s->rexpr[i]);
+  free(s->rexpr);
+  free(s->rsel);
+  dl_rules_fini(&s->rules);
+  sm_type_free(s->schema);
   free(s);
 }
 
@@ -331,6 +348,11 @@ static ed_code_t check_schema(const char *url, const pq_schema_t *full, dl_table
     }
     added++;
   }
+  if (!rc && added && strcmp(dl_feat_mapping_mode(t), "none"))
+    rc = ed_err_set(err, ED_E_UNSUPPORTED,
+                    "table '%s' uses column mapping: ehdelta does not assign the physical names "
+                    "and ids new columns need; add them with Spark (ALTER TABLE ... ADD COLUMNS)",
+                    url);
   if (!rc && added) {
     dl_metadata_t m = {0};
     rc = dl_metadata_copy(&m, md);
@@ -348,6 +370,136 @@ static ed_code_t check_schema(const char *url, const pq_schema_t *full, dl_table
   sm_type_free(want), sm_type_free(have);
   ed_buf_fini(&js), ed_buf_fini(&a);
   return rc;
+}
+
+/* Gives dst (a copy of the rows' type) the names of phys (the table's type
+ * with physical names), field by field: type_fits made the nested shapes
+ * equal. */
+static ed_code_t rename_like(sm_type_t *dst, const sm_type_t *phys) {
+  if (dst->kind == SM_ARRAY || dst->kind == SM_MAP)
+    return dst->elem && phys->elem ? rename_like(dst->elem, phys->elem) : ED_OK;
+  for (size_t i = 0; i < dst->nfields && i < phys->nfields; i++) {
+    char *n = strdup(phys->fields[i].name);
+    if (!n)
+      return ED_E_NOMEM;
+    free(dst->fields[i].name);
+    dst->fields[i].name = n;
+    ed_code_t rc = rename_like(dst->fields[i].type, phys->fields[i].type);
+    if (rc)
+      return rc;
+  }
+  return ED_OK;
+}
+
+/* Column mapping (name mode, Delta PROTOCOL.md "Column Mapping"): data files,
+ * stats and partitionValues use each column's physical name. Rebuilds
+ * s->full with them and fills s->pnames. */
+static ed_code_t map_names(ag_dsink_t *s, const char *url, ed_err_t *err) {
+  s->pnames = calloc(s->schema->nfields + 1, sizeof *s->pnames);
+  if (!s->pnames)
+    return ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", url);
+  bool mapped = !strcmp(dl_feat_mapping_mode(s->t), "name");
+  ed_buf_t js = ED_BUF_INIT;
+  sm_type_t *phys = NULL, *logical = NULL, *renamed = NULL;
+  const dl_metadata_t *md = dl_table_metadata(s->t);
+  ed_code_t rc = ED_OK;
+  if (mapped) {
+    rc = dl_feat_physical_schema(s->t, &js, err);
+    rc = rc ? rc : sm_schema_parse_json(js.data, js.len, &phys, err);
+    rc =
+        rc ? rc : sm_schema_parse_json(md->schema_string, strlen(md->schema_string), &logical, err);
+    if (!rc && !(renamed = sm_type_clone(s->schema)))
+      rc = ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", url);
+  }
+  for (size_t i = 0; !rc && i < s->schema->nfields; i++) {
+    const char *name = s->schema->fields[i].name;
+    if (mapped) {
+      int k = sm_type_field_index(logical, name);
+      if (k < 0)
+        rc = ed_err_set(err, ED_E_SCHEMA, "table '%s' has no column '%s'", url, name);
+      else if (rename_like(renamed->fields[i].type, phys->fields[k].type))
+        rc = ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", url);
+      else
+        name = phys->fields[k].name;
+    }
+    if (!rc && !(s->pnames[i] = strdup(name)))
+      rc = ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", url);
+    if (!rc && mapped) {
+      free(renamed->fields[i].name);
+      renamed->fields[i].name = strdup(name);
+      if (!renamed->fields[i].name)
+        rc = ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", url);
+    }
+  }
+  if (!rc && mapped) {
+    pq_schema_free(s->full);
+    s->full = NULL;
+    rc = ag_pq_schema(renamed, &s->full, err);
+  }
+  sm_type_free(phys), sm_type_free(logical), sm_type_free(renamed);
+  ed_buf_fini(&js);
+  return rc;
+}
+
+/* Compiles the table's row rules against the rows' schema: a rule the
+ * expression engine cannot parse or bind is refused here, before anything is
+ * written. */
+static ed_code_t compile_rules(ag_dsink_t *s, const char *url, ed_err_t *err) {
+  ed_code_t rc = dl_feat_rules(s->t, &s->rules, err);
+  if (rc || !s->rules.n)
+    return rc;
+  if (!(s->rexpr = calloc(s->rules.n, sizeof *s->rexpr)))
+    return ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", url);
+  static const char *const what[] = {"CHECK constraint", "invariant on column", "generated column"};
+  for (size_t i = 0; i < s->rules.n; i++) {
+    const dl_rule_t *r = &s->rules.v[i];
+    ed_err_t e2 = {0};
+    if (sm_expr_compile(r->expr, s->schema, &s->rexpr[i], &e2) == ED_OK &&
+        sm_expr_type(s->rexpr[i])->kind == SM_BOOLEAN)
+      continue;
+    return ed_err_set(err, ED_E_UNSUPPORTED,
+                      "table '%s': %s %s (%s) cannot be enforced by ehdelta's expression engine "
+                      "(%s); refusing to append",
+                      url, what[r->kind], r->name, r->source,
+                      e2.msg[0] ? e2.msg : "not a BOOLEAN expression");
+  }
+  return ED_OK;
+}
+
+/* The first rule a row of b breaks: ED_E_INVALID naming the rule, the row and
+ * what the table says, before anything of the batch is written. */
+static ed_code_t check_rules(ag_dsink_t *s, const sm_batch_t *b, int64_t batch, ed_err_t *err) {
+  if (!s->rules.n || !b || !b->nrows)
+    return ED_OK;
+  if (b->nrows > s->rsel_cap) {
+    uint8_t *n = realloc(s->rsel, b->nrows);
+    if (!n)
+      return ed_err_set(err, ED_E_NOMEM, "batch of %zu rows: out of memory", b->nrows);
+    s->rsel = n;
+    s->rsel_cap = b->nrows;
+  }
+  int64_t now = ed_time_now_us();
+  for (size_t i = 0; i < s->rules.n; i++) {
+    size_t nsel = 0;
+    ed_code_t rc = sm_expr_filter(s->rexpr[i], b, now, s->rsel, &nsel, err);
+    if (rc)
+      return rc;
+    if (nsel == b->nrows)
+      continue;
+    size_t row = 0;
+    while (row < b->nrows && s->rsel[row])
+      row++;
+    return ed_err_set(err, ED_E_INVALID,
+                      "table '%s': %s '%s' (%s) is violated by %zu of %zu rows of batch %" PRId64
+                      " (the first is row %zu); nothing of the batch was written",
+                      st_url(s->store),
+                      s->rules.v[i].kind == DL_RULE_CHECK       ? "CHECK constraint"
+                      : s->rules.v[i].kind == DL_RULE_INVARIANT ? "invariant on column"
+                                                                : "generated column",
+                      s->rules.v[i].name, s->rules.v[i].source, b->nrows - nsel, b->nrows, batch,
+                      row);
+  }
+  return ED_OK;
 }
 
 ed_code_t ag_dsink_open(const ag_dsink_opts_t *o, ag_dsink_t **out, ag_ckpt_t *resume,
@@ -371,6 +523,9 @@ ed_code_t ag_dsink_open(const ag_dsink_opts_t *o, ag_dsink_t **out, ag_ckpt_t *r
                            : st_open_sub(s->store, "_ehdelta/checkpoints", &s->ckpts, err);
   if (!rc) {
     rc = dl_table_open(s->store, &s->t, err);
+    /* the protocol first: check_schema may commit (ADD COLUMNS) */
+    if (!rc)
+      rc = dl_feat_check(s->t, DL_OP_APPEND, err);
     if (!rc)
       rc = check_schema(o->url, s->full, s->t, o->merge_schema, err);
     if (rc == ED_E_NOT_FOUND) {
@@ -401,8 +556,16 @@ ed_code_t ag_dsink_open(const ag_dsink_opts_t *o, ag_dsink_t **out, ag_ckpt_t *r
       else
         s->part_idx[s->npart++] = k, s->is_part[k] = true;
     }
+    rc = rc ? rc : compile_rules(s, o->url, err);
+    rc = rc ? rc : map_names(s, o->url, err);
+    const char **pp = rc ? NULL : calloc(md->npart + 1, sizeof *pp);
+    if (!rc && !pp)
+      rc = ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", o->url);
+    for (size_t i = 0; !rc && i < s->npart; i++)
+      pp[i] = s->pnames[s->part_idx[i]];
     if (!rc)
-      rc = dl_schema_without(s->full, (const char *const *)md->partition_cols, &s->data, err);
+      rc = dl_schema_without(s->full, pp, &s->data, err);
+    free(pp);
   }
   int64_t v;
   if (!rc && dl_table_txn_version(s->t, s->query_id, &v)) {
@@ -458,8 +621,8 @@ static ed_code_t row_key(ag_dsink_t *s, const pq_col_t *cols, size_t r, ed_buf_t
                          ed_err_t *err) {
   key->len = 0;
   for (size_t i = 0; i < s->npart; i++) {
-    const pq_node_t *nd = pq_schema_node(
-        s->full, pq_schema_find(s->full, PQ_ROOT, s->schema->fields[s->part_idx[i]].name));
+    const pq_node_t *nd =
+        pq_schema_node(s->full, pq_schema_find(s->full, PQ_ROOT, s->pnames[s->part_idx[i]]));
     bool null = false;
     size_t at = key->len;
     ed_code_t rc = dl_pv_format(nd->type, &cols[s->part_idx[i]], r, key, &null, err);
@@ -524,13 +687,17 @@ ed_code_t ag_dsink_commit(ag_dsink_t *s, const sm_batch_t *b, const ag_ckpt_t *c
   if (ck->batch_id != s->next_batch)
     return ed_err_set(err, ED_E_INVALID, "sink: batch %" PRId64 " given, %" PRId64 " expected",
                       ck->batch_id, s->next_batch);
+  /* 0. the table's row rules, before anything is written */
+  ed_code_t rc = check_rules(s, b, ck->batch_id, err);
+  if (rc)
+    return rc;
   /* 1. the checkpoint, before anything can land */
   ed_buf_t js = {0};
   char key[40];
   ckpt_key(ck->batch_id, key);
   memset(&s->timing, 0, sizeof s->timing);
   int64_t t0 = ed_time_mono_us();
-  ed_code_t rc = ag_ckpt_to_json(ck, s->query_id, &js, err);
+  rc = ag_ckpt_to_json(ck, s->query_id, &js, err);
   rc = rc ? rc : st_put(s->ckpts, key, js.data, js.len, err);
   ed_buf_fini(&js);
   if (rc)
@@ -575,7 +742,7 @@ ed_code_t ag_dsink_commit(ag_dsink_t *s, const sm_batch_t *b, const ag_ckpt_t *c
       dl_kv_t pv[16] = {{0}};
       char *p = k0.data;
       for (size_t i = 0; !rc && i < s->npart && i < 16; i++) {
-        pv[i].key = s->schema->fields[s->part_idx[i]].name;
+        pv[i].key = s->pnames[s->part_idx[i]];
         pv[i].value = *p == '\1' ? NULL : p;
         p += strlen(p) + 1;
       }
