@@ -40,6 +40,11 @@ static const ed_opt_t source_keys[] = {
      "TLS with the server's certificate verified (false only for the emulator)", 0, 0, 0},
     {"prefetch", 0, ED_OPT_INT, "N", "300", S(ag_source_t, prefetch),
      "link credit granted per partition", 0, 1, 100000},
+    {"from_spark_checkpoint", 0, ED_OPT_STRING, "URL", NULL, S(ag_source_t, from_spark_checkpoint),
+     "a stopped Spark query's checkpoint folder: its tables start where it last committed", 0, 0,
+     0},
+    {"from_spark_force", 0, ED_OPT_FLAG, NULL, "false", S(ag_source_t, from_spark_force),
+     "take over from Spark even over ehdelta's own positions", 0, 0, 0},
     ED_OPT_END,
 };
 

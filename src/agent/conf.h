@@ -25,6 +25,8 @@ typedef struct ag_source {
   char *retention_gap_policy;   /* fail | skip-to-earliest */
   bool tls;
   int64_t prefetch;
+  char *from_spark_checkpoint; /* a Spark query's checkpoint folder to take over from */
+  bool from_spark_force;       /* take over even over ehdelta's own positions */
 } ag_source_t;
 
 typedef struct ag_schema {

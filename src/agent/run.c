@@ -130,6 +130,7 @@ typedef struct run {
   char source_desc[300];
   eh_client_t *client;
   eh_hub_props_t hp;
+  ag_spark_pos_t spark; /* from_spark_checkpoint's positions (n = 0: none) */
   part_t *parts;
   size_t nparts;
   sink_t *sinks;
@@ -978,7 +979,11 @@ static ed_code_t open_delta(run_t *r, sink_t *s, const char *checkpoint, ed_err_
                          .partition_by = npb ? (const char *const *)pbn : NULL,
                          .store = r->o->store,
                          .merge_schema = s->conf && s->conf->merge_schema,
-                         .zstd_level = s->conf ? (int)s->conf->zstd_level : 0};
+                         .zstd_level = s->conf ? (int)s->conf->zstd_level : 0,
+                         /* Spark's query wrote rows, not window state */
+                         .takeover = s->kind == K_RAW && r->spark.url ? &r->spark : NULL,
+                         .takeover_store = r->o->store,
+                         .takeover_force = r->conf->source.from_spark_force};
     rc = ag_dsink_open(&o, &s->ds, &ck, err);
     if (rc)
       ed_err_prefix(err, "sink '%s': ", s->name);
@@ -1003,8 +1008,28 @@ static ed_code_t open_delta(run_t *r, sink_t *s, const char *checkpoint, ed_err_
   return rc;
 }
 
+/* [source] from_spark_checkpoint: the stopped Spark query's positions, read
+ * and matched against the hub before any sink opens (agent/spark.h). */
+static ed_code_t read_spark(run_t *r, ag_spark_pos_t *sp, ed_err_t *err) {
+  const char *url = r->conf->source.from_spark_checkpoint;
+  char **ids = calloc(r->nparts + 1, sizeof *ids);
+  if (!ids)
+    return nomem(err, "partitions");
+  for (size_t p = 0; p < r->nparts; p++)
+    ids[p] = (char *)r->parts[p].id;
+  ed_code_t rc = ag_spark_read(url, r->o->store, -1, sp, err);
+  rc = rc ? rc : ag_spark_match(sp, r->hp.name, ids, r->nparts, err);
+  free(ids);
+  return rc ? ed_err_prefix(err, "[source] from_spark_checkpoint: ") : ED_OK;
+}
+
 static ed_code_t build_sinks(run_t *r, ed_err_t *err) {
   const ag_conf_t *c = r->conf;
+  if (c->source.from_spark_checkpoint) {
+    ed_code_t rc = read_spark(r, &r->spark, err);
+    if (rc)
+      return rc;
+  }
   r->nsinks = c->nsinks + (c->dead_letter.path ? 1 : 0);
   r->sinks = calloc(r->nsinks + 1, sizeof *r->sinks);
   if (!r->sinks)
@@ -1400,6 +1425,7 @@ static void run_free(run_t *r) {
   }
   free(r->sinks);
   free(r->parts);
+  ag_spark_pos_fini(&r->spark);
   eh_hub_props_fini(&r->hp);
   size_t ndec = r->dec ? sm_dec_schema(r->dec)->nfields : 0;
   for (size_t k = 0; r->eb.cols && k < r->nderive; k++)

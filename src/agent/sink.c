@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/b64.h"
+#include "common/log.h"
 #include "common/time.h"
 #include "delta/datafile.h"
 #include "delta/features.h"
@@ -502,6 +503,61 @@ static ed_code_t check_rules(ag_dsink_t *s, const sm_batch_t *b, int64_t batch, 
   return ED_OK;
 }
 
+/* Spark's positions as this query's first batch (see sink.h). */
+static ed_code_t take_over(ag_dsink_t *s, const ag_dsink_opts_t *o, ag_ckpt_t *resume,
+                           ed_err_t *err) {
+  const ag_spark_pos_t *sp = o->takeover;
+  ag_spark_pos_t later = {0};
+  int64_t tv = -1;
+  bool has = sp->query_id && dl_table_txn_version(s->t, sp->query_id, &tv);
+  if (!has && !o->takeover_force)
+    return ed_err_set(err, ED_E_CONFIG,
+                      "table '%s' has no commit of Spark query %s (the id in %s/metadata): "
+                      "expected the checkpoint of the query that wrote this table; set "
+                      "from_spark_force = true to take its positions anyway",
+                      o->url, sp->query_id ? sp->query_id : "(none)", sp->url);
+  ed_code_t rc = ED_OK;
+  if (has && tv > sp->batch_id) {
+    /* Spark's Delta sink committed batch tv, then stopped before writing
+     * commits/tv: the table has it, so its end is where to go on. */
+    if ((rc = ag_spark_read(sp->url, o->takeover_store, tv, &later, err)))
+      return ed_err_prefix(err, "table '%s' holds Spark batch %" PRId64 ": ", o->url, tv);
+    sp = &later;
+  }
+  if (resume->batch_id >= 0 && !o->takeover_force) {
+    for (size_t i = 0; !rc && i < sp->n; i++) {
+      int64_t have;
+      if (!ag_ckpt_get(resume, sp->partition[i], &have) || have < sp->next[i] - 1)
+        rc = ed_err_set(err, ED_E_CONFIG,
+                        "table '%s' already has ehdelta positions for query '%s' (batch %" PRId64
+                        "), behind Spark's batch %" PRId64 " on partition %s: set "
+                        "from_spark_force = true to replace them with Spark's, or remove "
+                        "from_spark_checkpoint",
+                        o->url, o->query_id, resume->batch_id, sp->batch_id, sp->partition[i]);
+    }
+    if (!rc)
+      ED_LOG_INFO("spark_takeover", "table=%s already=true batch=%" PRId64, o->url,
+                  resume->batch_id);
+    ag_spark_pos_fini(&later);
+    return rc;
+  }
+  ag_ckpt_t ck = {.batch_id = s->next_batch, .watermark_us = INT64_MIN};
+  for (size_t i = 0; !rc && i < sp->n; i++)
+    rc = ag_ckpt_set(&ck, sp->partition[i], sp->next[i] - 1, err);
+  rc = rc ? rc : ag_dsink_commit(s, NULL, &ck, NULL, NULL, err);
+  if (!rc) {
+    ED_LOG_INFO("spark_takeover",
+                "table=%s spark_batch=%" PRId64 " partitions=%zu query=%s batch=%" PRId64, o->url,
+                sp->batch_id, sp->n, o->query_id, ck.batch_id);
+    ag_ckpt_fini(resume);
+    *resume = ck;
+  } else {
+    ag_ckpt_fini(&ck);
+  }
+  ag_spark_pos_fini(&later);
+  return rc;
+}
+
 ed_code_t ag_dsink_open(const ag_dsink_opts_t *o, ag_dsink_t **out, ag_ckpt_t *resume,
                         ed_err_t *err) {
   *out = NULL;
@@ -583,6 +639,8 @@ ed_code_t ag_dsink_open(const ag_dsink_opts_t *o, ag_dsink_t **out, ag_ckpt_t *r
                       resume->batch_id);
     s->next_batch = v + 1;
   }
+  if (!rc && o->takeover)
+    rc = take_over(s, o, resume, err);
   if (rc) {
     ag_ckpt_fini(resume);
     resume->batch_id = -1;
