@@ -114,6 +114,9 @@ static const ed_opt_t sink_keys[] = {
      "zstd level of the table's Parquet pages", 0, 1, 22},
     {"num_rows", 0, ED_OPT_INT, "N", "20", S(ag_sink_t, num_rows),
      "console: rows printed per batch", 0, 1, INT64_MAX},
+    {"constraint_violation", 0, ED_OPT_STRING, "POLICY", "fail", S(ag_sink_t, constraint_violation),
+     "fail (refuse the batch) or dead-letter (the row) when a row breaks the table's constraints",
+     0, 0, 0},
     ED_OPT_END,
 };
 
@@ -324,6 +327,16 @@ static void validate_sink(probs_t *p, ag_sink_t *k, const sm_type_t *schema) {
          k->name);
   if (!k->output_mode)
     k->output_mode = strdup(mode);
+  const char *cv = k->constraint_violation ? k->constraint_violation : "fail";
+  k->violation_dead_letter = !strcmp(cv, "dead-letter");
+  if (strcmp(cv, "fail") && !k->violation_dead_letter)
+    prob(p, KL(sink_keys, k->key_lines, "constraint_violation", ln),
+         "[sink %s] constraint_violation '%s': expected fail or dead-letter", k->name, cv);
+  else if (k->violation_dead_letter && (k->window || k->kind != AG_SINK_DELTA))
+    prob(p, KL(sink_keys, k->key_lines, "constraint_violation", ln),
+         "[sink %s] constraint_violation = dead-letter is for delta sinks of rows (a window's "
+         "rows are aggregates of many events)",
+         k->name);
   if (!k->query_id) {
     size_t n = strlen(k->name) + 9;
     k->query_id = malloc(n);
@@ -409,6 +422,12 @@ static void validate(probs_t *p, ag_conf_t *c, const int *lines) {
   }
   if (c->nsinks == 0)
     prob(p, 0, "no [sink NAME] section: nothing would be written");
+  for (size_t i = 0; i < c->nsinks; i++)
+    if (c->sinks[i].constraint_violation &&
+        !strcmp(c->sinks[i].constraint_violation, "dead-letter") && !c->dead_letter.path)
+      prob(p, c->sinks[i].line,
+           "[sink %s] constraint_violation = dead-letter needs a [dead_letter] path",
+           c->sinks[i].name);
   for (size_t i = 0; i < c->nsinks; i++) {
     validate_sink(p, &c->sinks[i], schema);
     for (size_t j = 0; j < i; j++) {

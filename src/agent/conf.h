@@ -68,12 +68,14 @@ typedef struct ag_sink {
   char *checkpoint_location;
   char *query_id; /* the txn appId; default "ehdelta-<name>" */
   bool merge_schema;
-  int64_t zstd_level; /* of the table's Parquet pages */
-  int64_t num_rows;   /* console: rows printed per batch */
+  int64_t zstd_level;         /* of the table's Parquet pages */
+  int64_t num_rows;           /* console: rows printed per batch */
+  char *constraint_violation; /* fail | dead-letter: a row breaking the table's rules */
   /* resolved by validation */
   ag_sink_type_t kind;
   ag_output_mode_t mode;
   bool available_now;
+  bool violation_dead_letter; /* constraint_violation = dead-letter */
   int64_t trigger_us;
   char *window_column; /* NULL when no window */
   int64_t window_us, slide_us;

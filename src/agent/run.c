@@ -89,6 +89,7 @@ typedef struct sink {
   const char *name, *query_id, *path;
   sink_kind_t kind;
   bool delta;
+  bool screen; /* constraint_violation = dead-letter on a table with row rules */
   ag_dsink_t *ds;
   win_t *win;
   agg_spec_t *aggs;
@@ -153,7 +154,7 @@ typedef struct run {
   sink_t *direct; /* the first raw (delta or console) sink: decoded into when it takes every row */
   sm_batch_t tb;  /* the chunk as a view of the tail of direct's batch (cols: views, owned) */
   sm_expr_t *filter;
-  uint8_t *mask, *smask;
+  uint8_t *mask, *smask, *vmask, *vbad;
   size_t mask_cap;
   uint32_t *row_ev; /* chunk row -> event index in the block */
   size_t row_ev_cap;
@@ -652,7 +653,13 @@ static ed_code_t grow_scratch(run_t *r, size_t n, ed_err_t *err) {
   uint8_t *sm = m ? realloc(r->smask, cap) : NULL;
   if (sm)
     r->smask = sm;
-  uint32_t *re = sm ? realloc(r->row_ev, cap * sizeof *re) : NULL;
+  uint8_t *vm = sm ? realloc(r->vmask, cap) : NULL;
+  if (vm)
+    r->vmask = vm;
+  uint8_t *vb = vm ? realloc(r->vbad, cap) : NULL;
+  if (vb)
+    r->vbad = vb;
+  uint32_t *re = vb ? realloc(r->row_ev, cap * sizeof *re) : NULL;
   if (!re)
     return nomem(err, "chunk");
   r->row_ev = re;
@@ -694,6 +701,44 @@ static ed_code_t event_props(run_t *r, const blk_t *b, const evm_t *e, sm_event_
   m->nprops = e->nprops;
   m->prop_keys = r->pkeys;
   m->prop_values = r->pvals;
+  return ED_OK;
+}
+
+/* constraint_violation = dead-letter: the rows of chunk that *mask selects
+ * and that break one of s's table rules go to the dead-letter table, the
+ * rule named in their reason, and *mask becomes the rows s still takes. */
+static ed_code_t screen_rows(run_t *r, sink_t *s, const blk_t *b, const sm_batch_t *chunk,
+                             int64_t now, const uint8_t **mask, ed_err_t *err) {
+  size_t nbad = 0;
+  ed_code_t rc = ag_dsink_screen(s->ds, chunk, *mask, now, r->vbad, &nbad, err);
+  if (rc || !nbad)
+    return rc ? ed_err_prefix(err, "sink '%s': ", s->name) : ED_OK;
+  part_t *pt = &r->parts[b->part];
+  for (size_t row = 0; row < chunk->nrows; row++) {
+    r->vmask[row] = *mask ? (*mask)[row] : 1;
+    if (!r->vbad[row])
+      continue;
+    r->vmask[row] = 0;
+    const evm_t *e = &b->ev[r->row_ev[row]];
+    char why[512];
+    ag_dsink_rule_text(s->ds, r->vbad[row] - 1, why, sizeof why);
+    r->dead++;
+    ag_metrics_add(r->o->metrics, AG_M_DEAD_LETTERS, NULL, 1);
+    if (r->dl && e->seq > r->dl->resume[b->part]) {
+      sm_event_meta_t m = {.sequence_number = e->seq,
+                           .offset = e->off,
+                           .enqueued_us = e->enq,
+                           .partition = {pt->id, pt->idlen},
+                           .partition_key = {e->pk_set ? b->data + e->pk : NULL, e->pklen},
+                           .publisher = {e->pub_set ? b->data + e->pub : NULL, e->publen}};
+      if ((rc = sm_dec_dl_append(r->dl->rows, b->data + e->body, e->blen, &m, SM_REASON_CONSTRAINT,
+                                 why)))
+        return ed_err_set(err, rc, "dead letter: out of memory");
+      r->dl->in_events++;
+      r->dl->in_bytes += e->blen;
+    }
+  }
+  *mask = r->vmask;
   return ED_OK;
 }
 
@@ -828,6 +873,8 @@ static ed_code_t process_block(run_t *r, blk_t *b, ed_err_t *err) {
         r->smask[row] = r->mask[row] && b->ev[r->row_ev[row]].seq > skip;
       mask = r->smask;
     }
+    if (s->screen && (rc = screen_rows(r, s, b, chunk, now, &mask, err)))
+      return rc;
     if (s->kind != K_DEAD) {
       if (s == direct)
         rc = ED_OK; /* decoded into its batch above */
@@ -1087,6 +1134,9 @@ static ed_code_t build_sinks(run_t *r, ed_err_t *err) {
     }
     if (s->delta && (rc = open_delta(r, s, k->checkpoint_location, err)))
       return rc;
+    s->screen = s->delta && k->violation_dead_letter && ag_dsink_num_rules(s->ds);
+    if (s->screen && r->direct == s)
+      r->direct = NULL; /* its rows are screened before they are taken */
   }
   if (!r->o->available_now && n_avail && n_avail != c->nsinks)
     return ed_err_set(err, ED_E_CONFIG,
@@ -1445,6 +1495,7 @@ static void run_free(run_t *r) {
   sm_dec_free(r->dec);
   sm_meta_cols_free(r->meta, r->nmeta);
   sm_type_free(r->body);
+  free(r->vmask), free(r->vbad);
   free(r->mask), free(r->smask), free(r->row_ev), free(r->pkeys), free(r->pvals);
   pthread_mutex_destroy(&r->mu);
   pthread_cond_destroy(&r->cv);

@@ -236,9 +236,12 @@ struct ag_dsink {
   /* the table's row rules (CHECK constraints, invariants, generated columns),
    * compiled against the rows' schema */
   dl_rules_t rules;
-  sm_expr_t **rexpr;
+  sm_expr_t **rexpr; /* the commit's (flush thread) */
   uint8_t *rsel;
   size_t rsel_cap;
+  sm_expr_t **sexpr; /* ag_dsink_screen's (pipeline thread) */
+  uint8_t *ssel;
+  size_t ssel_cap;
 };
 
 void ag_dsink_last_timing(const ag_dsink_t *s, ag_dsink_timing_t *out) { *out = s->timing; }
@@ -259,10 +262,14 @@ void ag_dsink_free(ag_dsink_t *s) {
   for (size_t i = 0; s->pnames && s->schema && i < s->schema->nfields; i++)
     free(s->pnames[i]);
   free(s->pnames);
-  for (size_t i = 0; s->rexpr && i < s->rules.n; i++)
-    sm_expr_free(s->rexpr[i]);
+  for (size_t i = 0; i < s->rules.n; i++) {
+    sm_expr_free(s->rexpr ? s->rexpr[i] : NULL);
+    sm_expr_free(s->sexpr ? s->sexpr[i] : NULL);
+  }
   free(s->rexpr);
   free(s->rsel);
+  free(s->sexpr);
+  free(s->ssel);
   dl_rules_fini(&s->rules);
   sm_type_free(s->schema);
   free(s);
@@ -442,6 +449,12 @@ static ed_code_t map_names(ag_dsink_t *s, const char *url, ed_err_t *err) {
   return rc;
 }
 
+static const char *rule_kind(dl_rule_kind_t k) {
+  return k == DL_RULE_CHECK       ? "CHECK constraint"
+         : k == DL_RULE_INVARIANT ? "invariant on column"
+                                  : "generated column";
+}
+
 /* Compiles the table's row rules against the rows' schema: a rule the
  * expression engine cannot parse or bind is refused here, before anything is
  * written. */
@@ -449,14 +462,16 @@ static ed_code_t compile_rules(ag_dsink_t *s, const char *url, ed_err_t *err) {
   ed_code_t rc = dl_feat_rules(s->t, &s->rules, err);
   if (rc || !s->rules.n)
     return rc;
-  if (!(s->rexpr = calloc(s->rules.n, sizeof *s->rexpr)))
+  if (!(s->rexpr = calloc(s->rules.n, sizeof *s->rexpr)) ||
+      !(s->sexpr = calloc(s->rules.n, sizeof *s->sexpr)))
     return ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", url);
   static const char *const what[] = {"CHECK constraint", "invariant on column", "generated column"};
   for (size_t i = 0; i < s->rules.n; i++) {
     const dl_rule_t *r = &s->rules.v[i];
     ed_err_t e2 = {0};
     if (sm_expr_compile(r->expr, s->schema, &s->rexpr[i], &e2) == ED_OK &&
-        sm_expr_type(s->rexpr[i])->kind == SM_BOOLEAN)
+        sm_expr_type(s->rexpr[i])->kind == SM_BOOLEAN &&
+        sm_expr_compile(r->expr, s->schema, &s->sexpr[i], &e2) == ED_OK)
       continue;
     return ed_err_set(err, ED_E_UNSUPPORTED,
                       "table '%s': %s %s (%s) cannot be enforced by ehdelta's expression engine "
@@ -493,12 +508,8 @@ static ed_code_t check_rules(ag_dsink_t *s, const sm_batch_t *b, int64_t batch, 
     return ed_err_set(err, ED_E_INVALID,
                       "table '%s': %s '%s' (%s) is violated by %zu of %zu rows of batch %" PRId64
                       " (the first is row %zu); nothing of the batch was written",
-                      st_url(s->store),
-                      s->rules.v[i].kind == DL_RULE_CHECK       ? "CHECK constraint"
-                      : s->rules.v[i].kind == DL_RULE_INVARIANT ? "invariant on column"
-                                                                : "generated column",
-                      s->rules.v[i].name, s->rules.v[i].source, b->nrows - nsel, b->nrows, batch,
-                      row);
+                      st_url(s->store), rule_kind(s->rules.v[i].kind), s->rules.v[i].name,
+                      s->rules.v[i].source, b->nrows - nsel, b->nrows, batch, row);
   }
   return ED_OK;
 }
@@ -556,6 +567,41 @@ static ed_code_t take_over(ag_dsink_t *s, const ag_dsink_opts_t *o, ag_ckpt_t *r
   }
   ag_spark_pos_fini(&later);
   return rc;
+}
+
+size_t ag_dsink_num_rules(const ag_dsink_t *s) { return s->rules.n; }
+
+void ag_dsink_rule_text(const ag_dsink_t *s, size_t k, char *buf, size_t n) {
+  const dl_rule_t *r = &s->rules.v[k];
+  snprintf(buf, n, "%s %s (%s) of table %s", rule_kind(r->kind), r->name, r->source,
+           st_url(s->store));
+}
+
+ed_code_t ag_dsink_screen(ag_dsink_t *s, const sm_batch_t *chunk, const uint8_t *sel,
+                          int64_t now_us, uint8_t *bad, size_t *nbad, ed_err_t *err) {
+  *nbad = 0;
+  if (!chunk->nrows)
+    return ED_OK;
+  memset(bad, 0, chunk->nrows);
+  if (chunk->nrows > s->ssel_cap) {
+    uint8_t *n = realloc(s->ssel, chunk->nrows * 2);
+    if (!n)
+      return ed_err_set(err, ED_E_NOMEM, "chunk of %zu rows: out of memory", chunk->nrows);
+    s->ssel = n;
+    s->ssel_cap = chunk->nrows * 2;
+  }
+  for (size_t k = 0; k < s->rules.n; k++) {
+    size_t ok = 0;
+    ed_code_t rc = sm_expr_filter(s->sexpr[k], chunk, now_us, s->ssel, &ok, err);
+    if (rc)
+      return rc;
+    for (size_t i = 0; ok < chunk->nrows && i < chunk->nrows; i++)
+      if (!s->ssel[i] && !bad[i] && (!sel || sel[i])) {
+        bad[i] = (uint8_t)(k < 254 ? k + 1 : 255);
+        (*nbad)++;
+      }
+  }
+  return ED_OK;
 }
 
 ed_code_t ag_dsink_open(const ag_dsink_opts_t *o, ag_dsink_t **out, ag_ckpt_t *resume,

@@ -85,6 +85,21 @@ ed_code_t ag_dsink_open(const ag_dsink_opts_t *o, ag_dsink_t **out, ag_ckpt_t *r
  * an empty batch with this query's txn and checkpoint before any data. When
  * ehdelta's positions are at or past Spark's, the takeover already happened
  * and nothing is done. */
+/* The number of the table's row rules (CHECK constraints, invariants,
+ * generated columns) the sink enforces. */
+size_t ag_dsink_num_rules(const ag_dsink_t *s);
+/* Screens the rows of chunk (rows of the sink's type; borrowed) whose sel is
+ * set (sel NULL: all) against the rules, for constraint_violation =
+ * dead-letter: bad[i] (chunk->nrows entries, the caller's) gets 0 when row i
+ * keeps every rule or is not selected, else 1 + the index of the first rule
+ * it breaks (at most 255). *nbad gets the number of broken rows. Uses its
+ * own compiled rules: may run on the pipeline thread while a commit runs on
+ * another, never on two threads at once. */
+ed_code_t ag_dsink_screen(ag_dsink_t *s, const sm_batch_t *chunk, const uint8_t *sel,
+                          int64_t now_us, uint8_t *bad, size_t *nbad, ed_err_t *err);
+/* "CHECK constraint amount_positive (amount > 0) of table URL" for rule k
+ * (0-based) into buf. */
+void ag_dsink_rule_text(const ag_dsink_t *s, size_t k, char *buf, size_t n);
 /* The batch id the next ag_dsink_commit must carry. */
 int64_t ag_dsink_next_batch(const ag_dsink_t *s);
 /* Writes b (borrowed) as batch ck->batch_id: checkpoint first, then the data

@@ -1,0 +1,364 @@
+"""Spark (pyspark 3.5 + delta-spark 3.2, the tutorial's stack) and ehdelta on
+the same tables, both ways:
+
+- Spark reads what ehdelta writes: counts, schema, history, time travel, the
+  tutorial's Steps 6.3, 7.1 and 8.2 in Spark SQL equal to DuckDB's answers, and
+  a streaming read that goes on across an OPTIMIZE;
+- ehdelta appends to tables Spark created by a DataFrame save (nullable
+  columns, with a Spark-written checkpoint), by writeStream and by SQL DDL
+  (NOT NULL columns), and Spark reads the result;
+- a CHECK constraint added by Spark is enforced (the batch refused, exit 2);
+- a Spark streaming query's checkpoint (written by Spark; the source line of
+  its offsets in the Event Hubs connector's format, since the connector
+  cannot reach ehemu) is taken over with every event exactly once, also when
+  Spark stopped after its Delta commit and before its commits/ entry.
+
+One SparkSession for the module (local[2], 512m driver, no UI); the Delta jars
+come through Ivy into .tools/ivy (scripts/deps fetches them once)."""
+import datetime
+import json
+import os
+import subprocess
+import time
+
+import duckdb
+import pytest
+from deltalake import DeltaTable
+from pyspark.sql import SparkSession
+
+from agentutil import Emu, run_agent, send_lines, transactions, tutorial_conf
+from conftest import EHDELTA, TOP_SRCDIR
+
+DELTA_PKG = "io.delta:delta-spark_2.12:3.2.1"
+EVENT_COLS = ("transaction_id STRING, customer_id STRING, amount DOUBLE, category STRING, "
+              "timestamp TIMESTAMP, location STRING, payment_method STRING")
+METADATA = "enqueued_time AS ingestion_time, offset, sequence_number AS sequenceNumber, partition"
+# What `ehdelta run` writes with EVENT_COLS, METADATA and processing_date
+# derived; Spark's DataFrame and writeStream tables have it all nullable.
+SPARK_DDL = (EVENT_COLS + ", ingestion_time TIMESTAMP, offset BIGINT, sequenceNumber BIGINT, "
+             "partition STRING, processing_date DATE")
+STRICT_DDL = (EVENT_COLS + ", ingestion_time TIMESTAMP NOT NULL, offset BIGINT NOT NULL, "
+              "sequenceNumber BIGINT NOT NULL, partition STRING, processing_date DATE")
+T_START = time.monotonic()
+
+
+@pytest.fixture(scope="module")
+def spark():
+    ivy = os.path.join(TOP_SRCDIR, ".tools", "ivy")
+    s = (SparkSession.builder.master("local[2]").appName("ehdelta-interop")
+         .config("spark.jars.packages", DELTA_PKG)
+         .config("spark.jars.ivy", ivy)
+         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+         .config("spark.sql.catalog.spark_catalog",
+                 "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+         .config("spark.driver.memory", "512m")
+         .config("spark.ui.enabled", "false")
+         .config("spark.sql.shuffle.partitions", "2")
+         .config("spark.databricks.delta.snapshotPartitions", "2")
+         .config("spark.sql.session.timeZone", "UTC")
+         .config("spark.databricks.delta.properties.defaults.checkpointInterval", "3")
+         .getOrCreate())
+    s.sparkContext.setLogLevel("ERROR")
+    yield s
+    s.stop()
+    print(f"\nspark suite: {time.monotonic() - T_START:.1f} s")
+
+
+@pytest.fixture
+def emu(tmp_path):
+    e = Emu(tmp_path, partitions=2)
+    yield e
+    e.stop()
+
+
+def norm(v):
+    """Values from Spark and DuckDB made comparable: floats to 6 places,
+    datetimes to naive UTC."""
+    if isinstance(v, float):
+        return round(v, 6)
+    if isinstance(v, datetime.datetime) and v.tzinfo is not None:
+        return v.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return v
+
+
+def rows(seq):
+    return [tuple(norm(x) for x in r) for r in seq]
+
+
+def ehdelta(*args, timeout=300):
+    return subprocess.run([EHDELTA, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def run_simple(emu, table, *extra):
+    return ehdelta("run", "--connection-string-file", str(emu.cs_file), "--schema", EVENT_COLS,
+                   "--metadata", METADATA, "--derive", "processing_date = to_date(timestamp)",
+                   "--table", table, "--available-now", *extra)
+
+
+def by_position(spark, path):
+    """{(partition, sequenceNumber): transaction_id} of the ehdelta rows,
+    asserting each position once."""
+    got = spark.read.format("delta").load(path) \
+        .where("partition IS NOT NULL AND sequenceNumber >= 0") \
+        .select("partition", "sequenceNumber", "transaction_id").collect()
+    out = {(r[0], r[1]): r[2] for r in got}
+    assert len(out) == len(got), "an event twice"
+    return out
+
+
+def seed_rows(spark, n, first=900000):
+    """n Spark-side rows in SPARK_DDL (partition NULL, sequenceNumber -1: not
+    from the hub)."""
+    base = datetime.datetime(2026, 11, 29, 8, 0, 0)
+    data = [(f"S{first + i}", "C001", 10.0 + i, "Books", base, "US", "Debit", base, -1, -1,
+             None, base.date()) for i in range(n)]
+    return spark.createDataFrame(data, SPARK_DDL)
+
+
+# ---- Spark reads what ehdelta writes ----
+
+def test_spark_reads_ehdelta_tables(spark, emu, tmp_path):
+    n = 300
+    events = transactions(n)
+    send_lines(emu, tmp_path, events)
+    root = tmp_path / "lake"
+    conf = tutorial_conf(emu, tmp_path, root)
+    p, _ = run_agent(conf, tmp_path, "--available-now")
+    assert p.returncode == 0, p.stderr
+    raw = str(root / "raw/transactions-streaming")
+    win = str(root / "curated/transaction-analytics/by-category")
+
+    df = spark.read.format("delta").load(raw)
+    assert df.count() == n
+    dt = DeltaTable(raw)
+    assert [f.name for f in df.schema.fields] == [f.name for f in dt.schema().fields]
+    types = dict(df.dtypes)
+    assert (types["amount"], types["timestamp"], types["processing_date"],
+            types["sequenceNumber"]) == ("double", "timestamp", "date", "bigint")
+    hist = spark.sql(f"DESCRIBE HISTORY delta.`{raw}`").collect()
+    assert len(hist) == len(dt.history())
+    assert {h["operation"] for h in hist} >= {"CREATE TABLE", "STREAMING UPDATE"}
+    v1 = spark.read.format("delta").option("versionAsOf", 1).load(raw).count()
+    assert v1 == DeltaTable(raw, version=1).to_pyarrow_table().num_rows
+
+    con = duckdb.connect()
+    con.register("raw", dt.to_pyarrow_dataset())
+    con.register("win", DeltaTable(win).to_pyarrow_dataset())
+    spark.read.format("delta").load(raw).createOrReplaceTempView("raw")
+    spark.read.format("delta").load(win).createOrReplaceTempView("win")
+    queries = {
+        "6.3": """SELECT category, location, COUNT(*) AS transaction_count,
+                         SUM(amount) AS total_revenue, AVG(amount) AS avg_transaction_value
+                  FROM raw WHERE processing_date = (SELECT max(processing_date) FROM raw)
+                  GROUP BY category, location
+                  ORDER BY total_revenue DESC, category, location""",
+        "7.1": "SELECT * FROM win ORDER BY window_start, category",
+        "8.2": """SELECT COUNT(*) AS total_records, MIN(timestamp) AS earliest_transaction,
+                         MAX(timestamp) AS latest_transaction,
+                         COUNT(DISTINCT customer_id) AS unique_customers,
+                         SUM(amount) AS total_revenue FROM raw""",
+    }
+    for step, sql in queries.items():
+        want = rows(con.sql(sql).fetchall())
+        got = rows(spark.sql(sql).collect())
+        assert want, step
+        assert got == want, (step, got[:3], want[:3])
+
+    # a streaming read, then OPTIMIZE (dataChange=false) and more rows: the
+    # stream takes the new rows only
+    copy, ck = str(tmp_path / "copy"), str(tmp_path / "copy-ck")
+
+    def stream_once():
+        q = (spark.readStream.format("delta").load(raw).writeStream.format("delta")
+             .option("checkpointLocation", ck).trigger(availableNow=True).start(copy))
+        q.awaitTermination()
+        return spark.read.format("delta").load(copy).count()
+
+    assert stream_once() == n
+    p = ehdelta("optimize", raw)
+    assert p.returncode == 0, p.stderr
+    more = transactions(40, seed=5, first_id=n + 1)
+    send_lines(emu, tmp_path, more, name="more.jsonl")
+    p, _ = run_agent(conf, tmp_path, "--available-now", tag="run2")
+    assert p.returncode == 0, p.stderr
+    assert stream_once() == n + 40
+    assert spark.read.format("delta").load(raw).count() == n + 40
+
+
+# ---- ehdelta appends to tables Spark made ----
+
+@pytest.mark.parametrize("how", ["save", "writeStream", "ddl"])
+def test_ehdelta_appends_to_spark_tables(spark, emu, tmp_path, how):
+    path = str(tmp_path / "t")
+    seeds = 0
+    if how == "save":
+        # three commits: Spark writes a checkpoint at version 3 (interval 3)
+        for i in range(4):
+            seed_rows(spark, 5, first=900000 + 10 * i).write.format("delta") \
+                .mode("append").partitionBy("processing_date").save(path)
+            seeds += 5
+        assert os.path.exists(f"{path}/_delta_log/00000000000000000003.checkpoint.parquet")
+    elif how == "writeStream":
+        src = tmp_path / "src"
+        src.mkdir()
+        for i in range(2):
+            seed_rows(spark, 4, first=800000 + 10 * i).write.mode("append").json(str(src))
+        q = (spark.readStream.schema(SPARK_DDL).json(str(src)).writeStream.format("delta")
+             .partitionBy("processing_date").option("checkpointLocation", str(tmp_path / "ck"))
+             .trigger(availableNow=True).start(path))
+        q.awaitTermination()
+        seeds = 8
+    else:
+        spark.sql(f"CREATE TABLE delta.`{path}` ({STRICT_DDL}) USING delta "
+                  "PARTITIONED BY (processing_date)")
+    n = 120
+    send_lines(emu, tmp_path, transactions(n, seed=7))
+    p = run_simple(emu, path)
+    assert p.returncode == 0, p.stderr
+    df = spark.read.format("delta").load(path)
+    assert df.count() == seeds + n
+    assert len(by_position(spark, path)) == n
+    last = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").orderBy("version", ascending=False) \
+        .first()
+    assert last["operation"] == "STREAMING UPDATE"
+    # and Spark can still append after ehdelta
+    seed_rows(spark, 2, first=700000).write.format("delta").mode("append").save(path)
+    assert spark.read.format("delta").load(path).count() == seeds + n + 2
+
+
+# ---- constraints ----
+
+def test_check_constraint_is_enforced(spark, emu, tmp_path):
+    path = str(tmp_path / "t")
+    spark.sql(f"CREATE TABLE delta.`{path}` ({SPARK_DDL}) USING delta")
+    spark.sql(f"ALTER TABLE delta.`{path}` ADD CONSTRAINT amount_positive CHECK (amount > 0)")
+    proto = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()
+    assert proto["minWriterVersion"] >= 3
+    events = transactions(60, seed=3)
+    for e in events[::10]:
+        e["amount"] = -e["amount"]
+    send_lines(emu, tmp_path, events)
+    versions = len(spark.sql(f"DESCRIBE HISTORY delta.`{path}`").collect())
+    p = run_simple(emu, path)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert "amount_positive" in p.stderr and "6 of 60 rows" in p.stderr, p.stderr
+    assert len(spark.sql(f"DESCRIBE HISTORY delta.`{path}`").collect()) == versions
+    assert spark.read.format("delta").load(path).count() == 0
+    # the operator's way out: filter the rows the table refuses
+    p = run_simple(emu, path, "--filter", "amount > 0")
+    assert p.returncode == 0, p.stderr
+    df = spark.read.format("delta").load(path)
+    assert df.count() == 54 and df.where("amount <= 0").count() == 0
+
+    # constraint_violation = dead-letter: the violating rows go to the
+    # dead-letter table, the constraint named in their reason
+    path2, dead = str(tmp_path / "t2"), str(tmp_path / "dead")
+    spark.sql(f"CREATE TABLE delta.`{path2}` ({SPARK_DDL}) USING delta "
+              "TBLPROPERTIES ('delta.constraints.amount_positive' = 'amount > 0')")
+    conf = tmp_path / "dl.conf"
+    conf.write_text(f"""[source]
+connection_string_file = {emu.cs_file}
+[schema]
+columns = {EVENT_COLS}
+metadata = {METADATA}
+derive = processing_date = to_date(timestamp)
+[sink raw]
+path = {path2}
+trigger = available-now
+constraint_violation = dead-letter
+[dead_letter]
+path = {dead}
+""")
+    p = ehdelta("run", "--config", str(conf))
+    assert p.returncode == 0, p.stderr
+    assert spark.read.format("delta").load(path2).count() == 54
+    dl = spark.read.format("delta").load(dead).collect()
+    assert len(dl) == 6
+    assert all(r["reason_code"] == "constraint" and "amount_positive" in r["reason"]
+               for r in dl), dl[0]
+    negs = {e["transaction_id"] for e in events if e["amount"] < 0}
+    assert {json.loads(bytes(r["body"]))["transaction_id"] for r in dl} == negs
+
+
+# ---- taking over from a Spark query ----
+
+def spark_query_on(spark, tmp_path, path, per_batch):
+    """A Spark streaming query that wrote per_batch[i] (lists of rows) as its
+    batch i into path, its checkpoint's offsets rewritten to the connector's
+    {"tx":{"0":next,"1":next}} after each batch. Returns the folder."""
+    src, ck = tmp_path / "spark-src", tmp_path / "spark-ck"
+    src.mkdir()
+    for i, batch in enumerate(per_batch):
+        (src / f"part-{i:03d}.json").write_text("".join(json.dumps(r) + "\n" for r in batch))
+    q = (spark.readStream.schema(SPARK_DDL).option("maxFilesPerTrigger", 1).json(str(src))
+         .writeStream.format("delta").option("checkpointLocation", str(ck))
+         .trigger(availableNow=True).start(path))
+    q.awaitTermination()
+    nxt = {"0": 0, "1": 0}
+    for i, batch in enumerate(per_batch):
+        for r in batch:
+            nxt[r["partition"]] = max(nxt[r["partition"]], r["sequenceNumber"] + 1)
+        f = ck / "offsets" / str(i)
+        lines = f.read_text().split("\n")
+        assert lines[0] == "v1" and "logOffset" in lines[2], lines
+        lines[2] = json.dumps({"tx": nxt}, separators=(",", ":"))
+        f.write_text("\n".join(lines))
+    assert sorted(os.listdir(ck / "commits")) == [str(i) for i in range(len(per_batch))]
+    return ck
+
+
+@pytest.mark.parametrize("stop", ["clean", "before-commits-entry"])
+def test_switch_from_spark_exactly_once(spark, emu, tmp_path, stop):
+    per_part = 50
+    sent = {}
+    for part in ("0", "1"):
+        ev = transactions(per_part, seed=int(part) + 20, first_id=1 + 1000 * int(part))
+        send_lines(emu, tmp_path, ev, name=f"p{part}.jsonl", extra=("--partition", part))
+        sent.update({(part, i): e["transaction_id"] for i, e in enumerate(ev)})
+    now = datetime.datetime(2026, 12, 1, 0, 0, 0).isoformat()
+
+    def row(part, i):
+        e = dict(next(x for x in transactions(per_part, seed=int(part) + 20,
+                                              first_id=1 + 1000 * int(part))
+                      if x["transaction_id"] == sent[(part, i)]))
+        e.update(ingestion_time=now, offset=i, sequenceNumber=i, partition=part,
+                 processing_date=e["timestamp"][:10])
+        return e
+
+    # Spark read 0..19 of partition 0 and 0..9 of partition 1 in two batches
+    b0 = [row("0", i) for i in range(10)] + [row("1", i) for i in range(5)]
+    b1 = [row("0", i) for i in range(10, 20)] + [row("1", i) for i in range(5, 10)]
+    path = str(tmp_path / "t")
+    ck = spark_query_on(spark, tmp_path, path, [b0, b1])
+    if stop == "before-commits-entry":
+        os.remove(ck / "commits" / "1")  # its Delta commit landed, the entry did not
+    p = run_simple(emu, path, "--from-spark-checkpoint", str(ck))
+    assert p.returncode == 0, p.stderr
+    got = by_position(spark, path)
+    assert got == sent, sorted(set(got.items()) ^ set(sent.items()))[:5]
+    assert spark.read.format("delta").load(path).count() == 2 * per_part
+    # started again with the setting still there: nothing more, nothing twice
+    p = run_simple(emu, path, "--from-spark-checkpoint", str(ck))
+    assert p.returncode == 0, p.stderr
+    assert spark.read.format("delta").load(path).count() == 2 * per_part
+
+
+def test_switch_refusals(spark, emu, tmp_path):
+    path = str(tmp_path / "t")
+    one = {"transaction_id": "S1", "amount": 1.0, "timestamp": "2026-11-30T10:00:00",
+           "ingestion_time": "2026-11-30T10:00:01", "offset": 0, "sequenceNumber": 0,
+           "partition": "0", "processing_date": "2026-11-30"}
+    ck = spark_query_on(spark, tmp_path, path, [[one]])
+    # another hub's checkpoint
+    f = ck / "offsets" / "0"
+    lines = f.read_text().split("\n")
+    lines[2] = '{"other":{"0":1,"1":1}}'
+    f.write_text("\n".join(lines))
+    p = run_simple(emu, path, "--from-spark-checkpoint", str(ck))
+    assert p.returncode == 2 and "read event hub 'other'" in p.stderr, p.stderr
+    # a folder without commits
+    empty = tmp_path / "empty-ck"
+    (empty / "offsets").mkdir(parents=True)
+    p = run_simple(emu, path, "--from-spark-checkpoint", str(empty))
+    assert p.returncode == 2 and "has no commits/<n> file" in p.stderr, p.stderr
+    assert len(spark.sql(f"DESCRIBE HISTORY delta.`{path}`").collect()) == 1
