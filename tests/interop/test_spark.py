@@ -119,10 +119,10 @@ def seed_rows(spark, n, first=900000):
 
 def test_spark_reads_ehdelta_tables(spark, emu, tmp_path):
     n = 300
-    events = transactions(n)
+    events = transactions(n, step_s=6)  # 30 minutes of events: closed windows
     send_lines(emu, tmp_path, events)
     root = tmp_path / "lake"
-    conf = tutorial_conf(emu, tmp_path, root)
+    conf = tutorial_conf(emu, tmp_path, root, watermark="1 minute")
     p, _ = run_agent(conf, tmp_path, "--available-now")
     assert p.returncode == 0, p.stderr
     raw = str(root / "raw/transactions-streaming")
@@ -303,7 +303,8 @@ def spark_query_on(spark, tmp_path, path, per_batch):
         assert lines[0] == "v1" and "logOffset" in lines[2], lines
         lines[2] = json.dumps({"tx": nxt}, separators=(",", ":"))
         f.write_text("\n".join(lines))
-    assert sorted(os.listdir(ck / "commits")) == [str(i) for i in range(len(per_batch))]
+    assert sorted(f for f in os.listdir(ck / "commits") if not f.startswith(".")) == \
+        [str(i) for i in range(len(per_batch))]
     return ck
 
 
@@ -362,3 +363,50 @@ def test_switch_refusals(spark, emu, tmp_path):
     p = run_simple(emu, path, "--from-spark-checkpoint", str(empty))
     assert p.returncode == 2 and "has no commits/<n> file" in p.stderr, p.stderr
     assert len(spark.sql(f"DESCRIBE HISTORY delta.`{path}`").collect()) == 1
+
+
+# ---- protocol features ----
+
+def test_column_mapping_name_mode(spark, emu, tmp_path):
+    """Spark users turn column mapping on to rename columns: ehdelta's files
+    carry the physical names, so Spark reads them before and after a rename."""
+    path = str(tmp_path / "t")
+    spark.sql(f"CREATE TABLE delta.`{path}` ({SPARK_DDL}) USING delta "
+              "TBLPROPERTIES ('delta.columnMapping.mode' = 'name')")
+    events = transactions(80, seed=9)
+    send_lines(emu, tmp_path, events)
+    p = run_simple(emu, path)
+    assert p.returncode == 0, p.stderr
+    total = round(sum(e["amount"] for e in events), 6)
+    got = spark.read.format("delta").load(path).selectExpr("count(*)", "sum(amount)").first()
+    assert (got[0], round(got[1], 6)) == (80, total)
+    spark.sql(f"ALTER TABLE delta.`{path}` RENAME COLUMN amount TO amount_eur")
+    got = spark.read.format("delta").load(path).selectExpr("sum(amount_eur)").first()
+    assert round(got[0], 6) == total
+
+
+def test_unsupported_features_refused_with_status_2(spark, emu, tmp_path):
+    send_lines(emu, tmp_path, transactions(10, seed=4))
+    # deletion vectors: a reader-writer feature ehdelta does not implement
+    dv = str(tmp_path / "dv")
+    spark.sql(f"CREATE TABLE delta.`{dv}` ({SPARK_DDL}) USING delta "
+              "TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')")
+    for args in (("optimize", dv), ("vacuum", dv, "--retain", "7 days")):
+        p = ehdelta(*args)
+        assert p.returncode == 2 and "deletionVectors" in p.stderr, (args, p.stderr)
+    p = run_simple(emu, dv)
+    assert p.returncode == 2 and "deletionVectors" in p.stderr, p.stderr
+    # row tracking: appends and OPTIMIZE refused, VACUUM allowed
+    rt = str(tmp_path / "rt")
+    spark.sql(f"CREATE TABLE delta.`{rt}` ({SPARK_DDL}) USING delta "
+              "TBLPROPERTIES ('delta.enableRowTracking' = 'true')")
+    seed_rows(spark, 3).write.format("delta").mode("append").save(rt)
+    seed_rows(spark, 3, first=1).write.format("delta").mode("append").save(rt)
+    p = run_simple(emu, rt)
+    assert p.returncode == 2 and "rowTracking" in p.stderr, p.stderr
+    p = ehdelta("optimize", rt)
+    assert p.returncode == 2 and "rowTracking" in p.stderr, p.stderr
+    p = ehdelta("vacuum", rt, "--retain", "7 days")
+    assert p.returncode == 0, p.stderr
+    assert len(spark.sql(f"DESCRIBE HISTORY delta.`{rt}`").collect()) == 3
+    assert spark.read.format("delta").load(rt).count() == 6
