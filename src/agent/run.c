@@ -712,7 +712,7 @@ static ed_code_t screen_rows(run_t *r, sink_t *s, const blk_t *b, const sm_batch
   size_t nbad = 0;
   ed_code_t rc = ag_dsink_screen(s->ds, chunk, *mask, now, r->vbad, &nbad, err);
   if (rc || !nbad)
-    return rc ? ed_err_prefix(err, "sink '%s': ", s->name) : ED_OK;
+    return rc ? ed_err_prefix(err, "sink '%s'", s->name) : ED_OK;
   part_t *pt = &r->parts[b->part];
   for (size_t row = 0; row < chunk->nrows; row++) {
     r->vmask[row] = *mask ? (*mask)[row] : 1;
@@ -1067,7 +1067,7 @@ static ed_code_t read_spark(run_t *r, ag_spark_pos_t *sp, ed_err_t *err) {
   ed_code_t rc = ag_spark_read(url, r->o->store, -1, sp, err);
   rc = rc ? rc : ag_spark_match(sp, r->hp.name, ids, r->nparts, err);
   free(ids);
-  return rc ? ed_err_prefix(err, "[source] from_spark_checkpoint: ") : ED_OK;
+  return rc ? ed_err_prefix(err, "[source] from_spark_checkpoint") : ED_OK;
 }
 
 static ed_code_t build_sinks(run_t *r, ed_err_t *err) {

@@ -532,7 +532,7 @@ static ed_code_t take_over(ag_dsink_t *s, const ag_dsink_opts_t *o, ag_ckpt_t *r
     /* Spark's Delta sink committed batch tv, then stopped before writing
      * commits/tv: the table has it, so its end is where to go on. */
     if ((rc = ag_spark_read(sp->url, o->takeover_store, tv, &later, err)))
-      return ed_err_prefix(err, "table '%s' holds Spark batch %" PRId64 ": ", o->url, tv);
+      return ed_err_prefix(err, "table '%s' holds Spark batch %" PRId64, o->url, tv);
     sp = &later;
   }
   if (resume->batch_id >= 0 && !o->takeover_force) {
