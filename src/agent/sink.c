@@ -239,9 +239,21 @@ struct ag_dsink {
   sm_expr_t **rexpr; /* the commit's (flush thread) */
   uint8_t *rsel;
   size_t rsel_cap;
-  sm_expr_t **sexpr; /* ag_dsink_screen's (pipeline thread) */
+  sm_expr_t **sexpr; /* ag_dsink_screen's (pipeline thread); NULL: on a computed column */
   uint8_t *ssel;
   size_t ssel_cap;
+  /* Columns the table has and the rows lack that the sink computes: generated
+   * columns (their expression over the rows) and the identity column. They
+   * follow the rows' columns in s->schema. */
+  sm_type_t *rows; /* the rows' STRUCT as given */
+  size_t ncomp;
+  struct comp {
+    char *name;
+    sm_expr_t *gen; /* generated: the expression, bound to the rows */
+    bool identity;
+    sm_col_t col;
+  } * comp;
+  sm_col_t *ext; /* the rows' column headers, then the computed ones */
 };
 
 void ag_dsink_last_timing(const ag_dsink_t *s, ag_dsink_timing_t *out) { *out = s->timing; }
@@ -271,6 +283,14 @@ void ag_dsink_free(ag_dsink_t *s) {
   free(s->sexpr);
   free(s->ssel);
   dl_rules_fini(&s->rules);
+  for (size_t i = 0; i < s->ncomp; i++) {
+    free(s->comp[i].name);
+    sm_expr_free(s->comp[i].gen);
+    sm_col_fini(&s->comp[i].col);
+  }
+  free(s->comp);
+  free(s->ext);
+  sm_type_free(s->rows);
   sm_type_free(s->schema);
   free(s);
 }
@@ -305,7 +325,7 @@ static bool type_fits(const sm_type_t *w, const sm_type_t *h) {
  * nullable columns are appended to the table's schema (one metaData commit,
  * Delta's mergeSchema); a column the rows lack or of another type is refused. */
 static ed_code_t check_schema(const char *url, const pq_schema_t *full, dl_table_t *t, bool merge,
-                              ed_err_t *err) {
+                              const char *const *computed, ed_err_t *err) {
   const dl_metadata_t *md = dl_table_metadata(t);
   ed_buf_t js = {0}, a = {0};
   ed_code_t rc = dl_schema_from_pq(full, &js, err);
@@ -320,6 +340,11 @@ static ed_code_t check_schema(const char *url, const pq_schema_t *full, dl_table
     for (size_t k = 0; k < want->nfields; k++)
       if (!strcmp(want->fields[k].name, h->name))
         w = &want->fields[k];
+    bool comp = false;
+    for (size_t k = 0; computed && computed[k]; k++)
+      comp |= !strcmp(computed[k], h->name);
+    if (!w && comp)
+      continue; /* generated or identity: the sink computes it */
     if (!w) {
       rc = ed_err_set(err, ED_E_SCHEMA,
                       "table '%s' has column '%s' but the rows lack it: write to a new path or "
@@ -459,9 +484,8 @@ static const char *rule_kind(dl_rule_kind_t k) {
  * expression engine cannot parse or bind is refused here, before anything is
  * written. */
 static ed_code_t compile_rules(ag_dsink_t *s, const char *url, ed_err_t *err) {
-  ed_code_t rc = dl_feat_rules(s->t, &s->rules, err);
-  if (rc || !s->rules.n)
-    return rc;
+  if (!s->rules.n)
+    return ED_OK;
   if (!(s->rexpr = calloc(s->rules.n, sizeof *s->rexpr)) ||
       !(s->sexpr = calloc(s->rules.n, sizeof *s->sexpr)))
     return ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", url);
@@ -470,9 +494,13 @@ static ed_code_t compile_rules(ag_dsink_t *s, const char *url, ed_err_t *err) {
     const dl_rule_t *r = &s->rules.v[i];
     ed_err_t e2 = {0};
     if (sm_expr_compile(r->expr, s->schema, &s->rexpr[i], &e2) == ED_OK &&
-        sm_expr_type(s->rexpr[i])->kind == SM_BOOLEAN &&
-        sm_expr_compile(r->expr, s->schema, &s->sexpr[i], &e2) == ED_OK)
+        sm_expr_type(s->rexpr[i])->kind == SM_BOOLEAN) {
+      /* screening sees the rows before the computed columns: a rule on one
+       * of those is left to the commit's check */
+      if (sm_expr_compile(r->expr, s->rows, &s->sexpr[i], NULL) != ED_OK)
+        s->sexpr[i] = NULL;
       continue;
+    }
     return ed_err_set(err, ED_E_UNSUPPORTED,
                       "table '%s': %s %s (%s) cannot be enforced by ehdelta's expression engine "
                       "(%s); refusing to append",
@@ -511,6 +539,144 @@ static ed_code_t check_rules(ag_dsink_t *s, const sm_batch_t *b, int64_t batch, 
                       st_url(s->store), rule_kind(s->rules.v[i].kind), s->rules.v[i].name,
                       s->rules.v[i].source, b->nrows - nsel, b->nrows, batch, row);
   }
+  return ED_OK;
+}
+
+/* The columns the sink may compute (NULL-terminated; names borrowed from
+ * s->rules and ids): top-level generated columns and identity columns. An
+ * identity column the rows carry must allow explicit values. */
+static ed_code_t computable(ag_dsink_t *s, const char *url, const dl_identity_t *ids, size_t nids,
+                            const char ***out, ed_err_t *err) {
+  *out = NULL;
+  const char **v = calloc(s->rules.n + nids + 1, sizeof *v);
+  if (!v)
+    return ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", url);
+  *out = v; /* the caller frees it, also after an error below */
+  size_t n = 0;
+  for (size_t i = 0; i < s->rules.n; i++)
+    if (s->rules.v[i].kind == DL_RULE_GENERATED && s->rules.v[i].column)
+      v[n++] = s->rules.v[i].column;
+  if (nids > 1)
+    return ed_err_set(err, ED_E_UNSUPPORTED,
+                      "table '%s' has %zu identity columns; ehdelta generates one", url, nids);
+  for (size_t i = 0; i < nids; i++) {
+    if (sm_type_field_index(s->rows, ids[i].column) >= 0 && !ids[i].allow_explicit)
+      return ed_err_set(err, ED_E_UNSUPPORTED,
+                        "table '%s': column '%s' is GENERATED ALWAYS AS IDENTITY: its values come "
+                        "from the table, so the rows must not carry it (drop it from the "
+                        "configuration)",
+                        url, ids[i].column);
+    v[n++] = ids[i].column;
+  }
+  return ED_OK;
+}
+
+/* Appends to s->schema each computable column of the table the rows lack,
+ * with the table's type, and binds its generation expression to the rows. */
+static ed_code_t extend(ag_dsink_t *s, const char *url, const char *const *cols, ed_err_t *err) {
+  const dl_metadata_t *md = dl_table_metadata(s->t);
+  sm_type_t *have = NULL;
+  ed_code_t rc = sm_schema_parse_json(md->schema_string, strlen(md->schema_string), &have, err);
+  for (size_t i = 0; !rc && cols[i]; i++) {
+    int k = sm_type_field_index(have, cols[i]);
+    if (k < 0 || sm_type_field_index(s->rows, cols[i]) >= 0)
+      continue;
+    const sm_field_t *f = &have->fields[k];
+    struct comp *nc = realloc(s->comp, (s->ncomp + 1) * sizeof *nc);
+    if (!nc) {
+      rc = ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", url);
+      break;
+    }
+    s->comp = nc;
+    struct comp *c = memset(&s->comp[s->ncomp++], 0, sizeof *c);
+    if (!(c->name = strdup(f->name))) {
+      rc = ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", url);
+      break;
+    }
+    const dl_rule_t *g = NULL;
+    for (size_t r = 0; r < s->rules.n; r++)
+      if (s->rules.v[r].kind == DL_RULE_GENERATED && s->rules.v[r].column &&
+          !strcmp(s->rules.v[r].column, f->name))
+        g = &s->rules.v[r];
+    c->identity = !g;
+    if (g) {
+      ed_err_t e2 = {0};
+      if (sm_expr_compile(g->source, s->rows, &c->gen, &e2) != ED_OK)
+        rc = ed_err_set(err, ED_E_UNSUPPORTED,
+                        "table '%s': generated column '%s' = %s cannot be computed by ehdelta's "
+                        "expression engine (%s); refusing to append",
+                        url, f->name, g->source, e2.msg);
+      else if (sm_expr_type(c->gen)->kind != f->type->kind)
+        rc = ed_err_set(err, ED_E_UNSUPPORTED,
+                        "table '%s': generated column '%s' is %s but %s gives %s; refusing to "
+                        "append",
+                        url, f->name, sm_kind_name(f->type->kind), g->source,
+                        sm_kind_name(sm_expr_type(c->gen)->kind));
+    }
+    sm_type_t *ty = rc ? NULL : sm_type_clone(f->type);
+    if (!rc && (!ty || sm_type_add_field(s->schema, f->name, ty, f->nullable, err)))
+      rc = ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", url);
+  }
+  sm_type_free(have);
+  for (size_t i = 0; !rc && i < s->ncomp; i++)
+    sm_col_init(&s->comp[i].col, s->schema->fields[s->rows->nfields + i].type);
+  if (!rc && s->ncomp) {
+    if (!(s->ext = calloc(s->schema->nfields, sizeof *s->ext)))
+      return ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", url);
+    pq_schema_free(s->full);
+    s->full = NULL;
+    rc = ag_pq_schema(s->schema, &s->full, err);
+  }
+  return rc;
+}
+
+/* b with the computed columns after its own (a view in s->ext), and, for an
+ * identity column, the metaData that advances its high water mark. */
+static ed_code_t compute(ag_dsink_t *s, const sm_batch_t *b, sm_batch_t *out, dl_metadata_t *md,
+                         bool *have_md, ed_err_t *err) {
+  *have_md = false;
+  *out = *b;
+  if (!s->ncomp || !b->nrows)
+    return ED_OK;
+  size_t nr = s->rows->nfields;
+  memcpy(s->ext, b->cols, nr * sizeof *s->ext);
+  int64_t now = ed_time_now_us();
+  for (size_t i = 0; i < s->ncomp; i++) {
+    struct comp *c = &s->comp[i];
+    ed_code_t rc = ED_OK;
+    if (c->gen) {
+      rc = sm_expr_eval(c->gen, b, now, &c->col, err);
+    } else {
+      /* PROTOCOL.md "Identity Columns": values start at start, go by step,
+       * and the commit records the last one as highWaterMark */
+      dl_identity_t *ids = NULL;
+      size_t n = 0;
+      rc = dl_feat_identities(s->t, &ids, &n, err);
+      const dl_identity_t *id = NULL;
+      for (size_t k = 0; !rc && k < n; k++)
+        if (!strcmp(ids[k].column, c->name))
+          id = &ids[k];
+      if (!rc && !id)
+        rc = ed_err_set(err, ED_E_SCHEMA, "table %s: column '%s' is no longer an identity column",
+                        st_url(s->store), c->name);
+      if (!rc) {
+        int64_t v = id->has_hwm ? id->hwm : id->start - id->step;
+        sm_col_reset(&c->col);
+        for (size_t r = 0; !rc && r < b->nrows; r++)
+          rc = sm_col_append_i64(&c->col, v += id->step);
+        if (rc)
+          rc = ed_err_set(err, rc, "identity: out of memory");
+        else if (!(rc = dl_feat_identity_advance(s->t, c->name, v, md, err)))
+          *have_md = true;
+      }
+      dl_identities_free(ids, n);
+    }
+    if (rc)
+      return rc;
+    s->ext[nr + i] = c->col;
+  }
+  out->schema = s->schema;
+  out->cols = s->ext;
   return ED_OK;
 }
 
@@ -592,6 +758,8 @@ ed_code_t ag_dsink_screen(ag_dsink_t *s, const sm_batch_t *chunk, const uint8_t 
   }
   for (size_t k = 0; k < s->rules.n; k++) {
     size_t ok = 0;
+    if (!s->sexpr[k])
+      continue;
     ed_code_t rc = sm_expr_filter(s->sexpr[k], chunk, now_us, s->ssel, &ok, err);
     if (rc)
       return rc;
@@ -611,7 +779,8 @@ ed_code_t ag_dsink_open(const ag_dsink_opts_t *o, ag_dsink_t **out, ag_ckpt_t *r
   resume->batch_id = -1;
   resume->watermark_us = INT64_MIN;
   ag_dsink_t *s = calloc(1, sizeof *s);
-  if (!s || !(s->query_id = strdup(o->query_id)) || !(s->schema = sm_type_clone(o->schema))) {
+  if (!s || !(s->query_id = strdup(o->query_id)) || !(s->schema = sm_type_clone(o->schema)) ||
+      !(s->rows = sm_type_clone(o->schema))) {
     ag_dsink_free(s);
     return ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", o->url);
   }
@@ -623,13 +792,20 @@ ed_code_t ag_dsink_open(const ag_dsink_opts_t *o, ag_dsink_t **out, ag_ckpt_t *r
   if (!rc)
     rc = o->checkpoint_url ? st_open(o->checkpoint_url, o->store, &s->ckpts, err)
                            : st_open_sub(s->store, "_ehdelta/checkpoints", &s->ckpts, err);
+  const char **comp = NULL;
+  dl_identity_t *ids = NULL;
+  size_t nids = 0;
   if (!rc) {
     rc = dl_table_open(s->store, &s->t, err);
     /* the protocol first: check_schema may commit (ADD COLUMNS) */
     if (!rc)
       rc = dl_feat_check(s->t, DL_OP_APPEND, err);
+    rc = rc ? rc : dl_feat_rules(s->t, &s->rules, err);
+    rc = rc ? rc : dl_feat_identities(s->t, &ids, &nids, err);
+    rc = rc ? rc : computable(s, o->url, ids, nids, &comp, err);
     if (!rc)
-      rc = check_schema(o->url, s->full, s->t, o->merge_schema, err);
+      rc = check_schema(o->url, s->full, s->t, o->merge_schema, comp, err);
+    rc = rc ? rc : extend(s, o->url, comp, err);
     if (rc == ED_E_NOT_FOUND) {
       ed_buf_t js = {0};
       rc = dl_schema_from_pq(s->full, &js, err);
@@ -639,6 +815,8 @@ ed_code_t ag_dsink_open(const ag_dsink_opts_t *o, ag_dsink_t **out, ag_ckpt_t *r
       ed_buf_fini(&js);
     }
   }
+  free(comp);
+  dl_identities_free(ids, nids);
   /* The table's own partition columns rule (it may predate this config). */
   const dl_metadata_t *md = rc ? NULL : dl_table_metadata(s->t);
   if (md) {
@@ -791,10 +969,19 @@ ed_code_t ag_dsink_commit(ag_dsink_t *s, const sm_batch_t *b, const ag_ckpt_t *c
   if (ck->batch_id != s->next_batch)
     return ed_err_set(err, ED_E_INVALID, "sink: batch %" PRId64 " given, %" PRId64 " expected",
                       ck->batch_id, s->next_batch);
-  /* 0. the table's row rules, before anything is written */
-  ed_code_t rc = check_rules(s, b, ck->batch_id, err);
-  if (rc)
+  /* 0. the computed columns, then the table's row rules, before anything is
+   * written */
+  sm_batch_t ext;
+  dl_metadata_t idmd = {0};
+  bool have_md = false;
+  ed_code_t rc = b ? compute(s, b, &ext, &idmd, &have_md, err) : ED_OK;
+  if (b && !rc)
+    b = &ext;
+  rc = rc ? rc : check_rules(s, b, ck->batch_id, err);
+  if (rc) {
+    dl_metadata_fini(&idmd);
     return rc;
+  }
   /* 1. the checkpoint, before anything can land */
   ed_buf_t js = {0};
   char key[40];
@@ -804,8 +991,10 @@ ed_code_t ag_dsink_commit(ag_dsink_t *s, const sm_batch_t *b, const ag_ckpt_t *c
   rc = ag_ckpt_to_json(ck, s->query_id, &js, err);
   rc = rc ? rc : st_put(s->ckpts, key, js.data, js.len, err);
   ed_buf_fini(&js);
-  if (rc)
+  if (rc) {
+    dl_metadata_fini(&idmd);
     return rc;
+  }
   int64_t t1 = ed_time_mono_us();
   s->timing.checkpoint_us = t1 - t0;
   /* 2. the files: one per distinct partition value */
@@ -873,10 +1062,14 @@ ed_code_t ag_dsink_commit(ag_dsink_t *s, const sm_batch_t *b, const ag_ckpt_t *c
     s->timing.bytes += adds[i].size;
   dl_commit_result_t res = {0};
   if (!rc) {
-    dl_commit_t c = {
-        .adds = adds, .nadds = nadds, .app_id = s->query_id, .txn_version = ck->batch_id};
+    dl_commit_t c = {.adds = adds,
+                     .nadds = nadds,
+                     .app_id = s->query_id,
+                     .txn_version = ck->batch_id,
+                     .metadata = have_md ? &idmd : NULL};
     rc = dl_table_commit(s->t, &c, &res, err);
   }
+  dl_metadata_fini(&idmd);
   for (size_t i = 0; i < nadds; i++)
     dl_add_fini(&adds[i]);
   free(adds);

@@ -164,16 +164,6 @@ static ed_code_t parse_schema(const dl_table_t *t, json_object **out, ed_err_t *
   return ED_OK;
 }
 
-static ed_code_t has_identity(const char *path, json_object *f, void *ctx, ed_err_t *err) {
-  (void)err;
-  json_object *md = get(f, "metadata");
-  if (md && (get(md, "delta.identity.start") || get(md, "delta.identity.step"))) {
-    if (!*(char **)ctx)
-      *(char **)ctx = strdup(path);
-  }
-  return ED_OK;
-}
-
 const char *dl_feat_mapping_mode(const dl_table_t *t) {
   const char *m = dl_table_config(t, "delta.columnMapping.mode", "none");
   return !strcmp(m, "name") ? "name" : !strcmp(m, "id") ? "id" : "none";
@@ -198,21 +188,6 @@ static ed_code_t decide(const dl_table_t *t, dl_op_t op, const feat_t *f, ed_err
     if (!strcmp(dl_table_config(t, "delta.enableInCommitTimestamps", "false"), "true"))
       return refuse(t, op, f->name, f->duty, err);
     return ED_OK; /* supported but not enabled: commits need no inCommitTimestamp */
-  }
-  if (!strcmp(f->name, "identityColumns")) {
-    json_object *root = NULL;
-    ed_code_t rc = parse_schema(t, &root, err);
-    char *col = NULL;
-    rc = rc ? rc : walk_type(root, "", has_identity, &col, err);
-    json_object_put(root);
-    if (!rc && col) {
-      rc = ed_err_set(err, ED_E_UNSUPPORTED,
-                      "table %s: column %s is an identity column (GENERATED ... AS IDENTITY); "
-                      "ehdelta does not %s; refusing to %s it (see ehdelta-delta(7))",
-                      st_url(t->store), col, f->duty, OP_NAME[op]);
-    }
-    free(col);
-    return rc;
   }
   return ED_OK;
 }
@@ -250,7 +225,7 @@ ed_code_t dl_feat_check(const dl_table_t *t, dl_op_t op, ed_err_t *err) {
 /* ---- rules ---- */
 
 static ed_code_t add_rule(dl_rules_t *r, dl_rule_kind_t kind, const char *name, const char *expr,
-                          const char *source, ed_err_t *err) {
+                          const char *source, const char *column, ed_err_t *err) {
   dl_rule_t *n = realloc(r->v, (r->n + 1) * sizeof *n);
   if (!n)
     return ed_err_set(err, ED_E_NOMEM, "rules: out of memory");
@@ -260,8 +235,9 @@ static ed_code_t add_rule(dl_rules_t *r, dl_rule_kind_t kind, const char *name, 
   x->name = strdup(name);
   x->expr = strdup(expr);
   x->source = strdup(source);
+  x->column = column ? strdup(column) : NULL;
   r->n++;
-  if (!x->name || !x->expr || !x->source)
+  if (!x->name || !x->expr || !x->source || (column && !x->column))
     return ed_err_set(err, ED_E_NOMEM, "rules: out of memory");
   return ED_OK;
 }
@@ -272,9 +248,17 @@ typedef struct {
   bool invariants, generated;
 } rules_ctx_t;
 
+/* The field's own name when path is a top-level column ("`name`"). */
+static const char *top_name(const char *path, json_object *f) {
+  const char *name = json_object_get_string(get(f, "name"));
+  size_t n = name ? strlen(name) : 0;
+  return name && strlen(path) == n + 2 && !strncmp(path + 1, name, n) ? name : NULL;
+}
+
 static ed_code_t field_rules(const char *path, json_object *f, void *vctx, ed_err_t *err) {
   rules_ctx_t *c = vctx;
   json_object *md = get(f, "metadata");
+  const char *col = top_name(path, f);
   const char *inv = json_object_get_string(get(md, "delta.invariants"));
   ed_code_t rc = ED_OK;
   if (c->invariants && inv) {
@@ -288,7 +272,7 @@ static ed_code_t field_rules(const char *path, json_object *f, void *vctx, ed_er
                       "{\"expression\":{\"expression\":...}}: %.80s",
                       st_url(c->t->store), path, inv);
     else
-      rc = add_rule(c->r, DL_RULE_INVARIANT, path, e, e, err);
+      rc = add_rule(c->r, DL_RULE_INVARIANT, path, e, e, col, err);
     json_object_put(j);
   }
   const char *gen = json_object_get_string(get(md, "delta.generationExpression"));
@@ -297,7 +281,7 @@ static ed_code_t field_rules(const char *path, json_object *f, void *vctx, ed_er
      * is how Delta checks a generated column a writer provides. */
     ed_buf_t e = ED_BUF_INIT;
     ed_buf_printf(&e, "((%s) IS NULL AND (%s) IS NULL) OR (%s) = (%s)", path, gen, path, gen);
-    rc = e.data ? add_rule(c->r, DL_RULE_GENERATED, path, e.data, gen, err)
+    rc = e.data ? add_rule(c->r, DL_RULE_GENERATED, path, e.data, gen, col, err)
                 : ed_err_set(err, ED_E_NOMEM, "rules: out of memory");
     ed_buf_fini(&e);
   }
@@ -314,7 +298,7 @@ ed_code_t dl_feat_rules(const dl_table_t *t, dl_rules_t *out, ed_err_t *err) {
     for (size_t i = 0; !rc && i < m->nconfig; i++)
       if (!strncmp(m->config[i].key, pre, sizeof pre - 1) && m->config[i].value)
         rc = add_rule(out, DL_RULE_CHECK, m->config[i].key + sizeof pre - 1, m->config[i].value,
-                      m->config[i].value, err);
+                      m->config[i].value, NULL, err);
   }
   rules_ctx_t c = {t, out, supported(p, "invariants"), supported(p, "generatedColumns")};
   if (!rc && (c.invariants || c.generated)) {
@@ -335,6 +319,7 @@ void dl_rules_fini(dl_rules_t *r) {
     free(r->v[i].name);
     free(r->v[i].expr);
     free(r->v[i].source);
+    free(r->v[i].column);
   }
   free(r->v);
   memset(r, 0, sizeof *r);
@@ -377,5 +362,113 @@ ed_code_t dl_feat_physical_schema(const dl_table_t *t, ed_buf_t *out, ed_err_t *
   if (!rc && ed_buf_puts(out, json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN)))
     rc = ed_err_set(err, ED_E_NOMEM, "schema: out of memory");
   json_object_put(root);
+  return rc;
+}
+
+/* ---- identity columns ---- */
+
+typedef struct {
+  const dl_table_t *t;
+  dl_identity_t *v;
+  size_t n;
+} ids_ctx_t;
+
+static bool md_int(json_object *md, const char *k, int64_t *v) {
+  json_object *x = get(md, k);
+  if (!x)
+    return false;
+  if (json_object_is_type(x, json_type_string))
+    *v = strtoll(json_object_get_string(x), NULL, 10);
+  else
+    *v = json_object_get_int64(x);
+  return true;
+}
+
+static ed_code_t field_identity(const char *path, json_object *f, void *vctx, ed_err_t *err) {
+  ids_ctx_t *c = vctx;
+  json_object *md = get(f, "metadata");
+  dl_identity_t x = {0};
+  bool has_start = md_int(md, "delta.identity.start", &x.start);
+  bool has_step = md_int(md, "delta.identity.step", &x.step);
+  if (!has_start && !has_step)
+    return ED_OK;
+  const char *col = top_name(path, f);
+  const char *type = json_object_get_string(get(f, "type"));
+  if (!col || !has_start || !has_step || !x.step || !type || strcmp(type, "long"))
+    return ed_err_set(err, ED_E_UNSUPPORTED,
+                      "table %s: identity column %s: expected a top-level long column with "
+                      "delta.identity.start and a non-zero delta.identity.step",
+                      st_url(c->t->store), path);
+  x.has_hwm = md_int(md, "delta.identity.highWaterMark", &x.hwm);
+  json_object *ae = get(md, "delta.identity.allowExplicitInsert");
+  x.allow_explicit = ae && json_object_get_boolean(ae);
+  dl_identity_t *nv = realloc(c->v, (c->n + 1) * sizeof *nv);
+  if (!nv)
+    return ed_err_set(err, ED_E_NOMEM, "identity: out of memory");
+  c->v = nv;
+  if (!(x.column = strdup(col)))
+    return ed_err_set(err, ED_E_NOMEM, "identity: out of memory");
+  c->v[c->n++] = x;
+  return ED_OK;
+}
+
+ed_code_t dl_feat_identities(const dl_table_t *t, dl_identity_t **out, size_t *n, ed_err_t *err) {
+  *out = NULL;
+  *n = 0;
+  if (!supported(&t->protocol, "identityColumns"))
+    return ED_OK;
+  json_object *root = NULL;
+  ids_ctx_t c = {t, NULL, 0};
+  ed_code_t rc = parse_schema(t, &root, err);
+  rc = rc ? rc : walk_type(root, "", field_identity, &c, err);
+  json_object_put(root);
+  if (rc) {
+    dl_identities_free(c.v, c.n);
+    return rc;
+  }
+  *out = c.v;
+  *n = c.n;
+  return ED_OK;
+}
+
+void dl_identities_free(dl_identity_t *v, size_t n) {
+  for (size_t i = 0; v && i < n; i++)
+    free(v[i].column);
+  free(v);
+}
+
+ed_code_t dl_feat_identity_advance(const dl_table_t *t, const char *column, int64_t hwm,
+                                   dl_metadata_t *out, ed_err_t *err) {
+  memset(out, 0, sizeof *out);
+  json_object *root = NULL;
+  ed_code_t rc = parse_schema(t, &root, err);
+  json_object *fields = rc ? NULL : get(root, "fields");
+  json_object *md = NULL;
+  for (size_t i = 0; fields && i < json_object_array_length(fields); i++) {
+    json_object *f = json_object_array_get_idx(fields, i);
+    const char *name = json_object_get_string(get(f, "name"));
+    if (name && !strcmp(name, column))
+      md = get(f, "metadata");
+  }
+  if (!rc && !md)
+    rc =
+        ed_err_set(err, ED_E_SCHEMA, "table %s: no identity column '%s'", st_url(t->store), column);
+  if (!rc) {
+    json_object_object_add(md, "delta.identity.highWaterMark", json_object_new_int64(hwm));
+    rc = dl_metadata_copy(out, &t->metadata);
+  }
+  if (!rc) {
+    char *s = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN |
+                                                              JSON_C_TO_STRING_NOSLASHESCAPE));
+    if (!s) {
+      rc = ed_err_set(err, ED_E_NOMEM, "identity: out of memory");
+    } else {
+      free(out->schema_string);
+      out->schema_string = s;
+    }
+  }
+  json_object_put(root);
+  if (rc)
+    dl_metadata_fini(out);
   return rc;
 }

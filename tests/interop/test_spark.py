@@ -24,6 +24,7 @@ import time
 import duckdb
 import pytest
 from deltalake import DeltaTable
+from delta.tables import DeltaTable as SparkDeltaTable
 from pyspark.sql import SparkSession
 
 from agentutil import Emu, run_agent, send_lines, transactions, tutorial_conf
@@ -410,3 +411,71 @@ def test_unsupported_features_refused_with_status_2(spark, emu, tmp_path):
     assert p.returncode == 0, p.stderr
     assert len(spark.sql(f"DESCRIBE HISTORY delta.`{rt}`").collect()) == 3
     assert spark.read.format("delta").load(rt).count() == 6
+
+
+def log_state(path):
+    """(last version, metaData, protocol) from a table's JSON commits."""
+    log = os.path.join(path, "_delta_log")
+    last = max(int(f[:20]) for f in os.listdir(log) if f.endswith(".json"))
+    md = proto = None
+    for v in range(last + 1):
+        for line in open(os.path.join(log, f"{v:020d}.json")):
+            a = json.loads(line)
+            md, proto = a.get("metaData", md), a.get("protocol", proto)
+    return last, md, proto
+
+
+def make_identity(path, column, start, step):
+    """Turns column of a Spark table into GENERATED ALWAYS AS IDENTITY the
+    way Delta 3.3 writes one (delta-spark 3.2 cannot create one): a commit
+    with protocol writer 6 and the column's delta.identity.* metadata."""
+    last, md, proto = log_state(path)
+    schema = json.loads(md["schemaString"])
+    for f in schema["fields"]:
+        if f["name"] == column:
+            f["nullable"] = False
+            f["metadata"].update({"delta.identity.start": start, "delta.identity.step": step,
+                                  "delta.identity.allowExplicitInsert": False})
+    md["schemaString"] = json.dumps(schema, separators=(",", ":"))
+    proto = {"minReaderVersion": proto["minReaderVersion"],
+             "minWriterVersion": max(6, proto["minWriterVersion"])}
+    ci = {"timestamp": int(time.time() * 1000), "operation": "CHANGE COLUMN",
+          "operationParameters": {}, "isBlindAppend": False}
+    with open(os.path.join(path, "_delta_log", f"{last + 1:020d}.json"), "x") as out:
+        for a in ({"commitInfo": ci}, {"protocol": proto}, {"metaData": md}):
+            out.write(json.dumps(a, separators=(",", ":")) + "\n")
+
+
+def test_generated_and_identity_columns(spark, emu, tmp_path):
+    """A table with a generated partition column (Spark's DeltaTable builder)
+    and an identity column: ehdelta computes both (the rows carry neither) and
+    Spark finds them right; a second run continues after the high water
+    mark."""
+    path = str(tmp_path / "t")
+    cols = spark.createDataFrame([], EVENT_COLS + ", ingestion_time TIMESTAMP, offset BIGINT, "
+                                 "sequenceNumber BIGINT, partition STRING, txn_key BIGINT").schema
+    (SparkDeltaTable.create(spark).location(path).addColumns(cols)
+     .addColumn("processing_date", "DATE", generatedAlwaysAs="CAST(timestamp AS DATE)")
+     .partitionedBy("processing_date").execute())
+    make_identity(path, "txn_key", 1000, 5)
+    events = transactions(50, seed=12, step_s=3000)  # ~ 2 days of events
+    send_lines(emu, tmp_path, events[:30])
+
+    def run():
+        return ehdelta("run", "--connection-string-file", str(emu.cs_file), "--schema",
+                       EVENT_COLS, "--metadata", METADATA, "--table", path, "--available-now")
+
+    p = run()
+    assert p.returncode == 0, p.stderr
+    send_lines(emu, tmp_path, events[30:], name="more.jsonl")
+    p = run()
+    assert p.returncode == 0, p.stderr
+    df = spark.read.format("delta").load(path)
+    assert df.count() == 50
+    assert df.where("processing_date <=> CAST(timestamp AS DATE)").count() == 50
+    assert df.select("processing_date").distinct().count() >= 2
+    keys = sorted(r[0] for r in df.select("txn_key").collect())
+    assert keys == list(range(1000, 1000 + 5 * 50, 5))
+    _, md, _ = log_state(path)
+    field = [f for f in json.loads(md["schemaString"])["fields"] if f["name"] == "txn_key"][0]
+    assert field["metadata"]["delta.identity.highWaterMark"] == 1000 + 5 * 49
