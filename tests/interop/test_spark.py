@@ -479,3 +479,26 @@ def test_generated_and_identity_columns(spark, emu, tmp_path):
     _, md, _ = log_state(path)
     field = [f for f in json.loads(md["schemaString"])["fields"] if f["name"] == "txn_key"][0]
     assert field["metadata"]["delta.identity.highWaterMark"] == 1000 + 5 * 49
+
+
+def test_append_only_and_timestamp_ntz(spark, emu, tmp_path):
+    """delta.appendOnly: appends, and OPTIMIZE (dataChange=false) allowed, as
+    the protocol says; timestampNtz supported: appends go on, a
+    TIMESTAMP_NTZ column is refused by the schema check."""
+    path = str(tmp_path / "t")
+    spark.sql(f"CREATE TABLE delta.`{path}` ({SPARK_DDL}) USING delta TBLPROPERTIES "
+              "('delta.appendOnly' = 'true', 'delta.feature.timestampNtz' = 'supported')")
+    send_lines(emu, tmp_path, transactions(20, seed=1))
+    assert run_simple(emu, path).returncode == 0
+    send_lines(emu, tmp_path, transactions(20, seed=2, first_id=100), name="more.jsonl")
+    assert run_simple(emu, path).returncode == 0
+    p = ehdelta("optimize", path)
+    assert p.returncode == 0, p.stderr
+    df = spark.read.format("delta").load(path)
+    assert df.count() == 40 and len(df.inputFiles()) == 1
+    last = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").orderBy("version", ascending=False)
+    assert last.first()["operation"] == "OPTIMIZE"
+    ntz = str(tmp_path / "ntz")
+    spark.sql(f"CREATE TABLE delta.`{ntz}` ({SPARK_DDL}, local_time TIMESTAMP_NTZ) USING delta")
+    p = run_simple(emu, ntz)
+    assert p.returncode == 2 and "timestamp_ntz" in p.stderr, p.stderr

@@ -635,7 +635,65 @@ static void test_rules_come_from_constraints_invariants_and_generation(void) {
   ed_buf_fini(&sj);
 }
 
+/* A checkpoint keeps the protocol's feature lists: without them a (3,7)
+ * table is unreadable to Spark ("Mismatched minReaderVersion and
+ * readerFeatures"), and a (1,2) table has them null. */
+static void test_checkpoint_keeps_table_features(void) {
+  char dir[300];
+  st_store_t *s = fresh(dir, sizeof dir);
+  ed_buf_t v0 = ED_BUF_INIT, sj = ED_BUF_INIT;
+  ed_buf_json_str(&sj, SCHEMA, strlen(SCHEMA));
+  ed_buf_printf(&v0,
+                "{\"protocol\":{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":"
+                "[\"timestampNtz\"],\"writerFeatures\":[\"timestampNtz\",\"appendOnly\"]}}\n"
+                "{\"metaData\":{\"id\":\"x\",\"format\":{\"provider\":\"parquet\",\"options\":{}},"
+                "\"schemaString\":%s,\"partitionColumns\":[],\"configuration\":{}}}\n",
+                sj.data);
+  CU_ASSERT_EQUAL(
+      st_put_if_absent(s, "_delta_log/00000000000000000000.json", v0.data, v0.len, NULL), ED_OK);
+  dl_table_t *t = NULL;
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL_FATAL(dl_table_open(s, &t, &e), ED_OK);
+  dl_add_t a = fake_add("a.parquet");
+  dl_commit_t c = {.adds = &a, .nadds = 1, .no_checkpoint = true};
+  CU_ASSERT_EQUAL_FATAL(dl_table_commit(t, &c, NULL, &e), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(dl_table_checkpoint(t, &e), ED_OK);
+  dl_table_free(t);
+  /* only the checkpoint left to read the protocol from */
+  CU_ASSERT_EQUAL(st_delete(s, "_delta_log/00000000000000000000.json", &e), ED_OK);
+  CU_ASSERT_EQUAL(st_delete(s, "_delta_log/00000000000000000001.json", &e), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(dl_table_open(s, &t, &e), ED_OK);
+  CU_ASSERT_EQUAL(dl_table_checkpoint_version(t), 1);
+  const dl_protocol_t *p = dl_table_protocol(t);
+  CU_ASSERT_EQUAL(p->min_reader, 3);
+  CU_ASSERT_EQUAL(p->min_writer, 7);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p->reader_features);
+  CU_ASSERT_STRING_EQUAL(p->reader_features[0], "timestampNtz");
+  CU_ASSERT_PTR_NULL(p->reader_features[1]);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p->writer_features);
+  CU_ASSERT_STRING_EQUAL(p->writer_features[1], "appendOnly");
+  CU_ASSERT_PTR_NULL(p->writer_features[2]);
+  dl_table_free(t);
+  st_free(s);
+  /* (1,2): no lists */
+  s = fresh(dir, sizeof dir);
+  t = create(s);
+  CU_ASSERT_EQUAL_FATAL(dl_table_commit(t, &c, NULL, &e), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(dl_table_checkpoint(t, &e), ED_OK);
+  dl_table_free(t);
+  CU_ASSERT_EQUAL(st_delete(s, "_delta_log/00000000000000000000.json", &e), ED_OK);
+  CU_ASSERT_EQUAL(st_delete(s, "_delta_log/00000000000000000001.json", &e), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(dl_table_open(s, &t, &e), ED_OK);
+  CU_ASSERT_PTR_NULL(dl_table_protocol(t)->reader_features);
+  CU_ASSERT_PTR_NULL(dl_table_protocol(t)->writer_features);
+  dl_table_free(t);
+  st_free(s);
+  ed_buf_fini(&v0);
+  ed_buf_fini(&sj);
+}
+
 static const cu_case_t cases[] = {
+    CU_CASE(test_checkpoint_keeps_table_features),
     CU_CASE(test_writer_features_per_operation),
     CU_CASE(test_rules_come_from_constraints_invariants_and_generation),
     CU_CASE(test_partition_values_serialise_as_delta_says),
