@@ -309,40 +309,90 @@ def spark_query_on(spark, tmp_path, path, per_batch):
     return ck
 
 
-@pytest.mark.parametrize("stop", ["clean", "before-commits-entry"])
-def test_switch_from_spark_exactly_once(spark, emu, tmp_path, stop):
-    per_part = 50
-    sent = {}
+def spark_switch_setup(spark, emu, tmp_path, per_part=50):
+    """Events on both partitions of the hub; a Spark query that read the
+    first 20 of partition 0 and 10 of partition 1 in two batches into the
+    table at tmp_path/t. Returns (table, checkpoint folder, {(partition, seq):
+    transaction_id} of every event sent)."""
+    sent, evs = {}, {}
     for part in ("0", "1"):
         ev = transactions(per_part, seed=int(part) + 20, first_id=1 + 1000 * int(part))
         send_lines(emu, tmp_path, ev, name=f"p{part}.jsonl", extra=("--partition", part))
+        evs[part] = ev
         sent.update({(part, i): e["transaction_id"] for i, e in enumerate(ev)})
     now = datetime.datetime(2026, 12, 1, 0, 0, 0).isoformat()
 
     def row(part, i):
-        e = dict(next(x for x in transactions(per_part, seed=int(part) + 20,
-                                              first_id=1 + 1000 * int(part))
-                      if x["transaction_id"] == sent[(part, i)]))
+        e = dict(evs[part][i])
         e.update(ingestion_time=now, offset=i, sequenceNumber=i, partition=part,
                  processing_date=e["timestamp"][:10])
         return e
 
-    # Spark read 0..19 of partition 0 and 0..9 of partition 1 in two batches
     b0 = [row("0", i) for i in range(10)] + [row("1", i) for i in range(5)]
     b1 = [row("0", i) for i in range(10, 20)] + [row("1", i) for i in range(5, 10)]
     path = str(tmp_path / "t")
-    ck = spark_query_on(spark, tmp_path, path, [b0, b1])
+    return path, spark_query_on(spark, tmp_path, path, [b0, b1]), sent
+
+
+@pytest.mark.parametrize("stop", ["clean", "before-commits-entry"])
+def test_switch_from_spark_exactly_once(spark, emu, tmp_path, stop):
+    path, ck, sent = spark_switch_setup(spark, emu, tmp_path)
     if stop == "before-commits-entry":
         os.remove(ck / "commits" / "1")  # its Delta commit landed, the entry did not
     p = run_simple(emu, path, "--from-spark-checkpoint", str(ck))
     assert p.returncode == 0, p.stderr
     got = by_position(spark, path)
     assert got == sent, sorted(set(got.items()) ^ set(sent.items()))[:5]
-    assert spark.read.format("delta").load(path).count() == 2 * per_part
+    assert spark.read.format("delta").load(path).count() == len(sent)
     # started again with the setting still there: nothing more, nothing twice
     p = run_simple(emu, path, "--from-spark-checkpoint", str(ck))
     assert p.returncode == 0, p.stderr
-    assert spark.read.format("delta").load(path).count() == 2 * per_part
+    assert spark.read.format("delta").load(path).count() == len(sent)
+
+
+def test_switch_from_spark_on_azure_storage(spark, emu, tmp_path):
+    """The table and the Spark checkpoint on Blob storage (Azurite), read
+    through the store layer as on ADLS."""
+    from delta_util import DEV_KEY, Azurite, azurite_bin
+    assert azurite_bin(), "azurite not installed (.tools/node): run scripts/deps"
+    path, ck, sent = spark_switch_setup(spark, emu, tmp_path)
+    az = Azurite()
+    os.environ["AZURITE_BLOB_STORAGE_URL"] = f"http://127.0.0.1:{az.port}"
+    try:
+        az.create_container("lake")
+        cc = az.service().get_container_client("lake")
+        for local, prefix in ((path, "t"), (str(ck), "ck")):
+            for d, _, files in os.walk(local):
+                for f in files:
+                    rel = os.path.relpath(os.path.join(d, f), local)
+                    with open(os.path.join(d, f), "rb") as fh:
+                        cc.upload_blob(f"{prefix}/{rel}", fh)
+        keyf = tmp_path / "key"
+        keyf.write_text(DEV_KEY + "\n")
+        conf = tmp_path / "az.conf"
+        conf.write_text(f"""[source]
+connection_string_file = {emu.cs_file}
+from_spark_checkpoint = {az.url("lake", "ck")}
+[schema]
+columns = {EVENT_COLS}
+metadata = {METADATA}
+derive = processing_date = to_date(timestamp)
+[storage]
+auth = shared-key
+account_key_file = {keyf}
+[sink raw]
+path = {az.url("lake", "t")}
+trigger = available-now
+""")
+        p = ehdelta("run", "--config", str(conf))
+        assert p.returncode == 0, p.stderr
+        assert DEV_KEY not in p.stderr
+        rows = DeltaTable("az://lake/t", storage_options=az.delta_rs_options()) \
+            .to_pyarrow_table(columns=["partition", "sequenceNumber", "transaction_id"]).to_pylist()
+        got = {(r["partition"], r["sequenceNumber"]): r["transaction_id"] for r in rows}
+        assert len(got) == len(rows) == len(sent) and got == sent
+    finally:
+        az.stop()
 
 
 def test_switch_refusals(spark, emu, tmp_path):
