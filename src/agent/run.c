@@ -99,6 +99,7 @@ typedef struct sink {
   const char *name, *query_id, *path;
   sink_kind_t kind;
   bool delta;
+  bool screen; /* constraint_violation = dead-letter on a table with row rules */
   ag_dsink_t *ds;
   win_t *win;
   agg_spec_t *aggs;
@@ -141,6 +142,7 @@ typedef struct run {
   char source_desc[300];
   eh_client_t *client;
   eh_hub_props_t hp;
+  ag_spark_pos_t spark; /* from_spark_checkpoint's positions (n = 0: none) */
   part_t *parts;
   size_t nparts;
   sink_t *sinks;
@@ -170,7 +172,7 @@ typedef struct run {
   sink_t *direct; /* the first raw (delta or console) sink: decoded into when it takes every row */
   sm_batch_t tb;  /* the chunk as a view of the tail of direct's batch (cols: views, owned) */
   sm_expr_t *filter;
-  uint8_t *mask, *smask;
+  uint8_t *mask, *smask, *vmask, *vbad;
   size_t mask_cap;
   uint32_t *row_ev; /* chunk row -> event index in the block */
   size_t row_ev_cap;
@@ -784,7 +786,13 @@ static ed_code_t grow_scratch(run_t *r, size_t n, ed_err_t *err) {
   uint8_t *sm = m ? realloc(r->smask, cap) : NULL;
   if (sm)
     r->smask = sm;
-  uint32_t *re = sm ? realloc(r->row_ev, cap * sizeof *re) : NULL;
+  uint8_t *vm = sm ? realloc(r->vmask, cap) : NULL;
+  if (vm)
+    r->vmask = vm;
+  uint8_t *vb = vm ? realloc(r->vbad, cap) : NULL;
+  if (vb)
+    r->vbad = vb;
+  uint32_t *re = vb ? realloc(r->row_ev, cap * sizeof *re) : NULL;
   if (!re)
     return nomem(err, "chunk");
   r->row_ev = re;
@@ -826,6 +834,44 @@ static ed_code_t event_props(run_t *r, const blk_t *b, const evm_t *e, sm_event_
   m->nprops = e->nprops;
   m->prop_keys = r->pkeys;
   m->prop_values = r->pvals;
+  return ED_OK;
+}
+
+/* constraint_violation = dead-letter: the rows of chunk that *mask selects
+ * and that break one of s's table rules go to the dead-letter table, the
+ * rule named in their reason, and *mask becomes the rows s still takes. */
+static ed_code_t screen_rows(run_t *r, sink_t *s, const blk_t *b, const sm_batch_t *chunk,
+                             int64_t now, const uint8_t **mask, ed_err_t *err) {
+  size_t nbad = 0;
+  ed_code_t rc = ag_dsink_screen(s->ds, chunk, *mask, now, r->vbad, &nbad, err);
+  if (rc || !nbad)
+    return rc ? ed_err_prefix(err, "sink '%s'", s->name) : ED_OK;
+  part_t *pt = &r->parts[b->part];
+  for (size_t row = 0; row < chunk->nrows; row++) {
+    r->vmask[row] = *mask ? (*mask)[row] : 1;
+    if (!r->vbad[row])
+      continue;
+    r->vmask[row] = 0;
+    const evm_t *e = &b->ev[r->row_ev[row]];
+    char why[512];
+    ag_dsink_rule_text(s->ds, r->vbad[row] - 1, why, sizeof why);
+    r->dead++;
+    ag_metrics_add(r->o->metrics, AG_M_DEAD_LETTERS, NULL, 1);
+    if (r->dl && e->seq > r->dl->resume[b->part]) {
+      sm_event_meta_t m = {.sequence_number = e->seq,
+                           .offset = e->off,
+                           .enqueued_us = e->enq,
+                           .partition = {pt->id, pt->idlen},
+                           .partition_key = {e->pk_set ? b->data + e->pk : NULL, e->pklen},
+                           .publisher = {e->pub_set ? b->data + e->pub : NULL, e->publen}};
+      if ((rc = sm_dec_dl_append(r->dl->rows, b->data + e->body, e->blen, &m, SM_REASON_CONSTRAINT,
+                                 why)))
+        return ed_err_set(err, rc, "dead letter: out of memory");
+      r->dl->in_events++;
+      r->dl->in_bytes += e->blen;
+    }
+  }
+  *mask = r->vmask;
   return ED_OK;
 }
 
@@ -971,6 +1017,8 @@ static ed_code_t process_block(run_t *r, blk_t *b, uint32_t lo, uint32_t hi, ed_
         r->smask[row] = r->mask[row] && b->ev[r->row_ev[row]].seq > skip;
       mask = r->smask;
     }
+    if (s->screen && (rc = screen_rows(r, s, b, chunk, now, &mask, err)))
+      return rc;
     if (s->kind != K_DEAD) {
       if (s == direct)
         rc = ED_OK; /* decoded into its batch above */
@@ -1122,7 +1170,11 @@ static ed_code_t open_delta(run_t *r, sink_t *s, const char *checkpoint, ed_err_
                          .partition_by = npb ? (const char *const *)pbn : NULL,
                          .store = r->o->store,
                          .merge_schema = s->conf && s->conf->merge_schema,
-                         .zstd_level = s->conf ? (int)s->conf->zstd_level : 0};
+                         .zstd_level = s->conf ? (int)s->conf->zstd_level : 0,
+                         /* Spark's query wrote rows, not window state */
+                         .takeover = s->kind == K_RAW && r->spark.url ? &r->spark : NULL,
+                         .takeover_store = r->o->store,
+                         .takeover_force = r->conf->source.from_spark_force};
     rc = ag_dsink_open(&o, &s->ds, &ck, err);
     if (rc)
       ed_err_prefix(err, "sink '%s'", s->name);
@@ -1145,6 +1197,21 @@ static ed_code_t open_delta(run_t *r, sink_t *s, const char *checkpoint, ed_err_
     ED_LOG_INFO("resume", "sink=%s batch=%" PRId64 " partitions=%zu", s->name, ck.batch_id, ck.n);
   ag_ckpt_fini(&ck);
   return rc;
+}
+
+/* [source] from_spark_checkpoint: the stopped Spark query's positions, read
+ * and matched against the hub before any sink opens (agent/spark.h). */
+static ed_code_t read_spark(run_t *r, ag_spark_pos_t *sp, ed_err_t *err) {
+  const char *url = r->conf->source.from_spark_checkpoint;
+  char **ids = calloc(r->nparts + 1, sizeof *ids);
+  if (!ids)
+    return nomem(err, "partitions");
+  for (size_t p = 0; p < r->nparts; p++)
+    ids[p] = (char *)r->parts[p].id;
+  ed_code_t rc = ag_spark_read(url, r->o->store, -1, sp, err);
+  rc = rc ? rc : ag_spark_match(sp, r->hp.name, ids, r->nparts, err);
+  free(ids);
+  return rc ? ed_err_prefix(err, "[source] from_spark_checkpoint") : ED_OK;
 }
 
 /* A partition column must be one the sink writes: a new table could not be
@@ -1290,6 +1357,11 @@ static ed_code_t name_win_partitions(run_t *r, sink_t *s, ed_err_t *err) {
 }
 
 static ed_code_t open_sinks(run_t *r, ed_err_t *err) {
+  if (r->conf->source.from_spark_checkpoint) {
+    ed_code_t rc = read_spark(r, &r->spark, err);
+    if (rc)
+      return rc;
+  }
   for (size_t i = 0; i < r->nsinks; i++) {
     sink_t *s = &r->sinks[i];
     s->resume = malloc((r->nparts + 1) * sizeof *s->resume);
@@ -1309,6 +1381,10 @@ static ed_code_t open_sinks(run_t *r, ed_err_t *err) {
       return rc;
     if (s->delta && (rc = open_delta(r, s, ckpt, err)))
       return rc;
+    /* the table's row rules are known once it is open */
+    s->screen = s->delta && s->conf && s->conf->violation_dead_letter && ag_dsink_num_rules(s->ds);
+    if (s->screen && r->direct == s)
+      r->direct = NULL; /* its rows are screened before they are taken */
   }
   return ED_OK;
 }
@@ -1717,6 +1793,7 @@ static void run_free(run_t *r) {
   }
   free(r->sinks);
   free(r->parts);
+  ag_spark_pos_fini(&r->spark);
   eh_hub_props_fini(&r->hp);
   size_t ndec = r->dec ? sm_dec_schema(r->dec)->nfields : 0;
   for (size_t k = 0; r->eb.cols && k < r->nderive; k++)
@@ -1736,6 +1813,7 @@ static void run_free(run_t *r) {
   sm_dec_free(r->dec);
   sm_meta_cols_free(r->meta, r->nmeta);
   sm_type_free(r->body);
+  free(r->vmask), free(r->vbad);
   free(r->mask), free(r->smask), free(r->row_ev), free(r->pkeys), free(r->pvals);
   pthread_mutex_destroy(&r->mu);
   pthread_cond_destroy(&r->cv);

@@ -7,6 +7,7 @@ src_delta_libdelta_a_SOURCES = \
 	src/delta/path.h src/delta/path.c \
 	src/delta/table.h src/delta/table_int.h src/delta/table.c \
 	src/delta/checkpoint.c \
+	src/delta/features.h src/delta/features.c \
 	src/delta/stats.h src/delta/stats.c \
 	src/delta/datafile.h src/delta/datafile.c \
 	src/delta/maint.h src/delta/maint.c

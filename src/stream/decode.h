@@ -93,7 +93,8 @@ const char *sm_bad_mode_name(sm_bad_mode_t mode);
   X(OVERFLOW, "overflow")           /* a number out of the column's range */                       \
   X(TIMESTAMP, "timestamp")         /* unparsable TIMESTAMP or DATE */                             \
   X(NULL_REQUIRED, "null_required") /* null or missing NOT NULL field */                           \
-  X(DUPLICATE_KEY, "duplicate_key") /* a key twice in one MAP value (Spark's EXCEPTION policy) */
+  X(DUPLICATE_KEY, "duplicate_key") /* a key twice in one MAP value (Spark's EXCEPTION policy) */  \
+  X(CONSTRAINT, "constraint")       /* breaks a CHECK constraint of a sink's table (agent) */
 typedef enum {
   SM_REASON_NONE = 0,
 #define SM_REASON_ENUM(id, name) SM_REASON_##id,

@@ -561,8 +561,8 @@ static ed_code_t p_primary(lex_t *l, node_t **out) {
       lex_t peek = *l;
       if (lex_next(&peek) == ED_OK && is_op(&peek, "("))
         return perr(l, pos, "unknown function '%.*s'", (int)l->tlen, l->s + l->tpos);
-      static const char *const reserved[] = {"AND",  "OR",   "NOT",  "IS", "AS",
-                                             "WHEN", "THEN", "ELSE", "END"};
+      static const char *const reserved[] = {"AND",  "OR",   "NOT",  "IS",  "AS",
+                                             "WHEN", "THEN", "ELSE", "END", "IN"};
       for (size_t r = 0; r < sizeof reserved / sizeof reserved[0]; r++)
         if (is_kw(l, reserved[r]))
           return perr(l, pos, "expected a value, got '%s'", reserved[r]);
@@ -693,6 +693,88 @@ static ed_code_t p_add(lex_t *l, node_t **out) {
   return rc;
 }
 
+/* A parsed, unbound copy of n (IN repeats its left operand); NULL on out of
+ * memory. */
+static node_t *node_clone(const node_t *n) {
+  node_t *c = mk(n->op, n->pos);
+  if (!c)
+    return NULL;
+  c->sub = n->sub, c->has_else = n->has_else, c->null_lit = n->null_lit;
+  c->lit_kind = n->lit_kind, c->li = n->li, c->ld = n->ld, c->lsn = n->lsn;
+  bool ok = (!n->name || (c->name = strdup(n->name))) && (!n->ls || (c->ls = malloc(n->lsn + 1))) &&
+            (!n->cast_to || (c->cast_to = sm_type_clone(n->cast_to)));
+  if (ok && n->ls) {
+    memcpy(c->ls, n->ls, n->lsn);
+    c->ls[n->lsn] = '\0';
+  }
+  if (ok && n->nkids && !(c->kids = calloc(n->nkids, sizeof *c->kids)))
+    ok = false;
+  for (size_t i = 0; ok && i < n->nkids; i++) {
+    c->kids[i] = node_clone(n->kids[i]);
+    c->nkids = i + 1;
+    ok = c->kids[i] != NULL;
+  }
+  if (!ok) {
+    node_free(c);
+    return NULL;
+  }
+  return c;
+}
+
+/* At IN or NOT IN after the left operand *out: x IN (a, b) is parsed as
+ * (x = a) OR (x = b), which gives SQL's NULLs (x IN (a, NULL) is NULL when x
+ * is not a), and NOT IN as NOT of that. */
+static ed_code_t p_in(lex_t *l, node_t **out, bool neg) {
+  size_t pos = l->tpos;
+  ed_code_t rc = lex_next(l);
+  if (!rc && neg)
+    rc = lex_next(l);
+  if (!rc && !is_op(l, "("))
+    return perr(l, l->tpos, "expected '(' after IN");
+  node_t *lhs = *out, *acc = NULL;
+  *out = NULL;
+  do {
+    node_t *item = NULL;
+    if (rc || (rc = lex_next(l)) || (rc = p_expr(l, &item))) {
+      node_free(item);
+      break;
+    }
+    node_t *x = node_clone(lhs);
+    if (!x) {
+      node_free(item);
+      rc = ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
+      break;
+    }
+    if ((rc = binary(l, &x, N_CMP, C_EQ, pos, item))) {
+      node_free(x);
+      break;
+    }
+    if (!acc)
+      acc = x;
+    else if ((rc = binary(l, &acc, N_OR, 0, pos, x)))
+      break;
+  } while (is_op(l, ","));
+  node_free(lhs);
+  if (!rc)
+    rc = expect_op(l, ")");
+  if (!rc && neg) {
+    node_t *n = mk(N_NOT, pos);
+    if (!n || (rc = add_kid(l, n, acc))) {
+      acc = NULL;
+      node_free(n);
+      rc = rc ? rc : ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
+    } else {
+      acc = n;
+    }
+  }
+  if (rc) {
+    node_free(acc);
+    return rc;
+  }
+  *out = acc;
+  return ED_OK;
+}
+
 static ed_code_t p_cmp(lex_t *l, node_t **out) {
   ed_code_t rc = p_add(l, out);
   if (rc)
@@ -706,6 +788,10 @@ static ed_code_t p_cmp(lex_t *l, node_t **out) {
     if (is_op(l, cmps[i].op)) {
       return infix(l, out, N_CMP, cmps[i].sub, p_add);
     }
+  lex_t peek = *l;
+  bool not_in = is_kw(l, "NOT") && lex_next(&peek) == ED_OK && is_kw(&peek, "IN");
+  if (not_in || is_kw(l, "IN"))
+    return p_in(l, out, not_in);
   if (is_kw(l, "IS")) {
     size_t pos = l->tpos;
     if ((rc = lex_next(l)))

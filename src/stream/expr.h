@@ -10,7 +10,8 @@
  * Grammar (keywords and function names case-insensitive):
  *   expr    := or ; or := and (OR and)* ; and := not (AND not)*
  *   not     := NOT not | cmp
- *   cmp     := add [(= | == | != | <> | < | <= | > | >=) add | IS [NOT] NULL]
+ *   cmp     := add [(= | == | != | <> | < | <= | > | >=) add | IS [NOT] NULL
+ *                   | [NOT] IN ( expr, ... )]
  *   add     := mul ((+ | -) mul)* ; mul := unary ((* | / | %) unary)*
  *   unary   := - unary | primary
  *   primary := literal | column | ( expr ) | CAST(expr AS type)
