@@ -110,6 +110,7 @@ static void cell(FILE *out, const char *s, size_t w) {
     fputc(' ', out);
 }
 
+/* @locality flush thread (ag-flush)  @locks none */
 void ag_console_print(FILE *out, const char *sink, int64_t batch, const sm_batch_t *b,
                       size_t max_rows) {
   fprintf(out,

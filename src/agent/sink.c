@@ -231,6 +231,7 @@ struct ag_dsink {
   ag_dsink_timing_t timing;
 };
 
+/* @locality flush thread (ag-flush)  @locks none */
 void ag_dsink_last_timing(const ag_dsink_t *s, ag_dsink_timing_t *out) { *out = s->timing; }
 
 int64_t ag_dsink_next_batch(const ag_dsink_t *s) { return s->next_batch; }
@@ -331,6 +332,7 @@ static ed_code_t check_schema(const char *url, const pq_schema_t *full, dl_table
   return rc;
 }
 
+/* @locality caller's thread, at start-up  @locks none */
 ed_code_t ag_dsink_open(const ag_dsink_opts_t *o, ag_dsink_t **out, ag_ckpt_t *resume,
                         ed_err_t *err) {
   *out = NULL;
@@ -500,6 +502,7 @@ static bool one_partition(const ag_dsink_t *s, const sm_batch_t *b) {
   return true;
 }
 
+/* @locality flush thread (ag-flush)  @locks none: a sink is committed by one thread at a time */
 ed_code_t ag_dsink_commit(ag_dsink_t *s, const sm_batch_t *b, const ag_ckpt_t *ck, int64_t *version,
                           bool *already, ed_err_t *err) {
   if (ck->batch_id != s->next_batch)
