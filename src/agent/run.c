@@ -38,6 +38,7 @@
 
 #include "agent/console.h"
 #include "agent/sink.h"
+#include "common/backoff.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/notify.h"
@@ -51,9 +52,11 @@
 #include "stream/schema.h"
 #include "stream/window.h"
 
-#define RING_BLOCKS        128
-#define ALIGN_BLOCK_EVENTS 64 /* most events per ring block while reading is aligned */
-#define POLL_US            100000 /* the longest the pipeline sleeps without looking at stop and faults */
+#define RING_BLOCKS            128
+#define ALIGN_BLOCK_EVENTS     64 /* most events per ring block while reading is aligned */
+#define COMMIT_BACKOFF_BASE_US INT64_C(200000) /* 200 ms, doubling */
+#define COMMIT_BACKOFF_CAP_US  (30 * ED_US_PER_SEC)
+#define POLL_US                100000 /* the longest the pipeline sleeps without looking at stop and faults */
 
 /* ---- event blocks: what the network thread hands the pipeline ---- */
 
@@ -193,6 +196,7 @@ typedef struct run {
   bool monitor_up;
   ed_code_t flush_rc;
   ed_err_t flush_err;
+  ed_backoff_t commit_backoff; /* commit_job's delays (flush thread only) */
 } run_t;
 
 /* ---- small helpers ---- */
@@ -493,7 +497,6 @@ static void job_free(job_t *j) {
  * landed one a no-op), so a transient storage fault is simply tried again.
  * @locality flush thread (ag-flush)  @locks none */
 static ed_code_t commit_job(run_t *r, job_t *j, int64_t *version, bool *already, ed_err_t *err) {
-  int64_t delay = 200000;
   for (int attempt = 0;; attempt++) {
     ed_code_t rc = ag_dsink_commit(j->s->ds, j->rows, &j->ck, version, already, err);
     if (!rc || !ed_code_is_retriable(rc) || attempt >= 8)
@@ -501,8 +504,9 @@ static ed_code_t commit_job(run_t *r, job_t *j, int64_t *version, bool *already,
     ED_LOG_WARN("commit_retry", "sink=%s batch=%" PRId64 " attempt=%d %s", j->s->name,
                 j->ck.batch_id, attempt + 1, err->msg);
     ag_metrics_add(r->o->metrics, AG_M_RETRIES, NULL, 1);
-    usleep((useconds_t)(delay / 2 + rand() % (delay / 2 + 1)));
-    delay = delay * 2 > 30000000 ? 30000000 : delay * 2;
+    int64_t wait = ed_backoff_delay(&r->commit_backoff, attempt);
+    struct timespec ts = {(time_t)(wait / ED_US_PER_SEC), (long)(wait % ED_US_PER_SEC) * 1000};
+    nanosleep(&ts, NULL);
   }
 }
 
@@ -1922,6 +1926,7 @@ ed_code_t ag_run(const ag_conf_t *conf, const ag_run_opts_t *o, ed_err_t *err) {
   pthread_mutex_init(&r.mu, NULL);
   pthread_cond_init(&r.cv, NULL);
   snprintf(r.runid, sizeof r.runid, "%016" PRIx64 "-%d", (uint64_t)ed_time_now_us(), (int)getpid());
+  ed_backoff_init(&r.commit_backoff, COMMIT_BACKOFF_BASE_US, COMMIT_BACKOFF_CAP_US, 0);
   ed_code_t rc = build_plan(&r, err);
   rc = rc ? rc : open_source(&r, err);
   rc = rc ? rc : parse_until(&r, err);
