@@ -162,7 +162,9 @@ static ed_code_t add_node(pq_schema_t *s, int parent, const char *name, const sm
   }
 }
 
-ed_code_t ag_pq_schema(const sm_type_t *st, pq_schema_t **out, ed_err_t *err) {
+/* The Parquet schema of a sm STRUCT (fields nullable -> OPTIONAL). Caller
+ * frees with pq_schema_free. */
+static ed_code_t ag_pq_schema(const sm_type_t *st, pq_schema_t **out, ed_err_t *err) {
   *out = NULL;
   pq_schema_t *s;
   ed_code_t rc = pq_schema_new(&s, err);
@@ -202,7 +204,10 @@ static void view(const sm_col_t *c, pq_col_t *p, pq_col_t **next) {
   }
 }
 
-ed_code_t ag_pq_cols(const sm_batch_t *b, pq_col_t *cols, pq_col_t **kids, ed_err_t *err) {
+/* Views the columns of b as pq_col_t (borrows b's arrays; valid until b
+ * changes). cols has b->schema->nfields entries; kids is scratch the nested
+ * columns use: caller frees *kids with free. */
+static ed_code_t ag_pq_cols(const sm_batch_t *b, pq_col_t *cols, pq_col_t **kids, ed_err_t *err) {
   size_t n = 0, nf = b->schema->nfields;
   for (size_t i = 0; i < nf; i++)
     n += count_kids(&b->cols[i]);

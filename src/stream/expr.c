@@ -780,7 +780,6 @@ void sm_expr_free(sm_expr_t *e) {
   free(e);
 }
 
-const char *sm_expr_text(const sm_expr_t *e) { return e->text; }
 const sm_type_t *sm_expr_type(const sm_expr_t *e) { return e->root ? e->root->type : NULL; }
 
 /* ---- binding ---- */
