@@ -13,7 +13,6 @@ src/agent/page_html.c: $(top_srcdir)/src/agent/page/status.html $(top_srcdir)/sc
 CLEANFILES += src/agent/page_html.c
 EXTRA_DIST += src/agent/page/status.html scripts/embed.sh
 AGENT_LIBS += src/agent/libagent.a
-ehdelta_SOURCES += src/cli/cmd_run.c
 
 check_PROGRAMS += tests/unit/unit_agent
 TESTS += tests/unit/unit_agent

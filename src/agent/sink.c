@@ -165,7 +165,9 @@ static ed_code_t add_node(pq_schema_t *s, int parent, const char *name, const sm
   }
 }
 
-ed_code_t ag_pq_schema(const sm_type_t *st, pq_schema_t **out, ed_err_t *err) {
+/* The Parquet schema of a sm STRUCT (fields nullable -> OPTIONAL). Caller
+ * frees with pq_schema_free. */
+static ed_code_t ag_pq_schema(const sm_type_t *st, pq_schema_t **out, ed_err_t *err) {
   *out = NULL;
   pq_schema_t *s;
   ed_code_t rc = pq_schema_new(&s, err);
@@ -205,7 +207,10 @@ static void view(const sm_col_t *c, pq_col_t *p, pq_col_t **next) {
   }
 }
 
-ed_code_t ag_pq_cols(const sm_batch_t *b, pq_col_t *cols, pq_col_t **kids, ed_err_t *err) {
+/* Views the columns of b as pq_col_t (borrows b's arrays; valid until b
+ * changes). cols has b->schema->nfields entries; kids is scratch the nested
+ * columns use: caller frees *kids with free. */
+static ed_code_t ag_pq_cols(const sm_batch_t *b, pq_col_t *cols, pq_col_t **kids, ed_err_t *err) {
   size_t n = 0, nf = b->schema->nfields;
   for (size_t i = 0; i < nf; i++)
     n += count_kids(&b->cols[i]);
@@ -256,6 +261,7 @@ struct ag_dsink {
   sm_col_t *ext; /* the rows' column headers, then the computed ones */
 };
 
+/* @locality flush thread (ag-flush)  @locks none */
 void ag_dsink_last_timing(const ag_dsink_t *s, ag_dsink_timing_t *out) { *out = s->timing; }
 
 int64_t ag_dsink_next_batch(const ag_dsink_t *s) { return s->next_batch; }
@@ -772,6 +778,7 @@ ed_code_t ag_dsink_screen(ag_dsink_t *s, const sm_batch_t *chunk, const uint8_t 
   return ED_OK;
 }
 
+/* @locality caller's thread, at start-up  @locks none */
 ed_code_t ag_dsink_open(const ag_dsink_opts_t *o, ag_dsink_t **out, ag_ckpt_t *resume,
                         ed_err_t *err) {
   *out = NULL;
@@ -964,6 +971,7 @@ static bool one_partition(const ag_dsink_t *s, const sm_batch_t *b) {
   return true;
 }
 
+/* @locality flush thread (ag-flush)  @locks none: a sink is committed by one thread at a time */
 ed_code_t ag_dsink_commit(ag_dsink_t *s, const sm_batch_t *b, const ag_ckpt_t *ck, int64_t *version,
                           bool *already, ed_err_t *err) {
   if (ck->batch_id != s->next_batch)

@@ -40,14 +40,6 @@ ed_code_t ag_ckpt_from_json(const char *name, const char *json, size_t n, ag_ckp
                             ed_err_t *err);
 void ag_ckpt_fini(ag_ckpt_t *c);
 
-/* The Parquet schema of a sm STRUCT (fields nullable -> OPTIONAL). Caller
- * frees with pq_schema_free. */
-ed_code_t ag_pq_schema(const sm_type_t *st, pq_schema_t **out, ed_err_t *err);
-/* Views the columns of b as pq_col_t (borrows b's arrays; valid until b
- * changes). cols has b->schema->nfields entries; kids is scratch the nested
- * columns use: caller frees *kids with free. */
-ed_code_t ag_pq_cols(const sm_batch_t *b, pq_col_t *cols, pq_col_t **kids, ed_err_t *err);
-
 typedef struct ag_dsink ag_dsink_t;
 
 typedef struct ag_dsink_opts {

@@ -96,7 +96,7 @@ ed_code_t dl_map_put(dl_map_t *m, const char *k, void *v) {
   return ED_OK;
 }
 
-void *dl_map_take(dl_map_t *m, const char *k) {
+static void *dl_map_take(dl_map_t *m, const char *k) {
   if (!m->cap)
     return NULL;
   bool f;
@@ -412,21 +412,6 @@ void dl_table_free(dl_table_t *t) {
   free(t->file_view);
   free(t->tomb_view);
   free(t);
-}
-
-ed_code_t dl_table_refresh(dl_table_t *t, ed_err_t *err) {
-  for (;;) {
-    ed_err_t e2 = {0};
-    ed_code_t rc = read_commit(t, t->version + 1, apply_fn, NULL, &e2);
-    if (rc == ED_E_NOT_FOUND)
-      return ED_OK;
-    if (rc) {
-      if (err)
-        *err = e2;
-      return rc;
-    }
-    t->version++;
-  }
 }
 
 st_store_t *dl_table_store(const dl_table_t *t) { return t->store; }
