@@ -39,10 +39,13 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "amqp/value.h"
+#include "amqp/write.h"
 #include "common/buf.h"
 #include "common/hmac.h"
 #include "common/log.h"
 #include "common/time.h"
+#include "emu/event.h"
 #include "emu/plog.h"
 #include "eventhubs/sas.h"
 #include "proto/eventhubs.h"
@@ -58,15 +61,9 @@
  * so a padded frame still fits; norm_frames enforces the limit regardless. */
 #define EMU_NORM_SLACK 64
 /* AMQP 1.0 §2.7.1 MIN-MAX-FRAME-SIZE: every peer takes frames this large */
-#define EMU_MIN_MAX_FRAME 512
+#define EMU_MIN_MAX_FRAME AMQP_MIN_MAX_FRAME
 
 /* ---- storage ---- */
-
-typedef struct emu_event {
-  uint8_t *bytes; /* the whole message as delivered, annotations included */
-  uint32_t len;
-  int64_t seq, offset, enq_ms;
-} emu_event_t;
 
 typedef struct emu_part {
   emu_event_t *ev; /* ring-less: ev[first..n) are retained */
@@ -164,236 +161,138 @@ struct emu {
   int64_t delay_us;
 };
 
-/* ---- raw AMQP codec: enough to walk values without trusting them ---- */
-
-static uint32_t be32(const uint8_t *p) {
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static void put32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
-static void put64(uint8_t *p, uint64_t v) {
-  put32(p, (uint32_t)(v >> 32));
-  put32(p + 4, (uint32_t)v);
-}
-
-/* Length of the encoded value at p (bounded by n), or 0 when malformed. */
-static size_t amqp_skip(const uint8_t *p, size_t n, int depth) {
-  if (n < 1 || depth > 16)
-    return 0;
-  if (p[0] == 0x00) {
-    size_t a = amqp_skip(p + 1, n - 1, depth + 1);
-    if (!a)
-      return 0;
-    size_t b = amqp_skip(p + 1 + a, n - 1 - a, depth + 1);
-    return b ? 1 + a + b : 0;
-  }
-  size_t w;
-  switch (p[0] >> 4) {
-  case 0x4:
-    w = 0;
-    break;
-  case 0x5:
-    w = 1;
-    break;
-  case 0x6:
-    w = 2;
-    break;
-  case 0x7:
-    w = 4;
-    break;
-  case 0x8:
-    w = 8;
-    break;
-  case 0x9:
-    w = 16;
-    break;
-  case 0xa:
-  case 0xc:
-  case 0xe:
-    if (n < 2)
-      return 0;
-    w = 1 + (size_t)p[1];
-    break;
-  case 0xb:
-  case 0xd:
-  case 0xf:
-    if (n < 5)
-      return 0;
-    w = 4 + (size_t)be32(p + 1);
-    break;
-  default:
-    return 0;
-  }
-  return w <= n - 1 ? 1 + w : 0;
-}
-
-typedef struct span {
-  const uint8_t *p;
-  size_t n;
-} span_t;
-
-/* Splits a list (or map) value into its items; returns the count stored (at
- * most max) or -1 when malformed. *total gets the number of items declared. */
-static int amqp_items(const uint8_t *p, size_t n, span_t *items, int max, uint32_t *total) {
-  size_t hdr;
-  uint32_t count;
-  if (n < 1)
-    return -1;
-  if (p[0] == 0x45) {
-    *total = 0;
-    return 0;
-  } else if ((p[0] == 0xc0 || p[0] == 0xc1) && n >= 3) {
-    hdr = 3, count = p[2];
-    if ((size_t)p[1] + 2 > n)
-      return -1;
-    n = (size_t)p[1] + 2;
-  } else if ((p[0] == 0xd0 || p[0] == 0xd1) && n >= 9) {
-    hdr = 9, count = be32(p + 5);
-    if ((size_t)be32(p + 1) + 5 > n)
-      return -1;
-    n = (size_t)be32(p + 1) + 5;
-  } else
-    return -1;
-  size_t pos = hdr;
-  int got = 0;
-  for (uint32_t i = 0; i < count; i++) {
-    size_t w = amqp_skip(p + pos, n - pos, 0);
-    if (!w)
-      return -1;
-    if (got < max)
-      items[got++] = (span_t){p + pos, w};
-    pos += w;
-  }
-  *total = count;
-  return got;
-}
-
-/* The descriptor code of a described value (0x00 0x53 code, or a ulong). */
-static int amqp_desc_code(const uint8_t *p, size_t n) {
-  if (n >= 3 && p[0] == 0x00 && p[1] == 0x53)
-    return p[2];
-  if (n >= 10 && p[0] == 0x00 && p[1] == 0x80 && be32(p + 2) == 0)
-    return (int)be32(p + 6);
-  return -1;
-}
-static size_t amqp_desc_len(const uint8_t *p, size_t n) { return amqp_skip(p + 1, n - 1, 0) + 1; }
-
 /* ---- the normaliser (§17) ---- */
 
+/* Every performative (and the composites inside them) with its number of
+ * fields, part 2 §2.7, part 3 §3.4-§3.5, part 5 §5.3.3. */
 typedef struct perf_shape {
-  int code, arity;
+  uint64_t code;
+  int arity;
 } perf_shape_t;
 static const perf_shape_t SHAPES[] = {
-    {0x10, 10}, {0x11, 8}, {0x12, 14}, {0x13, 11}, {0x14, 11}, {0x15, 6}, {0x16, 3},
-    {0x17, 1},  {0x18, 1}, {0x28, 11}, {0x29, 7},  {0x1d, 3},  {0x40, 1}, {0x41, 3},
-    {0x42, 1},  {0x43, 1}, {0x44, 2},  {0x25, 1},  {0x27, 3},
+    {AMQP_D_OPEN, 10},           {AMQP_D_BEGIN, 8},        {AMQP_D_ATTACH, 14},
+    {AMQP_D_FLOW, 11},           {AMQP_D_TRANSFER, 11},    {AMQP_D_DISPOSITION, 6},
+    {AMQP_D_DETACH, 3},          {AMQP_D_END, 1},          {AMQP_D_CLOSE, 1},
+    {AMQP_D_SOURCE, 11},         {AMQP_D_TARGET, 7},       {AMQP_D_ERROR, 3},
+    {AMQP_D_SASL_MECHANISMS, 1}, {AMQP_D_SASL_INIT, 3},    {AMQP_D_SASL_CHALLENGE, 1},
+    {AMQP_D_SASL_RESPONSE, 1},   {AMQP_D_SASL_OUTCOME, 2}, {AMQP_D_REJECTED, 1},
+    {AMQP_D_MODIFIED, 3},
 };
 
-static const uint8_t D_MAXFRAME[] = {0x70, 0x00, 0x00, 0xff, 0xff};
-static const uint8_t D_CHANMAX[] = {0x60, 0xff, 0xff};
-static const uint8_t D_HANDLEMAX[] = {0x70, 0x00, 0x00, 0x00, 0xff};
-static const uint8_t D_EMPTYMAP[] = {0xc1, 0x01, 0x00};
+static int shape_arity(const amqp_val_t *v) {
+  for (size_t i = 0; v->described && i < sizeof SHAPES / sizeof SHAPES[0]; i++)
+    if (SHAPES[i].code == v->desc)
+      return SHAPES[i].arity;
+  return 0;
+}
 
-static void norm_value(ed_buf_t *o, const uint8_t *p, size_t n, int depth);
+/* the fields whose value is itself a described list to write out in full */
+static bool field_nested(uint64_t code, int i) {
+  switch (code) {
+  case AMQP_D_ATTACH:
+    return i == AMQP_ATTACH_SOURCE || i == AMQP_ATTACH_TARGET;
+  case AMQP_D_DETACH:
+    return i == AMQP_DETACH_ERROR;
+  case AMQP_D_END:
+  case AMQP_D_CLOSE:
+  case AMQP_D_REJECTED:
+    return i == 0;
+  case AMQP_D_DISPOSITION:
+    return i == AMQP_DISPOSITION_STATE;
+  case AMQP_D_TRANSFER:
+    return i == AMQP_TRANSFER_STATE;
+  default:
+    return false;
+  }
+}
 
-static void norm_field(ed_buf_t *o, int code, int i, const span_t *it, int depth) {
-  bool null = !it || (it->n == 1 && it->p[0] == 0x40);
-  if (!null) {
-    bool nested = (code == 0x12 && (i == 5 || i == 6)) || (code == 0x16 && i == 2) ||
-                  ((code == 0x17 || code == 0x18 || code == 0x25) && i == 0) ||
-                  (code == 0x15 && i == 4) || (code == 0x14 && i == 7);
-    if (nested)
-      norm_value(o, it->p, it->n, depth + 1);
+static void norm_value(amqp_w_t *w, const amqp_val_t *v, int depth);
+
+/* One field: its value, or for an absent one the default the spec gives it
+ * (the SDK reads some positionally and takes null for 0). */
+static void norm_field(amqp_w_t *w, uint64_t code, int i, const amqp_val_t *it, int depth) {
+  if (it && !amqp_val_is_null(it)) {
+    if (field_nested(code, i))
+      norm_value(w, it, depth + 1);
     else
-      ed_buf_append(o, it->p, it->n);
+      amqp_put_raw(w, it->start, it->total);
     return;
   }
-  if (code == 0x10 && i == 2)
-    ed_buf_append(o, D_MAXFRAME, sizeof D_MAXFRAME);
-  else if (code == 0x10 && i == 3)
-    ed_buf_append(o, D_CHANMAX, sizeof D_CHANMAX);
-  else if (code == 0x11 && i == 4)
-    ed_buf_append(o, D_HANDLEMAX, sizeof D_HANDLEMAX);
-  else if (code == 0x12 && i == 13)
-    ed_buf_append(o, D_EMPTYMAP, sizeof D_EMPTYMAP);
-  else
-    ed_buf_putc(o, 0x40);
+  if (code == AMQP_D_OPEN && i == AMQP_OPEN_MAX_FRAME_SIZE)
+    amqp_put_uint(w, UINT16_MAX); /* what ehemu has always announced here */
+  else if (code == AMQP_D_OPEN && i == AMQP_OPEN_CHANNEL_MAX)
+    amqp_put_ushort(w, UINT16_MAX);
+  else if (code == AMQP_D_BEGIN && i == AMQP_BEGIN_HANDLE_MAX)
+    amqp_put_uint(w, 255);
+  else if (code == AMQP_D_ATTACH && i == AMQP_ATTACH_PROPERTIES) {
+    static const uint8_t empty_map[] = {AMQP_T_MAP8, 1, 0};
+    amqp_put_raw(w, empty_map, sizeof empty_map);
+  } else
+    amqp_put_null(w);
 }
 
 /* Re-encodes a described list with all its fields; anything else is copied. */
-static void norm_value(ed_buf_t *o, const uint8_t *p, size_t n, int depth) {
-  int code = amqp_desc_code(p, n);
-  int arity = 0;
-  for (size_t i = 0; i < sizeof SHAPES / sizeof SHAPES[0]; i++)
-    if (SHAPES[i].code == code)
-      arity = SHAPES[i].arity;
-  span_t items[16];
+static void norm_value(amqp_w_t *w, const amqp_val_t *v, int depth) {
+  int arity = shape_arity(v);
+  amqp_val_t items[16];
   uint32_t total = 0;
-  size_t dl = arity ? amqp_desc_len(p, n) : 0;
-  int got = arity && depth < 4 ? amqp_items(p + dl, n - dl, items, 16, &total) : -1;
+  int got = arity && depth < 4 ? amqp_items(v, items, 16, &total) : -1;
   if (got < 0 || (uint32_t)got != total) {
-    ed_buf_append(o, p, n);
+    amqp_put_raw(w, v->start, v->total);
     return;
   }
-  ed_buf_append(o, p, dl);
-  size_t at = o->len;
-  uint8_t hdr[9] = {0xd0};
-  ed_buf_append(o, hdr, 9);
+  amqp_put_described(w, v->desc);
+  size_t at = amqp_open(w, AMQP_T_LIST32);
   int count = got > arity ? got : arity;
   for (int i = 0; i < count; i++)
-    norm_field(o, code, i, i < got ? &items[i] : NULL, depth);
-  put32((uint8_t *)o->data + at + 1, (uint32_t)(o->len - at - 5));
-  put32((uint8_t *)o->data + at + 5, (uint32_t)count);
+    norm_field(w, v->desc, i, i < got ? &items[i] : NULL, depth);
+  amqp_close(w, at, (uint32_t)count);
 }
 
 /* Moves whole frames from raw (Proton's output) to out, normalised. No frame
  * goes out larger than limit (the peer's max-frame-size, 0: none yet): Proton
  * sized its frames EMU_NORM_SLACK under it, and a frame that padding would
- * still push over goes out as Proton wrote it, which is valid AMQP too. */
-static void norm_frames(ed_buf_t *raw, ed_buf_t *out, uint32_t limit) {
+ * still push over goes out as Proton wrote it, which is valid AMQP too.
+ * ED_E_NOMEM leaves out as it was before the frame that did not fit. */
+static ed_code_t norm_frames(ed_buf_t *raw, ed_buf_t *out, uint32_t limit) {
   size_t pos = 0;
-  while (raw->len - pos >= 8) {
+  ed_code_t rc = ED_OK;
+  while (rc == ED_OK && raw->len - pos >= AMQP_FRAME_HEADER) {
     const uint8_t *f = (const uint8_t *)raw->data + pos;
+    amqp_w_t w;
+    amqp_w_init(&w, out);
+    uint32_t size = amqp_be32(f);
     if (memcmp(f, "AMQP", 4) == 0) {
-      ed_buf_append(out, f, 8);
-      pos += 8;
-      continue;
-    }
-    uint32_t size = be32(f);
-    if (size < 8 || raw->len - pos < size)
+      size = AMQP_FRAME_HEADER;
+      amqp_put_raw(&w, f, size);
+    } else if (size < AMQP_FRAME_HEADER || raw->len - pos < size) {
       break;
-    size_t doff = (size_t)f[4] * 4;
-    if (size == 8 || doff < 8 || doff >= size) {
-      ed_buf_append(out, f, size);
-      pos += size;
-      continue;
+    } else {
+      size_t doff = (size_t)f[4] * 4;
+      const uint8_t *body = f + doff, *rest = body, *end = f + size;
+      amqp_val_t v;
+      if (size == AMQP_FRAME_HEADER || doff < AMQP_FRAME_HEADER || doff >= size) {
+        amqp_put_raw(&w, f, size);
+      } else {
+        size_t at = amqp_frame_open(&w, f[5], (uint16_t)(f[6] << 8 | f[7]));
+        if (amqp_read(&rest, end, &v, 0) == 0)
+          norm_value(&w, &v, 0);
+        amqp_put_raw(&w, rest, (size_t)(end - rest));
+        amqp_frame_close(&w, at);
+        if (w.rc == ED_OK && limit && out->len - at > limit) {
+          out->len = at;
+          amqp_put_raw(&w, f, size);
+        }
+      }
     }
-    const uint8_t *body = f + doff;
-    size_t bn = size - doff;
-    size_t pl = amqp_skip(body, bn, 0);
-    size_t at = out->len;
-    uint8_t h[8] = {0, 0, 0, 0, 2, f[5], f[6], f[7]};
-    ed_buf_append(out, h, 8);
-    if (pl)
-      norm_value(out, body, pl, 0);
-    else
-      pl = 0;
-    ed_buf_append(out, body + pl, bn - pl);
-    if (limit && out->len - at > limit) {
-      out->len = at;
-      ed_buf_append(out, f, size);
-    } else
-      put32((uint8_t *)out->data + at, (uint32_t)(out->len - at));
-    pos += size;
+    if ((rc = amqp_w_end(&w)) == ED_OK)
+      pos += size;
   }
   if (pos) {
     memmove(raw->data, raw->data + pos, raw->len - pos);
     raw->len -= pos;
   }
+  return rc;
 }
 
 /* ---- small helpers ---- */
@@ -507,100 +406,6 @@ static int key_partition(const char *key, size_t n, int nparts) {
 
 /* ---- storage ---- */
 
-static void put_sym(ed_buf_t *o, const char *s) {
-  size_t n = strlen(s);
-  uint8_t h[2] = {0xa3, (uint8_t)n};
-  ed_buf_append(o, h, 2);
-  ed_buf_append(o, s, n);
-}
-static void put_str(ed_buf_t *o, const char *s, size_t n) {
-  uint8_t h[5] = {0xb1};
-  put32(h + 1, (uint32_t)n);
-  ed_buf_append(o, h, 5);
-  ed_buf_append(o, s, n);
-}
-static void put_i64(ed_buf_t *o, uint8_t ctor, int64_t v) {
-  uint8_t h[9] = {ctor};
-  put64(h + 1, (uint64_t)v);
-  ed_buf_append(o, h, 9);
-}
-
-/* Finds a string-valued symbol key in a map's items. */
-static bool map_find_str(const span_t *it, int n, const char *key, const char **v, size_t *vl) {
-  size_t kl = strlen(key);
-  for (int i = 0; i + 1 < n; i += 2) {
-    const uint8_t *k = it[i].p;
-    size_t klen = 0, off = 0;
-    if ((k[0] == 0xa3 || k[0] == 0xa1) && it[i].n >= 2)
-      klen = k[1], off = 2;
-    else if ((k[0] == 0xb3 || k[0] == 0xb1) && it[i].n >= 5)
-      klen = be32(k + 1), off = 5;
-    else
-      continue;
-    if (klen != kl || memcmp(k + off, key, kl) != 0)
-      continue;
-    const uint8_t *s = it[i + 1].p;
-    if (s[0] == 0xa1 && it[i + 1].n >= 2)
-      *v = (const char *)s + 2, *vl = s[1];
-    else if (s[0] == 0xb1 && it[i + 1].n >= 5)
-      *v = (const char *)s + 5, *vl = be32(s + 1);
-    else
-      return false;
-    return true;
-  }
-  return false;
-}
-
-typedef struct msg_view {
-  span_t *sec; /* sec_inline, or malloc'd for an SDK batch of many data sections */
-  span_t sec_inline[16];
-  int nsec, cap;
-  int ann; /* index of message-annotations, -1 */
-  span_t ann_items[128];
-  int nann;
-} msg_view_t;
-
-static void msg_view_free(msg_view_t *v) {
-  if (v && v->sec != v->sec_inline)
-    free(v->sec);
-  free(v);
-}
-
-/* Splits a message into its sections; v is freed with msg_view_free either way. */
-static bool msg_split(const uint8_t *m, size_t n, msg_view_t *v) {
-  v->nsec = 0, v->ann = -1, v->nann = 0;
-  v->sec = v->sec_inline, v->cap = 16;
-  size_t pos = 0;
-  while (pos < n) {
-    int code = amqp_desc_code(m + pos, n - pos);
-    size_t w = amqp_skip(m + pos, n - pos, 0);
-    if (code < 0x70 || code > 0x78 || !w)
-      return false;
-    if (v->nsec == v->cap) {
-      span_t *ns = malloc((size_t)v->cap * 2 * sizeof *ns);
-      if (!ns)
-        return false;
-      memcpy(ns, v->sec, (size_t)v->nsec * sizeof *ns);
-      if (v->sec != v->sec_inline)
-        free(v->sec);
-      v->sec = ns, v->cap *= 2;
-    }
-    v->sec[v->nsec] = (span_t){m + pos, w};
-    if (code == 0x72) {
-      v->ann = v->nsec;
-      size_t dl = amqp_desc_len(m + pos, w);
-      uint32_t total;
-      int got = amqp_items(m + pos + dl, w - dl, v->ann_items, 128, &total);
-      if (got < 0 || (uint32_t)got != total)
-        return false;
-      v->nann = got;
-    }
-    v->nsec++;
-    pos += w;
-  }
-  return v->nsec > 0;
-}
-
 /* Rewrites a partition's log once what retention dropped outweighs what it
  * keeps, so the file stays bounded by retention too. */
 static void part_compact(emu_part_t *p) {
@@ -645,94 +450,10 @@ static void hub_retain(emu_t *e, emu_part_t *p) {
   }
 }
 
-/* Encodes one event (an encoded AMQP message) as delivered, with the
- * service's annotations for the numbers in *ev; ev->bytes: caller frees. */
-/* Whether an annotation key (an encoded symbol) is one the service stamps
- * itself: a publisher's own value for it is replaced, never duplicated. */
-static bool stamped_key(const span_t *k, bool publisher) {
-  static const char *keys[] = {EHP_ANN_SEQUENCE, EHP_ANN_OFFSET, EHP_ANN_ENQUEUED,
-                               EHP_ANN_PUBLISHER};
-  size_t kl, off;
-  if (k->p[0] == 0xa3 && k->n >= 2)
-    kl = k->p[1], off = 2;
-  else if (k->p[0] == 0xb3 && k->n >= 5)
-    kl = be32(k->p + 1), off = 5;
-  else
-    return false;
-  for (size_t i = 0; i < (publisher ? 4u : 3u); i++)
-    if (kl == strlen(keys[i]) && memcmp(k->p + off, keys[i], kl) == 0)
-      return true;
-  return false;
-}
-
-static ed_code_t encode_event(const uint8_t *m, size_t n, const char *pk, size_t pkl,
-                              const char *pub, emu_event_t *ev) {
-  msg_view_t *v = malloc(sizeof *v);
-  if (!v)
-    return ED_E_NOMEM;
-  if (!msg_split(m, n, v)) {
-    msg_view_free(v);
-    return ED_E_PARSE;
-  }
-  const char *have;
-  size_t havel;
-  bool add_pk = pk && !(v->ann >= 0 &&
-                        map_find_str(v->ann_items, v->nann, EHP_ANN_PARTITION_KEY, &have, &havel));
-  ed_buf_t o = ED_BUF_INIT;
-  bool done = false;
-  for (int i = 0; i <= v->nsec; i++) {
-    int code = i < v->nsec ? amqp_desc_code(v->sec[i].p, v->sec[i].n) : 0x100;
-    if (code == 0x71)
-      continue; /* delivery annotations belong to the hop, not the event */
-    if (!done && code >= 0x72) {
-      uint8_t h[12] = {0x00, 0x53, 0x72, 0xd1};
-      ed_buf_append(&o, h, 12);
-      size_t at = o.len - 8;
-      uint32_t count = 6;
-      for (int j = 0; v->ann >= 0 && j + 1 < v->nann; j += 2) {
-        if (stamped_key(&v->ann_items[j], pub != NULL))
-          continue;
-        ed_buf_append(&o, v->ann_items[j].p, v->ann_items[j].n);
-        ed_buf_append(&o, v->ann_items[j + 1].p, v->ann_items[j + 1].n);
-        count += 2;
-      }
-      char offs[24];
-      int ol = snprintf(offs, sizeof offs, "%" PRId64, ev->offset);
-      put_sym(&o, EHP_ANN_SEQUENCE);
-      put_i64(&o, 0x81, ev->seq);
-      put_sym(&o, EHP_ANN_OFFSET);
-      put_str(&o, offs, (size_t)ol);
-      put_sym(&o, EHP_ANN_ENQUEUED);
-      put_i64(&o, 0x83, ev->enq_ms);
-      if (add_pk) {
-        put_sym(&o, EHP_ANN_PARTITION_KEY);
-        put_str(&o, pk, pkl);
-        count += 2;
-      }
-      if (pub) {
-        put_sym(&o, EHP_ANN_PUBLISHER);
-        put_str(&o, pub, strlen(pub));
-        count += 2;
-      }
-      put32((uint8_t *)o.data + at, (uint32_t)(o.len - at - 4));
-      put32((uint8_t *)o.data + at + 4, count);
-      done = true;
-    }
-    if (i < v->nsec && code != 0x72)
-      ed_buf_append(&o, v->sec[i].p, v->sec[i].n);
-  }
-  msg_view_free(v);
-  if (!o.data)
-    return ED_E_NOMEM;
-  ev->len = (uint32_t)o.len;
-  ev->bytes = (uint8_t *)ed_buf_steal(&o);
-  return ED_OK;
-}
-
 /* Stores n events (encoded AMQP messages) in one partition, all or none:
  * with --data-dir they are in the log before the sender hears Accepted. */
-static ed_code_t store_events(emu_t *e, emu_part_t *p, const span_t *ms, size_t n, const char *pk,
-                              size_t pkl, const char *pub) {
+static ed_code_t store_events(emu_t *e, emu_part_t *p, const emu_span_t *ms, size_t n,
+                              const char *pk, size_t pkl, const char *pub) {
   emu_event_t *evs = calloc(n ? n : 1, sizeof *evs);
   emu_rec_t *recs = calloc(n ? n : 1, sizeof *recs);
   ed_code_t rc = evs && recs ? ED_OK : ED_E_NOMEM;
@@ -740,7 +461,7 @@ static ed_code_t store_events(emu_t *e, emu_part_t *p, const span_t *ms, size_t 
   for (size_t i = 0; i < n && rc == ED_OK; i++) {
     evs[i] = (emu_event_t){.seq = seq, .offset = off, .enq_ms = enq};
     seq++;
-    rc = encode_event(ms[i].p, ms[i].n, pk, pkl, pub, &evs[i]);
+    rc = emu_event_stamp(ms[i].p, ms[i].n, pk, pkl, pub, &evs[i]);
     off += evs[i].len;
     recs[i] = (emu_rec_t){evs[i].seq, evs[i].offset, evs[i].enq_ms, evs[i].bytes, evs[i].len};
   }
@@ -985,7 +706,7 @@ static void handle_cbs(emu_conn_t *c, emu_link_t *el, pn_message_t *req, pn_deli
   }
   if (!app_prop(req, EHP_CBS_KEY_OPERATION, op, sizeof op) ||
       strcmp(op, EHP_CBS_OP_PUT_TOKEN) != 0) {
-    set_cond(pn_disposition_condition(pn_delivery_local(d)), "amqp:not-allowed",
+    set_cond(pn_disposition_condition(pn_delivery_local(d)), ehp_cond_name(EHP_COND_NOT_ALLOWED),
              "Invalid command.");
     pn_delivery_update(d, PN_REJECTED);
     pn_delivery_settle(d);
@@ -1132,30 +853,30 @@ static void handle_send(emu_conn_t *c, emu_link_t *el, pn_delivery_t *d) {
              "The received message (delivery-id:0, size:%zu bytes) exceeds the limit "
              "(%" PRId64 " bytes) currently allowed on the link.",
              n, c->emu->cfg.max_message_size);
-    reject(d, "amqp:link:message-size-exceeded", msg);
+    reject(d, ehp_cond_name(EHP_COND_MESSAGE_SIZE), msg);
     return;
   }
   if (e->busy_left > 0) {
     e->busy_left--;
-    reject(d, "com.microsoft:server-busy",
+    reject(d, ehp_cond_name(EHP_COND_SERVER_BUSY),
            "The request was terminated because the entity is being throttled. Error code : "
            "50002. Please wait 4 seconds and try again.");
     return;
   }
-  msg_view_t *v = malloc(sizeof *v);
-  if (!v || !msg_split(m, n, v)) {
-    msg_view_free(v);
-    reject(d, "amqp:decode-error", "The message could not be decoded.");
+  emu_msg_t *v = malloc(sizeof *v);
+  if (!v || !emu_msg_split(m, n, v)) {
+    emu_msg_free(v);
+    reject(d, ehp_cond_name(EHP_COND_DECODE_ERROR), "The message could not be decoded.");
     return;
   }
   const char *pk = NULL;
   size_t pkl = 0;
   if (v->ann >= 0)
-    map_find_str(v->ann_items, v->nann, EHP_ANN_PARTITION_KEY, &pk, &pkl);
+    emu_msg_find_str(v->ann_items, v->nann, EHP_ANN_PARTITION_KEY, &pk, &pkl);
   int part = el->part;
   if ((part >= 0 || el->publisher) && pk) {
-    msg_view_free(v);
-    reject(d, "com.microsoft:argument-error",
+    emu_msg_free(v);
+    reject(d, ehp_cond_name(EHP_COND_ARGUMENT_ERROR),
            el->publisher ? "A partition key cannot be set when sending to a publisher."
                          : "A partition key cannot be set when sending to a partition.");
     return;
@@ -1171,32 +892,29 @@ static void handle_send(emu_conn_t *c, emu_link_t *el, pn_delivery_t *d) {
   ed_code_t rc = ED_OK;
   if (el->cur_format == EHP_BATCH_MESSAGE_FORMAT) {
     /* every data section is one encoded event; all or nothing */
-    span_t *inner = malloc((size_t)v->nsec * sizeof *inner);
+    emu_span_t *inner = malloc((size_t)v->nsec * sizeof *inner);
     size_t ni = 0;
     if (!inner)
       rc = ED_E_NOMEM;
     for (int i = 0; i < v->nsec && rc == ED_OK; i++) {
-      const span_t *s = &v->sec[i];
-      if (amqp_desc_code(s->p, s->n) != 0x75)
+      const amqp_val_t *s = &v->sec[i];
+      if (s->desc != AMQP_S_DATA)
         continue;
-      size_t dl = amqp_desc_len(s->p, s->n);
-      const uint8_t *b = s->p + dl;
-      size_t hl = b[0] == 0xa0 ? 2 : 5;
-      if (dl + hl > s->n)
+      if (!amqp_val_is_bin(s))
         rc = ED_E_PARSE;
       else
-        inner[ni++] = (span_t){b + hl, s->n - dl - hl};
+        inner[ni++] = (emu_span_t){s->p, s->n};
     }
     if (rc == ED_OK)
       rc = store_events(e, p, inner, ni, pk, pkl, el->publisher);
     free(inner);
   } else
-    rc = store_events(e, p, &(span_t){m, n}, 1, NULL, 0, el->publisher);
-  msg_view_free(v);
+    rc = store_events(e, p, &(emu_span_t){m, n}, 1, NULL, 0, el->publisher);
+  emu_msg_free(v);
   if (rc == ED_E_PARSE)
-    reject(d, "amqp:decode-error", "The message could not be decoded.");
+    reject(d, ehp_cond_name(EHP_COND_DECODE_ERROR), "The message could not be decoded.");
   else if (rc != ED_OK)
-    reject(d, "amqp:internal-error", "The event could not be stored.");
+    reject(d, ehp_cond_name(EHP_COND_INTERNAL), "The event could not be stored.");
   else {
     pn_delivery_update(d, PN_ACCEPTED);
     pn_delivery_settle(d);
@@ -1246,7 +964,7 @@ static void on_delivery(emu_conn_t *c, pn_delivery_t *d) {
       else
         handle_mgmt(c, el, msg, d);
     } else
-      reject(d, "amqp:decode-error", "The request could not be decoded.");
+      reject(d, ehp_cond_name(EHP_COND_DECODE_ERROR), "The request could not be decoded.");
     pn_message_free(msg);
   }
   el->cur = NULL;
@@ -1324,7 +1042,7 @@ static bool receiver_position(emu_t *e, emu_link_t *el, pn_link_t *l, char *why,
     s++;
   while (*s == ' ')
     s++;
-  *cond = "com.microsoft:argument-error";
+  *cond = ehp_cond_name(EHP_COND_ARGUMENT_ERROR);
   if (kind < 0 || *s) {
     snprintf(why, wn, "The filter expression '%s' is not valid.", expr);
     return false;
@@ -1344,7 +1062,7 @@ static bool receiver_position(emu_t *e, emu_link_t *el, pn_link_t *l, char *why,
   }
   int64_t last_seq = p->next_seq - 1;
   int64_t last_off = p->n ? p->ev[p->n - 1].offset : -1;
-  *cond = "com.microsoft:argument-out-of-range";
+  *cond = ehp_cond_name(EHP_COND_ARGUMENT_OUT_OF_RANGE);
   if (kind == 1 && v > last_seq + (incl ? 1 : 0)) {
     snprintf(why, wn,
              "The supplied sequence number '%lld' is invalid. The last sequence number in the "
@@ -1415,7 +1133,7 @@ static bool epoch_admit(emu_t *e, emu_link_t *el, char *why, size_t wn, const ch
     } else
       nonepoch++;
   }
-  *cond = "amqp:link:stolen";
+  *cond = ehp_cond_name(EHP_COND_LINK_STOLEN);
   if (el->has_epoch) {
     if (have_epoch && el->epoch < cur) {
       snprintf(why, wn,
@@ -1433,7 +1151,7 @@ static bool epoch_admit(emu_t *e, emu_link_t *el, char *why, size_t wn, const ch
                "receiver 'nil' with epoch '%" PRId64 "' is getting disconnected. If you are "
                "recreating the receiver, make sure a higher epoch is used.",
                el->epoch, o->has_epoch ? o->epoch : 0);
-      link_detach(o, "amqp:link:stolen", msg);
+      link_detach(o, ehp_cond_name(EHP_COND_LINK_STOLEN), msg);
     }
     return true;
   }
@@ -1446,7 +1164,7 @@ static bool epoch_admit(emu_t *e, emu_link_t *el, char *why, size_t wn, const ch
     return false;
   }
   if (nonepoch >= EHP_MAX_NON_EPOCH_RECEIVERS) {
-    *cond = "amqp:resource-limit-exceeded";
+    *cond = ehp_cond_name(EHP_COND_RESOURCE_LIMIT);
     snprintf(why, wn,
              "Exceeded the maximum number of allowed receivers per partition in a consumer group "
              "which is %d. List of connected receivers - nil, nil, nil, nil, nil.",
@@ -1463,7 +1181,7 @@ static void on_link_open(emu_conn_t *c, pn_link_t *l) {
       pn_terminus_get_address(out ? pn_link_remote_source(l) : pn_link_remote_target(l));
   emu_link_t *el = calloc(1, sizeof *el);
   if (!el) {
-    link_fail(l, out, "amqp:internal-error", "Out of memory.");
+    link_fail(l, out, ehp_cond_name(EHP_COND_INTERNAL), "Out of memory.");
     return;
   }
   el->link = l, el->conn = c, el->part = -1;
@@ -1508,7 +1226,7 @@ static void on_link_open(emu_conn_t *c, pn_link_t *l) {
   if (!h) {
     snprintf(why, sizeof why, "The messaging entity 'sb://localhost%s' could not be found.", path);
     el->closed = true;
-    link_fail(l, out, "amqp:not-found", why);
+    link_fail(l, out, ehp_cond_name(EHP_COND_NOT_FOUND), why);
     return;
   }
   el->hub = h;
@@ -1522,7 +1240,7 @@ static void on_link_open(emu_conn_t *c, pn_link_t *l) {
   if (!shape) {
     snprintf(why, sizeof why, "The messaging entity 'sb://localhost%s' could not be found.", path);
     el->closed = true;
-    link_fail(l, out, "amqp:not-found", why);
+    link_fail(l, out, ehp_cond_name(EHP_COND_NOT_FOUND), why);
     return;
   }
   if (!conn_authorized(c, path)) {
@@ -1531,7 +1249,7 @@ static void on_link_open(emu_conn_t *c, pn_link_t *l) {
              "Resource: 'sb://localhost%s'.",
              out ? "Listen" : "Send", path);
     el->closed = true;
-    link_fail(l, out, "amqp:unauthorized-access", why);
+    link_fail(l, out, ehp_cond_name(EHP_COND_UNAUTHORIZED), why);
     return;
   }
   if (out) {
@@ -1541,7 +1259,7 @@ static void on_link_open(emu_conn_t *c, pn_link_t *l) {
       snprintf(why, sizeof why, "The messaging entity 'sb://localhost%s' could not be found.",
                path);
       el->closed = true;
-      link_fail(l, out, "amqp:not-found", why);
+      link_fail(l, out, ehp_cond_name(EHP_COND_NOT_FOUND), why);
       return;
     }
     if (el->part < 0) {
@@ -1550,7 +1268,7 @@ static void on_link_open(emu_conn_t *c, pn_link_t *l) {
                "It should be between 0 and %d.",
                h->nparts - 1);
       el->closed = true;
-      link_fail(l, out, "com.microsoft:argument-out-of-range", why);
+      link_fail(l, out, ehp_cond_name(EHP_COND_ARGUMENT_OUT_OF_RANGE), why);
       return;
     }
     pn_data_t *props = pn_link_remote_properties(l);
@@ -1598,7 +1316,7 @@ static void on_link_open(emu_conn_t *c, pn_link_t *l) {
                "It should be between 0 and %d.",
                h->nparts - 1);
       el->closed = true;
-      link_fail(l, out, "com.microsoft:argument-out-of-range", why);
+      link_fail(l, out, ehp_cond_name(EHP_COND_ARGUMENT_OUT_OF_RANGE), why);
       return;
     }
   }
@@ -1704,98 +1422,106 @@ static void conn_flush(emu_conn_t *c) {
     conn_events(c);
   }
   size_t before = c->out.len;
-  norm_frames(&c->pout, &c->out, c->peer_max_frame);
+  if (norm_frames(&c->pout, &c->out, c->peer_max_frame) != ED_OK) {
+    ED_LOG_ERR("emu_conn_dropped", "reason=\"out of memory writing frames\"");
+    c->dead = true;
+  }
   if (before == 0 && c->out.len > 0)
     c->out_ready_us = ed_time_mono_us() + c->emu->delay_us;
 }
 
-static void sasl_frame(ed_buf_t *o, uint8_t code, const uint8_t *fields, size_t fl) {
-  uint8_t h[8] = {0, 0, 0, 0, 2, 1, 0, 0};
-  size_t at = o->len;
-  ed_buf_append(o, h, 8);
-  uint8_t d[3] = {0x00, 0x53, code};
-  ed_buf_append(o, d, 3);
-  ed_buf_append(o, fields, fl);
-  put32((uint8_t *)o->data + at, (uint32_t)(o->len - at));
-}
-
-static void sasl_mechs(ed_buf_t *o) {
+/* sasl-mechanisms: an array32 of sym32 (as the service sends it) */
+static void sasl_mechs(amqp_w_t *w) {
   static const char *mechs[] = {EHP_SASL_MSSBCBS, EHP_SASL_PLAIN, EHP_SASL_ANONYMOUS};
-  ed_buf_t f = ED_BUF_INIT;
-  uint8_t lh[9] = {0xd0, 0, 0, 0, 0, 0, 0, 0, 1};
-  ed_buf_append(&f, lh, 9);
-  uint8_t ah[11] = {0xf0, 0, 0, 0, 0, 0, 0, 0, 3, 0xb3};
-  ed_buf_append(&f, ah, 10);
-  size_t arr = 1;
-  for (int i = 0; i < 3; i++) {
-    uint8_t l[4];
-    put32(l, (uint32_t)strlen(mechs[i]));
-    ed_buf_append(&f, l, 4);
-    ed_buf_puts(&f, mechs[i]);
+  size_t f = amqp_frame_open(w, AMQP_FRAME_TYPE_SASL, 0);
+  amqp_put_described(w, AMQP_D_SASL_MECHANISMS);
+  size_t l = amqp_open(w, AMQP_T_LIST32);
+  size_t arr = amqp_open(w, AMQP_T_ARRAY32);
+  amqp_put_byte(w, AMQP_T_SYM32);
+  for (size_t i = 0; i < sizeof mechs / sizeof mechs[0]; i++) {
+    amqp_put_be32(w, (uint32_t)strlen(mechs[i]));
+    amqp_put_raw(w, mechs[i], strlen(mechs[i]));
   }
-  put32((uint8_t *)f.data + arr + 8 + 1, (uint32_t)(f.len - 9 - 5));
-  put32((uint8_t *)f.data + 1, (uint32_t)(f.len - 5));
-  sasl_frame(o, 0x40, (const uint8_t *)f.data, f.len);
-  ed_buf_fini(&f);
+  amqp_close(w, arr, sizeof mechs / sizeof mechs[0]);
+  amqp_close(w, l, 1);
+  amqp_frame_close(w, f);
 }
 
-static void sasl_outcome(ed_buf_t *o, bool ok) {
-  uint8_t f[] = {0xd0, 0, 0,   0,   16,  0,   0,   0,   2,   0x50, 0x00,
-                 0xa0, 8, 'W', 'e', 'l', 'c', 'o', 'm', 'e', '!'};
-  f[10] = ok ? 0 : 1;
-  put32(f + 1, sizeof f - 5);
-  sasl_frame(o, 0x44, f, sizeof f);
+static void sasl_outcome(amqp_w_t *w, bool ok) {
+  size_t f = amqp_frame_open(w, AMQP_FRAME_TYPE_SASL, 0);
+  amqp_put_described(w, AMQP_D_SASL_OUTCOME);
+  size_t l = amqp_open(w, AMQP_T_LIST32);
+  amqp_put_ubyte(w, ok ? AMQP_SASL_OK : AMQP_SASL_AUTH);
+  amqp_put_bin(w, EHP_SASL_WELCOME, strlen(EHP_SASL_WELCOME));
+  amqp_close(w, l, 2);
+  amqp_frame_close(w, f);
+}
+
+/* The frame body at p (size bytes, header included) as one described value;
+ * false when the header or the value is malformed. */
+static bool frame_body(const uint8_t *p, size_t size, amqp_val_t *v) {
+  size_t doff = (size_t)p[4] * 4;
+  const uint8_t *b = p + doff;
+  return doff >= AMQP_FRAME_HEADER && doff < size && amqp_read(&b, p + size, v, 0) == 0 &&
+         v->described;
+}
+
+/* A frame field that is a uint (uint, smalluint or uint0) into *out. */
+static bool field_uint(const amqp_val_t *v, uint32_t *out) {
+  int64_t x;
+  if ((v->code != AMQP_T_UINT && v->code != AMQP_T_SMALLUINT && v->code != AMQP_T_UINT0) ||
+      !amqp_val_int(v, &x))
+    return false;
+  *out = (uint32_t)x;
+  return true;
 }
 
 /* Our SASL server: returns bytes consumed, or -1 to drop the connection. */
 static ssize_t sasl_input(emu_conn_t *c, const uint8_t *p, size_t n) {
+  amqp_w_t w;
+  amqp_w_init(&w, &c->out);
   if (c->st == ST_HDR) {
-    if (n < 8)
+    if (n < AMQP_FRAME_HEADER)
       return 0;
-    if (memcmp(p, "AMQP\x03\x01\x00\x00", 8) == 0) {
-      ed_buf_append(&c->out, "AMQP\x03\x01\x00\x00", 8);
-      sasl_mechs(&c->out);
+    if (memcmp(p, AMQP_SASL_HEADER, AMQP_FRAME_HEADER) == 0) {
+      amqp_put_raw(&w, AMQP_SASL_HEADER, AMQP_FRAME_HEADER);
+      sasl_mechs(&w);
       c->st = ST_SASL;
-      return 8;
+      return amqp_w_end(&w) == ED_OK ? AMQP_FRAME_HEADER : -1;
     }
-    if (memcmp(p, "AMQP\x00\x01\x00\x00", 8) == 0) {
+    if (memcmp(p, AMQP_PROTO_HEADER, AMQP_FRAME_HEADER) == 0) {
       c->st = ST_AMQP; /* no SASL: anonymous, as the service allows after the upgrade */
       return 0;
     }
-    ed_buf_append(&c->out, "AMQP\x03\x01\x00\x00", 8);
+    amqp_put_raw(&w, AMQP_SASL_HEADER, AMQP_FRAME_HEADER);
+    /* the header says what we speak; the connection is dropped either way */
+    if (amqp_w_end(&w) != ED_OK)
+      ED_LOG_DEBUG("emu_sasl_header_unsent", "reason=\"out of memory\"");
     return -1;
   }
-  if (n < 8)
+  if (n < AMQP_FRAME_HEADER)
     return 0;
-  uint32_t size = be32(p);
-  if (size < 8 || size > 65536)
+  uint32_t size = amqp_be32(p);
+  if (size < AMQP_FRAME_HEADER || size > EMU_MAX_FRAME)
     return -1;
   if (n < size)
     return 0;
-  size_t doff = (size_t)p[4] * 4;
-  if (doff < 8 || doff > size)
-    return -1;
-  const uint8_t *b = p + doff;
-  size_t bn = size - doff;
-  if (amqp_desc_code(b, bn) != 0x41)
-    return -1;
-  size_t dl = amqp_desc_len(b, bn);
-  span_t it[3];
+  amqp_val_t init, it[3];
   uint32_t total;
-  int got = dl < bn ? amqp_items(b + dl, bn - dl, it, 3, &total) : -1;
-  if (got < 1 || (it[0].p[0] != 0xa3 && it[0].p[0] != 0xb3))
+  if (!frame_body(p, size, &init) || init.desc != AMQP_D_SASL_INIT)
     return -1;
-  size_t ml = it[0].p[0] == 0xa3 ? it[0].p[1] : be32(it[0].p + 1);
-  const char *mech = (const char *)it[0].p + (it[0].p[0] == 0xa3 ? 2 : 5);
+  int got = amqp_items(&init, it, 3, &total);
+  if (got <= AMQP_SASL_INIT_MECHANISM || !amqp_val_is_sym(&it[AMQP_SASL_INIT_MECHANISM]))
+    return -1;
+  const amqp_val_t *mech = &it[AMQP_SASL_INIT_MECHANISM], *resp = &it[AMQP_SASL_INIT_RESPONSE];
   bool ok = false;
-  if ((ml == 9 && memcmp(mech, "ANONYMOUS", 9) == 0) ||
-      (ml == 7 && memcmp(mech, "MSSBCBS", 7) == 0))
+  if (amqp_val_str_eq(mech, EHP_SASL_ANONYMOUS) || amqp_val_str_eq(mech, EHP_SASL_MSSBCBS))
     ok = true; /* authorization follows on $cbs */
-  else if (ml == 5 && memcmp(mech, "PLAIN", 5) == 0 && got >= 2 &&
-           (it[1].p[0] == 0xa0 || it[1].p[0] == 0xb0)) {
+  else if (amqp_val_str_eq(mech, EHP_SASL_PLAIN) && got > AMQP_SASL_INIT_RESPONSE &&
+           amqp_val_is_bin(resp)) {
     /* [authzid] NUL authcid NUL password: key name and key */
-    size_t rl = it[1].p[0] == 0xa0 ? it[1].p[1] : be32(it[1].p + 1);
-    const char *r = (const char *)it[1].p + (it[1].p[0] == 0xa0 ? 2 : 5);
+    size_t rl = resp->n;
+    const char *r = (const char *)resp->p;
     const char *z1 = memchr(r, 0, rl);
     const char *z2 = z1 ? memchr(z1 + 1, 0, rl - (size_t)(z1 + 1 - r)) : NULL;
     if (z2) {
@@ -1808,8 +1534,8 @@ static ssize_t sasl_input(emu_conn_t *c, const uint8_t *p, size_t n) {
       }
     }
   }
-  sasl_outcome(&c->out, ok);
-  if (!ok)
+  sasl_outcome(&w, ok);
+  if (amqp_w_end(&w) != ED_OK || !ok)
     return -1;
   c->st = ST_AMQP;
   return (ssize_t)size;
@@ -1819,50 +1545,52 @@ static ssize_t sasl_input(emu_conn_t *c, const uint8_t *p, size_t n) {
  * EMU_NORM_SLACK smaller for Proton to frame by; the announced value goes to
  * c->peer_max_frame. False (o untouched) when there is nothing to rewrite. */
 static bool open_shrink(emu_conn_t *c, const uint8_t *f, size_t size, ed_buf_t *o) {
-  size_t doff = (size_t)f[4] * 4;
-  if (doff < 8 || doff >= size)
+  amqp_val_t open, it[16];
+  uint32_t total = 0, peer;
+  if (!frame_body(f, size, &open) || open.desc != AMQP_D_OPEN)
     return false;
-  const uint8_t *b = f + doff;
-  size_t bn = size - doff;
-  if (amqp_desc_code(b, bn) != 0x10)
-    return false;
-  size_t dl = amqp_desc_len(b, bn);
-  span_t it[16];
-  uint32_t total = 0;
-  int got = dl < bn ? amqp_items(b + dl, bn - dl, it, 16, &total) : -1;
-  if (got < 3 || (uint32_t)got != total)
+  int got = amqp_items(&open, it, 16, &total);
+  if (got <= AMQP_OPEN_MAX_FRAME_SIZE || (uint32_t)got != total)
     return false; /* no max-frame-size (no limit), or malformed: Proton says so */
-  uint32_t peer;
-  if (it[2].p[0] == 0x70 && it[2].n == 5)
-    peer = be32(it[2].p + 1);
-  else if (it[2].p[0] == 0x52 && it[2].n == 2)
-    peer = it[2].p[1];
-  else if (it[2].p[0] == 0x43)
-    peer = 0;
-  else
+  if (!field_uint(&it[AMQP_OPEN_MAX_FRAME_SIZE], &peer))
     return false; /* null: no limit */
-  c->peer_max_frame = peer < EMU_MIN_MAX_FRAME ? EMU_MIN_MAX_FRAME : peer;
-  uint32_t framed = c->peer_max_frame - EMU_NORM_SLACK;
+  uint32_t announced = peer < EMU_MIN_MAX_FRAME ? EMU_MIN_MAX_FRAME : peer;
+  uint32_t framed = announced - EMU_NORM_SLACK;
   if (framed < EMU_MIN_MAX_FRAME)
     framed = EMU_MIN_MAX_FRAME;
-  uint8_t h[8] = {0, 0, 0, 0, 2, 0, f[6], f[7]};
-  ed_buf_append(o, h, 8);
-  ed_buf_append(o, b, dl);
-  uint8_t lh[9] = {0xd0};
-  put32(lh + 5, (uint32_t)got);
-  size_t at = o->len;
-  ed_buf_append(o, lh, 9);
+  amqp_w_t w;
+  amqp_w_init(&w, o);
+  size_t at = amqp_frame_open(&w, AMQP_FRAME_TYPE_AMQP, (uint16_t)(f[6] << 8 | f[7]));
+  amqp_put_described(&w, AMQP_D_OPEN);
+  size_t l = amqp_open(&w, AMQP_T_LIST32);
   for (int i = 0; i < got; i++) {
-    if (i == 2) {
-      uint8_t v[5] = {0x70};
-      put32(v + 1, framed);
-      ed_buf_append(o, v, 5);
-    } else
-      ed_buf_append(o, it[i].p, it[i].n);
+    if (i == AMQP_OPEN_MAX_FRAME_SIZE)
+      amqp_put_uint(&w, framed);
+    else
+      amqp_put_raw(&w, it[i].start, it[i].total);
   }
-  put32((uint8_t *)o->data + at + 1, (uint32_t)(o->len - at - 5));
-  put32((uint8_t *)o->data, (uint32_t)o->len);
+  amqp_close(&w, l, (uint32_t)got);
+  amqp_frame_close(&w, at);
+  if (amqp_w_end(&w) != ED_OK)
+    return false;
+  c->peer_max_frame = announced;
   return true;
+}
+
+/* A TRANSFER's message-format (§13: Proton drops it) into c->last_format. */
+static void transfer_format(emu_conn_t *c, const uint8_t *f, size_t size) {
+  amqp_val_t tr, it[AMQP_TRANSFER_MESSAGE_FORMAT + 1];
+  uint32_t total;
+  if (!frame_body(f, size, &tr) || tr.desc != AMQP_D_TRANSFER)
+    return;
+  int got = amqp_items(&tr, it, AMQP_TRANSFER_MESSAGE_FORMAT + 1, &total);
+  uint32_t fmt;
+  if (got > AMQP_TRANSFER_MESSAGE_FORMAT) {
+    if (field_uint(&it[AMQP_TRANSFER_MESSAGE_FORMAT], &fmt))
+      c->last_format = fmt;
+  } else if (got >= 0) {
+    c->last_format = 0;
+  }
 }
 
 /* Feeds c->in to SASL, then to Proton one frame at a time. */
@@ -1886,46 +1614,27 @@ static void conn_input(emu_conn_t *c) {
     }
     size_t avail = c->in.len - pos, take;
     const uint8_t *src = p + pos;
-    if (avail >= 8 && memcmp(p + pos, "AMQP", 4) == 0)
-      take = 8;
+    if (avail >= AMQP_FRAME_HEADER && memcmp(p + pos, "AMQP", 4) == 0)
+      take = AMQP_FRAME_HEADER;
     else {
-      if (avail < 8)
+      if (avail < AMQP_FRAME_HEADER)
         break;
-      uint32_t size = be32(p + pos);
-      if (size < 8) {
+      uint32_t size = amqp_be32(p + pos);
+      if (size < AMQP_FRAME_HEADER) {
         take = avail; /* let Proton report the framing error */
       } else {
         if (avail < size)
           break;
         take = size;
-        size_t doff = (size_t)p[pos + 4] * 4;
         if (!c->peer_max_frame && open_shrink(c, p + pos, size, &open)) {
           src = (const uint8_t *)open.data;
           take = open.len;
-        } else if (p[pos + 5] == 0 && doff >= 8 && doff < size) {
-          const uint8_t *b = p + pos + doff;
-          size_t bn = size - doff;
-          if (amqp_desc_code(b, bn) == 0x14) {
-            size_t dl = amqp_desc_len(b, bn);
-            span_t it[4];
-            uint32_t total;
-            int got = amqp_items(b + dl, bn - dl, it, 4, &total);
-            if (got >= 4) {
-              const uint8_t *f = it[3].p;
-              if (f[0] == 0x70 && it[3].n == 5)
-                c->last_format = be32(f + 1);
-              else if (f[0] == 0x52 && it[3].n == 2)
-                c->last_format = f[1];
-              else if (f[0] == 0x43)
-                c->last_format = 0;
-            } else if (got >= 0) {
-              c->last_format = 0;
-            }
-          }
+        } else if (p[pos + 5] == AMQP_FRAME_TYPE_AMQP) {
+          transfer_format(c, p + pos, size);
         }
       }
     }
-    size_t consumed = src == p + pos ? take : (size_t)be32(p + pos);
+    size_t consumed = src == p + pos ? take : (size_t)amqp_be32(p + pos);
     while (take > 0) {
       pn_rwbytes_t rb = pn_connection_driver_read_buffer(&c->drv);
       if (!rb.size) {
@@ -2377,7 +2086,7 @@ static void ctl_line(emu_t *e, emu_ctl_t *k, char *line) {
   } else if (strcmp(cmd, "busy") == 0) {
     e->busy_left = atoll(arg);
   } else if (strcmp(cmd, "detach") == 0) {
-    const char *cond = arg[0] ? arg : "amqp:link:detach-forced";
+    const char *cond = arg[0] ? arg : ehp_cond_name(EHP_COND_DETACH_FORCED);
     for (int i = 0; i < EMU_MAX_CONNS; i++)
       if (e->conns[i])
         for (emu_link_t *l = e->conns[i]->links; l; l = l->next)
@@ -2421,7 +2130,7 @@ static void check_idle(emu_t *e) {
                  "origin: AmqpMessage%s.IdleTimerExpired: Idle timeout: %" PRId64 " ms.",
                  pn_link_name(l->link), l->kind == LK_SEND ? "Publisher" : "Consumer",
                  k->idle_link_us / 1000);
-        link_detach(l, "amqp:link:detach-forced", msg);
+        link_detach(l, ehp_cond_name(EHP_COND_DETACH_FORCED), msg);
       }
     }
     if (open) {
@@ -2438,7 +2147,7 @@ static void check_idle(emu_t *e) {
              " milliseconds and is closed by container 'LinkTracker'.",
              limit / 1000);
     pn_connection_t *pc = c->drv.connection;
-    set_cond(pn_connection_condition(pc), "amqp:connection:forced", msg);
+    set_cond(pn_connection_condition(pc), ehp_cond_name(EHP_COND_CONNECTION_FORCED), msg);
     pn_connection_close(pc);
     c->forced = true;
   }
@@ -2453,7 +2162,7 @@ static void check_tokens(emu_t *e) {
     for (emu_link_t *l = c->links; l; l = l->next)
       if ((l->kind == LK_SEND || l->kind == LK_RECV) && !l->closed && l->path &&
           !conn_authorized(c, l->path))
-        link_detach(l, "amqp:unauthorized-access",
+        link_detach(l, ehp_cond_name(EHP_COND_UNAUTHORIZED),
                     "Unauthorized access. The token for this link has expired.");
   }
 }

@@ -259,11 +259,11 @@ static void set_cond_err(ed_err_t *err, pn_condition_t *cond, const char *what) 
   ed_code_t code = condition_code(name);
   if (desc && (strstr(desc, "certificate") || strstr(desc, "SSL") || strstr(desc, "TLS")))
     code = ED_E_TLS;
-  if (name && !strcmp(name, "amqp:unauthorized-access"))
+  if (name && !strcmp(name, ehp_cond_name(EHP_COND_UNAUTHORIZED)))
     code = ED_E_UNAUTHORIZED;
   /* Proton reports a peer that vanished mid-frame (a TCP reset, a dropped
    * connection) as a framing error; that is the network, not the protocol */
-  if (name && !strcmp(name, "amqp:connection:framing-error") && desc &&
+  if (name && !strcmp(name, ehp_cond_name(EHP_COND_FRAMING_ERROR)) && desc &&
       strstr(desc, "connection aborted"))
     code = ED_E_CONNECTION;
   ed_err_set(err, code, "%s: %s%s%s", what, name ? name : "closed", desc ? ": " : "",
@@ -1519,7 +1519,7 @@ static void on_link_open(eh_client_t *c, pn_link_t *l) {
 static bool token_expired_detach(eh_client_t *c, pn_condition_t *cond) {
   const char *name = pn_condition_get_name(cond);
   const char *desc = pn_condition_get_description(cond);
-  if (c->sas || !name || strcmp(name, "amqp:unauthorized-access") || !desc ||
+  if (c->sas || !name || strcmp(name, ehp_cond_name(EHP_COND_UNAUTHORIZED)) || !desc ||
       !(strstr(desc, "expired") || strstr(desc, "Expired")))
     return false;
   if (!c->cbs_inflight)

@@ -7,7 +7,7 @@ src_eventhubs_libeventhubs_a_SOURCES = \
 	src/eventhubs/client.c src/eventhubs/client.h \
 	src/eventhubs/amqp.c src/eventhubs/amqp.h \
 	src/eventhubs/tlscheck.c src/eventhubs/tlscheck.h
-EVENTHUBS_LIBS += src/eventhubs/libeventhubs.a $(PROTON_LIBS)
+EVENTHUBS_LIBS += src/eventhubs/libeventhubs.a $(AMQP_LIBS) $(PROTON_LIBS)
 
 check_PROGRAMS += tests/unit/unit_eventhubs
 TESTS += tests/unit/unit_eventhubs
@@ -33,7 +33,8 @@ EXTRA_DIST += bench/bench_client.sh bench/bench_client.py
 EXTRA_DIST += tests/fuzz/fuzz_amqp.c tests/fuzz/corpus/fuzz_amqp
 if ENABLE_FUZZERS
 check_PROGRAMS += tests/fuzz/fuzz_amqp
-tests_fuzz_fuzz_amqp_SOURCES = tests/fuzz/fuzz_amqp.c src/eventhubs/amqp.c
+tests_fuzz_fuzz_amqp_SOURCES = tests/fuzz/fuzz_amqp.c src/eventhubs/amqp.c src/amqp/value.c \
+	src/amqp/write.c src/emu/event.c
 tests_fuzz_fuzz_amqp_CPPFLAGS = $(src_eventhubs_libeventhubs_a_CPPFLAGS)
 tests_fuzz_fuzz_amqp_CFLAGS = $(FUZZER_CFLAGS)
 tests_fuzz_fuzz_amqp_LDFLAGS = $(AM_LDFLAGS) $(FUZZER_LINK_FLAGS)
