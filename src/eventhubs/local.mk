@@ -4,7 +4,9 @@ src_eventhubs_libeventhubs_a_CPPFLAGS = $(AM_CPPFLAGS) $(PROTON_CFLAGS) $(OPENSS
 src_eventhubs_libeventhubs_a_SOURCES = \
 	src/eventhubs/connstr.c src/eventhubs/connstr.h \
 	src/eventhubs/sas.c src/eventhubs/sas.h \
-	src/eventhubs/client.c src/eventhubs/client.h \
+	src/eventhubs/client.c src/eventhubs/client.h src/eventhubs/client_int.h \
+	src/eventhubs/conn.c src/eventhubs/link.c src/eventhubs/cbs.c src/eventhubs/mgmt.c \
+	src/eventhubs/receiver.c src/eventhubs/sender.c \
 	src/eventhubs/amqp.c src/eventhubs/amqp.h \
 	src/eventhubs/tlscheck.c src/eventhubs/tlscheck.h
 EVENTHUBS_LIBS += src/eventhubs/libeventhubs.a $(AMQP_LIBS) $(PROTON_LIBS)
