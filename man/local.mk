@@ -4,3 +4,4 @@ dist_man_MANS += man/ehdelta.1 man/ehdelta-sas.1
 dist_man_MANS += man/ehdelta.conf.5
 dist_man_MANS += man/ehdelta-send.1 man/ehdelta-tail.1 man/ehdelta-status.1
 dist_man_MANS += man/ehdelta-run.1
+dist_man_MANS += man/ehdelta-deploy.7

@@ -1,7 +1,12 @@
 # tests: shared harness. Layer-specific tests are declared in each layer's local.mk;
 # suites that drive the binaries (integration, interop) are listed here.
-EXTRA_DIST += tests/lib.sh tests/interop/conftest.py
+EXTRA_DIST += tests/lib.sh tests/interop/conftest.py tests/interop/agentutil.py
+# Every script suite that any layer registers ships in the tarball, whether or
+# not its local.mk also names it in EXTRA_DIST (distcheck found eight that did not);
+# tests/integration/ops_dist.sh compares the tarball with `git ls-files`.
+EXTRA_DIST += $(filter %.sh %.py,$(TESTS))
 TESTS += tests/integration/cli_sas.sh tests/integration/man_options.sh tests/interop/test_sas.py
+TESTS += tests/integration/cli_send_stdin.sh tests/integration/cli_conventions.sh tests/integration/cli_refused.sh
 EXTRA_DIST += tests/integration/cli_sas.sh tests/integration/man_options.sh \
 	tests/interop/test_sas.py tests/pytest-driver.sh
 

@@ -55,6 +55,11 @@ static const ed_opt_t source_keys[] = {
      "TLS with the server's certificate verified (false only for the emulator)", 0, 0, 0, NULL},
     {"prefetch", 0, ED_OPT_INT, "N", "300", S(ag_source_t, prefetch),
      "link credit granted per partition", 0, 1, 100000, NULL},
+    {"idle_timeout", 0, ED_OPT_DURATION, "DURATION", "30 seconds", S(ag_source_t, idle_timeout_us),
+     "a partition caught up and quiet this long stops holding the watermark back", 0, 0, 0, NULL},
+    {"max_drift", 0, ED_OPT_STRING, "DURATION", "1 hour", S(ag_source_t, max_drift),
+     "no credit to a partition this far ahead in event time of the slowest (or off)", 0, 0, 0,
+     NULL},
     ED_OPT_END,
 };
 
@@ -69,6 +74,11 @@ static const ed_opt_t schema_keys[] = {
      "keep only rows where EXPR is true", 0, 0, 0, NULL},
     {"bad_event_mode", 0, ED_OPT_ENUM, "MODE", "dead-letter", S(ag_schema_t, bad_event_mode),
      "what becomes of an event that does not decode", 0, 0, 0, bad_mode_names},
+    /* 20 MiB: the largest event any Event Hubs tier accepts (Dedicated), so no event
+     * the hub delivers is refused for its size unless the user bounds it lower. */
+    {"max_event_size", 0, ED_OPT_INT, "BYTES", "20971520", S(ag_schema_t, max_event_size),
+     "largest body (and string in it) decoded; larger ones are dead letters", 0, 1024,
+     INT64_C(268435456), NULL},
     ED_OPT_END,
 };
 
@@ -89,6 +99,14 @@ static const ed_opt_t storage_keys[] = {
      "a file holding the client secret (client-secret)", 0, 0, 0, NULL},
     {"endpoint", 0, ED_OPT_STRING, "URL", NULL, S(ag_storage_t, endpoint),
      "the blob endpoint instead of the account's (Azurite)", 0, 0, 0, NULL},
+    {"timeout", 0, ED_OPT_DURATION, "DURATION", "30 seconds", S(ag_storage_t, timeout_us),
+     "a request that moves no byte for this long fails and is retried (whole seconds)", 0,
+     ED_US_PER_SEC, 3600 * ED_US_PER_SEC, NULL},
+    {"connect_timeout", 0, ED_OPT_DURATION, "DURATION", "5 seconds",
+     S(ag_storage_t, connect_timeout_us), "bound of one connection attempt", 0, 1000,
+     600 * ED_US_PER_SEC, NULL},
+    {"retries", 0, ED_OPT_INT, "N", "8", S(ag_storage_t, retries),
+     "times a request is retried after a transient failure", 0, 0, 100, NULL},
     ED_OPT_END,
 };
 
@@ -342,6 +360,14 @@ static void validate(probs_t *p, ag_conf_t *c, const int *lines) {
            *q, eq ? ": " : "", eq ? e.msg : "");
     free(pp);
   }
+  s->max_drift_us = -1;
+  if (strcmp(s->max_drift, "off") &&
+      (ed_time_parse_duration(s->max_drift, &s->max_drift_us, &e) || s->max_drift_us <= 0))
+    prob(p, KL(source_keys, kl[0], "max_drift", lines[0]),
+         "[source] max_drift '%s': expected a duration > 0 (\"1 hour\") or off", s->max_drift);
+  if (s->idle_timeout_us <= 0)
+    prob(p, KL(source_keys, kl[0], "idle_timeout", lines[0]),
+         "[source] idle_timeout: expected a duration > 0 (\"30 seconds\")");
   if (strcmp(s->partitions, "all")) {
     for (const char *q = s->partitions; *q; q++)
       if (!isdigit((unsigned char)*q) && *q != ',' && *q != ' ') {

@@ -37,6 +37,9 @@ typedef struct ag_source {
   int retention_gap_policy;     /* ag_gap_policy_t */
   bool tls;
   int64_t prefetch;
+  int64_t idle_timeout_us; /* caught up and quiet this long: no longer holds the watermark */
+  char *max_drift;         /* DURATION | off: watermark alignment bound */
+  int64_t max_drift_us;    /* resolved; -1: off */
 } ag_source_t;
 
 typedef struct ag_schema {
@@ -44,7 +47,8 @@ typedef struct ag_schema {
   char *metadata; /* "enqueued_time AS ingestion_time, offset, ..." */
   char **derive;  /* "name = expr", repeatable, in order */
   char *filter;
-  int bad_event_mode; /* sm_bad_mode_t, in its order */
+  int bad_event_mode;     /* sm_bad_mode_t, in its order */
+  int64_t max_event_size; /* bytes of a body, and of any one string in it */
 } ag_schema_t;
 
 typedef struct ag_storage {
@@ -55,7 +59,10 @@ typedef struct ag_storage {
   char *tenant_id;
   char *client_id;
   char *client_secret_file;
-  char *endpoint; /* e.g. Azurite's http://127.0.0.1:10000/devstoreaccount1 */
+  char *endpoint;             /* e.g. Azurite's http://127.0.0.1:10000/devstoreaccount1 */
+  int64_t timeout_us;         /* a request that moves no byte this long fails, is retried */
+  int64_t connect_timeout_us; /* bound of one connect */
+  int64_t retries;            /* transient failures retried per request */
 } ag_storage_t;
 
 typedef enum { AG_SINK_DELTA, AG_SINK_CONSOLE } ag_sink_type_t;

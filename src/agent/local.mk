@@ -22,6 +22,9 @@ tests_tools_ag_sink_tool_CFLAGS = $(AM_CFLAGS)
 tests_tools_ag_sink_tool_SOURCES = tests/tools/ag_sink_tool.c
 tests_tools_ag_sink_tool_LDADD = $(tests_unit_unit_agent_LDADD)
 TESTS += tests/interop/test_agent_sink.py tests/interop/test_agent_e2e.py tests/interop/test_agent_rawpath.py tests/interop/test_agent_deadletter_reasons.py tests/fault/test_agent_kill9.py tests/fault/test_agent_faults.py
+# Event time per partition: window tables equal to DuckDB's batch windows over
+# the raw table for any batch size, partition count, skew and kill -9 schedule.
+TESTS += tests/interop/test_event_time.py
 
 # The metrics endpoint: a registry filled with known values, served on a free
 # loopback port until stdin closes, for `ehdelta status --agent` and curl.

@@ -19,13 +19,15 @@
 typedef struct ag_metrics ag_metrics_t;
 
 /* Counters (monotonic) and gauges, each with one label whose name the table
- * in metrics.c gives ("partition" or "sink"; "" for none). The Prometheus
+ * gives ("partition", "sink" or "reason"; "" for none). The Prometheus
  * names are "ehdelta_" + the second column. */
 #define AG_METRICS(X)                                                                              \
   X(EVENTS_RECEIVED, "events_received_total", counter, "partition", "events taken from the hub")   \
   X(BYTES_RECEIVED, "bytes_received_total", counter, "partition", "event body bytes taken")        \
   X(DEAD_LETTERS, "dead_letters_total", counter, "", "events that could not be decoded")           \
   X(RETRIES, "retries_total", counter, "", "transient failures retried (hub and storage)")         \
+  X(STORAGE_RETRIES, "storage_retries_total", counter, "reason",                                   \
+    "storage requests retried, by cause: timeout, connection or http_STATUS")                      \
   X(RETENTION_GAPS, "retention_gaps_total", counter, "partition",                                  \
     "resume positions found expired from the hub")                                                 \
   X(EVENTS_LOST, "events_lost_total", counter, "partition",                                        \
@@ -36,6 +38,12 @@ typedef struct ag_metrics ag_metrics_t;
   X(PROCESS_RATE, "processed_rows_per_second", gauge, "sink", "of the last batch")                 \
   X(WATERMARK, "watermark_seconds", gauge, "sink", "event-time watermark, seconds since epoch")    \
   X(STATE_ROWS, "state_rows", gauge, "sink", "open window rows held")                              \
+  X(LATE_EVENTS, "late_events_total", counter, "partition",                                        \
+    "rows window sinks dropped as late, summed over the sinks")                                    \
+  X(PART_EVENT_TIME, "partition_event_time_seconds", gauge, "partition",                           \
+    "largest event time seen (the first window sink's), seconds since epoch")                      \
+  X(PART_HELD, "partition_held", gauge, "partition",                                               \
+    "1 while credit is withheld to keep the partition aligned")                                    \
   X(LAG, "consumer_lag_events", gauge, "partition",                                                \
     "last enqueued sequence number minus last committed")                                          \
   X(LAST_ENQUEUED, "last_enqueued_sequence_number", gauge, "partition", "as the hub reports it")   \

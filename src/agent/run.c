@@ -36,6 +36,7 @@
 #include "agent/sink.h"
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/notify.h"
 #include "common/time.h"
 #include "eventhubs/client.h"
 #include "eventhubs/connstr.h"
@@ -46,8 +47,9 @@
 #include "stream/schema.h"
 #include "stream/window.h"
 
-#define RING_BLOCKS 128
-#define POLL_US     100000 /* the longest the pipeline sleeps without looking at stop and faults */
+#define RING_BLOCKS        128
+#define ALIGN_BLOCK_EVENTS 64 /* most events per ring block while reading is aligned */
+#define POLL_US            100000 /* the longest the pipeline sleeps without looking at stop and faults */
 
 /* ---- event blocks: what the network thread hands the pipeline ---- */
 
@@ -80,6 +82,12 @@ typedef struct part {
   int64_t seen; /* last sequence number the pipeline processed (-1: none) */
   bool done;    /* available-now: nothing more to take */
   atomic_int paused;
+  atomic_int held;          /* aligned reading: take nothing, grant no credit (pipeline sets) */
+  atomic_int queued;        /* its blocks in the ring */
+  int64_t until;            /* --until: the last sequence number to take (INT64_MAX: none) */
+  int64_t taken_enq;        /* enqueued time of the last event the pipeline took (INT64_MIN) */
+  _Atomic int64_t hub_enq;  /* the hub's last enqueued time, as last polled (INT64_MIN: empty) */
+  int64_t in_fair;          /* events taken into the open batch of the fairness sink */
   atomic_int failed;        /* a terminal receiver state (STOLEN, FAILED) */
   _Atomic int64_t last_enq; /* the hub's last sequence number, as last polled (-1) */
   _Atomic int64_t received; /* the highest sequence number taken from the receiver (-1) */
@@ -123,6 +131,7 @@ typedef struct job {
   int64_t interval_us, proc_us, closed_mono, trigger_wall;
   bool has_ws;
   win_stats_t ws;
+  uint64_t *drops; /* window sinks: per partition, dropped as late (batch, total) */
 } job_t;
 
 typedef struct run {
@@ -138,6 +147,13 @@ typedef struct run {
   size_t nsinks;
   sink_t *dl; /* the dead-letter sink or NULL */
   bool available_now;
+  int64_t until_us; /* --until TIME (INT64_MAX: none) */
+  /* event-time alignment: the first window sink with a watermark gives each
+   * partition's event time; fair: the smallest size-bounded sink's batch is
+   * filled evenly over the partitions with a backlog */
+  sink_t *align, *fair;
+  int64_t drift;    /* max_drift (-1: off) */
+  atomic_int share; /* aligned: most ring blocks one partition may have queued (0: no bound) */
   rb_t *ring;
   atomic_int any_paused;
   bool want_props;
@@ -242,7 +258,9 @@ static size_t on_events(void *ctx, eh_receiver_t *rx, const eh_event_t *evs, siz
   part_t *pt = ctx;
   run_t *r = pt->run;
   (void)rx;
-  if (rb_free_slots(r->ring) == 0)
+  int share = atomic_load(&r->share);
+  if (rb_free_slots(r->ring) == 0 || atomic_load(&pt->held) ||
+      (share && atomic_load(&pt->queued) >= share))
     goto full;
   size_t bytes = 0;
   for (size_t i = 0; i < n; i++) {
@@ -302,6 +320,7 @@ static size_t on_events(void *ctx, eh_receiver_t *rx, const eh_event_t *evs, siz
     }
   }
   b->bytes = body_bytes;
+  atomic_fetch_add(&pt->queued, 1);
   if (rb_push(r->ring, b) == ED_OK) {
     /* only this thread writes it */
     int64_t top = atomic_load(&pt->received);
@@ -310,6 +329,7 @@ static size_t on_events(void *ctx, eh_receiver_t *rx, const eh_event_t *evs, siz
     atomic_store(&pt->received, top);
     return n;
   }
+  atomic_fetch_sub(&pt->queued, 1);
   free(b);
 full:
   atomic_store(&pt->paused, 1);
@@ -393,6 +413,17 @@ static void progress_line(run_t *r, const job_t *j, const ag_dsink_timing_t *tm,
         ",\"memoryUsedBytes\":%" PRIu64 ",\"numRowsDroppedByWatermark\":%" PRIu64 "}]",
         w->num_rows_total, w->num_rows_updated, w->num_rows_removed, w->memory_used_bytes,
         w->num_rows_dropped_by_watermark);
+    if (j->drops) {
+      /* per partition: this batch's rows dropped as late, and since the start */
+      ed_buf_puts(b, ",\"droppedByWatermark\":{");
+      for (size_t p = 0; p < r->nparts; p++) {
+        ed_buf_printf(b, "%s", p ? "," : "");
+        ed_buf_json_str(b, r->parts[p].id, r->parts[p].idlen);
+        ed_buf_printf(b, ":{\"batch\":%" PRIu64 ",\"total\":%" PRIu64 "}", j->drops[2 * p],
+                      j->drops[2 * p + 1]);
+      }
+      ed_buf_puts(b, "}");
+    }
   } else {
     ed_buf_puts(b, ",\"stateOperators\":[]");
   }
@@ -441,6 +472,7 @@ static void job_free(job_t *j) {
   ag_ckpt_fini(&j->ck);
   free(j->start);
   free(j->end);
+  free(j->drops);
   free(j);
 }
 
@@ -471,7 +503,7 @@ static void flush_one(run_t *r, job_t *j) {
   if (j->s->delta) {
     rc = commit_job(r, j, &version, &already, &err);
     if (rc) {
-      ed_err_prefix(&err, "sink '%s' batch %" PRId64 ": ", j->s->name, j->ck.batch_id);
+      ed_err_prefix(&err, "sink '%s' batch %" PRId64, j->s->name, j->ck.batch_id);
       pthread_mutex_lock(&r->mu);
       if (!r->flush_rc) {
         r->flush_rc = rc;
@@ -578,6 +610,83 @@ static ed_code_t push_job(run_t *r, job_t *j, ed_err_t *err) {
   return ED_OK;
 }
 
+/* ---- event time per partition (pipeline thread) ---- */
+
+/* Caught up with the last sequence number the hub reported, and nothing
+ * enqueued on it for idle_timeout (by the hub's enqueued times, so an
+ * available-now run judges the same way as a continuous one): such a
+ * partition no longer holds the watermark back (ehdelta.conf(5),
+ * source.idle_timeout). A partition behind the hub is never idle, however
+ * slowly it delivers, nor one that an --until bound stops short of the hub's
+ * end: the next run reads on from it, and its events must not be late then. */
+static bool part_idle(const run_t *r, const part_t *pt, int64_t now_wall) {
+  if (pt->seen < atomic_load(&pt->last_enq))
+    return false;
+  int64_t last = atomic_load(&pt->hub_enq);
+  if (pt->taken_enq > last)
+    last = pt->taken_enq;
+  return last == INT64_MIN || now_wall - last >= r->conf->source.idle_timeout_us;
+}
+
+static void mark_idle(run_t *r, win_t *w, int64_t now_wall) {
+  for (size_t p = 0; p < r->nparts; p++)
+    win_set_idle(w, p, part_idle(r, &r->parts[p], now_wall));
+}
+
+static bool has_backlog(const run_t *r, const part_t *pt) {
+  return r->available_now ? !pt->done : pt->seen < atomic_load(&pt->last_enq);
+}
+
+/* Aligned reading (Flink's watermark alignment): among the partitions with a
+ * backlog, one whose event time is more than max_drift ahead of the slowest
+ * gets no credit until that one catches up; and while the fairness sink's
+ * batch is open, one that has taken its share of it (the size bound over the
+ * partitions with a backlog) waits for the others. The receiver callback
+ * sees `held` and takes nothing, the same pause a full ring makes; the slowest
+ * partition is never held, so reading always goes on. A partition without an
+ * event time (nothing decoded yet) neither holds others back nor is held. */
+static void align(run_t *r) {
+  if (r->drift < 0 || (!r->align && !r->fair))
+    return;
+  int64_t slow = INT64_MAX;
+  size_t nback = 0, under = 0;
+  int64_t share = INT64_MAX;
+  for (size_t p = 0; p < r->nparts; p++) {
+    const part_t *pt = &r->parts[p];
+    if (!has_backlog(r, pt))
+      continue;
+    nback++;
+    int64_t t = r->align ? win_part_time(r->align->win, p) : INT64_MIN;
+    if (t != INT64_MIN && t < slow)
+      slow = t;
+  }
+  /* The pipeline sees a partition's event time only as it decodes; what the
+   * ring already holds of it is read regardless of a hold. With several
+   * partitions behind, each may keep only its share of the ring, so a hold
+   * takes effect within that share rather than a whole ring later. */
+  atomic_store(&r->share, nback > 1 ? (int)(RING_BLOCKS / nback > 4 ? RING_BLOCKS / nback : 4) : 0);
+  if (r->fair && nback > 1) {
+    share = (r->fair->max_events + (int64_t)nback - 1) / (int64_t)nback;
+    for (size_t p = 0; p < r->nparts; p++)
+      under += has_backlog(r, &r->parts[p]) && r->parts[p].in_fair < share;
+  }
+  for (size_t p = 0; p < r->nparts; p++) {
+    part_t *pt = &r->parts[p];
+    bool hold = false;
+    if (has_backlog(r, pt)) {
+      int64_t t = r->align ? win_part_time(r->align->win, p) : INT64_MIN;
+      hold = slow != INT64_MAX && t != INT64_MIN && t - slow > r->drift;
+      /* its share taken while others still have theirs to take */
+      hold = hold || (under && pt->in_fair >= share && t != slow);
+    }
+    if (atomic_exchange(&pt->held, hold) != hold) {
+      ag_metrics_set(r->o->metrics, AG_M_PART_HELD, pt->id, hold);
+      if (!hold)
+        atomic_store(&r->any_paused, 1); /* resume_paused looks at it again */
+    }
+  }
+}
+
 /* ---- closing a batch (pipeline thread) ---- */
 
 static ed_code_t close_batch(run_t *r, sink_t *s, ed_err_t *err);
@@ -609,7 +718,18 @@ static ed_code_t close_batch_one(run_t *r, sink_t *s, ed_err_t *err) {
   j->trigger_wall = s->opened_wall;
   if (!rc && s->win) {
     win_set_now(s->win, now_wall);
+    mark_idle(r, s->win, now_wall);
     win_end_batch(s->win);
+    if (!(j->drops = calloc(2 * r->nparts + 1, sizeof *j->drops)))
+      rc = nomem(err, "batch");
+    for (size_t p = 0; !rc && p < r->nparts; p++) {
+      win_part_dropped(s->win, p, &j->drops[2 * p], &j->drops[2 * p + 1]);
+      if (j->drops[2 * p])
+        ag_metrics_add(r->o->metrics, AG_M_LATE_EVENTS, r->parts[p].id, (double)j->drops[2 * p]);
+      int64_t t = win_part_time(s->win, p);
+      if (s == r->align && t != INT64_MIN)
+        ag_metrics_set(r->o->metrics, AG_M_PART_EVENT_TIME, r->parts[p].id, (double)t / 1e6);
+    }
     j->rows = sm_batch_new(win_output_schema(s->win));
     if (!j->rows)
       rc = nomem(err, "window output");
@@ -627,9 +747,12 @@ static ed_code_t close_batch_one(run_t *r, sink_t *s, ed_err_t *err) {
   }
   if (rc) {
     job_free(j);
-    return ed_err_prefix(err, "sink '%s': ", s->name);
+    return ed_err_prefix(err, "sink '%s'", s->name);
   }
   memcpy(s->start, s->pos, r->nparts * sizeof *s->start);
+  if (s == r->fair)
+    for (size_t p = 0; p < r->nparts; p++)
+      r->parts[p].in_fair = 0;
   s->in_events = s->in_bytes = 0;
   s->proc_us = 0;
   s->opened_mono = now;
@@ -734,8 +857,8 @@ static ed_code_t process_block(run_t *r, blk_t *b, uint32_t lo, uint32_t hi, ed_
     const evm_t *e = &b->ev[i];
     if (pt->done || e->seq <= pt->seen)
       continue; /* past the available-now bound, or a repeat */
-    if (r->available_now && e->seq > pt->end) {
-      pt->done = true;
+    if (r->available_now && (e->seq > pt->end || e->enq > r->until_us)) {
+      pt->done = true; /* --until TIME: the first event enqueued after it ends the partition */
       continue;
     }
     sm_event_meta_t m = {.sequence_number = e->seq,
@@ -761,7 +884,7 @@ static ed_code_t process_block(run_t *r, blk_t *b, uint32_t lo, uint32_t hi, ed_
       if (direct)
         sm_batch_rollback_row(direct->rows);
       *err = derr;
-      return ed_err_prefix(err, "partition %s sequence number %" PRId64 ": ", pt->id, e->seq);
+      return ed_err_prefix(err, "partition %s sequence number %" PRId64, pt->id, e->seq);
     }
     if (st == SM_DEC_DEAD) {
       r->dead++;
@@ -789,6 +912,10 @@ static ed_code_t process_block(run_t *r, blk_t *b, uint32_t lo, uint32_t hi, ed_
   }
   r->events += taken;
   r->bytes += taken_bytes;
+  if (taken) {
+    pt->taken_enq = b->ev[b->n - 1].enq;
+    pt->in_fair += (int64_t)taken;
+  }
   ag_metrics_add(r->o->metrics, AG_M_EVENTS_RECEIVED, pt->id, (double)taken);
   ag_metrics_add(r->o->metrics, AG_M_BYTES_RECEIVED, pt->id, (double)taken_bytes);
   if (!taken)
@@ -847,11 +974,11 @@ static ed_code_t process_block(run_t *r, blk_t *b, uint32_t lo, uint32_t hi, ed_
       if (s == direct)
         rc = ED_OK; /* decoded into its batch above */
       else if (s->win)
-        rc = win_update_mask(s->win, chunk, mask, err);
+        rc = win_update_part(s->win, chunk, mask, b->part, err);
       else
         rc = sm_batch_append_selected(s->rows, chunk, mask);
       if (rc)
-        return ed_err_prefix(err, "sink '%s': ", s->name);
+        return ed_err_prefix(err, "sink '%s'", s->name);
       /* the block's taken events, counted again only after a restart */
       uint64_t n = taken, nb = taken_bytes;
       if (first <= skip)
@@ -877,15 +1004,16 @@ static ed_code_t build_schema(run_t *r, ed_err_t *err) {
   sm_dec_opts_t dopts = {0};
   ed_code_t rc = sm_schema_parse_ddl(sc->columns, &r->body, err);
   if (rc)
-    return ed_err_prefix(err, "[schema] columns: ");
+    return ed_err_prefix(err, "[schema] columns");
   if ((rc = sm_meta_parse(sc->metadata, &r->meta, &r->nmeta, err)))
-    return ed_err_prefix(err, "[schema] metadata: ");
+    return ed_err_prefix(err, "[schema] metadata");
   for (size_t i = 0; i < r->nmeta; i++)
     if (r->meta[i].kind == SM_META_PROPERTIES)
       r->want_props = true;
   dopts.mode = (sm_bad_mode_t)sc->bad_event_mode;
+  dopts.max_body = dopts.max_string = (size_t)sc->max_event_size;
   if ((rc = sm_dec_new(r->body, r->meta, r->nmeta, &dopts, &r->dec, err)))
-    return ed_err_prefix(err, "[schema]: ");
+    return ed_err_prefix(err, "[schema]");
   if (!(r->db = sm_batch_new(sm_dec_schema(r->dec))))
     return nomem(err, "batch");
   size_t nd = 0;
@@ -905,7 +1033,7 @@ static ed_code_t build_schema(run_t *r, ed_err_t *err) {
     snprintf(name, sizeof name, "%.*s", (int)(nl < 255 ? nl : 255), sc->derive[k]);
     char *nm = ag_trim(name);
     if ((rc = sm_expr_compile(eq + 1, r->schemas[k], &r->derive[k], err)))
-      return ed_err_prefix(err, "[schema] derive %s: ", nm);
+      return ed_err_prefix(err, "[schema] derive %s", nm);
     r->nderive = k + 1;
     sm_type_t *t = sm_type_clone(sm_expr_type(r->derive[k]));
     if (!(r->schemas[k + 1] = sm_type_clone(r->schemas[k])) || !t) {
@@ -913,7 +1041,7 @@ static ed_code_t build_schema(run_t *r, ed_err_t *err) {
       return nomem(err, "schema");
     }
     if ((rc = sm_type_add_field(r->schemas[k + 1], nm, t, true, err)))
-      return ed_err_prefix(err, "[schema] derive %s: ", nm);
+      return ed_err_prefix(err, "[schema] derive %s", nm);
   }
   const sm_type_t *full = r->schemas[nd];
   r->eb.schema = full;
@@ -926,7 +1054,7 @@ static ed_code_t build_schema(run_t *r, ed_err_t *err) {
   if (!(r->tb.cols = calloc(full->nfields + 1, sizeof *r->tb.cols)))
     return nomem(err, "batch");
   if (sc->filter && (rc = sm_expr_compile(sc->filter, full, &r->filter, err)))
-    return ed_err_prefix(err, "[schema] filter: ");
+    return ed_err_prefix(err, "[schema] filter");
   if (r->filter && sm_expr_type(r->filter)->kind != SM_BOOLEAN)
     return ed_err_set(err, ED_E_CONFIG, "[schema] filter '%s': expected a BOOLEAN expression",
                       sc->filter);
@@ -943,7 +1071,7 @@ static ed_code_t build_window(run_t *r, sink_t *s, ed_err_t *err) {
     rc = nomem(err, "aggregates");
   for (size_t i = 0; !rc && i < naggs; i++) {
     if ((rc = agg_spec_parse(aggs[i], &s->aggs[i], err)))
-      ed_err_prefix(err, "[sink %s] aggregate '%s': ", k->name, aggs[i]);
+      ed_err_prefix(err, "[sink %s] aggregate '%s'", k->name, aggs[i]);
     else
       s->naggs++;
   }
@@ -970,7 +1098,7 @@ static ed_code_t build_window(run_t *r, sink_t *s, ed_err_t *err) {
                            : k->mode == AG_OUT_UPDATE ? WIN_UPDATE
                                                       : WIN_COMPLETE};
   if ((rc = win_new(&sp, r->eb.schema, &s->win, err)))
-    return ed_err_prefix(err, "[sink %s]: ", k->name);
+    return ed_err_prefix(err, "[sink %s]", k->name);
   s->out = win_output_schema(s->win);
   return ED_OK;
 }
@@ -996,7 +1124,7 @@ static ed_code_t open_delta(run_t *r, sink_t *s, const char *checkpoint, ed_err_
                          .zstd_level = s->conf ? (int)s->conf->zstd_level : 0};
     rc = ag_dsink_open(&o, &s->ds, &ck, err);
     if (rc)
-      ed_err_prefix(err, "sink '%s': ", s->name);
+      ed_err_prefix(err, "sink '%s'", s->name);
   }
   free(pbn);
   free_list(pb, npb);
@@ -1011,7 +1139,7 @@ static ed_code_t open_delta(run_t *r, sink_t *s, const char *checkpoint, ed_err_
     }
   }
   if (s->win && ck.state.len && (rc = win_state_load(s->win, ck.state.data, ck.state.len, err)))
-    ed_err_prefix(err, "sink '%s': the state of batch %" PRId64 ": ", s->name, ck.batch_id);
+    ed_err_prefix(err, "sink '%s': the state of batch %" PRId64, s->name, ck.batch_id);
   if (!rc && ck.batch_id >= 0)
     ED_LOG_INFO("resume", "sink=%s batch=%" PRId64 " partitions=%zu", s->name, ck.batch_id, ck.n);
   ag_ckpt_fini(&ck);
@@ -1089,17 +1217,77 @@ static ed_code_t build_sinks(run_t *r, ed_err_t *err) {
     if (s->delta && (rc = check_partition_by(s, err)))
       return rc;
   }
-  if (!r->o->available_now && n_avail && n_avail != c->nsinks)
+  if (!r->o->available_now && !r->o->until && n_avail && n_avail != c->nsinks)
     return ed_err_set(err, ED_E_CONFIG,
                       "trigger = available-now is given to %zu of %zu sinks: expected all or none "
                       "(one receiver per partition serves every sink)",
                       n_avail, c->nsinks);
-  r->available_now = r->o->available_now || (c->nsinks && n_avail == c->nsinks);
+  r->available_now = r->o->available_now || r->o->until || (c->nsinks && n_avail == c->nsinks);
+  r->drift = c->source.max_drift_us;
+  for (size_t i = 0; i < c->nsinks; i++) {
+    sink_t *s = &r->sinks[i];
+    if (!r->align && s->win && s->conf->watermark)
+      r->align = s;
+    if (!r->fair || s->max_events < r->fair->max_events)
+      r->fair = s;
+  }
+  return ED_OK;
+}
+
+/* --until: an ISO-8601 enqueued time, or ID:SEQ pairs separated by commas
+ * (the last sequence number to take from each partition named; the others
+ * read up to the available-now end). */
+static ed_code_t parse_until(run_t *r, ed_err_t *err) {
+  r->until_us = INT64_MAX;
+  const char *u = r->o->until;
+  if (!u)
+    return ED_OK;
+  int64_t us;
+  if (ed_time_parse_iso(u, strlen(u), &us, NULL) == ED_OK) {
+    r->until_us = us;
+    return ED_OK;
+  }
+  for (const char *q = u; *q;) {
+    const char *colon = strchr(q, ':'), *comma = strchr(q, ',');
+    if (!comma)
+      comma = q + strlen(q);
+    char *endp = NULL;
+    long long seq = colon && colon < comma ? strtoll(colon + 1, &endp, 10) : 0;
+    if (!colon || colon > comma || colon == q || endp != comma || seq < 0)
+      return ed_err_set(err, ED_E_CONFIG,
+                        "--until '%s': expected an ISO-8601 enqueued time "
+                        "(2026-01-01T00:00:00Z) or PARTITION:SEQUENCE pairs (0:1200,1:980)",
+                        u);
+    size_t p = 0;
+    while (p < r->nparts && (r->parts[p].idlen != (size_t)(colon - q) ||
+                             memcmp(r->parts[p].id, q, r->parts[p].idlen)))
+      p++;
+    if (p == r->nparts)
+      return ed_err_set(err, ED_E_CONFIG,
+                        "--until '%s': partition '%.*s' is not read (expected one of the hub's "
+                        "partitions in [source] partitions)",
+                        u, (int)(colon - q), q);
+    r->parts[p].until = seq;
+    q = *comma ? comma + 1 : comma;
+  }
   return ED_OK;
 }
 
 /* Positions per partition, and the Delta tables opened (created when new,
  * resumed from their last landed batch). After open_source. */
+/* The window's event time is kept per partition of the hub, which is known
+ * only once the source is open; before its state is loaded from a checkpoint. */
+static ed_code_t name_win_partitions(run_t *r, sink_t *s, ed_err_t *err) {
+  const char **ids = calloc(r->nparts + 1, sizeof *ids);
+  if (!ids)
+    return nomem(err, "partitions");
+  for (size_t p = 0; p < r->nparts; p++)
+    ids[p] = r->parts[p].id;
+  ed_code_t rc = win_set_partitions(s->win, ids, r->nparts, err);
+  free(ids);
+  return rc ? ed_err_prefix(err, "[sink %s]", s->name) : ED_OK;
+}
+
 static ed_code_t open_sinks(run_t *r, ed_err_t *err) {
   for (size_t i = 0; i < r->nsinks; i++) {
     sink_t *s = &r->sinks[i];
@@ -1116,6 +1304,8 @@ static ed_code_t open_sinks(run_t *r, ed_err_t *err) {
     const char *ckpt =
         s == r->dl ? r->conf->dead_letter.checkpoint_location : s->conf->checkpoint_location;
     ed_code_t rc;
+    if (s->win && (rc = name_win_partitions(r, s, err)))
+      return rc;
     if (s->delta && (rc = open_delta(r, s, ckpt, err)))
       return rc;
   }
@@ -1166,7 +1356,7 @@ static ed_code_t open_source(run_t *r, ed_err_t *err) {
   eh_connstr_t cs;
   ed_code_t rc = eh_connstr_parse(r->o->connection_string, &cs, err);
   if (rc)
-    return ed_err_prefix(err, "[source] connection string: ");
+    return ed_err_prefix(err, "[source] connection string");
   const char *hub = NULL;
   rc = eh_connstr_hub(&cs, src->hub, &hub, err);
   eh_client_opts_t co;
@@ -1196,6 +1386,9 @@ static ed_code_t open_source(run_t *r, ed_err_t *err) {
     pt->idlen = strlen(pt->id);
     pt->seen = -1;
     pt->end = -1;
+    pt->until = INT64_MAX;
+    pt->taken_enq = INT64_MIN;
+    atomic_init(&pt->hub_enq, INT64_MIN);
     atomic_init(&pt->last_enq, -1);
     atomic_init(&pt->received, -1);
     r->nparts++;
@@ -1229,9 +1422,12 @@ static ed_code_t start_receivers(run_t *r, ed_err_t *err) {
     eh_partition_props_t pp = {0};
     ed_code_t rc = eh_client_partition_props(r->client, pt->id, 0, &pp, err);
     if (rc)
-      return ed_err_prefix(err, "partition %s: ", pt->id);
+      return ed_err_prefix(err, "partition %s", pt->id);
     pt->end = pp.is_empty ? -1 : pp.last_seq;
     atomic_store(&pt->last_enq, pt->end);
+    atomic_store(&pt->hub_enq, pp.is_empty ? INT64_MIN : pp.last_enqueued_us);
+    if (pt->until < pt->end)
+      pt->end = pt->until; /* --until ID:SEQ */
     ag_metrics_set(r->o->metrics, AG_M_LAST_ENQUEUED, pt->id, (double)pt->end);
     if (from >= 0 && !pp.is_empty && from < pp.begin_seq - 1) {
       ag_metrics_add(r->o->metrics, AG_M_RETENTION_GAPS, pt->id, 1);
@@ -1266,18 +1462,22 @@ static ed_code_t start_receivers(run_t *r, ed_err_t *err) {
       ro.start.inclusive = false;
       ro.start.value = from;
     } else if ((rc = eh_position_parse(position_of(src, pt->id), &ro.start, err))) {
-      return ed_err_prefix(err, "[source] partition %s position: ", pt->id);
+      return ed_err_prefix(err, "[source] partition %s position", pt->id);
     }
     /* One owner per partition: a second agent started by mistake takes the
      * partition over (and the first one stops) instead of both writing. */
     ro.has_epoch = true;
     ro.epoch = epoch;
     ro.prefetch = (uint32_t)src->prefetch;
+    /* aligned: smaller blocks, so a partition's ring share (align()) holds
+     * less event time of it ahead of a hold */
+    if (r->drift >= 0 && r->nparts > 1 && ro.prefetch > ALIGN_BLOCK_EVENTS)
+      ro.max_batch = ALIGN_BLOCK_EVENTS;
     ro.on_events = on_events;
     ro.on_state = on_rx_state;
     ro.ctx = pt;
     if ((rc = eh_receiver_open(r->client, &ro, &pt->rx, err)))
-      return ed_err_prefix(err, "partition %s: ", pt->id);
+      return ed_err_prefix(err, "partition %s", pt->id);
   }
   return ED_OK;
 }
@@ -1333,6 +1533,7 @@ static void *monitor_main(void *arg) {
       ed_err_t err = {0};
       if (eh_client_partition_props(r->client, r->parts[p].id, 10000000, &pp, &err) == ED_OK) {
         atomic_store(&r->parts[p].last_enq, pp.is_empty ? -1 : pp.last_seq);
+        atomic_store(&r->parts[p].hub_enq, pp.is_empty ? INT64_MIN : pp.last_enqueued_us);
         eh_partition_props_fini(&pp);
       } else {
         ED_LOG_DEBUG("lag_poll", "partition=%s %s", r->parts[p].id, err.msg);
@@ -1344,13 +1545,27 @@ static void *monitor_main(void *arg) {
 
 /* ---- the loop ---- */
 
+/* A partition paused by a full ring resumes at half capacity; one paused by
+ * its ring share, once half of its share is free; a held one stays paused
+ * (any_paused stays set, so the next pass looks again). */
 static void resume_paused(run_t *r) {
-  if (!atomic_load(&r->any_paused) || rb_free_slots(r->ring) < RING_BLOCKS / 2)
+  if (!atomic_load(&r->any_paused))
     return;
+  size_t free_slots = rb_free_slots(r->ring);
+  int share = atomic_load(&r->share);
   atomic_store(&r->any_paused, 0);
-  for (size_t p = 0; p < r->nparts; p++)
-    if (atomic_exchange(&r->parts[p].paused, 0) && r->parts[p].rx)
-      eh_receiver_resume(r->parts[p].rx);
+  for (size_t p = 0; p < r->nparts; p++) {
+    part_t *pt = &r->parts[p];
+    if (!atomic_load(&pt->paused))
+      continue;
+    bool room = free_slots >= RING_BLOCKS / 2 && (!share || atomic_load(&pt->queued) <= share / 2);
+    if (atomic_load(&pt->held) || !room) {
+      atomic_store(&r->any_paused, 1);
+      continue;
+    }
+    if (atomic_exchange(&pt->paused, 0) && pt->rx)
+      eh_receiver_resume(pt->rx);
+  }
 }
 
 static bool all_done(const run_t *r) {
@@ -1415,6 +1630,7 @@ static ed_code_t pipeline(run_t *r, ed_err_t *err) {
       break;
     if (r->o->stop && *r->o->stop)
       break;
+    ed_notify_watchdog_tick(); /* the pipeline turns at least every POLL_US while healthy */
     now = ed_time_mono_us();
     int64_t wait = POLL_US;
     if (!r->available_now)
@@ -1424,16 +1640,18 @@ static ed_code_t pipeline(run_t *r, ed_err_t *err) {
     void *item = NULL;
     ed_code_t prc = rb_pop_wait(r->ring, &item, wait < 0 ? 0 : wait);
     if (prc == ED_OK) {
+      atomic_fetch_sub(&r->parts[((blk_t *)item)->part].queued, 1);
       rc = process_blocks(r, item, err);
       free(item);
       ag_metrics_set(r->o->metrics, AG_M_RING_USED, NULL, (double)rb_count(r->ring));
     }
+    align(r);
     resume_paused(r);
     for (size_t p = 0; !rc && p < r->nparts; p++) {
       int st = atomic_load(&r->parts[p].failed);
       if (st) {
         *err = r->parts[p].fail_err;
-        rc = ed_err_prefix(err, "partition %s: ", r->parts[p].id);
+        rc = ed_err_prefix(err, "partition %s", r->parts[p].id);
       }
     }
     pthread_mutex_lock(&r->mu);
@@ -1558,12 +1776,13 @@ ed_code_t ag_run_check(const ag_conf_t *conf, bool available_now, ed_err_t *err)
 
 ed_code_t ag_run(const ag_conf_t *conf, const ag_run_opts_t *o, ed_err_t *err) {
   tune_malloc();
-  run_t r = {.conf = conf, .o = o};
+  run_t r = {.conf = conf, .o = o, .until_us = INT64_MAX};
   pthread_mutex_init(&r.mu, NULL);
   pthread_cond_init(&r.cv, NULL);
   snprintf(r.runid, sizeof r.runid, "%016" PRIx64 "-%d", (uint64_t)ed_time_now_us(), (int)getpid());
   ed_code_t rc = build_plan(&r, err);
   rc = rc ? rc : open_source(&r, err);
+  rc = rc ? rc : parse_until(&r, err);
   rc = rc ? rc : open_sinks(&r, err);
   rc = rc ? rc : rb_new(RING_BLOCKS, 0, NULL, NULL, &r.ring, err);
   if (!rc) {
@@ -1582,6 +1801,9 @@ ed_code_t ag_run(const ag_conf_t *conf, const ag_run_opts_t *o, ed_err_t *err) {
   if (!rc) {
     ED_LOG_INFO("run", "source=%s partitions=%zu sinks=%zu mode=%s", r.source_desc, r.nparts,
                 r.nsinks, r.available_now ? "available-now" : "continuous");
+    /* Type=notify: ready once the hub answered and every receiver is attached,
+     * so `systemctl start` returns only for an agent that got that far. */
+    ed_notify("READY=1\nSTATUS=receiving", NULL);
     rc = pipeline(&r, err);
   }
   /* Let the flush thread finish what is queued; its first failure wins. */

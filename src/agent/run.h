@@ -27,6 +27,8 @@ typedef struct ag_run_opts {
   ag_metrics_t *metrics;         /* counters and the /status page, or NULL */
   int64_t op_timeout_us;         /* hub connect/attach/management bound; 0: 60 s */
   int64_t lag_poll_us;           /* how often the hub's last sequence numbers are read; 0: 5 s */
+  const char *until;             /* --until: an ISO-8601 enqueued time or "ID:SEQ,..."; implies
+                                  * available-now; NULL: none */
 } ag_run_opts_t;
 
 /* Runs until every available-now sink has taken what the hub held at start,

@@ -122,7 +122,7 @@ ed_code_t ag_ckpt_from_json(const char *name, const char *json, size_t n, ag_ckp
     if (!rc)
       c->state.len = outn;
     else
-      ed_err_prefix(err, "checkpoint '%s': state: ", name);
+      ed_err_prefix(err, "checkpoint '%s': state", name);
   }
   json_object_put(o);
   if (rc)
@@ -268,7 +268,7 @@ static ed_code_t check_schema(const char *url, const pq_schema_t *full, dl_table
   sm_type_t *want = NULL, *have = NULL;
   rc = rc ? rc : sm_schema_parse_json(js.data, js.len, &want, err);
   if (!rc && sm_schema_parse_json(md->schema_string, strlen(md->schema_string), &have, err))
-    rc = ed_err_prefix(err, "table '%s': its schemaString: ", url);
+    rc = ed_err_prefix(err, "table '%s': its schemaString", url);
   size_t added = 0;
   for (size_t i = 0; !rc && i < have->nfields; i++) {
     const sm_field_t *h = &have->fields[i];
@@ -392,7 +392,7 @@ ed_code_t ag_dsink_open(const ag_dsink_opts_t *o, ag_dsink_t **out, ag_ckpt_t *r
     ed_buf_t b = {0};
     rc = st_get(s->ckpts, key, 0, -1, &b, err);
     if (rc)
-      ed_err_prefix(err, "sink '%s': batch %" PRId64 " landed but its checkpoint: ", o->url, v);
+      ed_err_prefix(err, "sink '%s': batch %" PRId64 " landed but its checkpoint", o->url, v);
     else
       rc = ag_ckpt_from_json(key, b.data, b.len, resume, err);
     ed_buf_fini(&b);

@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
 
 int cli_exit_status(ed_code_t code) {
   switch (code) {
@@ -28,7 +31,9 @@ int cli_exit_status(ed_code_t code) {
 }
 
 int cli_fail(const char *cmd, const ed_err_t *err) {
-  fprintf(stderr, "ehdelta %s: %s\n", cmd, err->msg[0] ? err->msg : ed_code_desc(err->code));
+  /* The line that says why a service stopped: under the journal, an error (<3>). */
+  fprintf(stderr, "%sehdelta %s: %s\n", ed_log_fd_is_journal(STDERR_FILENO) ? "<3>" : "", cmd,
+          err->msg[0] ? err->msg : ed_code_desc(err->code));
   return cli_exit_status(err->code);
 }
 

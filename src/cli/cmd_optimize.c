@@ -11,8 +11,8 @@ struct optimize_cfg {
 };
 
 const ed_opt_t cmd_optimize_options[] = {
-    {"target-size", 't', ED_OPT_INT, "BYTES", "0", offsetof(struct optimize_cfg, target_size),
-     "size of the files to build (default: delta.targetFileSize or 134217728)", 0, 0,
+    {"target-size", 't', ED_OPT_INT, "BYTES", NULL, offsetof(struct optimize_cfg, target_size),
+     "size of the files to build (default: the table's delta.targetFileSize, else 134217728)", 0, 0,
      INT64_C(1) << 40, NULL},
     {"dry-run", 'n', ED_OPT_FLAG, NULL, NULL, offsetof(struct optimize_cfg, dry_run),
      "print the plan, change nothing", 0, 0, 0, NULL},

@@ -24,6 +24,7 @@ struct run_cfg {
   bool check;
   bool list_keys;
   bool available_now;
+  char *until;
   char *progress;
   char *metrics_listen;
   char *ca_file;
@@ -43,9 +44,9 @@ const ed_opt_t cmd_run_options[] = {
     {"hub", 0, ED_OPT_STRING, "NAME", NULL, offsetof(struct run_cfg, hub),
      "without --config: the event hub (else the connection string's EntityPath)", 0, 0, 0, NULL},
     {"consumer-group", 'g', ED_OPT_STRING, "NAME", NULL, offsetof(struct run_cfg, consumer_group),
-     "without --config: the consumer group (default $Default)", 0, 0, 0, NULL},
+     "without --config: the consumer group (default: $Default)", 0, 0, 0, NULL},
     {"from", 0, ED_OPT_STRING, "POSITION", NULL, offsetof(struct run_cfg, start),
-     "without --config: where partitions without a checkpoint start (default earliest)", 0, 0, 0,
+     "without --config: where partitions without a checkpoint start (default: earliest)", 0, 0, 0,
      NULL},
     {"schema", 's', ED_OPT_STRING, "DDL", NULL, offsetof(struct run_cfg, schema),
      "without --config: the events' fields in Spark DDL", 0, 0, 0, NULL},
@@ -61,13 +62,16 @@ const ed_opt_t cmd_run_options[] = {
     {"partition-by", 0, ED_OPT_STRING, "COLUMNS", NULL, offsetof(struct run_cfg, partition_by),
      "without --config: partition columns of a new table", 0, 0, 0, NULL},
     {"trigger", 0, ED_OPT_STRING, "TRIGGER", NULL, offsetof(struct run_cfg, trigger),
-     "without --config: an interval (default 10 seconds) or available-now", 0, 0, 0, NULL},
+     "without --config: an interval or available-now (default: 10 seconds)", 0, 0, 0, NULL},
     {"dead-letter", 0, ED_OPT_STRING, "URL", NULL, offsetof(struct run_cfg, dead_letter),
      "without --config: the Delta table of events that do not decode", 0, 0, 0, NULL},
     {"check", 0, ED_OPT_FLAG, NULL, NULL, offsetof(struct run_cfg, check),
      "validate the configuration, print it with defaults filled in, and exit", 0, 0, 0, NULL},
     {"available-now", 0, ED_OPT_FLAG, NULL, NULL, offsetof(struct run_cfg, available_now),
      "run every sink as if trigger = available-now: take what the hub holds, commit, exit", 0, 0, 0,
+     NULL},
+    {"until", 0, ED_OPT_STRING, "END", NULL, offsetof(struct run_cfg, until),
+     "read up to an enqueued time (ISO-8601) or ID:SEQ,... per partition, commit, exit", 0, 0, 0,
      NULL},
     {"progress", 0, ED_OPT_STRING, "FILE", NULL, offsetof(struct run_cfg, progress),
      "append one JSON progress line per batch per sink to FILE (- for standard error)", 0, 0, 0,
@@ -109,6 +113,12 @@ static ed_code_t read_opt_secret(const char *path, const char *what, char **out,
   return path ? cli_read_secret(path, NULL, what, out, err) : ED_OK;
 }
 
+/* st_opts_t.on_retry: storage retries by cause, from whichever thread
+ * uses the store (the registry is thread-safe). */
+static void count_storage_retry(void *metrics, const char *reason) {
+  ag_metrics_add(metrics, AG_M_STORAGE_RETRIES, reason, 1);
+}
+
 static int run(struct run_cfg *cfg, const ag_conf_t *conf) {
   ed_err_t err = {0};
   ed_log_setup((ed_log_level_t)cfg->log_level, cfg->log_json, NULL);
@@ -145,6 +155,11 @@ static int run(struct run_cfg *cfg, const ag_conf_t *conf) {
     so.account_key = key;
     so.sas = sas;
     so.create_container = true;
+    so.timeout_us = conf->storage.timeout_us;
+    so.connect_timeout_us = conf->storage.connect_timeout_us;
+    so.max_retries = conf->storage.retries > 0 ? (int)conf->storage.retries : -1;
+    so.on_retry = count_storage_retry;
+    so.on_retry_ctx = metrics;
     static const st_auth_t methods[] = {
         [AG_AUTH_SHARED_KEY] = ST_AUTH_SHARED_KEY,       [AG_AUTH_SAS] = ST_AUTH_SAS,
         [AG_AUTH_CLIENT_SECRET] = ST_AUTH_CLIENT_SECRET, [AG_AUTH_MANAGED_ID] = ST_AUTH_MANAGED_ID,
@@ -157,6 +172,7 @@ static int run(struct run_cfg *cfg, const ag_conf_t *conf) {
                        .store = &so,
                        .stop = &stop_requested,
                        .available_now = cfg->available_now,
+                       .until = cfg->until,
                        .progress = progress,
                        .console = stdout,
                        .metrics = metrics,

@@ -25,7 +25,7 @@ const ed_opt_t cmd_status_options[] = {
     {"json", 0, ED_OPT_FLAG, NULL, NULL, offsetof(struct status_cfg, json),
      "print one JSON object instead of a table", 0, 0, 0, NULL},
     {"partition", 'p', ED_OPT_STRINGS, "ID", NULL, offsetof(struct status_cfg, partitions),
-     "only this partition (repeatable; default all)", 0, 0, 0, NULL},
+     "only this partition, repeatable (default: all)", 0, 0, 0, NULL},
     {"agent", 0, ED_OPT_STRING, "ADDR", NULL, offsetof(struct status_cfg, agent),
      "show the status page of the agent serving metrics at ADDR (HOST:PORT) instead", 0, 0, 0,
      NULL},

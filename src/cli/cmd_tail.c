@@ -29,38 +29,46 @@ struct tail_cfg {
   char **partitions;
   char *consumer_group;
   char *from;
+  char *offset;
   int64_t count;
   bool to_end;
   int64_t idle_exit;
   int64_t epoch;
   int64_t prefetch;
-  int body; /* BODY_TEXT, BODY_JSON, BODY_BASE64: body_names' order */
+  int body;   /* BODY_TEXT, BODY_JSON, BODY_BASE64: body_names' order */
+  int format; /* FORMAT_JSON, FORMAT_PAYLOAD */
 };
 
 enum { BODY_TEXT, BODY_JSON, BODY_BASE64 };
 static const char *const body_names[] = {"text", "json", "base64", NULL};
+enum { FORMAT_JSON, FORMAT_PAYLOAD };
+static const char *const format_names[] = {"json", "payload", NULL};
 
 const ed_opt_t cmd_tail_options[] = {
     CLI_EH_OPTIONS(struct tail_cfg),
     {"partition", 'p', ED_OPT_STRINGS, "ID", NULL, offsetof(struct tail_cfg, partitions),
-     "read this partition (repeatable; default all)", 0, 0, 0, NULL},
+     "read this partition, repeatable (default: all)", 0, 0, 0, NULL},
     {"consumer-group", 'g', ED_OPT_STRING, "NAME", "$Default",
      offsetof(struct tail_cfg, consumer_group), "consumer group", 0, 0, 0, NULL},
     {"from", 'f', ED_OPT_STRING, "POSITION", "latest", offsetof(struct tail_cfg, from),
      "earliest, latest, offset:N, offset>=N, seq:N, seq>N, time:ISO or time>=ISO", 0, 0, 0, NULL},
+    {"offset", 'o', ED_OPT_STRING, "WHERE", NULL, offsetof(struct tail_cfg, offset),
+     "kcat's -o: beginning, end or a sequence number N (seq:N); instead of --from", 0, 0, 0, NULL},
     {"count", 'n', ED_OPT_INT, "N", "0", offsetof(struct tail_cfg, count),
      "stop after N events in all (0: follow)", 0, 0, INT64_MAX, NULL},
-    {"to-end", 0, ED_OPT_FLAG, NULL, NULL, offsetof(struct tail_cfg, to_end),
+    {"to-end", 'e', ED_OPT_FLAG, NULL, NULL, offsetof(struct tail_cfg, to_end),
      "stop once each partition reached the last event it had at start", 0, 0, 0, NULL},
     {"idle-exit", 0, ED_OPT_DURATION, "DURATION", "0s", offsetof(struct tail_cfg, idle_exit),
      "stop after no event for DURATION (0: never)", 0, 0, 0, NULL},
-    {"epoch", 'e', ED_OPT_INT, "N", "-1", offsetof(struct tail_cfg, epoch),
+    {"epoch", 0, ED_OPT_INT, "N", "-1", offsetof(struct tail_cfg, epoch),
      "exclusive receivers with this owner level (-1: none)", 0, -1, INT64_MAX, NULL},
     {"prefetch", 0, ED_OPT_INT, "N", "300", offsetof(struct tail_cfg, prefetch),
      "link credit per partition (events buffered at most)", 0, 1, 100000, NULL},
     {"body", 0, ED_OPT_ENUM, "FORMAT", "text", offsetof(struct tail_cfg, body),
      "how the body is printed (a JSON string; embedded when valid JSON; base64)", 0, 0, 0,
      body_names},
+    {"format", 0, ED_OPT_ENUM, "FORMAT", "json", offsetof(struct tail_cfg, format),
+     "one JSON line per event, or the body alone and a newline", 0, 0, 0, format_names},
     ED_OPT_END,
 };
 
@@ -73,6 +81,7 @@ typedef struct tail_part {
 
 typedef struct tail {
   int body;
+  bool payload; /* --format payload: the body's bytes and a newline, as kcat prints */
   int64_t limit;
   _Atomic int64_t seen;
   _Atomic int64_t last_event_us;
@@ -112,6 +121,11 @@ static void put_body(tail_t *t, const eh_event_t *e) {
 
 static void put_line(tail_t *t, const eh_event_t *e) {
   ed_buf_t *b = &t->line;
+  if (t->payload) {
+    ed_buf_append(b, e->body, e->body_len);
+    ed_buf_putc(b, '\n');
+    return;
+  }
   char iso[ED_TIME_ISO_MAX];
   ed_time_format_iso(e->enqueued_time_us, 3, iso);
   ed_buf_puts(b, "{\"partition\":");
@@ -264,7 +278,8 @@ int cmd_tail(int argc, char **argv) {
   pthread_mutex_init(&t.mu, NULL);
   if ((rc = cli_parse("tail",
                       "ehdelta tail [--connection-string-file FILE] [--hub NAME] [--partition "
-                      "ID]... [--from POSITION] [--count N | --to-end] [--epoch N]",
+                      "ID]... [--from POSITION | -o beginning|end|N] [--count N | -e] "
+                      "[--format json|payload] [--epoch N]",
                       "Print a hub's events as JSON lines.", cmd_tail_options, &cfg, argc, argv,
                       &nop)) >= 0)
     goto out;
@@ -275,8 +290,30 @@ int cmd_tail(int argc, char **argv) {
     goto out;
   }
   t.body = cfg.body;
+  t.payload = cfg.format == FORMAT_PAYLOAD;
+  char seqpos[40];
+  const char *from = cfg.from;
+  if (cfg.offset) {
+    /* kcat's names; a number is a sequence number, the position Event Hubs
+     * counts events by (its byte offsets are not dense). */
+    char *end = NULL;
+    long long n = strtoll(cfg.offset, &end, 10);
+    if (!strcmp(cfg.offset, "beginning"))
+      from = "earliest";
+    else if (!strcmp(cfg.offset, "end"))
+      from = "latest";
+    else if (*cfg.offset >= '0' && *cfg.offset <= '9' && !*end) {
+      snprintf(seqpos, sizeof seqpos, "seq:%lld", n);
+      from = seqpos;
+    } else {
+      fprintf(stderr, "ehdelta tail: --offset '%s': expected beginning, end or a sequence number\n",
+              cfg.offset);
+      rc = CLI_EXIT_USAGE;
+      goto out;
+    }
+  }
   eh_position_t start;
-  if (eh_position_parse(cfg.from, &start, &err)) {
+  if (eh_position_parse(from, &start, &err)) {
     fprintf(stderr, "ehdelta tail: --from: %s\n", err.msg);
     rc = CLI_EXIT_USAGE;
     goto out;

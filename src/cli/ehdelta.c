@@ -29,8 +29,34 @@ static void usage(FILE *out) {
                "Event Hubs to Delta Lake in one native process.\n\ncommands:\n");
   for (size_t i = 0; i < NCOMMANDS; i++)
     fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-  fprintf(out, "\n'ehdelta COMMAND --help' lists a command's options; man ehdelta-COMMAND "
-               "describes them.\n");
+  fprintf(out, "\n'ehdelta help COMMAND' (or 'ehdelta COMMAND --help') lists a command's "
+               "options; man ehdelta-COMMAND describes them.\n");
+}
+
+/* Runs the command named cmd; -1 when there is none. */
+static int run_command(const char *cmd, int argc, char **argv) {
+  for (size_t i = 0; i < NCOMMANDS; i++)
+    if (!strcmp(commands[i].name, cmd))
+      return commands[i].fn(argc, argv);
+  return -1;
+}
+
+static int unknown_command(const char *cmd) {
+  const char *names[NCOMMANDS + 1];
+  for (size_t i = 0; i < NCOMMANDS; i++)
+    names[i] = commands[i].name;
+  names[NCOMMANDS] = "help";
+  const char *guess = ed_opt_suggest(cmd, names, NCOMMANDS + 1);
+  if (guess) {
+    fprintf(stderr, "ehdelta: unknown command '%s': did you mean '%s'? (see ehdelta --help)\n", cmd,
+            guess);
+    return CLI_EXIT_USAGE;
+  }
+  fprintf(stderr, "ehdelta: unknown command '%s', expected one of:", cmd);
+  for (size_t i = 0; i < NCOMMANDS; i++)
+    fprintf(stderr, " %s", commands[i].name);
+  fprintf(stderr, " (see ehdelta --help)\n");
+  return CLI_EXIT_USAGE;
 }
 
 int main(int argc, char **argv) {
@@ -39,6 +65,13 @@ int main(int argc, char **argv) {
     return CLI_EXIT_USAGE;
   }
   const char *cmd = argv[1];
+  /* `ehdelta help CMD` is `ehdelta CMD --help` (git's and az's convention). */
+  if (!strcmp(cmd, "help") && argc >= 3 && strcmp(argv[2], "-h") && strcmp(argv[2], "--help")) {
+    if (!cli_options_of(argv[2]))
+      return unknown_command(argv[2]);
+    char *hargv[] = {argv[2], "--help", NULL};
+    return run_command(argv[2], 2, hargv);
+  }
   if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
     usage(stdout);
     return CLI_EXIT_OK;
@@ -56,19 +89,11 @@ int main(int argc, char **argv) {
       return CLI_EXIT_OK;
     }
     const ed_opt_t *t = cli_options_of(argv[2]);
-    if (!t) {
-      fprintf(stderr, "ehdelta: unknown command '%s'\n", argv[2]);
-      return CLI_EXIT_USAGE;
-    }
+    if (!t)
+      return unknown_command(argv[2]);
     ed_opt_list(stdout, t);
     return CLI_EXIT_OK;
   }
-  for (size_t i = 0; i < NCOMMANDS; i++)
-    if (!strcmp(commands[i].name, cmd))
-      return commands[i].fn(argc - 1, argv + 1);
-  fprintf(stderr, "ehdelta: unknown command '%s', expected one of:", cmd);
-  for (size_t i = 0; i < NCOMMANDS; i++)
-    fprintf(stderr, " %s", commands[i].name);
-  fprintf(stderr, " (see ehdelta --help)\n");
-  return CLI_EXIT_USAGE;
+  int rc = run_command(cmd, argc - 1, argv + 1);
+  return rc >= 0 ? rc : unknown_command(cmd);
 }

@@ -13,6 +13,7 @@
 #include "common/opt.h"
 #include "emu/conf.h"
 #include "emu/emu.h"
+#include "config.h"
 
 static const ed_opt_t options[] = {
     {"host", 0, ED_OPT_STRING, "ADDR", "127.0.0.1", offsetof(emu_config_t, host),
@@ -32,7 +33,7 @@ static const ed_opt_t options[] = {
     {"partitions", 0, ED_OPT_INT, "N", "4", offsetof(emu_config_t, partitions), "partition count",
      0, 1, 32, NULL},
     {"consumer-group", 0, ED_OPT_STRINGS, "NAME", NULL, offsetof(emu_config_t, groups),
-     "consumer group besides $Default (repeatable; default cg1)", 0, 0, 0, NULL},
+     "consumer group besides $Default, repeatable (default: cg1)", 0, 0, 0, NULL},
     {"key-name", 0, ED_OPT_STRING, "NAME", "RootManageSharedAccessKey",
      offsetof(emu_config_t, key_name), "SAS rule name", 0, 0, 0, NULL},
     {"key-file", 0, ED_OPT_STRING, "FILE", NULL, offsetof(emu_config_t, key_file),
@@ -86,6 +87,10 @@ int main(int argc, char **argv) {
     ed_opt_list(stdout, options);
     return 0;
   }
+  if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+    printf("ehemu %s\n", PACKAGE_VERSION);
+    return 0;
+  }
   emu_config_t cfg = {0};
   ed_err_t err = {0};
   int nops;
@@ -97,6 +102,7 @@ int main(int argc, char **argv) {
   }
   if (help) {
     ed_opt_usage(stdout, "ehemu [OPTIONS]", "A strict local Azure Event Hubs emulator.", options);
+    printf("\n'ehemu --version' prints the version.\n");
     ed_opt_free(options, &cfg);
     return 0;
   }

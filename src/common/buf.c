@@ -9,6 +9,7 @@
 void ed_buf_init(ed_buf_t *b) {
   b->data = NULL;
   b->len = b->cap = 0;
+  b->failed = ED_OK;
 }
 
 void ed_buf_fini(ed_buf_t *b) {
@@ -18,13 +19,24 @@ void ed_buf_fini(ed_buf_t *b) {
 
 void ed_buf_reset(ed_buf_t *b) {
   b->len = 0;
+  b->failed = ED_OK;
   if (b->data)
     b->data[0] = '\0';
 }
 
+ed_code_t ed_buf_status(const ed_buf_t *b) { return b->failed; }
+
+static ed_code_t fail(ed_buf_t *b, ed_code_t code) {
+  if (!b->failed)
+    b->failed = code;
+  return b->failed;
+}
+
 ed_code_t ed_buf_reserve(ed_buf_t *b, size_t extra) {
+  if (b->failed)
+    return b->failed;
   if (extra > SIZE_MAX - b->len - 1)
-    return ED_E_NOMEM;
+    return fail(b, ED_E_NOMEM);
   size_t need = b->len + extra + 1;
   if (need <= b->cap)
     return ED_OK;
@@ -33,15 +45,16 @@ ed_code_t ed_buf_reserve(ed_buf_t *b, size_t extra) {
     cap = cap > SIZE_MAX / 2 ? need : cap * 2;
   char *p = realloc(b->data, cap);
   if (!p)
-    return ED_E_NOMEM;
+    return fail(b, ED_E_NOMEM);
   b->data = p;
   b->cap = cap;
   return ED_OK;
 }
 
 ed_code_t ed_buf_append(ed_buf_t *b, const void *p, size_t n) {
-  if (ed_buf_reserve(b, n))
-    return ED_E_NOMEM;
+  ed_code_t rc = ed_buf_reserve(b, n);
+  if (rc)
+    return rc;
   if (n)
     memcpy(b->data + b->len, p, n);
   b->len += n;
@@ -58,10 +71,13 @@ ed_code_t ed_buf_vprintf(ed_buf_t *b, const char *fmt, va_list ap) {
   va_copy(ap2, ap);
   int n = vsnprintf(NULL, 0, fmt, ap2);
   va_end(ap2);
+  if (b->failed)
+    return b->failed;
   if (n < 0)
-    return ED_E_INVALID;
-  if (ed_buf_reserve(b, (size_t)n))
-    return ED_E_NOMEM;
+    return fail(b, ED_E_INVALID);
+  ed_code_t rc = ed_buf_reserve(b, (size_t)n);
+  if (rc)
+    return rc;
   vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
   b->len += (size_t)n;
   return ED_OK;
@@ -107,11 +123,12 @@ static size_t utf8_len(const unsigned char *s, size_t n) {
   return len;
 }
 
-ed_code_t ed_buf_json_str(ed_buf_t *b, const char *s, size_t n) {
+static ed_code_t json_str(ed_buf_t *b, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
   const unsigned char *u = (const unsigned char *)s;
-  if (ed_buf_reserve(b, n + 2))
-    return ED_E_NOMEM;
+  ed_code_t rc0 = n > SIZE_MAX - 2 ? fail(b, ED_E_NOMEM) : ed_buf_reserve(b, n + 2);
+  if (rc0)
+    return rc0;
   b->data[b->len++] = '"';
   size_t i = 0;
   while (i < n) {
@@ -121,8 +138,9 @@ ed_code_t ed_buf_json_str(ed_buf_t *b, const char *s, size_t n) {
     while (run < n && u[run] >= 0x20 && u[run] < 0x80 && u[run] != '"' && u[run] != '\\')
       run++;
     if (run > i) {
-      if (ed_buf_append(b, s + i, run - i))
-        return ED_E_NOMEM;
+      ed_code_t rc = ed_buf_append(b, s + i, run - i);
+      if (rc)
+        return rc;
       i = run;
       continue;
     }
@@ -159,10 +177,25 @@ ed_code_t ed_buf_json_str(ed_buf_t *b, const char *s, size_t n) {
   return ed_buf_putc(b, '"');
 }
 
+ed_code_t ed_buf_json_str(ed_buf_t *b, const char *s, size_t n) {
+  size_t start = b->len;
+  ed_code_t rc = json_str(b, s, n);
+  if (rc && b->data && b->len > start) {
+    /* never half a string: back to what the buffer held before */
+    b->len = start;
+    b->data[start] = '\0';
+  }
+  return rc;
+}
+
 char *ed_buf_steal(ed_buf_t *b) {
   char *p = b->data;
-  if (!p)
+  if (b->failed) {
+    free(p);
+    p = NULL;
+  } else if (!p) {
     p = calloc(1, 1);
+  }
   ed_buf_init(b);
   return p;
 }

@@ -41,16 +41,20 @@ ed_code_t ed_err_prefix(ed_err_t *err, const char *fmt, ...) {
   vsnprintf(prefix, sizeof prefix, fmt, ap);
   va_end(ap);
   memcpy(old, err->msg, sizeof old);
-  /* truncation is acceptable: the message stays one bounded line */
+  /* The separator is ours alone: one a caller wrote anyway is dropped, so the
+   * message never shows an empty field ("batch 8: : write"). */
   size_t pl = strnlen(prefix, sizeof prefix);
+  while (pl && (prefix[pl - 1] == ' ' || prefix[pl - 1] == ':'))
+    pl--;
+  /* truncation is acceptable: the message stays one bounded line */
   size_t room = sizeof err->msg - 1;
   size_t n = pl < room ? pl : room;
   memcpy(err->msg, prefix, n);
-  if (n + 2 <= room) {
+  size_t ol = strnlen(old, sizeof old);
+  if (ol && n + 2 <= room) {
     memcpy(err->msg + n, ": ", 2);
     n += 2;
   }
-  size_t ol = strnlen(old, sizeof old);
   if (ol > room - n)
     ol = room - n;
   memcpy(err->msg + n, old, ol);

@@ -18,6 +18,10 @@ typedef enum {
 
 #define ED_OK ED_E_OK
 
+/* A result the caller must look at (a dropped one is a compile error with
+ * -Werror; a (void) cast does not silence it in GCC, on purpose). */
+#define ED_MUST_CHECK __attribute__((warn_unused_result))
+
 #define ED_ERR_MSG_MAX 512
 
 typedef struct ed_err {
@@ -29,7 +33,10 @@ typedef struct ed_err {
 ed_code_t ed_err_set(ed_err_t *err, ed_code_t code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 ed_code_t ed_err_vset(ed_err_t *err, ed_code_t code, const char *fmt, va_list ap);
-/* Prefixes the existing message with "prefix: " (context added on the way up). */
+/* Prefixes the existing message with "prefix: " (context added on the way up).
+ * prefix is a bare label ("sink 'raw' batch 8"): the helper writes the one
+ * ": " between it and the message (none when the message is empty), and drops
+ * any ':' or spaces the label ends with. */
 ed_code_t ed_err_prefix(ed_err_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void ed_err_clear(ed_err_t *err);
 

@@ -4,23 +4,41 @@
 #include <ctype.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/buf.h"
 #include "common/time.h"
 
 static ed_log_level_t g_level = ED_LOG_INFO;
 static bool g_json;
+static bool g_journal; /* prefix each line with its syslog priority, "<3>" ... */
 static FILE *g_out;
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 const char *const ed_log_level_names[] = {"error", "warn", "info", "debug", NULL};
 #define level_names ed_log_level_names
 
+/* systemd sets JOURNAL_STREAM to "DEV:INODE" of the stream it connected to the
+ * journal (systemd.exec(5)); matching the descriptor's own dev:inode tells a
+ * journal stream apart from a terminal or a file the variable was inherited past. */
+bool ed_log_fd_is_journal(int fd) {
+  const char *js = getenv("JOURNAL_STREAM");
+  unsigned long long dev, ino;
+  char tail;
+  struct stat st;
+  if (!js || sscanf(js, "%llu:%llu%c", &dev, &ino, &tail) != 2 || fstat(fd, &st))
+    return false;
+  return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
 void ed_log_setup(ed_log_level_t level, bool json, FILE *out) {
   g_level = level;
   g_json = json;
   g_out = out;
+  g_journal = ed_log_fd_is_journal(fileno(out ? out : stderr));
 }
 
 ed_code_t ed_log_parse_level(const char *s, ed_log_level_t *level, ed_err_t *err) {
@@ -121,6 +139,11 @@ void ed_log(ed_log_level_t level, const char *event, const char *fmt, ...) {
   va_start(ap, fmt);
   ed_buf_vprintf(&fields, fmt, ap);
   va_end(ap);
+  /* sd-daemon(3) priorities: the journal strips the prefix and files the line
+   * under it, so `journalctl -p err` finds the errors. */
+  static const char *const prio[] = {"<3>", "<4>", "<6>", "<7>"};
+  if (g_journal)
+    ed_buf_puts(&line, prio[level]);
   ed_log_render(&line, g_json, level, event, fields.data ? fields.data : "");
   pthread_mutex_lock(&g_lock);
   FILE *out = g_out ? g_out : stderr;

@@ -20,10 +20,13 @@ typedef enum { ED_LOG_ERROR = 0, ED_LOG_WARN, ED_LOG_INFO, ED_LOG_DEBUG } ed_log
 /* The levels' names in their order, NULL-terminated (an ENUM option row's names). */
 extern const char *const ed_log_level_names[];
 
-/* out: borrowed, NULL means stderr. Call before starting threads. */
+/* out: borrowed, NULL means stderr. Call before starting threads. When out is
+ * the journal's stream ($JOURNAL_STREAM names its dev:inode), each line starts
+ * with its syslog priority: <3> error, <4> warn, <6> info, <7> debug. */
 void ed_log_setup(ed_log_level_t level, bool json, FILE *out);
 ed_code_t ed_log_parse_level(const char *s, ed_log_level_t *level, ed_err_t *err);
 bool ed_log_enabled(ed_log_level_t level);
+bool ed_log_fd_is_journal(int fd);
 void ed_log(ed_log_level_t level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

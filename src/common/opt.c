@@ -57,6 +57,48 @@ const ed_opt_t *ed_opt_find(const ed_opt_t *t, const char *name) {
   return NULL;
 }
 
+/* Optimal string alignment distance (Levenshtein plus adjacent swaps: "--partiton"
+ * is one edit from "--partition"), over names short enough for a fixed table. */
+static size_t edit_distance(const char *a, const char *b) {
+  enum { MAX = 64 };
+  size_t la = strlen(a), lb = strlen(b);
+  if (la >= MAX || lb >= MAX)
+    return (size_t)-1;
+  size_t d[MAX][MAX];
+  for (size_t i = 0; i <= la; i++)
+    d[i][0] = i;
+  for (size_t j = 0; j <= lb; j++)
+    d[0][j] = j;
+  for (size_t i = 1; i <= la; i++)
+    for (size_t j = 1; j <= lb; j++) {
+      size_t cost = a[i - 1] != b[j - 1], v = d[i - 1][j - 1] + cost;
+      if (d[i - 1][j] + 1 < v)
+        v = d[i - 1][j] + 1;
+      if (d[i][j - 1] + 1 < v)
+        v = d[i][j - 1] + 1;
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < v)
+        v = d[i - 2][j - 2] + 1;
+      d[i][j] = v;
+    }
+  return d[la][lb];
+}
+
+const char *ed_opt_suggest(const char *typed, const char *const *names, size_t n) {
+  const char *best = NULL;
+  size_t best_d = (size_t)-1, len = strlen(typed);
+  /* Up to 2 edits, and fewer for short words, so "--x" suggests nothing. */
+  size_t limit = len < 4 ? 1 : 2;
+  for (size_t i = 0; i < n; i++) {
+    size_t d = edit_distance(typed, names[i]);
+    /* A prefix of one name ("--partition-k") is as good a guess as a typo. */
+    if (d > limit && len >= 3 && strncmp(names[i], typed, len) == 0)
+      d = limit;
+    if (d <= limit && d < best_d)
+      best = names[i], best_d = d;
+  }
+  return best;
+}
+
 static ed_code_t check_bounds(const ed_opt_t *o, const char *label, int64_t v, const char *text,
                               ed_err_t *err) {
   if (o->min < o->max && (v < o->min || v > o->max)) {
@@ -230,8 +272,19 @@ ed_code_t ed_opt_parse(const ed_opt_t *table, void *cfg, int argc, char **argv, 
         inline_val = a + 2;
     }
     if (!o) {
-      rc = ed_err_set(err, ED_E_INVALID, "unknown option '%s%s' (see --help)",
-                      a[1] == '-' ? "--" : "-", name);
+      const char *names[256];
+      size_t n = 0;
+      for (const ed_opt_t *t = table; t->name && n < 255; t++)
+        if (!(t->flags & ED_OPT_HIDDEN))
+          names[n++] = t->name;
+      names[n++] = "help";
+      const char *guess = a[1] == '-' ? ed_opt_suggest(name, names, n) : NULL;
+      if (guess)
+        rc = ed_err_set(err, ED_E_INVALID, "unknown option '--%s': did you mean --%s? (see --help)",
+                        name, guess);
+      else
+        rc = ed_err_set(err, ED_E_INVALID, "unknown option '%s%s' (see --help)",
+                        a[1] == '-' ? "--" : "-", name);
       break;
     }
     const char *val = inline_val;
@@ -278,19 +331,34 @@ void ed_opt_free(const ed_opt_t *t, void *cfg) {
   }
 }
 
-void ed_opt_usage(FILE *out, const char *synopsis, const char *summary, const ed_opt_t *t) {
+/* The left column: "  -n, --count N" or "      --hub NAME" (long names line up
+ * whether or not there is a short one). */
+static int usage_left(const ed_opt_t *t, char *buf, size_t n) {
+  char sh[8] = "    ";
+  if (t->short_name)
+    snprintf(sh, sizeof sh, "-%c, ", t->short_name);
+  return snprintf(buf, n, "  %s--%s%s%s", sh, t->name, t->metavar ? " " : "",
+                  t->metavar ? t->metavar : "");
+}
+
+void ed_opt_usage(FILE *out, const char *synopsis, const char *summary, const ed_opt_t *table) {
   fprintf(out, "usage: %s\n", synopsis);
   if (summary)
     fprintf(out, "%s\n", summary);
   fprintf(out, "\noptions:\n");
-  for (; t->name; t++) {
+  char left[128];
+  int width = (int)strlen("  -h, --help");
+  for (const ed_opt_t *t = table; t->name; t++)
+    if (!(t->flags & ED_OPT_HIDDEN)) {
+      int n = usage_left(t, left, sizeof left);
+      if (n > width)
+        width = n;
+    }
+  for (const ed_opt_t *t = table; t->name; t++) {
     if (t->flags & ED_OPT_HIDDEN)
       continue;
-    char left[96];
-    int n = snprintf(left, sizeof left, "  %s%c%s--%s%s%s", t->short_name ? "-" : "",
-                     t->short_name ? t->short_name : ' ', t->short_name ? ", " : "  ", t->name,
-                     t->metavar ? " " : "", t->metavar ? t->metavar : "");
-    fprintf(out, "%-34s %s", left, t->help);
+    usage_left(t, left, sizeof left);
+    fprintf(out, "%-*s  %s", width, left, t->help);
     if (t->type == ED_OPT_ENUM) {
       char names[256];
       ed_opt_enum_list(t, names, sizeof names);
@@ -301,9 +369,8 @@ void ed_opt_usage(FILE *out, const char *synopsis, const char *summary, const ed
     if (t->flags & ED_OPT_REQUIRED)
       fprintf(out, " (required)");
     fputc('\n', out);
-    (void)n;
   }
-  fprintf(out, "  -h, --help                         show this help\n");
+  fprintf(out, "%-*s  %s\n", width, "  -h, --help", "show this help");
 }
 
 void ed_opt_list(FILE *out, const ed_opt_t *t) {

@@ -65,6 +65,10 @@ ed_code_t ed_opt_apply_defaults(const ed_opt_t *table, void *cfg, ed_err_t *err)
 ed_code_t ed_opt_check_required(const ed_opt_t *table, const void *cfg, const bool *seen,
                                 ed_err_t *err);
 const ed_opt_t *ed_opt_find(const ed_opt_t *table, const char *name);
+/* The one of names[0..n) closest to typed (within two edits, one for short
+ * words, or typed a prefix of it), for "did you mean"; NULL when none is close.
+ * Borrowed from names. */
+const char *ed_opt_suggest(const char *typed, const char *const *names, size_t n);
 /* Frees STRING and STRINGS fields (safe on a zeroed struct). */
 void ed_opt_free(const ed_opt_t *table, void *cfg);
 /* Prints "usage: <synopsis>" and one line per visible option. */

@@ -29,13 +29,15 @@ static ed_code_t kv_copy(dl_kv_t **dst, size_t *nd, const dl_kv_t *src, size_t n
   dl_kv_t *k = calloc(n, sizeof *k);
   if (!k)
     return ED_E_NOMEM;
+  bool ok = true;
   for (size_t i = 0; i < n; i++) {
     k[i].key = dupn(src[i].key);
     k[i].value = dupn(src[i].value);
+    ok &= (k[i].key || !src[i].key) && (k[i].value || !src[i].value);
   }
   *dst = k;
   *nd = n;
-  return ED_OK;
+  return ok ? ED_OK : ED_E_NOMEM;
 }
 
 static void strv_free(char **v) {
@@ -65,11 +67,17 @@ void dl_add_fini(dl_add_t *a) {
   memset(a, 0, sizeof *a);
 }
 
+/* A half copy (a NULL where the source has a string) would later be written
+ * as a malformed line: any failed strdup fails the copy (dst still owns
+ * what was copied; free it with dl_add_fini). */
 ed_code_t dl_add_copy(dl_add_t *dst, const dl_add_t *src) {
   *dst = *src;
   dst->path = dupn(src->path);
   dst->stats = dupn(src->stats);
-  return kv_copy(&dst->pv, &dst->npv, src->pv, src->npv);
+  ed_code_t rc = kv_copy(&dst->pv, &dst->npv, src->pv, src->npv);
+  if (!rc && ((src->path && !dst->path) || (src->stats && !dst->stats)))
+    rc = ED_E_NOMEM;
+  return rc;
 }
 
 void dl_remove_fini(dl_remove_t *r) {
@@ -191,25 +199,36 @@ static ed_code_t parse_map(json_object *o, dl_kv_t **out, size_t *n) {
   if (!kv)
     return ED_E_NOMEM;
   size_t i = 0;
+  bool ok = true;
   json_object_object_foreach(o, key, val) {
+    bool null = !val || json_object_is_type(val, json_type_null);
     kv[i].key = strdup(key);
-    kv[i].value = val && !json_object_is_type(val, json_type_null)
-                      ? strdup(json_object_get_string(val))
-                      : NULL;
+    kv[i].value = null ? NULL : strdup(json_object_get_string(val));
+    ok &= kv[i].key && (null || kv[i].value);
     i++;
+  }
+  if (!ok) {
+    kv_free(kv, i);
+    return ED_E_NOMEM;
   }
   *out = kv;
   *n = i;
   return ED_OK;
 }
 
+static bool is_array(json_object *a) { return a && json_object_is_type(a, json_type_array); }
+
+/* NULL when a is not an array, or when a copy failed (then is_array(a)). */
 static char **parse_strv(json_object *a) {
-  if (!a || !json_object_is_type(a, json_type_array))
+  if (!is_array(a))
     return NULL;
   size_t n = json_object_array_length(a);
   char **v = calloc(n + 1, sizeof *v);
   for (size_t i = 0; v && i < n; i++)
-    v[i] = strdup(json_object_get_string(json_object_array_get_idx(a, i)));
+    if (!(v[i] = strdup(json_object_get_string(json_object_array_get_idx(a, i))))) {
+      strv_free(v);
+      return NULL;
+    }
   return v;
 }
 
@@ -244,7 +263,10 @@ ed_code_t dl_action_parse(const char *line, size_t n, dl_action_t *out, ed_err_t
       rc = bad(err, "add without path or size");
       goto out;
     }
-    a->path = strdup(p);
+    if (!(a->path = strdup(p))) {
+      rc = ED_E_NOMEM;
+      goto out;
+    }
     get_i64(v, "modificationTime", &a->mtime_ms);
     json_object *dc = get(v, "dataChange");
     a->data_change = dc ? json_object_get_boolean(dc) : true;
@@ -259,7 +281,10 @@ ed_code_t dl_action_parse(const char *line, size_t n, dl_action_t *out, ed_err_t
       rc = bad(err, "remove without path");
       goto out;
     }
-    r->path = strdup(p);
+    if (!(r->path = strdup(p))) {
+      rc = ED_E_NOMEM;
+      goto out;
+    }
     get_i64(v, "deletionTimestamp", &r->deletion_ts);
     json_object *dc = get(v, "dataChange");
     r->data_change = dc ? json_object_get_boolean(dc) : true;
@@ -273,7 +298,8 @@ ed_code_t dl_action_parse(const char *line, size_t n, dl_action_t *out, ed_err_t
       rc = bad(err, "txn without appId or version");
       goto out;
     }
-    out->u.txn.app_id = strdup(app);
+    if (!(out->u.txn.app_id = strdup(app)))
+      rc = ED_E_NOMEM;
     get_i64(v, "lastUpdated", &out->u.txn.last_updated);
   } else if ((v = get(j, "protocol"))) {
     out->kind = DL_A_PROTOCOL;
@@ -286,6 +312,9 @@ ed_code_t dl_action_parse(const char *line, size_t n, dl_action_t *out, ed_err_t
     out->u.protocol.min_writer = (int)w;
     out->u.protocol.reader_features = parse_strv(get(v, "readerFeatures"));
     out->u.protocol.writer_features = parse_strv(get(v, "writerFeatures"));
+    if ((!out->u.protocol.reader_features && is_array(get(v, "readerFeatures"))) ||
+        (!out->u.protocol.writer_features && is_array(get(v, "writerFeatures"))))
+      rc = ED_E_NOMEM;
   } else if ((v = get(j, "metaData"))) {
     dl_metadata_t *m = &out->u.metadata;
     out->kind = DL_A_METADATA;
@@ -299,8 +328,13 @@ ed_code_t dl_action_parse(const char *line, size_t n, dl_action_t *out, ed_err_t
     const char *nm = get_str(v, "name");
     m->name = nm ? strdup(nm) : NULL;
     m->partition_cols = parse_strv(get(v, "partitionColumns"));
-    if (!m->partition_cols)
+    /* a missing list is an empty one; a list we could not copy is not */
+    if (!m->partition_cols && !is_array(get(v, "partitionColumns")))
       m->partition_cols = calloc(1, sizeof(char *));
+    if (!m->partition_cols || !m->id || !m->schema_string) {
+      rc = ED_E_NOMEM;
+      goto out;
+    }
     while (m->partition_cols && m->partition_cols[m->npart])
       m->npart++;
     get_i64(v, "createdTime", &m->created_ms);
@@ -324,18 +358,23 @@ out:
 
 static ed_code_t jstr(ed_buf_t *b, const char *s) { return ed_buf_json_str(b, s, strlen(s)); }
 
-static ed_code_t write_pv(ed_buf_t *b, const dl_kv_t *pv, size_t n) {
-  ed_code_t rc = ed_buf_putc(b, '{');
-  for (size_t i = 0; !rc && i < n; i++) {
+static void write_pv(ed_buf_t *b, const dl_kv_t *pv, size_t n) {
+  ed_buf_putc(b, '{');
+  for (size_t i = 0; i < n; i++) {
     if (i)
       ed_buf_putc(b, ',');
     jstr(b, pv[i].key);
     ed_buf_putc(b, ':');
-    rc = pv[i].value ? jstr(b, pv[i].value) : ed_buf_puts(b, "null");
+    if (pv[i].value)
+      jstr(b, pv[i].value);
+    else
+      ed_buf_puts(b, "null");
   }
-  return rc ? rc : ed_buf_putc(b, '}');
+  ed_buf_putc(b, '}');
 }
 
+/* Each writer chains appends on the sticky buffer and reports its status
+ * once, at the end: a failed append anywhere fails the whole line. */
 ed_code_t dl_write_add(ed_buf_t *b, const dl_add_t *a) {
   ed_buf_puts(b, "{\"add\":{\"path\":");
   jstr(b, a->path);
@@ -347,7 +386,8 @@ ed_code_t dl_write_add(ed_buf_t *b, const dl_add_t *a) {
     ed_buf_puts(b, ",\"stats\":");
     jstr(b, a->stats);
   }
-  return ed_buf_puts(b, "}}\n");
+  ed_buf_puts(b, "}}\n");
+  return ed_buf_status(b);
 }
 
 ed_code_t dl_write_remove(ed_buf_t *b, const dl_remove_t *r) {
@@ -360,14 +400,16 @@ ed_code_t dl_write_remove(ed_buf_t *b, const dl_remove_t *r) {
     write_pv(b, r->pv, r->npv);
     ed_buf_printf(b, ",\"size\":%lld", (long long)r->size);
   }
-  return ed_buf_puts(b, "}}\n");
+  ed_buf_puts(b, "}}\n");
+  return ed_buf_status(b);
 }
 
 ed_code_t dl_write_txn(ed_buf_t *b, const dl_txn_t *t) {
   ed_buf_puts(b, "{\"txn\":{\"appId\":");
   jstr(b, t->app_id);
-  return ed_buf_printf(b, ",\"version\":%lld,\"lastUpdated\":%lld}}\n", (long long)t->version,
-                       (long long)t->last_updated);
+  ed_buf_printf(b, ",\"version\":%lld,\"lastUpdated\":%lld}}\n", (long long)t->version,
+                (long long)t->last_updated);
+  return ed_buf_status(b);
 }
 
 static void write_strv(ed_buf_t *b, char *const *v) {
@@ -392,7 +434,8 @@ ed_code_t dl_write_protocol(ed_buf_t *b, const dl_protocol_t *p) {
     ed_buf_puts(b, ",\"writerFeatures\":");
     write_strv(b, p->writer_features);
   }
-  return ed_buf_puts(b, "}}\n");
+  ed_buf_puts(b, "}}\n");
+  return ed_buf_status(b);
 }
 
 ed_code_t dl_write_metadata(ed_buf_t *b, const dl_metadata_t *m) {
@@ -408,7 +451,8 @@ ed_code_t dl_write_metadata(ed_buf_t *b, const dl_metadata_t *m) {
   write_strv(b, m->partition_cols);
   ed_buf_puts(b, ",\"configuration\":");
   write_pv(b, m->config, m->nconfig);
-  return ed_buf_printf(b, ",\"createdTime\":%lld}}\n", (long long)m->created_ms);
+  ed_buf_printf(b, ",\"createdTime\":%lld}}\n", (long long)m->created_ms);
+  return ed_buf_status(b);
 }
 
 ed_code_t dl_write_commit_info(ed_buf_t *b, int64_t ts_ms, const char *operation,
@@ -427,7 +471,8 @@ ed_code_t dl_write_commit_info(ed_buf_t *b, int64_t ts_ms, const char *operation
   ed_buf_printf(b, ",\"engineInfo\":\"ehdelta/%s\"", PACKAGE_VERSION);
   if (txn_id)
     ed_buf_printf(b, ",\"txnId\":\"%s\"", txn_id);
-  return ed_buf_puts(b, "}}\n");
+  ed_buf_puts(b, "}}\n");
+  return ed_buf_status(b);
 }
 
 void dl_uuid(char out[37]) {

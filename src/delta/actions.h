@@ -102,17 +102,18 @@ ed_code_t dl_metadata_copy(dl_metadata_t *dst, const dl_metadata_t *src);
 /* Value of a configuration key, or NULL. */
 const char *dl_metadata_config(const dl_metadata_t *m, const char *key);
 
-/* Appends one line each (with '\n'). */
-ed_code_t dl_write_add(ed_buf_t *b, const dl_add_t *a);
-ed_code_t dl_write_remove(ed_buf_t *b, const dl_remove_t *r);
-ed_code_t dl_write_txn(ed_buf_t *b, const dl_txn_t *t);
-ed_code_t dl_write_protocol(ed_buf_t *b, const dl_protocol_t *p);
-ed_code_t dl_write_metadata(ed_buf_t *b, const dl_metadata_t *m);
+/* Appends one line each (with '\n'). A failure (ED_E_NOMEM) leaves b failed
+ * (sticky, see buf.h): its bytes must not be written anywhere. */
+ed_code_t dl_write_add(ed_buf_t *b, const dl_add_t *a) ED_MUST_CHECK;
+ed_code_t dl_write_remove(ed_buf_t *b, const dl_remove_t *r) ED_MUST_CHECK;
+ed_code_t dl_write_txn(ed_buf_t *b, const dl_txn_t *t) ED_MUST_CHECK;
+ed_code_t dl_write_protocol(ed_buf_t *b, const dl_protocol_t *p) ED_MUST_CHECK;
+ed_code_t dl_write_metadata(ed_buf_t *b, const dl_metadata_t *m) ED_MUST_CHECK;
 /* params_json / metrics_json: JSON object text or NULL. txn_id: a UUID used to
  * recognise our own commit after an ambiguous failure. */
 ed_code_t dl_write_commit_info(ed_buf_t *b, int64_t ts_ms, const char *operation,
                                const char *params_json, int64_t read_version, bool blind_append,
-                               const char *metrics_json, const char *txn_id);
+                               const char *metrics_json, const char *txn_id) ED_MUST_CHECK;
 
 /* A random UUID v4 (out: 37 bytes). */
 void dl_uuid(char out[37]);

@@ -84,22 +84,33 @@ ed_code_t dl_file_writer_finish(dl_file_writer_t *w, bool data_change, dl_add_t 
   dl_path_partition_dir(&key, w->pv, w->npv);
   ed_buf_printf(&key, "part-00000-%s.c000.zstd.parquet", uuid);
   const char *nic = dl_table_config(w->t, "delta.dataSkippingNumIndexedCols", "32");
-  if (!(rc =
-            dl_stats_from_writer(w->w, atoi(nic) < 0 ? 1 << 30 : atoi(nic), w->nan, &stats, err)) &&
-      !(rc = st_put(dl_table_store(w->t), key.data, w->file.data, w->file.len, err))) {
+  /* a key cut short by a failed append would put the file elsewhere */
+  if ((rc = ed_buf_status(&key)))
+    ed_err_set(err, rc, "data file: out of memory building its name");
+  else if (!(rc = dl_stats_from_writer(w->w, atoi(nic) < 0 ? 1 << 30 : atoi(nic), w->nan, &stats,
+                                       err)) &&
+           !(rc = st_put(dl_table_store(w->t), key.data, w->file.data, w->file.len, err))) {
     dl_path_to_uri(&uri, key.data, key.len);
     add->path = ed_buf_steal(&uri);
     add->size = (int64_t)w->file.len;
     add->mtime_ms = ed_time_now_us() / 1000;
     add->data_change = data_change;
     add->stats = ed_buf_steal(&stats);
+    bool ok = add->path && add->stats;
     if (w->npv) {
       add->pv = calloc(w->npv, sizeof *add->pv);
+      ok &= add->pv != NULL;
       for (size_t i = 0; add->pv && i < w->npv; i++) {
         add->pv[i].key = strdup(w->pv[i].key);
         add->pv[i].value = w->pv[i].value ? strdup(w->pv[i].value) : NULL;
+        ok &= add->pv[i].key && (!w->pv[i].value || add->pv[i].value);
       }
-      add->npv = w->npv;
+      add->npv = add->pv ? w->npv : 0;
+    }
+    if (!ok) {
+      /* the file is written but not committed: an orphan vacuum removes */
+      dl_add_fini(add);
+      rc = ed_err_set(err, ED_E_NOMEM, "data file %s: out of memory describing it", key.data);
     }
   }
   ed_buf_fini(&key);

@@ -151,13 +151,13 @@ static ed_code_t walk(sctx_t *c, int node, ed_err_t *err) {
       continue;
     size_t l0 = c->mn->len;
     put_name(c->mn, ch->name);
-    if (!put_value(c->mn, ch->type, &st.min, false)) {
+    if (!put_value(c->mn, ch->type, &st.min, false) && c->mn->data) {
       c->mn->len = l0;
       c->mn->data[l0] = 0;
     }
     size_t l1 = c->mx->len;
     put_name(c->mx, ch->name);
-    if (!put_value(c->mx, ch->type, &st.max, true)) {
+    if (!put_value(c->mx, ch->type, &st.max, true) && c->mx->data) {
       c->mx->len = l1;
       c->mx->data[l1] = 0;
     }
@@ -202,6 +202,9 @@ ed_code_t dl_stats_from_writer(const pq_writer_t *w, int max_leaves, const bool 
       w,  pq_writer_schema(w), &mn, &mx, &nc, max_leaves > 0 ? max_leaves : DL_STATS_INDEXED_COLS,
       nan};
   ed_code_t rc = walk(&c, PQ_ROOT, err);
+  /* stats cut short by a failed append would be wrong, not just missing */
+  if (!rc && (ed_buf_status(&mn) || ed_buf_status(&mx) || ed_buf_status(&nc)))
+    rc = ed_err_set(err, ED_E_NOMEM, "file statistics: out of memory");
   if (!rc)
     rc = ed_buf_printf(
         out, "{\"numRecords\":%" PRId64 ",\"minValues\":%s},\"maxValues\":%s},\"nullCount\":%s}}",

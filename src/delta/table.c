@@ -394,8 +394,15 @@ ed_code_t dl_table_open(st_store_t *store, dl_table_t **out, ed_err_t *err) {
   t->store = store;
   t->version = -1;
   t->checkpoint_version = -1;
-  ed_code_t rc = load(t, err);
+  ed_err_t e2 = {0};
+  ed_code_t rc = load(t, &e2);
   if (rc) {
+    /* the allocation paths return a bare code: still name the table */
+    if (!e2.msg[0])
+      ed_err_set(&e2, rc, "table %s: %s while loading its snapshot", st_url(store),
+                 ed_code_desc(rc));
+    if (err)
+      *err = e2;
     dl_table_free(t);
     return rc;
   }
@@ -496,6 +503,56 @@ static bool same_partitions(char *const *a, const char *const *b) {
   return !(a && a[i]) && !(b && b[i]);
 }
 
+static void free_actions(dl_action_t *a, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    dl_action_fini(&a[i]);
+  free(a);
+}
+
+/* Parses a commit body we are about to write: whole lines, each one action.
+ * It is cheap next to the put, catches a writer that produced a malformed
+ * line before the line can reach the log, and gives the actions to apply
+ * once the put lands. Caller frees *out with free_actions. */
+static ed_code_t parse_body(const char *body, size_t n, dl_action_t **out, size_t *nout,
+                            ed_err_t *err) {
+  *out = NULL;
+  *nout = 0;
+  if (!body || !n || body[n - 1] != '\n')
+    return ed_err_set(err, ED_E_INTERNAL, "commit body: expected whole lines, got %zu bytes%s", n,
+                      n ? " without a final newline" : "");
+  size_t lines = 0;
+  for (size_t i = 0; i < n; i++)
+    lines += body[i] == '\n';
+  dl_action_t *a = calloc(lines, sizeof *a);
+  if (!a)
+    return ED_E_NOMEM;
+  const char *p = body, *end = body + n;
+  ed_code_t rc = ED_OK;
+  size_t k = 0;
+  while (!rc && p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    size_t len = (size_t)(nl - p);
+    ed_err_t e2 = {0};
+    if (!len)
+      rc = ed_err_set(err, ED_E_INTERNAL, "commit body: line %zu is empty", k + 1);
+    else if ((rc = dl_action_parse(p, len, &a[k], &e2)) == ED_E_NOMEM)
+      ;
+    else if (rc)
+      rc = ed_err_set(err, ED_E_INTERNAL, "commit body: line %zu is not a Delta action (%s): %.*s",
+                      k + 1, e2.msg, (int)(len < 120 ? len : 120), p);
+    else
+      k++;
+    p = nl + 1;
+  }
+  if (rc) {
+    free_actions(a, k);
+    return rc;
+  }
+  *out = a;
+  *nout = k;
+  return ED_OK;
+}
+
 ed_code_t dl_table_create(st_store_t *store, const dl_create_opts_t *o, dl_table_t **out,
                           ed_err_t *err) {
   *out = NULL;
@@ -518,6 +575,7 @@ ed_code_t dl_table_create(st_store_t *store, const dl_create_opts_t *o, dl_table
   m.created_ms = now;
   dl_protocol_t p = {1, 2, NULL, NULL};
   ed_buf_t b = ED_BUF_INIT, params = ED_BUF_INIT;
+  ed_code_t pb_rc;
   ed_buf_puts(&params, "{\"isManaged\":\"false\",\"description\":null,\"partitionBy\":");
   {
     ed_buf_t pb = ED_BUF_INIT;
@@ -528,18 +586,32 @@ ed_code_t dl_table_create(st_store_t *store, const dl_create_opts_t *o, dl_table
       ed_buf_json_str(&pb, o->partition_cols[i], strlen(o->partition_cols[i]));
     }
     ed_buf_putc(&pb, ']');
-    ed_buf_json_str(&params, pb.data, pb.len);
+    pb_rc = ed_buf_status(&pb);
+    if (!pb_rc)
+      ed_buf_json_str(&params, pb.data, pb.len);
     ed_buf_fini(&pb);
   }
   ed_buf_puts(&params, ",\"properties\":\"{}\"}");
-  dl_write_commit_info(&b, now, "CREATE TABLE", params.data, -1, true, NULL, NULL);
-  dl_write_protocol(&b, &p);
-  dl_write_metadata(&b, &m);
+  ed_code_t rc = pb_rc ? pb_rc : ed_buf_status(&params);
+  if (!rc)
+    rc = dl_write_commit_info(&b, now, "CREATE TABLE", params.data, -1, true, NULL, NULL);
+  if (!rc)
+    rc = dl_write_protocol(&b, &p);
+  if (!rc)
+    rc = dl_write_metadata(&b, &m);
   ed_buf_fini(&params);
+  dl_action_t *acts = NULL;
+  size_t nacts = 0;
+  if (rc || (rc = parse_body(b.data, b.len, &acts, &nacts, err))) {
+    ed_buf_fini(&b);
+    return rc == ED_E_NOMEM ? ed_err_set(err, rc, "create table %s: out of memory", st_url(store))
+                            : rc;
+  }
+  free_actions(acts, nacts);
   char name[64];
   dl_log_name(0, ".json", name);
   ed_err_t e2 = {0};
-  ed_code_t rc = st_put_if_absent(store, name, b.data, b.len, &e2);
+  rc = st_put_if_absent(store, name, b.data, b.len, &e2);
   ed_buf_fini(&b);
   if (rc && rc != ED_E_EXISTS) {
     if (err)
@@ -647,9 +719,14 @@ static ed_code_t build_body(dl_table_t *t, const dl_commit_t *c, int64_t read_ve
         "{\"numAddedFiles\":\"%zu\",\"numRemovedFiles\":\"%zu\",\"numOutputRows\":\"%" PRId64
         "\",\"numOutputBytes\":\"%" PRId64 "\",\"numRemovedBytes\":\"%" PRId64 "\"}",
         c->nadds, c->nremoves, rows, bytes, rbytes);
-  ed_code_t rc =
-      dl_write_commit_info(b, now, op, c->params_json ? c->params_json : params.data, read_version,
-                           blind, c->metrics_json ? c->metrics_json : metrics.data, txn_id);
+  /* a failed params or metrics buffer must not pass for "none given" */
+  ed_code_t rc = ed_buf_status(&params);
+  if (!rc)
+    rc = ed_buf_status(&metrics);
+  if (!rc)
+    rc = dl_write_commit_info(b, now, op, c->params_json ? c->params_json : params.data,
+                              read_version, blind, c->metrics_json ? c->metrics_json : metrics.data,
+                              txn_id);
   ed_buf_fini(&params);
   ed_buf_fini(&metrics);
   if (!rc && c->metadata)
@@ -663,23 +740,6 @@ static ed_code_t build_body(dl_table_t *t, const dl_commit_t *c, int64_t read_ve
   for (size_t i = 0; !rc && i < c->nadds; i++)
     rc = dl_write_add(b, &c->adds[i]);
   (void)t;
-  return rc;
-}
-
-static ed_code_t apply_own(dl_table_t *t, const char *body, size_t n, ed_err_t *err) {
-  const char *p = body, *end = body + n;
-  ed_code_t rc = ED_OK;
-  while (!rc && p < end) {
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
-    size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
-    if (len) {
-      dl_action_t a;
-      if (!(rc = dl_action_parse(p, len, &a, err)))
-        rc = dl_snapshot_apply(t, &a, err);
-      dl_action_fini(&a);
-    }
-    p += len + 1;
-  }
   return rc;
 }
 
@@ -714,9 +774,14 @@ ed_code_t dl_table_commit(dl_table_t *t, const dl_commit_t *c, dl_commit_result_
   dl_uuid(txn_id);
   int64_t read_version = t->version;
   ed_buf_t body = ED_BUF_INIT;
-  if ((rc = build_body(t, c, read_version, txn_id, &body))) {
+  dl_action_t *acts = NULL;
+  size_t nacts = 0;
+  if ((rc = build_body(t, c, read_version, txn_id, &body)) ||
+      (rc = parse_body(body.data, body.len, &acts, &nacts, err))) {
     ed_buf_fini(&body);
-    return ed_err_set(err, rc, "commit: out of memory");
+    return rc == ED_E_NOMEM ? ed_err_set(err, rc, "commit to %s: out of memory, nothing written",
+                                         st_url(t->store))
+                            : rc;
   }
   int max = c->max_attempts > 0 ? c->max_attempts : 100;
   for (int attempt = 1;; attempt++) {
@@ -727,13 +792,22 @@ ed_code_t dl_table_commit(dl_table_t *t, const dl_commit_t *c, dl_commit_result_
     ed_err_t e2 = {0};
     rc = st_put_if_absent(t->store, name, body.data, body.len, &e2);
     if (rc == ED_OK) {
-      int64_t t0 = ed_time_mono_us();
-      rc = apply_own(t, body.data, body.len, err);
-      t->version = v;
       res->version = v;
+      for (size_t i = 0; !rc && i < nacts; i++)
+        rc = dl_snapshot_apply(t, &acts[i], err);
+      if (rc) {
+        /* Landed, but the snapshot holds only part of it: leave the version
+         * behind so a refresh (or the next commit's race check) reads the
+         * commit again; applying an action twice is harmless. */
+        ed_err_set(err, rc,
+                   "commit version %" PRId64 " of %s landed but the snapshot could not "
+                   "take it: out of memory",
+                   v, st_url(t->store));
+        break;
+      }
+      t->version = v;
       ED_LOG_DEBUG("delta_commit", "table=%s version=%" PRId64 " attempts=%d adds=%zu removes=%zu",
                    st_url(t->store), v, attempt, c->nadds, c->nremoves);
-      (void)t0;
       break;
     }
     if (rc != ED_E_EXISTS) {
@@ -794,6 +868,7 @@ ed_code_t dl_table_commit(dl_table_t *t, const dl_commit_t *c, dl_commit_result_
     }
   }
 out:
+  free_actions(acts, nacts);
   ed_buf_fini(&body);
   return rc;
 }

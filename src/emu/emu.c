@@ -70,6 +70,10 @@ typedef struct emu_part {
   size_t n, cap, first;
   int64_t next_seq, next_off, bytes;
   emu_plog_t *log; /* --data-dir: the partition's append-only log, else NULL */
+  /* control `slow`: at most rate events a second to its receivers, taken in
+   * bursts of what accrued since the last pump (0: no limit) */
+  int64_t rate, rate_at_us;
+  double allowance;
 } emu_part_t;
 
 typedef struct emu_hub {
@@ -1099,7 +1103,17 @@ static void pump(emu_t *e, emu_link_t *el) {
     el->next_seq = begin;
   if (pn_link_credit(l) > 0 && el->next_seq < p->next_seq)
     el->active_us = ed_time_mono_us();
-  while (pn_link_credit(l) > 0 && el->next_seq < p->next_seq) {
+  if (p->rate > 0) {
+    int64_t now = ed_time_mono_us();
+    p->allowance += (double)(now - p->rate_at_us) * (double)p->rate / 1e6;
+    if (p->allowance > (double)p->rate)
+      p->allowance = (double)p->rate; /* at most a second's worth at once */
+    p->rate_at_us = now;
+  }
+  while (pn_link_credit(l) > 0 && el->next_seq < p->next_seq &&
+         (p->rate <= 0 || p->allowance >= 1.0)) {
+    if (p->rate > 0)
+      p->allowance -= 1.0;
     const emu_event_t *ev = &p->ev[p->first + (size_t)(el->next_seq - begin)];
     uint64_t tag = ++el->tag;
     pn_delivery_t *d = pn_delivery(l, pn_dtag((const char *)&tag, sizeof tag));
@@ -2094,6 +2108,23 @@ static void ctl_line(emu_t *e, emu_ctl_t *k, char *line) {
             link_detach(l, cond, "The link was detached by the emulator's control channel.");
   } else if (strcmp(cmd, "delay") == 0) {
     e->delay_us = atoll(arg) * 1000;
+  } else if (strcmp(cmd, "slow") == 0) {
+    /* slow PARTITION RATE: that partition of every hub delivers at most RATE
+     * events a second (0: as fast as credit allows), so tests can skew reads */
+    int part = -1;
+    long long rate = -1;
+    if (sscanf(arg, "%d %lld", &part, &rate) != 2 || part < 0 || rate < 0) {
+      ed_buf_printf(&k->out, "error slow '%s': expected PARTITION RATE (events/s, 0: no limit)\n",
+                    arg);
+      return;
+    }
+    for (int h = 0; h < e->nhubs; h++)
+      if (part < e->hubs[h].nparts) {
+        emu_part_t *pp = &e->hubs[h].parts[part];
+        pp->rate = rate;
+        pp->rate_at_us = ed_time_mono_us();
+        pp->allowance = 0;
+      }
   } else if (strcmp(cmd, "expire") == 0) {
     for (int i = 0; i < EMU_MAX_CONNS; i++)
       if (e->conns[i])

@@ -222,8 +222,12 @@ static void conn_lost(eh_client_t *c, pn_transport_t *t) {
            why.msg);
   } else {
     c->reconnect_at = ed_time_mono_us() + eh_client_backoff(c, c->attempts - 1);
-    ed_log(c->ever_ready ? ED_LOG_WARN : ED_LOG_DEBUG, "eh_connection_retry",
-           "attempt=%d reason=\"%s\"", c->attempts, why.msg);
+    /* The first failure of the first connect is said at once (a refused port,
+     * a wrong host), not only when the retries run out --timeout later; the
+     * retries after it stay quiet until one gives up. */
+    ed_log(c->ever_ready || c->attempts == 1 ? ED_LOG_WARN : ED_LOG_DEBUG, "eh_connection_retry",
+           "attempt=%d reason=\"%s\"%s", c->attempts, why.msg,
+           c->ever_ready ? "" : " retrying=until-timeout");
   }
   /* links: retried with the connection unless the failure is permanent */
   for (eh_receiver_t *rx = rxs; rx; rx = rx->next)
@@ -322,8 +326,8 @@ static void on_delivery(eh_client_t *c, pn_delivery_t *d) {
       return;
     size_t n = pn_delivery_pending(d);
     ed_buf_reset(&c->scratch);
-    ed_buf_reserve(&c->scratch, n);
-    ssize_t got = pn_link_recv(l, c->scratch.data, n);
+    /* out of memory: a zero-byte read drops the reply, as a bad one is */
+    ssize_t got = ed_buf_reserve(&c->scratch, n) ? 0 : pn_link_recv(l, c->scratch.data, n);
     pn_delivery_update(d, PN_ACCEPTED);
     pn_link_advance(l);
     pn_delivery_settle(d);

@@ -26,7 +26,8 @@ void eh_link_send_message(eh_client_t *c, pn_link_t *l, pn_message_t *m) {
   ed_buf_reset(&c->scratch);
   size_t cap = 4096;
   for (;;) {
-    ed_buf_reserve(&c->scratch, cap);
+    if (ed_buf_reserve(&c->scratch, cap))
+      return; /* unsent: the request's own timeout reports it */
     size_t n = cap;
     int rc = pn_message_encode(m, c->scratch.data, &n);
     if (rc == 0) {

@@ -478,10 +478,10 @@ static ed_code_t st_copy(st_t *d, const st_t *s) {
     return ED_E_NOMEM;
   if (s->mxb.len && ed_buf_append(&d->mxb, s->mxb.data, s->mxb.len))
     return ED_E_NOMEM;
-  if (s->has && !d->mnb.data)
-    ed_buf_reserve(&d->mnb, 1);
-  if (s->has && !d->mxb.data)
-    ed_buf_reserve(&d->mxb, 1);
+  if (s->has && !d->mnb.data && ed_buf_reserve(&d->mnb, 1))
+    return ED_E_NOMEM;
+  if (s->has && !d->mxb.data && ed_buf_reserve(&d->mxb, 1))
+    return ED_E_NOMEM;
   return ED_OK;
 }
 

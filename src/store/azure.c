@@ -2,8 +2,10 @@
  * reference §0). One easy handle per store keeps the connection alive between
  * requests. Authentication: Shared Key (§2), SAS (§3.1), bearer tokens from
  * Entra ID with caching and refresh (§3.4-3.8). Transient failures (408, 429,
- * 500, 502, 503, 504, connection errors) are retried with capped exponential
- * backoff and full jitter, honouring Retry-After (§4.12). */
+ * 500, 502, 503, 504, connection errors, and a request that moves no byte for
+ * the configured timeout) are retried with capped exponential backoff and
+ * full jitter, honouring Retry-After (§4.12); each retry is logged with its
+ * cause (never the SAS query) and reported to the opener's on_retry. */
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/b64.h"
+#include "common/log.h"
 #include "common/pct.h"
 #include "common/time.h"
 #include "store/azure.h"
@@ -38,6 +41,9 @@ typedef struct az {
   size_t block_size;
   int max_retries;
   int64_t max_backoff_us;
+  int64_t timeout_us, connect_timeout_us;
+  void (*on_retry)(void *ctx, const char *reason);
+  void *on_retry_ctx;
   unsigned seed;
 } az_t;
 
@@ -354,8 +360,13 @@ static ed_code_t az_once(st_store_t *s, const az_req_t *q, az_resp_t *r, CURLcod
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(a->connect_timeout_us / 1000));
+  /* A stall, not a total: a 64 MiB block on a slow link may take minutes
+   * while it moves, but a peer that accepted and went quiet fails after the
+   * timeout (and is retried) instead of holding the flush thread. */
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
+                   (long)((a->timeout_us + ED_US_PER_SEC - 1) / ED_US_PER_SEC));
   curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
   /* Azurite closes idle sockets after 5 s (§5.3). */
   curl_easy_setopt(c, CURLOPT_MAXAGE_CONN, 4L);
@@ -425,10 +436,10 @@ static ed_code_t az_call(st_store_t *s, const az_req_t *q, az_resp_t *r, bool *r
     }
     if (!transient || attempt >= a->max_retries) {
       if (cc != CURLE_OK)
-        return ed_err_set(err, transient ? ED_E_UNAVAILABLE : ED_E_CONNECTION, "%s %s/%s%s%s: %s%s",
-                          q->verb, a->u.endpoint, a->u.container, q->blob ? "/" : "",
-                          q->blob ? q->blob : "", curl_easy_strerror(cc),
-                          attempt ? " (after retries)" : "");
+        return ed_err_set(err, transient ? ED_E_UNAVAILABLE : ED_E_CONNECTION,
+                          "%s %s/%s%s%s: %s (%d attempt%s)", q->verb, a->u.endpoint, a->u.container,
+                          q->blob ? "/" : "", q->blob ? q->blob : "", curl_easy_strerror(cc),
+                          attempt + 1, attempt ? "s" : "");
       return ED_OK; /* caller maps the status */
     }
     s->counters.retries++;
@@ -443,8 +454,39 @@ static ed_code_t az_call(st_store_t *s, const az_req_t *q, az_resp_t *r, bool *r
     int64_t ra = st_az_retry_after_us(r->retry_after, ed_time_now_us());
     if (ra > sleep_us)
       sleep_us = ra < 60 * ED_US_PER_SEC ? ra : 60 * ED_US_PER_SEC;
+    char reason[32], cause[160];
+    if (cc != CURLE_OK) {
+      snprintf(reason, sizeof reason, "%s",
+               cc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "connection");
+      snprintf(cause, sizeof cause, "%s", curl_easy_strerror(cc));
+    } else {
+      snprintf(reason, sizeof reason, "http_%ld", r->status);
+      snprintf(cause, sizeof cause, "HTTP %ld%s%s", r->status, r->err_code[0] ? " " : "",
+               r->err_code);
+    }
+    /* container, blob and our own query only: the URL would carry the SAS */
+    ED_LOG_WARN("storage_retry",
+                "method=%s path=%s%s%s%s%s cause=\"%s\" attempt=%d/%d delay_ms=%lld", q->verb,
+                a->u.container, q->blob ? "/" : "", q->blob ? q->blob : "", q->query ? "?" : "",
+                q->query ? q->query : "", cause, attempt + 1, a->max_retries + 1,
+                (long long)(sleep_us / 1000));
+    if (a->on_retry)
+      a->on_retry(a->on_retry_ctx, reason);
     struct timespec ts = {sleep_us / 1000000, (sleep_us % 1000000) * 1000};
     nanosleep(&ts, NULL);
+  }
+}
+
+static const char *auth_name(const az_t *a) {
+  switch (a->auth) {
+  case ST_AUTH_SHARED_KEY:
+    return "account key";
+  case ST_AUTH_SAS:
+    return "SAS";
+  case ST_AUTH_NONE:
+    return "anonymous access";
+  default:
+    return "bearer token";
   }
 }
 
@@ -460,12 +502,8 @@ static ed_code_t status_error(az_t *a, const char *verb, const char *blob, az_re
   if (r->status == 404)
     return ed_err_set(err, ED_E_NOT_FOUND, "%s: not found (%s)", where, *code ? code : "404");
   if (r->status == 401 || r->status == 403) {
-    const char *how = a->auth == ST_AUTH_SHARED_KEY ? "account key"
-                      : a->auth == ST_AUTH_SAS      ? "SAS"
-                      : a->auth == ST_AUTH_NONE     ? "anonymous access"
-                                                    : "bearer token";
     return ed_err_set(err, ED_E_UNAUTHORIZED,
-                      "%s: %s refused by storage account '%s' (HTTP %ld %s)", where, how,
+                      "%s: %s refused by storage account '%s' (HTTP %ld %s)", where, auth_name(a),
                       a->u.account, r->status, code);
   }
   if (r->status == 409 || r->status == 412)
@@ -885,13 +923,37 @@ static ed_code_t setup_auth(az_t *a, const st_opts_t *o, ed_err_t *err) {
   return rc;
 }
 
-static ed_code_t create_container(st_store_t *s, ed_err_t *err) {
+/* Least privilege first (§4.1): a container SAS (sr=c) may list the
+ * container's blobs but never create a container, so existence is probed
+ * with List Blobs (maxresults=1) and the container is created only when the
+ * probe says it is missing. A credential that may not even list (403
+ * AuthorizationPermissionMismatch) cannot tell: the first real request
+ * reports what is wrong. */
+static ed_code_t ensure_container(st_store_t *s, ed_err_t *err) {
   az_t *a = s->impl;
   az_resp_t r = {0};
-  az_req_t q = {"PUT", NULL, "restype=container", NULL, 0, "", 0, false};
-  ed_code_t rc = az_call(s, &q, &r, NULL, err);
-  if (!rc && r.status != 201 && r.status != 409)
-    rc = status_error(a, "create container", NULL, &r, err);
+  az_req_t probe = {"GET", NULL, "restype=container&comp=list&maxresults=1", NULL, 0, NULL,
+                    0,     false};
+  ed_code_t rc = az_call(s, &probe, &r, NULL, err);
+  if (!rc && r.status == 404 && !strcmp(r.err_code, "ContainerNotFound")) {
+    az_req_t q = {"PUT", NULL, "restype=container", NULL, 0, "", 0, false};
+    if (!(rc = az_call(s, &q, &r, NULL, err))) {
+      if (r.status == 401 || r.status == 403)
+        rc = ed_err_set(err, ED_E_NOT_FOUND,
+                        "container '%s' does not exist in storage account '%s', and the %s may "
+                        "not create it (HTTP %ld %s): create the container, or use a credential "
+                        "with the create permission on the account (an account SAS with "
+                        "srt=c and sp=c, or the account key)",
+                        a->u.container, a->u.account, auth_name(a), r.status, r.err_code);
+      else if (r.status != 201 && r.status != 409)
+        rc = status_error(a, "create container", NULL, &r, err);
+    }
+  } else if (!rc && r.status == 403 && !strcmp(r.err_code, "AuthorizationPermissionMismatch")) {
+    ED_LOG_DEBUG("storage_probe", "container=%s: the %s may not list it; not created",
+                 a->u.container, auth_name(a));
+  } else if (!rc && r.status != 200) {
+    rc = status_error(a, "LIST", NULL, &r, err);
+  }
   ed_buf_fini(&r.body);
   return rc;
 }
@@ -937,9 +999,13 @@ ed_code_t st_azure_open(const char *url, const st_opts_t *o, st_store_t **out, e
   a->block_size = o->block_size                    ? o->block_size
                   : bse && strtoull(bse, NULL, 10) ? (size_t)strtoull(bse, NULL, 10)
                                                    : (size_t)64 << 20;
-  a->max_retries = o->max_retries > 0 ? o->max_retries : 8;
+  a->max_retries = o->max_retries > 0 ? o->max_retries : o->max_retries < 0 ? 0 : 8;
   a->max_backoff_us = o->max_backoff_us > 0 ? o->max_backoff_us : 15 * ED_US_PER_SEC;
-  if (o->create_container && (rc = create_container(s, err)))
+  a->timeout_us = o->timeout_us > 0 ? o->timeout_us : 30 * ED_US_PER_SEC;
+  a->connect_timeout_us = o->connect_timeout_us > 0 ? o->connect_timeout_us : 5 * ED_US_PER_SEC;
+  a->on_retry = o->on_retry;
+  a->on_retry_ctx = o->on_retry_ctx;
+  if (o->create_container && (rc = ensure_container(s, err)))
     goto fail;
   *out = s;
   return ED_OK;
@@ -987,6 +1053,10 @@ static ed_code_t asub(st_store_t *s, const char *key, st_store_t **out, ed_err_t
   b->block_size = a->block_size;
   b->max_retries = a->max_retries;
   b->max_backoff_us = a->max_backoff_us;
+  b->timeout_us = a->timeout_us;
+  b->connect_timeout_us = a->connect_timeout_us;
+  b->on_retry = a->on_retry;
+  b->on_retry_ctx = a->on_retry_ctx;
   *out = t;
   return ED_OK;
 }

@@ -36,10 +36,13 @@ static ed_code_t errno_code(int e) {
   case ENOSPC:
   case EDQUOT:
     return ED_E_NOSPACE;
+  /* Mode bits, ACLs and read-only mounts are the file system's answer, not
+   * a refused credential: an I/O error, exit status 1 (ehdelta(1)); the
+   * message carries strerror. */
   case EACCES:
   case EPERM:
   case EROFS:
-    return ED_E_UNAUTHORIZED;
+    return ED_E_IO;
   case ENOMEM:
     return ED_E_NOMEM;
   default:
@@ -62,8 +65,8 @@ static ed_code_t mkparents(char *path, ed_err_t *err) {
     int e = errno;
     *p = '/';
     if (r && e != EEXIST) {
-      errno = e;
-      return sys_fail(err, "create directory", path);
+      return ed_err_set(err, errno_code(e), "create directory '%.*s': %s", (int)(p - path), path,
+                        strerror(e));
     }
   }
   return ED_OK;

@@ -12,3 +12,8 @@ tests_unit_unit_store_CFLAGS = $(UNIT_CFLAGS) $(JSONC_CFLAGS)
 tests_unit_unit_store_SOURCES = $(UNIT_COMMON) \
 	tests/unit/test_azsign.c tests/unit/test_filestore.c
 tests_unit_unit_store_LDADD = $(STORE_LIBS) $(COMMON_LIBS) $(CUNIT_LIBS)
+
+TESTS += tests/integration/store_readonly.sh
+EXTRA_DIST += tests/integration/store_readonly.sh
+TESTS += tests/interop/test_store_azure.py
+EXTRA_DIST += tests/interop/test_store_azure.py

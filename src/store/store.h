@@ -48,9 +48,20 @@ typedef struct st_opts {
   const char *ca_file;     /* extra CA bundle (Azurite over HTTPS); else $EHDELTA_CA_FILE */
   size_t
       block_size;  /* Azure: larger uploads use Put Block (default $EHDELTA_BLOCK_SIZE or 64 MiB) */
-  int max_retries; /* Azure: transient-failure retries (default 8) */
+  int max_retries; /* Azure: transient-failure retries (0: default 8; -1: none) */
   int64_t max_backoff_us; /* cap of one backoff sleep (default 15 s) */
-  bool create_container;  /* Azure: create the container on open when missing */
+  /* Azure: a request that moves no byte for this long fails as a timeout and
+   * is retried (default 30 s; whole seconds, libcurl's low-speed check) */
+  int64_t timeout_us;
+  int64_t connect_timeout_us; /* Azure: bound of one connect (default 5 s) */
+  /* Azure: create the container on open when a probe (List Blobs, which a
+   * container SAS with 'l' allows) finds it missing */
+  bool create_container;
+  /* Called before each retry sleep with its cause ("timeout", "connection",
+   * "http_503", ...), from the thread using the store; or NULL. Kept by the
+   * store (and its sub-stores): ctx must outlive them. */
+  void (*on_retry)(void *ctx, const char *reason);
+  void *on_retry_ctx;
 } st_opts_t;
 
 typedef struct st_stat {

@@ -5,7 +5,11 @@
  * key is stored with expiresAt = event time + delay, a seen key drops the
  * row, and after the batch every key with watermark >= expiresAt is removed.
  * StreamingDeduplicateExec (dropDuplicates) evicts by the event-time key
- * itself (event time <= watermark), i.e. expiresAt = event time. */
+ * itself (event time <= watermark), i.e. expiresAt = event time.
+ * Event time is per partition, as in window.c (whose opening comment gives
+ * the rule and where it departs from Spark): the watermark is the minimum
+ * over the partitions not idle, and a row is late when its event time <= the
+ * larger of that and its own partition's watermark just before it. */
 #include "stream/dedup.h"
 
 #include <stdlib.h>
@@ -13,9 +17,11 @@
 
 #include "common/time.h"
 #include "stream/agg.h"
+#include "stream/evtime.h"
 
-#define DD_MAGIC   "EDDD"
-#define DD_VERSION 1u
+#define DD_MAGIC "EDDD"
+/* 2 added the per-partition event times and drop counts; 1 is still read. */
+#define DD_VERSION 2u
 
 struct dd {
   const sm_type_t *in;
@@ -27,8 +33,8 @@ struct dd {
   agg_keys_t *keys;
   int64_t *expires;
   size_t ecap;
-  int64_t watermark, bmax;
-  bool seen_any;
+  int64_t watermark;
+  et_parts_t parts; /* dd_set_partitions; one unnamed partition by default */
   int64_t now;
   bool now_set;
   uint64_t fingerprint;
@@ -96,6 +102,9 @@ ed_code_t dd_new(const dd_spec_t *sp, const sm_type_t *in, dd_t **out, ed_err_t 
   if ((rc = agg_keys_new(kt, kn, sp->nkeys, &d->keys, err)))
     goto fail;
   d->fingerprint = fp;
+  static const char *const one[] = {""};
+  if ((rc = et_parts_set(&d->parts, one, 1, "dedup", err)))
+    goto fail;
   free(kt);
   free(kn);
   *out = d;
@@ -113,7 +122,22 @@ void dd_free(dd_t *d) {
   agg_keys_free(d->keys);
   free(d->kcol);
   free(d->expires);
+  et_parts_fini(&d->parts);
   free(d);
+}
+
+ed_code_t dd_set_partitions(dd_t *d, const char *const *ids, size_t n, ed_err_t *err) {
+  return et_parts_set(&d->parts, ids, n, "dedup", err);
+}
+
+void dd_set_idle(dd_t *d, size_t part, bool idle) {
+  if (part < d->parts.n)
+    d->parts.idle[part] = idle;
+}
+
+void dd_part_dropped(const dd_t *d, size_t part, uint64_t *batch, uint64_t *total) {
+  *batch = part < d->parts.n ? d->parts.drop_b[part] : 0;
+  *total = part < d->parts.n ? d->parts.drop_t[part] : 0;
 }
 
 void dd_set_now(dd_t *d, int64_t now_us) {
@@ -125,8 +149,7 @@ static void batch_begin(dd_t *d) {
   if (d->batch_open)
     return;
   d->batch_open = true;
-  d->seen_any = false;
-  d->bmax = INT64_MIN;
+  et_parts_begin(&d->parts);
   d->st.input_rows = d->st.kept = d->st.duplicates = 0;
   d->st.num_rows_dropped_by_watermark = d->st.null_event_time = d->st.future_event_time = 0;
   d->st.num_rows_removed = 0;
@@ -146,10 +169,17 @@ static ed_code_t ensure(dd_t *d, size_t n) {
   return ED_OK;
 }
 
-ed_code_t dd_update(dd_t *d, const sm_batch_t *b, const uint32_t *sel, size_t nsel, uint32_t *keep,
-                    size_t *nkeep, ed_err_t *err) {
+/* sel picks the rows looked at (NULL: all of b); of those, take (NULL: all)
+ * the ones deduplicated. Every row looked at advances its partition's event
+ * time (window.c's update does the same, for the same reasons). */
+static ed_code_t update(dd_t *d, const sm_batch_t *b, const uint32_t *sel, size_t nsel,
+                        const uint8_t *take_mask, size_t part, uint32_t *keep, size_t *nkeep,
+                        ed_err_t *err) {
   batch_begin(d);
   *nkeep = 0;
+  if (part >= d->parts.n)
+    return ed_err_set(err, ED_E_INVALID, "dedup: partition index %zu: expected < %zu", part,
+                      d->parts.n);
   ed_code_t rc = agg_check_batch(b, d->in, sel, nsel, "dedup", err);
   if (rc)
     return rc;
@@ -166,23 +196,29 @@ ed_code_t dd_update(dd_t *d, const sm_batch_t *b, const uint32_t *sel, size_t ns
     limit = now > INT64_MAX - d->max_future ? INT64_MAX : now + d->max_future;
   }
   int64_t add = d->mode == DD_WITHIN_WATERMARK ? d->delay : 0;
-  size_t k = 0;
+  int64_t pm = d->parts.max[part];
+  size_t k = 0, ntaken = 0;
+  uint64_t ndropped = 0;
   for (size_t i = 0; i < n; i++) {
     size_t r = sel ? sel[i] : i;
+    bool take = !take_mask || take_mask[r];
+    ntaken += take;
     if (!tc->valid[r]) {
-      d->st.null_event_time++;
+      d->st.null_event_time += take;
       continue;
     }
     int64_t ts = tc->v.i64[r];
     if (ts > limit) {
-      d->st.future_event_time++;
+      d->st.future_event_time += take;
       continue;
     }
-    if (ts > d->bmax)
-      d->bmax = ts;
-    d->seen_any = true;
-    if (d->watermark != INT64_MIN && ts <= d->watermark) {
-      d->st.num_rows_dropped_by_watermark++;
+    int64_t own = et_wm_of(pm, d->delay);
+    pm = ts > pm ? ts : pm;
+    if (!take)
+      continue;
+    int64_t thr = own > d->watermark ? own : d->watermark;
+    if (thr != INT64_MIN && ts <= thr) {
+      ndropped++;
       continue;
     }
     uint32_t g;
@@ -200,7 +236,10 @@ ed_code_t dd_update(dd_t *d, const sm_batch_t *b, const uint32_t *sel, size_t ns
   }
   if (kcols != kc)
     free(kcols);
-  d->st.input_rows += n;
+  d->parts.max[part] = pm;
+  d->parts.drop_b[part] += ndropped;
+  d->st.num_rows_dropped_by_watermark += ndropped;
+  d->st.input_rows += ntaken;
   d->st.kept += k;
   *nkeep = k;
   if (rc)
@@ -208,37 +247,38 @@ ed_code_t dd_update(dd_t *d, const sm_batch_t *b, const uint32_t *sel, size_t ns
   return ED_OK;
 }
 
-ed_code_t dd_update_mask(dd_t *d, const sm_batch_t *b, const uint8_t *in_mask, uint8_t *keep_mask,
-                         size_t *nkeep, ed_err_t *err) {
-  size_t nr = b->nrows ? b->nrows : 1;
-  uint32_t *sel = malloc(nr * sizeof *sel), *keep = malloc(nr * sizeof *keep);
-  if (!sel || !keep) {
-    free(sel);
-    free(keep);
+ed_code_t dd_update(dd_t *d, const sm_batch_t *b, const uint32_t *sel, size_t nsel, uint32_t *keep,
+                    size_t *nkeep, ed_err_t *err) {
+  return update(d, b, sel, nsel, NULL, 0, keep, nkeep, err);
+}
+
+ed_code_t dd_update_part(dd_t *d, const sm_batch_t *b, const uint8_t *in_mask, size_t part,
+                         uint8_t *keep_mask, size_t *nkeep, ed_err_t *err) {
+  uint32_t *keep = malloc((b->nrows ? b->nrows : 1) * sizeof *keep);
+  if (!keep)
     return ed_err_set(err, ED_E_NOMEM, "dedup: out of memory for %zu rows", b->nrows);
-  }
-  size_t n = 0;
-  for (size_t i = 0; i < b->nrows; i++)
-    if (!in_mask || in_mask[i])
-      sel[n++] = (uint32_t)i;
-  ed_code_t rc = dd_update(d, b, sel, n, keep, nkeep, err);
+  ed_code_t rc = update(d, b, NULL, 0, in_mask, part, keep, nkeep, err);
   if (b->nrows)
     memset(keep_mask, 0, b->nrows);
   for (size_t i = 0; rc == ED_OK && i < *nkeep; i++)
     keep_mask[keep[i]] = 1;
-  free(sel);
   free(keep);
   return rc;
 }
 
+ed_code_t dd_update_mask(dd_t *d, const sm_batch_t *b, const uint8_t *in_mask, uint8_t *keep_mask,
+                         size_t *nkeep, ed_err_t *err) {
+  return dd_update_part(d, b, in_mask, 0, keep_mask, nkeep, err);
+}
+
 void dd_end_batch(dd_t *d) {
   batch_begin(d);
-  if (d->seen_any) {
-    /* Spark's watermark: max event time in ms - delay, never moving back. */
-    int64_t cand = ed_floordiv(d->bmax, 1000) * 1000 - d->delay;
-    if (d->watermark == INT64_MIN || cand > d->watermark)
-      d->watermark = cand;
-  }
+  /* Spark's watermark (max event time in ms - delay, never moving back),
+   * per partition: the minimum over the partitions not idle (evtime.h) */
+  int64_t cand = et_parts_watermark(&d->parts, d->delay);
+  if (cand != INT64_MIN && (d->watermark == INT64_MIN || cand > d->watermark))
+    d->watermark = cand;
+  et_parts_end(&d->parts);
   size_t n = agg_keys_count(d->keys);
   if (d->watermark != INT64_MIN && n) {
     uint8_t *keep = malloc(n);
@@ -270,12 +310,14 @@ void dd_get_stats(const dd_t *d, dd_stats_t *out) {
   out->watermark_us = d->watermark;
 }
 
-/* "EDDD", u32 version, u64 fingerprint, i64 watermark, u64 keys, then per key
- * i64 expiresAt, u64 length, bytes; last a u64 hash of everything before. */
+/* "EDDD", u32 version, u64 fingerprint, i64 watermark, u64 keys, (version 2)
+ * the partitions (et_parts_save), then per key i64 expiresAt, u64 length,
+ * bytes; last a u64 hash of everything before. */
 ed_code_t dd_state_save(const dd_t *d, ed_buf_t *out, ed_err_t *err) {
   size_t base = out->len, n = agg_keys_count(d->keys);
   uint64_t hdr[] = {d->fingerprint, (uint64_t)d->watermark, n};
   ed_code_t rc = agg_state_head(out, DD_MAGIC, DD_VERSION, hdr, sizeof hdr / sizeof hdr[0]);
+  rc = rc ? rc : et_parts_save(&d->parts, out);
   for (size_t g = 0; g < n && !rc; g++)
     rc = agg_state_put_key(out, (uint64_t)d->expires[g], d->keys, (uint32_t)g);
   if (!rc)
@@ -286,7 +328,10 @@ ed_code_t dd_state_save(const dd_t *d, ed_buf_t *out, ed_err_t *err) {
 ed_code_t dd_state_load(dd_t *d, const void *bytes, size_t len, ed_err_t *err) {
   const uint8_t *p, *end;
   uint64_t hdr[3];
-  ed_code_t rc = agg_state_open(bytes, len, "dedup", DD_MAGIC, DD_VERSION, hdr, 3, &p, &end, err);
+  /* version 1 has no partition section: its partitions start without a time */
+  const uint8_t *vb = bytes;
+  uint32_t ver = len >= 8 && vb[4] == 1 && !vb[5] && !vb[6] && !vb[7] ? 1u : DD_VERSION;
+  ed_code_t rc = agg_state_open(bytes, len, "dedup", DD_MAGIC, ver, hdr, 3, &p, &end, err);
   if (rc)
     return rc;
   uint64_t fp = hdr[0], wm = hdr[1], n = hdr[2];
@@ -298,10 +343,16 @@ ed_code_t dd_state_load(dd_t *d, const void *bytes, size_t len, ed_err_t *err) {
   const sm_type_t **kt = calloc(d->nkeys, sizeof *kt);
   agg_keys_t *keys = NULL;
   int64_t *exp = malloc((n ? n : 1) * sizeof *exp);
-  if (!kt || !exp) {
+  int64_t *pmax = malloc(d->parts.n * sizeof *pmax);
+  uint64_t *pdrop = calloc(d->parts.n, sizeof *pdrop);
+  if (!kt || !exp || !pmax || !pdrop) {
     rc = ed_err_set(err, ED_E_NOMEM, "dedup state: out of memory");
     goto fail;
   }
+  for (size_t i = 0; i < d->parts.n; i++)
+    pmax[i] = INT64_MIN;
+  if (ver != 1u && (rc = et_parts_load(&d->parts, &p, end, "dedup", pmax, pdrop, err)))
+    goto fail;
   for (size_t i = 0; i < d->nkeys; i++)
     kt[i] = d->in->fields[d->kcol[i]].type;
   if ((rc = agg_keys_new(kt, NULL, d->nkeys, &keys, err)))
@@ -330,11 +381,17 @@ ed_code_t dd_state_load(dd_t *d, const void *bytes, size_t len, ed_err_t *err) {
   d->watermark = (int64_t)wm;
   d->st.watermark_us = d->watermark;
   d->batch_open = false;
+  memcpy(d->parts.max, pmax, d->parts.n * sizeof *pmax);
+  memcpy(d->parts.drop_t, pdrop, d->parts.n * sizeof *pdrop);
+  free(pmax);
+  free(pdrop);
   free(kt);
   return ED_OK;
 fail:
   agg_keys_free(keys);
   free(exp);
   free(kt);
+  free(pmax);
+  free(pdrop);
   return rc;
 }

@@ -44,8 +44,9 @@ void dd_free(dd_t *d);
 void dd_set_now(dd_t *d, int64_t now_us);
 
 /* Writes into keep (room for nsel entries, or b->nrows when sel is NULL) the
- * rows of b to pass on, in order: not late (event time > watermark), not
- * null-timed, not beyond the future bound, and not seen before. */
+ * rows of b to pass on, in order: not late (event time > the watermark and >
+ * its partition's watermark just before it), not null-timed, not beyond the
+ * future bound, and not seen before. */
 ed_code_t dd_update(dd_t *d, const sm_batch_t *b, const uint32_t *sel, size_t nsel, uint32_t *keep,
                     size_t *nkeep, ed_err_t *err);
 /* Mask form (what sm_expr_filter produces and sm_batch_append_selected
@@ -53,7 +54,19 @@ ed_code_t dd_update(dd_t *d, const sm_batch_t *b, const uint32_t *sel, size_t ns
  * keep_mask (b->nrows entries, caller's) gets 1 for the rows to pass on. */
 ed_code_t dd_update_mask(dd_t *d, const sm_batch_t *b, const uint8_t *in_mask, uint8_t *keep_mask,
                          size_t *nkeep, ed_err_t *err);
-/* Ends the micro-batch: advances the watermark, forgets expired keys. */
+/* As dd_update_mask for rows of one partition (index into the list
+ * dd_set_partitions gave; 0 when never called); every row of b with an
+ * event time advances the partition's event time, considered or not. */
+ed_code_t dd_update_part(dd_t *d, const sm_batch_t *b, const uint8_t *in_mask, size_t part,
+                         uint8_t *keep_mask, size_t *nkeep, ed_err_t *err);
+/* The partitions, their idleness and drop counts: as win_set_partitions,
+ * win_set_idle and win_part_dropped (window.h); the same rule. */
+ed_code_t dd_set_partitions(dd_t *d, const char *const *ids, size_t n, ed_err_t *err);
+void dd_set_idle(dd_t *d, size_t part, bool idle);
+void dd_part_dropped(const dd_t *d, size_t part, uint64_t *batch, uint64_t *total);
+/* Ends the micro-batch: advances the watermark (the minimum over the
+ * partitions not idle of their largest event time - delay), forgets expired
+ * keys. */
 void dd_end_batch(dd_t *d);
 
 typedef struct dd_stats {

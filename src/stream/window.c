@@ -16,7 +16,8 @@
  *   (applyRemovingRowsOlderThanWatermark), so a sliding-window row still
  *   counts in those of its windows that are open.
  * - The watermark (WatermarkTracker.updateWatermark): at the end of a batch,
- *   max event time (in milliseconds) - delay, only ever moving forward; the
+ *   max event time (in milliseconds) - delay (per partition here, below),
+ *   only ever moving forward; the
  *   batch that follows uses it. Here the batch's own emit uses it, which is
  *   what Spark's no-data batch (spark.sql.streaming.noDataMicroBatches.enabled,
  *   on by default) produces right after.
@@ -25,8 +26,26 @@
  *   expired ones; complete emits everything and never removes (Spark's guide:
  *   "Complete mode requires all aggregate data to be preserved, and hence
  *   cannot use watermarking to drop intermediate state"); it drops no row.
- * Where this departs from Spark: before the first watermark Spark uses 0 (the
- *   epoch); here there is none until a batch with event times has ended.
+ * Event time per partition (Flink's per-split watermarks, and where this
+ * departs from Spark, whose watermark is the global max event time - delay):
+ * - Each partition keeps its largest event time; its watermark is that,
+ *   floored to ms, - delay. The watermark of the window is the minimum over
+ *   partitions not idle of theirs (a partition without an event time yet holds
+ *   it), advanced at the end of a batch, never moved back. Spark's global
+ *   maximum lets a partition read ahead (a backlog, a restart, a big batch)
+ *   close windows the others still feed: the result then depends on delivery.
+ * - A row is late when its window's end <= the larger of (a) its partition's
+ *   watermark just before the row, row by row, and (b) the watermark in
+ *   effect. (a) depends only on the partition's own order, so the rows kept
+ *   are the same for any batch size, interleaving or restart; Spark would keep
+ *   a row that is late against its own partition if it arrived in the same
+ *   micro-batch. (b) only exceeds (a) for a partition that was idle and came
+ *   back behind the others: its rows for windows already emitted are dropped.
+ *   Dropped rows are counted per partition.
+ * - A window emitted in append mode is complete: any later row of it is late
+ *   by (a), since every partition's watermark is >= the minimum that closed it.
+ * Where this departs from Spark besides: before the first watermark Spark uses
+ *   0 (the epoch); here there is none until a batch with event times has ended.
  *   numRowsDroppedByWatermark counts input rows that fell in no open window
  *   (Spark counts the partially aggregated rows that reach its state store). */
 #include "stream/window.h"
@@ -36,9 +55,12 @@
 #include <strings.h>
 
 #include "common/time.h"
+#include "stream/evtime.h"
 
-#define WIN_MAGIC   "EDWS"
-#define WIN_VERSION 1u
+#define WIN_MAGIC "EDWS"
+/* 2 added the per-partition event times and drop counts; 1 is still read
+ * (its partitions start without an event time, the watermark as saved). */
+#define WIN_VERSION 2u
 
 struct win {
   int64_t size, slide, start, delay, max_future;
@@ -70,6 +92,7 @@ struct win {
   double bsum;
   uint64_t bcount;
   win_stats_t st;
+  et_parts_t parts; /* win_set_partitions; one unnamed partition by default */
 };
 
 int64_t win_last_start(int64_t ts, int64_t slide, int64_t start) {
@@ -234,6 +257,9 @@ ed_code_t win_new(const win_spec_t *sp, const sm_type_t *in, win_t **out, ed_err
       goto fail;
   }
   w->fingerprint = fp;
+  static const char *const one[] = {""};
+  if ((rc = win_set_partitions(w, one, 1, err)))
+    goto fail;
   free(ktypes);
   free(knames);
   *out = w;
@@ -243,6 +269,26 @@ fail:
   free(knames);
   win_free(w);
   return rc;
+}
+
+ed_code_t win_set_partitions(win_t *w, const char *const *ids, size_t n, ed_err_t *err) {
+  return et_parts_set(&w->parts, ids, n, "window", err);
+}
+
+size_t win_partitions(const win_t *w) { return w->parts.n; }
+
+void win_set_idle(win_t *w, size_t part, bool idle) {
+  if (part < w->parts.n)
+    w->parts.idle[part] = idle;
+}
+
+int64_t win_part_time(const win_t *w, size_t part) {
+  return part < w->parts.n ? w->parts.max[part] : INT64_MIN;
+}
+
+void win_part_dropped(const win_t *w, size_t part, uint64_t *batch, uint64_t *total) {
+  *batch = part < w->parts.n ? w->parts.drop_b[part] : 0;
+  *total = part < w->parts.n ? w->parts.drop_t[part] : 0;
 }
 
 void win_free(win_t *w) {
@@ -258,6 +304,7 @@ void win_free(win_t *w) {
   free(w->touched);
   free(w->rows);
   free(w->gids);
+  et_parts_fini(&w->parts);
   free(w);
 }
 
@@ -281,6 +328,7 @@ static void batch_begin(win_t *w) {
   w->st.input_rows = w->st.num_rows_dropped_by_watermark = 0;
   w->st.null_event_time = w->st.future_event_time = 0;
   w->st.num_rows_updated = w->st.num_rows_removed = 0;
+  et_parts_begin(&w->parts);
 }
 
 static ed_code_t grow_u32(uint32_t **p, size_t n) {
@@ -309,9 +357,17 @@ static ed_code_t ensure_groups(win_t *w, size_t n) {
   return ED_OK;
 }
 
-ed_code_t win_update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size_t nsel,
-                     ed_err_t *err) {
+/* sel picks the rows to look at (NULL: all of b); of those, mask (NULL: all)
+ * picks the ones aggregated. Every row looked at advances the partition's
+ * event time, so rows a filter removes still move time forward (as a source's
+ * watermark does in Flink), and rows seen again after a restart change
+ * nothing (a maximum is idempotent). */
+static ed_code_t update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size_t nsel,
+                        const uint8_t *mask, size_t part, ed_err_t *err) {
   batch_begin(w);
+  if (part >= w->parts.n)
+    return ed_err_set(err, ED_E_INVALID, "window: partition index %zu: expected < %zu", part,
+                      w->parts.n);
   ed_code_t rc = agg_check_batch(b, w->in, sel, nsel, "window", err);
   if (rc)
     return rc;
@@ -336,30 +392,36 @@ ed_code_t win_update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size_t 
     int64_t now = w->now_set ? w->now : ed_time_now_us();
     limit = now > INT64_MAX - w->max_future ? INT64_MAX : now + w->max_future;
   }
-  /* Late-row and eviction predicate: end <= watermark; none in complete mode. */
-  bool drop = w->has_wm && w->mode != WIN_COMPLETE && w->watermark != INT64_MIN;
-  int64_t wm = w->watermark;
+  /* Late-row and eviction predicate: end <= watermark; none in complete mode.
+   * A row is late against the larger of the watermark in effect and its own
+   * partition's watermark just before it (window.h): the second depends only
+   * on the partition's own order, not on how partitions interleave. */
+  bool drop = w->has_wm && w->mode != WIN_COMPLETE;
+  int64_t wm = w->watermark, pm = w->parts.max[part];
   size_t m = 0;
   int64_t cache_start = INT64_MAX;
   int64_t bmin = w->bmin, bmax = w->bmax;
   double bsum = w->bsum;
-  uint64_t bcount = w->bcount, nnull = 0, nfuture = 0, ndropped = 0;
+  uint64_t bcount = w->bcount, nnull = 0, nfuture = 0, ndropped = 0, ntaken = 0;
   for (size_t i = 0; i < n; i++) {
     size_t r = sel ? sel[i] : i;
+    bool take = !mask || mask[r];
+    ntaken += take;
     if (!tc->valid[r]) {
-      nnull++;
+      nnull += take;
       continue;
     }
     int64_t ts = tc->v.i64[r];
-    if (ts > limit) {
-      nfuture++;
-      continue;
-    }
     /* windows near the int64 edges would overflow: refuse them as future/past */
-    if (ts < INT64_MIN / 2 || ts > INT64_MAX / 2) {
-      nfuture++;
+    if (ts > limit || ts < INT64_MIN / 2 || ts > INT64_MAX / 2) {
+      nfuture += take;
       continue;
     }
+    int64_t own = et_wm_of(pm, w->delay);
+    pm = ts > pm ? ts : pm;
+    if (!take)
+      continue;
+    int64_t thr = own > wm ? own : wm;
     /* statistics in locals: stores through w would alias every column read */
     bmin = ts < bmin ? ts : bmin;
     bmax = ts > bmax ? ts : bmax;
@@ -376,7 +438,7 @@ ed_code_t win_update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size_t 
     bool encoded = false, any = false;
     for (int k = 0; k < w->nwin; k++) {
       int64_t ws = last - (int64_t)k * w->slide;
-      if (drop && ws + w->size <= wm)
+      if (drop && ws + w->size <= thr)
         break; /* older windows end earlier still */
       if (!encoded) {
         if ((rc = agg_keys_row(w->keys, kcols, r)))
@@ -410,6 +472,8 @@ ed_code_t win_update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size_t 
   w->st.null_event_time += nnull;
   w->st.future_event_time += nfuture;
   w->st.num_rows_dropped_by_watermark += ndropped;
+  w->parts.drop_b[part] += ndropped;
+  w->parts.max[part] = pm;
   if ((rc = ensure_groups(w, agg_keys_count(w->keys))))
     goto out;
   for (size_t a = 0; a < w->naggs; a++) {
@@ -417,9 +481,8 @@ ed_code_t win_update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size_t 
     if ((rc = agg_update(w->aggs[a], vc, w->rows, w->gids, m, err)))
       break;
   }
-  w->st.input_rows += n;
-  w->st.total_input_rows += n;
-  w->st.total_dropped_by_watermark += 0;
+  w->st.input_rows += ntaken;
+  w->st.total_input_rows += ntaken;
 out:
   if (kcols != kc)
     free(kcols);
@@ -432,30 +495,29 @@ out:
   return ED_OK;
 }
 
+ed_code_t win_update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size_t nsel,
+                     ed_err_t *err) {
+  return update(w, b, sel, nsel, NULL, 0, err);
+}
+
 ed_code_t win_update_mask(win_t *w, const sm_batch_t *b, const uint8_t *mask, ed_err_t *err) {
-  if (!mask)
-    return win_update(w, b, NULL, 0, err);
-  uint32_t *sel = malloc((b->nrows ? b->nrows : 1) * sizeof *sel);
-  if (!sel)
-    return ed_err_set(err, ED_E_NOMEM, "window: out of memory for %zu rows", b->nrows);
-  size_t n = 0;
-  for (size_t i = 0; i < b->nrows; i++)
-    if (mask[i])
-      sel[n++] = (uint32_t)i;
-  ed_code_t rc = win_update(w, b, sel, n, err);
-  free(sel);
-  return rc;
+  return update(w, b, NULL, 0, mask, 0, err);
+}
+
+ed_code_t win_update_part(win_t *w, const sm_batch_t *b, const uint8_t *mask, size_t part,
+                          ed_err_t *err) {
+  return update(w, b, NULL, 0, mask, part, err);
 }
 
 void win_end_batch(win_t *w) {
   batch_begin(w);
-  if (w->has_wm && w->bcount) {
-    /* Spark keeps event-time statistics in milliseconds (EventTimeStats):
-     * the watermark is (max in ms) - delay, so the same rule here. */
-    int64_t cand = ed_floordiv(w->bmax, 1000) * 1000 - w->delay;
-    if (w->watermark == INT64_MIN || cand > w->watermark)
+  if (w->has_wm) {
+    /* per partition (evtime.h); one without an event time holds it */
+    int64_t cand = et_parts_watermark(&w->parts, w->delay);
+    if (cand != INT64_MIN && (w->watermark == INT64_MIN || cand > w->watermark))
       w->watermark = cand;
   }
+  et_parts_end(&w->parts);
   w->st.event_time_min = w->bcount ? w->bmin : INT64_MIN;
   w->st.event_time_max = w->bcount ? w->bmax : INT64_MIN;
   w->st.event_time_avg = w->bcount ? (int64_t)(w->bsum / (double)w->bcount) : INT64_MIN;
@@ -606,8 +668,10 @@ void win_get_stats(const win_t *w, win_stats_t *out) {
 
 /* Layout (little-endian): "EDWS", u32 version, u64 query fingerprint,
  * i64 watermark, u64 total input rows, u64 total dropped, u64 total emitted,
- * u64 state rows, then per row: i64 window start, u64 key length, key bytes,
- * each aggregate's state (agg_save); last, u64 hash of everything before. */
+ * u64 state rows, u64 partitions (version 2), then per partition (version 2):
+ * u64 id length, id bytes, i64 largest event time, u64 rows dropped as late;
+ * then per row: i64 window start, u64 key length, key bytes, each aggregate's
+ * state (agg_save); last, u64 hash of everything before. */
 ed_code_t win_state_save(const win_t *w, ed_buf_t *out, ed_err_t *err) {
   size_t base = out->len;
   size_t n = agg_keys_count(w->keys);
@@ -615,6 +679,7 @@ ed_code_t win_state_save(const win_t *w, ed_buf_t *out, ed_err_t *err) {
                     w->st.total_input_rows, w->st.total_dropped_by_watermark,
                     w->st.total_emitted,    n};
   ed_code_t rc = agg_state_head(out, WIN_MAGIC, WIN_VERSION, hdr, sizeof hdr / sizeof hdr[0]);
+  rc = rc ? rc : et_parts_save(&w->parts, out);
   for (size_t g = 0; g < n && !rc; g++) {
     rc = agg_state_put_key(out, (uint64_t)agg_keys_prefix(w->keys, (uint32_t)g), w->keys,
                            (uint32_t)g);
@@ -630,9 +695,15 @@ ed_code_t win_state_save(const win_t *w, ed_buf_t *out, ed_err_t *err) {
 
 ed_code_t win_state_load(win_t *w, const void *bytes, size_t len, ed_err_t *err) {
   const uint8_t *p, *end;
-  uint64_t hdr[6];
-  ed_code_t rc =
-      agg_state_open(bytes, len, "window", WIN_MAGIC, WIN_VERSION, hdr, 6, &p, &end, err);
+  uint64_t hdr[6] = {0};
+  /* version 1 has no partition section: read it as version 2 with none */
+  const uint8_t *vb = bytes;
+  uint32_t ver = len >= 8
+                     ? vb[4] | (uint32_t)vb[5] << 8 | (uint32_t)vb[6] << 16 | (uint32_t)vb[7] << 24
+                     : WIN_VERSION;
+  if (ver != 1u)
+    ver = WIN_VERSION;
+  ed_code_t rc = agg_state_open(bytes, len, "window", WIN_MAGIC, ver, hdr, 6, &p, &end, err);
   if (rc)
     return rc;
   uint64_t fp = hdr[0], wm = hdr[1], tin = hdr[2], tdrop = hdr[3], temit = hdr[4], n = hdr[5];
@@ -647,10 +718,16 @@ ed_code_t win_state_load(win_t *w, const void *bytes, size_t len, ed_err_t *err)
   agg_keys_t *keys = NULL;
   agg_t **aggs = calloc(w->naggs, sizeof *aggs);
   const sm_type_t **kt = calloc(w->nkeys ? w->nkeys : 1, sizeof *kt);
-  if (!aggs || !kt) {
+  int64_t *pmax = malloc(w->parts.n * sizeof *pmax);
+  uint64_t *pdrop = calloc(w->parts.n, sizeof *pdrop);
+  if (!aggs || !kt || !pmax || !pdrop) {
     rc = ed_err_set(err, ED_E_NOMEM, "window state: out of memory");
     goto fail;
   }
+  for (size_t k = 0; k < w->parts.n; k++)
+    pmax[k] = INT64_MIN;
+  if (ver != 1u && (rc = et_parts_load(&w->parts, &p, end, "window", pmax, pdrop, err)))
+    goto fail;
   for (size_t i = 0; i < w->nkeys; i++)
     kt[i] = w->in->fields[w->kcol[i]].type;
   if ((rc = agg_keys_new(kt, NULL, w->nkeys, &keys, err)))
@@ -696,10 +773,14 @@ ed_code_t win_state_load(win_t *w, const void *bytes, size_t len, ed_err_t *err)
   w->st.total_emitted = temit;
   w->st.watermark_us = w->watermark;
   w->batch_open = false;
+  memcpy(w->parts.max, pmax, w->parts.n * sizeof *pmax);
+  memcpy(w->parts.drop_t, pdrop, w->parts.n * sizeof *pdrop);
   for (size_t a = 0; a < w->naggs; a++)
     agg_free(aggs[a]);
   free(aggs);
   free(kt);
+  free(pmax);
+  free(pdrop);
   return ED_OK;
 nomem:
   rc = ed_err_set(err, ED_E_NOMEM, "window state: out of memory");
@@ -709,5 +790,7 @@ fail:
     agg_free(aggs[a]);
   free(aggs);
   free(kt);
+  free(pmax);
+  free(pdrop);
   return rc;
 }

@@ -9,9 +9,12 @@
  * the pipeline thread only.
  *
  * A micro-batch is: win_update (any number of times), win_end_batch, win_emit.
- * Semantics (Spark 3.x, cited in window.c): windows aligned to the epoch plus
- * the start offset; a row's window is dropped as late when its end <= the
- * watermark; the watermark is max(previous, max event time seen - delay),
+ * Semantics (Spark 3.x, cited in window.c, with per-partition event time
+ * after Flink): windows aligned to the epoch plus the start offset; each
+ * partition's watermark is its largest event time so far - delay; a row's
+ * window is dropped as late when its end <= the larger of its partition's
+ * watermark just before the row and the watermark in effect; the watermark
+ * is max(previous, min over the partitions not idle of their watermarks),
  * computed at the end of each micro-batch and used from the next one on;
  * append emits a window once, when the watermark reaches its end; update emits
  * windows changed by this batch; complete emits every window every batch and
@@ -74,7 +77,26 @@ ed_code_t win_update(win_t *w, const sm_batch_t *b, const uint32_t *sel, size_t 
 /* As win_update with a row mask (mask[i] != 0 selects row i; NULL: all), the
  * form sm_expr_filter produces. */
 ed_code_t win_update_mask(win_t *w, const sm_batch_t *b, const uint8_t *mask, ed_err_t *err);
-/* Ends the micro-batch: advances the watermark from this batch's max event time. */
+/* As win_update_mask for rows of one partition (index into the list
+ * win_set_partitions gave; 0 when it was never called). Every row of b with a
+ * usable event time advances the partition's event time, selected or not. */
+ed_code_t win_update_part(win_t *w, const sm_batch_t *b, const uint8_t *mask, size_t part,
+                          ed_err_t *err);
+/* Names the partitions rows come from (ids copied), in the order win_update_part
+ * indexes them; resets their event times and counts. Call before
+ * win_state_load. ED_E_INVALID for none or more than 4096. Without it the
+ * window has one unnamed partition. */
+ed_code_t win_set_partitions(win_t *w, const char *const *ids, size_t n, ed_err_t *err);
+size_t win_partitions(const win_t *w);
+/* An idle partition is left out of the watermark's minimum (unless all are);
+ * the caller decides when (the agent: caught up and quiet for idle_timeout). */
+void win_set_idle(win_t *w, size_t part, bool idle);
+/* The partition's largest event time so far; INT64_MIN when none. */
+int64_t win_part_time(const win_t *w, size_t part);
+/* Rows of the partition dropped as late in the last batch, and since creation
+ * (or as restored from the state). */
+void win_part_dropped(const win_t *w, size_t part, uint64_t *batch, uint64_t *total);
+/* Ends the micro-batch: advances the watermark from the partitions' event times. */
 void win_end_batch(win_t *w);
 /* Resets out (sm_batch_new(win_output_schema(w))) and fills it with the rows the output mode
  * emits for the batch just ended; then evicts windows the watermark closed
@@ -101,10 +123,11 @@ void win_get_stats(const win_t *w, win_stats_t *out);
 
 int64_t win_watermark(const win_t *w); /* INT64_MIN when none yet */
 
-/* Versioned binary state (watermark, open windows, aggregate states), checked
- * against the spec when loaded. win_state_load replaces w's state; on error w
- * is left empty. ED_E_CORRUPT for truncated or inconsistent bytes,
- * ED_E_UNSUPPORTED for another version, ED_E_CONFIG for another query. */
+/* Versioned binary state (watermark, per-partition event times and drop counts
+ * by partition id, open windows, aggregate states), checked against the spec
+ * when loaded; version 1 (no partitions) is still read. win_state_load replaces w's state; on error
+ * w is left empty. ED_E_CORRUPT for truncated or inconsistent bytes, ED_E_UNSUPPORTED for another
+ * version, ED_E_CONFIG for another query. */
 ed_code_t win_state_save(const win_t *w, ed_buf_t *out, ed_err_t *err);
 ed_code_t win_state_load(win_t *w, const void *bytes, size_t len, ed_err_t *err);
 

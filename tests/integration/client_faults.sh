@@ -299,24 +299,45 @@ oneline 2 "tail of a partition the hub does not have" timeout 30 "$EHDELTA" tail
 oneline 2 "send to a partition the hub does not have" timeout 30 "$EHDELTA" send "${E[@]}" -p 9 --count 1 --no-progress
 oneline 4 "tail of an unknown consumer group" timeout 30 "$EHDELTA" tail "${E[@]}" -g nosuch --from earliest --count 1
 sed "s/127.0.0.1:$port/127.0.0.1:$(free_port)/" "$T/cs" >"$T/cs-closed"
-oneline 5 "an unreachable namespace" timeout 30 "$EHDELTA" status --connection-string-file "$T/cs-closed" --timeout 3s
+# An unreachable namespace: the refusal is said at once (one warning) while it
+# retries, then one error line when --timeout runs out.
+out=$(timeout 30 "$EHDELTA" status --connection-string-file "$T/cs-closed" --timeout 3s 2>&1 >/dev/null)
+rc=$?
+check "an unreachable namespace: exit 5, one warning then one error line (rc=$rc: $out)" \
+  eval '[ $rc -eq 5 ] && [ "$(wc -l <<<"$out")" -eq 2 ] && head -1 <<<"$out" | grep -q " warn eh_connection_retry attempt=1 " && tail -1 <<<"$out" | grep -q "^ehdelta status: .*(still failing after 3 s)"'
 
 # ---- standard output: a reader that leaves, a reader that stalls
 timeout 20 "$EHDELTA" tail "${E[@]}" --from earliest | head -2 >"$T/h.jsonl"
 rc=${PIPESTATUS[0]}
 check "tail | head -2: tail ends by itself once head is gone (rc=$rc)" eval '[ $rc -eq 0 ] && [ "$(wc -l <"$T/h.jsonl")" -eq 2 ]'
 python3 - "$EHDELTA" "$T/cs" >"$T/stall.out" <<'PY'
-import fcntl, subprocess, sys, termios, time
+import fcntl, glob, subprocess, sys, termios, time
 p = subprocess.Popen([sys.argv[1], "tail", "--connection-string-file", sys.argv[2], "--from",
                       "earliest"], stdout=subprocess.PIPE)  # never read
-# wait until the pipe is full (tail then blocks writing), however long tail
-# takes to get there; a 4 KiB write blocks once less than that is free
-size = fcntl.fcntl(p.stdout, 1032)  # F_GETPIPE_SZ
+# The pipe is shrunk to one page, so that the hub's events (about 60 KB)
+# overfill it however few they are; then wait until tail is stuck: the pipe
+# holds bytes that stay unread for half a second while a thread of tail waits
+# to write them (write_out polls for POLLOUT: poll(2), number 7, or write(2),
+# number 1, in /proc/PID/task/*/syscall), however long tail takes to get there.
+fcntl.fcntl(p.stdout, 1031, 4096)  # F_SETPIPE_SZ
 held = lambda: int.from_bytes(fcntl.ioctl(p.stdout, termios.FIONREAD, bytes(4)), "little")
+def waiting():
+    for t in glob.glob(f"/proc/{p.pid}/task/*/syscall"):
+        try:
+            with open(t) as f:
+                if f.read().split()[:1] in (["1"], ["7"]):
+                    return True
+        except OSError:
+            pass
+    return False
+def stuck():
+    n = held()
+    time.sleep(0.5)
+    return n > 0 and held() == n and waiting()
 deadline = time.monotonic() + 60
-while held() <= size - 4096 and time.monotonic() < deadline:
-    time.sleep(0.05)
-print("stalled" if held() > size - 4096 else f"pipe never filled ({held()} of {size} bytes)")
+while not stuck() and time.monotonic() < deadline:
+    pass
+print("stalled" if stuck() else f"never stuck writing ({held()} bytes held)")
 p.terminate()
 try:
     print(p.wait(5))

@@ -26,4 +26,19 @@ if [[ -x $EHEMU ]]; then
   missing=$(comm -23 <(echo "$code") <(echo "$doc") | tr '\n' ' ')
   check "ehemu.1 documents every flag${missing:+ (missing: $missing)}" [ -z "$missing" ]
 fi
+
+# Every page: the same header form (an ISO date) and footer; EXAMPLES, EXIT STATUS and
+# SEE ALSO sections; every ehdelta page SEE ALSO names exists here.
+version=$("$EHDELTA" --version | sed 's/^ehdelta //')
+for page in "$TOP_SRCDIR"/man/*.[1-9]; do
+  p=$(basename "$page")
+  check "$p: .TH NAME SECTION DATE \"ehdelta $version\" \"ehdelta manual\"" \
+    grep -qE "^\.TH [A-Z.-]+ [0-9] \"[0-9]{4}-[0-9]{2}-[0-9]{2}\" \"ehdelta $version\" \"ehdelta manual\"$" "$page"
+  for sec in EXAMPLES '"EXIT STATUS"|EXIT STATUS' '"SEE ALSO"|SEE ALSO'; do
+    check "$p has a section ${sec##*|}" grep -qE "^\.SH ($sec)\$" "$page"
+  done
+  for ref in $(sed -n '/^\.SH "*SEE ALSO/,$p' "$page" | sed -n 's/^\.BR \(ehdelta[^ ]*\|ehemu\) (\([0-9]\)).*/\1.\2/p' | sed 's/\\-/-/g'); do
+    check "$p: SEE ALSO $ref exists" [ -f "$TOP_SRCDIR/man/$ref" ]
+  done
+done
 finish

@@ -26,10 +26,16 @@ check "ehdelta is installed, executable" [ -x "$D$bindir/ehdelta" ]
 check "ehdelta(1) is installed" [ -f "$D$mandir/man1/ehdelta.1" ]
 check "the unit is installed" [ -f "$D$unit" ]
 check "the sample configuration is installed" [ -f "$D$sysconfdir/ehdelta/ehdelta.conf.sample" ]
+datadir=$(var datadir)
+for c in ehdelta ehemu; do
+  check "bash completion for $c is installed where bash-completion loads it" \
+    grep -q "^complete -F _$c $c\$" "$D$datadir/bash-completion/completions/$c"
+done
 check "the unit runs the installed binary with the installed configuration" \
   grep -qx "ExecStart=$bindir/ehdelta run --config $sysconfdir/ehdelta/ehdelta.conf" "$D$unit"
 check "the unit has no @...@ left" bash -c '! grep -n "@[a-z]*@" "$1"' _ "$D$unit"
 for k in DynamicUser=yes Restart=on-failure NoNewPrivileges=yes ProtectSystem=strict \
+  Type=notify NotifyAccess=main WatchdogSec=5min "RestartPreventExitStatus=2 3 4" \
   "LoadCredential=eventhub-connection-string:$sysconfdir/ehdelta/credentials/eventhub-connection-string" \
   "LoadCredential=storage-account-key:$sysconfdir/ehdelta/credentials/storage-account-key"; do
   check "the unit has $k" grep -qxF "$k" "$D$unit"
@@ -39,26 +45,43 @@ while read -r page; do
   check "the unit's Documentation=man:$page is installed" [ -f "$D$mandir/man$sec/$name.$sec" ]
 done < <(sed -n 's/^Documentation=//p' "$D$unit" | tr ' ' '\n' | sed -n 's/^man://p')
 
-# systemd-analyze verify resolves the unit's dependencies and ExecStart inside the
-# root, so give the root the system's own units; it warns (exit 0) about unknown
-# or bad settings, so any output is a failure too.
-if command -v systemd-analyze >/dev/null 2>&1; then
-  mkdir -p "$D/usr/lib/systemd"
+# verify_unit: systemd-analyze verify resolves the unit's dependencies and
+# ExecStart inside the root, so give the root the system's own units; it warns
+# (exit 0) about unknown or bad settings, so any output is a failure too. It
+# finds a unit by name on systemd's search path only, which holds
+# $prefix/lib/systemd/system for /usr and /usr/local but not for another --prefix
+# (distcheck's, /opt/...): there an operator copies or links the unit into
+# /etc/systemd/system, and so does this. Drop-ins under the root's
+# /etc/systemd/system/ehdelta.service.d are read as on a real system.
+have_sd=0
+command -v systemd-analyze >/dev/null 2>&1 && have_sd=1
+verify_unit() {
+  local what=$1 etc_unit='' rc level
+  mkdir -p "$D/usr/lib/systemd" "$D/etc/systemd/system"
   cp -a /usr/lib/systemd/system "$D/usr/lib/systemd/"
+  case $unitdir in
+    /usr/lib/systemd/system | /usr/local/lib/systemd/system | /etc/systemd/system) ;;
+    *) etc_unit=$D/etc/systemd/system/ehdelta.service && cp "$D$unit" "$etc_unit" ;;
+  esac
   systemd-analyze verify --root="$D" --man=no "$unit" >"$T/verify.log" 2>&1
   rc=$?
   cat "$T/verify.log"
-  check "systemd-analyze verify: exit 0, no warning" bash -c '[ $0 -eq 0 ] && [ ! -s "$1" ]' $rc "$T/verify.log"
+  check "systemd-analyze verify ($what): exit 0, no warning" bash -c '[ $0 -eq 0 ] && [ ! -s "$1" ]' $rc "$T/verify.log"
   if systemd-analyze security --offline=yes --root="$D" "$unit" >"$T/security.log" 2>&1; then
     level=$(grep -o 'Overall exposure level for ehdelta.service: [0-9.]* [A-Z]*' "$T/security.log")
     echo "$level"
-    check "systemd-analyze security rates the unit OK (exposure < 2)" \
+    check "systemd-analyze security rates the unit OK (exposure < 2) ($what)" \
       awk -v l="$level" 'BEGIN { split(l, a, ": "); split(a[2], b, " "); exit !(b[1] < 2.0) }'
   fi
   rm -rf "$D/usr/lib/systemd/system"
-  rmdir "$D/usr/lib/systemd" "$D/usr/lib" 2>/dev/null
+  [[ -z $etc_unit ]] || rm -f "$etc_unit"
+  rmdir "$D/usr/lib/systemd" "$D/usr/lib" "$D/usr" "$D/etc/systemd/system" "$D/etc/systemd" 2>/dev/null
+  return 0
+}
+if ((have_sd)); then
+  verify_unit "as installed"
 else
-  echo "systemd-analyze not found: the verify check is skipped"
+  echo "systemd-analyze not found: the verify checks are skipped"
 fi
 
 # run-agent --service --root stages the configuration and the credentials the unit loads.
@@ -84,7 +107,36 @@ for c in eventhub-connection-string storage-account-key; do
 done
 check "no secret in run-agent's output or the staged configuration" bash -c '! grep -l STAGEDSECRET "$1" "$2"' _ "$T/stage.log" "$staged"
 check "it prints the systemctl commands to run" grep -q 'systemctl enable ehdelta.service' "$T/stage.log"
-rm -rf "$D$sysconfdir/ehdelta/credentials" "$staged"
+check "a configuration that needs what the unit loads gets no drop-in" \
+  [ ! -e "$D/etc/systemd/system/ehdelta.service.d/50-ehdelta-credentials.conf" ]
+
+# Managed identity (provision --identity): no storage key exists, so the unit
+# must not load one (systemd would refuse to start it): run-agent writes a drop-in.
+rm -f "$D$sysconfdir/ehdelta/credentials/storage-account-key"
+sed -e 's/^auth = shared-key$/auth = managed-identity\nclient_id = 00000000-0000-0000-0000-0000000000a1/' \
+  -e '/^account_key_file/d' "$T/prov/ehdelta.conf" >"$T/prov/mi.conf"
+check "the managed-identity copy names no account key" bash -c '! grep -q account_key "$1" && grep -qx "auth = managed-identity" "$1"' _ "$T/prov/mi.conf"
+"$TOP_SRCDIR/scripts/run-agent" --config "$T/prov/mi.conf" --service --unit-file "$D$unit" --root "$D" \
+  --ehdelta "$D$bindir/ehdelta" >"$T/stage-mi.log" 2>&1
+rc=$?
+cat "$T/stage-mi.log"
+check "run-agent --service stages a managed-identity configuration" [ $rc -eq 0 ]
+check "no warning about a missing credential" bash -c '! grep -q "does not exist" "$1"' _ "$T/stage-mi.log"
+dropin=$D/etc/systemd/system/ehdelta.service.d/50-ehdelta-credentials.conf
+check "a drop-in is written" [ -f "$dropin" ]
+printf '%s\n' '[Service]' 'LoadCredential=' \
+  "LoadCredential=eventhub-connection-string:$sysconfdir/ehdelta/credentials/eventhub-connection-string" \
+  'UnsetEnvironment=AZURE_STORAGE_KEY_FILE' >"$T/dropin.want"
+check "the drop-in loads the connection string only, and unsets the key file" \
+  bash -c 'diff <(grep -v "^#" "$1") "$2"' _ "$dropin" "$T/dropin.want"
+check "no storage key was staged" [ ! -e "$D$sysconfdir/ehdelta/credentials/storage-account-key" ]
+((have_sd)) && verify_unit "with the managed-identity drop-in"
+# Back to shared-key: the drop-in goes, the unit's own list applies again.
+"$TOP_SRCDIR/scripts/run-agent" --config "$T/prov/ehdelta.conf" --service --unit-file "$D$unit" --root "$D" \
+  --ehdelta "$D$bindir/ehdelta" >"$T/stage2.log" 2>&1
+check "restaging shared-key removes the drop-in" bash -c '[ $0 -eq 0 ] && [ ! -e "$1" ]' $? "$dropin"
+rmdir "$D/etc/systemd/system/ehdelta.service.d" "$D/etc/systemd/system" "$D/etc/systemd" 2>/dev/null
+rm -rf "$D$sysconfdir/ehdelta/credentials" "$staged" "$staged.bak"
 
 mk uninstall DESTDIR="$D" >"$T/uninstall.log" 2>&1
 check "make uninstall DESTDIR=... succeeds" [ $? -eq 0 ]

@@ -269,4 +269,30 @@ check "an invalid storage account name: exit 2 before any az call" \
 "$PROVISION" --location "$LOC" --namespace "$NS" --storage-account "$SA" >"$T/bad2.out" 2>&1
 check "a missing --resource-group: exit 2" bash -c '[ $0 -eq 2 ] && grep -q "resource-group is required" "$1"' $? "$T/bad2.out"
 
+# --- 7. tier limits: what Azure would refuse after the namespace exists is refused first
+# tier NAME EXPECTED-MESSAGE ARGS...: exit 2, that message, no az call at all.
+tier() {
+  local what=$1 msg=$2 rc
+  shift 2
+  fresh "tier-$what"
+  "$PROVISION" "${args[@]}" --output-dir "$OUT" "$@" >"$T/tier.out" 2>&1
+  rc=$?
+  check "$what: exit 2 before any az call, says '$msg'" \
+    bash -c '[ $0 -eq 2 ] && [ ! -s "$1" ] && [ ! -e "$3" ] && grep -qF -- "$2" "$4"' $rc "$FAKE_AZ_DIR/calls.log" "$msg" "$OUT" "$T/tier.out"
+}
+tier "Basic with a consumer group of its own" 'the Basic tier has only the $Default consumer group' --sku Basic
+tier "Basic with 2 days of retention" 'the Basic tier keeps events at most 1 day(s)' --sku Basic --consumer-group '$Default' --retention-days 2
+tier "Standard with 8 days of retention" 'the Standard tier keeps events at most 7 day(s)' --retention-days 8
+tier "Standard with 33 partitions" 'the Standard tier allows at most 32 partitions per hub' --partitions 33
+tier "Premium with 3 processing units" 'Premium takes 1, 2, 4, 8 or 16 processing units' --sku Premium --capacity 3
+tier "Standard with 41 throughput units" 'the Standard tier takes 1-40 throughput units' --capacity 41
+fresh basic-ok
+"$PROVISION" "${args[@]}" --output-dir "$OUT" --sku Basic --consumer-group '$Default' >"$T/basic.out" 2>&1
+rc=$?
+check "Basic with \$Default and 1 day: provisioned (exit $rc)" [ $rc -eq 0 ]
+check "Basic: the namespace is created without Kafka" \
+  grep -q -- '^az eventhubs namespace create .* --sku Basic .* --enable-kafka false ' "$FAKE_AZ_DIR/calls.log"
+check "Basic: no consumer group is created (\$Default exists)" bash -c '! grep -q "consumer-group create" "$1"' _ "$FAKE_AZ_DIR/calls.log"
+check "Basic: the configuration reads with \$Default" grep -qx 'consumer_group = $Default' "$OUT/ehdelta.conf"
+
 finish

@@ -2,7 +2,7 @@
 # ops_run_agent: scripts/run-agent checks a configuration before it starts
 # anything: syntax (with the line), a hub and a sink, each secret file present,
 # non-empty and readable by its owner only; then the agent's own
-# `ehdelta run --check-config` when the built ehdelta has it.
+# `ehdelta run --check`, which must both pass a good file and refuse a bad one.
 # shellcheck disable=SC2016 # bash -c '...' bodies take their values as $0 $1 ...
 # shellcheck source=tests/lib.sh
 . "$(dirname "$0")/../lib.sh"
@@ -23,11 +23,7 @@ conf=$T/p/ehdelta.conf
 rc=$?
 cat "$T/ok.log"
 check "provision's configuration passes the checks" [ $rc -eq 0 ]
-if "$EHDELTA" run --help 2>&1 | grep -q -- --check-config; then
-  check "the agent's --check-config was used" grep -q 'check-config: ok' "$T/ok.log"
-else
-  check "without --check-config in ehdelta, run-agent says so" grep -q "has no 'run --check-config'" "$T/ok.log"
-fi
+check "the agent's own check was run and passed" grep -qx "run-agent: $conf: ehdelta run --check: ok" "$T/ok.log"
 check "no secret in run-agent's output" bash -c '! grep -q FAKESECRET "$1"' _ "$T/ok.log"
 
 # bad CONF-EDIT EXPECTED-MESSAGE: a broken copy is refused (exit 2) with that message.
@@ -54,6 +50,14 @@ chmod 600 "$T/p/secrets/storage-account-key"
 : >"$T/p/secrets/empty" && chmod 600 "$T/p/secrets/empty"
 sed "s|secrets/storage-account-key|secrets/empty|" "$conf" >"$T/bad.conf"
 bad "an empty secret file" "secrets/empty: empty"
+# What only the agent knows: a value its option table refuses. run-agent's own
+# checks pass this file, so only `ehdelta run --check` can refuse it.
+sed 's/^trigger = 10 seconds$/trigger = whenever/' "$conf" >"$T/bad.conf"
+n=$(grep -n '^trigger = whenever' "$T/bad.conf" | cut -d: -f1)
+check "the bad trigger is in the copy" [ -n "$n" ]
+bad "a value the agent refuses" "bad.conf:$n: [sink raw] trigger 'whenever': expected"
+check "a value the agent refuses: says the agent refused it" grep -q 'ehdelta run --check refused it' "$T/bad.log"
+check "a value the agent refuses: nothing claims ok" bash -c '! grep -q ": ok$" "$1"' _ "$T/bad.log"
 "$RUN" --check --config "$T/none.conf" >"$T/none.log" 2>&1
 check "a missing configuration: exit 2" bash -c '[ $0 -eq 2 ] && grep -q "no such readable file" "$1"' $? "$T/none.log"
 "$RUN" --config "$conf" --ehdelta "$T/no-such-ehdelta" >"$T/nobin.log" 2>&1

@@ -3,9 +3,10 @@ Dedicated), end to end through ehemu (--max-message-size): `ehdelta send`
 sends 66,000 B, 1 MiB and 20 MiB events between small ones, `ehdelta tail`
 and the official SDK read them back byte-exact; the SDK sends 1 MiB and
 20 MiB events that `ehdelta tail` reads byte-exact; `ehdelta run` commits
-every one of them to Delta tables (the raw table, or the dead-letter table,
-naming the limit, for a string beyond 256 KiB or a body beyond 4 MiB) and
-the events behind them too."""
+every one of them, and the events behind them, to the raw table (the default
+[schema] max_event_size is the largest event any tier accepts); with
+max_event_size lowered to 1 MiB the 20 MiB events go to the dead-letter table,
+whole, with a reason naming the limit, and the rest still to the raw table."""
 import json
 import subprocess
 
@@ -54,34 +55,44 @@ def test_large_events_end_to_end(tmp_path):
                 p.send_batch(batch)
         assert tail(emu, "1", len(sdks)) == sdks
 
-        root = tmp_path / "lake"
-        conf = tmp_path / "large.conf"
-        conf.write_text(f"""
+        def run(tag, extra=""):
+            root = tmp_path / tag
+            conf = tmp_path / f"{tag}.conf"
+            conf.write_text(f"""
 [source]
 connection_string_file = {emu.cs_file}
 starting_position = earliest
 [schema]
 columns = transaction_id STRING, note STRING
 metadata = partition, sequence_number
+{extra}
 [sink raw]
 path = {root}/raw
 [dead_letter]
 path = {root}/dead
 """)
-        p, _ = agentutil.run_agent(conf, tmp_path, "--available-now", timeout=600)
-        assert p.returncode == 0, p.stderr
-        raw = DeltaTable(str(root / "raw")).to_pyarrow_table().to_pylist()
-        dead = DeltaTable(str(root / "dead")).to_pyarrow_table().to_pylist()
-        by_id = {r["transaction_id"]: r for r in raw}
-        for b in ours + sdks:
-            tag = json.loads(b)["transaction_id"]
-            if len(b) < 256 * 1024:
+            p, _ = agentutil.run_agent(conf, tmp_path, "--available-now", tag=tag, timeout=600)
+            assert p.returncode == 0, p.stderr
+            raw = DeltaTable(str(root / "raw")).to_pyarrow_table().to_pylist()
+            dead_path = root / "dead"
+            dead = (DeltaTable(str(dead_path)).to_pyarrow_table().to_pylist()
+                    if (dead_path / "_delta_log").exists() else [])
+            return {r["transaction_id"]: r for r in raw}, len(raw), dead
+
+        def check(limit, by_id, n_raw, dead):
+            small = [b for b in ours + sdks if len(b) <= limit]
+            for b in small:
+                tag = json.loads(b)["transaction_id"]
                 assert tag in by_id, f"{tag} not in the raw table"
                 assert len(by_id[tag]["note"]) == len(b) - len(tag) - 31
-        big = [b for b in ours + sdks if len(b) >= 256 * 1024]
-        assert len(raw) == len(ours) + len(sdks) - len(big)
-        assert sorted(bytes(d["body"]) for d in dead) == sorted(big), \
-            [(d["reason"], len(d["body"])) for d in dead]
-        assert all(" than the limit " in d["reason"] for d in dead), [d["reason"] for d in dead]
+            assert n_raw == len(small)
+            big = [b for b in ours + sdks if len(b) > limit]
+            assert sorted(bytes(d["body"]) for d in dead) == sorted(big), \
+                [(d["reason"], len(d["body"])) for d in dead]
+            assert all(f"than the limit {limit}" in d["reason"] for d in dead), \
+                [d["reason"] for d in dead]
+
+        check(20 * MIB, *run("default"))
+        check(MIB, *run("bounded", "max_event_size = 1048576"))
     finally:
         emu.stop()

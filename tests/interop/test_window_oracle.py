@@ -7,14 +7,17 @@ which computes the expected output of every micro-batch in SQL with Spark's
 rules written out: windows start at ts - ((ts - start) mod slide) - i*slide;
 the watermark in effect during batch b is the running max over batches < b of
 floor(max event time / 1 ms) * 1 ms - delay; a row's window is late when its
-end <= that watermark (never in complete mode); append emits a window in the
+end <= that watermark or <= the partition's own watermark just before the row
+(floor of the largest earlier event time - delay, row by row: the per-partition
+rule of window.c, which does not depend on where batches are cut; never in
+complete mode); append emits a window in the
 first batch whose closing watermark reaches its end; update emits the windows
 a batch touched; complete emits every window every batch. The emitted rows
 and values must match for every output mode, the per-batch watermark and
 dropped-row counts too, and a run whose state is saved and restored into a
 new operator mid-stream must print exactly what an uninterrupted run prints.
 Deduplication is checked against a plain Python model of Spark's
-dropDuplicatesWithinWatermark.
+dropDuplicatesWithinWatermark, with the same own-partition rule.
 """
 import json
 import math
@@ -174,14 +177,21 @@ def oracle(cfg, mode, batches):
         SELECT b, max(cand) OVER (ORDER BY b ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
                AS wm_after
         FROM j""")
+    # one partition: a row is also late against the partition's own watermark
+    # just before it (floor(max of the earlier rows' ts to ms) - delay), row by
+    # row, whatever the batches; that is never below the batch watermark
     late_rule = "TRUE" if mode == "complete" else \
-        f"(p.wm_after IS NULL OR w.ws + {size} > p.wm_after)"
+        f"""((p.wm_after IS NULL OR w.ws + {size} > p.wm_after)
+             AND (w.own IS NULL OR w.ws + {size} > w.own))"""
     db.execute(f"""
         CREATE TABLE pairs AS
         SELECT w.*, w.ws + {size} AS we FROM (
             SELECT e.*, e.ts - ((((e.ts - ({start})) % {slide}) + {slide}) % {slide})
                         - k.range * {slide} AS ws
-            FROM ev e CROSS JOIN range(0, {nwin}) k WHERE e.ts IS NOT NULL) w
+            FROM (SELECT *, CAST(floor(max(ts) OVER (ORDER BY seq ROWS BETWEEN UNBOUNDED
+                          PRECEDING AND 1 PRECEDING) / 1000.0) AS BIGINT) * 1000 - {delay} AS own
+                  FROM ev) e
+            CROSS JOIN range(0, {nwin}) k WHERE e.ts IS NOT NULL) w
         LEFT JOIN bm p ON p.b = w.b - 1
         WHERE {late_rule}""")
     kc = ", ".join(keys)
@@ -299,11 +309,14 @@ def test_window_struct_output_carries_the_same_rows(mode):
 
 
 def dedup_model(batches, delay, nkeys_fn):
-    """Spark 3.5 StreamingDeduplicateWithinWatermarkExec, written out."""
+    """Spark 3.5 StreamingDeduplicateWithinWatermarkExec, written out, with
+    the per-partition rule of window.c/dedup.c (one partition here): a row is
+    also late against floor(the largest earlier event time to ms) - delay."""
     wm = None
     state = {}
     out = []
     seq = 0
+    pm = None
     for b, rows in enumerate(batches):
         keep = []
         mx = None
@@ -311,7 +324,9 @@ def dedup_model(batches, delay, nkeys_fn):
             ts = r[0]
             if ts is not None:
                 mx = ts if mx is None else max(mx, ts)
-                if wm is None or ts > wm:
+                own = None if pm is None else (pm // 1000) * 1000 - delay
+                pm = ts if pm is None else max(pm, ts)
+                if (wm is None or ts > wm) and (own is None or ts > own):
                     k = nkeys_fn(r)
                     if k not in state:
                         state[k] = ts + delay

@@ -55,7 +55,32 @@ static void test_steal_gives_ownership(void) {
   free(s);
 }
 
-static const cu_case_t cases[] = {CU_CASE(test_append_grows_and_terminates),
-                                  CU_CASE(test_json_str_escapes),
-                                  CU_CASE(test_steal_gives_ownership), CU_END};
+/* curl's dynbuf rule: one failed append fails the buffer for good (until
+ * reset), later appends change nothing, and the end of the writer sees it. */
+static void test_a_failed_append_is_sticky(void) {
+  ed_buf_t b = ED_BUF_INIT;
+  CU_ASSERT_EQUAL(ed_buf_puts(&b, "{\"a\":"), ED_OK);
+  CU_ASSERT_EQUAL(ed_buf_status(&b), ED_OK);
+  CU_ASSERT_EQUAL(ed_buf_reserve(&b, SIZE_MAX - 2), ED_E_NOMEM); /* cannot be had */
+  CU_ASSERT_EQUAL(ed_buf_status(&b), ED_E_NOMEM);
+  CU_ASSERT_EQUAL(ed_buf_puts(&b, "1}"), ED_E_NOMEM);
+  CU_ASSERT_EQUAL(ed_buf_putc(&b, '\n'), ED_E_NOMEM);
+  CU_ASSERT_EQUAL(ed_buf_printf(&b, "%d", 7), ED_E_NOMEM);
+  CU_ASSERT_EQUAL(ed_buf_json_str(&b, "x", 1), ED_E_NOMEM);
+  CU_ASSERT_EQUAL(ed_buf_put_u64le(&b, 1), ED_E_NOMEM);
+  CU_ASSERT_STR(b.data, "{\"a\":"); /* nothing after the failure landed */
+  CU_ASSERT_EQUAL(ed_buf_status(&b), ED_E_NOMEM);
+  CU_ASSERT_PTR_NULL(ed_buf_steal(&b)); /* the bytes of a failed buffer are never handed out */
+  CU_ASSERT_EQUAL(ed_buf_status(&b), ED_OK);
+  CU_ASSERT_EQUAL(ed_buf_reserve(&b, SIZE_MAX), ED_E_NOMEM);
+  ed_buf_reset(&b);
+  CU_ASSERT_EQUAL(ed_buf_status(&b), ED_OK);
+  CU_ASSERT_EQUAL(ed_buf_puts(&b, "ok"), ED_OK);
+  CU_ASSERT_STR(b.data, "ok");
+  ed_buf_fini(&b);
+}
+
+static const cu_case_t cases[] = {
+    CU_CASE(test_append_grows_and_terminates), CU_CASE(test_json_str_escapes),
+    CU_CASE(test_steal_gives_ownership), CU_CASE(test_a_failed_append_is_sticky), CU_END};
 ED_SUITE(buf, cases)

@@ -189,9 +189,9 @@ static void test_actions_round_trip(void) {
                 (char *)"{\"numRecords\":3}"};
   dl_remove_t r = {(char *)"y.parquet", 77, false, pv, 2, 10};
   dl_txn_t x = {(char *)"orders-p0", 1999, 5};
-  dl_write_add(&b, &a);
-  dl_write_remove(&b, &r);
-  dl_write_txn(&b, &x);
+  CU_ASSERT_EQUAL(dl_write_add(&b, &a), ED_OK);
+  CU_ASSERT_EQUAL(dl_write_remove(&b, &r), ED_OK);
+  CU_ASSERT_EQUAL(dl_write_txn(&b, &x), ED_OK);
   const char *p = b.data;
   dl_action_t got;
   const char *nl = strchr(p, '\n');

@@ -17,6 +17,28 @@ static void test_prefix_adds_context(void) {
   CU_ASSERT_EQUAL(e.code, ED_E_IO);
 }
 
+/* The helper owns the separator: a caller's trailing ": " (the old habit)
+ * must not produce an empty field, and an empty message adds none. */
+static void test_prefix_never_leaves_an_empty_field(void) {
+  static const struct {
+    const char *msg, *prefix, *want;
+  } cases[] = {
+      {"write 'x': Permission denied", "batch 8", "batch 8: write 'x': Permission denied"},
+      {"write 'x': Permission denied", "batch 8: ", "batch 8: write 'x': Permission denied"},
+      {"expr: unknown column",
+       "[schema] derive amount_usd:", "[schema] derive amount_usd: expr: unknown column"},
+      {"bad", "[schema]: ", "[schema]: bad"},
+      {"", "sink 'raw'", "sink 'raw'"},
+      {"", "sink 'raw': ", "sink 'raw'"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    ed_err_t e = {0};
+    ed_err_set(&e, ED_E_IO, "%s", cases[i].msg);
+    ed_err_prefix(&e, "%s", cases[i].prefix);
+    CU_ASSERT_STR(e.msg, cases[i].want);
+  }
+}
+
 static void test_set_tolerates_null(void) {
   CU_ASSERT_EQUAL(ed_err_set(NULL, ED_E_TIMEOUT, "x"), ED_E_TIMEOUT);
 }
@@ -42,7 +64,10 @@ static void test_classifiers(void) {
   CU_ASSERT_TRUE(ed_code_is_fatal((ed_code_t)9999));
 }
 
-static const cu_case_t cases[] = {
-    CU_CASE(test_set_fills_code_and_message), CU_CASE(test_prefix_adds_context),
-    CU_CASE(test_set_tolerates_null), CU_CASE(test_classifiers), CU_END};
+static const cu_case_t cases[] = {CU_CASE(test_set_fills_code_and_message),
+                                  CU_CASE(test_prefix_adds_context),
+                                  CU_CASE(test_prefix_never_leaves_an_empty_field),
+                                  CU_CASE(test_set_tolerates_null),
+                                  CU_CASE(test_classifiers),
+                                  CU_END};
 ED_SUITE(err, cases)

@@ -1,6 +1,8 @@
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/buf.h"
 #include "common/log.h"
@@ -63,7 +65,51 @@ static void test_level_filter_and_parse(void) {
   free(mem);
 }
 
+/* Lines carry <N> syslog priorities only when JOURNAL_STREAM names the very
+ * stream they go to: a file stands in for the journal's socket. */
+static void test_journal_stream_gets_priority_prefixes(void) {
+  char path[] = "/tmp/test_log_journal.XXXXXX";
+  int fd = mkstemp(path);
+  CU_ASSERT_FATAL(fd >= 0);
+  FILE *f = fdopen(fd, "w+");
+  struct stat st;
+  CU_ASSERT_FATAL(fstat(fd, &st) == 0);
+  char js[64];
+  snprintf(js, sizeof js, "%llu:%llu", (unsigned long long)st.st_dev,
+           (unsigned long long)st.st_ino);
+  setenv("JOURNAL_STREAM", js, 1);
+  ed_log_setup(ED_LOG_DEBUG, false, f);
+  ed_log(ED_LOG_ERROR, "e", "x=1");
+  ed_log(ED_LOG_WARN, "w", "x=2");
+  ed_log(ED_LOG_INFO, "i", "x=3");
+  ed_log(ED_LOG_DEBUG, "d", "x=4");
+  /* Another file under the same variable: no prefix. */
+  snprintf(js, sizeof js, "%llu:%llu", (unsigned long long)st.st_dev,
+           (unsigned long long)st.st_ino + 1);
+  setenv("JOURNAL_STREAM", js, 1);
+  ed_log_setup(ED_LOG_DEBUG, false, f);
+  ed_log(ED_LOG_ERROR, "plain", "x=5");
+  setenv("JOURNAL_STREAM", "garbage", 1);
+  CU_ASSERT_FALSE(ed_log_fd_is_journal(fd));
+  unsetenv("JOURNAL_STREAM");
+  ed_log_setup(ED_LOG_INFO, false, NULL);
+  rewind(f);
+  char line[256];
+  const char *want[] = {"<3>", "<4>", "<6>", "<7>"};
+  for (int i = 0; i < 4; i++) {
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fgets(line, sizeof line, f));
+    CU_ASSERT_EQUAL(strncmp(line, want[i], 3), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(line, "x="));
+  }
+  CU_ASSERT_PTR_NOT_NULL_FATAL(fgets(line, sizeof line, f));
+  CU_ASSERT_NOT_EQUAL(line[0], '<');
+  CU_ASSERT_PTR_NOT_NULL(strstr(line, "error plain x=5"));
+  fclose(f);
+  unlink(path);
+}
+
 static const cu_case_t cases[] = {CU_CASE(test_text_line_has_level_event_fields),
                                   CU_CASE(test_json_line_parses_with_typed_fields),
-                                  CU_CASE(test_level_filter_and_parse), CU_END};
+                                  CU_CASE(test_level_filter_and_parse),
+                                  CU_CASE(test_journal_stream_gets_priority_prefixes), CU_END};
 ED_SUITE(log, cases)

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "common/time.h"
+#include "stream/agg.h"
 #include "stream/dedup.h"
 #include "tests/unit/cu.h"
 
@@ -36,6 +37,7 @@ static size_t run(dd_t *d, sm_batch_t *b, uint32_t *keep) {
 }
 
 static const char *g_id[] = {"id"};
+static sm_type_t *g_st;
 
 static void test_within_watermark_drops_repeats_and_forgets_after_delay(void) {
   sm_type_t *st = schema();
@@ -96,6 +98,69 @@ static void test_within_watermark_drops_repeats_and_forgets_after_delay(void) {
   sm_type_free(st);
 }
 
+static size_t part_rows(dd_t *d, size_t part, int64_t ts, const char *id) {
+  sm_batch_t *b = sm_batch_new(g_st);
+  row(b, ts, id);
+  uint8_t keep[1];
+  size_t nk = 0;
+  CU_ASSERT_EQUAL(dd_update_part(d, b, NULL, part, keep, &nk, NULL), ED_OK);
+  sm_batch_free(b);
+  return nk;
+}
+
+static uint64_t dropped(const dd_t *d, size_t part) {
+  uint64_t b, t;
+  dd_part_dropped(d, part, &b, &t);
+  return t;
+}
+
+/* As windows: the watermark is the minimum over the partitions; a row is
+ * late against its own partition's watermark; the partition times and drop
+ * counts come back from the state by id; a version-1 state is still read. */
+static void test_watermark_per_partition_and_state_by_id(void) {
+  g_st = schema();
+  dd_spec_t sp = {
+      .time_col = "ts", .time_index = -1, .delay_us = 10 * MIN, .keys = g_id, .nkeys = 1};
+  dd_t *d = NULL, *d2 = NULL;
+  CU_ASSERT_EQUAL_FATAL(dd_new(&sp, g_st, &d, NULL), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(dd_new(&sp, g_st, &d2, NULL), ED_OK);
+  const char *ids[] = {"0", "1"}, *rev[] = {"1", "0"};
+  CU_ASSERT_EQUAL_FATAL(dd_set_partitions(d, ids, 2, NULL), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(dd_set_partitions(d2, rev, 2, NULL), ED_OK);
+  CU_ASSERT_EQUAL(part_rows(d, 0, 100 * MIN, "a"), 1);
+  CU_ASSERT_EQUAL(part_rows(d, 1, 20 * MIN, "b"), 1);
+  dd_end_batch(d);
+  dd_stats_t s;
+  dd_get_stats(d, &s);
+  CU_ASSERT_EQUAL(s.watermark_us, 10 * MIN);          /* min(90, 10), not Spark's 90 */
+  CU_ASSERT_EQUAL(part_rows(d, 0, 50 * MIN, "c"), 0); /* 0's own watermark is 90 */
+  CU_ASSERT_EQUAL(part_rows(d, 1, 15 * MIN, "d"), 1);
+  dd_end_batch(d);
+  CU_ASSERT_EQUAL(dropped(d, 0), 1);
+  CU_ASSERT_EQUAL(dropped(d, 1), 0);
+  ed_buf_t saved = ED_BUF_INIT, v1 = ED_BUF_INIT;
+  CU_ASSERT_EQUAL_FATAL(dd_state_save(d, &saved, NULL), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(dd_state_load(d2, saved.data, saved.len, NULL), ED_OK);
+  CU_ASSERT_EQUAL(dropped(d2, 1), 1);                  /* partition "0" is second in d2 */
+  CU_ASSERT_EQUAL(part_rows(d2, 1, 60 * MIN, "e"), 0); /* late by 0's restored 90 */
+  uint64_t fp;
+  const uint8_t *q = (const uint8_t *)saved.data + 8;
+  ed_get_u64le(&q, q + 8, &fp);
+  uint64_t hdr[] = {fp, (uint64_t)(7 * MIN), 0};
+  CU_ASSERT_EQUAL(agg_state_head(&v1, "EDDD", 1, hdr, 3), ED_OK);
+  CU_ASSERT_EQUAL(agg_state_seal(&v1, 0), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(dd_state_load(d2, v1.data, v1.len, NULL), ED_OK);
+  dd_get_stats(d2, &s);
+  CU_ASSERT_EQUAL(s.watermark_us, 7 * MIN);
+  CU_ASSERT_EQUAL(part_rows(d2, 1, 60 * MIN, "e"), 1); /* no partition time after version 1 */
+  ed_buf_fini(&saved);
+  ed_buf_fini(&v1);
+  dd_free(d);
+  dd_free(d2);
+  sm_type_free(g_st);
+  g_st = NULL;
+}
+
 static void test_keys_mode_needs_the_time_column(void) {
   sm_type_t *st = schema();
   dd_spec_t sp = {.time_col = "ts", .time_index = -1, .keys = g_id, .nkeys = 1, .mode = DD_KEYS};
@@ -106,6 +171,9 @@ static void test_keys_mode_needs_the_time_column(void) {
   const char *keys[] = {"id", "ts"};
   sp.keys = keys;
   sp.nkeys = 2;
+  /* a minute: with 0, a row at its partition's latest event time would be
+   * late already (event time <= watermark, judged row by row) */
+  sp.delay_us = MIN;
   CU_ASSERT_EQUAL_FATAL(dd_new(&sp, st, &d, &e), ED_OK);
   sm_batch_t *b = sm_batch_new(st);
   uint32_t keep[8];
@@ -120,11 +188,11 @@ static void test_keys_mode_needs_the_time_column(void) {
   CU_ASSERT_EQUAL(keep_mask[1], 1);
   CU_ASSERT_EQUAL(keep_mask[2], 1);
   sm_batch_reset(b);
-  row(b, 5 * MIN, "a"); /* the same batch goes on: a repeat of the kept row 1 */
+  row(b, 6 * MIN, "a"); /* the same batch goes on: a repeat of the kept row 2 */
   CU_ASSERT_EQUAL(run(d, b, keep), 0);
   dd_stats_t s;
   dd_get_stats(d, &s);
-  CU_ASSERT_EQUAL(s.num_rows_removed, 2); /* delay 0: watermark 6 evicts both */
+  CU_ASSERT_EQUAL(s.num_rows_removed, 1); /* watermark 5 evicts the 5-minute key only */
   CU_ASSERT_EQUAL(s.duplicates, 1);
   sm_batch_free(b);
   dd_free(d);
@@ -137,6 +205,7 @@ static void test_keys_mode_needs_the_time_column(void) {
 static const cu_case_t cases[] = {
     CU_CASE(test_within_watermark_drops_repeats_and_forgets_after_delay),
     CU_CASE(test_keys_mode_needs_the_time_column),
+    CU_CASE(test_watermark_per_partition_and_state_by_id),
     CU_END,
 };
 ED_SUITE(win_dedup, cases)

@@ -368,6 +368,143 @@ static void test_selection_limits_rows(void) {
   fx_close(&f);
 }
 
+static void part_rows(fx_t *f, size_t part, const int64_t *ts, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    row(f->in, ts[i], "a", 1);
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL(win_update_part(f->w, f->in, NULL, part, &e), ED_OK);
+  sm_batch_reset(f->in);
+}
+
+static void end_emit(fx_t *f) {
+  win_end_batch(f->w);
+  CU_ASSERT_EQUAL(win_emit(f->w, f->out, NULL), ED_OK);
+}
+
+static uint64_t dropped(const win_t *w, size_t part, bool total) {
+  uint64_t b, t;
+  win_part_dropped(w, part, &b, &t);
+  return total ? t : b;
+}
+
+/* The watermark is the minimum over the partitions not idle of (largest event
+ * time - delay); one without an event time holds it; an idle one does not, and
+ * when it comes back its rows for windows the others closed are late. A row
+ * is late against its own partition's watermark, counted on that partition. */
+static void test_watermark_is_the_minimum_over_partitions_not_idle(void) {
+  const char *aggs[] = {"count(*)", NULL};
+  fx_t f;
+  fx_open(&f, WIN_APPEND, 5 * MIN, 0, aggs);
+  const char *ids[] = {"0", "1", "2"};
+  CU_ASSERT_EQUAL_FATAL(win_set_partitions(f.w, ids, 3, NULL), ED_OK);
+  CU_ASSERT_EQUAL(win_partitions(f.w), 3);
+  part_rows(&f, 0, (int64_t[]){100 * MIN}, 1);
+  part_rows(&f, 1, (int64_t[]){20 * MIN}, 1);
+  end_emit(&f);
+  CU_ASSERT_EQUAL(win_watermark(f.w), INT64_MIN); /* partition 2 has no time yet */
+  CU_ASSERT_EQUAL(win_part_time(f.w, 0), 100 * MIN);
+  CU_ASSERT_EQUAL(win_part_time(f.w, 2), INT64_MIN);
+  win_set_idle(f.w, 2, true);
+  end_emit(&f);
+  CU_ASSERT_EQUAL(win_watermark(f.w), 10 * MIN); /* min(90, 10): not Spark's 90 */
+  /* 21 min on 1: kept; 8 min on 1: its window [5, 10) ends at 1's watermark;
+   * 30 min on 0: late against 0's own 90 min, though the watermark is 10 */
+  part_rows(&f, 1, (int64_t[]){21 * MIN, 8 * MIN}, 2);
+  part_rows(&f, 0, (int64_t[]){30 * MIN}, 1);
+  end_emit(&f);
+  CU_ASSERT_EQUAL(win_watermark(f.w), 11 * MIN);
+  CU_ASSERT_EQUAL(dropped(f.w, 0, false), 1);
+  CU_ASSERT_EQUAL(dropped(f.w, 1, false), 1);
+  CU_ASSERT_EQUAL(dropped(f.w, 2, false), 0);
+  /* 2 comes back behind: [0, 5) is closed (5 <= 11), [10, 15) is not */
+  win_set_idle(f.w, 2, false);
+  part_rows(&f, 2, (int64_t[]){3 * MIN, 12 * MIN}, 2);
+  end_emit(&f);
+  CU_ASSERT_EQUAL(dropped(f.w, 2, false), 1);
+  CU_ASSERT_EQUAL(dropped(f.w, 0, false), 0);
+  CU_ASSERT_EQUAL(dropped(f.w, 0, true), 1);
+  CU_ASSERT_EQUAL(win_watermark(f.w), 11 * MIN); /* 2's 2 min: never moved back */
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL(win_update_part(f.w, f.in, NULL, 3, &e), ED_E_INVALID);
+  CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "partition index 3: expected < 3"));
+  fx_close(&f);
+}
+
+/* Rows kept do not depend on where batches are cut: the same partition order
+ * in one batch or a batch per row drops the same rows. */
+static void test_lateness_does_not_depend_on_batches(void) {
+  const char *aggs[] = {"count(*)", NULL};
+  int64_t ts[] = {0, 30 * MIN, 5 * MIN, 25 * MIN, 21 * MIN, 19 * MIN, 40 * MIN, 31 * MIN};
+  size_t n = sizeof ts / sizeof ts[0];
+  uint64_t got[2];
+  uint64_t emitted[2];
+  for (int split = 0; split < 2; split++) {
+    fx_t f;
+    fx_open(&f, WIN_APPEND, 5 * MIN, 0, aggs);
+    if (split) {
+      for (size_t i = 0; i < n; i++) {
+        part_rows(&f, 0, &ts[i], 1);
+        end_emit(&f);
+      }
+    } else {
+      part_rows(&f, 0, ts, n);
+      end_emit(&f);
+    }
+    got[split] = dropped(f.w, 0, true);
+    win_stats_t st;
+    win_get_stats(f.w, &st);
+    emitted[split] = st.total_input_rows - st.total_dropped_by_watermark;
+    fx_close(&f);
+  }
+  /* 5 (< 30 - 10 = 20: its window ends at 10) and 19 ([15, 20) ends at 20) */
+  CU_ASSERT_EQUAL(got[0], 2);
+  CU_ASSERT_EQUAL(got[1], 2);
+  CU_ASSERT_EQUAL(emitted[0], emitted[1]);
+}
+
+/* Partition event times and drop counts come back by partition id (in any
+ * order); a version-1 state (no partitions) is still read; another version is
+ * refused by name. */
+static void test_state_restores_partition_times_and_reads_version_1(void) {
+  const char *aggs[] = {"count(*)", NULL};
+  fx_t a, b;
+  fx_open(&a, WIN_APPEND, 5 * MIN, 0, aggs);
+  fx_open(&b, WIN_APPEND, 5 * MIN, 0, aggs);
+  const char *ids[] = {"0", "1"}, *rev[] = {"1", "7", "0"};
+  CU_ASSERT_EQUAL_FATAL(win_set_partitions(a.w, ids, 2, NULL), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(win_set_partitions(b.w, rev, 3, NULL), ED_OK);
+  part_rows(&a, 0, (int64_t[]){50 * MIN, 20 * MIN}, 2);
+  part_rows(&a, 1, (int64_t[]){30 * MIN}, 1);
+  end_emit(&a);
+  ed_buf_t saved = ED_BUF_INIT;
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL_FATAL(win_state_save(a.w, &saved, &e), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(win_state_load(b.w, saved.data, saved.len, &e), ED_OK);
+  CU_ASSERT_EQUAL(win_watermark(b.w), 20 * MIN);
+  CU_ASSERT_EQUAL(win_part_time(b.w, 0), 30 * MIN);
+  CU_ASSERT_EQUAL(win_part_time(b.w, 1), INT64_MIN);
+  CU_ASSERT_EQUAL(win_part_time(b.w, 2), 50 * MIN);
+  CU_ASSERT_EQUAL(dropped(b.w, 2, true), 1);
+  /* version 1: magic, version, fingerprint, watermark, 3 totals, 0 rows, hash */
+  ed_buf_t v1 = ED_BUF_INIT;
+  uint64_t fp;
+  const uint8_t *q = (const uint8_t *)saved.data + 8;
+  ed_get_u64le(&q, q + 8, &fp);
+  uint64_t hdr[] = {fp, (uint64_t)(7 * MIN), 3, 1, 0, 0};
+  CU_ASSERT_EQUAL(agg_state_head(&v1, "EDWS", 1, hdr, 6), ED_OK);
+  CU_ASSERT_EQUAL(agg_state_seal(&v1, 0), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(win_state_load(b.w, v1.data, v1.len, &e), ED_OK);
+  CU_ASSERT_EQUAL(win_watermark(b.w), 7 * MIN);
+  CU_ASSERT_EQUAL(win_part_time(b.w, 2), INT64_MIN);
+  saved.data[4] = 3;
+  CU_ASSERT_EQUAL(win_state_load(b.w, saved.data, saved.len, &e), ED_E_UNSUPPORTED);
+  CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "version 3, expected 2"));
+  ed_buf_fini(&v1);
+  ed_buf_fini(&saved);
+  fx_close(&a);
+  fx_close(&b);
+}
+
 /* Saved mid-stream and restored into a fresh operator, the output goes on
  * exactly as in an uninterrupted run; damaged bytes are refused. */
 static void test_state_roundtrip_continues_identically_and_rejects_damage(void) {
@@ -449,6 +586,9 @@ static const cu_case_t cases[] = {
     CU_CASE(test_window_struct_output),
     CU_CASE(test_selection_limits_rows),
     CU_CASE(test_state_roundtrip_continues_identically_and_rejects_damage),
+    CU_CASE(test_watermark_is_the_minimum_over_partitions_not_idle),
+    CU_CASE(test_lateness_does_not_depend_on_batches),
+    CU_CASE(test_state_restores_partition_times_and_reads_version_1),
     CU_END,
 };
 ED_SUITE(win_window, cases)
