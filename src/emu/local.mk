@@ -1,7 +1,9 @@
 # src/emu: ehemu, the local Event Hubs emulator (its main is src/cli/ehemu.c).
 noinst_LIBRARIES += src/emu/libemu.a
 src_emu_libemu_a_CPPFLAGS = $(AM_CPPFLAGS) $(PROTON_CFLAGS) $(OPENSSL_CFLAGS) $(JSONC_CFLAGS)
-src_emu_libemu_a_SOURCES = src/emu/emu.c src/emu/emu.h src/emu/plog.c src/emu/plog.h \
+src_emu_libemu_a_SOURCES = src/emu/emu.c src/emu/emu.h src/emu/emu_int.h src/emu/conn.c src/emu/tls.c \
+	src/emu/sasl.c src/emu/norm.c src/emu/links.c src/emu/node.c src/emu/hub.c \
+	src/emu/plog.c src/emu/plog.h \
 	src/emu/conf.c src/emu/conf.h src/emu/event.c src/emu/event.h
 EMU_LIBS += src/emu/libemu.a
 
