@@ -68,14 +68,8 @@ bool eh_client_wait_until(eh_client_t *c, int64_t deadline) {
   return true;
 }
 
-int64_t eh_client_backoff(const eh_client_t *c, int attempt) {
-  int64_t d = c->o.backoff_base_us;
-  for (int i = 0; i < attempt && d < c->o.backoff_max_us; i++)
-    d *= 2;
-  if (d > c->o.backoff_max_us)
-    d = c->o.backoff_max_us;
-  /* half fixed, half random: retries from many partitions spread out */
-  return d / 2 + (int64_t)(((uint64_t)rand() << 16 ^ (uint64_t)rand()) % (uint64_t)(d / 2 + 1));
+int64_t eh_client_backoff(eh_client_t *c, int attempt) {
+  return ed_backoff_delay(&c->backoff, attempt);
 }
 
 bool eh_client_gives_up(const eh_client_t *c, int attempts) {
@@ -235,7 +229,7 @@ ed_code_t eh_client_new(const eh_connstr_t *cs, const char *hub_arg, const eh_cl
       rnd[i] = (unsigned char)(ed_time_now_us() >> (i * 3));
   if (ur)
     fclose(ur);
-  srand((unsigned)(rnd[0] | rnd[1] << 8 | rnd[2] << 16) ^ (unsigned)ed_time_mono_us());
+  ed_backoff_init(&c->backoff, c->o.backoff_base_us, c->o.backoff_max_us, 0);
   ed_buf_printf(&a, "%s-", c->client_name);
   for (size_t i = 0; i < sizeof rnd; i++)
     ed_buf_printf(&a, "%02x", rnd[i]);

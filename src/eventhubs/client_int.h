@@ -36,6 +36,7 @@
 #include <proton/proactor.h>
 #include <proton/ssl.h>
 
+#include "common/backoff.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/time.h"
@@ -151,6 +152,7 @@ struct eh_client {
   bool tls;
   bool host_is_ip; /* TLS name check by tlscheck.c, not Proton (IP SANs) */
   eh_client_opts_t o;
+  ed_backoff_t backoff; /* reconnects, re-attaches, re-sends: network thread only */
   char *ca_file, *client_name;
   pthread_t thread;
   bool thread_started;
@@ -201,8 +203,10 @@ void eh_client_wake(eh_client_t *c);
 /* Waits on c->cv until an absolute monotonic deadline; false on timeout.
  * @locality a caller's thread @locks c->mu held (released while waiting) */
 bool eh_client_wait_until(eh_client_t *c, int64_t deadline);
-/* The delay before retry number attempt (0-based). @locks none */
-int64_t eh_client_backoff(const eh_client_t *c, int attempt);
+/* The delay before retry number attempt (0-based): common/backoff's capped
+ * exponential with equal jitter, from the client's own PRNG.
+ * @locality network thread (the one user of c->backoff) @locks none */
+int64_t eh_client_backoff(eh_client_t *c, int attempt);
 /* Whether attempts consecutive failures exhaust max_retries. @locks none */
 bool eh_client_gives_up(const eh_client_t *c, int attempts);
 /* Fills err from a remote condition, classified by conditions.def. @locks none */
