@@ -7,7 +7,7 @@ src_eventhubs_libeventhubs_a_SOURCES = \
 	src/eventhubs/client.c src/eventhubs/client.h \
 	src/eventhubs/amqp.c src/eventhubs/amqp.h \
 	src/eventhubs/tlscheck.c src/eventhubs/tlscheck.h
-EVENTHUBS_LIBS += src/eventhubs/libeventhubs.a $(PROTON_LIBS)
+EVENTHUBS_LIBS += src/eventhubs/libeventhubs.a $(AUTH_LIBS) $(PROTON_LIBS)
 
 check_PROGRAMS += tests/unit/unit_eventhubs
 TESTS += tests/unit/unit_eventhubs
