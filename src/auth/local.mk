@@ -10,3 +10,8 @@ TESTS += tests/unit/unit_auth
 tests_unit_unit_auth_CFLAGS = $(UNIT_CFLAGS) $(JSONC_CFLAGS)
 tests_unit_unit_auth_SOURCES = $(UNIT_COMMON) tests/unit/test_au_cred.c
 tests_unit_unit_auth_LDADD = $(AUTH_LIBS) $(COMMON_LIBS) $(CUNIT_LIBS) -lpthread
+
+# The loopback Entra ID token service (tests/interop/entra_util.py) and the
+# credential forms end to end against it and ehemu.
+TESTS += tests/interop/test_entra.py
+EXTRA_DIST += tests/interop/test_entra.py tests/interop/entra_util.py
