@@ -39,7 +39,7 @@ struct au_cred {
   int max_retries;
   int64_t max_backoff_us;
   au_token_t tok;
-  int64_t last_try_us;
+  int64_t last_fail_us; /* wall clock of the last failed refresh, 0 after a success */
   int64_t requests;
   unsigned seed;
 };
@@ -564,8 +564,7 @@ ed_code_t au_cred_token(au_cred_t *c, bool force, const char **token, int64_t *e
   int64_t now = ed_time_now_us();
   bool valid = c->tok.value && c->tok.expires_us > now;
   bool fresh = valid && !force && c->tok.expires_us - now > AU_REFRESH_US;
-  if (!fresh && (force || !(valid && now - c->last_try_us < AU_RETRY_US))) {
-    c->last_try_us = now;
+  if (!fresh && (force || !(valid && now - c->last_fail_us < AU_RETRY_US))) {
     au_token_t t = {0};
     ed_err_t e2 = {0};
     ed_code_t rc = c->kind == AU_CRED_DEFAULT && !c->have_chosen
@@ -576,6 +575,7 @@ ed_code_t au_cred_token(au_cred_t *c, bool force, const char **token, int64_t *e
         *err = e2;
       return rc;
     }
+    c->last_fail_us = rc ? now : 0;
     if (rc)
       ED_LOG_WARN("token_refresh_failed", "credential=%s keeping=current reason=\"%s\"",
                   au_cred_name(c), e2.msg);

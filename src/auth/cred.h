@@ -47,8 +47,8 @@ au_cred_t *au_cred_dup(const au_cred_t *c);
 void au_cred_free(au_cred_t *c);
 
 /* A token valid for at least a few minutes: refreshes when fewer than 300 s
- * remain (at most every 30 s while the old one is still valid, keeping it if
- * the refresh fails), or at once when force (the service refused the old
+ * remain (after a failed refresh, at most every 30 s while the old one is
+ * still valid, keeping it meanwhile), or at once when force (the service refused the old
  * one; a failure is then returned).
  * *token is borrowed; valid until the next call or au_cred_free. Failures
  * name the endpoint and the HTTP status, never the token or a secret. */

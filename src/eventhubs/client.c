@@ -44,6 +44,7 @@
 #include "config.h"
 #include "eventhubs/amqp.h"
 #include "eventhubs/sas.h"
+#include "auth/cred.h"
 #include "eventhubs/tlscheck.h"
 #include "proto/eventhubs.h"
 
@@ -158,6 +159,7 @@ typedef struct mreq {
 
 struct eh_client {
   char *host, *hub, *key_name, *key, *sas, *audience, *container;
+  au_cred_t *cred; /* Entra ID (CBS type jwt), or NULL for SAS */
   int port;
   bool tls;
   bool host_is_ip; /* TLS name check by tlscheck.c, not Proton (IP SANs) */
@@ -399,9 +401,21 @@ static void put_app_str(pn_data_t *d, const char *k, const char *v) {
   pn_data_put_string(d, pn_bytes(strlen(v), v));
 }
 
-/* The token for the hub audience: minted from the key, or the ready one. */
+const char *const eh_auth_names[] = {
+    "sas", "client-secret", "workload-identity", "managed-identity", "azure-cli", "default", NULL};
+_Static_assert(AU_CRED_CLIENT_SECRET == 0 && AU_CRED_WORKLOAD_ID == 1 && AU_CRED_MANAGED_ID == 2 &&
+                   AU_CRED_AZURE_CLI == 3 && AU_CRED_DEFAULT == 4,
+               "eh_auth_names follows au_kind_t");
+
+/* The token for the hub audience: the credential's JWT, minted from the key,
+ * or the ready one. */
 static ed_code_t make_token(eh_client_t *c, ed_buf_t *out, int64_t *expiry_us, ed_err_t *err) {
   ed_buf_reset(out);
+  if (c->cred) {
+    const char *t = NULL;
+    ed_code_t rc = au_cred_token(c->cred, false, &t, expiry_us, err);
+    return rc ? rc : ed_buf_puts(out, t);
+  }
   if (c->sas) {
     eh_sas_fields_t f;
     if (eh_sas_parse(c->sas, &f, err))
@@ -437,7 +451,7 @@ static void put_token(eh_client_t *c) {
   pn_data_put_map(ap);
   pn_data_enter(ap);
   put_app_str(ap, EHP_CBS_KEY_OPERATION, EHP_CBS_OP_PUT_TOKEN);
-  put_app_str(ap, EHP_CBS_KEY_TYPE, EHP_CBS_TYPE_SAS);
+  put_app_str(ap, EHP_CBS_KEY_TYPE, c->cred ? EHP_CBS_TYPE_JWT : EHP_CBS_TYPE_SAS);
   put_app_str(ap, EHP_CBS_KEY_NAME, c->audience);
   pn_data_put_string(ap, pn_bytes(strlen(EHP_CBS_KEY_EXPIRATION), EHP_CBS_KEY_EXPIRATION));
   pn_data_put_timestamp(ap, exp_us / 1000);
@@ -449,8 +463,13 @@ static void put_token(eh_client_t *c) {
   c->cbs_deadline = ed_time_mono_us() + c->o.op_timeout_us;
   c->token_expiry_us = exp_us;
   int64_t life = exp_us - ed_time_now_us();
-  /* refresh at 80% of the remaining life (§3.4: well before expiry) */
-  c->refresh_at = c->sas ? 0 : ed_time_mono_us() + life * 8 / 10;
+  /* refresh at 80% of the remaining life (§3.4: well before expiry); an Entra
+   * token of a long life when the credential will hand out a new one (fewer
+   * than 300 s left, auth/cred.h), not earlier to be given the same one */
+  int64_t at = life * 8 / 10;
+  if (c->cred && life > 600 * ED_US_PER_SEC)
+    at = life - 300 * ED_US_PER_SEC;
+  c->refresh_at = c->sas && !c->cred ? 0 : ed_time_mono_us() + at;
   ED_LOG_DEBUG("eh_put_token", "audience=%s expires_in_s=%" PRId64, c->audience,
                life / ED_US_PER_SEC);
 }
@@ -1524,7 +1543,7 @@ static void on_link_open(eh_client_t *c, pn_link_t *l) {
 static bool token_expired_detach(eh_client_t *c, pn_condition_t *cond) {
   const char *name = pn_condition_get_name(cond);
   const char *desc = pn_condition_get_description(cond);
-  if (c->sas || !name || strcmp(name, "amqp:unauthorized-access") || !desc ||
+  if ((c->sas && !c->cred) || !name || strcmp(name, "amqp:unauthorized-access") || !desc ||
       !(strstr(desc, "expired") || strstr(desc, "Expired")))
     return false;
   if (!c->cbs_inflight)
@@ -1820,6 +1839,7 @@ static void client_destroy(eh_client_t *c) {
   free(c->container);
   free(c->ca_file);
   free(c->client_name);
+  au_cred_free(c->cred);
   pthread_mutex_destroy(&c->mu);
   pthread_cond_destroy(&c->cv);
   free(c);
@@ -1883,6 +1903,25 @@ ed_code_t eh_client_new(const eh_connstr_t *cs, const char *hub_arg, const eh_cl
   for (size_t i = 0; i < sizeof rnd; i++)
     ed_buf_printf(&a, "%02x", rnd[i]);
   c->container = ed_buf_steal(&a);
+  if (c->o.entra) {
+    /* The first token is fetched here, on the caller's thread, so that a
+     * credential that cannot get one fails before any connection, with the
+     * token endpoint's own message. */
+    au_cred_opts_t co = *c->o.entra;
+    co.scope = AU_SCOPE_EVENTHUBS;
+    rc = au_cred_new(&co, &c->cred, err);
+    rc = rc ? rc : au_cred_token(c->cred, false, NULL, NULL, err);
+    c->o.entra = NULL;
+    if (rc) {
+      client_destroy(c);
+      return rc;
+    }
+  } else if (!c->key && !c->sas) {
+    client_destroy(c);
+    return ed_err_set(err, ED_E_INVALID,
+                      "no credentials: the connection string has no SharedAccessKey or "
+                      "SharedAccessSignature and no Entra ID credential was given");
+  }
   c->msg = pn_message();
   c->pro = pn_proactor();
   if (!c->host || !c->hub || !c->audience || !c->container || !c->msg || !c->pro) {
