@@ -39,6 +39,7 @@ struct au_cred {
   int max_retries;
   int64_t max_backoff_us;
   au_token_t tok;
+  int64_t tok_at_us;    /* when tok was fetched (its life is tok.expires_us - tok_at_us) */
   int64_t last_fail_us; /* wall clock of the last failed refresh, 0 after a success */
   int64_t requests;
   unsigned seed;
@@ -293,12 +294,15 @@ static ed_code_t http_token(au_cred_t *c, const au_req_t *q, int retries, au_tok
       curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
     if (q->form)
       curl_easy_setopt(h, CURLOPT_POSTFIELDS, q->form);
-    int64_t sent = ed_time_now_us();
+    int64_t sent = ed_time_now_us(), t0 = ed_time_mono_us();
     c->requests++;
     CURLcode cc = curl_easy_perform(h);
     long st = 0;
     if (cc == CURLE_OK)
       curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &st);
+    ED_LOG_DEBUG("token_request", "credential=\"%s\" endpoint=%.*s status=%ld ms=%lld",
+                 au_cred_name(c), ep_len(q->url), q->url, st,
+                 (long long)((ed_time_mono_us() - t0) / 1000));
     curl_slist_free_all(hl);
     curl_easy_cleanup(h);
     bool again = cc != CURLE_OK || transient_status(st);
@@ -563,7 +567,11 @@ ed_code_t au_cred_token(au_cred_t *c, bool force, const char **token, int64_t *e
                         ed_err_t *err) {
   int64_t now = ed_time_now_us();
   bool valid = c->tok.value && c->tok.expires_us > now;
-  bool fresh = valid && !force && c->tok.expires_us - now > AU_REFRESH_US;
+  /* 300 s before expiry, or half way through a token that lives shorter */
+  int64_t margin = (c->tok.expires_us - c->tok_at_us) / 2;
+  if (margin > AU_REFRESH_US)
+    margin = AU_REFRESH_US;
+  bool fresh = valid && !force && c->tok.expires_us - now > margin;
   if (!fresh && (force || !(valid && now - c->last_fail_us < AU_RETRY_US))) {
     au_token_t t = {0};
     ed_err_t e2 = {0};
@@ -582,6 +590,7 @@ ed_code_t au_cred_token(au_cred_t *c, bool force, const char **token, int64_t *e
     else {
       wipe_free(c->tok.value);
       c->tok = t;
+      c->tok_at_us = now;
     }
   }
   if (token)

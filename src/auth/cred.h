@@ -46,12 +46,13 @@ ed_code_t au_cred_new(const au_cred_opts_t *o, au_cred_t **out, ed_err_t *err);
 au_cred_t *au_cred_dup(const au_cred_t *c);
 void au_cred_free(au_cred_t *c);
 
-/* A token valid for at least a few minutes: refreshes when fewer than 300 s
- * remain (after a failed refresh, at most every 30 s while the old one is
- * still valid, keeping it meanwhile), or at once when force (the service refused the old
- * one; a failure is then returned).
- * *token is borrowed; valid until the next call or au_cred_free. Failures
- * name the endpoint and the HTTP status, never the token or a secret. */
+/* A token valid for a while: refreshed when fewer than 300 s remain (or
+ * half its life, for a token living under 10 minutes); after a failed
+ * refresh, retried at most every 30 s while the old one still serves, which
+ * is kept meanwhile; at once when force (the service refused the old one;
+ * a failure is then returned). *token is borrowed; valid until the next
+ * call or au_cred_free. Failures name the endpoint and the HTTP status,
+ * never the token or a secret. */
 ed_code_t au_cred_token(au_cred_t *c, bool force, const char **token, int64_t *expires_us,
                         ed_err_t *err);
 /* "client secret", "workload identity", ...: for messages. For DEFAULT, the

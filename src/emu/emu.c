@@ -7,6 +7,7 @@
  * TLS sits between the socket and these byte streams: OpenSSL reads and writes
  * memory BIOs, so everything above it only ever sees plaintext. */
 #include "emu/emu.h"
+#include "emu/jwt.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -121,6 +122,7 @@ typedef struct emu_link {
 typedef struct emu_auth {
   char *path; /* audience path, "" = namespace */
   int64_t exp_us;
+  unsigned rights; /* EMU_RIGHT_*: all for the SAS key; a JWT's roles */
 } emu_auth_t;
 
 typedef enum { ST_HDR, ST_SASL, ST_AMQP } emu_state_t;
@@ -154,6 +156,7 @@ typedef struct emu_ctl {
 struct emu {
   emu_config_t cfg;
   char *key;
+  emu_jwt_t *jwt; /* Entra ID tokens are accepted when set (--jwks) */
   int lfd, cfd, tfd;
   int port, cport, tport;
   SSL_CTX *tls;
@@ -804,15 +807,16 @@ static void link_detach(emu_link_t *el, const char *cond, const char *desc) {
   el->closed = true;
 }
 
-static bool conn_authorized(emu_conn_t *c, const char *path) {
+/* Whether an unexpired grant covering path has one of the rights in any. */
+static bool conn_authorized(emu_conn_t *c, const char *path, unsigned any) {
   int64_t now = ed_time_now_us();
   for (int i = 0; i < c->nauth; i++)
-    if (c->auth[i].exp_us > now && path_covers(c->auth[i].path, path))
+    if (c->auth[i].exp_us > now && path_covers(c->auth[i].path, path) && (c->auth[i].rights & any))
       return true;
   return false;
 }
 
-static void conn_grant(emu_conn_t *c, const char *path, int64_t exp_us) {
+static void conn_grant(emu_conn_t *c, const char *path, int64_t exp_us, unsigned rights) {
   if (c->nauth == EMU_MAX_AUTH) {
     free(c->auth[0].path);
     memmove(c->auth, c->auth + 1, sizeof c->auth[0] * (EMU_MAX_AUTH - 1));
@@ -820,6 +824,7 @@ static void conn_grant(emu_conn_t *c, const char *path, int64_t exp_us) {
   }
   c->auth[c->nauth].path = strdup(path);
   c->auth[c->nauth].exp_us = exp_us;
+  c->auth[c->nauth].rights = rights;
   if (c->auth[c->nauth].path)
     c->nauth++;
 }
@@ -928,13 +933,29 @@ static const char *app_prop(pn_message_t *m, const char *key, char *buf, size_t 
 }
 
 /* Validates a SAS token for the audience; 0 when good, else a status code. */
+/* A token's kind comes from its text, not the put-token type (Python sends
+ * type jwt for SAS too, reference §3.5). */
 static int check_token(emu_t *e, const char *token, const char *audience, int64_t *exp_us,
-                       const char **why) {
+                       unsigned *rights, const char **why) {
   eh_sas_fields_t f = {0};
   ed_err_t err;
+  *rights = EMU_RIGHT_ALL;
   *why = "InvalidSignature: The token has an invalid signature.";
   if (strncmp(token, "SharedAccessSignature ", 22) != 0) {
-    *why = "InvalidIssuer: Token issuer is invalid.";
+    if (!e->jwt) {
+      *why = "InvalidIssuer: Token issuer is invalid.";
+      return 401;
+    }
+    int code = emu_jwt_check(e->jwt, token, ed_time_now_us() / ED_US_PER_SEC, rights, exp_us, why);
+    if (code == 0 && e->cfg.token_lifetime_us > 0 &&
+        ed_time_now_us() + e->cfg.token_lifetime_us < *exp_us)
+      *exp_us = ed_time_now_us() + e->cfg.token_lifetime_us;
+    return code;
+  }
+  if (e->cfg.disable_local_auth) {
+    /* disableLocalAuth: the namespace takes Entra ID tokens only */
+    *why = "LocalAuthDisabled: Authorization with a shared access signature is disabled for this "
+           "namespace; use Microsoft Entra ID.";
     return 401;
   }
   if (eh_sas_parse(token, &f, &err) != ED_OK)
@@ -997,11 +1018,12 @@ static void handle_cbs(emu_conn_t *c, emu_link_t *el, pn_message_t *req, pn_deli
     node_accept(c, d);
     const char *why = "";
     int64_t exp = 0;
+    unsigned rights = 0;
     int code;
     if (!app_prop(req, EHP_CBS_KEY_NAME, name, sizeof name) || !body_string(req, tok, 8192)) {
       code = 400, why = "Bad request: put-token needs a name and a string token.";
     } else {
-      code = check_token(c->emu, tok, name, &exp, &why);
+      code = check_token(c->emu, tok, name, &exp, &rights, &why);
       char np[1024];
       uri_path(name, np, sizeof np);
       bool known = strlen(np) <= 1;
@@ -1013,7 +1035,7 @@ static void handle_cbs(emu_conn_t *c, emu_link_t *el, pn_message_t *req, pn_deli
       if (code == 0 && !known)
         code = 404, why = "The messaging entity could not be found.";
       if (code == 0) {
-        conn_grant(c, np, exp);
+        conn_grant(c, np, exp, rights);
         code = 202, why = "Accepted";
       }
     }
@@ -1086,11 +1108,13 @@ static void handle_mgmt(emu_conn_t *c, emu_link_t *el, pn_message_t *req, pn_del
   char hp[300];
   const char *nm = app_prop(req, EHP_MGMT_KEY_NAME, name, sizeof name);
   snprintf(hp, sizeof hp, "/%s", nm ? nm : "");
-  bool ok = conn_authorized(c, hp);
+  /* READ: any data role (the SDKs' producers read partition ids with Sender) */
+  bool ok = conn_authorized(c, hp, EMU_RIGHT_ALL);
   if (!ok && app_prop(req, EHP_MGMT_KEY_SECURITY_TOKEN, tok, sizeof tok)) {
     int64_t exp;
+    unsigned rights;
     const char *why;
-    ok = check_token(e, tok, hp, &exp, &why) == 0;
+    ok = check_token(e, tok, hp, &exp, &rights, &why) == 0 && rights;
   }
   int p = -1;
   emu_hub_t *h = NULL;
@@ -1539,7 +1563,7 @@ static void on_link_open(emu_conn_t *c, pn_link_t *l) {
     link_fail(l, out, "amqp:not-found", why);
     return;
   }
-  if (!conn_authorized(c, path)) {
+  if (!conn_authorized(c, path, out ? EMU_RIGHT_LISTEN : EMU_RIGHT_SEND)) {
     snprintf(why, sizeof why,
              "Unauthorized access. '%s' claim(s) are required to perform this operation. "
              "Resource: 'sb://localhost%s'.",
@@ -1815,10 +1839,10 @@ static ssize_t sasl_input(emu_conn_t *c, const uint8_t *p, size_t n) {
     if (z2) {
       size_t ul = (size_t)(z2 - z1 - 1), pl = rl - (size_t)(z2 + 1 - r);
       const char *kn = c->emu->cfg.key_name, *k = c->emu->key;
-      if (ul == strlen(kn) && memcmp(z1 + 1, kn, ul) == 0 && pl == strlen(k) &&
-          ed_hmac_equal(z2 + 1, k, pl)) {
+      if (!c->emu->cfg.disable_local_auth && ul == strlen(kn) && memcmp(z1 + 1, kn, ul) == 0 &&
+          pl == strlen(k) && ed_hmac_equal(z2 + 1, k, pl)) {
         ok = true;
-        conn_grant(c, "", INT64_MAX);
+        conn_grant(c, "", INT64_MAX, EMU_RIGHT_ALL);
       }
     }
   }
@@ -2306,6 +2330,21 @@ ed_code_t emu_new(const emu_config_t *cfg, const char *key, emu_t **out, ed_err_
     e->cfg.max_message_size = EHP_MAX_MESSAGE_SIZE;
   e->key = strdup(key);
   e->lfd = e->cfd = e->tfd = e->lockfd = -1;
+  if (cfg->jwks_file) {
+    ed_code_t jrc =
+        emu_jwt_new(cfg->jwks_file, cfg->jwt_issuer, cfg->jwt_audience, cfg->roles, &e->jwt, err);
+    if (jrc) {
+      free(e->key);
+      free(e);
+      return jrc;
+    }
+  } else if (cfg->disable_local_auth || cfg->roles) {
+    free(e->key);
+    free(e);
+    return ed_err_set(err, ED_E_CONFIG,
+                      "%s needs --jwks FILE (the keys Entra ID tokens are checked against)",
+                      cfg->roles ? "--role" : "--disable-local-auth");
+  }
   e->tport = -1;
   emu_hubspec_t one = {cfg->hub, (int)cfg->partitions, cfg->groups};
   const emu_hubspec_t *specs = cfg->nhubs > 0 ? cfg->hubs : &one;
@@ -2361,6 +2400,7 @@ void emu_free(emu_t *e) {
     hub_fini(&e->hubs[i]);
   free(e->hubs);
   free(e->key);
+  emu_jwt_free(e->jwt);
   if (e->lfd >= 0)
     close(e->lfd);
   if (e->cfd >= 0)
@@ -2483,7 +2523,7 @@ static void check_tokens(emu_t *e) {
       continue;
     for (emu_link_t *l = c->links; l; l = l->next)
       if ((l->kind == LK_SEND || l->kind == LK_RECV) && !l->closed && l->path &&
-          !conn_authorized(c, l->path))
+          !conn_authorized(c, l->path, l->kind == LK_RECV ? EMU_RIGHT_LISTEN : EMU_RIGHT_SEND))
         link_detach(l, "amqp:unauthorized-access",
                     "Unauthorized access. The token for this link has expired.");
   }

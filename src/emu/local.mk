@@ -2,7 +2,7 @@
 noinst_LIBRARIES += src/emu/libemu.a
 src_emu_libemu_a_CPPFLAGS = $(AM_CPPFLAGS) $(PROTON_CFLAGS) $(OPENSSL_CFLAGS) $(JSONC_CFLAGS)
 src_emu_libemu_a_SOURCES = src/emu/emu.c src/emu/emu.h src/emu/plog.c src/emu/plog.h \
-	src/emu/conf.c src/emu/conf.h
+	src/emu/conf.c src/emu/conf.h src/emu/jwt.c src/emu/jwt.h
 EMU_LIBS += src/emu/libemu.a
 
 bin_PROGRAMS += ehemu

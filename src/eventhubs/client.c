@@ -465,7 +465,8 @@ static void put_token(eh_client_t *c) {
   int64_t life = exp_us - ed_time_now_us();
   /* refresh at 80% of the remaining life (§3.4: well before expiry); an Entra
    * token of a long life when the credential will hand out a new one (fewer
-   * than 300 s left, auth/cred.h), not earlier to be given the same one */
+   * than 300 s left, auth/cred.h), not earlier to be given the same one
+   * (a short one is replaced past half its life, so 80% gets a new one) */
   int64_t at = life * 8 / 10;
   if (c->cred && life > 600 * ED_US_PER_SEC)
     at = life - 300 * ED_US_PER_SEC;
