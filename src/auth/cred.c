@@ -38,6 +38,7 @@ struct au_cred {
   char *scope, *tenant, *client_id, *client_secret, *fed_file, *authority, *ca_file;
   int max_retries;
   int64_t max_backoff_us;
+  long timeout_s; /* of one request */
   au_token_t tok;
   int64_t tok_at_us;    /* when tok was fetched (its life is tok.expires_us - tok_at_us) */
   int64_t last_fail_us; /* wall clock of the last failed refresh, 0 after a success */
@@ -65,6 +66,12 @@ const char *au_cred_name(const au_cred_t *c) {
 }
 
 int64_t au_cred_requests(const au_cred_t *c) { return c->requests; }
+
+void au_cred_set_limits(au_cred_t *c, int max_retries, int64_t request_timeout_us) {
+  c->max_retries = max_retries < 0 ? 0 : max_retries;
+  c->timeout_s =
+      request_timeout_us >= ED_US_PER_SEC ? (long)(request_timeout_us / ED_US_PER_SEC) : 1;
+}
 
 static char *pick(const char *given, const char *env) {
   const char *v = given && *given ? given : getenv(env);
@@ -125,6 +132,7 @@ ed_code_t au_cred_new(const au_cred_opts_t *o, au_cred_t **out, ed_err_t *err) {
   c->ca_file = o->ca_file && *o->ca_file ? strdup(o->ca_file) : NULL;
   c->max_retries = o->max_retries > 0 ? o->max_retries : o->max_retries < 0 ? 0 : 3;
   c->max_backoff_us = o->max_backoff_us > 0 ? o->max_backoff_us : 10 * ED_US_PER_SEC;
+  c->timeout_s = 30;
   c->seed = (unsigned)ed_time_mono_us() ^ (unsigned)getpid();
   if (!c->scope || !c->authority) {
     au_cred_free(c);
@@ -286,8 +294,9 @@ static ed_code_t http_token(au_cred_t *c, const au_req_t *q, int retries, au_tok
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, q->connect_timeout_s);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, c->timeout_s);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT,
+                     q->connect_timeout_s < c->timeout_s ? q->connect_timeout_s : c->timeout_s);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_NOPROXY, "169.254.169.254,127.0.0.1,localhost");
     if (c->ca_file)

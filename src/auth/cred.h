@@ -55,6 +55,11 @@ void au_cred_free(au_cred_t *c);
  * never the token or a secret. */
 ed_code_t au_cred_token(au_cred_t *c, bool force, const char **token, int64_t *expires_us,
                         ed_err_t *err);
+/* Bounds later token requests: retries of transient failures (-1: none) and
+ * the whole of one request. For a caller that may not block long (the Event
+ * Hubs network thread refreshing on a live connection); a failed refresh
+ * keeps the old token while it is valid. */
+void au_cred_set_limits(au_cred_t *c, int max_retries, int64_t request_timeout_us);
 /* "client secret", "workload identity", ...: for messages. For DEFAULT, the
  * one that answered, or "default credential". Borrowed; static. */
 const char *au_cred_name(const au_cred_t *c);

@@ -1912,6 +1912,11 @@ ed_code_t eh_client_new(const eh_connstr_t *cs, const char *hub_arg, const eh_cl
     co.scope = AU_SCOPE_EVENTHUBS;
     rc = au_cred_new(&co, &c->cred, err);
     rc = rc ? rc : au_cred_token(c->cred, false, NULL, NULL, err);
+    /* Refreshes run on the network thread: one try of at most 5 s each (the
+     * old token serves meanwhile and the next refresh tries again), so a slow
+     * token endpoint cannot stall the links for minutes. */
+    if (!rc)
+      au_cred_set_limits(c->cred, -1, 5 * ED_US_PER_SEC);
     c->o.entra = NULL;
     if (rc) {
       client_destroy(c);

@@ -160,6 +160,33 @@ static void test_transient_failures_retried_then_succeed(void) {
   au_cred_free(c);
 }
 
+/* After au_cred_set_limits(-1, ...) a refresh is one try (the Event Hubs
+ * network thread's setting): a 503 is not retried. */
+static void test_limits_make_one_try(void) {
+  clear_env();
+  srv_t s = {.nans = 2, .ans = {{200, OK_BODY}, {503, "{}"}}};
+  srv_start(&s);
+  char auth[64];
+  snprintf(auth, sizeof auth, "http://127.0.0.1:%d", s.port);
+  au_cred_opts_t o = {.kind = AU_CRED_CLIENT_SECRET,
+                      .scope = AU_SCOPE_STORAGE,
+                      .tenant = "t1",
+                      .client_id = "app1",
+                      .client_secret = SECRET,
+                      .authority = auth,
+                      .max_backoff_us = 1000};
+  au_cred_t *c = NULL;
+  ed_err_t err = {0};
+  CU_ASSERT_EQUAL_FATAL(au_cred_new(&o, &c, &err), ED_OK);
+  CU_ASSERT_EQUAL(au_cred_token(c, false, NULL, NULL, &err), ED_OK);
+  au_cred_set_limits(c, -1, 2 * ED_US_PER_SEC);
+  CU_ASSERT_EQUAL(au_cred_token(c, true, NULL, NULL, &err), ED_E_UNAVAILABLE);
+  CU_ASSERT_EQUAL(au_cred_requests(c), 2);
+  CU_ASSERT(strstr(err.msg, "answered HTTP 503") != NULL);
+  srv_stop(&s);
+  au_cred_free(c);
+}
+
 static void test_refusal_names_endpoint_and_status_not_secret(void) {
   clear_env();
   srv_t s = {.nans = 1,
@@ -453,6 +480,7 @@ static void test_token_answers_parsed(void) {
 
 static const cu_case_t cases[] = {CU_CASE(test_client_secret_posts_form_and_parses_token),
                                   CU_CASE(test_transient_failures_retried_then_succeed),
+                                  CU_CASE(test_limits_make_one_try),
                                   CU_CASE(test_refusal_names_endpoint_and_status_not_secret),
                                   CU_CASE(test_unreachable_endpoint_retried_and_named),
                                   CU_CASE(test_workload_identity_sends_assertion_from_file),
