@@ -3,6 +3,8 @@
 # make bench-agent: ehdelta run against the Python SDK + deltalake baseline
 # (bench/bench_agent.py says what is measured). A bench, not a test: not in TESTS.
 EXTRA_DIST += bench/bench_agent.sh bench/bench_agent.py
+# bench/callgrind_client.sh [N] [BUILDDIR]: Ir per event of the receive path (callgrind)
+EXTRA_DIST += bench/callgrind_client.sh
 bench-agent: ehdelta$(EXEEXT) ehemu$(EXEEXT)
 	EHDELTA_TOP_BUILDDIR=$(abs_top_builddir) EHDELTA_TOP_SRCDIR=$(abs_top_srcdir) \
 	  bash $(top_srcdir)/bench/bench_agent.sh

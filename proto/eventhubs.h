@@ -119,4 +119,24 @@ typedef struct ehp_condition {
   int code; /* an ed_code_t */
 } ehp_condition_t;
 
+/* One id per condition (EHP_COND_SERVER_BUSY, ...), so that code names a
+ * condition by id and its spelling lives only in conditions.def. */
+typedef enum ehp_cond_id {
+#define EHP_COND(id, name, code) EHP_COND_##id,
+#include "proto/conditions.def"
+#undef EHP_COND
+} ehp_cond_id_t;
+
+/* The condition's name on the wire, e.g. "com.microsoft:server-busy". */
+static inline const char *ehp_cond_name(ehp_cond_id_t id) {
+  switch (id) {
+#define EHP_COND(id, name, code)                                                                   \
+  case EHP_COND_##id:                                                                              \
+    return name;
+#include "proto/conditions.def"
+#undef EHP_COND
+  }
+  return "amqp:internal-error";
+}
+
 #endif

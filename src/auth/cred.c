@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/backoff.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/pct.h"
@@ -27,9 +28,10 @@
 
 /* azure-identity refreshes 5 minutes before expiry and retries a failed
  * refresh at most every 30 s while the old token still serves. */
-#define AU_REFRESH_US (300 * ED_US_PER_SEC)
-#define AU_RETRY_US   (30 * ED_US_PER_SEC)
-#define AU_JWT_MAX    16384
+#define AU_REFRESH_US      (300 * ED_US_PER_SEC)
+#define AU_RETRY_US        (30 * ED_US_PER_SEC)
+#define AU_JWT_MAX         16384
+#define AU_BACKOFF_BASE_US (ED_US_PER_SEC / 2)
 
 struct au_cred {
   au_kind_t kind;
@@ -43,7 +45,7 @@ struct au_cred {
   int64_t tok_at_us;    /* when tok was fetched (its life is tok.expires_us - tok_at_us) */
   int64_t last_fail_us; /* wall clock of the last failed refresh, 0 after a success */
   int64_t requests;
-  unsigned seed;
+  ed_backoff_t backoff; /* token request retries: 0.5 s doubling up to max_backoff_us */
 };
 
 static const char *kind_name(au_kind_t k) {
@@ -133,7 +135,9 @@ ed_code_t au_cred_new(const au_cred_opts_t *o, au_cred_t **out, ed_err_t *err) {
   c->max_retries = o->max_retries > 0 ? o->max_retries : o->max_retries < 0 ? 0 : 3;
   c->max_backoff_us = o->max_backoff_us > 0 ? o->max_backoff_us : 10 * ED_US_PER_SEC;
   c->timeout_s = 30;
-  c->seed = (unsigned)ed_time_mono_us() ^ (unsigned)getpid();
+  ed_backoff_init(&c->backoff,
+                  c->max_backoff_us < AU_BACKOFF_BASE_US ? c->max_backoff_us : AU_BACKOFF_BASE_US,
+                  c->max_backoff_us, 0);
   if (!c->scope || !c->authority) {
     au_cred_free(c);
     return ed_err_set(err, ED_E_NOMEM, "credential: out of memory");
@@ -273,9 +277,9 @@ static int ep_len(const char *url) { return (int)strcspn(url, "?"); }
 
 static bool transient_status(long st) { return st == 408 || st == 429 || st >= 500; }
 
-/* One request, retried on connection failures, 408, 429 and 5xx with capped
- * exponential backoff and full jitter (base 0.5 s, doubling, cap
- * max_backoff_us; azure-identity retries these the same way). */
+/* One request, retried on connection failures, 408, 429 and 5xx with the
+ * project's backoff (common/backoff.h: base 0.5 s, doubling, cap
+ * max_backoff_us, equal jitter; azure-identity retries these statuses too). */
 static ed_code_t http_token(au_cred_t *c, const au_req_t *q, int retries, au_token_t *out,
                             ed_err_t *err) {
   ed_buf_t body = ED_BUF_INIT;
@@ -316,10 +320,7 @@ static ed_code_t http_token(au_cred_t *c, const au_req_t *q, int retries, au_tok
     curl_easy_cleanup(h);
     bool again = cc != CURLE_OK || transient_status(st);
     if (again && attempt < retries) {
-      int64_t base = (ED_US_PER_SEC / 2) << (attempt < 20 ? attempt : 20);
-      if (base > c->max_backoff_us || base <= 0)
-        base = c->max_backoff_us;
-      int64_t sleep_us = (int64_t)(rand_r(&c->seed) % (unsigned)(base + 1));
+      int64_t sleep_us = ed_backoff_delay(&c->backoff, attempt);
       char cause[64];
       if (cc != CURLE_OK)
         snprintf(cause, sizeof cause, "\"%s\"", curl_easy_strerror(cc));

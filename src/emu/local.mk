@@ -1,8 +1,10 @@
 # src/emu: ehemu, the local Event Hubs emulator (its main is src/cli/ehemu.c).
 noinst_LIBRARIES += src/emu/libemu.a
 src_emu_libemu_a_CPPFLAGS = $(AM_CPPFLAGS) $(PROTON_CFLAGS) $(OPENSSL_CFLAGS) $(JSONC_CFLAGS)
-src_emu_libemu_a_SOURCES = src/emu/emu.c src/emu/emu.h src/emu/plog.c src/emu/plog.h \
-	src/emu/conf.c src/emu/conf.h src/emu/jwt.c src/emu/jwt.h
+src_emu_libemu_a_SOURCES = src/emu/emu.c src/emu/emu.h src/emu/emu_int.h src/emu/conn.c src/emu/tls.c \
+	src/emu/sasl.c src/emu/norm.c src/emu/links.c src/emu/node.c src/emu/hub.c \
+	src/emu/plog.c src/emu/plog.h \
+	src/emu/conf.c src/emu/conf.h src/emu/event.c src/emu/event.h src/emu/jwt.c src/emu/jwt.h
 EMU_LIBS += src/emu/libemu.a
 
 bin_PROGRAMS += ehemu
@@ -34,4 +36,4 @@ check_PROGRAMS += tests/unit/unit_emu
 TESTS += tests/unit/unit_emu
 tests_unit_unit_emu_CFLAGS = $(UNIT_CFLAGS) $(JSONC_CFLAGS)
 tests_unit_unit_emu_SOURCES = $(UNIT_COMMON) tests/unit/test_emu_plog.c tests/unit/test_emu_conf.c
-tests_unit_unit_emu_LDADD = src/emu/libemu.a $(COMMON_LIBS) $(JSONC_LIBS) $(CUNIT_LIBS)
+tests_unit_unit_emu_LDADD = src/emu/libemu.a $(AMQP_LIBS) $(COMMON_LIBS) $(JSONC_LIBS) $(CUNIT_LIBS)

@@ -1,8 +1,8 @@
 /* plog: ehemu's append-only log of one partition (--data-dir), so events keep
  * their sequence numbers, offsets and enqueued times across a restart.
  * Owns: the open file and its format (below). Never decodes the events: a
- * record's bytes are the message exactly as delivered. Called only by emu.c,
- * from its one thread.
+ * record's bytes are the message exactly as delivered. Called only by hub.c,
+ * from the emulator's one thread.
  *
  * Format (all integers little-endian):
  *   header, 32 bytes: "EHEMULOG" | u32 version (1) | u32 crc32c of the next 16

@@ -3,8 +3,10 @@
  * in place, without copying: the body and string annotations point into the
  * delivery buffer. Encodes an event to send as one message (message
  * annotations, properties, application properties, one data section).
- * Owns nothing; pure functions over caller buffers. Used by client.c and by
- * the tests, which check it against Proton's own pn_message codec. */
+ * Owns nothing; pure functions over caller buffers. Values are read and
+ * written through the shared src/amqp reader and writer. Used by receiver.c
+ * and sender.c, and by the tests, which check it against Proton's own
+ * pn_message codec. */
 #ifndef ED_EVENTHUBS_AMQP_H
 #define ED_EVENTHUBS_AMQP_H
 

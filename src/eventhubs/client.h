@@ -100,14 +100,6 @@ void eh_client_free(eh_client_t *c);
 const char *eh_client_hub(const eh_client_t *c);
 const char *eh_client_host(const eh_client_t *c);
 
-/* Counters since eh_client_new (approximate when read while running). */
-typedef struct eh_client_stats {
-  uint64_t connects;      /* successful connections (1 + reconnects) */
-  uint64_t retries;       /* transient failures retried (connection, links, sends) */
-  uint64_t token_refresh; /* CBS put-tokens after the first */
-} eh_client_stats_t;
-void eh_client_stats(eh_client_t *c, eh_client_stats_t *out);
-
 /* ---- management (reference §5) ------------------------------------------- */
 
 typedef struct eh_hub_props {
@@ -267,8 +259,6 @@ void eh_receiver_resume(eh_receiver_t *rx);
 /* The sequence number of the last event on_events accepted, or -1. */
 int64_t eh_receiver_last_seq(eh_receiver_t *rx);
 /* The current state; with err, the last error (terminal or retried). */
-eh_state_t eh_receiver_state(eh_receiver_t *rx, ed_err_t *err);
-const char *eh_receiver_partition(const eh_receiver_t *rx); /* borrowed, valid until close */
 
 /* ---- senders (reference §8) ---------------------------------------------- */
 

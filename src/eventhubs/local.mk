@@ -4,10 +4,12 @@ src_eventhubs_libeventhubs_a_CPPFLAGS = $(AM_CPPFLAGS) $(PROTON_CFLAGS) $(OPENSS
 src_eventhubs_libeventhubs_a_SOURCES = \
 	src/eventhubs/connstr.c src/eventhubs/connstr.h \
 	src/eventhubs/sas.c src/eventhubs/sas.h \
-	src/eventhubs/client.c src/eventhubs/client.h \
+	src/eventhubs/client.c src/eventhubs/client.h src/eventhubs/client_int.h \
+	src/eventhubs/conn.c src/eventhubs/link.c src/eventhubs/cbs.c src/eventhubs/mgmt.c \
+	src/eventhubs/receiver.c src/eventhubs/sender.c \
 	src/eventhubs/amqp.c src/eventhubs/amqp.h \
 	src/eventhubs/tlscheck.c src/eventhubs/tlscheck.h
-EVENTHUBS_LIBS += src/eventhubs/libeventhubs.a $(AUTH_LIBS) $(PROTON_LIBS)
+EVENTHUBS_LIBS += src/eventhubs/libeventhubs.a $(AMQP_LIBS) $(AUTH_LIBS) $(PROTON_LIBS)
 
 check_PROGRAMS += tests/unit/unit_eventhubs
 TESTS += tests/unit/unit_eventhubs
@@ -33,7 +35,8 @@ EXTRA_DIST += bench/bench_client.sh bench/bench_client.py
 EXTRA_DIST += tests/fuzz/fuzz_amqp.c tests/fuzz/corpus/fuzz_amqp
 if ENABLE_FUZZERS
 check_PROGRAMS += tests/fuzz/fuzz_amqp
-tests_fuzz_fuzz_amqp_SOURCES = tests/fuzz/fuzz_amqp.c src/eventhubs/amqp.c
+tests_fuzz_fuzz_amqp_SOURCES = tests/fuzz/fuzz_amqp.c src/eventhubs/amqp.c src/amqp/value.c \
+	src/amqp/write.c src/emu/event.c
 tests_fuzz_fuzz_amqp_CPPFLAGS = $(src_eventhubs_libeventhubs_a_CPPFLAGS)
 tests_fuzz_fuzz_amqp_CFLAGS = $(FUZZER_CFLAGS)
 tests_fuzz_fuzz_amqp_LDFLAGS = $(AM_LDFLAGS) $(FUZZER_LINK_FLAGS)

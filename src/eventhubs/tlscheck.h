@@ -3,7 +3,7 @@
  * CN only, so a certificate for an IP address (Endpoint=sb://127.0.0.1:…, an
  * IP SAN) never verifies, and a failed check reaches us as a bare
  * "certificate verify failed". Owns one short-lived socket and SSL per call;
- * never sends application data. Called by client.c on its network thread. */
+ * never sends application data. Called by conn.c on its network thread. */
 #ifndef ED_EVENTHUBS_TLSCHECK_H
 #define ED_EVENTHUBS_TLSCHECK_H
 

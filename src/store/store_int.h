@@ -32,6 +32,5 @@ ed_code_t st_azure_open(const char *url, const st_opts_t *opts, st_store_t **out
 bool st_url_is_azure(const char *url);
 ed_code_t st_list_push(st_list_t *l, const char *key, size_t keylen, int64_t size,
                        int64_t mtime_ms);
-void st_list_sort(st_list_t *l);
 
 #endif

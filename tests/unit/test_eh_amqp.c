@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "amqp/write.h"
 #include "eventhubs/amqp.h"
 #include "eventhubs/client.h"
 #include "proto/eventhubs.h"
@@ -110,6 +111,37 @@ static void test_decodes_service_annotations_in_place(void) {
   free(props);
   ed_buf_fini(&arena);
   pn_message_free(m);
+}
+
+/* A timestamp property past year 9999 (found by fuzz_amqp: ms * 1000
+ * overflowed) is shown as its number, not as a date. */
+static void test_timestamp_property_out_of_range(void) {
+  static const int64_t ms[] = {INT64_C(253402300799999), INT64_C(253402300800000), INT64_MAX,
+                               INT64_MIN};
+  static const char *want[] = {"9999-12-31T23:59:59.999Z", "<timestamp 253402300800000 ms>",
+                               "<timestamp 9223372036854775807 ms>",
+                               "<timestamp -9223372036854775808 ms>"};
+  for (size_t i = 0; i < 4; i++) {
+    ed_buf_t map = ED_BUF_INIT, arena = ED_BUF_INIT;
+    amqp_w_t w;
+    amqp_w_init(&w, &map);
+    size_t at = amqp_open(&w, AMQP_T_MAP32);
+    amqp_put_str(&w, "t", 1);
+    amqp_put_timestamp(&w, ms[i]);
+    amqp_close(&w, at, 2);
+    CU_ASSERT_EQUAL_FATAL(amqp_w_end(&w), ED_OK);
+    eh_amqp_prop_t *props = NULL;
+    size_t cap = 0, np = 0;
+    CU_ASSERT_EQUAL_FATAL(
+        eh_amqp_props((const uint8_t *)map.data, map.len, &arena, &props, &cap, &np, NULL), ED_OK);
+    CU_ASSERT_EQUAL_FATAL(np, 1);
+    CU_ASSERT_EQUAL(props[0].kind, i == 0 ? EH_VAL_TIMESTAMP : EH_VAL_OTHER);
+    CU_ASSERT_EQUAL(props[0].text_len, strlen(want[i]));
+    CU_ASSERT_EQUAL(memcmp(arena.data + props[0].text_off, want[i], props[0].text_len), 0);
+    free(props);
+    ed_buf_fini(&arena);
+    ed_buf_fini(&map);
+  }
 }
 
 static void test_decodes_string_value_body_and_large_body(void) {
@@ -513,6 +545,7 @@ static void test_annotation_fast_path_edge_values(void) {
 static const cu_case_t cases[] = {
     CU_CASE(test_decodes_service_annotations_in_place),
     CU_CASE(test_decodes_string_value_body_and_large_body),
+    CU_CASE(test_timestamp_property_out_of_range),
     CU_CASE(test_refuses_truncated_messages_at_every_length),
     CU_CASE(test_encoded_event_reads_back_in_proton),
     CU_CASE(test_positions_parse_and_render_filters),
