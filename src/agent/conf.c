@@ -18,8 +18,9 @@
 
 static const char *const gap_names[] = {"fail", "skip-to-earliest", NULL};
 static const char *const bad_mode_names[] = {"dead-letter", "permissive", "fail-fast", NULL};
-static const char *const auth_names[] = {
-    "shared-key", "sas", "client-secret", "managed-identity", "azure-cli", "none", NULL};
+static const char *const auth_names[] = {"shared-key",        "sas",       "client-secret",
+                                         "managed-identity",  "azure-cli", "none",
+                                         "workload-identity", "default",   NULL};
 static const char *const sink_type_names[] = {"delta", "console", NULL};
 static const char *const output_mode_names[] = {"append", "update", "complete", NULL};
 static const char *const violation_names[] = {"fail", "dead-letter", NULL};
@@ -29,13 +30,24 @@ _Static_assert(AG_SINK_DELTA == 0 && AG_SINK_CONSOLE == 1,
                "sink_type_names follows ag_sink_type_t");
 _Static_assert(AG_OUT_APPEND == 0 && AG_OUT_UPDATE == 1 && AG_OUT_COMPLETE == 2,
                "output_mode_names follows ag_output_mode_t");
-_Static_assert(AG_AUTH_NONE == 5, "auth_names follows ag_auth_t");
+_Static_assert(AG_AUTH_NONE == 5 && AG_AUTH_DEFAULT == 7, "auth_names follows ag_auth_t");
 _Static_assert(AG_VIOLATION_FAIL == 0 && AG_VIOLATION_DEAD_LETTER == 1,
                "violation_names follows ag_violation_t");
 
 static const ed_opt_t source_keys[] = {
     {"namespace", 0, ED_OPT_STRING, "HOST", NULL, S(ag_source_t, namespace_),
      "the Event Hubs namespace host (default: the connection string's Endpoint)", 0, 0, 0, NULL},
+    {"auth", 0, ED_OPT_ENUM, "METHOD", "sas", S(ag_source_t, auth),
+     "how the agent authenticates to Event Hubs: the key (sas) or a Microsoft Entra ID credential",
+     0, 0, 0, eh_auth_names},
+    {"tenant_id", 0, ED_OPT_STRING, "ID", NULL, S(ag_source_t, tenant_id),
+     "the Entra tenant (client-secret, workload-identity; else AZURE_TENANT_ID)", 0, 0, 0, NULL},
+    {"client_id", 0, ED_OPT_STRING, "ID", NULL, S(ag_source_t, client_id),
+     "the application or user-assigned identity id (else AZURE_CLIENT_ID)", 0, 0, 0, NULL},
+    {"client_secret_file", 0, ED_OPT_STRING, "FILE", NULL, S(ag_source_t, client_secret_file),
+     "a file holding the client secret (client-secret; else AZURE_CLIENT_SECRET)", 0, 0, 0, NULL},
+    {"federated_token_file", 0, ED_OPT_STRING, "FILE", NULL, S(ag_source_t, federated_token_file),
+     "workload identity's token file (else AZURE_FEDERATED_TOKEN_FILE)", 0, 0, 0, NULL},
     {"hub", 0, ED_OPT_STRING, "NAME", NULL, S(ag_source_t, hub),
      "the event hub (default: the connection string's EntityPath)", 0, 0, 0, NULL},
     {"consumer_group", 0, ED_OPT_STRING, "NAME", "$Default", S(ag_source_t, consumer_group),
@@ -105,6 +117,8 @@ static const ed_opt_t storage_keys[] = {
      "the application id (client-secret, user-assigned managed-identity)", 0, 0, 0, NULL},
     {"client_secret_file", 0, ED_OPT_STRING, "FILE", NULL, S(ag_storage_t, client_secret_file),
      "a file holding the client secret (client-secret)", 0, 0, 0, NULL},
+    {"federated_token_file", 0, ED_OPT_STRING, "FILE", NULL, S(ag_storage_t, federated_token_file),
+     "workload identity's token file (else AZURE_FEDERATED_TOKEN_FILE)", 0, 0, 0, NULL},
     {"endpoint", 0, ED_OPT_STRING, "URL", NULL, S(ag_storage_t, endpoint),
      "the blob endpoint instead of the account's (Azurite)", 0, 0, 0, NULL},
     {"timeout", 0, ED_OPT_DURATION, "DURATION", "30 seconds", S(ag_storage_t, timeout_us),

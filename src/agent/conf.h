@@ -23,7 +23,9 @@ typedef enum {
   AG_AUTH_CLIENT_SECRET,
   AG_AUTH_MANAGED_ID,
   AG_AUTH_AZURE_CLI,
-  AG_AUTH_NONE
+  AG_AUTH_NONE,
+  AG_AUTH_WORKLOAD_ID,
+  AG_AUTH_DEFAULT
 } ag_auth_t;
 
 typedef struct ag_source {
@@ -42,6 +44,8 @@ typedef struct ag_source {
   int64_t max_drift_us;        /* resolved; -1: off */
   char *from_spark_checkpoint; /* a Spark query's checkpoint folder to take over from */
   bool from_spark_force;       /* take over even over ehdelta's own positions */
+  int auth;                    /* eh_auth_names: sas, or a Microsoft Entra ID credential */
+  char *tenant_id, *client_id, *client_secret_file, *federated_token_file; /* Entra ID */
 } ag_source_t;
 
 typedef struct ag_schema {
@@ -61,6 +65,7 @@ typedef struct ag_storage {
   char *tenant_id;
   char *client_id;
   char *client_secret_file;
+  char *federated_token_file;
   char *endpoint;             /* e.g. Azurite's http://127.0.0.1:10000/devstoreaccount1 */
   int64_t timeout_us;         /* a request that moves no byte this long fails, is retried */
   int64_t connect_timeout_us; /* bound of one connect */

@@ -1566,7 +1566,8 @@ static const char *position_of(const ag_source_t *src, const char *id) {
 static ed_code_t open_source(run_t *r, ed_err_t *err) {
   const ag_source_t *src = &r->conf->source;
   eh_connstr_t cs;
-  ed_code_t rc = eh_connstr_parse(r->o->connection_string, &cs, err);
+  ed_code_t rc = r->o->entra ? eh_connstr_parse_keyless(r->o->connection_string, &cs, err)
+                             : eh_connstr_parse(r->o->connection_string, &cs, err);
   if (rc)
     return ed_err_prefix(err, "[source] connection string");
   const char *hub = NULL;
@@ -1574,6 +1575,7 @@ static ed_code_t open_source(run_t *r, ed_err_t *err) {
   eh_client_opts_t co;
   eh_client_opts_init(&co);
   co.ca_file = r->o->ca_file;
+  co.entra = r->o->entra;
   if (r->o->op_timeout_us > 0)
     co.op_timeout_us = r->o->op_timeout_us;
   rc = rc ? rc : eh_client_new(&cs, hub, &co, &r->client, err);

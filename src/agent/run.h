@@ -13,11 +13,13 @@
 
 #include "agent/conf.h"
 #include "agent/metrics.h"
+#include "auth/cred.h"
 #include "common/err.h"
 #include "store/store.h"
 
 typedef struct ag_run_opts {
-  const char *connection_string; /* borrowed; never logged */
+  const char *connection_string; /* borrowed; never logged; without a key when entra is set */
+  const au_cred_opts_t *entra;   /* Microsoft Entra ID for the hub, or NULL (SAS); borrowed */
   const char *ca_file;           /* extra CAs for the hub's TLS, or NULL */
   const st_opts_t *store;        /* credentials for the tables, or NULL (environment) */
   volatile sig_atomic_t *stop;   /* set by a signal: finish the current batches, commit, return */

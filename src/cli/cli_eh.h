@@ -20,7 +20,10 @@ typedef struct cli_eh_cfg {
   int64_t timeout;
   int64_t token_lifetime;
   int64_t retries;
-  int log_level; /* ed_log_level_t */
+  int log_level;    /* ed_log_level_t */
+  int auth;         /* eh_auth_names index: sas, or a Microsoft Entra ID credential */
+  char *namespace_; /* HOST[:PORT] of the namespace, instead of a connection string */
+  char *tenant_id, *client_id, *client_secret_file, *federated_token_file;
 } cli_eh_cfg_t;
 
 /* The rows every Event Hubs command has; T is the command's config struct,
@@ -91,6 +94,72 @@ typedef struct cli_eh_cfg {
        0,                                                                                          \
        -1,                                                                                         \
        1000000,                                                                                    \
+       NULL},                                                                                      \
+      {"auth",                                                                                     \
+       0,                                                                                          \
+       ED_OPT_ENUM,                                                                                \
+       "METHOD",                                                                                   \
+       "sas",                                                                                      \
+       offsetof(T, eh.auth),                                                                       \
+       "how to authenticate to Event Hubs: the key (sas) or a Microsoft Entra ID credential",      \
+       0,                                                                                          \
+       0,                                                                                          \
+       0,                                                                                          \
+       eh_auth_names},                                                                             \
+      {"namespace",                                                                                \
+       0,                                                                                          \
+       ED_OPT_STRING,                                                                              \
+       "HOST",                                                                                     \
+       NULL,                                                                                       \
+       offsetof(T, eh.namespace_),                                                                 \
+       "the namespace host (NS.servicebus.windows.net[:PORT]) when no connection string is given", \
+       0,                                                                                          \
+       0,                                                                                          \
+       0,                                                                                          \
+       NULL},                                                                                      \
+      {"tenant-id",                                                                                \
+       0,                                                                                          \
+       ED_OPT_STRING,                                                                              \
+       "ID",                                                                                       \
+       NULL,                                                                                       \
+       offsetof(T, eh.tenant_id),                                                                  \
+       "Entra tenant (client-secret, workload-identity; else $AZURE_TENANT_ID)",                   \
+       0,                                                                                          \
+       0,                                                                                          \
+       0,                                                                                          \
+       NULL},                                                                                      \
+      {"client-id",                                                                                \
+       0,                                                                                          \
+       ED_OPT_STRING,                                                                              \
+       "ID",                                                                                       \
+       NULL,                                                                                       \
+       offsetof(T, eh.client_id),                                                                  \
+       "application or user-assigned identity id (else $AZURE_CLIENT_ID)",                         \
+       0,                                                                                          \
+       0,                                                                                          \
+       0,                                                                                          \
+       NULL},                                                                                      \
+      {"client-secret-file",                                                                       \
+       0,                                                                                          \
+       ED_OPT_STRING,                                                                              \
+       "FILE",                                                                                     \
+       NULL,                                                                                       \
+       offsetof(T, eh.client_secret_file),                                                         \
+       "file whose first line is the client secret (else $AZURE_CLIENT_SECRET)",                   \
+       0,                                                                                          \
+       0,                                                                                          \
+       0,                                                                                          \
+       NULL},                                                                                      \
+      {"federated-token-file",                                                                     \
+       0,                                                                                          \
+       ED_OPT_STRING,                                                                              \
+       "FILE",                                                                                     \
+       NULL,                                                                                       \
+       offsetof(T, eh.federated_token_file),                                                       \
+       "workload identity's token file (else $AZURE_FEDERATED_TOKEN_FILE)",                        \
+       0,                                                                                          \
+       0,                                                                                          \
+       0,                                                                                          \
        NULL},                                                                                      \
   {                                                                                                \
     "log-level", 0, ED_OPT_ENUM, "LEVEL", "warn", offsetof(T, eh.log_level),                       \

@@ -7,19 +7,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "agent/conf.h"
 #include "agent/metrics.h"
 #include "agent/run.h"
 #include "cli/cli.h"
+#include "common/buf.h"
 #include "common/log.h"
+#include "eventhubs/client.h"
 
 struct run_cfg {
   char *config;
   /* the simple case without a file: one source, one raw table */
   char *cs_file, *hub, *consumer_group, *start, *schema, *metadata, *filter, *table, *partition_by,
       *trigger, *dead_letter;
+  char *auth, *namespace_, *tenant_id, *client_id, *client_secret_file, *federated_token_file;
   char **derive;
   bool check;
   bool list_keys;
@@ -46,6 +50,25 @@ const ed_opt_t cmd_run_options[] = {
      0, 0, 0, NULL},
     {"hub", 0, ED_OPT_STRING, "NAME", NULL, offsetof(struct run_cfg, hub),
      "without --config: the event hub (else the connection string's EntityPath)", 0, 0, 0, NULL},
+    {"auth", 0, ED_OPT_STRING, "METHOD", NULL, offsetof(struct run_cfg, auth),
+     "without --config: sas (default), client-secret, workload-identity, managed-identity, "
+     "azure-cli or default",
+     0, 0, 0, NULL},
+    {"namespace", 0, ED_OPT_STRING, "HOST", NULL, offsetof(struct run_cfg, namespace_),
+     "without --config: the namespace host, instead of a connection string (Entra ID)", 0, 0, 0,
+     NULL},
+    {"tenant-id", 0, ED_OPT_STRING, "ID", NULL, offsetof(struct run_cfg, tenant_id),
+     "without --config: the Entra tenant (else $AZURE_TENANT_ID)", 0, 0, 0, NULL},
+    {"client-id", 0, ED_OPT_STRING, "ID", NULL, offsetof(struct run_cfg, client_id),
+     "without --config: the application or identity id (else $AZURE_CLIENT_ID)", 0, 0, 0, NULL},
+    {"client-secret-file", 0, ED_OPT_STRING, "FILE", NULL,
+     offsetof(struct run_cfg, client_secret_file),
+     "without --config: file whose first line is the client secret (else $AZURE_CLIENT_SECRET)", 0,
+     0, 0, NULL},
+    {"federated-token-file", 0, ED_OPT_STRING, "FILE", NULL,
+     offsetof(struct run_cfg, federated_token_file),
+     "without --config: workload identity's token file (else $AZURE_FEDERATED_TOKEN_FILE)", 0, 0, 0,
+     NULL},
     {"consumer-group", 'g', ED_OPT_STRING, "NAME", NULL, offsetof(struct run_cfg, consumer_group),
      "without --config: the consumer group (default: $Default)", 0, 0, 0, NULL},
     {"from", 0, ED_OPT_STRING, "POSITION", NULL, offsetof(struct run_cfg, start),
@@ -135,18 +158,44 @@ static void count_storage_retry(void *metrics, const char *reason) {
 static int run(struct run_cfg *cfg, const ag_conf_t *conf) {
   ed_err_t err = {0};
   ed_log_setup((ed_log_level_t)cfg->log_level, cfg->log_json, NULL);
-  char *cs = NULL, *key = NULL, *sas = NULL;
-  if (!conf->source.connection_string_file && !getenv("EVENTHUB_CONNECTION_STRING")) {
+  char *cs = NULL, *key = NULL, *sas = NULL, *secret = NULL;
+  const ag_source_t *src = &conf->source;
+  bool entra = src->auth != EH_AUTH_SAS;
+  ed_code_t rc = ED_OK;
+  if (entra && src->namespace_) {
+    /* Entra ID needs only the endpoint; a key-less connection string says it */
+    ed_buf_t b = ED_BUF_INIT;
+    const char *h = src->namespace_;
+    if (!strncasecmp(h, "sb://", 5))
+      h += 5;
+    rc = ed_buf_printf(&b, "Endpoint=sb://%s", h);
+    cs = ed_buf_steal(&b);
+  } else if (!src->connection_string_file && !getenv("EVENTHUB_CONNECTION_STRING")) {
     ed_err_set(&err, ED_E_INVALID,
-               "no connection string: set [source] connection_string_file (or "
-               "--connection-string-file) or "
-               "EVENTHUB_CONNECTION_STRING");
+               entra ? "no namespace: set [source] namespace (or --namespace), "
+                       "connection_string_file or EVENTHUB_CONNECTION_STRING"
+                     : "no connection string: set [source] connection_string_file (or "
+                       "--connection-string-file) or "
+                       "EVENTHUB_CONNECTION_STRING");
     return cli_fail("run", &err);
+  } else {
+    rc = cli_read_secret(src->connection_string_file, "EVENTHUB_CONNECTION_STRING",
+                         "connection string", &cs, &err);
   }
-  ed_code_t rc = cli_read_secret(conf->source.connection_string_file, "EVENTHUB_CONNECTION_STRING",
-                                 "connection string", &cs, &err);
+  if (!rc && entra)
+    rc = read_opt_secret(src->client_secret_file, "client secret", &secret, &err);
+  au_cred_opts_t entra_opts = {.kind = (au_kind_t)(src->auth - 1),
+                               .scope = AU_SCOPE_EVENTHUBS,
+                               .tenant = src->tenant_id,
+                               .client_id = src->client_id,
+                               .client_secret = secret,
+                               .federated_token_file = src->federated_token_file,
+                               .ca_file = cfg->ca_file};
   rc = rc ? rc : read_opt_secret(conf->storage.account_key_file, "account key", &key, &err);
   rc = rc ? rc : read_opt_secret(conf->storage.sas_token_file, "SAS token", &sas, &err);
+  char *st_secret = NULL;
+  rc = rc ? rc
+          : read_opt_secret(conf->storage.client_secret_file, "client secret", &st_secret, &err);
   FILE *progress = NULL;
   if (!rc && cfg->progress) {
     progress = strcmp(cfg->progress, "-") ? fopen(cfg->progress, "a") : stderr;
@@ -179,6 +228,10 @@ static int run(struct run_cfg *cfg, const ag_conf_t *conf) {
     so.account = conf->storage.account;
     so.account_key = key;
     so.sas = sas;
+    so.tenant = conf->storage.tenant_id;
+    so.client_id = conf->storage.client_id;
+    so.client_secret = st_secret;
+    so.federated_token_file = conf->storage.federated_token_file;
     so.create_container = true;
     so.timeout_us = conf->storage.timeout_us;
     so.connect_timeout_us = conf->storage.connect_timeout_us;
@@ -188,11 +241,13 @@ static int run(struct run_cfg *cfg, const ag_conf_t *conf) {
     static const st_auth_t methods[] = {
         [AG_AUTH_SHARED_KEY] = ST_AUTH_SHARED_KEY,       [AG_AUTH_SAS] = ST_AUTH_SAS,
         [AG_AUTH_CLIENT_SECRET] = ST_AUTH_CLIENT_SECRET, [AG_AUTH_MANAGED_ID] = ST_AUTH_MANAGED_ID,
-        [AG_AUTH_AZURE_CLI] = ST_AUTH_AZURE_CLI,         [AG_AUTH_NONE] = ST_AUTH_NONE};
+        [AG_AUTH_AZURE_CLI] = ST_AUTH_AZURE_CLI,         [AG_AUTH_NONE] = ST_AUTH_NONE,
+        [AG_AUTH_WORKLOAD_ID] = ST_AUTH_WORKLOAD_ID,     [AG_AUTH_DEFAULT] = ST_AUTH_DEFAULT};
     if (conf->storage.auth >= 0)
       so.auth = methods[conf->storage.auth];
     cli_on_stop_signals(on_signal);
     ag_run_opts_t o = {.connection_string = cs,
+                       .entra = entra ? &entra_opts : NULL,
                        .ca_file = cfg->ca_file,
                        .store = &so,
                        .stop = &stop_requested,
@@ -213,6 +268,8 @@ static int run(struct run_cfg *cfg, const ag_conf_t *conf) {
   cli_secret_free(cs);
   cli_secret_free(key);
   cli_secret_free(sas);
+  cli_secret_free(secret);
+  cli_secret_free(st_secret);
   return status;
 }
 
@@ -221,9 +278,23 @@ static int run(struct run_cfg *cfg, const ag_conf_t *conf) {
  * newline could smuggle in a section: refused. */
 static char *flags_conf(const struct run_cfg *c, ed_err_t *err) {
   ed_buf_t b = ED_BUF_INIT;
-  const char *vals[] = {c->cs_file,      c->hub,      c->consumer_group, c->start,
-                        c->schema,       c->metadata, c->filter,         c->table,
-                        c->partition_by, c->trigger,  c->dead_letter};
+  const char *vals[] = {c->cs_file,
+                        c->hub,
+                        c->consumer_group,
+                        c->start,
+                        c->schema,
+                        c->metadata,
+                        c->filter,
+                        c->table,
+                        c->partition_by,
+                        c->trigger,
+                        c->dead_letter,
+                        c->auth,
+                        c->namespace_,
+                        c->tenant_id,
+                        c->client_id,
+                        c->client_secret_file,
+                        c->federated_token_file};
   for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++)
     if (vals[i] && strpbrk(vals[i], "\r\n")) {
       ed_err_set(err, ED_E_INVALID, "a flag's value has a line break: expected one line");
@@ -242,6 +313,12 @@ static char *flags_conf(const struct run_cfg *c, ed_err_t *err) {
   KV("hub", c->hub);
   KV("consumer_group", c->consumer_group);
   KV("starting_position", c->start);
+  KV("auth", c->auth);
+  KV("namespace", c->namespace_);
+  KV("tenant_id", c->tenant_id);
+  KV("client_id", c->client_id);
+  KV("client_secret_file", c->client_secret_file);
+  KV("federated_token_file", c->federated_token_file);
   ed_buf_puts(&b, "[schema]\n");
   KV("columns", c->schema);
   KV("metadata", c->metadata);
@@ -261,8 +338,10 @@ static char *flags_conf(const struct run_cfg *c, ed_err_t *err) {
 }
 
 static bool any_simple_flag(const struct run_cfg *c) {
-  return c->cs_file || c->hub || c->consumer_group || c->start || c->schema || c->metadata ||
-         c->filter || c->table || c->partition_by || c->trigger || c->dead_letter || c->derive;
+  return c->cs_file || c->hub || c->auth || c->namespace_ || c->tenant_id || c->client_id ||
+         c->client_secret_file || c->federated_token_file || c->consumer_group || c->start ||
+         c->schema || c->metadata || c->filter || c->table || c->partition_by || c->trigger ||
+         c->dead_letter || c->derive;
 }
 
 int cmd_run(int argc, char **argv) {

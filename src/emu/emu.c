@@ -58,6 +58,21 @@ ed_code_t emu_new(const emu_config_t *cfg, const char *key, emu_t **out, ed_err_
     e->cfg.max_message_size = EHP_MAX_MESSAGE_SIZE;
   e->key = strdup(key);
   e->lfd = e->cfd = e->tfd = e->lockfd = -1;
+  if (cfg->jwks_file) {
+    ed_code_t jrc =
+        emu_jwt_new(cfg->jwks_file, cfg->jwt_issuer, cfg->jwt_audience, cfg->roles, &e->jwt, err);
+    if (jrc) {
+      free(e->key);
+      free(e);
+      return jrc;
+    }
+  } else if (cfg->disable_local_auth || cfg->roles) {
+    free(e->key);
+    free(e);
+    return ed_err_set(err, ED_E_CONFIG,
+                      "%s needs --jwks FILE (the keys Entra ID tokens are checked against)",
+                      cfg->roles ? "--role" : "--disable-local-auth");
+  }
   e->tport = -1;
   emu_hubspec_t one = {cfg->hub, (int)cfg->partitions, cfg->groups};
   const emu_hubspec_t *specs = cfg->nhubs > 0 ? cfg->hubs : &one;
@@ -113,6 +128,7 @@ void emu_free(emu_t *e) {
     emu_hub_fini(&e->hubs[i]);
   free(e->hubs);
   free(e->key);
+  emu_jwt_free(e->jwt);
   if (e->lfd >= 0)
     close(e->lfd);
   if (e->cfd >= 0)
@@ -235,7 +251,7 @@ static void check_tokens(emu_t *e) {
       continue;
     for (emu_link_t *l = c->links; l; l = l->next)
       if ((l->kind == LK_SEND || l->kind == LK_RECV) && !l->closed && l->path &&
-          !emu_node_authorized(c, l->path))
+          !emu_node_authorized(c, l->path, l->kind == LK_RECV ? EMU_RIGHT_LISTEN : EMU_RIGHT_SEND))
         emu_link_detach(l, ehp_cond_name(EHP_COND_UNAUTHORIZED),
                         "Unauthorized access. The token for this link has expired.");
   }

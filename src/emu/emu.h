@@ -33,6 +33,11 @@ typedef struct emu_config {
   char *key_name;
   char *key_file;            /* file holding the SAS key; else $EHEMU_KEY; else random */
   int64_t token_lifetime_us; /* 0: the token's own se */
+  char *jwks_file;           /* RS256 keys Entra ID tokens are checked against, or NULL: SAS only */
+  char *jwt_issuer;          /* required "iss", or NULL: any */
+  char *jwt_audience;        /* required "aud"; NULL: https://eventhubs.azure.net */
+  char **roles;              /* "PRINCIPAL=receiver|sender|owner" (oid or appid) */
+  bool disable_local_auth;   /* disableLocalAuth: SAS and SASL PLAIN refused */
   int64_t idle_link_us;      /* detach a data link idle this long (0: never) */
   int64_t idle_conn_us;      /* close a connection without links this long (0: never) */
   int64_t idle_first_us;     /* close a connection that opened no link this long (0: never) */

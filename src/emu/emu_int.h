@@ -41,6 +41,7 @@
 #include "common/err.h"
 #include "common/time.h"
 #include "emu/emu.h"
+#include "emu/jwt.h"
 #include "emu/event.h"
 #include "emu/plog.h"
 #include "proto/amqp.h"
@@ -110,6 +111,7 @@ typedef struct emu_link {
 typedef struct emu_auth {
   char *path; /* audience path, "" = namespace */
   int64_t exp_us;
+  unsigned rights; /* EMU_RIGHT_*: all for the SAS key; a JWT's roles */
 } emu_auth_t;
 
 typedef enum { ST_HDR, ST_SASL, ST_AMQP } emu_state_t;
@@ -143,6 +145,7 @@ typedef struct emu_ctl {
 struct emu {
   emu_config_t cfg;
   char *key;
+  emu_jwt_t *jwt; /* Entra ID tokens are accepted when set (--jwks) */
   int lfd, cfd, tfd;
   int port, cport, tport;
   SSL_CTX *tls;
@@ -222,10 +225,11 @@ void emu_link_event(emu_conn_t *c, pn_event_t *ev);
 
 /* The path of an audience or address: scheme and host dropped, no trailing '/'. */
 void emu_node_path(const char *s, char *out, size_t n);
-/* Whether c holds a live grant covering path. */
-bool emu_node_authorized(emu_conn_t *c, const char *path);
-/* Grants c access to path (and below) until exp_us. */
-void emu_node_grant(emu_conn_t *c, const char *path, int64_t exp_us);
+/* Whether c holds a live grant covering path with one of the rights in any
+ * (EMU_RIGHT_*). */
+bool emu_node_authorized(emu_conn_t *c, const char *path, unsigned any);
+/* Grants c rights on path (and below) until exp_us. */
+void emu_node_grant(emu_conn_t *c, const char *path, int64_t exp_us, unsigned rights);
 /* A put-token request on $cbs: answered on its reply link. */
 void emu_node_cbs(emu_conn_t *c, emu_link_t *el, pn_message_t *req, pn_delivery_t *d);
 /* A READ request on $management: answered on its reply link. */

@@ -504,7 +504,7 @@ static void on_link_open(emu_conn_t *c, pn_link_t *l) {
     link_fail(l, out, ehp_cond_name(EHP_COND_NOT_FOUND), why);
     return;
   }
-  if (!emu_node_authorized(c, path)) {
+  if (!emu_node_authorized(c, path, out ? EMU_RIGHT_LISTEN : EMU_RIGHT_SEND)) {
     snprintf(why, sizeof why,
              "Unauthorized access. '%s' claim(s) are required to perform this operation. "
              "Resource: 'sb://localhost%s'.",

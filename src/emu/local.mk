@@ -4,7 +4,7 @@ src_emu_libemu_a_CPPFLAGS = $(AM_CPPFLAGS) $(PROTON_CFLAGS) $(OPENSSL_CFLAGS) $(
 src_emu_libemu_a_SOURCES = src/emu/emu.c src/emu/emu.h src/emu/emu_int.h src/emu/conn.c src/emu/tls.c \
 	src/emu/sasl.c src/emu/norm.c src/emu/links.c src/emu/node.c src/emu/hub.c \
 	src/emu/plog.c src/emu/plog.h \
-	src/emu/conf.c src/emu/conf.h src/emu/event.c src/emu/event.h
+	src/emu/conf.c src/emu/conf.h src/emu/event.c src/emu/event.h src/emu/jwt.c src/emu/jwt.h
 EMU_LIBS += src/emu/libemu.a
 
 bin_PROGRAMS += ehemu

@@ -35,15 +35,15 @@ static bool path_covers(const char *granted, const char *wanted) {
   return strncasecmp(granted, wanted, g) == 0 && (wanted[g] == 0 || wanted[g] == '/');
 }
 
-bool emu_node_authorized(emu_conn_t *c, const char *path) {
+bool emu_node_authorized(emu_conn_t *c, const char *path, unsigned any) {
   int64_t now = ed_time_now_us();
   for (int i = 0; i < c->nauth; i++)
-    if (c->auth[i].exp_us > now && path_covers(c->auth[i].path, path))
+    if (c->auth[i].exp_us > now && path_covers(c->auth[i].path, path) && (c->auth[i].rights & any))
       return true;
   return false;
 }
 
-void emu_node_grant(emu_conn_t *c, const char *path, int64_t exp_us) {
+void emu_node_grant(emu_conn_t *c, const char *path, int64_t exp_us, unsigned rights) {
   if (c->nauth == EMU_MAX_AUTH) {
     free(c->auth[0].path);
     memmove(c->auth, c->auth + 1, sizeof c->auth[0] * (EMU_MAX_AUTH - 1));
@@ -51,6 +51,7 @@ void emu_node_grant(emu_conn_t *c, const char *path, int64_t exp_us) {
   }
   c->auth[c->nauth].path = strdup(path);
   c->auth[c->nauth].exp_us = exp_us;
+  c->auth[c->nauth].rights = rights;
   if (c->auth[c->nauth].path)
     c->nauth++;
 }
@@ -131,14 +132,30 @@ static const char *app_prop(pn_message_t *m, const char *key, char *buf, size_t 
   return NULL;
 }
 
-/* Validates a SAS token for the audience; 0 when good, else a status code. */
+/* Validates a SAS token or (with --jwks) an Entra ID JWT for the audience;
+ * 0 and *rights when good, else a status code. A token's kind comes from its
+ * text, not the put-token type (Python sends type jwt for SAS too, §3.5). */
 static int check_token(emu_t *e, const char *token, const char *audience, int64_t *exp_us,
-                       const char **why) {
+                       unsigned *rights, const char **why) {
   eh_sas_fields_t f = {0};
   ed_err_t err;
+  *rights = EMU_RIGHT_ALL;
   *why = "InvalidSignature: The token has an invalid signature.";
   if (strncmp(token, "SharedAccessSignature ", 22) != 0) {
-    *why = "InvalidIssuer: Token issuer is invalid.";
+    if (!e->jwt) {
+      *why = "InvalidIssuer: Token issuer is invalid.";
+      return 401;
+    }
+    int code = emu_jwt_check(e->jwt, token, ed_time_now_us() / ED_US_PER_SEC, rights, exp_us, why);
+    if (code == 0 && e->cfg.token_lifetime_us > 0 &&
+        ed_time_now_us() + e->cfg.token_lifetime_us < *exp_us)
+      *exp_us = ed_time_now_us() + e->cfg.token_lifetime_us;
+    return code;
+  }
+  if (e->cfg.disable_local_auth) {
+    /* disableLocalAuth: the namespace takes Entra ID tokens only */
+    *why = "LocalAuthDisabled: Authorization with a shared access signature is disabled for this "
+           "namespace; use Microsoft Entra ID.";
     return 401;
   }
   if (eh_sas_parse(token, &f, &err) != ED_OK)
@@ -201,11 +218,12 @@ void emu_node_cbs(emu_conn_t *c, emu_link_t *el, pn_message_t *req, pn_delivery_
     node_accept(c, d);
     const char *why = "";
     int64_t exp = 0;
+    unsigned rights = 0;
     int code;
     if (!app_prop(req, EHP_CBS_KEY_NAME, name, sizeof name) || !body_string(req, tok, 8192)) {
       code = 400, why = "Bad request: put-token needs a name and a string token.";
     } else {
-      code = check_token(c->emu, tok, name, &exp, &why);
+      code = check_token(c->emu, tok, name, &exp, &rights, &why);
       char np[1024];
       emu_node_path(name, np, sizeof np);
       bool known = strlen(np) <= 1;
@@ -217,7 +235,7 @@ void emu_node_cbs(emu_conn_t *c, emu_link_t *el, pn_message_t *req, pn_delivery_
       if (code == 0 && !known)
         code = 404, why = "The messaging entity could not be found.";
       if (code == 0) {
-        emu_node_grant(c, np, exp);
+        emu_node_grant(c, np, exp, rights);
         code = 202, why = "Accepted";
       }
     }
@@ -290,11 +308,13 @@ void emu_node_mgmt(emu_conn_t *c, emu_link_t *el, pn_message_t *req, pn_delivery
   char hp[300];
   const char *nm = app_prop(req, EHP_MGMT_KEY_NAME, name, sizeof name);
   snprintf(hp, sizeof hp, "/%s", nm ? nm : "");
-  bool ok = emu_node_authorized(c, hp);
+  /* READ: any data role (the SDKs' producers read partition ids with Sender) */
+  bool ok = emu_node_authorized(c, hp, EMU_RIGHT_ALL);
   if (!ok && app_prop(req, EHP_MGMT_KEY_SECURITY_TOKEN, tok, sizeof tok)) {
     int64_t exp;
+    unsigned rights;
     const char *why;
-    ok = check_token(e, tok, hp, &exp, &why) == 0;
+    ok = check_token(e, tok, hp, &exp, &rights, &why) == 0 && rights;
   }
   int p = -1;
   emu_hub_t *h = NULL;

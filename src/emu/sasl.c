@@ -86,10 +86,10 @@ ssize_t emu_sasl_input(emu_conn_t *c, const uint8_t *p, size_t n) {
     if (z2) {
       size_t ul = (size_t)(z2 - z1 - 1), pl = rl - (size_t)(z2 + 1 - r);
       const char *kn = c->emu->cfg.key_name, *k = c->emu->key;
-      if (ul == strlen(kn) && memcmp(z1 + 1, kn, ul) == 0 && pl == strlen(k) &&
-          ed_hmac_equal(z2 + 1, k, pl)) {
+      if (!c->emu->cfg.disable_local_auth && ul == strlen(kn) && memcmp(z1 + 1, kn, ul) == 0 &&
+          pl == strlen(k) && ed_hmac_equal(z2 + 1, k, pl)) {
         ok = true;
-        emu_node_grant(c, "", INT64_MAX);
+        emu_node_grant(c, "", INT64_MAX, EMU_RIGHT_ALL);
       }
     }
   }

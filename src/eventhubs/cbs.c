@@ -1,5 +1,6 @@
-/* cbs: the $cbs node (reference eventhubs-amqp.md §4): the SAS token for
- * sb://host/hub minted from the key (or the ready SharedAccessSignature), put
+/* cbs: the $cbs node (reference eventhubs-amqp.md §4): the token for
+ * sb://host/hub, a Microsoft Entra ID JWT from the client's credential (type
+ * jwt) or a SAS minted from the key (or the ready SharedAccessSignature), put
  * before any other link, refreshed at 80% of its life, put again when a
  * put-token goes unanswered, and a detach for an expired token recovered. */
 #include <inttypes.h>
@@ -16,6 +17,11 @@
 
 ed_code_t eh_cbs_make_token(eh_client_t *c, ed_buf_t *out, int64_t *expiry_us, ed_err_t *err) {
   ed_buf_reset(out);
+  if (c->cred) {
+    const char *t = NULL;
+    ed_code_t rc = au_cred_token(c->cred, false, &t, expiry_us, err);
+    return rc ? rc : ed_buf_puts(out, t);
+  }
   if (c->sas) {
     eh_sas_fields_t f;
     if (eh_sas_parse(c->sas, &f, err))
@@ -51,7 +57,7 @@ void eh_cbs_put_token(eh_client_t *c) {
   pn_data_put_map(ap);
   pn_data_enter(ap);
   eh_link_put_app_str(ap, EHP_CBS_KEY_OPERATION, EHP_CBS_OP_PUT_TOKEN);
-  eh_link_put_app_str(ap, EHP_CBS_KEY_TYPE, EHP_CBS_TYPE_SAS);
+  eh_link_put_app_str(ap, EHP_CBS_KEY_TYPE, c->cred ? EHP_CBS_TYPE_JWT : EHP_CBS_TYPE_SAS);
   eh_link_put_app_str(ap, EHP_CBS_KEY_NAME, c->audience);
   pn_data_put_string(ap, pn_bytes(strlen(EHP_CBS_KEY_EXPIRATION), EHP_CBS_KEY_EXPIRATION));
   pn_data_put_timestamp(ap, exp_us / 1000);
@@ -63,8 +69,14 @@ void eh_cbs_put_token(eh_client_t *c) {
   c->cbs_deadline = ed_time_mono_us() + c->o.op_timeout_us;
   c->token_expiry_us = exp_us;
   int64_t life = exp_us - ed_time_now_us();
-  /* refresh at 80% of the remaining life (§3.4: well before expiry) */
-  c->refresh_at = c->sas ? 0 : ed_time_mono_us() + life * 8 / 10;
+  /* refresh at 80% of the remaining life (§3.4: well before expiry); an Entra
+   * token of a long life when the credential will hand out a new one (fewer
+   * than 300 s left, auth/cred.h), not earlier to be given the same one
+   * (a short one is replaced past half its life, so 80% gets a new one) */
+  int64_t at = life * 8 / 10;
+  if (c->cred && life > 600 * ED_US_PER_SEC)
+    at = life - 300 * ED_US_PER_SEC;
+  c->refresh_at = c->sas && !c->cred ? 0 : ed_time_mono_us() + at;
   ED_LOG_DEBUG("eh_put_token", "audience=%s expires_in_s=%" PRId64, c->audience,
                life / ED_US_PER_SEC);
 }
@@ -76,8 +88,8 @@ void eh_cbs_put_token(eh_client_t *c) {
 bool eh_cbs_token_expired(eh_client_t *c, pn_condition_t *cond) {
   const char *name = pn_condition_get_name(cond);
   const char *desc = pn_condition_get_description(cond);
-  if (c->sas || !name || strcmp(name, ehp_cond_name(EHP_COND_UNAUTHORIZED)) || !desc ||
-      !(strstr(desc, "expired") || strstr(desc, "Expired")))
+  if ((c->sas && !c->cred) || !name || strcmp(name, ehp_cond_name(EHP_COND_UNAUTHORIZED)) ||
+      !desc || !(strstr(desc, "expired") || strstr(desc, "Expired")))
     return false;
   if (!c->cbs_inflight)
     c->refresh_at = ed_time_mono_us();

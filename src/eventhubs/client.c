@@ -148,6 +148,12 @@ void eh_client_opts_init(eh_client_opts_t *o) {
   o->client_name = "ehdelta";
 }
 
+const char *const eh_auth_names[] = {
+    "sas", "client-secret", "workload-identity", "managed-identity", "azure-cli", "default", NULL};
+_Static_assert(AU_CRED_CLIENT_SECRET == 0 && AU_CRED_WORKLOAD_ID == 1 && AU_CRED_MANAGED_ID == 2 &&
+                   AU_CRED_AZURE_CLI == 3 && AU_CRED_DEFAULT == 4,
+               "eh_auth_names follows au_kind_t");
+
 /* Frees what eh_client_new set up; the network thread is not running.
  * @locality a caller's thread @locks none */
 static void client_destroy(eh_client_t *c) {
@@ -171,6 +177,7 @@ static void client_destroy(eh_client_t *c) {
   free(c->container);
   free(c->ca_file);
   free(c->client_name);
+  au_cred_free(c->cred);
   pthread_mutex_destroy(&c->mu);
   pthread_cond_destroy(&c->cv);
   free(c);
@@ -234,6 +241,30 @@ ed_code_t eh_client_new(const eh_connstr_t *cs, const char *hub_arg, const eh_cl
   for (size_t i = 0; i < sizeof rnd; i++)
     ed_buf_printf(&a, "%02x", rnd[i]);
   c->container = ed_buf_steal(&a);
+  if (c->o.entra) {
+    /* The first token is fetched here, on the caller's thread, so that a
+     * credential that cannot get one fails before any connection, with the
+     * token endpoint's own message. */
+    au_cred_opts_t co = *c->o.entra;
+    co.scope = AU_SCOPE_EVENTHUBS;
+    rc = au_cred_new(&co, &c->cred, err);
+    rc = rc ? rc : au_cred_token(c->cred, false, NULL, NULL, err);
+    /* Refreshes run on the network thread: one try of at most 5 s each (the
+     * old token serves meanwhile and the next refresh tries again), so a slow
+     * token endpoint cannot stall the links for minutes. */
+    if (!rc)
+      au_cred_set_limits(c->cred, -1, 5 * ED_US_PER_SEC);
+    c->o.entra = NULL;
+    if (rc) {
+      client_destroy(c);
+      return rc;
+    }
+  } else if (!c->key && !c->sas) {
+    client_destroy(c);
+    return ed_err_set(err, ED_E_INVALID,
+                      "no credentials: the connection string has no SharedAccessKey or "
+                      "SharedAccessSignature and no Entra ID credential was given");
+  }
   c->msg = pn_message();
   c->pro = pn_proactor();
   if (!c->host || !c->hub || !c->audience || !c->container || !c->msg || !c->pro) {

@@ -32,6 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth/cred.h"
 #include "common/err.h"
 #include "eventhubs/connstr.h"
 
@@ -61,10 +62,20 @@ typedef struct eh_client_opts {
   int64_t backoff_base_us;  /* first retry delay; default 800 ms (the SDKs' 0.8 s) */
   int64_t backoff_max_us;   /* cap of the delay; default 30 s */
   const char *client_name;  /* prefix of the AMQP container id; default "ehdelta" */
+  /* Microsoft Entra ID instead of the connection string's key: CBS put-token
+   * of type jwt with tokens from this credential (its scope is set to Event
+   * Hubs'). NULL: SAS. Borrowed for eh_client_new only. */
+  const au_cred_opts_t *entra;
   /* Connection-level state changes (network thread). ctx is user_ctx. */
   void (*on_state)(void *ctx, eh_state_t st, const ed_err_t *err);
   void *user_ctx;
 } eh_client_opts_t;
+
+/* How a client authenticates, as configuration and flags spell it: "sas"
+ * (the connection string's key or signature), then the au_kind_t values in
+ * their order (index i > 0 is au_kind_t i - 1). NULL-terminated. */
+extern const char *const eh_auth_names[];
+#define EH_AUTH_SAS 0
 
 /* Fills o with the defaults above. */
 void eh_client_opts_init(eh_client_opts_t *o);

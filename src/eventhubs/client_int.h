@@ -36,6 +36,7 @@
 #include <proton/proactor.h>
 #include <proton/ssl.h>
 
+#include "auth/cred.h"
 #include "common/backoff.h"
 #include "common/buf.h"
 #include "common/err.h"
@@ -148,6 +149,7 @@ typedef struct mreq {
 
 struct eh_client {
   char *host, *hub, *key_name, *key, *sas, *audience, *container;
+  au_cred_t *cred; /* Entra ID (CBS type jwt), or NULL for SAS */
   int port;
   bool tls;
   bool host_is_ip; /* TLS name check by tlscheck.c, not Proton (IP SANs) */

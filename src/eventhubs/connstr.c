@@ -78,7 +78,7 @@ static ed_code_t parse_endpoint(eh_connstr_t *cs, ed_err_t *err) {
   return ED_OK;
 }
 
-ed_code_t eh_connstr_parse(const char *s, eh_connstr_t *out, ed_err_t *err) {
+static ed_code_t parse(const char *s, bool need_key, eh_connstr_t *out, ed_err_t *err) {
   memset(out, 0, sizeof *out);
   char *vals[K__COUNT] = {0};
   ed_code_t rc = ED_OK;
@@ -148,7 +148,7 @@ ed_code_t eh_connstr_parse(const char *s, eh_connstr_t *out, ed_err_t *err) {
     rc = ed_err_set(err, ED_E_PARSE,
                     "connection string: both SharedAccessKey and SharedAccessSignature given, "
                     "expected exactly one");
-  if (rc == ED_OK && !vals[K_KEY] && !vals[K_SAS])
+  if (rc == ED_OK && need_key && !vals[K_KEY] && !vals[K_SAS])
     rc = ed_err_set(err, ED_E_PARSE,
                     "connection string: no credentials, expected SharedAccessKeyName with "
                     "SharedAccessKey, or SharedAccessSignature");
@@ -196,4 +196,12 @@ ed_code_t eh_connstr_hub(const eh_connstr_t *cs, const char *explicit_hub, const
     return ed_err_set(err, ED_E_INVALID,
                       "no event hub named: expected EntityPath in the connection string or --hub");
   return ED_OK;
+}
+
+ed_code_t eh_connstr_parse(const char *s, eh_connstr_t *out, ed_err_t *err) {
+  return parse(s, true, out, err);
+}
+
+ed_code_t eh_connstr_parse_keyless(const char *s, eh_connstr_t *out, ed_err_t *err) {
+  return parse(s, false, out, err);
 }

@@ -27,6 +27,9 @@ typedef struct eh_connstr {
  * both a key and a SharedAccessSignature, neither, a non-boolean
  * UseDevelopmentEmulator. */
 ed_code_t eh_connstr_parse(const char *s, eh_connstr_t *out, ed_err_t *err);
+/* The same, but credentials are optional (Microsoft Entra ID supplies them):
+ * "Endpoint=sb://ns.servicebus.windows.net/;EntityPath=hub" is accepted. */
+ed_code_t eh_connstr_parse_keyless(const char *s, eh_connstr_t *out, ed_err_t *err);
 void eh_connstr_fini(eh_connstr_t *cs);
 /* The port to dial: the endpoint's, else 5672 (emulator) or 5671 (TLS). */
 int eh_connstr_port(const eh_connstr_t *cs);

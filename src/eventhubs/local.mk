@@ -9,7 +9,7 @@ src_eventhubs_libeventhubs_a_SOURCES = \
 	src/eventhubs/receiver.c src/eventhubs/sender.c \
 	src/eventhubs/amqp.c src/eventhubs/amqp.h \
 	src/eventhubs/tlscheck.c src/eventhubs/tlscheck.h
-EVENTHUBS_LIBS += src/eventhubs/libeventhubs.a $(AMQP_LIBS) $(PROTON_LIBS)
+EVENTHUBS_LIBS += src/eventhubs/libeventhubs.a $(AMQP_LIBS) $(AUTH_LIBS) $(PROTON_LIBS)
 
 check_PROGRAMS += tests/unit/unit_eventhubs
 TESTS += tests/unit/unit_eventhubs

@@ -2,7 +2,6 @@
  * the List Blobs XML page reader and token answers. Pure functions, unit
  * tested against the worked examples of reference §2.8. */
 #include <ctype.h>
-#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -465,44 +464,4 @@ ed_code_t st_az_parse_list(const char *xml, size_t n, size_t strip_len, st_list_
   if (!rc && m)
     rc = xml_unescape(marker, m, (size_t)(ce - m));
   return rc;
-}
-
-static int64_t json_num(json_object *o) {
-  if (!o)
-    return -1;
-  if (json_object_is_type(o, json_type_string))
-    return strtoll(json_object_get_string(o), NULL, 10);
-  return json_object_get_int64(o);
-}
-
-ed_code_t st_az_parse_token(const char *json, int64_t now_us, st_token_t *out, ed_err_t *err) {
-  json_object *j = json_tokener_parse(json), *v;
-  if (!j || !json_object_is_type(j, json_type_object)) {
-    json_object_put(j);
-    return ed_err_set(err, ED_E_PROTOCOL, "token endpoint: expected a JSON object");
-  }
-  const char *tok = NULL;
-  if (json_object_object_get_ex(j, "access_token", &v) ||
-      json_object_object_get_ex(j, "accessToken", &v))
-    tok = json_object_get_string(v);
-  if (!tok || !*tok) {
-    const char *e = NULL;
-    if (json_object_object_get_ex(j, "error", &v))
-      e = json_object_get_string(v);
-    ed_err_set(err, ED_E_UNAUTHORIZED, "token endpoint: no access_token in the answer%s%s",
-               e ? ": " : "", e ? e : "");
-    json_object_put(j); /* e points into j */
-    return ED_E_UNAUTHORIZED;
-  }
-  int64_t exp = -1;
-  if (json_object_object_get_ex(j, "expires_on", &v) && json_num(v) > 0)
-    exp = json_num(v) * ED_US_PER_SEC;
-  else if (json_object_object_get_ex(j, "expires_in", &v) && json_num(v) > 0)
-    exp = now_us + json_num(v) * ED_US_PER_SEC;
-  else
-    exp = now_us + 3600 * ED_US_PER_SEC;
-  out->value = strdup(tok);
-  out->expires_us = exp;
-  json_object_put(j);
-  return out->value ? ED_OK : ED_E_NOMEM;
 }

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth/cred.h"
 #include "common/b64.h"
 #include "common/backoff.h"
 #include "common/log.h"
@@ -23,10 +24,8 @@
 #include "store/azure.h"
 #include "store/store_int.h"
 
-#define AZ_VERSION          "2023-11-03"
-#define AZ_TOKEN_REFRESH_US (300 * ED_US_PER_SEC)
-#define AZ_TOKEN_RETRY_US   (30 * ED_US_PER_SEC)
-#define AZ_BACKOFF_BASE_US  INT64_C(100000) /* the first retry step: 100 ms */
+#define AZ_VERSION         "2023-11-03"
+#define AZ_BACKOFF_BASE_US INT64_C(100000) /* the first retry step: 100 ms */
 
 typedef struct az {
   st_az_url_t u;
@@ -37,9 +36,8 @@ typedef struct az {
   char *sas;
   char *ca_file;
   /* bearer tokens */
-  st_token_t tok;
-  int64_t last_try_us;
-  char *tenant, *client_id, *client_secret, *fed_file, *authority;
+  st_token_t tok;  /* the value last sent (fixed for ST_AUTH_TOKEN) */
+  au_cred_t *cred; /* Entra ID token source; NULL for the other methods */
   size_t block_size;
   int max_retries;
   int64_t max_backoff_us;
@@ -119,162 +117,20 @@ static ed_code_t blob_name(const az_t *a, const char *key, ed_buf_t *out) {
 
 /* ---- bearer tokens ---- */
 
-static char *env_dup(const char *n) {
-  const char *v = getenv(n);
-  return v && *v ? strdup(v) : NULL;
-}
-
-static ed_code_t token_http(az_t *a, const char *url, const char *form, const char *hdr,
-                            st_token_t *out, ed_err_t *err) {
-  CURL *c = curl_easy_init();
-  if (!c)
-    return ed_err_set(err, ED_E_NOMEM, "token: cannot create an HTTP handle");
-  az_resp_t r = {0};
-  resp_reset(&r);
-  struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json");
-  if (hdr)
-    h = curl_slist_append(h, hdr);
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_NOPROXY, "169.254.169.254,127.0.0.1,localhost");
-  if (a->ca_file)
-    curl_easy_setopt(c, CURLOPT_CAINFO, a->ca_file);
-  if (form)
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, form);
-  int64_t sent = ed_time_now_us();
-  CURLcode cc = curl_easy_perform(c);
-  ed_code_t rc = ED_OK;
-  if (cc != CURLE_OK) {
-    rc = ed_err_set(err, ED_E_CONNECTION, "token endpoint: %s", curl_easy_strerror(cc));
-  } else {
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    if (r.status != 200)
-      rc =
-          ed_err_set(err, r.status == 429 || r.status >= 500 ? ED_E_UNAVAILABLE : ED_E_UNAUTHORIZED,
-                     "token endpoint answered HTTP %ld", r.status);
-    else
-      rc = st_az_parse_token(r.body.data ? r.body.data : "", sent, out, err);
-  }
-  curl_slist_free_all(h);
-  ed_buf_fini(&r.body);
-  curl_easy_cleanup(c);
-  return rc;
-}
-
-static ed_code_t token_fetch(az_t *a, st_token_t *out, ed_err_t *err) {
-  ed_buf_t url = ED_BUF_INIT, form = ED_BUF_INIT;
-  ed_code_t rc = ED_OK;
-  const char *scope = "https%3A%2F%2Fstorage.azure.com%2F.default";
-  switch (a->auth) {
-  case ST_AUTH_CLIENT_SECRET:
-  case ST_AUTH_WORKLOAD_ID: {
-    ed_buf_printf(&url, "%s/%s/oauth2/v2.0/token", a->authority, a->tenant);
-    ed_buf_puts(&form, "client_id=");
-    ed_pct_encode(&form, a->client_id, strlen(a->client_id), ED_PCT_COMPONENT);
-    if (a->auth == ST_AUTH_CLIENT_SECRET) {
-      ed_buf_puts(&form, "&client_secret=");
-      ed_pct_encode(&form, a->client_secret, strlen(a->client_secret), ED_PCT_COMPONENT);
-    } else {
-      /* Re-read on every request: the kubelet rotates the file (§3.5). */
-      FILE *f = fopen(a->fed_file, "r");
-      if (!f) {
-        rc = ed_err_set(err, ED_E_CONFIG, "workload identity: cannot read token file '%s'",
-                        a->fed_file);
-        break;
-      }
-      char jwt[16384];
-      size_t n = fread(jwt, 1, sizeof jwt - 1, f);
-      fclose(f);
-      while (n && (jwt[n - 1] == '\n' || jwt[n - 1] == '\r'))
-        n--;
-      ed_buf_puts(&form, "&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-"
-                         "type%3Ajwt-bearer&client_assertion=");
-      ed_pct_encode(&form, jwt, n, ED_PCT_COMPONENT);
-    }
-    ed_buf_printf(&form, "&scope=%s&grant_type=client_credentials", scope);
-    rc = token_http(a, url.data, form.data, NULL, out, err);
-    break;
-  }
-  case ST_AUTH_MANAGED_ID: {
-    const char *ie = getenv("IDENTITY_ENDPOINT"), *ih = getenv("IDENTITY_HEADER");
-    char hdr[512];
-    if (ie && ih) {
-      ed_buf_printf(&url, "%s?api-version=2019-08-01&resource=https%%3A%%2F%%2Fstorage.azure.com",
-                    ie);
-      snprintf(hdr, sizeof hdr, "X-IDENTITY-HEADER: %s", ih);
-    } else {
-      const char *host = getenv("AZURE_POD_IDENTITY_AUTHORITY_HOST");
-      ed_buf_printf(&url,
-                    "%s/metadata/identity/oauth2/token?api-version=2018-02-01&resource="
-                    "https%%3A%%2F%%2Fstorage.azure.com",
-                    host && *host ? host : "http://169.254.169.254");
-      snprintf(hdr, sizeof hdr, "Metadata: true");
-    }
-    if (a->client_id)
-      ed_buf_printf(&url, "&client_id=%s", a->client_id);
-    rc = token_http(a, url.data, NULL, hdr, out, err);
-    break;
-  }
-  case ST_AUTH_AZURE_CLI: {
-    FILE *p = popen("AZURE_CORE_NO_COLOR=true timeout 10 az account get-access-token --output "
-                    "json --resource https://storage.azure.com 2>/dev/null",
-                    "r");
-    if (!p) {
-      rc = ed_err_set(err, ED_E_CONFIG, "Azure CLI: cannot run 'az'");
-      break;
-    }
-    ed_buf_t o = ED_BUF_INIT;
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, p)) > 0)
-      ed_buf_append(&o, chunk, n);
-    int st = pclose(p);
-    if (st != 0)
-      rc =
-          ed_err_set(err, ED_E_UNAUTHORIZED,
-                     "Azure CLI: 'az account get-access-token' failed (installed? run 'az login')");
-    else
-      rc = st_az_parse_token(o.data ? o.data : "", ed_time_now_us(), out, err);
-    ed_buf_fini(&o);
-    break;
-  }
-  default:
-    rc = ed_err_set(err, ED_E_INTERNAL, "token: no token source");
-  }
-  ed_buf_fini(&url);
-  ed_buf_fini(&form);
-  return rc;
-}
-
-/* Returns a token valid for at least a few minutes; refreshes when fewer than
- * 300 s remain, at most every 30 s, keeping the old one if a refresh fails
- * while it is still valid (azure-identity's rules, §3.8). */
+/* A bearer token for the request: the fixed one, or the credential's
+ * (auth/cred.c keeps it fresh and retries its endpoint). */
 static ed_code_t token_get(az_t *a, bool force, ed_err_t *err) {
-  int64_t now = ed_time_now_us();
   if (a->auth == ST_AUTH_TOKEN)
     return ED_OK;
-  bool valid = a->tok.value && a->tok.expires_us > now;
-  if (valid && !force && a->tok.expires_us - now > AZ_TOKEN_REFRESH_US)
-    return ED_OK;
-  if (valid && now - a->last_try_us < AZ_TOKEN_RETRY_US)
-    return ED_OK;
-  a->last_try_us = now;
-  st_token_t t = {0};
-  ed_err_t e2 = {0};
-  ed_code_t rc = token_fetch(a, &t, &e2);
-  if (rc) {
-    if (valid)
-      return ED_OK;
-    if (err)
-      *err = e2;
+  const char *t = NULL;
+  ed_code_t rc = au_cred_token(a->cred, force, &t, NULL, err);
+  if (rc)
     return rc;
+  if (!a->tok.value || strcmp(a->tok.value, t)) {
+    free(a->tok.value);
+    if (!(a->tok.value = strdup(t)))
+      return ed_err_set(err, ED_E_NOMEM, "token: out of memory");
   }
-  free(a->tok.value);
-  a->tok = t;
   return ED_OK;
 }
 
@@ -414,7 +270,7 @@ static ed_code_t az_call(st_store_t *s, const az_req_t *q, az_resp_t *r, bool *r
   if (retried)
     *retried = false;
   for (int attempt = 0;; attempt++) {
-    if (a->auth >= ST_AUTH_CLIENT_SECRET && a->auth <= ST_AUTH_AZURE_CLI) {
+    if (a->cred) {
       ed_code_t rc = token_get(a, false, err);
       if (rc)
         return rc;
@@ -429,10 +285,8 @@ static ed_code_t az_call(st_store_t *s, const az_req_t *q, az_resp_t *r, bool *r
                         a->u.account, a->u.endpoint);
     bool transient = cc != CURLE_OK ? transient_curl(cc) : transient_status(r->status);
     /* An expired or revoked token: refresh once, then give up (§3.9 item 5). */
-    if (cc == CURLE_OK && (r->status == 401 || r->status == 403) && !refreshed &&
-        a->auth >= ST_AUTH_CLIENT_SECRET && a->auth <= ST_AUTH_AZURE_CLI) {
+    if (cc == CURLE_OK && (r->status == 401 || r->status == 403) && !refreshed && a->cred) {
       refreshed = true;
-      a->last_try_us = 0;
       if (token_get(a, true, NULL) == ED_OK)
         continue;
     }
@@ -764,13 +618,7 @@ static void afree(st_store_t *s) {
   free(a->sas);
   free(a->ca_file);
   free(a->tok.value);
-  free(a->tenant);
-  free(a->client_id);
-  if (a->client_secret)
-    memset(a->client_secret, 0, strlen(a->client_secret));
-  free(a->client_secret);
-  free(a->fed_file);
-  free(a->authority);
+  au_cred_free(a->cred);
   free(a);
 }
 
@@ -806,17 +654,12 @@ static ed_code_t setup_auth(az_t *a, const st_opts_t *o, ed_err_t *err) {
   else if (kf && *kf && (rc = read_key_file(kf, &key, err)))
     return rc;
   const char *sas = o->sas ? o->sas : getenv("AZURE_STORAGE_SAS_TOKEN");
-  a->tenant = env_dup("AZURE_TENANT_ID");
-  a->client_id = env_dup("AZURE_CLIENT_ID");
-  a->client_secret = env_dup("AZURE_CLIENT_SECRET");
-  a->fed_file = env_dup("AZURE_FEDERATED_TOKEN_FILE");
-  const char *ah = getenv("AZURE_AUTHORITY_HOST");
-  a->authority = strdup(ah && *ah ? ah : "https://login.microsoftonline.com");
-  if (a->authority) {
-    size_t n = strlen(a->authority);
-    while (n && a->authority[n - 1] == '/')
-      a->authority[--n] = 0;
-  }
+  const char *tenant = o->tenant ? o->tenant : getenv("AZURE_TENANT_ID");
+  const char *cid = o->client_id ? o->client_id : getenv("AZURE_CLIENT_ID");
+  const char *csec = o->client_secret ? o->client_secret : getenv("AZURE_CLIENT_SECRET");
+  const char *fed =
+      o->federated_token_file ? o->federated_token_file : getenv("AZURE_FEDERATED_TOKEN_FILE");
+#define SET(v) ((v) && *(v))
   st_auth_t m = o->auth;
   const char *want = getenv("EHDELTA_STORAGE_AUTH");
   if (m == ST_AUTH_AUTO && want && *want) {
@@ -830,6 +673,7 @@ static ed_code_t setup_auth(az_t *a, const st_opts_t *o, ed_err_t *err) {
                  {"workload-identity", ST_AUTH_WORKLOAD_ID},
                  {"managed-identity", ST_AUTH_MANAGED_ID},
                  {"azure-cli", ST_AUTH_AZURE_CLI},
+                 {"default", ST_AUTH_DEFAULT},
                  {"anonymous", ST_AUTH_NONE}};
     for (size_t i = 0; i < sizeof modes / sizeof *modes; i++)
       if (!strcmp(want, modes[i].name))
@@ -839,7 +683,7 @@ static ed_code_t setup_auth(az_t *a, const st_opts_t *o, ed_err_t *err) {
       return ed_err_set(
           err, ED_E_CONFIG,
           "EHDELTA_STORAGE_AUTH '%s': expected shared-key, sas, token, client-secret, "
-          "workload-identity, managed-identity, azure-cli or anonymous",
+          "workload-identity, managed-identity, azure-cli, default or anonymous",
           want);
     }
   }
@@ -850,9 +694,9 @@ static ed_code_t setup_auth(az_t *a, const st_opts_t *o, ed_err_t *err) {
       m = ST_AUTH_SAS;
     else if (getenv("AZURE_STORAGE_TOKEN") && *getenv("AZURE_STORAGE_TOKEN"))
       m = ST_AUTH_TOKEN;
-    else if (a->tenant && a->client_id && a->client_secret)
+    else if (SET(tenant) && SET(cid) && SET(csec))
       m = ST_AUTH_CLIENT_SECRET;
-    else if (a->tenant && a->client_id && a->fed_file)
+    else if (SET(tenant) && SET(cid) && SET(fed))
       m = ST_AUTH_WORKLOAD_ID;
     else {
       free(key);
@@ -900,19 +744,28 @@ static ed_code_t setup_auth(az_t *a, const st_opts_t *o, ed_err_t *err) {
     break;
   }
   case ST_AUTH_CLIENT_SECRET:
-    if (!a->tenant || !a->client_id || !a->client_secret)
-      rc = ed_err_set(err, ED_E_CONFIG,
-                      "client secret: set AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET");
-    break;
   case ST_AUTH_WORKLOAD_ID:
-    if (!a->tenant || !a->client_id || !a->fed_file)
-      rc = ed_err_set(err, ED_E_CONFIG,
-                      "workload identity: set AZURE_TENANT_ID, AZURE_CLIENT_ID, "
-                      "AZURE_FEDERATED_TOKEN_FILE");
+  case ST_AUTH_MANAGED_ID:
+  case ST_AUTH_AZURE_CLI:
+  case ST_AUTH_DEFAULT: {
+    au_cred_opts_t co = {.scope = AU_SCOPE_STORAGE,
+                         .tenant = tenant,
+                         .client_id = cid,
+                         .client_secret = csec,
+                         .federated_token_file = fed,
+                         .ca_file = o->ca_file ? o->ca_file : getenv("EHDELTA_CA_FILE")};
+    co.kind = m == ST_AUTH_CLIENT_SECRET ? AU_CRED_CLIENT_SECRET
+              : m == ST_AUTH_WORKLOAD_ID ? AU_CRED_WORKLOAD_ID
+              : m == ST_AUTH_MANAGED_ID  ? AU_CRED_MANAGED_ID
+              : m == ST_AUTH_AZURE_CLI   ? AU_CRED_AZURE_CLI
+                                         : AU_CRED_DEFAULT;
+    rc = au_cred_new(&co, &a->cred, err);
     break;
+  }
   default:
     break;
   }
+#undef SET
   if (key) {
     memset(key, 0, strlen(key));
     free(key);
@@ -1044,12 +897,11 @@ static ed_code_t asub(st_store_t *s, const char *key, st_store_t **out, ed_err_t
 #define DUP(f) b->f = a->f ? strdup(a->f) : NULL
   DUP(sas);
   DUP(ca_file);
-  DUP(tenant);
-  DUP(client_id);
-  DUP(client_secret);
-  DUP(fed_file);
-  DUP(authority);
 #undef DUP
+  if (a->cred && !(b->cred = au_cred_dup(a->cred))) {
+    st_free(t);
+    return ed_err_set(err, ED_E_NOMEM, "store: out of memory");
+  }
   if (a->tok.value) {
     b->tok.value = strdup(a->tok.value);
     b->tok.expires_us = a->tok.expires_us;

@@ -51,14 +51,10 @@ int64_t st_az_retry_after_us(const char *v, int64_t now_us);
 ed_code_t st_az_parse_list(const char *xml, size_t n, size_t strip_len, st_list_t *out,
                            ed_buf_t *marker, ed_err_t *err);
 
-/* Credential tokens (aztoken.c). */
+/* A bearer token as sent; Entra ID tokens come from auth/cred.h. */
 typedef struct st_token {
   char *value;
   int64_t expires_us; /* wall clock */
 } st_token_t;
-/* Parses a token endpoint's JSON answer ("expires_in" or "expires_on",
- * number or string; az CLI "accessToken"/"expires_on"). now_us: when the
- * request was sent. */
-ed_code_t st_az_parse_token(const char *json, int64_t now_us, st_token_t *out, ed_err_t *err);
 
 #endif

@@ -4,7 +4,7 @@ src_store_libstore_a_CPPFLAGS = $(AM_CPPFLAGS) $(CURL_CFLAGS) $(OPENSSL_CFLAGS) 
 src_store_libstore_a_SOURCES = \
 	src/store/store.h src/store/store_int.h src/store/store.c src/store/file.c \
 	src/store/azure.h src/store/azsign.c src/store/azure.c
-STORE_LIBS += src/store/libstore.a $(CURL_LIBS) $(JSONC_LIBS)
+STORE_LIBS += src/store/libstore.a $(AUTH_LIBS) $(CURL_LIBS) $(JSONC_LIBS)
 
 check_PROGRAMS += tests/unit/unit_store
 TESTS += tests/unit/unit_store

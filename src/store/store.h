@@ -24,7 +24,7 @@ typedef struct st_store st_store_t;
  * workload identity ($AZURE_FEDERATED_TOKEN_FILE + client/tenant ids).
  * Managed identity and the Azure CLI are used only when asked for (opts.auth
  * or $EHDELTA_STORAGE_AUTH = shared-key, sas, token, client-secret,
- * workload-identity, managed-identity, azure-cli, anonymous): they reach
+ * workload-identity, managed-identity, azure-cli, default, anonymous): they reach
  * services (IMDS, the az program) that AUTO must not probe. */
 typedef enum {
   ST_AUTH_AUTO = 0,
@@ -36,6 +36,7 @@ typedef enum {
   ST_AUTH_MANAGED_ID,    /* IMDS or App Service identity endpoint */
   ST_AUTH_AZURE_CLI,     /* az account get-access-token */
   ST_AUTH_NONE,          /* anonymous (public containers) */
+  ST_AUTH_DEFAULT,       /* DefaultAzureCredential's order (auth/cred.h) */
 } st_auth_t;
 
 /* Options for st_open; a zeroed struct means defaults. Strings are borrowed
@@ -45,7 +46,10 @@ typedef struct st_opts {
   const char *account;     /* Azure account when the URL has none (az://container/...) */
   const char *account_key; /* base64 key text; else environment (see above) */
   const char *sas;         /* SAS query string, with or without '?' */
-  const char *ca_file;     /* extra CA bundle (Azurite over HTTPS); else $EHDELTA_CA_FILE */
+  /* Entra ID: each NULL means its environment variable (AZURE_TENANT_ID,
+   * AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_FEDERATED_TOKEN_FILE) */
+  const char *tenant, *client_id, *client_secret, *federated_token_file;
+  const char *ca_file; /* extra CA bundle (Azurite over HTTPS); else $EHDELTA_CA_FILE */
   size_t
       block_size;  /* Azure: larger uploads use Put Block (default $EHDELTA_BLOCK_SIZE or 64 MiB) */
   int max_retries; /* Azure: transient-failure retries (0: default 8; -1: none) */

@@ -233,14 +233,16 @@ def test_bearer_token_paths(oauth_azurite):
         assert form["scope"] == ["https://storage.azure.com/.default"]
         # one token serves the whole run (cached), not one per request
         assert len(srv.requests) == 1
-        # workload identity: the federated token file is the client assertion
+        # workload identity: the federated token file (a projected service
+        # account token, a JWT) is the client assertion
         fed = os.path.join(os.path.dirname(az.cert), "fed.jwt")
+        sa_token = fake_jwt()
         with open(fed, "w") as f:
-            f.write("kube-sa-token\n")
+            f.write(sa_token + "\n")
         snap = snapshot(url, env=token_env(az, AZURE_FEDERATED_TOKEN_FILE=fed, **base))
         assert snap["txn"] == {"b": 3}
         form = srv.requests[-1][2]
-        assert form["client_assertion"] == ["kube-sa-token"]
+        assert form["client_assertion"] == [sa_token]
         assert form["client_assertion_type"] == ["urn:ietf:params:oauth:client-assertion-type:jwt-bearer"]
         # managed identity (App Service style endpoint), only when asked for
         snap = snapshot(url, env=token_env(az, EHDELTA_STORAGE_AUTH="managed-identity",
@@ -250,6 +252,21 @@ def test_bearer_token_paths(oauth_azurite):
         assert method == "GET" and path.startswith("/msi/token?api-version=2019-08-01")
         assert {k.lower(): v for k, v in headers.items()}["x-identity-header"] == "hdr-z"
         assert snap["version"] == 4
+        # auth = default tries DefaultAzureCredential's order: the environment's
+        # client secret before workload identity before managed identity
+        msi = {"IDENTITY_ENDPOINT": f"http://127.0.0.1:{srv.port}/msi/token", "IDENTITY_HEADER": "h"}
+        n = len(srv.requests)
+        snapshot(url, env=token_env(az, EHDELTA_STORAGE_AUTH="default", AZURE_CLIENT_SECRET="s3cret",
+                                    AZURE_FEDERATED_TOKEN_FILE=fed, **msi, **base))
+        assert [r[2].get("client_secret") for r in srv.requests[n:]] == [["s3cret"]]
+        n = len(srv.requests)
+        snapshot(url, env=token_env(az, EHDELTA_STORAGE_AUTH="default", AZURE_FEDERATED_TOKEN_FILE=fed,
+                                    **msi, **base))
+        assert [r[2].get("client_assertion") for r in srv.requests[n:]] == [[sa_token]]
+        n = len(srv.requests)
+        snapshot(url, env=token_env(az, EHDELTA_STORAGE_AUTH="default", **msi,
+                                    **{k: v for k, v in base.items() if k != "AZURE_TENANT_ID"}))
+        assert [r[1].split("?")[0] for r in srv.requests[n:]] == ["/msi/token"]
     finally:
         srv.stop()
     # delta-rs agrees on what the token-authenticated writers committed

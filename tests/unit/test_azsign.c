@@ -169,32 +169,11 @@ static void test_list_page_parsed_with_marker_and_entities(void) {
   ed_buf_fini(&m);
 }
 
-static void test_token_answers_parsed(void) {
-  st_token_t t = {0};
-  CU_ASSERT_EQUAL(
-      st_az_parse_token("{\"token_type\":\"Bearer\",\"expires_in\":3599,\"access_token\":\"abc\"}",
-                        1000000, &t, NULL),
-      ED_OK);
-  CU_ASSERT_STR(t.value, "abc");
-  CU_ASSERT_EQUAL(t.expires_us, 1000000 + INT64_C(3599000000));
-  free(t.value);
-  CU_ASSERT_EQUAL(
-      st_az_parse_token("{\"access_token\":\"x\",\"expires_on\":\"1700000000\"}", 0, &t, NULL),
-      ED_OK);
-  CU_ASSERT_EQUAL(t.expires_us, INT64_C(1700000000000000));
-  free(t.value);
-  ed_err_t err = {0};
-  CU_ASSERT_EQUAL(st_az_parse_token("{\"error\":\"invalid_client\"}", 0, &t, &err),
-                  ED_E_UNAUTHORIZED);
-  CU_ASSERT(strstr(err.msg, "invalid_client") != NULL);
-}
-
 static const cu_case_t cases[] = {CU_CASE(test_shared_key_worked_examples),
                                   CU_CASE(test_zero_content_length_is_signed_empty),
                                   CU_CASE(test_url_forms_map_to_blob_endpoint),
                                   CU_CASE(test_bad_urls_are_refused_with_a_reason),
                                   CU_CASE(test_http_date_round_trips),
                                   CU_CASE(test_list_page_parsed_with_marker_and_entities),
-                                  CU_CASE(test_token_answers_parsed),
                                   CU_END};
 ED_SUITE(azsign, cases)

@@ -91,7 +91,28 @@ static void test_refusals(void) {
   }
 }
 
+/* Entra ID needs only the endpoint: a key-less string is accepted by the
+ * key-less parser and still refused, naming what is missing, by the other. */
+static void test_keyless_for_entra(void) {
+  eh_connstr_t cs;
+  ed_err_t err = {0};
+  const char *s = "Endpoint=sb://127.0.0.1:5672;EntityPath=eh1;UseDevelopmentEmulator=true";
+  CU_ASSERT_EQUAL_FATAL(eh_connstr_parse_keyless(s, &cs, &err), ED_OK);
+  CU_ASSERT_STR(cs.host, "127.0.0.1");
+  CU_ASSERT_EQUAL(cs.port, 5672);
+  CU_ASSERT_PTR_NULL(cs.key);
+  CU_ASSERT(cs.use_emulator);
+  eh_connstr_fini(&cs);
+  CU_ASSERT_EQUAL(eh_connstr_parse(s, &cs, &err), ED_E_PARSE);
+  CU_ASSERT(strstr(err.msg, "no credentials") != NULL);
+  /* the other rules still hold */
+  CU_ASSERT_EQUAL(eh_connstr_parse_keyless("EntityPath=eh1", &cs, &err), ED_E_PARSE);
+  CU_ASSERT(strstr(err.msg, "Endpoint is missing") != NULL);
+  CU_ASSERT_EQUAL(eh_connstr_parse_keyless("Endpoint=sb://h/;SharedAccessKeyName=k", &cs, &err),
+                  ED_E_PARSE);
+}
+
 static const cu_case_t cases[] = {CU_CASE(test_parses_namespace_and_entity_strings),
                                   CU_CASE(test_case_insensitive_keys_and_emulator),
-                                  CU_CASE(test_refusals), CU_END};
+                                  CU_CASE(test_refusals), CU_CASE(test_keyless_for_entra), CU_END};
 ED_SUITE(connstr, cases)
