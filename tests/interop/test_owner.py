@@ -1,0 +1,223 @@
+"""Partition ownership in the Event Hubs SDKs' Blob layout, against Azurite
+(started here on a free port): the official Python SDK's BlobCheckpointStore
+lists the ownership and checkpoint records ehdelta's owner module writes and
+the other way round; a blob of another layout is refused by name; and
+several owner_tool agents (agent/owner.c with short expiry and renewal)
+share 16 partitions, take a kill -9'd agent's partitions once its claims
+expire, make room for a newcomer by stealing, take a SIGTERM'd agent's
+released partitions on their next round, and never hold one partition at
+once except for a steal (bounded by one renewal: the victim sees the record
+on its next round; the run loop's epoch receivers close it sooner)."""
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+from azure.eventhub.extensions.checkpointstoreblob import BlobCheckpointStore
+
+from conftest import TOP_BUILDDIR, wait_until
+from delta_util import DEV_KEY, Azurite, azurite_bin
+
+TOOL = os.path.join(TOP_BUILDDIR, "tests", "tools", "owner_tool")
+NS, HUB, GROUP = "Ns.Example.servicebus.windows.net", "Hub", "$Default"
+ENV = dict(os.environ, AZURE_STORAGE_ACCOUNT_KEY=DEV_KEY)
+EXPIRY_MS, RENEW_MS, MARGIN_MS = 3000, 400, 900
+NPART = 16
+
+
+@pytest.fixture(scope="module")
+def az():
+    if not azurite_bin():
+        pytest.skip("azurite not installed (.tools/node)")
+    a = Azurite()
+    yield a
+    a.stop()
+
+
+@pytest.fixture
+def container(az, request):
+    name = "own" + str(abs(hash(request.node.name)) % 10**8)
+    az.create_container(name)
+    return az.url(name), name
+
+
+def sdk_store(az, name):
+    cs = (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={DEV_KEY};"
+          f"BlobEndpoint=http://127.0.0.1:{az.port}/devstoreaccount1;")
+    return BlobCheckpointStore.from_connection_string(cs, name)
+
+
+def tool(url, owner, *args, check=True):
+    p = subprocess.run([TOOL, url, NS, HUB, GROUP, owner, *map(str, args)], env=ENV,
+                       capture_output=True, text=True, timeout=60)
+    if check:
+        assert p.returncode == 0, p.stderr
+    return p
+
+
+def test_sdk_lists_our_ownership_and_checkpoints(az, container):
+    url, name = container
+    agent = subprocess.Popen([TOOL, url, NS, HUB, GROUP, "ehdelta-a", "agent", "4", "60000",
+                              "200", "1000"], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    store = sdk_store(az, name)
+    try:
+        owned = wait_until(lambda: [o for o in store.list_ownership(NS, HUB, GROUP)
+                                    if o["owner_id"] == "ehdelta-a"] if len(
+            store.list_ownership(NS, HUB, GROUP)) == 4 else None, timeout=30,
+                           what="4 ownership records")
+        assert sorted(o["partition_id"] for o in owned) == ["0", "1", "2", "3"]
+        assert all(o["etag"] and o["last_modified_time"] for o in owned)
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        out, err = agent.communicate(timeout=30)
+    assert agent.returncode == 0, err
+    # released as the SDKs release: the record stays, its owner is empty
+    assert sorted((o["partition_id"], o["owner_id"] or "")
+                  for o in store.list_ownership(NS, HUB, GROUP)) == [(p, "") for p in "0123"]
+    tool(url, "-", "checkpoint", 2, 4096, 41)
+    cps = store.list_checkpoints(NS, HUB, GROUP)
+    assert [(c["partition_id"], c["offset"], c["sequence_number"]) for c in cps] == \
+        [("2", "4096", 41)]
+
+
+def test_we_list_what_the_sdk_writes(az, container):
+    url, name = container
+    store = sdk_store(az, name)
+    claimed = store.claim_ownership([{"fully_qualified_namespace": NS, "eventhub_name": HUB,
+                                      "consumer_group": GROUP, "partition_id": p,
+                                      "owner_id": "sdk-1"} for p in ("0", "1")])
+    assert len(claimed) == 2
+    store.update_checkpoint({"fully_qualified_namespace": NS, "eventhub_name": HUB,
+                             "consumer_group": GROUP, "partition_id": "1", "offset": "777",
+                             "sequence_number": 9})
+    assert tool(url, "-", "list").stdout.split("\n")[:2] == ["0 sdk-1", "1 sdk-1"]
+    assert tool(url, "-", "checkpoints").stdout.strip() == "1 777 9"
+    # an agent balancing with the SDK's live claims takes only the free two
+    agent = subprocess.Popen([TOOL, url, NS, HUB, GROUP, "ehdelta-b", "agent", "4", "60000",
+                              "200", "1000"], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        wait_until(lambda: sorted(o["owner_id"] for o in store.list_ownership(NS, HUB, GROUP))
+                   == ["ehdelta-b", "ehdelta-b", "sdk-1", "sdk-1"], timeout=30,
+                   what="the free partitions claimed")
+        time.sleep(1.0)  # five more rounds: still no steal at the fair share
+        owners = {o["partition_id"]: o["owner_id"] for o in store.list_ownership(NS, HUB, GROUP)}
+        assert owners["0"] == owners["1"] == "sdk-1"
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.communicate(timeout=30)
+
+
+def test_foreign_layout_is_refused_by_name(az, container):
+    url, name = container
+    blob = f"{NS}/{HUB}/{GROUP}/ownership/0".lower()
+    az.service().get_container_client(name).upload_blob(blob, b'{"Owner":"host1","Token":"x"}')
+    p = tool(url, "-", "list", check=False)
+    assert p.returncode == 1
+    assert f"'{blob}' has no 'ownerid' metadata" in p.stderr
+    assert "azure-eventhub-checkpointstoreblob layout" in p.stderr
+
+
+class Agent:
+    """One owner_tool agent; its stdout lines collected with their kinds."""
+
+    def __init__(self, url, name):
+        self.name = name
+        self.proc = subprocess.Popen([TOOL, url, NS, HUB, GROUP, name, "agent",
+                                      *map(str, (NPART, EXPIRY_MS, RENEW_MS, MARGIN_MS))], env=ENV, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self.lines = []
+        self.owned = set()
+        self.dead_at = None
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            f = line.split()
+            self.lines.append(f)
+            if f[0] == "own":
+                self.owned.add(int(f[1]))
+            elif f[0] == "drop":
+                self.owned.discard(int(f[1]))
+
+    def kill9(self):
+        self.dead_at = int(time.time() * 1000)
+        self.proc.kill()
+        self.proc.wait()
+        self.t.join(5)
+
+    def term(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+        self.t.join(5)
+        assert self.proc.returncode == 0, self.proc.stderr.read()
+
+    def intervals(self):
+        """(partition, start_ms, end_ms, kind) of every ownership it held."""
+        open_, out = {}, []
+        for f in self.lines:
+            if f[0] == "own":
+                open_[int(f[1])] = (int(f[2]), f[3])
+            elif f[0] == "drop" and int(f[1]) in open_:
+                s, k = open_.pop(int(f[1]))
+                out.append((int(f[1]), s, int(f[2]), k))
+        end = self.dead_at if self.dead_at else int(time.time() * 1000)
+        out += [(p, s, end, k) for p, (s, k) in open_.items()]
+        return out
+
+
+def spread(agents):
+    return sorted(len(a.owned) for a in agents)
+
+
+def covered(agents):
+    seen = [p for a in agents for p in a.owned]
+    return sorted(seen) == list(range(NPART))
+
+
+def test_agents_share_fail_over_and_scale_out(container):
+    url, _ = container
+    a, b, c = (Agent(url, n) for n in ("A", "B", "C"))
+    agents = [a, b, c]
+    try:
+        wait_until(lambda: covered(agents) and spread(agents) == [5, 5, 6], timeout=60,
+                   what="16 partitions over 3 agents")
+        b.kill9()
+        t0 = time.monotonic()
+        live = [a, c]
+        wait_until(lambda: covered(live) and spread(live) == [8, 8], timeout=60,
+                   what="the killed agent's partitions taken over")
+        # taken only after its claims expired, and within expiry + a few rounds
+        took = time.monotonic() - t0
+        assert took < 3 * EXPIRY_MS / 1000, took
+        d = Agent(url, "D")
+        live = [a, c, d]
+        wait_until(lambda: covered(live) and spread(live) == [5, 5, 6], timeout=60,
+                   what="the newcomer given its share")
+        t0 = time.monotonic()
+        a.term()
+        live = [c, d]
+        wait_until(lambda: covered(live) and spread(live) == [8, 8], timeout=60,
+                   what="the stopped agent's released partitions taken")
+        # released records are claimable at once: far sooner than the expiry
+        assert time.monotonic() - t0 < EXPIRY_MS / 1000, time.monotonic() - t0
+    finally:
+        for x in (a, b, c, d) if "d" in locals() else (a, b, c):
+            if x.proc.poll() is None:
+                x.term()
+    ivs = [(x.name, *iv) for x in (a, b, c, d) for iv in x.intervals()]
+    steals = 0
+    for p in range(NPART):
+        mine = sorted((s, e, k, n) for n, q, s, e, k in ivs if q == p)
+        for (s0, e0, k0, n0), (s1, e1, k1, n1) in zip(mine, mine[1:]):
+            if k1 == "steal":
+                steals += 1
+                # the victim drops it at its next round
+                assert s1 + 4 * RENEW_MS >= e0, (p, n0, n1, s0, e0, s1)
+            else:
+                assert s1 >= e0, f"partition {p}: {n1} from {s1} while {n0} held it until {e0}"
+    assert steals >= 1, "the newcomer should have stolen"
