@@ -8,6 +8,7 @@ expire, make room for a newcomer by stealing, take a SIGTERM'd agent's
 released partitions on their next round, and never hold one partition at
 once except for a steal (bounded by one renewal: the victim sees the record
 on its next round; the run loop's epoch receivers close it sooner)."""
+import json
 import os
 import signal
 import subprocess
@@ -17,7 +18,7 @@ import time
 import pytest
 from azure.eventhub.extensions.checkpointstoreblob import BlobCheckpointStore
 
-from conftest import TOP_BUILDDIR, wait_until
+from conftest import EHDELTA, TOP_BUILDDIR, wait_until
 from delta_util import DEV_KEY, Azurite, azurite_bin
 
 TOOL = os.path.join(TOP_BUILDDIR, "tests", "tools", "owner_tool")
@@ -95,6 +96,25 @@ def test_we_list_what_the_sdk_writes(az, container):
                              "sequence_number": 9})
     assert tool(url, "-", "list").stdout.split("\n")[:2] == ["0 sdk-1", "1 sdk-1"]
     assert tool(url, "-", "checkpoints").stdout.strip() == "1 777 9"
+    # ehdelta status lists them too, naming the records by the connection string
+    cs = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"cs-{os.getpid()}")
+    with open(cs, "w") as f:
+        f.write(f"Endpoint=sb://{NS}/;SharedAccessKeyName=k;SharedAccessKey=eA==;EntityPath={HUB}\n")
+    try:
+        st = subprocess.run([EHDELTA, "status", "--connection-string-file", cs,
+                             "--checkpoint-store", url, "--json"], env=ENV, capture_output=True,
+                            text=True, timeout=60)
+        assert st.returncode == 0, st.stderr
+        j = json.loads(st.stdout)
+        assert [(o["partition"], o["owner_id"]) for o in j["ownership"]] == \
+            [("0", "sdk-1"), ("1", "sdk-1")]
+        assert j["checkpoints"] == [{"partition": "1", "offset": 777, "sequence_number": 9}]
+        st = subprocess.run([EHDELTA, "status", "--connection-string-file", cs,
+                             "--checkpoint-store", url, "--consumer-group", "other"], env=ENV,
+                            capture_output=True, text=True, timeout=60)
+        assert st.returncode == 0 and st.stdout.count("\n") == 1, st.stdout  # header only
+    finally:
+        os.unlink(cs)
     # an agent balancing with the SDK's live claims takes only the free two
     agent = subprocess.Popen([TOOL, url, NS, HUB, GROUP, "ehdelta-b", "agent", "4", "60000",
                               "200", "1000"], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
