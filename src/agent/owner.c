@@ -199,7 +199,8 @@ size_t ag_own_balance(const ag_own_rec_t *recs, size_t nrec, const char *const *
   bool self_known = false;
   for (size_t k = 0; k < nowners; k++)
     self_known |= !strcmp(owners[k], self);
-  size_t nown = nowners + (self_known ? 0 : 1);
+  /* self counts as an owner even before it holds anything */
+  size_t nown = nowners > 0 && self_known ? nowners : nowners + 1;
   size_t fair = np / nown, most = (np + nown - 1) / nown;
   if (mine < most) {
     if (nclaimable) {
