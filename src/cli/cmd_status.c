@@ -508,7 +508,13 @@ static int status_owners(const struct status_cfg *cfg) {
     rc = cli_fail("status", &err);
     goto out;
   }
-  ag_own_opts_t oo = {cs.host, hub, cfg->consumer_group, "status", 0, 0, 0};
+  /* The SDKs name the records after the endpoint's authority: the host, and
+   * the port when the endpoint gives one (an emulator's "localhost:5672"). */
+  char ns[512];
+  const char *a = strstr(cs.endpoint, "://");
+  a = a ? a + 3 : cs.endpoint;
+  snprintf(ns, sizeof ns, "%.*s", (int)strcspn(a, "/"), a);
+  ag_own_opts_t oo = {ns, hub, cfg->consumer_group, "status", 0, 0, 0};
   ed_code_t orc = ag_own_new(s, &oo, &o, &err);
   s = NULL; /* ag_own_new took it, even when it failed */
   if (orc || ag_own_list(o, &recs, &nr, &err) || ag_own_list_checkpoints(o, &cps, &nc, &err)) {

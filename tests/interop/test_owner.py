@@ -194,9 +194,9 @@ def spread(agents):
     return sorted(len(a.owned) for a in agents)
 
 
-def covered(agents):
+def covered(agents, n=NPART):
     seen = [p for a in agents for p in a.owned]
-    return sorted(seen) == list(range(NPART))
+    return sorted(seen) == list(range(n))
 
 
 def test_agents_share_fail_over_and_scale_out(container):
@@ -241,3 +241,92 @@ def test_agents_share_fail_over_and_scale_out(container):
             else:
                 assert s1 >= e0, f"partition {p}: {n1} from {s1} while {n0} held it until {e0}"
     assert steals >= 1, "the newcomer should have stolen"
+
+
+class SdkProcessor:
+    """The official SDK's event processor in the same consumer group, its
+    ownership intervals taken from its partition open/close callbacks."""
+
+    def __init__(self, emu, store):
+        from azure.eventhub import EventHubConsumerClient
+        self.name, self.owned, self.lines, self.dead_at = "sdk", set(), [], None
+        self.lock = threading.Lock()
+        self.client = EventHubConsumerClient.from_connection_string(
+            emu.conn_str(), consumer_group="$Default", eventhub_name="eh1",
+            checkpoint_store=store, load_balancing_interval=1,
+            partition_ownership_expiration_interval=SDK_EXPIRY_MS / 1000)
+        self.thread = threading.Thread(target=self.client.receive, kwargs=dict(
+            on_event=lambda ctx, ev: None, on_partition_initialize=self.on_init,
+            on_partition_close=self.on_close, starting_position="-1", max_wait_time=1),
+            daemon=True)
+        self.thread.start()
+
+    def on_init(self, ctx):
+        with self.lock:
+            self.owned.add(int(ctx.partition_id))
+            self.lines.append(["own", ctx.partition_id, str(int(time.time() * 1000)), "sdk"])
+
+    def on_close(self, ctx, reason):
+        with self.lock:
+            self.owned.discard(int(ctx.partition_id))
+            self.lines.append(["drop", ctx.partition_id, str(int(time.time() * 1000))])
+
+    def intervals(self):
+        with self.lock:
+            return Agent.intervals(self)
+
+    def close(self):
+        self.client.close()
+        self.thread.join(20)
+
+
+SDK_EXPIRY_MS = 15000
+
+
+def test_sdk_processor_and_agents_share_a_group(az, tmp_path):
+    """One SDK EventHubConsumerClient (BlobCheckpointStore) and two owner_tool
+    agents over ehemu's 4 partitions: every partition held, spread 1/1/2, and
+    no partition held by two of them beyond one balancing round of a steal's
+    victim (the SDK's rounds are 1 s here, ours 0.4 s)."""
+    from emu_util import Emu
+    az.create_container("mixed")
+    url = az.url("mixed")
+    emu = Emu(tmp_path)
+    store = sdk_store(az, "mixed")
+    agents = []
+    try:
+        ns = f"localhost:{emu.amqp}"  # the SDK's name for the namespace: host and port
+        sdk = SdkProcessor(emu, store)
+        wait_until(lambda: len(sdk.owned) == 4, timeout=60, what="the SDK owning all 4")
+        for name in ("E1", "E2"):
+            a = Agent.__new__(Agent)
+            a.name, a.lines, a.owned, a.dead_at = name, [], set(), None
+            a.proc = subprocess.Popen([TOOL, url, ns, "eh1", "$Default", name, "agent", "4",
+                                       str(SDK_EXPIRY_MS), str(RENEW_MS), "3000"], env=ENV,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            a.t = threading.Thread(target=a._read, daemon=True)
+            a.t.start()
+            agents.append(a)
+        everyone = [sdk, *agents]
+        wait_until(lambda: covered(everyone, 4) and spread(everyone) == [1, 1, 2], timeout=90,
+                   what="4 partitions over the SDK and two agents")
+        # the records say the same as the parties
+        recs = {o["partition_id"]: o["owner_id"] for o in store.list_ownership(ns, "eh1",
+                                                                               "$Default")}
+        assert sorted(recs.values()).count("E1") == len(agents[0].owned)
+        assert sorted(recs.values()).count("E2") == len(agents[1].owned)
+    finally:
+        for a in agents:
+            if a.proc.poll() is None:
+                a.term()
+        sdk.close()
+        emu.stop()
+    ivs = [(x.name, *iv) for x in (sdk, *agents) for iv in x.intervals()]
+    for p in range(4):
+        mine = sorted((s, e, k, n) for n, q, s, e, k in ivs if q == p)
+        for (s0, e0, k0, n0), (s1, e1, k1, n1) in zip(mine, mine[1:]):
+            if k1 == "free":
+                assert s1 >= e0, f"partition {p}: {n1} from {s1} while {n0} held it until {e0}"
+            else:
+                # a steal (ours, or any SDK claim): the victim lets go on its next round
+                assert e0 - s1 <= 3000, (p, n0, n1, s0, e0, s1)
