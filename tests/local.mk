@@ -20,3 +20,8 @@ tests_unit_unit_torture_LDFLAGS = $(AM_LDFLAGS) $(ALLOC_WRAP_FLAGS)
 tests_unit_unit_torture_SOURCES = $(UNIT_COMMON) tests/unit/torture.c tests/unit/torture.h \
 	tests/unit/test_torture_parsers.c
 tests_unit_unit_torture_LDADD = $(EVENTHUBS_LIBS) $(COMMON_LIBS) $(CUNIT_LIBS)
+
+# Spark (pyspark + delta-spark, jars through Ivy into .tools/ivy) and ehdelta
+# on the same tables, both ways, and the switch from a Spark query.
+TESTS += tests/interop/test_spark.py
+EXTRA_DIST += tests/interop/test_spark.py

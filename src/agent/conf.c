@@ -22,6 +22,7 @@ static const char *const auth_names[] = {
     "shared-key", "sas", "client-secret", "managed-identity", "azure-cli", "none", NULL};
 static const char *const sink_type_names[] = {"delta", "console", NULL};
 static const char *const output_mode_names[] = {"append", "update", "complete", NULL};
+static const char *const violation_names[] = {"fail", "dead-letter", NULL};
 _Static_assert(SM_BAD_DEAD_LETTER == 0 && SM_BAD_PERMISSIVE == 1 && SM_BAD_FAIL_FAST == 2,
                "bad_mode_names follows sm_bad_mode_t");
 _Static_assert(AG_SINK_DELTA == 0 && AG_SINK_CONSOLE == 1,
@@ -29,6 +30,8 @@ _Static_assert(AG_SINK_DELTA == 0 && AG_SINK_CONSOLE == 1,
 _Static_assert(AG_OUT_APPEND == 0 && AG_OUT_UPDATE == 1 && AG_OUT_COMPLETE == 2,
                "output_mode_names follows ag_output_mode_t");
 _Static_assert(AG_AUTH_NONE == 5, "auth_names follows ag_auth_t");
+_Static_assert(AG_VIOLATION_FAIL == 0 && AG_VIOLATION_DEAD_LETTER == 1,
+               "violation_names follows ag_violation_t");
 
 static const ed_opt_t source_keys[] = {
     {"namespace", 0, ED_OPT_STRING, "HOST", NULL, S(ag_source_t, namespace_),
@@ -60,6 +63,11 @@ static const ed_opt_t source_keys[] = {
     {"max_drift", 0, ED_OPT_STRING, "DURATION", "1 hour", S(ag_source_t, max_drift),
      "no credit to a partition this far ahead in event time of the slowest (or off)", 0, 0, 0,
      NULL},
+    {"from_spark_checkpoint", 0, ED_OPT_STRING, "URL", NULL, S(ag_source_t, from_spark_checkpoint),
+     "a stopped Spark query's checkpoint folder: its tables start where it last committed", 0, 0, 0,
+     NULL},
+    {"from_spark_force", 0, ED_OPT_FLAG, NULL, "false", S(ag_source_t, from_spark_force),
+     "take over from Spark even over ehdelta's own positions", 0, 0, 0, NULL},
     ED_OPT_END,
 };
 
@@ -144,6 +152,9 @@ static const ed_opt_t sink_keys[] = {
      "zstd level of the table's Parquet pages", 0, 1, 22, NULL},
     {"num_rows", 0, ED_OPT_INT, "N", "20", S(ag_sink_t, num_rows),
      "console: rows printed per batch", 0, 1, INT64_MAX, NULL},
+    {"constraint_violation", 0, ED_OPT_ENUM, "POLICY", "fail", S(ag_sink_t, constraint_violation),
+     "a row breaking the table's constraints: refuse the batch, or dead-letter the row", 0, 0, 0,
+     violation_names},
     ED_OPT_END,
 };
 
@@ -336,6 +347,12 @@ static void validate_sink(probs_t *p, ag_sink_t *k, const sm_type_t *schema) {
   if (k->mode == AG_OUT_COMPLETE && k->kind == AG_SINK_DELTA && k->window)
     prob(p, ln, "[sink %s] complete mode is for console sinks (a Delta table is appended to)",
          k->name);
+  k->violation_dead_letter = k->constraint_violation == AG_VIOLATION_DEAD_LETTER;
+  if (k->violation_dead_letter && (k->window || k->kind != AG_SINK_DELTA))
+    prob(p, KL(sink_keys, k->key_lines, "constraint_violation", ln),
+         "[sink %s] constraint_violation = dead-letter is for delta sinks of rows (a window's "
+         "rows are aggregates of many events)",
+         k->name);
   if (!k->query_id) {
     size_t n = strlen(k->name) + 9;
     k->query_id = malloc(n);
@@ -408,6 +425,11 @@ static void validate(probs_t *p, ag_conf_t *c, const int *lines) {
          "[storage] auth client-secret needs tenant_id, client_id and client_secret_file");
   if (c->nsinks == 0)
     prob(p, 0, "no [sink NAME] section: nothing would be written");
+  for (size_t i = 0; i < c->nsinks; i++)
+    if (c->sinks[i].constraint_violation == AG_VIOLATION_DEAD_LETTER && !c->dead_letter.path)
+      prob(p, c->sinks[i].line,
+           "[sink %s] constraint_violation = dead-letter needs a [dead_letter] path",
+           c->sinks[i].name);
   for (size_t i = 0; i < c->nsinks; i++) {
     validate_sink(p, &c->sinks[i], schema);
     for (size_t j = 0; j < i; j++) {

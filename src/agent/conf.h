@@ -37,9 +37,11 @@ typedef struct ag_source {
   int retention_gap_policy;     /* ag_gap_policy_t */
   bool tls;
   int64_t prefetch;
-  int64_t idle_timeout_us; /* caught up and quiet this long: no longer holds the watermark */
-  char *max_drift;         /* DURATION | off: watermark alignment bound */
-  int64_t max_drift_us;    /* resolved; -1: off */
+  int64_t idle_timeout_us;     /* caught up and quiet this long: no longer holds the watermark */
+  char *max_drift;             /* DURATION | off: watermark alignment bound */
+  int64_t max_drift_us;        /* resolved; -1: off */
+  char *from_spark_checkpoint; /* a Spark query's checkpoint folder to take over from */
+  bool from_spark_force;       /* take over even over ehdelta's own positions */
 } ag_source_t;
 
 typedef struct ag_schema {
@@ -67,6 +69,7 @@ typedef struct ag_storage {
 
 typedef enum { AG_SINK_DELTA, AG_SINK_CONSOLE } ag_sink_type_t;
 typedef enum { AG_OUT_APPEND, AG_OUT_UPDATE, AG_OUT_COMPLETE } ag_output_mode_t;
+typedef enum { AG_VIOLATION_FAIL, AG_VIOLATION_DEAD_LETTER } ag_violation_t;
 
 typedef struct ag_sink {
   char *name; /* from the section header */
@@ -84,11 +87,13 @@ typedef struct ag_sink {
   char *checkpoint_location;
   char *query_id; /* the txn appId; default "ehdelta-<name>" */
   bool merge_schema;
-  int64_t zstd_level; /* of the table's Parquet pages */
-  int64_t num_rows;   /* console: rows printed per batch */
+  int64_t zstd_level;       /* of the table's Parquet pages */
+  int64_t num_rows;         /* console: rows printed per batch */
+  int constraint_violation; /* ag_violation_t: a row breaking the table's rules */
   /* resolved by validation */
   ag_output_mode_t mode;
   bool available_now;
+  bool violation_dead_letter; /* constraint_violation = dead-letter */
   int64_t trigger_us;
   char *window_column; /* NULL when no window */
   int64_t window_us, slide_us;

@@ -37,7 +37,9 @@ static ed_code_t put_ts(int64_t us, ed_buf_t *out) {
   return ed_buf_puts(out, iso);
 }
 
-ed_code_t ag_console_value(const sm_col_t *c, size_t row, ed_buf_t *out) {
+/* Appends row `row` of column c as Spark shows it ("null", "2026-12-02
+ * 10:05:00", "[a, b]", "{k -> v}"). */
+static ed_code_t ag_console_value(const sm_col_t *c, size_t row, ed_buf_t *out) {
   if (!c->valid[row])
     return ed_buf_puts(out, "null");
   size_t n;
@@ -110,6 +112,7 @@ static void cell(FILE *out, const char *s, size_t w) {
     fputc(' ', out);
 }
 
+/* @locality flush thread (ag-flush)  @locks none */
 void ag_console_print(FILE *out, const char *sink, int64_t batch, const sm_batch_t *b,
                       size_t max_rows) {
   fprintf(out,

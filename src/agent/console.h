@@ -11,9 +11,6 @@
 #include "common/err.h"
 #include "stream/batch.h"
 
-/* Appends row `row` of column c as Spark shows it ("null", "2026-12-02
- * 10:05:00", "[a, b]", "{k -> v}"). */
-ed_code_t ag_console_value(const sm_col_t *c, size_t row, ed_buf_t *out);
 /* Prints "Batch: N (sink NAME)" and up to max_rows rows of b (borrowed) to
  * out, then "only showing top N rows" when there were more. b may be NULL. */
 void ag_console_print(FILE *out, const char *sink, int64_t batch, const sm_batch_t *b,

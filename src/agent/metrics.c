@@ -238,7 +238,8 @@ static size_t find_at(const void *arr, size_t n, size_t size, const char *label,
 }
 
 /* Finds or inserts (zeroed, label copied) the element for label in a sorted
- * array; NULL when out of memory. */
+ * array; NULL when out of memory.
+ * @locality any thread  @locks m->mu held */
 static void *find_or_add(void **arr, size_t *n, size_t *cap, size_t size, const char *label) {
   bool found;
   size_t i = find_at(*arr, *n, size, label, &found);
@@ -273,6 +274,7 @@ static const char *key_of(ag_metric_t id, const char *label) {
   return label;
 }
 
+/* @locality any thread  @locks m->mu held */
 static series_t *series_of(ag_metrics_t *m, ag_metric_t id, const char *label) {
   family_t *f = &m->fam[id];
   return find_or_add((void **)&f->s, &f->n, &f->cap, sizeof *f->s, key_of(id, label));
@@ -280,6 +282,7 @@ static series_t *series_of(ag_metrics_t *m, ag_metric_t id, const char *label) {
 
 /* ---- updates ---- */
 
+/* @locality any thread  @locks takes m->mu */
 void ag_metrics_add(ag_metrics_t *m, ag_metric_t id, const char *label, double delta) {
   if (!m || (unsigned)id >= AG_M__COUNT || isnan(delta))
     return;
@@ -293,6 +296,7 @@ void ag_metrics_add(ag_metrics_t *m, ag_metric_t id, const char *label, double d
   pthread_mutex_unlock(&m->mu);
 }
 
+/* @locality any thread  @locks takes m->mu */
 void ag_metrics_set(ag_metrics_t *m, ag_metric_t id, const char *label, double value) {
   if (!m || (unsigned)id >= AG_M__COUNT)
     return;
@@ -303,6 +307,7 @@ void ag_metrics_set(ag_metrics_t *m, ag_metric_t id, const char *label, double v
   pthread_mutex_unlock(&m->mu);
 }
 
+/* @locality any thread  @locks takes m->mu */
 double ag_metrics_get(ag_metrics_t *m, ag_metric_t id, const char *label) {
   if (!m || (unsigned)id >= AG_M__COUNT)
     return 0;
@@ -322,6 +327,7 @@ double ag_metrics_get(ag_metrics_t *m, ag_metric_t id, const char *label) {
   return v;
 }
 
+/* @locality flush thread (ag-flush)  @locks takes m->mu */
 void ag_metrics_observe_commit(ag_metrics_t *m, const char *sink, double seconds) {
   if (!m || isnan(seconds))
     return;
@@ -342,6 +348,7 @@ void ag_metrics_observe_commit(ag_metrics_t *m, const char *sink, double seconds
 
 static void batch_record(json_object *o, batchrec_t *r);
 
+/* @locality flush thread (ag-flush)  @locks takes m->mu (the JSON is parsed before) */
 void ag_metrics_set_progress(ag_metrics_t *m, const char *sink, const char *json) {
   if (!m || !json)
     return;
@@ -461,6 +468,7 @@ static double read_rss(void) {
   return pages < 0 ? NAN : (double)pages * (double)sysconf(_SC_PAGESIZE);
 }
 
+/* @locality metrics thread (ag-metrics), once a second  @locks takes m->mu */
 void ag_metrics_sample(ag_metrics_t *m) {
   if (!m)
     return;
@@ -510,6 +518,7 @@ void ag_metrics_sample(ag_metrics_t *m) {
   pthread_mutex_unlock(&m->mu);
 }
 
+/* @locality network thread (eh-net)  @locks takes m->mu */
 void ag_metrics_set_state(ag_metrics_t *m, const char *partition, const char *state) {
   if (!m || !partition || !state)
     return;
@@ -520,6 +529,7 @@ void ag_metrics_set_state(ag_metrics_t *m, const char *partition, const char *st
   pthread_mutex_unlock(&m->mu);
 }
 
+/* @locality any thread that logs  @locks takes m->mu (the log layer holds none of its own) */
 void ag_metrics_note(void *ctx, int level, const char *event, const char *fields) {
   ag_metrics_t *m = ctx;
   if (!m || !event)
@@ -582,6 +592,7 @@ static void put_label(ed_buf_t *b, const char *key, const char *value) {
   ed_buf_putc(b, '"');
 }
 
+/* @locality metrics thread (ag-metrics); tests call it directly  @locks takes m->mu */
 char *ag_metrics_prometheus(ag_metrics_t *m) {
   if (!m)
     return NULL;
@@ -641,7 +652,8 @@ static int cmp_labels(const void *a, const void *b) {
 }
 
 /* Every sink the registry has heard of, sorted, without repeats; borrowed
- * labels (call with the mutex held). Caller frees the array with free. */
+ * labels (call with the mutex held). Caller frees the array with free.
+ * @locality metrics thread (ag-metrics)  @locks m->mu held */
 static const char **sink_names(ag_metrics_t *m, size_t *out_n) {
   size_t cap = m->np + m->nh;
   for (int id = 0; id < AG_M__COUNT; id++)
@@ -673,6 +685,7 @@ static const char **sink_names(ag_metrics_t *m, size_t *out_n) {
 static void put_jstr(ed_buf_t *b, const char *s) { ed_buf_json_str(b, s, strlen(s)); }
 static void put_live(ag_metrics_t *m, ed_buf_t *b);
 
+/* @locality metrics thread (ag-metrics); tests call it directly  @locks takes m->mu */
 char *ag_metrics_status_json(ag_metrics_t *m) {
   if (!m)
     return NULL;
@@ -745,6 +758,7 @@ char *ag_metrics_status_json(ag_metrics_t *m) {
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
+/* @locality metrics thread (ag-metrics)  @locks m->mu held */
 static double series_value(const family_t *f, const char *label, bool *found) {
   size_t i = find_at(f->s, f->n, sizeof *f->s, label, found);
   return *found ? f->s[i].v : 0;
@@ -753,7 +767,8 @@ static double series_value(const family_t *f, const char *label, bool *found) {
 /* The page's derived figures (call with the mutex held): the process,
  * every partition any family or state names, and the last notes, newest
  * first. Lag in seconds is an estimate: the lag in events over the events/s
- * received in the last ten seconds (null when the lag is not draining). */
+ * received in the last ten seconds (null when the lag is not draining).
+ * @locality metrics thread (ag-metrics)  @locks m->mu held */
 static void put_live(ag_metrics_t *m, ed_buf_t *b) {
   ed_buf_puts(b, ",\"process\":{\"rssBytes\":");
   put_num(b, m->rss, true);
@@ -815,6 +830,7 @@ static void put_live(ag_metrics_t *m, ed_buf_t *b) {
   ed_buf_putc(b, ']');
 }
 
+/* @locality metrics thread (ag-metrics); tests call it directly  @locks takes m->mu */
 char *ag_metrics_history_json(ag_metrics_t *m, int64_t since_ms) {
   if (!m)
     return NULL;
@@ -877,7 +893,8 @@ static int ms_left(int64_t deadline_us) {
 }
 
 /* Waits for fd to be ready for events (or the wake pipe); false on timeout,
- * error or shutdown. */
+ * error or shutdown.
+ * @locality metrics thread (ag-metrics)  @locks none */
 static bool wait_fd(ag_metrics_t *m, int fd, short events, int64_t deadline_us) {
   for (;;) {
     struct pollfd p[2] = {{fd, events, 0}, {m->wake[0], POLLIN, 0}};
@@ -890,6 +907,7 @@ static bool wait_fd(ag_metrics_t *m, int fd, short events, int64_t deadline_us) 
   }
 }
 
+/* @locality metrics thread (ag-metrics)  @locks none */
 static void send_all(ag_metrics_t *m, int fd, const char *p, size_t n) {
   int64_t deadline = ed_time_mono_us() + (int64_t)SEND_TIMEOUT * 1000;
   while (n > 0) {
@@ -905,6 +923,7 @@ static void send_all(ag_metrics_t *m, int fd, const char *p, size_t n) {
   }
 }
 
+/* @locality metrics thread (ag-metrics)  @locks none */
 static void respond_n(ag_metrics_t *m, int fd, int code, const char *reason, const char *type,
                       const char *extra, const char *body, size_t n) {
   ed_buf_t b = ED_BUF_INIT;
@@ -918,6 +937,7 @@ static void respond_n(ag_metrics_t *m, int fd, int code, const char *reason, con
   ed_buf_fini(&b);
 }
 
+/* @locality metrics thread (ag-metrics)  @locks none */
 static void respond(ag_metrics_t *m, int fd, int code, const char *reason, const char *type,
                     const char *extra, const char *body) {
   respond_n(m, fd, code, reason, type, extra, body, strlen(body));
@@ -1008,6 +1028,7 @@ static const char *bearer(const char *headers, size_t *len) {
   return NULL;
 }
 
+/* @locality metrics thread (ag-metrics)  @locks none */
 static void handle(ag_metrics_t *m, int fd) {
   char req[REQ_MAX + 1];
   size_t len = 0;
@@ -1105,7 +1126,8 @@ static void handle(ag_metrics_t *m, int fd) {
 
 /* Closes a connection without a reset: unread request bytes in the kernel
  * make close() send RST, which can destroy the response before the client
- * reads it (the 431 case), so half-close and read a bounded remainder. */
+ * reads it (the 431 case), so half-close and read a bounded remainder.
+ * @locality metrics thread (ag-metrics)  @locks none */
 static void close_gracefully(ag_metrics_t *m, int fd) {
   shutdown(fd, SHUT_WR);
   int64_t deadline = ed_time_mono_us() + (int64_t)DRAIN_TIMEOUT * 1000;
@@ -1122,6 +1144,7 @@ static void close_gracefully(ag_metrics_t *m, int fd) {
   close(fd);
 }
 
+/* @locality metrics thread (ag-metrics): its body  @locks none held across a request */
 static void *serve(void *arg) {
   ag_metrics_t *m = arg;
   int64_t next_sample = ed_time_mono_us();
@@ -1198,6 +1221,7 @@ static ed_code_t parse_listen(const char *s, char *host, size_t hn, char *port, 
   return ED_OK;
 }
 
+/* @locality caller's thread, before ag-metrics starts  @locks none */
 static ed_code_t listen_on(ag_metrics_t *m, const char *listen_addr, ed_err_t *err) {
   char host[256], port[8];
   ed_code_t rc = parse_listen(listen_addr, host, sizeof host, port, sizeof port, err);
@@ -1332,6 +1356,7 @@ fail:
 
 const char *ag_metrics_address(const ag_metrics_t *m) { return m ? m->addr : ""; }
 
+/* @locality caller's thread, after the agent's threads stopped; joins ag-metrics  @locks none */
 void ag_metrics_free(ag_metrics_t *m) {
   if (!m)
     return;

@@ -17,7 +17,11 @@
  * of them, starting after the least advanced delta sink; a sink skips what it
  * already has. The dead-letter table commits before any sink whose batch
  * covers its events, so a bad event is never behind a committed position
- * without being committed itself. */
+ * without being committed itself.
+ * Thread notes (librdkafka's): `@locality` names the thread a function runs
+ * on (eh-net, the pipeline = the caller's, ag-flush, ag-monitor), `@locks`
+ * the lock it takes or expects held; run.mu guards the job queue, closing,
+ * flush_rc and the sinks' outstanding counts, and nothing else. */
 #include "agent/run.h"
 
 #include <inttypes.h>
@@ -34,6 +38,7 @@
 
 #include "agent/console.h"
 #include "agent/sink.h"
+#include "common/backoff.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/notify.h"
@@ -47,9 +52,11 @@
 #include "stream/schema.h"
 #include "stream/window.h"
 
-#define RING_BLOCKS        128
-#define ALIGN_BLOCK_EVENTS 64 /* most events per ring block while reading is aligned */
-#define POLL_US            100000 /* the longest the pipeline sleeps without looking at stop and faults */
+#define RING_BLOCKS            128
+#define ALIGN_BLOCK_EVENTS     64 /* most events per ring block while reading is aligned */
+#define COMMIT_BACKOFF_BASE_US INT64_C(200000) /* 200 ms, doubling */
+#define COMMIT_BACKOFF_CAP_US  (30 * ED_US_PER_SEC)
+#define POLL_US                100000 /* the longest the pipeline sleeps without looking at stop and faults */
 
 /* ---- event blocks: what the network thread hands the pipeline ---- */
 
@@ -99,6 +106,7 @@ typedef struct sink {
   const char *name, *query_id, *path;
   sink_kind_t kind;
   bool delta;
+  bool screen; /* constraint_violation = dead-letter on a table with row rules */
   ag_dsink_t *ds;
   win_t *win;
   agg_spec_t *aggs;
@@ -141,6 +149,7 @@ typedef struct run {
   char source_desc[300];
   eh_client_t *client;
   eh_hub_props_t hp;
+  ag_spark_pos_t spark; /* from_spark_checkpoint's positions (n = 0: none) */
   part_t *parts;
   size_t nparts;
   sink_t *sinks;
@@ -170,7 +179,7 @@ typedef struct run {
   sink_t *direct; /* the first raw (delta or console) sink: decoded into when it takes every row */
   sm_batch_t tb;  /* the chunk as a view of the tail of direct's batch (cols: views, owned) */
   sm_expr_t *filter;
-  uint8_t *mask, *smask;
+  uint8_t *mask, *smask, *vmask, *vbad;
   size_t mask_cap;
   uint32_t *row_ev; /* chunk row -> event index in the block */
   size_t row_ev_cap;
@@ -189,6 +198,7 @@ typedef struct run {
   bool monitor_up;
   ed_code_t flush_rc;
   ed_err_t flush_err;
+  ed_backoff_t commit_backoff; /* commit_job's delays (flush thread only) */
 } run_t;
 
 /* ---- small helpers ---- */
@@ -254,6 +264,8 @@ static void free_list(char **v, size_t n) {
 
 /* ---- network thread: receiver callbacks ---- */
 
+/* @locality network thread (eh-net)  @locks none: only atomics and the ring (rb_push locks itself)
+ */
 static size_t on_events(void *ctx, eh_receiver_t *rx, const eh_event_t *evs, size_t n) {
   part_t *pt = ctx;
   run_t *r = pt->run;
@@ -337,6 +349,7 @@ full:
   return 0;
 }
 
+/* @locality network thread (eh-net)  @locks none: fail_err is written before failed is set */
 static void on_rx_state(void *ctx, eh_receiver_t *rx, eh_state_t st, const ed_err_t *err) {
   part_t *pt = ctx;
   (void)rx;
@@ -364,6 +377,7 @@ static void put_time(ed_buf_t *b, const char *key, int64_t us, bool comma) {
   ed_buf_printf(b, "%s\"%s\":\"%s\"", comma ? "," : "", key, t);
 }
 
+/* @locality flush thread (ag-flush)  @locks none */
 static void put_offsets(ed_buf_t *b, const run_t *r, const char *key, const int64_t *seq) {
   ed_buf_printf(b, ",\"%s\":{", key);
   ed_buf_json_str(b, r->hp.name ? r->hp.name : "", r->hp.name ? strlen(r->hp.name) : 0);
@@ -380,7 +394,9 @@ static void put_offsets(ed_buf_t *b, const run_t *r, const char *key, const int6
 
 static double rate(uint64_t n, int64_t us) { return us > 0 ? (double)n * 1e6 / (double)us : 0.0; }
 
-/* One StreamingQueryProgress-shaped object (Spark's field names). */
+/* One StreamingQueryProgress-shaped object (Spark's field names).
+ * @locality flush thread (ag-flush)  @locks none: the partitions' end and last_enq are read
+ * (atomics) */
 static void progress_line(run_t *r, const job_t *j, const ag_dsink_timing_t *tm, int64_t version,
                           bool already, int64_t queue_us, int64_t total_us, ed_buf_t *b) {
   const sink_t *s = j->s;
@@ -466,6 +482,8 @@ static void progress_line(run_t *r, const job_t *j, const ag_dsink_timing_t *tm,
 
 static void update_lag(run_t *r);
 
+/* @locality any (pipeline when a push fails, ag-flush after a commit)  @locks none: the job is the
+ * caller's */
 static void job_free(job_t *j) {
   if (!j)
     return;
@@ -478,9 +496,9 @@ static void job_free(job_t *j) {
 }
 
 /* Commits with retries: a commit is idempotent per batch id (the txn makes a
- * landed one a no-op), so a transient storage fault is simply tried again. */
+ * landed one a no-op), so a transient storage fault is simply tried again.
+ * @locality flush thread (ag-flush)  @locks none */
 static ed_code_t commit_job(run_t *r, job_t *j, int64_t *version, bool *already, ed_err_t *err) {
-  int64_t delay = 200000;
   for (int attempt = 0;; attempt++) {
     ed_code_t rc = ag_dsink_commit(j->s->ds, j->rows, &j->ck, version, already, err);
     if (!rc || !ed_code_is_retriable(rc) || attempt >= 8)
@@ -488,11 +506,13 @@ static ed_code_t commit_job(run_t *r, job_t *j, int64_t *version, bool *already,
     ED_LOG_WARN("commit_retry", "sink=%s batch=%" PRId64 " attempt=%d %s", j->s->name,
                 j->ck.batch_id, attempt + 1, err->msg);
     ag_metrics_add(r->o->metrics, AG_M_RETRIES, NULL, 1);
-    usleep((useconds_t)(delay / 2 + rand() % (delay / 2 + 1)));
-    delay = delay * 2 > 30000000 ? 30000000 : delay * 2;
+    int64_t wait = ed_backoff_delay(&r->commit_backoff, attempt);
+    struct timespec ts = {(time_t)(wait / ED_US_PER_SEC), (long)(wait % ED_US_PER_SEC) * 1000};
+    nanosleep(&ts, NULL);
   }
 }
 
+/* @locality flush thread (ag-flush)  @locks takes run.mu to record the first failure */
 static void flush_one(run_t *r, job_t *j) {
   ed_err_t err = {0};
   int64_t t0 = ed_time_mono_us();
@@ -553,6 +573,8 @@ static void flush_one(run_t *r, job_t *j) {
               j->s->name, j->ck.batch_id, j->num_input, out_rows, version, total_us / 1000);
 }
 
+/* @locality flush thread (ag-flush): its body  @locks takes run.mu around the queue, never across a
+ * commit */
 static void *flush_main(void *arg) {
   run_t *r = arg;
   for (;;) {
@@ -583,7 +605,8 @@ static void *flush_main(void *arg) {
   }
 }
 
-/* Queues j (takes ownership); waits while the queue is full. */
+/* Queues j (takes ownership); waits while the queue is full.
+ * @locality pipeline thread  @locks takes run.mu; waits on run.cv */
 static ed_code_t push_job(run_t *r, job_t *j, ed_err_t *err) {
   pthread_mutex_lock(&r->mu);
   /* One job per sink at a time: the pipeline fills the next batch while the
@@ -619,7 +642,8 @@ static ed_code_t push_job(run_t *r, job_t *j, ed_err_t *err) {
  * partition no longer holds the watermark back (ehdelta.conf(5),
  * source.idle_timeout). A partition behind the hub is never idle, however
  * slowly it delivers, nor one that an --until bound stops short of the hub's
- * end: the next run reads on from it, and its events must not be late then. */
+ * end: the next run reads on from it, and its events must not be late then.
+ * @locality pipeline thread  @locks none */
 static bool part_idle(const run_t *r, const part_t *pt, int64_t now_wall) {
   if (pt->seen < atomic_load(&pt->last_enq))
     return false;
@@ -629,11 +653,13 @@ static bool part_idle(const run_t *r, const part_t *pt, int64_t now_wall) {
   return last == INT64_MIN || now_wall - last >= r->conf->source.idle_timeout_us;
 }
 
+/* @locality pipeline thread  @locks none */
 static void mark_idle(run_t *r, win_t *w, int64_t now_wall) {
   for (size_t p = 0; p < r->nparts; p++)
     win_set_idle(w, p, part_idle(r, &r->parts[p], now_wall));
 }
 
+/* @locality pipeline thread  @locks none */
 static bool has_backlog(const run_t *r, const part_t *pt) {
   return r->available_now ? !pt->done : pt->seen < atomic_load(&pt->last_enq);
 }
@@ -645,7 +671,8 @@ static bool has_backlog(const run_t *r, const part_t *pt) {
  * partitions with a backlog) waits for the others. The receiver callback
  * sees `held` and takes nothing, the same pause a full ring makes; the slowest
  * partition is never held, so reading always goes on. A partition without an
- * event time (nothing decoded yet) neither holds others back nor is held. */
+ * event time (nothing decoded yet) neither holds others back nor is held.
+ * @locality pipeline thread  @locks none */
 static void align(run_t *r) {
   if (r->drift < 0 || (!r->align && !r->fair))
     return;
@@ -692,6 +719,7 @@ static void align(run_t *r) {
 
 static ed_code_t close_batch(run_t *r, sink_t *s, ed_err_t *err);
 
+/* @locality pipeline thread  @locks takes run.mu (push_job) */
 static ed_code_t close_batch_one(run_t *r, sink_t *s, ed_err_t *err) {
   job_t *j = calloc(1, sizeof *j);
   if (!j)
@@ -762,6 +790,7 @@ static ed_code_t close_batch_one(run_t *r, sink_t *s, ed_err_t *err) {
   return push_job(r, j, err);
 }
 
+/* @locality pipeline thread  @locks takes run.mu (push_job) */
 static ed_code_t close_batch(run_t *r, sink_t *s, ed_err_t *err) {
   /* Bad events before this batch's positions must land first. */
   if (s->delta && s != r->dl && r->dl && r->dl->rows->nrows) {
@@ -774,6 +803,7 @@ static ed_code_t close_batch(run_t *r, sink_t *s, ed_err_t *err) {
 
 /* ---- the pipeline: one block ---- */
 
+/* @locality pipeline thread  @locks none */
 static ed_code_t grow_scratch(run_t *r, size_t n, ed_err_t *err) {
   if (n <= r->mask_cap)
     return ED_OK;
@@ -784,7 +814,13 @@ static ed_code_t grow_scratch(run_t *r, size_t n, ed_err_t *err) {
   uint8_t *sm = m ? realloc(r->smask, cap) : NULL;
   if (sm)
     r->smask = sm;
-  uint32_t *re = sm ? realloc(r->row_ev, cap * sizeof *re) : NULL;
+  uint8_t *vm = sm ? realloc(r->vmask, cap) : NULL;
+  if (vm)
+    r->vmask = vm;
+  uint8_t *vb = vm ? realloc(r->vbad, cap) : NULL;
+  if (vb)
+    r->vbad = vb;
+  uint32_t *re = vb ? realloc(r->row_ev, cap * sizeof *re) : NULL;
   if (!re)
     return nomem(err, "chunk");
   r->row_ev = re;
@@ -792,6 +828,7 @@ static ed_code_t grow_scratch(run_t *r, size_t n, ed_err_t *err) {
   return ED_OK;
 }
 
+/* @locality pipeline thread  @locks none */
 static ed_code_t event_props(run_t *r, const blk_t *b, const evm_t *e, sm_event_meta_t *m,
                              ed_err_t *err) {
   if (e->nprops > r->props_cap) {
@@ -829,32 +866,145 @@ static ed_code_t event_props(run_t *r, const blk_t *b, const evm_t *e, sm_event_
   return ED_OK;
 }
 
-/* Events lo..hi-1 of b (the slice that fits every sink's open batch). */
-static ed_code_t process_block(run_t *r, blk_t *b, uint32_t lo, uint32_t hi, ed_err_t *err) {
-  int64_t t0 = ed_time_mono_us();
+/* constraint_violation = dead-letter: the rows of chunk that *mask selects
+ * and that break one of s's table rules go to the dead-letter table, the
+ * rule named in their reason, and *mask becomes the rows s still takes. */
+static ed_code_t screen_rows(run_t *r, sink_t *s, const blk_t *b, const sm_batch_t *chunk,
+                             int64_t now, const uint8_t **mask, ed_err_t *err) {
+  size_t nbad = 0;
+  ed_code_t rc = ag_dsink_screen(s->ds, chunk, *mask, now, r->vbad, &nbad, err);
+  if (rc || !nbad)
+    return rc ? ed_err_prefix(err, "sink '%s'", s->name) : ED_OK;
   part_t *pt = &r->parts[b->part];
-  ed_code_t rc = grow_scratch(r, b->n + 1, err);
-  if (rc)
-    return rc;
-  /* Decoding straight into the raw sink's open batch saves copying every row
-   * into it. Safe when that sink takes every row of the block: no filter, and
-   * every event taken is past its restart position (they all follow pt->seen).
-   * The other sinks then read the same rows as a view of that batch's tail. */
+  for (size_t row = 0; row < chunk->nrows; row++) {
+    r->vmask[row] = *mask ? (*mask)[row] : 1;
+    if (!r->vbad[row])
+      continue;
+    r->vmask[row] = 0;
+    const evm_t *e = &b->ev[r->row_ev[row]];
+    char why[512];
+    ag_dsink_rule_text(s->ds, r->vbad[row] - 1, why, sizeof why);
+    r->dead++;
+    ag_metrics_add(r->o->metrics, AG_M_DEAD_LETTERS, NULL, 1);
+    if (r->dl && e->seq > r->dl->resume[b->part]) {
+      sm_event_meta_t m = {.sequence_number = e->seq,
+                           .offset = e->off,
+                           .enqueued_us = e->enq,
+                           .partition = {pt->id, pt->idlen},
+                           .partition_key = {e->pk_set ? b->data + e->pk : NULL, e->pklen},
+                           .publisher = {e->pub_set ? b->data + e->pub : NULL, e->publen}};
+      if ((rc = sm_dec_dl_append(r->dl->rows, b->data + e->body, e->blen, &m, SM_REASON_CONSTRAINT,
+                                 why)))
+        return ed_err_set(err, rc, "dead letter: out of memory");
+      r->dl->in_events++;
+      r->dl->in_bytes += e->blen;
+    }
+  }
+  *mask = r->vmask;
+  return ED_OK;
+}
+
+/* One slice of a block goes through three steps, each reading what the one
+ * before left in the slice_t: decode_slice (events to rows), enrich (derived
+ * columns, then the filter's mask) and fan_out (every sink takes the selected
+ * rows it does not have yet). All three run on the pipeline thread and take
+ * no lock: the run's scratch, the sinks' open batches and the partitions'
+ * pipeline fields are that thread's alone. */
+typedef struct slice {
+  blk_t *b;
+  part_t *pt;
+  uint32_t lo, hi; /* events lo..hi-1 of b */
+  /* decode_slice: where the rows went */
+  sink_t *direct;  /* the raw sink decoded into (NULL: into r->db) */
+  sm_batch_t view; /* direct: its batch's columns, from base on */
+  sm_batch_t *into;
+  size_t base; /* direct: its batch's rows before this slice */
+  size_t nrows;
+  int64_t first; /* first sequence number taken (-1: none) */
+  uint64_t taken, taken_bytes;
+  /* enrich: the chunk every sink reads, and which rows the filter kept */
+  const sm_batch_t *chunk;
+  bool all;    /* every row selected: the sinks skip the mask */
+  int64_t now; /* current_timestamp() of the slice's expressions and rules */
+} slice_t;
+
+/* Decoding straight into the raw sink's open batch saves copying every row
+ * into it. Safe when that sink takes every row of the block: no filter, and
+ * every event taken is past its restart position (they all follow pt->seen).
+ * The other sinks then read the same rows as a view of that batch's tail.
+ * @locality pipeline thread  @locks none */
+static void slice_begin(run_t *r, slice_t *sl) {
   sink_t *direct = r->filter ? NULL : r->direct;
-  if (direct && direct->resume[b->part] > pt->seen)
+  if (direct && direct->resume[sl->b->part] > sl->pt->seen)
     direct = NULL;
-  sm_batch_t dview, *into = r->db;
-  size_t base = 0;
+  sl->direct = direct;
+  sl->first = -1;
   if (direct) {
-    base = direct->rows->nrows;
-    dview = (sm_batch_t){.schema = r->db->schema, .nrows = base, .cols = direct->rows->cols};
-    into = &dview;
+    sl->base = direct->rows->nrows;
+    sl->view = (sm_batch_t){.schema = r->db->schema, .nrows = sl->base, .cols = direct->rows->cols};
+    sl->into = &sl->view;
   } else {
     sm_batch_reset(r->db);
+    sl->into = r->db;
   }
-  int64_t first = -1;
-  uint64_t taken = 0, taken_bytes = 0;
-  for (uint32_t i = lo; i < hi; i++) {
+}
+
+/* Decodes event i of the slice into sl->into, or into the dead-letter batch
+ * when the decoder refuses it. @locality pipeline thread  @locks none */
+static ed_code_t decode_event(run_t *r, slice_t *sl, uint32_t i, ed_err_t *err) {
+  const blk_t *b = sl->b;
+  const part_t *pt = sl->pt;
+  const evm_t *e = &b->ev[i];
+  sm_event_meta_t m = {.sequence_number = e->seq,
+                       .offset = e->off,
+                       .enqueued_us = e->enq,
+                       .partition = {pt->id, pt->idlen},
+                       .partition_key = {e->pk_set ? b->data + e->pk : NULL, e->pklen},
+                       .publisher = {e->pub_set ? b->data + e->pub : NULL, e->publen}};
+  char refused[160];
+  if (e->body_what) {
+    snprintf(refused, sizeof refused, "body is %s, expected a data section with JSON",
+             e->body_what);
+    m.body_refused = refused;
+  }
+  ed_code_t rc;
+  if (e->nprops && (rc = event_props(r, b, e, &m, err)))
+    return rc;
+  sm_dec_status_t st;
+  sm_reason_t why = SM_REASON_NONE;
+  ed_err_t derr = {0};
+  size_t before = sl->into->nrows;
+  rc = sm_dec_decode(r->dec, sl->into, b->data + e->body, e->blen, &m, &st, &why, &derr);
+  if (rc) {
+    if (sl->direct)
+      sm_batch_rollback_row(sl->direct->rows);
+    *err = derr;
+    return ed_err_prefix(err, "partition %s sequence number %" PRId64, pt->id, e->seq);
+  }
+  if (st == SM_DEC_DEAD) {
+    r->dead++;
+    ag_metrics_add(r->o->metrics, AG_M_DEAD_LETTERS, NULL, 1);
+    if (r->dl && e->seq > r->dl->resume[b->part]) {
+      if ((rc = sm_dec_dl_append(r->dl->rows, b->data + e->body, e->blen, &m, why, derr.msg)))
+        return ed_err_set(err, rc, "dead letter: out of memory");
+      r->dl->in_events++;
+      r->dl->in_bytes += e->blen;
+    } else if (!r->dl) {
+      ED_LOG_WARN("dead_letter", "partition=%s seq=%" PRId64 " dropped (no [dead_letter] path): %s",
+                  pt->id, e->seq, derr.msg);
+    }
+  } else if (sl->into->nrows > before) {
+    r->row_ev[sl->into->nrows - 1 - sl->base] = i;
+  }
+  return ED_OK;
+}
+
+/* Step 1: the slice's new events decoded once each; repeats and events past
+ * the available-now bound skipped. @locality pipeline thread  @locks none */
+static ed_code_t decode_slice(run_t *r, slice_t *sl, ed_err_t *err) {
+  const blk_t *b = sl->b;
+  part_t *pt = sl->pt;
+  for (uint32_t i = sl->lo; i < sl->hi; i++) {
     const evm_t *e = &b->ev[i];
     if (pt->done || e->seq <= pt->seen)
       continue; /* past the available-now bound, or a repeat */
@@ -862,136 +1012,158 @@ static ed_code_t process_block(run_t *r, blk_t *b, uint32_t lo, uint32_t hi, ed_
       pt->done = true; /* --until TIME: the first event enqueued after it ends the partition */
       continue;
     }
-    sm_event_meta_t m = {.sequence_number = e->seq,
-                         .offset = e->off,
-                         .enqueued_us = e->enq,
-                         .partition = {pt->id, pt->idlen},
-                         .partition_key = {e->pk_set ? b->data + e->pk : NULL, e->pklen},
-                         .publisher = {e->pub_set ? b->data + e->pub : NULL, e->publen}};
-    char refused[160];
-    if (e->body_what) {
-      snprintf(refused, sizeof refused, "body is %s, expected a data section with JSON",
-               e->body_what);
-      m.body_refused = refused;
-    }
-    if (e->nprops && (rc = event_props(r, b, e, &m, err)))
+    ed_code_t rc = decode_event(r, sl, i, err);
+    if (rc)
       return rc;
-    sm_dec_status_t st;
-    sm_reason_t why = SM_REASON_NONE;
-    ed_err_t derr = {0};
-    size_t before = into->nrows;
-    rc = sm_dec_decode(r->dec, into, b->data + e->body, e->blen, &m, &st, &why, &derr);
-    if (rc) {
-      if (direct)
-        sm_batch_rollback_row(direct->rows);
-      *err = derr;
-      return ed_err_prefix(err, "partition %s sequence number %" PRId64, pt->id, e->seq);
-    }
-    if (st == SM_DEC_DEAD) {
-      r->dead++;
-      ag_metrics_add(r->o->metrics, AG_M_DEAD_LETTERS, NULL, 1);
-      if (r->dl && e->seq > r->dl->resume[b->part]) {
-        if ((rc = sm_dec_dl_append(r->dl->rows, b->data + e->body, e->blen, &m, why, derr.msg)))
-          return ed_err_set(err, rc, "dead letter: out of memory");
-        r->dl->in_events++;
-        r->dl->in_bytes += e->blen;
-      } else if (!r->dl) {
-        ED_LOG_WARN("dead_letter",
-                    "partition=%s seq=%" PRId64 " dropped (no [dead_letter] path): %s", pt->id,
-                    e->seq, derr.msg);
-      }
-    } else if (into->nrows > before) {
-      r->row_ev[into->nrows - 1 - base] = i;
-    }
-    if (first < 0)
-      first = e->seq;
+    if (sl->first < 0)
+      sl->first = e->seq;
     pt->seen = e->seq;
-    taken++;
-    taken_bytes += e->blen;
+    sl->taken++;
+    sl->taken_bytes += e->blen;
     if (r->available_now && e->seq >= pt->end)
       pt->done = true;
   }
-  r->events += taken;
-  r->bytes += taken_bytes;
-  if (taken) {
+  r->events += sl->taken;
+  r->bytes += sl->taken_bytes;
+  if (sl->taken) {
     pt->taken_enq = b->ev[b->n - 1].enq;
-    pt->in_fair += (int64_t)taken;
+    pt->in_fair += (int64_t)sl->taken;
   }
-  ag_metrics_add(r->o->metrics, AG_M_EVENTS_RECEIVED, pt->id, (double)taken);
-  ag_metrics_add(r->o->metrics, AG_M_BYTES_RECEIVED, pt->id, (double)taken_bytes);
-  if (!taken)
-    return ED_OK;
-  /* the enriched chunk: decoded columns, then each derived one in order */
-  size_t nrows = into->nrows - base, ndec = r->db->schema->nfields;
-  int64_t now = ed_time_now_us();
-  const sm_batch_t *chunk = &r->eb;
-  if (direct) {
-    sm_col_t *dc = direct->rows->cols;
-    for (size_t i = 0; !rc && i < ndec; i++)
-      if ((rc = sm_col_view_tail(&r->tb.cols[i], &dc[i], base)))
-        nomem(err, "chunk");
-    for (size_t k = 0; !rc && k < r->nderive; k++) {
-      sm_batch_t view = {.schema = r->schemas[k], .nrows = nrows, .cols = r->tb.cols};
-      rc = sm_expr_eval_append(r->derive[k], &view, now, &dc[ndec + k], err);
-      if (!rc && (rc = sm_col_view_tail(&r->tb.cols[ndec + k], &dc[ndec + k], base)))
-        nomem(err, "chunk");
-    }
-    if (rc) {
-      sm_batch_rollback_row(direct->rows); /* back to base: the run stops here */
+  ag_metrics_add(r->o->metrics, AG_M_EVENTS_RECEIVED, pt->id, (double)sl->taken);
+  ag_metrics_add(r->o->metrics, AG_M_BYTES_RECEIVED, pt->id, (double)sl->taken_bytes);
+  sl->nrows = sl->into->nrows - sl->base;
+  return ED_OK;
+}
+
+/* The derived columns appended to the direct sink's batch after the decoded
+ * ones; the chunk is r->tb, a view of that batch's new rows.
+ * @locality pipeline thread  @locks none */
+static ed_code_t derive_direct(run_t *r, slice_t *sl, int64_t now, ed_err_t *err) {
+  size_t ndec = r->db->schema->nfields;
+  sm_col_t *dc = sl->direct->rows->cols;
+  ed_code_t rc = ED_OK;
+  for (size_t i = 0; !rc && i < ndec; i++)
+    if ((rc = sm_col_view_tail(&r->tb.cols[i], &dc[i], sl->base)))
+      nomem(err, "chunk");
+  for (size_t k = 0; !rc && k < r->nderive; k++) {
+    sm_batch_t view = {.schema = r->schemas[k], .nrows = sl->nrows, .cols = r->tb.cols};
+    rc = sm_expr_eval_append(r->derive[k], &view, now, &dc[ndec + k], err);
+    if (!rc && (rc = sm_col_view_tail(&r->tb.cols[ndec + k], &dc[ndec + k], sl->base)))
+      nomem(err, "chunk");
+  }
+  if (rc) {
+    sm_batch_rollback_row(sl->direct->rows); /* back to base: the run stops here */
+    return rc;
+  }
+  sl->direct->rows->nrows = sl->into->nrows;
+  r->tb.nrows = sl->nrows;
+  sl->chunk = &r->tb;
+  return ED_OK;
+}
+
+/* The derived columns computed beside the decoded chunk r->db; the chunk is
+ * r->eb (db's columns borrowed, the derived ones owned).
+ * @locality pipeline thread  @locks none */
+static ed_code_t derive_chunk(run_t *r, slice_t *sl, int64_t now, ed_err_t *err) {
+  size_t ndec = r->db->schema->nfields;
+  r->eb.nrows = sl->nrows;
+  memcpy(r->eb.cols, r->db->cols, ndec * sizeof *r->eb.cols);
+  for (size_t k = 0; k < r->nderive; k++) {
+    sm_batch_t view = {.schema = r->schemas[k], .nrows = sl->nrows, .cols = r->eb.cols};
+    ed_code_t rc = sm_expr_eval(r->derive[k], &view, now, &r->eb.cols[ndec + k], err);
+    if (rc)
       return rc;
-    }
-    direct->rows->nrows = into->nrows;
-    r->tb.nrows = nrows;
-    chunk = &r->tb;
-  } else {
-    r->eb.nrows = nrows;
-    memcpy(r->eb.cols, r->db->cols, ndec * sizeof *r->eb.cols);
-    for (size_t k = 0; k < r->nderive; k++) {
-      sm_batch_t view = {.schema = r->schemas[k], .nrows = nrows, .cols = r->eb.cols};
-      if ((rc = sm_expr_eval(r->derive[k], &view, now, &r->eb.cols[ndec + k], err)))
-        return rc;
-    }
   }
-  /* all: every row selected (NULL masks below let the sinks skip the test) */
-  bool all = !r->filter;
-  if (r->filter) {
-    if ((rc = sm_expr_filter(r->filter, chunk, now, r->mask, NULL, err)))
-      return rc;
-  } else {
-    memset(r->mask, 1, nrows ? nrows : 1);
-  }
+  sl->chunk = &r->eb;
+  return ED_OK;
+}
+
+/* Step 2: the enriched chunk (decoded columns, then each derived one in
+ * order, evaluated at one `now`) and the filter's mask over it in r->mask.
+ * @locality pipeline thread  @locks none */
+static ed_code_t enrich(run_t *r, slice_t *sl, ed_err_t *err) {
+  int64_t now = sl->now = ed_time_now_us();
+  ed_code_t rc = sl->direct ? derive_direct(r, sl, now, err) : derive_chunk(r, sl, now, err);
+  if (rc)
+    return rc;
+  sl->all = !r->filter;
+  if (r->filter)
+    return sm_expr_filter(r->filter, sl->chunk, now, r->mask, NULL, err);
+  memset(r->mask, 1, sl->nrows ? sl->nrows : 1);
+  return ED_OK;
+}
+
+/* How many of the slice's taken events sink s has not had: all of them but
+ * after a restart, when the block straddles its resume position `skip`.
+ * @locality pipeline thread  @locks none */
+static void count_new(const slice_t *sl, int64_t skip, uint64_t *n, uint64_t *nb) {
+  *n = sl->taken;
+  *nb = sl->taken_bytes;
+  if (sl->first > skip)
+    return;
+  *n = *nb = 0;
+  const blk_t *b = sl->b;
+  for (uint32_t e = sl->lo; e < sl->hi; e++)
+    if (b->ev[e].seq > skip && b->ev[e].seq >= sl->first && b->ev[e].seq <= sl->pt->seen)
+      (*n)++, *nb += b->ev[e].blen;
+}
+
+/* Step 3: every sink takes the chunk's selected rows it does not have yet
+ * (raw rows appended, windows updated; the dead-letter sink got its rows in
+ * decode_slice) and moves its position. @locality pipeline thread  @locks none */
+static ed_code_t fan_out(run_t *r, slice_t *sl, ed_err_t *err) {
+  const blk_t *b = sl->b;
+  const part_t *pt = sl->pt;
   for (size_t i = 0; i < r->nsinks; i++) {
     sink_t *s = &r->sinks[i];
     int64_t skip = s->resume[b->part];
     if (pt->seen <= skip)
       continue; /* this sink already has the whole block */
-    const uint8_t *mask = all ? NULL : r->mask;
-    if (first <= skip) {
-      for (size_t row = 0; row < nrows; row++)
+    const uint8_t *mask = sl->all ? NULL : r->mask;
+    if (sl->first <= skip) {
+      for (size_t row = 0; row < sl->nrows; row++)
         r->smask[row] = r->mask[row] && b->ev[r->row_ev[row]].seq > skip;
       mask = r->smask;
     }
+    if (s->screen) {
+      ed_code_t rc = screen_rows(r, s, b, sl->chunk, sl->now, &mask, err);
+      if (rc)
+        return rc;
+    }
     if (s->kind != K_DEAD) {
-      if (s == direct)
-        rc = ED_OK; /* decoded into its batch above */
+      ed_code_t rc = ED_OK;
+      if (s == sl->direct)
+        rc = ED_OK; /* decoded into its batch */
       else if (s->win)
-        rc = win_update_part(s->win, chunk, mask, b->part, err);
+        rc = win_update_part(s->win, sl->chunk, mask, b->part, err);
       else
-        rc = sm_batch_append_selected(s->rows, chunk, mask);
+        rc = sm_batch_append_selected(s->rows, sl->chunk, mask);
       if (rc)
         return ed_err_prefix(err, "sink '%s'", s->name);
-      /* the block's taken events, counted again only after a restart */
-      uint64_t n = taken, nb = taken_bytes;
-      if (first <= skip)
-        for (uint32_t e = lo + (n = nb = 0); e < hi; e++)
-          if (b->ev[e].seq > skip && b->ev[e].seq >= first && b->ev[e].seq <= pt->seen)
-            n++, nb += b->ev[e].blen;
+      uint64_t n, nb;
+      count_new(sl, skip, &n, &nb);
       s->in_events += n;
       s->in_bytes += nb;
     }
     s->pos[b->part] = pt->seen;
     s->dirty = true;
   }
+  return ED_OK;
+}
+
+/* Events lo..hi-1 of b (the slice that fits every sink's open batch):
+ * decode, enrich, fan out. @locality pipeline thread  @locks none */
+static ed_code_t process_slice(run_t *r, blk_t *b, uint32_t lo, uint32_t hi, ed_err_t *err) {
+  int64_t t0 = ed_time_mono_us();
+  slice_t sl = {.b = b, .pt = &r->parts[b->part], .lo = lo, .hi = hi};
+  ed_code_t rc = grow_scratch(r, b->n + 1, err);
+  if (rc)
+    return rc;
+  slice_begin(r, &sl);
+  if ((rc = decode_slice(r, &sl, err)) || !sl.taken)
+    return rc;
+  if ((rc = enrich(r, &sl, err)) || (rc = fan_out(r, &sl, err)))
+    return rc;
   int64_t spent = ed_time_mono_us() - t0;
   for (size_t i = 0; i < r->nsinks; i++)
     r->sinks[i].proc_us += spent;
@@ -1000,6 +1172,7 @@ static ed_code_t process_block(run_t *r, blk_t *b, uint32_t lo, uint32_t hi, ed_
 
 /* ---- building the pipeline ---- */
 
+/* @locality caller's thread, at start-up before the other threads  @locks none */
 static ed_code_t build_schema(run_t *r, ed_err_t *err) {
   const ag_schema_t *sc = &r->conf->schema;
   sm_dec_opts_t dopts = {0};
@@ -1062,6 +1235,7 @@ static ed_code_t build_schema(run_t *r, ed_err_t *err) {
   return ED_OK;
 }
 
+/* @locality caller's thread, at start-up before the other threads  @locks none */
 static ed_code_t build_window(run_t *r, sink_t *s, ed_err_t *err) {
   const ag_sink_t *k = s->conf;
   ed_code_t rc = split_list(k->group_by, &s->keys, &s->nkeys, err);
@@ -1104,6 +1278,7 @@ static ed_code_t build_window(run_t *r, sink_t *s, ed_err_t *err) {
   return ED_OK;
 }
 
+/* @locality caller's thread, at start-up before the other threads  @locks none */
 static ed_code_t open_delta(run_t *r, sink_t *s, const char *checkpoint, ed_err_t *err) {
   char **pb = NULL;
   size_t npb = 0;
@@ -1122,7 +1297,11 @@ static ed_code_t open_delta(run_t *r, sink_t *s, const char *checkpoint, ed_err_
                          .partition_by = npb ? (const char *const *)pbn : NULL,
                          .store = r->o->store,
                          .merge_schema = s->conf && s->conf->merge_schema,
-                         .zstd_level = s->conf ? (int)s->conf->zstd_level : 0};
+                         .zstd_level = s->conf ? (int)s->conf->zstd_level : 0,
+                         /* Spark's query wrote rows, not window state */
+                         .takeover = s->kind == K_RAW && r->spark.url ? &r->spark : NULL,
+                         .takeover_store = r->o->store,
+                         .takeover_force = r->conf->source.from_spark_force};
     rc = ag_dsink_open(&o, &s->ds, &ck, err);
     if (rc)
       ed_err_prefix(err, "sink '%s'", s->name);
@@ -1147,9 +1326,25 @@ static ed_code_t open_delta(run_t *r, sink_t *s, const char *checkpoint, ed_err_
   return rc;
 }
 
+/* [source] from_spark_checkpoint: the stopped Spark query's positions, read
+ * and matched against the hub before any sink opens (agent/spark.h). */
+static ed_code_t read_spark(run_t *r, ag_spark_pos_t *sp, ed_err_t *err) {
+  const char *url = r->conf->source.from_spark_checkpoint;
+  char **ids = calloc(r->nparts + 1, sizeof *ids);
+  if (!ids)
+    return nomem(err, "partitions");
+  for (size_t p = 0; p < r->nparts; p++)
+    ids[p] = (char *)r->parts[p].id;
+  ed_code_t rc = ag_spark_read(url, r->o->store, -1, sp, err);
+  rc = rc ? rc : ag_spark_match(sp, r->hp.name, ids, r->nparts, err);
+  free(ids);
+  return rc ? ed_err_prefix(err, "[source] from_spark_checkpoint") : ED_OK;
+}
+
 /* A partition column must be one the sink writes: a new table could not be
  * created otherwise, and an existing one would be refused only after the
- * first connection. */
+ * first connection.
+ * @locality caller's thread, at start-up before the other threads  @locks none */
 static ed_code_t check_partition_by(const sink_t *s, ed_err_t *err) {
   char **pb = NULL;
   size_t npb = 0;
@@ -1169,7 +1364,8 @@ static ed_code_t check_partition_by(const sink_t *s, ed_err_t *err) {
 
 /* The sinks' part of the plan: kinds, windows and aggregates, each sink's
  * output schema. Touches neither the hub nor storage (run --check stops
- * here); open_sinks does the rest once the partitions are known. */
+ * here); open_sinks does the rest once the partitions are known.
+ * @locality caller's thread, at start-up before the other threads  @locks none */
 static ed_code_t build_sinks(run_t *r, ed_err_t *err) {
   const ag_conf_t *c = r->conf;
   r->nsinks = c->nsinks + (c->dead_letter.path ? 1 : 0);
@@ -1237,7 +1433,8 @@ static ed_code_t build_sinks(run_t *r, ed_err_t *err) {
 
 /* --until: an ISO-8601 enqueued time, or ID:SEQ pairs separated by commas
  * (the last sequence number to take from each partition named; the others
- * read up to the available-now end). */
+ * read up to the available-now end).
+ * @locality caller's thread, at start-up before the other threads  @locks none */
 static ed_code_t parse_until(run_t *r, ed_err_t *err) {
   r->until_us = INT64_MAX;
   const char *u = r->o->until;
@@ -1277,7 +1474,8 @@ static ed_code_t parse_until(run_t *r, ed_err_t *err) {
 /* Positions per partition, and the Delta tables opened (created when new,
  * resumed from their last landed batch). After open_source. */
 /* The window's event time is kept per partition of the hub, which is known
- * only once the source is open; before its state is loaded from a checkpoint. */
+ * only once the source is open; before its state is loaded from a checkpoint.
+ * @locality caller's thread, at start-up before the other threads  @locks none */
 static ed_code_t name_win_partitions(run_t *r, sink_t *s, ed_err_t *err) {
   const char **ids = calloc(r->nparts + 1, sizeof *ids);
   if (!ids)
@@ -1289,7 +1487,13 @@ static ed_code_t name_win_partitions(run_t *r, sink_t *s, ed_err_t *err) {
   return rc ? ed_err_prefix(err, "[sink %s]", s->name) : ED_OK;
 }
 
+/* @locality caller's thread, at start-up before the other threads  @locks none */
 static ed_code_t open_sinks(run_t *r, ed_err_t *err) {
+  if (r->conf->source.from_spark_checkpoint) {
+    ed_code_t rc = read_spark(r, &r->spark, err);
+    if (rc)
+      return rc;
+  }
   for (size_t i = 0; i < r->nsinks; i++) {
     sink_t *s = &r->sinks[i];
     s->resume = malloc((r->nparts + 1) * sizeof *s->resume);
@@ -1309,12 +1513,17 @@ static ed_code_t open_sinks(run_t *r, ed_err_t *err) {
       return rc;
     if (s->delta && (rc = open_delta(r, s, ckpt, err)))
       return rc;
+    /* the table's row rules are known once it is open */
+    s->screen = s->delta && s->conf && s->conf->violation_dead_letter && ag_dsink_num_rules(s->ds);
+    if (s->screen && r->direct == s)
+      r->direct = NULL; /* its rows are screened before they are taken */
   }
   return ED_OK;
 }
 
 /* ---- the source ---- */
 
+/* @locality caller's thread, at start-up before the other threads  @locks none */
 static bool wanted_partition(const char *list, const char *id) {
   if (!list || !strcmp(list, "all"))
     return true;
@@ -1332,6 +1541,7 @@ static bool wanted_partition(const char *list, const char *id) {
   return false;
 }
 
+/* @locality caller's thread, at start-up before the other threads  @locks none */
 static const char *position_of(const ag_source_t *src, const char *id) {
   for (size_t i = 0; src->partition_position && src->partition_position[i]; i++) {
     const char *s = src->partition_position[i], *eq = strchr(s, '=');
@@ -1352,6 +1562,7 @@ static const char *position_of(const ag_source_t *src, const char *id) {
   return src->starting_position;
 }
 
+/* @locality caller's thread, at start-up before the other threads  @locks none */
 static ed_code_t open_source(run_t *r, ed_err_t *err) {
   const ag_source_t *src = &r->conf->source;
   eh_connstr_t cs;
@@ -1401,6 +1612,8 @@ static ed_code_t open_source(run_t *r, ed_err_t *err) {
   return ED_OK;
 }
 
+/* @locality caller's thread, before the pipeline starts; on_events runs on eh-net from here  @locks
+ * none */
 static ed_code_t start_receivers(run_t *r, ed_err_t *err) {
   const ag_source_t *src = &r->conf->source;
   int64_t epoch = ed_time_now_us() / 1000;
@@ -1490,7 +1703,9 @@ static ed_code_t start_receivers(run_t *r, ed_err_t *err) {
  * it (polled, since an idle link tells nothing). The poll is seconds old
  * while commits land meanwhile: the hub holds at least what was received, so
  * the last sequence number is the larger of the two, and a commit never
- * gets ahead of it (a soak showed -9,500 for minutes without this). */
+ * gets ahead of it (a soak showed -9,500 for minutes without this).
+ * @locality any: ag-flush, ag-monitor, the caller's at start and end  @locks none: positions are
+ * atomics; seen (the pipeline's) only without a delta sink */
 static void update_lag(run_t *r) {
   for (size_t p = 0; p < r->nparts; p++) {
     int64_t last = atomic_load(&r->parts[p].last_enq), low = INT64_MAX;
@@ -1512,6 +1727,7 @@ static void update_lag(run_t *r) {
 
 #define MONITOR_US 5000000
 
+/* @locality monitor thread (ag-monitor): its body  @locks takes run.mu only to wait */
 static void *monitor_main(void *arg) {
   run_t *r = arg;
   int64_t every = r->o->lag_poll_us > 0 ? r->o->lag_poll_us : MONITOR_US;
@@ -1548,7 +1764,8 @@ static void *monitor_main(void *arg) {
 
 /* A partition paused by a full ring resumes at half capacity; one paused by
  * its ring share, once half of its share is free; a held one stays paused
- * (any_paused stays set, so the next pass looks again). */
+ * (any_paused stays set, so the next pass looks again).
+ * @locality pipeline thread  @locks none */
 static void resume_paused(run_t *r) {
   if (!atomic_load(&r->any_paused))
     return;
@@ -1569,6 +1786,7 @@ static void resume_paused(run_t *r) {
   }
 }
 
+/* @locality pipeline thread  @locks none */
 static bool all_done(const run_t *r) {
   for (size_t p = 0; p < r->nparts; p++)
     if (!r->parts[p].done)
@@ -1576,6 +1794,7 @@ static bool all_done(const run_t *r) {
   return true;
 }
 
+/* @locality pipeline thread  @locks none */
 static bool size_due(const sink_t *s) {
   return (int64_t)s->in_events >= s->max_events || (int64_t)s->in_bytes >= s->max_bytes;
 }
@@ -1583,7 +1802,8 @@ static bool size_due(const sink_t *s) {
 /* How many events of b from `at` on fit every sink's open batch: a block is
  * as large as the credit a receiver grants (prefetch), so pushed whole it
  * went past max_batch_events by up to that (2,198 rows for a bound of 2,000).
- * At least one event, so that a body larger than max_batch_bytes still goes. */
+ * At least one event, so that a body larger than max_batch_bytes still goes.
+ * @locality pipeline thread  @locks none */
 static uint32_t slice_len(const run_t *r, const blk_t *b, uint32_t at) {
   int64_t room = b->n - at, room_bytes = INT64_MAX;
   for (size_t i = 0; i < r->nsinks; i++) {
@@ -1602,12 +1822,13 @@ static uint32_t slice_len(const run_t *r, const blk_t *b, uint32_t at) {
 }
 
 /* One block, in slices that each fit every sink's open batch; a sink whose
- * batch is full is closed before the next slice. */
-static ed_code_t process_blocks(run_t *r, blk_t *b, ed_err_t *err) {
+ * batch is full is closed before the next slice.
+ * @locality pipeline thread  @locks none */
+static ed_code_t process_block(run_t *r, blk_t *b, ed_err_t *err) {
   ed_code_t rc = ED_OK;
   for (uint32_t at = 0; !rc && at < b->n;) {
     uint32_t n = slice_len(r, b, at);
-    rc = process_block(r, b, at, at + n, err);
+    rc = process_slice(r, b, at, at + n, err);
     at += n;
     for (size_t i = 0; !rc && at < b->n && i < r->nsinks; i++)
       if (&r->sinks[i] != r->dl && r->sinks[i].dirty && size_due(&r->sinks[i]))
@@ -1618,6 +1839,7 @@ static ed_code_t process_blocks(run_t *r, blk_t *b, ed_err_t *err) {
   return rc;
 }
 
+/* @locality pipeline thread (the caller's)  @locks takes run.mu to read flush_rc */
 static ed_code_t pipeline(run_t *r, ed_err_t *err) {
   int64_t now = ed_time_mono_us();
   for (size_t i = 0; i < r->nsinks; i++) {
@@ -1642,7 +1864,7 @@ static ed_code_t pipeline(run_t *r, ed_err_t *err) {
     ed_code_t prc = rb_pop_wait(r->ring, &item, wait < 0 ? 0 : wait);
     if (prc == ED_OK) {
       atomic_fetch_sub(&r->parts[((blk_t *)item)->part].queued, 1);
-      rc = process_blocks(r, item, err);
+      rc = process_block(r, item, err);
       free(item);
       ag_metrics_set(r->o->metrics, AG_M_RING_USED, NULL, (double)rb_count(r->ring));
     }
@@ -1687,6 +1909,7 @@ static ed_code_t pipeline(run_t *r, ed_err_t *err) {
   return rc;
 }
 
+/* @locality caller's thread  @locks takes run.mu to stop ag-flush, then joins it and ag-monitor */
 static void run_free(run_t *r) {
   if (r->flusher_up) {
     pthread_mutex_lock(&r->mu);
@@ -1717,6 +1940,7 @@ static void run_free(run_t *r) {
   }
   free(r->sinks);
   free(r->parts);
+  ag_spark_pos_fini(&r->spark);
   eh_hub_props_fini(&r->hp);
   size_t ndec = r->dec ? sm_dec_schema(r->dec)->nfields : 0;
   for (size_t k = 0; r->eb.cols && k < r->nderive; k++)
@@ -1736,6 +1960,7 @@ static void run_free(run_t *r) {
   sm_dec_free(r->dec);
   sm_meta_cols_free(r->meta, r->nmeta);
   sm_type_free(r->body);
+  free(r->vmask), free(r->vbad);
   free(r->mask), free(r->smask), free(r->row_ev), free(r->pkeys), free(r->pvals);
   pthread_mutex_destroy(&r->mu);
   pthread_cond_destroy(&r->cv);
@@ -1747,7 +1972,8 @@ static void run_free(run_t *r) {
  * with free memory handed back at 128 KiB. Kept in the heap instead, a
  * batch's memory is the next one's without faulting; the peak (what is live
  * at once) is unchanged, and more than 64 MiB free at the top still goes back.
- * Unless the operator tuned malloc himself (GLIBC_TUNABLES). */
+ * Unless the operator tuned malloc himself (GLIBC_TUNABLES).
+ * @locality caller's thread, before any other starts  @locks none */
 static void tune_malloc(void) {
 #if defined(__GLIBC__)
   const char *t = getenv("GLIBC_TUNABLES");
@@ -1759,7 +1985,8 @@ static void tune_malloc(void) {
 }
 
 /* The whole plan, from the configuration alone: what `run` builds before it
- * connects, and all that `run --check` builds. */
+ * connects, and all that `run --check` builds.
+ * @locality caller's thread, at start-up before the other threads  @locks none */
 static ed_code_t build_plan(run_t *r, ed_err_t *err) {
   ed_code_t rc = build_schema(r, err);
   return rc ? rc : build_sinks(r, err);
@@ -1781,6 +2008,7 @@ ed_code_t ag_run(const ag_conf_t *conf, const ag_run_opts_t *o, ed_err_t *err) {
   pthread_mutex_init(&r.mu, NULL);
   pthread_cond_init(&r.cv, NULL);
   snprintf(r.runid, sizeof r.runid, "%016" PRIx64 "-%d", (uint64_t)ed_time_now_us(), (int)getpid());
+  ed_backoff_init(&r.commit_backoff, COMMIT_BACKOFF_BASE_US, COMMIT_BACKOFF_CAP_US, 0);
   ed_code_t rc = build_plan(&r, err);
   rc = rc ? rc : open_source(&r, err);
   rc = rc ? rc : parse_until(&r, err);

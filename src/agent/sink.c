@@ -8,12 +8,15 @@
 #include <string.h>
 
 #include "common/b64.h"
+#include "common/log.h"
 #include "common/time.h"
 #include "delta/datafile.h"
+#include "delta/features.h"
 #include "delta/path.h"
 #include "delta/stats.h"
 #include "delta/table.h"
 #include "store/store.h"
+#include "stream/expr.h"
 #include "stream/schema.h"
 
 /* ---- checkpoints ---- */
@@ -162,7 +165,9 @@ static ed_code_t add_node(pq_schema_t *s, int parent, const char *name, const sm
   }
 }
 
-ed_code_t ag_pq_schema(const sm_type_t *st, pq_schema_t **out, ed_err_t *err) {
+/* The Parquet schema of a sm STRUCT (fields nullable -> OPTIONAL). Caller
+ * frees with pq_schema_free. */
+static ed_code_t ag_pq_schema(const sm_type_t *st, pq_schema_t **out, ed_err_t *err) {
   *out = NULL;
   pq_schema_t *s;
   ed_code_t rc = pq_schema_new(&s, err);
@@ -202,7 +207,10 @@ static void view(const sm_col_t *c, pq_col_t *p, pq_col_t **next) {
   }
 }
 
-ed_code_t ag_pq_cols(const sm_batch_t *b, pq_col_t *cols, pq_col_t **kids, ed_err_t *err) {
+/* Views the columns of b as pq_col_t (borrows b's arrays; valid until b
+ * changes). cols has b->schema->nfields entries; kids is scratch the nested
+ * columns use: caller frees *kids with free. */
+static ed_code_t ag_pq_cols(const sm_batch_t *b, pq_col_t *cols, pq_col_t **kids, ed_err_t *err) {
   size_t n = 0, nf = b->schema->nfields;
   for (size_t i = 0; i < nf; i++)
     n += count_kids(&b->cols[i]);
@@ -229,8 +237,31 @@ struct ag_dsink {
   int64_t next_batch;
   pq_writer_opts_t pq;
   ag_dsink_timing_t timing;
+  char **pnames; /* per top-level column: its name in Parquet and partitionValues */
+  /* the table's row rules (CHECK constraints, invariants, generated columns),
+   * compiled against the rows' schema */
+  dl_rules_t rules;
+  sm_expr_t **rexpr; /* the commit's (flush thread) */
+  uint8_t *rsel;
+  size_t rsel_cap;
+  sm_expr_t **sexpr; /* ag_dsink_screen's (pipeline thread); NULL: on a computed column */
+  uint8_t *ssel;
+  size_t ssel_cap;
+  /* Columns the table has and the rows lack that the sink computes: generated
+   * columns (their expression over the rows) and the identity column. They
+   * follow the rows' columns in s->schema. */
+  sm_type_t *rows; /* the rows' STRUCT as given */
+  size_t ncomp;
+  struct comp {
+    char *name;
+    sm_expr_t *gen; /* generated: the expression, bound to the rows */
+    bool identity;
+    sm_col_t col;
+  } * comp;
+  sm_col_t *ext; /* the rows' column headers, then the computed ones */
 };
 
+/* @locality flush thread (ag-flush)  @locks none */
 void ag_dsink_last_timing(const ag_dsink_t *s, ag_dsink_timing_t *out) { *out = s->timing; }
 
 int64_t ag_dsink_next_batch(const ag_dsink_t *s) { return s->next_batch; }
@@ -242,11 +273,31 @@ void ag_dsink_free(ag_dsink_t *s) {
   st_free(s->ckpts);
   st_free(s->store);
   free(s->query_id);
-  sm_type_free(s->schema);
   pq_schema_free(s->full);
   pq_schema_free(s->data);
   free(s->part_idx);
   free(s->is_part);
+  for (size_t i = 0; s->pnames && s->schema && i < s->schema->nfields; i++)
+    free(s->pnames[i]);
+  free(s->pnames);
+  for (size_t i = 0; i < s->rules.n; i++) {
+    sm_expr_free(s->rexpr ? s->rexpr[i] : NULL);
+    sm_expr_free(s->sexpr ? s->sexpr[i] : NULL);
+  }
+  free(s->rexpr);
+  free(s->rsel);
+  free(s->sexpr);
+  free(s->ssel);
+  dl_rules_fini(&s->rules);
+  for (size_t i = 0; i < s->ncomp; i++) {
+    free(s->comp[i].name);
+    sm_expr_free(s->comp[i].gen);
+    sm_col_fini(&s->comp[i].col);
+  }
+  free(s->comp);
+  free(s->ext);
+  sm_type_free(s->rows);
+  sm_type_free(s->schema);
   free(s);
 }
 
@@ -255,13 +306,32 @@ static ed_code_t ckpt_key(int64_t batch, char out[40]) {
   return ED_OK;
 }
 
+/* Whether rows of type w may be written into a table column of type h: the
+ * same kind and nested field names, and nowhere a nullable row value where
+ * the table promises none. Values that are never null fit a nullable column
+ * (Spark marks every column it writes by DataFrame or writeStream nullable,
+ * and writes non-null values into it). */
+static bool type_fits(const sm_type_t *w, const sm_type_t *h) {
+  if (w->kind != h->kind || w->nfields != h->nfields)
+    return false;
+  if (w->kind == SM_ARRAY || w->kind == SM_MAP)
+    return (h->elem_nullable || !w->elem_nullable) && type_fits(w->elem, h->elem);
+  for (size_t i = 0; i < w->nfields; i++)
+    if (strcmp(w->fields[i].name, h->fields[i].name) ||
+        (w->fields[i].nullable && !h->fields[i].nullable) ||
+        !type_fits(w->fields[i].type, h->fields[i].type))
+      return false;
+  return true;
+}
+
 /* Rows of another shape would make files readers reject (or misread): an
  * existing table must carry the rows' columns (matched by name, as Delta
- * readers match them), each of the same type. With merge, the rows' new
+ * readers match them), each of the same type, where a column that the rows
+ * never leave null may go into a nullable one (not the reverse). With merge, the rows' new
  * nullable columns are appended to the table's schema (one metaData commit,
  * Delta's mergeSchema); a column the rows lack or of another type is refused. */
 static ed_code_t check_schema(const char *url, const pq_schema_t *full, dl_table_t *t, bool merge,
-                              ed_err_t *err) {
+                              const char *const *computed, ed_err_t *err) {
   const dl_metadata_t *md = dl_table_metadata(t);
   ed_buf_t js = {0}, a = {0};
   ed_code_t rc = dl_schema_from_pq(full, &js, err);
@@ -276,12 +346,17 @@ static ed_code_t check_schema(const char *url, const pq_schema_t *full, dl_table
     for (size_t k = 0; k < want->nfields; k++)
       if (!strcmp(want->fields[k].name, h->name))
         w = &want->fields[k];
+    bool comp = false;
+    for (size_t k = 0; computed && computed[k]; k++)
+      comp |= !strcmp(computed[k], h->name);
+    if (!w && comp)
+      continue; /* generated or identity: the sink computes it */
     if (!w) {
       rc = ed_err_set(err, ED_E_SCHEMA,
                       "table '%s' has column '%s' but the rows lack it: write to a new path or "
                       "change the configuration",
                       url, h->name);
-    } else if (!sm_type_equal(w->type, h->type) || w->nullable != h->nullable) {
+    } else if (!type_fits(w->type, h->type) || (w->nullable && !h->nullable)) {
       ed_buf_t x = {0}, y = {0};
       (void)sm_schema_type_to_ddl(h->type, &x);
       (void)sm_schema_type_to_ddl(w->type, &y);
@@ -312,6 +387,11 @@ static ed_code_t check_schema(const char *url, const pq_schema_t *full, dl_table
     }
     added++;
   }
+  if (!rc && added && strcmp(dl_feat_mapping_mode(t), "none"))
+    rc = ed_err_set(err, ED_E_UNSUPPORTED,
+                    "table '%s' uses column mapping: ehdelta does not assign the physical names "
+                    "and ids new columns need; add them with Spark (ALTER TABLE ... ADD COLUMNS)",
+                    url);
   if (!rc && added) {
     dl_metadata_t m = {0};
     rc = dl_metadata_copy(&m, md);
@@ -331,6 +411,374 @@ static ed_code_t check_schema(const char *url, const pq_schema_t *full, dl_table
   return rc;
 }
 
+/* Gives dst (a copy of the rows' type) the names of phys (the table's type
+ * with physical names), field by field: type_fits made the nested shapes
+ * equal. */
+static ed_code_t rename_like(sm_type_t *dst, const sm_type_t *phys) {
+  if (dst->kind == SM_ARRAY || dst->kind == SM_MAP)
+    return dst->elem && phys->elem ? rename_like(dst->elem, phys->elem) : ED_OK;
+  for (size_t i = 0; i < dst->nfields && i < phys->nfields; i++) {
+    char *n = strdup(phys->fields[i].name);
+    if (!n)
+      return ED_E_NOMEM;
+    free(dst->fields[i].name);
+    dst->fields[i].name = n;
+    ed_code_t rc = rename_like(dst->fields[i].type, phys->fields[i].type);
+    if (rc)
+      return rc;
+  }
+  return ED_OK;
+}
+
+/* Column mapping (name mode, Delta PROTOCOL.md "Column Mapping"): data files,
+ * stats and partitionValues use each column's physical name. Rebuilds
+ * s->full with them and fills s->pnames. */
+static ed_code_t map_names(ag_dsink_t *s, const char *url, ed_err_t *err) {
+  s->pnames = calloc(s->schema->nfields + 1, sizeof *s->pnames);
+  if (!s->pnames)
+    return ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", url);
+  bool mapped = !strcmp(dl_feat_mapping_mode(s->t), "name");
+  ed_buf_t js = ED_BUF_INIT;
+  sm_type_t *phys = NULL, *logical = NULL, *renamed = NULL;
+  const dl_metadata_t *md = dl_table_metadata(s->t);
+  ed_code_t rc = ED_OK;
+  if (mapped) {
+    rc = dl_feat_physical_schema(s->t, &js, err);
+    rc = rc ? rc : sm_schema_parse_json(js.data, js.len, &phys, err);
+    rc =
+        rc ? rc : sm_schema_parse_json(md->schema_string, strlen(md->schema_string), &logical, err);
+    if (!rc && !(renamed = sm_type_clone(s->schema)))
+      rc = ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", url);
+  }
+  for (size_t i = 0; !rc && i < s->schema->nfields; i++) {
+    const char *name = s->schema->fields[i].name;
+    if (mapped) {
+      int k = sm_type_field_index(logical, name);
+      if (k < 0)
+        rc = ed_err_set(err, ED_E_SCHEMA, "table '%s' has no column '%s'", url, name);
+      else if (rename_like(renamed->fields[i].type, phys->fields[k].type))
+        rc = ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", url);
+      else
+        name = phys->fields[k].name;
+    }
+    if (!rc && !(s->pnames[i] = strdup(name)))
+      rc = ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", url);
+    if (!rc && mapped) {
+      free(renamed->fields[i].name);
+      renamed->fields[i].name = strdup(name);
+      if (!renamed->fields[i].name)
+        rc = ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", url);
+    }
+  }
+  if (!rc && mapped) {
+    pq_schema_free(s->full);
+    s->full = NULL;
+    rc = ag_pq_schema(renamed, &s->full, err);
+  }
+  sm_type_free(phys), sm_type_free(logical), sm_type_free(renamed);
+  ed_buf_fini(&js);
+  return rc;
+}
+
+static const char *rule_kind(dl_rule_kind_t k) {
+  return k == DL_RULE_CHECK       ? "CHECK constraint"
+         : k == DL_RULE_INVARIANT ? "invariant on column"
+                                  : "generated column";
+}
+
+/* Compiles the table's row rules against the rows' schema: a rule the
+ * expression engine cannot parse or bind is refused here, before anything is
+ * written. */
+static ed_code_t compile_rules(ag_dsink_t *s, const char *url, ed_err_t *err) {
+  if (!s->rules.n)
+    return ED_OK;
+  if (!(s->rexpr = calloc(s->rules.n, sizeof *s->rexpr)) ||
+      !(s->sexpr = calloc(s->rules.n, sizeof *s->sexpr)))
+    return ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", url);
+  static const char *const what[] = {"CHECK constraint", "invariant on column", "generated column"};
+  for (size_t i = 0; i < s->rules.n; i++) {
+    const dl_rule_t *r = &s->rules.v[i];
+    ed_err_t e2 = {0};
+    if (sm_expr_compile(r->expr, s->schema, &s->rexpr[i], &e2) == ED_OK &&
+        sm_expr_type(s->rexpr[i])->kind == SM_BOOLEAN) {
+      /* screening sees the rows before the computed columns: a rule on one
+       * of those is left to the commit's check */
+      if (sm_expr_compile(r->expr, s->rows, &s->sexpr[i], NULL) != ED_OK)
+        s->sexpr[i] = NULL;
+      continue;
+    }
+    return ed_err_set(err, ED_E_UNSUPPORTED,
+                      "table '%s': %s %s (%s) cannot be enforced by ehdelta's expression engine "
+                      "(%s); refusing to append",
+                      url, what[r->kind], r->name, r->source,
+                      e2.msg[0] ? e2.msg : "not a BOOLEAN expression");
+  }
+  return ED_OK;
+}
+
+/* The first rule a row of b breaks: ED_E_INVALID naming the rule, the row and
+ * what the table says, before anything of the batch is written. */
+static ed_code_t check_rules(ag_dsink_t *s, const sm_batch_t *b, int64_t batch, ed_err_t *err) {
+  if (!s->rules.n || !b || !b->nrows)
+    return ED_OK;
+  if (b->nrows > s->rsel_cap) {
+    uint8_t *n = realloc(s->rsel, b->nrows);
+    if (!n)
+      return ed_err_set(err, ED_E_NOMEM, "batch of %zu rows: out of memory", b->nrows);
+    s->rsel = n;
+    s->rsel_cap = b->nrows;
+  }
+  int64_t now = ed_time_now_us();
+  for (size_t i = 0; i < s->rules.n; i++) {
+    size_t nsel = 0;
+    ed_code_t rc = sm_expr_filter(s->rexpr[i], b, now, s->rsel, &nsel, err);
+    if (rc)
+      return rc;
+    if (nsel == b->nrows)
+      continue;
+    size_t row = 0;
+    while (row < b->nrows && s->rsel[row])
+      row++;
+    return ed_err_set(err, ED_E_INVALID,
+                      "table '%s': %s '%s' (%s) is violated by %zu of %zu rows of batch %" PRId64
+                      " (the first is row %zu); nothing of the batch was written",
+                      st_url(s->store), rule_kind(s->rules.v[i].kind), s->rules.v[i].name,
+                      s->rules.v[i].source, b->nrows - nsel, b->nrows, batch, row);
+  }
+  return ED_OK;
+}
+
+/* The columns the sink may compute (NULL-terminated; names borrowed from
+ * s->rules and ids): top-level generated columns and identity columns. An
+ * identity column the rows carry must allow explicit values. */
+static ed_code_t computable(ag_dsink_t *s, const char *url, const dl_identity_t *ids, size_t nids,
+                            const char ***out, ed_err_t *err) {
+  *out = NULL;
+  const char **v = calloc(s->rules.n + nids + 1, sizeof *v);
+  if (!v)
+    return ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", url);
+  *out = v; /* the caller frees it, also after an error below */
+  size_t n = 0;
+  for (size_t i = 0; i < s->rules.n; i++)
+    if (s->rules.v[i].kind == DL_RULE_GENERATED && s->rules.v[i].column)
+      v[n++] = s->rules.v[i].column;
+  if (nids > 1)
+    return ed_err_set(err, ED_E_UNSUPPORTED,
+                      "table '%s' has %zu identity columns; ehdelta generates one", url, nids);
+  for (size_t i = 0; i < nids; i++) {
+    if (sm_type_field_index(s->rows, ids[i].column) >= 0 && !ids[i].allow_explicit)
+      return ed_err_set(err, ED_E_UNSUPPORTED,
+                        "table '%s': column '%s' is GENERATED ALWAYS AS IDENTITY: its values come "
+                        "from the table, so the rows must not carry it (drop it from the "
+                        "configuration)",
+                        url, ids[i].column);
+    v[n++] = ids[i].column;
+  }
+  return ED_OK;
+}
+
+/* Appends to s->schema each computable column of the table the rows lack,
+ * with the table's type, and binds its generation expression to the rows. */
+static ed_code_t extend(ag_dsink_t *s, const char *url, const char *const *cols, ed_err_t *err) {
+  const dl_metadata_t *md = dl_table_metadata(s->t);
+  sm_type_t *have = NULL;
+  ed_code_t rc = sm_schema_parse_json(md->schema_string, strlen(md->schema_string), &have, err);
+  for (size_t i = 0; !rc && cols[i]; i++) {
+    int k = sm_type_field_index(have, cols[i]);
+    if (k < 0 || sm_type_field_index(s->rows, cols[i]) >= 0)
+      continue;
+    const sm_field_t *f = &have->fields[k];
+    struct comp *nc = realloc(s->comp, (s->ncomp + 1) * sizeof *nc);
+    if (!nc) {
+      rc = ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", url);
+      break;
+    }
+    s->comp = nc;
+    struct comp *c = memset(&s->comp[s->ncomp++], 0, sizeof *c);
+    if (!(c->name = strdup(f->name))) {
+      rc = ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", url);
+      break;
+    }
+    const dl_rule_t *g = NULL;
+    for (size_t r = 0; r < s->rules.n; r++)
+      if (s->rules.v[r].kind == DL_RULE_GENERATED && s->rules.v[r].column &&
+          !strcmp(s->rules.v[r].column, f->name))
+        g = &s->rules.v[r];
+    c->identity = !g;
+    if (g) {
+      ed_err_t e2 = {0};
+      if (sm_expr_compile(g->source, s->rows, &c->gen, &e2) != ED_OK)
+        rc = ed_err_set(err, ED_E_UNSUPPORTED,
+                        "table '%s': generated column '%s' = %s cannot be computed by ehdelta's "
+                        "expression engine (%s); refusing to append",
+                        url, f->name, g->source, e2.msg);
+      else if (sm_expr_type(c->gen)->kind != f->type->kind)
+        rc = ed_err_set(err, ED_E_UNSUPPORTED,
+                        "table '%s': generated column '%s' is %s but %s gives %s; refusing to "
+                        "append",
+                        url, f->name, sm_kind_name(f->type->kind), g->source,
+                        sm_kind_name(sm_expr_type(c->gen)->kind));
+    }
+    sm_type_t *ty = rc ? NULL : sm_type_clone(f->type);
+    if (!rc && (!ty || sm_type_add_field(s->schema, f->name, ty, f->nullable, err)))
+      rc = ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", url);
+  }
+  sm_type_free(have);
+  for (size_t i = 0; !rc && i < s->ncomp; i++)
+    sm_col_init(&s->comp[i].col, s->schema->fields[s->rows->nfields + i].type);
+  if (!rc && s->ncomp) {
+    if (!(s->ext = calloc(s->schema->nfields, sizeof *s->ext)))
+      return ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", url);
+    pq_schema_free(s->full);
+    s->full = NULL;
+    rc = ag_pq_schema(s->schema, &s->full, err);
+  }
+  return rc;
+}
+
+/* b with the computed columns after its own (a view in s->ext), and, for an
+ * identity column, the metaData that advances its high water mark. */
+static ed_code_t compute(ag_dsink_t *s, const sm_batch_t *b, sm_batch_t *out, dl_metadata_t *md,
+                         bool *have_md, ed_err_t *err) {
+  *have_md = false;
+  *out = *b;
+  if (!s->ncomp || !b->nrows)
+    return ED_OK;
+  size_t nr = s->rows->nfields;
+  memcpy(s->ext, b->cols, nr * sizeof *s->ext);
+  int64_t now = ed_time_now_us();
+  for (size_t i = 0; i < s->ncomp; i++) {
+    struct comp *c = &s->comp[i];
+    ed_code_t rc = ED_OK;
+    if (c->gen) {
+      rc = sm_expr_eval(c->gen, b, now, &c->col, err);
+    } else {
+      /* PROTOCOL.md "Identity Columns": values start at start, go by step,
+       * and the commit records the last one as highWaterMark */
+      dl_identity_t *ids = NULL;
+      size_t n = 0;
+      rc = dl_feat_identities(s->t, &ids, &n, err);
+      const dl_identity_t *id = NULL;
+      for (size_t k = 0; !rc && k < n; k++)
+        if (!strcmp(ids[k].column, c->name))
+          id = &ids[k];
+      if (!rc && !id)
+        rc = ed_err_set(err, ED_E_SCHEMA, "table %s: column '%s' is no longer an identity column",
+                        st_url(s->store), c->name);
+      if (!rc) {
+        int64_t v = id->has_hwm ? id->hwm : id->start - id->step;
+        sm_col_reset(&c->col);
+        for (size_t r = 0; !rc && r < b->nrows; r++)
+          rc = sm_col_append_i64(&c->col, v += id->step);
+        if (rc)
+          rc = ed_err_set(err, rc, "identity: out of memory");
+        else if (!(rc = dl_feat_identity_advance(s->t, c->name, v, md, err)))
+          *have_md = true;
+      }
+      dl_identities_free(ids, n);
+    }
+    if (rc)
+      return rc;
+    s->ext[nr + i] = c->col;
+  }
+  out->schema = s->schema;
+  out->cols = s->ext;
+  return ED_OK;
+}
+
+/* Spark's positions as this query's first batch (see sink.h). */
+static ed_code_t take_over(ag_dsink_t *s, const ag_dsink_opts_t *o, ag_ckpt_t *resume,
+                           ed_err_t *err) {
+  const ag_spark_pos_t *sp = o->takeover;
+  ag_spark_pos_t later = {0};
+  int64_t tv = -1;
+  bool has = sp->query_id && dl_table_txn_version(s->t, sp->query_id, &tv);
+  if (!has && !o->takeover_force)
+    return ed_err_set(err, ED_E_CONFIG,
+                      "table '%s' has no commit of Spark query %s (the id in %s/metadata): "
+                      "expected the checkpoint of the query that wrote this table; set "
+                      "from_spark_force = true to take its positions anyway",
+                      o->url, sp->query_id ? sp->query_id : "(none)", sp->url);
+  ed_code_t rc = ED_OK;
+  if (has && tv > sp->batch_id) {
+    /* Spark's Delta sink committed batch tv, then stopped before writing
+     * commits/tv: the table has it, so its end is where to go on. */
+    if ((rc = ag_spark_read(sp->url, o->takeover_store, tv, &later, err)))
+      return ed_err_prefix(err, "table '%s' holds Spark batch %" PRId64, o->url, tv);
+    sp = &later;
+  }
+  if (resume->batch_id >= 0 && !o->takeover_force) {
+    for (size_t i = 0; !rc && i < sp->n; i++) {
+      int64_t have;
+      if (!ag_ckpt_get(resume, sp->partition[i], &have) || have < sp->next[i] - 1)
+        rc = ed_err_set(err, ED_E_CONFIG,
+                        "table '%s' already has ehdelta positions for query '%s' (batch %" PRId64
+                        "), behind Spark's batch %" PRId64 " on partition %s: set "
+                        "from_spark_force = true to replace them with Spark's, or remove "
+                        "from_spark_checkpoint",
+                        o->url, o->query_id, resume->batch_id, sp->batch_id, sp->partition[i]);
+    }
+    if (!rc)
+      ED_LOG_INFO("spark_takeover", "table=%s already=true batch=%" PRId64, o->url,
+                  resume->batch_id);
+    ag_spark_pos_fini(&later);
+    return rc;
+  }
+  ag_ckpt_t ck = {.batch_id = s->next_batch, .watermark_us = INT64_MIN};
+  for (size_t i = 0; !rc && i < sp->n; i++)
+    rc = ag_ckpt_set(&ck, sp->partition[i], sp->next[i] - 1, err);
+  rc = rc ? rc : ag_dsink_commit(s, NULL, &ck, NULL, NULL, err);
+  if (!rc) {
+    ED_LOG_INFO("spark_takeover",
+                "table=%s spark_batch=%" PRId64 " partitions=%zu query=%s batch=%" PRId64, o->url,
+                sp->batch_id, sp->n, o->query_id, ck.batch_id);
+    ag_ckpt_fini(resume);
+    *resume = ck;
+  } else {
+    ag_ckpt_fini(&ck);
+  }
+  ag_spark_pos_fini(&later);
+  return rc;
+}
+
+size_t ag_dsink_num_rules(const ag_dsink_t *s) { return s->rules.n; }
+
+void ag_dsink_rule_text(const ag_dsink_t *s, size_t k, char *buf, size_t n) {
+  const dl_rule_t *r = &s->rules.v[k];
+  snprintf(buf, n, "%s %s (%s) of table %s", rule_kind(r->kind), r->name, r->source,
+           st_url(s->store));
+}
+
+ed_code_t ag_dsink_screen(ag_dsink_t *s, const sm_batch_t *chunk, const uint8_t *sel,
+                          int64_t now_us, uint8_t *bad, size_t *nbad, ed_err_t *err) {
+  *nbad = 0;
+  if (!chunk->nrows)
+    return ED_OK;
+  memset(bad, 0, chunk->nrows);
+  if (chunk->nrows > s->ssel_cap) {
+    uint8_t *n = realloc(s->ssel, chunk->nrows * 2);
+    if (!n)
+      return ed_err_set(err, ED_E_NOMEM, "chunk of %zu rows: out of memory", chunk->nrows);
+    s->ssel = n;
+    s->ssel_cap = chunk->nrows * 2;
+  }
+  for (size_t k = 0; k < s->rules.n; k++) {
+    size_t ok = 0;
+    if (!s->sexpr[k])
+      continue;
+    ed_code_t rc = sm_expr_filter(s->sexpr[k], chunk, now_us, s->ssel, &ok, err);
+    if (rc)
+      return rc;
+    for (size_t i = 0; ok < chunk->nrows && i < chunk->nrows; i++)
+      if (!s->ssel[i] && !bad[i] && (!sel || sel[i])) {
+        bad[i] = (uint8_t)(k < 254 ? k + 1 : 255);
+        (*nbad)++;
+      }
+  }
+  return ED_OK;
+}
+
+/* @locality caller's thread, at start-up  @locks none */
 ed_code_t ag_dsink_open(const ag_dsink_opts_t *o, ag_dsink_t **out, ag_ckpt_t *resume,
                         ed_err_t *err) {
   *out = NULL;
@@ -338,7 +786,8 @@ ed_code_t ag_dsink_open(const ag_dsink_opts_t *o, ag_dsink_t **out, ag_ckpt_t *r
   resume->batch_id = -1;
   resume->watermark_us = INT64_MIN;
   ag_dsink_t *s = calloc(1, sizeof *s);
-  if (!s || !(s->query_id = strdup(o->query_id)) || !(s->schema = sm_type_clone(o->schema))) {
+  if (!s || !(s->query_id = strdup(o->query_id)) || !(s->schema = sm_type_clone(o->schema)) ||
+      !(s->rows = sm_type_clone(o->schema))) {
     ag_dsink_free(s);
     return ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", o->url);
   }
@@ -350,10 +799,20 @@ ed_code_t ag_dsink_open(const ag_dsink_opts_t *o, ag_dsink_t **out, ag_ckpt_t *r
   if (!rc)
     rc = o->checkpoint_url ? st_open(o->checkpoint_url, o->store, &s->ckpts, err)
                            : st_open_sub(s->store, "_ehdelta/checkpoints", &s->ckpts, err);
+  const char **comp = NULL;
+  dl_identity_t *ids = NULL;
+  size_t nids = 0;
   if (!rc) {
     rc = dl_table_open(s->store, &s->t, err);
+    /* the protocol first: check_schema may commit (ADD COLUMNS) */
     if (!rc)
-      rc = check_schema(o->url, s->full, s->t, o->merge_schema, err);
+      rc = dl_feat_check(s->t, DL_OP_APPEND, err);
+    rc = rc ? rc : dl_feat_rules(s->t, &s->rules, err);
+    rc = rc ? rc : dl_feat_identities(s->t, &ids, &nids, err);
+    rc = rc ? rc : computable(s, o->url, ids, nids, &comp, err);
+    if (!rc)
+      rc = check_schema(o->url, s->full, s->t, o->merge_schema, comp, err);
+    rc = rc ? rc : extend(s, o->url, comp, err);
     if (rc == ED_E_NOT_FOUND) {
       ed_buf_t js = {0};
       rc = dl_schema_from_pq(s->full, &js, err);
@@ -363,6 +822,8 @@ ed_code_t ag_dsink_open(const ag_dsink_opts_t *o, ag_dsink_t **out, ag_ckpt_t *r
       ed_buf_fini(&js);
     }
   }
+  free(comp);
+  dl_identities_free(ids, nids);
   /* The table's own partition columns rule (it may predate this config). */
   const dl_metadata_t *md = rc ? NULL : dl_table_metadata(s->t);
   if (md) {
@@ -382,8 +843,16 @@ ed_code_t ag_dsink_open(const ag_dsink_opts_t *o, ag_dsink_t **out, ag_ckpt_t *r
       else
         s->part_idx[s->npart++] = k, s->is_part[k] = true;
     }
+    rc = rc ? rc : compile_rules(s, o->url, err);
+    rc = rc ? rc : map_names(s, o->url, err);
+    const char **pp = rc ? NULL : calloc(md->npart + 1, sizeof *pp);
+    if (!rc && !pp)
+      rc = ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", o->url);
+    for (size_t i = 0; !rc && i < s->npart; i++)
+      pp[i] = s->pnames[s->part_idx[i]];
     if (!rc)
-      rc = dl_schema_without(s->full, (const char *const *)md->partition_cols, &s->data, err);
+      rc = dl_schema_without(s->full, pp, &s->data, err);
+    free(pp);
   }
   int64_t v;
   if (!rc && dl_table_txn_version(s->t, s->query_id, &v)) {
@@ -401,6 +870,8 @@ ed_code_t ag_dsink_open(const ag_dsink_opts_t *o, ag_dsink_t **out, ag_ckpt_t *r
                       resume->batch_id);
     s->next_batch = v + 1;
   }
+  if (!rc && o->takeover)
+    rc = take_over(s, o, resume, err);
   if (rc) {
     ag_ckpt_fini(resume);
     resume->batch_id = -1;
@@ -439,8 +910,8 @@ static ed_code_t row_key(ag_dsink_t *s, const pq_col_t *cols, size_t r, ed_buf_t
                          ed_err_t *err) {
   key->len = 0;
   for (size_t i = 0; i < s->npart; i++) {
-    const pq_node_t *nd = pq_schema_node(
-        s->full, pq_schema_find(s->full, PQ_ROOT, s->schema->fields[s->part_idx[i]].name));
+    const pq_node_t *nd =
+        pq_schema_node(s->full, pq_schema_find(s->full, PQ_ROOT, s->pnames[s->part_idx[i]]));
     bool null = false;
     size_t at = key->len;
     ed_code_t rc = dl_pv_format(nd->type, &cols[s->part_idx[i]], r, key, &null, err);
@@ -500,22 +971,38 @@ static bool one_partition(const ag_dsink_t *s, const sm_batch_t *b) {
   return true;
 }
 
+/* @locality flush thread (ag-flush)  @locks none: a sink is committed by one thread at a time */
 ed_code_t ag_dsink_commit(ag_dsink_t *s, const sm_batch_t *b, const ag_ckpt_t *ck, int64_t *version,
                           bool *already, ed_err_t *err) {
   if (ck->batch_id != s->next_batch)
     return ed_err_set(err, ED_E_INVALID, "sink: batch %" PRId64 " given, %" PRId64 " expected",
                       ck->batch_id, s->next_batch);
+  /* 0. the computed columns, then the table's row rules, before anything is
+   * written */
+  sm_batch_t ext;
+  dl_metadata_t idmd = {0};
+  bool have_md = false;
+  ed_code_t rc = b ? compute(s, b, &ext, &idmd, &have_md, err) : ED_OK;
+  if (b && !rc)
+    b = &ext;
+  rc = rc ? rc : check_rules(s, b, ck->batch_id, err);
+  if (rc) {
+    dl_metadata_fini(&idmd);
+    return rc;
+  }
   /* 1. the checkpoint, before anything can land */
   ed_buf_t js = {0};
   char key[40];
   ckpt_key(ck->batch_id, key);
   memset(&s->timing, 0, sizeof s->timing);
   int64_t t0 = ed_time_mono_us();
-  ed_code_t rc = ag_ckpt_to_json(ck, s->query_id, &js, err);
+  rc = ag_ckpt_to_json(ck, s->query_id, &js, err);
   rc = rc ? rc : st_put(s->ckpts, key, js.data, js.len, err);
   ed_buf_fini(&js);
-  if (rc)
+  if (rc) {
+    dl_metadata_fini(&idmd);
     return rc;
+  }
   int64_t t1 = ed_time_mono_us();
   s->timing.checkpoint_us = t1 - t0;
   /* 2. the files: one per distinct partition value */
@@ -556,7 +1043,7 @@ ed_code_t ag_dsink_commit(ag_dsink_t *s, const sm_batch_t *b, const ag_ckpt_t *c
       dl_kv_t pv[16] = {{0}};
       char *p = k0.data;
       for (size_t i = 0; !rc && i < s->npart && i < 16; i++) {
-        pv[i].key = s->schema->fields[s->part_idx[i]].name;
+        pv[i].key = s->pnames[s->part_idx[i]];
         pv[i].value = *p == '\1' ? NULL : p;
         p += strlen(p) + 1;
       }
@@ -583,10 +1070,14 @@ ed_code_t ag_dsink_commit(ag_dsink_t *s, const sm_batch_t *b, const ag_ckpt_t *c
     s->timing.bytes += adds[i].size;
   dl_commit_result_t res = {0};
   if (!rc) {
-    dl_commit_t c = {
-        .adds = adds, .nadds = nadds, .app_id = s->query_id, .txn_version = ck->batch_id};
+    dl_commit_t c = {.adds = adds,
+                     .nadds = nadds,
+                     .app_id = s->query_id,
+                     .txn_version = ck->batch_id,
+                     .metadata = have_md ? &idmd : NULL};
     rc = dl_table_commit(s->t, &c, &res, err);
   }
+  dl_metadata_fini(&idmd);
   for (size_t i = 0; i < nadds; i++)
     dl_add_fini(&adds[i]);
   free(adds);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "agent/spark.h"
 #include "common/err.h"
 #include "parquet/schema.h"
 #include "store/store.h"
@@ -39,14 +40,6 @@ ed_code_t ag_ckpt_from_json(const char *name, const char *json, size_t n, ag_ckp
                             ed_err_t *err);
 void ag_ckpt_fini(ag_ckpt_t *c);
 
-/* The Parquet schema of a sm STRUCT (fields nullable -> OPTIONAL). Caller
- * frees with pq_schema_free. */
-ed_code_t ag_pq_schema(const sm_type_t *st, pq_schema_t **out, ed_err_t *err);
-/* Views the columns of b as pq_col_t (borrows b's arrays; valid until b
- * changes). cols has b->schema->nfields entries; kids is scratch the nested
- * columns use: caller frees *kids with free. */
-ed_code_t ag_pq_cols(const sm_batch_t *b, pq_col_t *cols, pq_col_t **kids, ed_err_t *err);
-
 typedef struct ag_dsink ag_dsink_t;
 
 typedef struct ag_dsink_opts {
@@ -58,10 +51,16 @@ typedef struct ag_dsink_opts {
   const st_opts_t *store;          /* credentials of both stores; NULL: defaults */
   bool merge_schema;               /* add the rows' new nullable columns to an existing table */
   int zstd_level;                  /* of the Parquet pages; 0: the writer's default */
+  /* Take over from a stopped Spark query (ehdelta-run(1), TAKING OVER FROM
+   * SPARK): its positions become this query's first batch. NULL: none. */
+  const ag_spark_pos_t *takeover;
+  const st_opts_t *takeover_store; /* of the Spark folder */
+  bool takeover_force;             /* replace positions ehdelta already has; skip the txn check */
 } ag_dsink_opts_t;
 
 /* Opens (or creates) the table and reads where the query left off. An
  * existing table must have the rows' columns, by name, with the same types
+ * (a NOT NULL row column fits a nullable table column, not the reverse)
  * (ED_E_SCHEMA names the first difference); with merge_schema, columns the
  * rows add are appended to the table's schema in one commit when nullable, as
  * Delta's mergeSchema does. *resume
@@ -70,6 +69,29 @@ typedef struct ag_dsink_opts {
  * ag_dsink_free and ag_ckpt_fini. */
 ed_code_t ag_dsink_open(const ag_dsink_opts_t *o, ag_dsink_t **out, ag_ckpt_t *resume,
                         ed_err_t *err);
+/* With o->takeover, ag_dsink_open also: refuses (ED_E_CONFIG) when the table
+ * has no commit of the Spark query (its txn appId) or when ehdelta's own
+ * positions are behind Spark's (both unless takeover_force); takes the
+ * offsets of a batch whose Delta commit landed though Spark never wrote its
+ * commits/ entry; and commits Spark's positions (next - 1 per partition) as
+ * an empty batch with this query's txn and checkpoint before any data. When
+ * ehdelta's positions are at or past Spark's, the takeover already happened
+ * and nothing is done. */
+/* The number of the table's row rules (CHECK constraints, invariants,
+ * generated columns) the sink enforces. */
+size_t ag_dsink_num_rules(const ag_dsink_t *s);
+/* Screens the rows of chunk (rows of the sink's type; borrowed) whose sel is
+ * set (sel NULL: all) against the rules, for constraint_violation =
+ * dead-letter: bad[i] (chunk->nrows entries, the caller's) gets 0 when row i
+ * keeps every rule or is not selected, else 1 + the index of the first rule
+ * it breaks (at most 255). *nbad gets the number of broken rows. Uses its
+ * own compiled rules: may run on the pipeline thread while a commit runs on
+ * another, never on two threads at once. */
+ed_code_t ag_dsink_screen(ag_dsink_t *s, const sm_batch_t *chunk, const uint8_t *sel,
+                          int64_t now_us, uint8_t *bad, size_t *nbad, ed_err_t *err);
+/* "CHECK constraint amount_positive (amount > 0) of table URL" for rule k
+ * (0-based) into buf. */
+void ag_dsink_rule_text(const ag_dsink_t *s, size_t k, char *buf, size_t n);
 /* The batch id the next ag_dsink_commit must carry. */
 int64_t ag_dsink_next_batch(const ag_dsink_t *s);
 /* Writes b (borrowed) as batch ck->batch_id: checkpoint first, then the data

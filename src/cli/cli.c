@@ -20,6 +20,10 @@ int cli_exit_status(ed_code_t code) {
     return CLI_EXIT_NOT_FOUND;
   case ED_E_STOPPED:
     return CLI_EXIT_INTERRUPTED;
+  case ED_E_UNSUPPORTED:
+    /* a table feature or version ehdelta does not implement: the operator
+     * chose the wrong tool or table, as with a bad configuration */
+    return CLI_EXIT_USAGE;
   default:
     break;
   }

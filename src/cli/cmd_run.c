@@ -33,6 +33,8 @@ struct run_cfg {
   bool log_json;
   int64_t timeout;
   int64_t lag_poll;
+  char *from_spark;
+  bool from_spark_force;
 };
 
 const ed_opt_t cmd_run_options[] = {
@@ -68,6 +70,12 @@ const ed_opt_t cmd_run_options[] = {
      "without --config: the Delta table of events that do not decode", 0, 0, 0, NULL},
     {"check", 0, ED_OPT_FLAG, NULL, NULL, offsetof(struct run_cfg, check),
      "validate the configuration, print it with defaults filled in, and exit", 0, 0, 0, NULL},
+    {"from-spark-checkpoint", 0, ED_OPT_STRING, "URL", NULL, offsetof(struct run_cfg, from_spark),
+     "take over from a stopped Spark query: its checkpoint folder (overrides [source] "
+     "from_spark_checkpoint)",
+     0, 0, 0, NULL},
+    {"from-spark-force", 0, ED_OPT_FLAG, NULL, NULL, offsetof(struct run_cfg, from_spark_force),
+     "take over from Spark even over ehdelta's own positions", 0, 0, 0, NULL},
     {"available-now", 0, ED_OPT_FLAG, NULL, NULL, offsetof(struct run_cfg, available_now),
      "run every sink as if trigger = available-now: take what the hub holds, commit, exit", 0, 0, 0,
      NULL},
@@ -293,6 +301,13 @@ int cmd_run(int argc, char **argv) {
   }
   if (problems)
     fputs(problems, stderr);
+  if (!code && cfg.from_spark) {
+    free(conf.source.from_spark_checkpoint);
+    if (!(conf.source.from_spark_checkpoint = strdup(cfg.from_spark)))
+      code = ed_err_set(&err, ED_E_NOMEM, "out of memory");
+  }
+  if (!code && cfg.from_spark_force)
+    conf.source.from_spark_force = true;
   if (code)
     rc = cli_fail("run", &err);
   else if (cfg.check) {

@@ -33,7 +33,8 @@ const char *ed_opt_enum_name(const ed_opt_t *o, int v) {
   return NULL;
 }
 
-void ed_opt_enum_list(const ed_opt_t *o, char *out, size_t cap) {
+/* "a, b or c": an ENUM row's names as a message or --help lists them. */
+static void ed_opt_enum_list(const ed_opt_t *o, char *out, size_t cap) {
   size_t n = 0, at = 0;
   while (o->names && o->names[n])
     n++;
@@ -115,7 +116,9 @@ static ed_code_t check_bounds(const ed_opt_t *o, const char *label, int64_t v, c
   return ED_OK;
 }
 
-ed_code_t ed_opt_set(const ed_opt_t *o, void *cfg, const char *value, ed_err_t *err) {
+/* Sets one option from text (config files, environment); a bad value's
+ * message names it --NAME. */
+static ed_code_t ed_opt_set(const ed_opt_t *o, void *cfg, const char *value, ed_err_t *err) {
   return ed_opt_set_as(o, cfg, value, NULL, err);
 }
 
@@ -209,8 +212,8 @@ ed_code_t ed_opt_apply_defaults(const ed_opt_t *t, void *cfg, ed_err_t *err) {
   return ED_OK;
 }
 
-ed_code_t ed_opt_check_required(const ed_opt_t *t, const void *cfg, const bool *seen,
-                                ed_err_t *err) {
+static ed_code_t ed_opt_check_required(const ed_opt_t *t, const void *cfg, const bool *seen,
+                                       ed_err_t *err) {
   for (size_t i = 0; t[i].name; i++) {
     if (!(t[i].flags & ED_OPT_REQUIRED) || t[i].def)
       continue;

@@ -54,16 +54,11 @@ typedef struct ed_opt {
  * flag and what was expected. */
 ed_code_t ed_opt_parse(const ed_opt_t *table, void *cfg, int argc, char **argv, int *noperands,
                        bool *help, ed_err_t *err);
-/* Sets one option from text (config files, environment); a bad value's
- * message names it --NAME. */
-ed_code_t ed_opt_set(const ed_opt_t *o, void *cfg, const char *value, ed_err_t *err);
 /* The same, the message naming it by label instead (a config file's
  * "[section] key"; NULL: --NAME). label is borrowed for the call. */
 ed_code_t ed_opt_set_as(const ed_opt_t *o, void *cfg, const char *value, const char *label,
                         ed_err_t *err);
 ed_code_t ed_opt_apply_defaults(const ed_opt_t *table, void *cfg, ed_err_t *err);
-ed_code_t ed_opt_check_required(const ed_opt_t *table, const void *cfg, const bool *seen,
-                                ed_err_t *err);
 const ed_opt_t *ed_opt_find(const ed_opt_t *table, const char *name);
 /* The one of names[0..n) closest to typed (within two edits, one for short
  * words, or typed a prefix of it), for "did you mean"; NULL when none is close.
@@ -78,7 +73,5 @@ void ed_opt_list(FILE *out, const ed_opt_t *table);
 /* An ENUM row's value as its canonical name (borrowed; static), or NULL
  * when v is not one of them (-1: not given). */
 const char *ed_opt_enum_name(const ed_opt_t *o, int v);
-/* "a, b or c": an ENUM row's names as a message or --help lists them. */
-void ed_opt_enum_list(const ed_opt_t *o, char *out, size_t cap);
 
 #endif

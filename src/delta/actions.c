@@ -67,19 +67,6 @@ void dl_add_fini(dl_add_t *a) {
   memset(a, 0, sizeof *a);
 }
 
-/* A half copy (a NULL where the source has a string) would later be written
- * as a malformed line: any failed strdup fails the copy (dst still owns
- * what was copied; free it with dl_add_fini). */
-ed_code_t dl_add_copy(dl_add_t *dst, const dl_add_t *src) {
-  *dst = *src;
-  dst->path = dupn(src->path);
-  dst->stats = dupn(src->stats);
-  ed_code_t rc = kv_copy(&dst->pv, &dst->npv, src->pv, src->npv);
-  if (!rc && ((src->path && !dst->path) || (src->stats && !dst->stats)))
-    rc = ED_E_NOMEM;
-  return rc;
-}
-
 void dl_remove_fini(dl_remove_t *r) {
   if (!r)
     return;
@@ -101,13 +88,6 @@ void dl_protocol_fini(dl_protocol_t *p) {
   strv_free(p->reader_features);
   strv_free(p->writer_features);
   memset(p, 0, sizeof *p);
-}
-
-ed_code_t dl_protocol_copy(dl_protocol_t *dst, const dl_protocol_t *src) {
-  *dst = *src;
-  dst->reader_features = strv_copy(src->reader_features);
-  dst->writer_features = strv_copy(src->writer_features);
-  return ED_OK;
 }
 
 void dl_metadata_fini(dl_metadata_t *m) {

@@ -90,13 +90,10 @@ typedef struct dl_action {
 ed_code_t dl_action_parse(const char *line, size_t n, dl_action_t *out, ed_err_t *err);
 void dl_action_fini(dl_action_t *a);
 
-/* Deep copies; caller frees with the matching _fini. */
-ed_code_t dl_add_copy(dl_add_t *dst, const dl_add_t *src);
 void dl_add_fini(dl_add_t *a);
 void dl_remove_fini(dl_remove_t *r);
 void dl_txn_fini(dl_txn_t *t);
 void dl_protocol_fini(dl_protocol_t *p);
-ed_code_t dl_protocol_copy(dl_protocol_t *dst, const dl_protocol_t *src);
 void dl_metadata_fini(dl_metadata_t *m);
 ed_code_t dl_metadata_copy(dl_metadata_t *dst, const dl_metadata_t *src);
 /* Value of a configuration key, or NULL. */

@@ -205,6 +205,13 @@ static ed_code_t ckpt_schema(pq_schema_t **out, ed_err_t *err) {
     rc = pq_schema_add(s, PQ_ROOT, "protocol", PQ_T_STRUCT, PQ_OPTIONAL, &g, err);
   ADD(g, "minReaderVersion", PQ_T_INT32);
   ADD(g, "minWriterVersion", PQ_T_INT32);
+  /* null unless the versions are 3 / 7 (kernel rejects them otherwise) */
+  if (!rc)
+    rc = pq_schema_add(s, g, "readerFeatures", PQ_T_LIST, PQ_OPTIONAL, &l, err);
+  ADD(l, "element", PQ_T_STRING);
+  if (!rc)
+    rc = pq_schema_add(s, g, "writerFeatures", PQ_T_LIST, PQ_OPTIONAL, &l, err);
+  ADD(l, "element", PQ_T_STRING);
 #undef ADD
   if (rc) {
     pq_schema_free(s);
@@ -243,11 +250,25 @@ ed_code_t dl_table_checkpoint(dl_table_t *t, ed_err_t *err) {
           *v_pr = calloc(N, 1), *v_fmt = calloc(N, 1);
   uint32_t *pc_off = calloc(N + 1, sizeof *pc_off);
   uint8_t *pc_valid = calloc(N, 1);
+  /* the protocol's feature lists (Delta PROTOCOL.md "Table Features"): a
+   * checkpoint without them would turn a (3,7) table unreadable */
+  const dl_protocol_t *P = &t->protocol;
+  bool has_rf = P->min_reader == 3, has_wf = P->min_writer == 7;
+  size_t nrf = 0, nwf = 0;
+  while (P->reader_features && P->reader_features[nrf])
+    nrf++;
+  while (P->writer_features && P->writer_features[nwf])
+    nwf++;
+  uint32_t *rf_off = calloc(N + 1, sizeof *rf_off), *wf_off = calloc(N + 1, sizeof *wf_off);
+  uint8_t *rf_valid = calloc(N, 1), *wf_valid = calloc(N, 1);
+  strcol_t rf_el, wf_el;
   pq_schema_t *schema = NULL;
   pq_writer_t *w = NULL;
   ed_buf_t file = ED_BUF_INIT, lc = ED_BUF_INIT;
-  ed_code_t rc =
-      (v_tx && v_add && v_rm && v_md && v_pr && v_fmt && pc_off && pc_valid) ? ED_OK : ED_E_NOMEM;
+  ed_code_t rc = (v_tx && v_add && v_rm && v_md && v_pr && v_fmt && pc_off && pc_valid && rf_off &&
+                  wf_off && rf_valid && wf_valid)
+                     ? ED_OK
+                     : ED_E_NOMEM;
   numcol_t *ncs[] = {&tx_v, &tx_lu, &a_size, &a_mt, &a_dc, &r_dt,
                      &r_dc, &r_efm, &r_size, &m_ct, &p_r,  &p_w};
   strcol_t *scs[] = {&tx_app, &a_path, &a_stats, &r_path, &m_id, &m_name, &m_desc, &m_prov, &m_ss};
@@ -257,6 +278,10 @@ ed_code_t dl_table_checkpoint(dl_table_t *t, ed_err_t *err) {
   for (size_t i = 0; i < sizeof scs / sizeof *scs; i++)
     if (sc_init(scs[i], N))
       rc = ED_E_NOMEM;
+  if (sc_init(&rf_el, nrf + 1))
+    rc = ED_E_NOMEM;
+  if (sc_init(&wf_el, nwf + 1))
+    rc = ED_E_NOMEM;
   if (sc_init(&m_pc, m->npart + 1) || mc_init(&a_pv, N, pv_entries) ||
       mc_init(&r_pv, N, pv_entries) || mc_init(&m_opts, N, 1) ||
       mc_init(&m_conf, N, m->nconfig + 1))
@@ -312,6 +337,14 @@ ed_code_t dl_table_checkpoint(dl_table_t *t, ed_err_t *err) {
       nc_push(&m_ct, md, md ? m->created_ms : 0);
       nc_push(&p_r, pr, pr ? t->protocol.min_reader : 0);
       nc_push(&p_w, pr, pr ? t->protocol.min_writer : 0);
+      rf_valid[row] = pr && has_rf;
+      wf_valid[row] = pr && has_wf;
+      for (size_t k = 0; pr && has_rf && k < nrf; k++)
+        sc_push(&rf_el, P->reader_features[k]);
+      for (size_t k = 0; pr && has_wf && k < nwf; k++)
+        sc_push(&wf_el, P->writer_features[k]);
+      rf_off[row + 1] = (uint32_t)rf_el.n;
+      wf_off[row + 1] = (uint32_t)wf_el.n;
       row++;
     }
   }
@@ -338,13 +371,18 @@ ed_code_t dl_table_checkpoint(dl_table_t *t, ed_err_t *err) {
     md_k[3] = (pq_col_t){.len = N, .valid = v_fmt, .nchildren = 2, .children = fmt_k};
     md_k[5] =
         (pq_col_t){.len = N, .valid = pc_valid, .off = pc_off, .nchildren = 1, .children = &pc_el};
-    pq_col_t pr_k[2] = {nc_col(&p_r, PQ_T_INT32), nc_col(&p_w, PQ_T_INT32)};
+    pq_col_t rf_e = sc_col(&rf_el), wf_e = sc_col(&wf_el);
+    pq_col_t pr_k[4] = {
+        nc_col(&p_r, PQ_T_INT32),
+        nc_col(&p_w, PQ_T_INT32),
+        {.len = N, .valid = rf_valid, .off = rf_off, .nchildren = 1, .children = &rf_e},
+        {.len = N, .valid = wf_valid, .off = wf_off, .nchildren = 1, .children = &wf_e}};
     pq_col_t top[5] = {
         {.len = N, .valid = v_tx, .nchildren = 3, .children = tx_k},
         {.len = N, .valid = v_add, .nchildren = 6, .children = add_k},
         {.len = N, .valid = v_rm, .nchildren = 6, .children = rm_k},
         {.len = N, .valid = v_md, .nchildren = 8, .children = md_k},
-        {.len = N, .valid = v_pr, .nchildren = 2, .children = pr_k},
+        {.len = N, .valid = v_pr, .nchildren = 4, .children = pr_k},
     };
     pq_writer_opts_t o;
     pq_writer_opts_init(&o);
@@ -373,6 +411,9 @@ out:
   for (size_t i = 0; i < sizeof scs / sizeof *scs; i++)
     sc_fini(scs[i]);
   sc_fini(&m_pc);
+  sc_fini(&rf_el);
+  sc_fini(&wf_el);
+  free(rf_off), free(wf_off), free(rf_valid), free(wf_valid);
   mc_fini(&a_pv);
   mc_fini(&r_pv);
   mc_fini(&m_opts);

@@ -7,11 +7,10 @@ src_delta_libdelta_a_SOURCES = \
 	src/delta/path.h src/delta/path.c \
 	src/delta/table.h src/delta/table_int.h src/delta/table.c \
 	src/delta/checkpoint.c \
+	src/delta/features.h src/delta/features.c \
 	src/delta/stats.h src/delta/stats.c \
 	src/delta/datafile.h src/delta/datafile.c \
 	src/delta/maint.h src/delta/maint.c
-# The maintenance commands, and inspect (Parquet files and Delta tables).
-ehdelta_SOURCES += src/cli/cmd_optimize.c src/cli/cmd_vacuum.c src/cli/cmd_inspect.c
 DELTA_LIBS += src/delta/libdelta.a $(JSONC_LIBS)
 
 # The Delta tests' driver (create, concurrent appends, snapshots) and bench tool.

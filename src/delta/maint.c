@@ -6,10 +6,12 @@
 
 #include "common/time.h"
 #include "delta/datafile.h"
+#include "delta/features.h"
 #include "delta/maint.h"
 #include "delta/path.h"
 #include "delta/stats.h"
 #include "delta/table_int.h"
+#include "delta/features.h"
 #include "parquet/reader.h"
 
 /* The partition of a file as one string key ("d=2024-01-01/" style). */
@@ -110,6 +112,9 @@ ed_code_t dl_optimize(dl_table_t *t, const dl_optimize_opts_t *o, dl_optimize_re
     res = &r0;
   memset(res, 0, sizeof *res);
   res->version = -1;
+  ed_code_t frc = dl_feat_check(t, DL_OP_OPTIMIZE, err);
+  if (frc)
+    return frc; /* before any file is rewritten */
   int64_t target = o && o->target_size > 0
                        ? o->target_size
                        : strtoll(dl_table_config(t, "delta.targetFileSize", "134217728"), NULL, 10);
@@ -189,7 +194,8 @@ ed_code_t dl_optimize(dl_table_t *t, const dl_optimize_opts_t *o, dl_optimize_re
                      .nremoves = nrms,
                      .operation = "OPTIMIZE",
                      .params_json = "{\"predicate\":\"[]\",\"zOrderBy\":\"[]\"}",
-                     .metrics_json = metrics.data};
+                     .metrics_json = metrics.data,
+                     .op = DL_OP_OPTIMIZE};
     dl_commit_result_t cr;
     rc = dl_table_commit(t, &c, &cr, err);
     ed_buf_fini(&metrics);
@@ -238,6 +244,10 @@ static bool hidden(const char *key) {
 ed_code_t dl_vacuum(dl_table_t *t, const dl_vacuum_opts_t *o, dl_vacuum_result_t *res,
                     ed_err_t *err) {
   memset(res, 0, sizeof *res);
+  /* vacuumProtocolCheck: a vacuum honours the writer protocol too */
+  ed_code_t frc = dl_feat_check(t, DL_OP_VACUUM, err);
+  if (frc)
+    return frc;
   int64_t now = o->now_ms ? o->now_ms : ed_time_now_us() / 1000, min_us;
   if (ed_time_parse_duration(
           dl_table_config(t, "delta.deletedFileRetentionDuration", "interval 1 week"), &min_us,

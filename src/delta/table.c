@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "common/time.h"
+#include "delta/features.h"
 #include "delta/table_int.h"
 
 static char DEAD_[1];
@@ -95,7 +96,7 @@ ed_code_t dl_map_put(dl_map_t *m, const char *k, void *v) {
   return ED_OK;
 }
 
-void *dl_map_take(dl_map_t *m, const char *k) {
+static void *dl_map_take(dl_map_t *m, const char *k) {
   if (!m->cap)
     return NULL;
   bool f;
@@ -222,40 +223,28 @@ ed_code_t dl_snapshot_apply(dl_table_t *t, dl_action_t *a, ed_err_t *err) {
   return rc;
 }
 
-/* Reader features this reader implements (none change how we read files
- * except those that only constrain writers). */
-static ed_code_t check_protocol(const dl_table_t *t, bool for_write, ed_err_t *err) {
+/* Reader side: what reading the log needs. Column mapping changes only the
+ * names inside data files and stats, not the log; the rest of the writer's
+ * obligations are features.c's (dl_feat_check, on every commit). */
+static ed_code_t check_protocol(const dl_table_t *t, ed_err_t *err) {
   const dl_protocol_t *p = &t->protocol;
-  static const char *const readable[] = {"timestampNtz", "vacuumProtocolCheck", NULL};
-  static const char *const writable[] = {"appendOnly", "invariants", "timestampNtz",
-                                         "vacuumProtocolCheck", NULL};
-  if (p->min_reader > 3 || p->min_reader == 2)
+  static const char *const readable[] = {"columnMapping", "timestampNtz", "vacuumProtocolCheck",
+                                         NULL};
+  if (p->min_reader > 3 || p->min_reader < 1)
     return ed_err_set(err, ED_E_UNSUPPORTED,
-                      "table %s: minReaderVersion %d is not supported (column mapping or newer); "
-                      "this reader implements versions 1 and 3",
+                      "table %s: minReaderVersion %d is not supported; this reader implements "
+                      "versions 1 to 3 (see ehdelta-delta(7))",
                       st_url(t->store), p->min_reader);
   for (size_t i = 0; p->reader_features && p->reader_features[i]; i++) {
     bool ok = false;
     for (size_t k = 0; readable[k]; k++)
       ok |= !strcmp(readable[k], p->reader_features[i]);
     if (!ok)
-      return ed_err_set(err, ED_E_UNSUPPORTED, "table %s: unknown reader feature '%s'",
-                        st_url(t->store), p->reader_features[i]);
-  }
-  if (!for_write)
-    return ED_OK;
-  /* Writer versions 3..6 only add obligations for features we never use. */
-  if (p->min_writer > 7)
-    return ed_err_set(err, ED_E_UNSUPPORTED, "table %s: minWriterVersion %d is not supported",
-                      st_url(t->store), p->min_writer);
-  for (size_t i = 0; p->writer_features && p->writer_features[i]; i++) {
-    bool ok = false;
-    for (size_t k = 0; writable[k]; k++)
-      ok |= !strcmp(writable[k], p->writer_features[i]);
-    if (!ok)
-      return ed_err_set(err, ED_E_UNSUPPORTED,
-                        "table %s: writer feature '%s' is not implemented; refusing to write",
-                        st_url(t->store), p->writer_features[i]);
+      return ed_err_set(
+          err, ED_E_UNSUPPORTED,
+          "table %s: reader feature '%s' is not implemented by ehdelta (it reads "
+          "columnMapping, timestampNtz and vacuumProtocolCheck; see ehdelta-delta(7))",
+          st_url(t->store), p->reader_features[i]);
   }
   return ED_OK;
 }
@@ -380,7 +369,7 @@ static ed_code_t load(dl_table_t *t, ed_err_t *err) {
     rc = ed_err_set(err, ED_E_CORRUPT, "table %s: no %s action in the log", st_url(t->store),
                     t->have_protocol ? "metaData" : "protocol");
   if (!rc)
-    rc = check_protocol(t, false, err);
+    rc = check_protocol(t, err);
 out:
   st_list_fini(&l);
   return rc;
@@ -423,21 +412,6 @@ void dl_table_free(dl_table_t *t) {
   free(t->file_view);
   free(t->tomb_view);
   free(t);
-}
-
-ed_code_t dl_table_refresh(dl_table_t *t, ed_err_t *err) {
-  for (;;) {
-    ed_err_t e2 = {0};
-    ed_code_t rc = read_commit(t, t->version + 1, apply_fn, NULL, &e2);
-    if (rc == ED_E_NOT_FOUND)
-      return ED_OK;
-    if (rc) {
-      if (err)
-        *err = e2;
-      return rc;
-    }
-    t->version++;
-  }
 }
 
 st_store_t *dl_table_store(const dl_table_t *t) { return t->store; }
@@ -749,7 +723,7 @@ ed_code_t dl_table_commit(dl_table_t *t, const dl_commit_t *c, dl_commit_result_
   if (!res)
     res = &r0;
   memset(res, 0, sizeof *res);
-  ed_code_t rc = check_protocol(t, true, err);
+  ed_code_t rc = dl_feat_check(t, c->op, err);
   if (rc)
     return rc;
   const char *ao = dl_table_config(t, "delta.appendOnly", "false");

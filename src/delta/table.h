@@ -19,6 +19,10 @@
 
 typedef struct dl_table dl_table_t;
 
+/* What a writer is about to do to a table: each has its own obligations
+ * under the protocol's features (features.h). */
+typedef enum dl_op { DL_OP_APPEND = 0, DL_OP_OPTIMIZE, DL_OP_VACUUM } dl_op_t;
+
 typedef struct dl_create_opts {
   const char *schema_string;         /* Spark StructType JSON (dl_schema_* builds one) */
   const char *const *partition_cols; /* NULL-terminated, or NULL */
@@ -39,8 +43,6 @@ ed_code_t dl_table_open(st_store_t *store, dl_table_t **out, ed_err_t *err);
 ed_code_t dl_table_create(st_store_t *store, const dl_create_opts_t *o, dl_table_t **out,
                           ed_err_t *err);
 void dl_table_free(dl_table_t *t);
-/* Applies commits newer than the snapshot. */
-ed_code_t dl_table_refresh(dl_table_t *t, ed_err_t *err);
 
 st_store_t *dl_table_store(const dl_table_t *t);
 int64_t dl_table_version(const dl_table_t *t);
@@ -77,6 +79,7 @@ typedef struct dl_commit {
   int max_attempts;              /* 0: 100 */
   bool no_checkpoint;            /* skip the post-commit checkpoint (tests, benches) */
   const dl_metadata_t *metadata; /* a new metaData action (schema evolution), or NULL */
+  dl_op_t op;                    /* whose obligations apply (dl_feat_check); 0: append */
 } dl_commit_t;
 
 typedef struct dl_commit_result {
@@ -86,7 +89,8 @@ typedef struct dl_commit_result {
   bool checkpointed;      /* a checkpoint was written after it */
 } dl_commit_result_t;
 
-/* Commits c at the next version. On a lost race it reads the winning
+/* Commits c at the next version, after dl_feat_check(c->op) (ED_E_UNSUPPORTED:
+ * nothing written). On a lost race it reads the winning
  * commits and retries at the next version unless a winner changed the
  * protocol or metadata, removed a file c removes, or carries a txn for c's
  * app_id: a version >= c's means c is already in the table (result.

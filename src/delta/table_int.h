@@ -13,7 +13,6 @@ typedef struct dl_map {
 
 void *dl_map_get(const dl_map_t *m, const char *k);
 ed_code_t dl_map_put(dl_map_t *m, const char *k, void *v); /* takes ownership of v */
-void *dl_map_take(dl_map_t *m, const char *k);             /* caller owns result */
 void dl_map_fini(dl_map_t *m, void (*fr)(void *));
 
 struct dl_table {

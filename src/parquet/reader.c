@@ -1219,267 +1219,316 @@ void pq_leaf_data_fini(pq_leaf_data_t *d) {
   memset(d, 0, sizeof *d);
 }
 
+/* What every page of one column chunk is read against. */
+typedef struct leafctx {
+  pq_reader_t *r;
+  const rchunk_t *c;
+  const pq_node_t *ln;
+  int tl; /* FIXED_LEN_BYTE_ARRAY: the value length */
+  const char *path;
+} leafctx_t;
+
+static bool is_bytes(pq_phys_t ph) {
+  return ph == PQ_P_BYTE_ARRAY || ph == PQ_P_INT96 || ph == PQ_P_FIXED_LEN_BYTE_ARRAY;
+}
+
+/* type_length of the element of leaf number `leaf` (FIXED_LEN_BYTE_ARRAY). */
+static int leaf_type_length(const pq_reader_t *r, size_t leaf) {
+  size_t li = 0;
+  for (uint32_t i = 1; i < r->nel; i++)
+    if (r->el[i].nchildren == 0 && r->el[i].has_type) {
+      if (li == leaf)
+        return r->el[i].type_length;
+      li++;
+    }
+  return 0;
+}
+
+/* The chunk's bytes [*p, *end), checked against the file and the footer's
+ * value count. */
+static ed_code_t chunk_span(const leafctx_t *x, const uint8_t **p, const uint8_t **end,
+                            ed_err_t *err) {
+  const rchunk_t *c = x->c;
+  int64_t start = c->dict_off > 0 ? c->dict_off : c->data_off;
+  if (c->dict_off > 0 && c->data_off < c->dict_off)
+    start = c->data_off;
+  size_t file_end = x->r->len - 8;
+  if (start < 4 || (uint64_t)start >= file_end || c->comp < 0 ||
+      (uint64_t)c->comp > file_end - (uint64_t)start)
+    return ed_err_set(err, ED_E_CORRUPT,
+                      "parquet footer: column '%s' chunk [%lld, +%lld) outside the file", x->path,
+                      (long long)start, (long long)c->comp);
+  if (c->num_values < 0 || c->num_values > MAX_CHUNK_ENTRIES)
+    return ed_err_set(err, ED_E_CORRUPT, "parquet footer: column '%s' claims %lld values", x->path,
+                      (long long)c->num_values);
+  *p = x->r->data + start;
+  *end = *p + c->comp;
+  return ED_OK;
+}
+
+/* A dictionary page: its values decoded as PLAIN into o's dictionary. */
+static ed_code_t read_dict_page(const leafctx_t *x, const pagehdr_t *h, const uint8_t *body,
+                                lout_t *o, ed_err_t *err) {
+  const char *path = x->path;
+  pq_phys_t ph = x->ln->phys;
+  if (!h->has_dict || o->has_dict || h->nvals < 0)
+    return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': bad dictionary page", path);
+  const uint8_t *u;
+  ed_code_t rc =
+      decompress(x->r, x->c->codec, body, (size_t)h->comp, (size_t)h->unc, &u, path, err);
+  if (rc)
+    return rc;
+  /* Decode the dictionary as PLAIN values into a private leaf. */
+  pq_leaf_data_t dd = {0};
+  lout_t dl = {0};
+  dl.d = &dd;
+  size_t used;
+  size_t n = (size_t)h->nvals;
+  if (ph == PQ_P_BYTE_ARRAY ? n > (size_t)h->unc / 4 : 0)
+    return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': dictionary count past the page", path);
+  rc = plain_values(&dl, ph, x->tl, u, (size_t)h->unc, n, &used, path, err);
+  if (rc) {
+    pq_leaf_data_fini(&dd);
+    return rc;
+  }
+  o->has_dict = true;
+  o->dn = n;
+  if (is_bytes(ph)) {
+    o->doff = dd.off;
+    dd.off = NULL;
+    if (!o->doff && !(o->doff = calloc(1, 4))) {
+      pq_leaf_data_fini(&dd);
+      return oom(err);
+    }
+    ed_buf_append(&o->dictbuf, dd.data ? dd.data : "", dd.data ? o->doff[n] : 0);
+    o->ddata = (const uint8_t *)(o->dictbuf.data ? o->dictbuf.data : "");
+  } else {
+    o->dict = dd.v.b8;
+    dd.v.b8 = NULL;
+  }
+  pq_leaf_data_fini(&dd);
+  return ED_OK;
+}
+
+/* Room for `need` definition and repetition levels. */
+static ed_code_t grow_levels(pq_leaf_data_t *out, lout_t *o, size_t need, ed_err_t *err) {
+  if (!grow((void **)&out->def, &o->lcap, need, 2))
+    return oom(err);
+  void *q = realloc(out->rep, o->lcap * 2);
+  if (!q)
+    return oom(err);
+  out->rep = q;
+  return ED_OK;
+}
+
+/* A v1 data page: decompressed whole, then the repetition and definition
+ * levels (each RLE with a 4-byte length), then the values (*vals, *vlen). */
+static ed_code_t levels_v1(const leafctx_t *x, const pagehdr_t *h, const uint8_t *body, size_t n,
+                           int16_t *def, int16_t *rep, const uint8_t **vals, size_t *vlen,
+                           ed_err_t *err) {
+  const char *path = x->path;
+  const uint8_t *u;
+  ed_code_t rc =
+      decompress(x->r, x->c->codec, body, (size_t)h->comp, (size_t)h->unc, &u, path, err);
+  if (rc)
+    return rc;
+  size_t at = 0, un = (size_t)h->unc;
+  for (int pass = 0; pass < 2; pass++) {
+    int maxl = pass == 0 ? x->ln->max_rep : x->ln->max_def;
+    int16_t *dst = pass == 0 ? rep : def;
+    if (maxl == 0) {
+      for (size_t i = 0; i < n; i++)
+        dst[i] = 0;
+      continue;
+    }
+    int enc = pass == 0 ? h->rep_enc : h->def_enc;
+    if (enc != PQ_ENC_RLE)
+      return ed_err_set(err, ED_E_UNSUPPORTED, "parquet page '%s': level encoding %d", path, enc);
+    uint32_t ll;
+    if (un - at < 4)
+      return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': levels truncated", path);
+    memcpy(&ll, u + at, 4);
+    at += 4;
+    if (ll > un - at)
+      return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': level length past the page", path);
+    if ((rc = levels_into(dst, u + at, ll, n, maxl, pass ? "definition" : "repetition", path, err)))
+      return rc;
+    at += ll;
+  }
+  *vals = u + at;
+  *vlen = un - at;
+  return ED_OK;
+}
+
+/* A v2 data page: the levels uncompressed up front (lengths in the header),
+ * then the values, compressed or not (*vals, *vlen). */
+static ed_code_t levels_v2(const leafctx_t *x, const pagehdr_t *h, const uint8_t *body, size_t n,
+                           int16_t *def, int16_t *rep, const uint8_t **vals, size_t *vlen,
+                           ed_err_t *err) {
+  const char *path = x->path;
+  if (h->def_len < 0 || h->rep_len < 0 ||
+      (size_t)h->def_len + (size_t)h->rep_len > (size_t)h->comp ||
+      (size_t)h->def_len + (size_t)h->rep_len > (size_t)h->unc)
+    return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': v2 level lengths past the page", path);
+  const uint8_t *lv = body;
+  ed_code_t rc;
+  for (int pass = 0; pass < 2; pass++) {
+    int maxl = pass == 0 ? x->ln->max_rep : x->ln->max_def;
+    int16_t *dst = pass == 0 ? rep : def;
+    size_t ll = pass == 0 ? (size_t)h->rep_len : (size_t)h->def_len;
+    if (maxl == 0)
+      for (size_t i = 0; i < n; i++)
+        dst[i] = 0;
+    else if ((rc =
+                  levels_into(dst, lv, ll, n, maxl, pass ? "definition" : "repetition", path, err)))
+      return rc;
+    lv += ll;
+  }
+  size_t lsz = (size_t)h->def_len + (size_t)h->rep_len;
+  size_t cn = (size_t)h->comp - lsz, unv = (size_t)h->unc - lsz;
+  if (h->is_compressed && x->c->codec != PQ_CC_UNCOMPRESSED) {
+    if ((rc = decompress(x->r, x->c->codec, body + lsz, cn, unv, vals, path, err)))
+      return rc;
+  } else {
+    if (cn != unv)
+      return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': v2 sizes differ", path);
+    *vals = body + lsz;
+  }
+  *vlen = unv;
+  return ED_OK;
+}
+
+/* The page's m non-null values, in its encoding, appended to o->d. */
+static ed_code_t page_values(const leafctx_t *x, lout_t *o, int enc, const uint8_t *vals,
+                             size_t vlen, size_t m, ed_err_t *err) {
+  const char *path = x->path;
+  pq_phys_t ph = x->ln->phys;
+  pq_leaf_data_t *out = o->d;
+  size_t used = 0;
+  if (enc == PQ_ENC_PLAIN)
+    return plain_values(o, ph, x->tl, vals, vlen, m, &used, path, err);
+  if (enc == PQ_ENC_RLE_DICTIONARY || enc == PQ_ENC_PLAIN_DICTIONARY)
+    return dict_values(o, ph, x->tl, vals, vlen, m, path, err);
+  if (enc != PQ_ENC_RLE || ph != PQ_P_BOOLEAN)
+    return other_values(o, enc, ph, x->tl, vals, vlen, m, path, err);
+  /* RLE booleans: 4-byte length prefix, then the hybrid at width 1. */
+  if (vlen < 4)
+    return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': RLE booleans truncated", path);
+  if (!grow((void **)&o->idx, &o->icap, m + 1, 4) ||
+      !grow((void **)&out->v.b8, &o->vcap, out->nvalues + m + 1, 1))
+    return oom(err);
+  if (pq_rle_decode32(vals + 4, vlen - 4, 1, o->idx, m, NULL))
+    return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': RLE booleans truncated", path);
+  for (size_t i = 0; i < m; i++)
+    out->v.b8[out->nvalues++] = (uint8_t)o->idx[i];
+  return ED_OK;
+}
+
+/* A data page (v1 or v2) of n entries appended after the *total before it. */
+static ed_code_t read_data_page(const leafctx_t *x, const pagehdr_t *h, const uint8_t *body,
+                                lout_t *o, size_t *total, ed_err_t *err) {
+  const char *path = x->path;
+  pq_leaf_data_t *out = o->d;
+  if ((h->type == PQ_PAGE_DATA && !h->has_dp) || (h->type == PQ_PAGE_DATA_V2 && !h->has_v2) ||
+      h->nvals < 0)
+    return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': data page without its header", path);
+  size_t n = (size_t)h->nvals;
+  if (*total + n > (size_t)x->c->num_values || n > ((size_t)h->unc + 64) * 65536)
+    return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': %zu values exceed the chunk's %lld",
+                      path, *total + n, (long long)x->c->num_values);
+  ed_code_t rc = grow_levels(out, o, *total + n + 1, err);
+  if (rc)
+    return rc;
+  int16_t *def = out->def + *total, *rep = out->rep + *total;
+  const uint8_t *vals = NULL;
+  size_t vlen = 0;
+  rc = h->type == PQ_PAGE_DATA ? levels_v1(x, h, body, n, def, rep, &vals, &vlen, err)
+                               : levels_v2(x, h, body, n, def, rep, &vals, &vlen, err);
+  if (rc)
+    return rc;
+  size_t m = 0;
+  for (size_t i = 0; i < n; i++)
+    m += def[i] == x->ln->max_def;
+  if ((rc = page_values(x, o, h->enc, vals, vlen, m, err)))
+    return rc;
+  *total += n;
+  out->n = *total;
+  return ED_OK;
+}
+
+/* The pages of the chunk in order: the dictionary into o, data pages
+ * appended to o->d, index pages skipped. */
+static ed_code_t read_pages(const leafctx_t *x, const uint8_t *p, const uint8_t *end, lout_t *o,
+                            ed_err_t *err) {
+  const char *path = x->path;
+  size_t total = 0;
+  while (p < end && total < (size_t)x->c->num_values) {
+    pq_tr_t t;
+    pq_tr_init(&t, p, (size_t)(end - p));
+    pagehdr_t h;
+    if (!read_page_header(&t, &h))
+      return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': header: %s", path,
+                        t.err ? t.err : "malformed");
+    p = t.p;
+    if (h.comp < 0 || h.unc < 0 || (size_t)h.comp > (size_t)(end - p) ||
+        (size_t)h.unc > MAX_PAGE_BYTES)
+      return ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': sizes %d/%d do not fit the chunk",
+                        path, h.comp, h.unc);
+    const uint8_t *body = p;
+    p += h.comp;
+    ed_code_t rc = ED_OK;
+    if (h.type == PQ_PAGE_DICTIONARY)
+      rc = read_dict_page(x, &h, body, o, err);
+    else if (h.type == PQ_PAGE_DATA || h.type == PQ_PAGE_DATA_V2)
+      rc = read_data_page(x, &h, body, o, &total, err);
+    if (rc)
+      return rc;
+  }
+  if (total != (size_t)x->c->num_values)
+    return ed_err_set(err, ED_E_CORRUPT,
+                      "parquet column '%s': %zu values in pages, footer says %lld", path, total,
+                      (long long)x->c->num_values);
+  return ED_OK;
+}
+
 ed_code_t pq_reader_read_leaf(pq_reader_t *r, size_t rg, size_t leaf, pq_leaf_data_t *out,
                               ed_err_t *err) {
   memset(out, 0, sizeof *out);
   if (rg >= r->nrgs || leaf >= r->rgs[rg].ncols)
     return ed_err_set(err, ED_E_INVALID, "parquet reader: no column %zu in row group %zu", leaf,
                       rg);
-  const rchunk_t *c = &r->rgs[rg].cols[leaf];
-  int nid = pq_schema_leaf_node(r->schema, leaf);
-  const pq_node_t *ln = pq_schema_node(r->schema, nid);
-  const char *path = ln->path;
-  int tl = 0;
-  {
-    /* type_length of the leaf's element (FIXED_LEN_BYTE_ARRAY). */
-    size_t li = 0;
-    for (uint32_t i = 1; i < r->nel; i++)
-      if (r->el[i].nchildren == 0 && r->el[i].has_type) {
-        if (li == leaf) {
-          tl = r->el[i].type_length;
-          break;
-        }
-        li++;
-      }
-  }
-  if (ln->phys == PQ_P_FIXED_LEN_BYTE_ARRAY && tl <= 0)
+  const pq_node_t *ln = pq_schema_node(r->schema, pq_schema_leaf_node(r->schema, leaf));
+  leafctx_t x = {.r = r,
+                 .c = &r->rgs[rg].cols[leaf],
+                 .ln = ln,
+                 .tl = leaf_type_length(r, leaf),
+                 .path = ln->path};
+  if (ln->phys == PQ_P_FIXED_LEN_BYTE_ARRAY && x.tl <= 0)
     return ed_err_set(err, ED_E_CORRUPT, "parquet footer: '%s' FIXED_LEN_BYTE_ARRAY without length",
-                      path);
+                      x.path);
   out->phys = ln->phys;
-  if (c->num_values == 0) { /* empty chunk: writers may leave its offsets unset */
-    if (ln->phys == PQ_P_BYTE_ARRAY || ln->phys == PQ_P_INT96 ||
-        ln->phys == PQ_P_FIXED_LEN_BYTE_ARRAY) {
-      if (!(out->off = calloc(1, 4)))
-        return oom(err);
-    }
+  if (x.c->num_values == 0) { /* empty chunk: writers may leave its offsets unset */
+    if (is_bytes(ln->phys) && !(out->off = calloc(1, 4)))
+      return oom(err);
     return ED_OK;
   }
-  int64_t start = c->dict_off > 0 ? c->dict_off : c->data_off;
-  if (c->dict_off > 0 && c->data_off < c->dict_off)
-    start = c->data_off;
-  size_t file_end = r->len - 8;
-  if (start < 4 || (uint64_t)start >= file_end || c->comp < 0 ||
-      (uint64_t)c->comp > file_end - (uint64_t)start)
-    return ed_err_set(err, ED_E_CORRUPT,
-                      "parquet footer: column '%s' chunk [%lld, +%lld) outside the file", path,
-                      (long long)start, (long long)c->comp);
-  if (c->num_values < 0 || c->num_values > MAX_CHUNK_ENTRIES)
-    return ed_err_set(err, ED_E_CORRUPT, "parquet footer: column '%s' claims %lld values", path,
-                      (long long)c->num_values);
-  const uint8_t *p = r->data + start, *end = p + c->comp;
+  const uint8_t *p = NULL, *end = NULL;
+  ed_code_t rc = chunk_span(&x, &p, &end, err);
+  if (rc)
+    return rc;
   lout_t o = {0};
   o.d = out;
-  ed_code_t rc = ED_OK;
-  size_t total = 0;
-  while (p < end && total < (size_t)c->num_values) {
-    pq_tr_t t;
-    pq_tr_init(&t, p, (size_t)(end - p));
-    pagehdr_t h;
-    if (!read_page_header(&t, &h)) {
-      rc = ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': header: %s", path,
-                      t.err ? t.err : "malformed");
-      goto done;
-    }
-    p = t.p;
-    if (h.comp < 0 || h.unc < 0 || (size_t)h.comp > (size_t)(end - p) ||
-        (size_t)h.unc > MAX_PAGE_BYTES) {
-      rc = ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': sizes %d/%d do not fit the chunk",
-                      path, h.comp, h.unc);
-      goto done;
-    }
-    const uint8_t *body = p;
-    p += h.comp;
-    if (h.type == PQ_PAGE_DICTIONARY) {
-      if (!h.has_dict || o.has_dict || h.nvals < 0) {
-        rc = ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': bad dictionary page", path);
-        goto done;
-      }
-      const uint8_t *u;
-      if ((rc = decompress(r, c->codec, body, (size_t)h.comp, (size_t)h.unc, &u, path, err)))
-        goto done;
-      /* Decode the dictionary as PLAIN values into a private leaf. */
-      pq_leaf_data_t dd = {0};
-      lout_t dl = {0};
-      dl.d = &dd;
-      size_t used;
-      size_t n = (size_t)h.nvals;
-      if (ln->phys == PQ_P_BYTE_ARRAY ? n > (size_t)h.unc / 4 : 0) {
-        rc = ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': dictionary count past the page",
-                        path);
-        goto done;
-      }
-      rc = plain_values(&dl, ln->phys, tl, u, (size_t)h.unc, n, &used, path, err);
-      if (rc) {
-        pq_leaf_data_fini(&dd);
-        goto done;
-      }
-      o.has_dict = true;
-      o.dn = n;
-      if (ln->phys == PQ_P_BYTE_ARRAY || ln->phys == PQ_P_INT96 ||
-          ln->phys == PQ_P_FIXED_LEN_BYTE_ARRAY) {
-        o.doff = dd.off;
-        dd.off = NULL;
-        if (!o.doff && !(o.doff = calloc(1, 4))) {
-          pq_leaf_data_fini(&dd);
-          rc = oom(err);
-          goto done;
-        }
-        ed_buf_append(&o.dictbuf, dd.data ? dd.data : "", dd.data ? o.doff[n] : 0);
-        o.ddata = (const uint8_t *)(o.dictbuf.data ? o.dictbuf.data : "");
-      } else {
-        o.dict = dd.v.b8;
-        dd.v.b8 = NULL;
-      }
-      pq_leaf_data_fini(&dd);
-      continue;
-    }
-    if (h.type != PQ_PAGE_DATA && h.type != PQ_PAGE_DATA_V2)
-      continue; /* index pages: skip */
-    if ((h.type == PQ_PAGE_DATA && !h.has_dp) || (h.type == PQ_PAGE_DATA_V2 && !h.has_v2) ||
-        h.nvals < 0) {
-      rc = ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': data page without its header", path);
-      goto done;
-    }
-    size_t n = (size_t)h.nvals;
-    if (total + n > (size_t)c->num_values || n > ((size_t)h.unc + 64) * 65536) {
-      rc = ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': %zu values exceed the chunk's %lld",
-                      path, total + n, (long long)c->num_values);
-      goto done;
-    }
-    if (!grow((void **)&out->def, &o.lcap, total + n + 1, 2)) {
-      rc = oom(err);
-      goto done;
-    }
-    {
-      size_t cap2 = o.lcap;
-      void *q = realloc(out->rep, cap2 * 2);
-      if (!q) {
-        rc = oom(err);
-        goto done;
-      }
-      out->rep = q;
-    }
-    int16_t *def = out->def + total, *rep = out->rep + total;
-    const uint8_t *vals;
-    size_t vlen;
-    if (h.type == PQ_PAGE_DATA) {
-      const uint8_t *u;
-      if ((rc = decompress(r, c->codec, body, (size_t)h.comp, (size_t)h.unc, &u, path, err)))
-        goto done;
-      size_t at = 0, un = (size_t)h.unc;
-      for (int pass = 0; pass < 2; pass++) {
-        int maxl = pass == 0 ? ln->max_rep : ln->max_def;
-        int16_t *dst = pass == 0 ? rep : def;
-        if (maxl == 0) {
-          for (size_t i = 0; i < n; i++)
-            dst[i] = 0;
-          continue;
-        }
-        int enc = pass == 0 ? h.rep_enc : h.def_enc;
-        if (enc != PQ_ENC_RLE) {
-          rc = ed_err_set(err, ED_E_UNSUPPORTED, "parquet page '%s': level encoding %d", path, enc);
-          goto done;
-        }
-        uint32_t ll;
-        if (un - at < 4) {
-          rc = ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': levels truncated", path);
-          goto done;
-        }
-        memcpy(&ll, u + at, 4);
-        at += 4;
-        if (ll > un - at) {
-          rc = ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': level length past the page", path);
-          goto done;
-        }
-        if ((rc = levels_into(dst, u + at, ll, n, maxl, pass ? "definition" : "repetition", path,
-                              err)))
-          goto done;
-        at += ll;
-      }
-      vals = u + at;
-      vlen = un - at;
-    } else {
-      if (h.def_len < 0 || h.rep_len < 0 ||
-          (size_t)h.def_len + (size_t)h.rep_len > (size_t)h.comp ||
-          (size_t)h.def_len + (size_t)h.rep_len > (size_t)h.unc) {
-        rc = ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': v2 level lengths past the page",
-                        path);
-        goto done;
-      }
-      const uint8_t *lv = body;
-      for (int pass = 0; pass < 2; pass++) {
-        int maxl = pass == 0 ? ln->max_rep : ln->max_def;
-        int16_t *dst = pass == 0 ? rep : def;
-        size_t ll = pass == 0 ? (size_t)h.rep_len : (size_t)h.def_len;
-        if (maxl == 0)
-          for (size_t i = 0; i < n; i++)
-            dst[i] = 0;
-        else if ((rc = levels_into(dst, lv, ll, n, maxl, pass ? "definition" : "repetition", path,
-                                   err)))
-          goto done;
-        lv += ll;
-      }
-      size_t lsz = (size_t)h.def_len + (size_t)h.rep_len;
-      size_t cn = (size_t)h.comp - lsz, unv = (size_t)h.unc - lsz;
-      if (h.is_compressed && c->codec != PQ_CC_UNCOMPRESSED) {
-        if ((rc = decompress(r, c->codec, body + lsz, cn, unv, &vals, path, err)))
-          goto done;
-      } else {
-        if (cn != unv) {
-          rc = ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': v2 sizes differ", path);
-          goto done;
-        }
-        vals = body + lsz;
-      }
-      vlen = unv;
-    }
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++)
-      m += def[i] == ln->max_def;
-    size_t used = 0;
-    if (h.enc == PQ_ENC_PLAIN) {
-      rc = plain_values(&o, ln->phys, tl, vals, vlen, m, &used, path, err);
-    } else if (h.enc == PQ_ENC_RLE_DICTIONARY || h.enc == PQ_ENC_PLAIN_DICTIONARY) {
-      rc = dict_values(&o, ln->phys, tl, vals, vlen, m, path, err);
-    } else if (h.enc == PQ_ENC_RLE && ln->phys == PQ_P_BOOLEAN) {
-      /* RLE booleans: 4-byte length prefix, then the hybrid at width 1. */
-      if (vlen < 4) {
-        rc = ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': RLE booleans truncated", path);
-      } else if (!grow((void **)&o.idx, &o.icap, m + 1, 4) ||
-                 !grow((void **)&out->v.b8, &o.vcap, out->nvalues + m + 1, 1)) {
-        rc = oom(err);
-      } else if (pq_rle_decode32(vals + 4, vlen - 4, 1, o.idx, m, NULL)) {
-        rc = ed_err_set(err, ED_E_CORRUPT, "parquet page '%s': RLE booleans truncated", path);
-      } else {
-        for (size_t i = 0; i < m; i++)
-          out->v.b8[out->nvalues++] = (uint8_t)o.idx[i];
-      }
-    } else {
-      rc = other_values(&o, h.enc, ln->phys, tl, vals, vlen, m, path, err);
-    }
-    if (rc)
-      goto done;
-    total += n;
-    out->n = total;
-  }
-  if (total != (size_t)c->num_values) {
-    rc = ed_err_set(err, ED_E_CORRUPT, "parquet column '%s': %zu values in pages, footer says %lld",
-                    path, total, (long long)c->num_values);
-    goto done;
-  }
-  if (ln->max_def == 0) {
+  rc = read_pages(&x, p, end, &o, err);
+  if (!rc && ln->max_def == 0) {
     free(out->def);
     out->def = NULL;
   }
-  if (ln->max_rep == 0) {
+  if (!rc && ln->max_rep == 0) {
     free(out->rep);
     out->rep = NULL;
   }
-  if ((ln->phys == PQ_P_BYTE_ARRAY || ln->phys == PQ_P_INT96 ||
-       ln->phys == PQ_P_FIXED_LEN_BYTE_ARRAY) &&
-      !out->off && !(out->off = calloc(1, 4)))
+  if (!rc && is_bytes(ln->phys) && !out->off && !(out->off = calloc(1, 4)))
     rc = oom(err);
-done:
   free(o.dict);
   free(o.doff);
   ed_buf_fini(&o.dictbuf);

@@ -129,7 +129,6 @@ ed_code_t pq_schema_add(pq_schema_t *s, int parent, const char *name, pq_type_t 
   return ED_OK;
 }
 
-size_t pq_schema_num_nodes(const pq_schema_t *s) { return s->nn; }
 const pq_node_t *pq_schema_node(const pq_schema_t *s, int id) {
   if (id < 0 || (size_t)id >= s->nn)
     return NULL;
@@ -149,7 +148,7 @@ int pq_schema_leaf_node(const pq_schema_t *s, size_t leaf) {
   return leaf < s->nleaves ? s->leaves[leaf] : -1;
 }
 
-pq_phys_t pq_type_phys(pq_type_t t) {
+static pq_phys_t pq_type_phys(pq_type_t t) {
   switch (t) {
   case PQ_T_BOOLEAN:
     return PQ_P_BOOLEAN;

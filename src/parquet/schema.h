@@ -81,10 +81,9 @@ void pq_schema_free(pq_schema_t *s);
  * written as element / key / value. Leaves may not have children. */
 ed_code_t pq_schema_add(pq_schema_t *s, int parent, const char *name, pq_type_t type,
                         pq_repetition_t rep, int *id, ed_err_t *err);
-/* Node by id (0 .. pq_schema_num_nodes-1); borrows; valid until the schema
+/* Node by id (0 .. the number of nodes - 1); borrows; valid until the schema
  * changes or is freed. Leaf facts are filled once the schema is complete
  * (after pq_schema_finish, which the writer calls). */
-size_t pq_schema_num_nodes(const pq_schema_t *s);
 const pq_node_t *pq_schema_node(const pq_schema_t *s, int id);
 /* Child of node named name, or -1. */
 int pq_schema_find(const pq_schema_t *s, int node, const char *name);

@@ -29,6 +29,4 @@ struct pq_schema {
 /* How a TIMESTAMP leaf is stored; the reader converts to microseconds. */
 enum { PQ_TS_MICROS = 0, PQ_TS_MILLIS, PQ_TS_NANOS, PQ_TS_INT96 };
 
-pq_phys_t pq_type_phys(pq_type_t t);
-
 #endif

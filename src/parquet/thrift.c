@@ -100,7 +100,8 @@ static bool fail(pq_tr_t *r, const char *m) {
     r->err = m;
   return false;
 }
-bool pq_tr_varint(pq_tr_t *r, uint64_t *v) {
+/* False (and r->err set) on malformed or truncated input. */
+static bool pq_tr_varint(pq_tr_t *r, uint64_t *v) {
   uint64_t x = 0;
   for (int shift = 0; shift < 70; shift += 7) {
     if (r->p >= r->end)
@@ -119,15 +120,6 @@ bool pq_tr_i64(pq_tr_t *r, int64_t *v) {
   if (!pq_tr_varint(r, &u))
     return false;
   *v = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
-  return true;
-}
-bool pq_tr_i32(pq_tr_t *r, int32_t *v) {
-  int64_t x;
-  if (!pq_tr_i64(r, &x))
-    return false;
-  if (x < INT32_MIN || x > INT32_MAX)
-    return fail(r, "i32 out of range");
-  *v = (int32_t)x;
   return true;
 }
 bool pq_tr_bin(pq_tr_t *r, const uint8_t **p, size_t *n) {

@@ -47,9 +47,7 @@ typedef struct pq_tr {
 
 void pq_tr_init(pq_tr_t *r, const void *p, size_t n);
 /* Each returns false (and sets r->err) on malformed or truncated input. */
-bool pq_tr_varint(pq_tr_t *r, uint64_t *v);
 bool pq_tr_i64(pq_tr_t *r, int64_t *v);
-bool pq_tr_i32(pq_tr_t *r, int32_t *v);
 bool pq_tr_bin(pq_tr_t *r, const uint8_t **p, size_t *n);
 /* Next field header of the current struct: *type 0 means stop. *last is the
  * struct's last id (start at 0 per struct). bool fields: *type TRUE/FALSE. */

@@ -4,7 +4,7 @@
  * Entra ID with caching and refresh (§3.4-3.8). Transient failures (408, 429,
  * 500, 502, 503, 504, connection errors, and a request that moves no byte for
  * the configured timeout) are retried with capped exponential backoff and
- * full jitter, honouring Retry-After (§4.12); each retry is logged with its
+ * equal jitter (common/backoff.h), honouring Retry-After (§4.12); each retry is logged with its
  * cause (never the SAS query) and reported to the opener's on_retry. */
 #include <curl/curl.h>
 #include <stdio.h>
@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/b64.h"
+#include "common/backoff.h"
 #include "common/log.h"
 #include "common/pct.h"
 #include "common/time.h"
@@ -25,6 +26,7 @@
 #define AZ_VERSION          "2023-11-03"
 #define AZ_TOKEN_REFRESH_US (300 * ED_US_PER_SEC)
 #define AZ_TOKEN_RETRY_US   (30 * ED_US_PER_SEC)
+#define AZ_BACKOFF_BASE_US  INT64_C(100000) /* the first retry step: 100 ms */
 
 typedef struct az {
   st_az_url_t u;
@@ -44,7 +46,7 @@ typedef struct az {
   int64_t timeout_us, connect_timeout_us;
   void (*on_retry)(void *ctx, const char *reason);
   void *on_retry_ctx;
-  unsigned seed;
+  ed_backoff_t backoff; /* retry delays: 100 ms doubling up to max_backoff_us */
 } az_t;
 
 typedef struct {
@@ -453,12 +455,7 @@ static ed_code_t az_call(st_store_t *s, const az_req_t *q, az_resp_t *r, bool *r
     s->counters.retries++;
     if (retried)
       *retried = true;
-    int64_t cap = a->max_backoff_us;
-    int64_t base = (int64_t)100000 << (attempt < 20 ? attempt : 20);
-    if (base > cap)
-      base = cap;
-    /* full jitter in [base/2, base] */
-    int64_t sleep_us = base / 2 + (int64_t)(rand_r(&a->seed) % (unsigned)(base / 2 + 1));
+    int64_t sleep_us = ed_backoff_delay(&a->backoff, attempt);
     int64_t ra = st_az_retry_after_us(r->retry_after, ed_time_now_us());
     if (ra > sleep_us)
       sleep_us = ra < 60 * ED_US_PER_SEC ? ra : 60 * ED_US_PER_SEC;
@@ -1061,6 +1058,13 @@ static ed_code_t ensure_container(st_store_t *s, ed_err_t *err) {
   return rc;
 }
 
+/* Each store draws its own delays (seeded apart), so stores retrying at once
+ * spread out. A cap below the first step makes every step the cap. */
+static void az_backoff_init(az_t *a) {
+  int64_t base = AZ_BACKOFF_BASE_US < a->max_backoff_us ? AZ_BACKOFF_BASE_US : a->max_backoff_us;
+  ed_backoff_init(&a->backoff, base, a->max_backoff_us, 0);
+}
+
 static ed_code_t az_new(const char *url, az_t **out, ed_err_t *err) {
   if (!curl_ready) {
     /* Not thread-safe by libcurl's rules; first store open happens before threads. */
@@ -1070,7 +1074,6 @@ static ed_code_t az_new(const char *url, az_t **out, ed_err_t *err) {
   az_t *a = calloc(1, sizeof *a);
   if (!a)
     return ed_err_set(err, ED_E_NOMEM, "store: out of memory");
-  a->seed = (unsigned)ed_time_mono_us() ^ (unsigned)getpid();
   if (!(a->curl = curl_easy_init())) {
     free(a);
     return ed_err_set(err, ED_E_NOMEM, "store: cannot create an HTTP handle");
@@ -1104,6 +1107,7 @@ ed_code_t st_azure_open(const char *url, const st_opts_t *o, st_store_t **out, e
                                                    : (size_t)64 << 20;
   a->max_retries = o->max_retries > 0 ? o->max_retries : o->max_retries < 0 ? 0 : 8;
   a->max_backoff_us = o->max_backoff_us > 0 ? o->max_backoff_us : 15 * ED_US_PER_SEC;
+  az_backoff_init(a);
   a->timeout_us = o->timeout_us > 0 ? o->timeout_us : 30 * ED_US_PER_SEC;
   a->connect_timeout_us = o->connect_timeout_us > 0 ? o->connect_timeout_us : 5 * ED_US_PER_SEC;
   a->on_retry = o->on_retry;
@@ -1156,6 +1160,7 @@ static ed_code_t asub(st_store_t *s, const char *key, st_store_t **out, ed_err_t
   b->block_size = a->block_size;
   b->max_retries = a->max_retries;
   b->max_backoff_us = a->max_backoff_us;
+  az_backoff_init(b);
   b->timeout_us = a->timeout_us;
   b->connect_timeout_us = a->connect_timeout_us;
   b->on_retry = a->on_retry;

@@ -5,6 +5,8 @@
 
 #include "store/store_int.h"
 
+static void st_list_sort(st_list_t *l);
+
 ed_code_t st_open(const char *url, const st_opts_t *opts, st_store_t **out, ed_err_t *err) {
   static const st_opts_t none = {0};
   *out = NULL;
@@ -43,7 +45,6 @@ ed_code_t st_open_sub(st_store_t *s, const char *key, st_store_t **out, ed_err_t
 }
 
 const char *st_url(const st_store_t *s) { return s->url; }
-bool st_is_local(const st_store_t *s) { return s->local; }
 
 static ed_code_t check_key(const char *key, ed_err_t *err) {
   /* Keys never climb out of the root nor carry dot segments (libcurl would
@@ -92,14 +93,6 @@ ed_code_t st_put_if_absent(st_store_t *s, const char *key, const void *data, siz
   s->counters.requests++;
   s->counters.bytes_up += n;
   return s->ops->put(s, key, data, n, true, err);
-}
-
-ed_code_t st_put_file(st_store_t *s, const char *key, const char *path, ed_err_t *err) {
-  ed_code_t rc = check_key(key, err);
-  if (rc)
-    return rc;
-  s->counters.requests++;
-  return s->ops->put_file(s, key, path, err);
 }
 
 ed_code_t st_list(st_store_t *s, const char *prefix, st_list_t *out, ed_err_t *err) {
@@ -156,7 +149,7 @@ static int cmp_entry(const void *a, const void *b) {
   return strcmp(((const st_entry_t *)a)->key, ((const st_entry_t *)b)->key);
 }
 
-void st_list_sort(st_list_t *l) {
+static void st_list_sort(st_list_t *l) {
   if (l->n > 1)
     qsort(l->items, l->n, sizeof *l->items, cmp_entry);
 }

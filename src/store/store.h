@@ -92,7 +92,6 @@ void st_free(st_store_t *s);
 ed_code_t st_open_sub(st_store_t *s, const char *key, st_store_t **out, ed_err_t *err);
 /* The root URL as given (borrows; valid until st_free). Never contains secrets. */
 const char *st_url(const st_store_t *s);
-bool st_is_local(const st_store_t *s);
 
 /* Reads len bytes at off (len < 0: to the end) into out (appended).
  * ED_E_NOT_FOUND when the key is missing. */
@@ -105,9 +104,6 @@ ed_code_t st_put(st_store_t *s, const char *key, const void *data, size_t n, ed_
  * that finds the object is resolved by comparing its bytes with data. */
 ed_code_t st_put_if_absent(st_store_t *s, const char *key, const void *data, size_t n,
                            ed_err_t *err);
-/* Writes a local file's content to key (data files: streamed, block upload on
- * Azure for large files). */
-ed_code_t st_put_file(st_store_t *s, const char *key, const char *path, ed_err_t *err);
 /* Every object whose key starts with prefix, sorted, continuation handled.
  * Appends to out; free with st_list_fini. */
 ed_code_t st_list(st_store_t *s, const char *prefix, st_list_t *out, ed_err_t *err);

@@ -37,7 +37,6 @@ ed_code_t st_azure_open(const char *url, const st_opts_t *opts, st_store_t **out
 bool st_url_is_azure(const char *url);
 ed_code_t st_list_push(st_list_t *l, const char *key, size_t keylen, int64_t size,
                        int64_t mtime_ms);
-void st_list_sort(st_list_t *l);
 /* Appends one blob (copies key) and returns it for the caller to fill. */
 ed_code_t st_blobs_push(st_blobs_t *b, const char *key, size_t keylen, st_blob_t **out);
 ed_code_t st_blob_meta_push(st_blob_t *b, const char *name, size_t nl, const char *value,

@@ -125,7 +125,7 @@ static inline int cmp_bytes(const char *a, size_t an, const char *b, size_t bn) 
 
 /* ---------------------------------------------------------------- spec parsing */
 
-const char *agg_kind_name(agg_kind_t k) {
+static const char *agg_kind_name(agg_kind_t k) {
   static const char *names[] = {"count", "count", "sum",   "avg",
                                 "min",   "max",   "count", "approx_count_distinct",
                                 "first", "last"};
@@ -547,7 +547,6 @@ agg_t *agg_new_like(const agg_t *a) {
 
 const char *agg_name(const agg_t *a) { return a->name; }
 const sm_type_t *agg_result_type(const agg_t *a) { return a->out; }
-agg_kind_t agg_kind(const agg_t *a) { return a->kind; }
 
 static ed_code_t grow_arr(void **p, size_t elem, size_t oldn, size_t newn) {
   void *q = realloc(*p, elem * newn);
@@ -1514,7 +1513,9 @@ bool agg_keys_find(agg_keys_t *k, int64_t prefix, uint32_t *gid) {
 
 int64_t agg_keys_prefix(const agg_keys_t *k, uint32_t gid) { return k->prefix[gid]; }
 
-void agg_keys_raw(const agg_keys_t *k, uint32_t gid, const uint8_t **key, size_t *len) {
+/* Raw encoded key of group gid, for serialisation (agg_keys_add_raw is the
+ * inverse). */
+static void agg_keys_raw(const agg_keys_t *k, uint32_t gid, const uint8_t **key, size_t *len) {
   *key = (const uint8_t *)k->arena + k->koff[gid];
   *len = k->klen[gid];
 }

@@ -54,7 +54,6 @@ typedef struct agg_spec {
  * expected. */
 ed_code_t agg_spec_parse(const char *text, agg_spec_t *out, ed_err_t *err);
 void agg_spec_fini(agg_spec_t *spec);
-const char *agg_kind_name(agg_kind_t k); /* "count", "sum", ... */
 
 typedef struct agg agg_t;
 
@@ -67,7 +66,6 @@ void agg_free(agg_t *a);
 agg_t *agg_new_like(const agg_t *a);
 const char *agg_name(const agg_t *a);             /* the output column name */
 const sm_type_t *agg_result_type(const agg_t *a); /* static or borrowed from input */
-agg_kind_t agg_kind(const agg_t *a);
 
 /* Makes group ids [0, ngroups) valid; new groups start empty. */
 ed_code_t agg_reserve(agg_t *a, size_t ngroups);
@@ -114,8 +112,7 @@ ed_code_t agg_keys_emit(const agg_keys_t *k, const uint32_t *gids, size_t n, sm_
 /* Keeps the groups with keep[g] != 0, renumbered densely in order;
  * remap[old] = new id or UINT32_MAX (remap may be NULL). */
 ed_code_t agg_keys_compact(agg_keys_t *k, const uint8_t *keep, uint32_t *remap);
-/* Raw encoded key of group gid, for serialisation; and the inverse. */
-void agg_keys_raw(const agg_keys_t *k, uint32_t gid, const uint8_t **key, size_t *len);
+/* Adds group under a raw encoded key (as serialised), for restoring state. */
 ed_code_t agg_keys_add_raw(agg_keys_t *k, int64_t prefix, const uint8_t *key, size_t len,
                            uint32_t *gid, ed_err_t *err);
 size_t agg_keys_mem_bytes(const agg_keys_t *k);

@@ -252,7 +252,9 @@ ed_code_t sm_col_grow(sm_col_t *c, size_t extra) {
   return ED_OK;
 }
 
-ed_code_t sm_col_grow_data(sm_col_t *c, size_t extra) {
+/* Room for `extra` more bytes of STRING/BINARY data. ED_E_NOMEM; ED_E_TOO_LARGE
+ * past 4 GiB per column (offsets are 32-bit, as Arrow's). */
+static ed_code_t sm_col_grow_data(sm_col_t *c, size_t extra) {
   if (extra > UINT32_MAX - c->data_len)
     return ED_E_TOO_LARGE;
   size_t need = c->data_len + extra;
@@ -495,10 +497,6 @@ void sm_batch_reset(sm_batch_t *b) {
 void sm_batch_rollback_row(sm_batch_t *b) {
   for (size_t i = 0; i < b->schema->nfields; i++)
     sm_col_truncate(&b->cols[i], b->nrows);
-}
-
-int sm_batch_col_index(const sm_batch_t *b, const char *name) {
-  return sm_type_field_index(b->schema, name);
 }
 
 ed_code_t sm_batch_append_selected(sm_batch_t *dst, const sm_batch_t *src, const uint8_t *sel) {

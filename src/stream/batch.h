@@ -122,9 +122,6 @@ void sm_col_truncate(sm_col_t *c, size_t rows);
 ed_code_t sm_col_grow(sm_col_t *c, size_t extra);
 /* Bytes per value in v of a fixed-width kind; 0 for STRING, BINARY and nested. */
 size_t sm_kind_value_size(sm_kind_t k);
-/* Room for `extra` more bytes of STRING/BINARY data. ED_E_NOMEM; ED_E_TOO_LARGE
- * past 4 GiB per column (offsets are 32-bit, as Arrow's). */
-ed_code_t sm_col_grow_data(sm_col_t *c, size_t extra);
 
 /* One row each. A null STRUCT row also appends a null to every child (struct
  * children stay row-aligned); a null ARRAY/MAP row has no elements. */
@@ -171,8 +168,6 @@ void sm_batch_free(sm_batch_t *b); /* NULL is a no-op */
 void sm_batch_reset(sm_batch_t *b);
 /* Cuts every column back to nrows: undoes a partly appended row. */
 void sm_batch_rollback_row(sm_batch_t *b);
-/* Index of a top-level column, as sm_type_field_index. */
-int sm_batch_col_index(const sm_batch_t *b, const char *name);
 /* Appends the rows of src (same schema) whose sel[i] is non-zero to dst
  * (sel NULL: every row). */
 ed_code_t sm_batch_append_selected(sm_batch_t *dst, const sm_batch_t *src, const uint8_t *sel);

@@ -53,12 +53,6 @@ ed_code_t sm_bad_mode_parse(const char *s, sm_bad_mode_t *mode, ed_err_t *err) {
                     "bad-event mode '%.40s': expected dead-letter, permissive or fail-fast", s);
 }
 
-const char *sm_bad_mode_name(sm_bad_mode_t mode) {
-  return mode == SM_BAD_PERMISSIVE  ? "permissive"
-         : mode == SM_BAD_FAIL_FAST ? "fail-fast"
-                                    : "dead-letter";
-}
-
 /* ---- metadata columns ---- */
 
 static const struct {
@@ -303,12 +297,10 @@ void sm_dec_free(sm_dec_t *d) {
 }
 
 const sm_type_t *sm_dec_schema(const sm_dec_t *d) { return d->schema; }
-sm_bad_mode_t sm_dec_mode(const sm_dec_t *d) { return d->opts.mode; }
 const char *sm_dec_backend_name(const sm_dec_t *d) {
   return d->backend == SM_DEC_SIMDJSON ? "simdjson" : "json-c";
 }
 const sm_dec_counts_t *sm_dec_counts(const sm_dec_t *d) { return &d->counts; }
-void sm_dec_counts_reset(sm_dec_t *d) { memset(&d->counts, 0, sizeof d->counts); }
 
 /* ---- leaves ---- */
 

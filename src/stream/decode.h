@@ -80,7 +80,6 @@ typedef enum {
 /* "dead-letter", "permissive", "fail-fast" (also Spark's PERMISSIVE and
  * FAILFAST spellings, any case). */
 ed_code_t sm_bad_mode_parse(const char *s, sm_bad_mode_t *mode, ed_err_t *err);
-const char *sm_bad_mode_name(sm_bad_mode_t mode);
 
 /* Why an event could not be decoded; stable names for progress reports. */
 #define SM_REASONS(X)                                                                              \
@@ -93,7 +92,8 @@ const char *sm_bad_mode_name(sm_bad_mode_t mode);
   X(OVERFLOW, "overflow")           /* a number out of the column's range */                       \
   X(TIMESTAMP, "timestamp")         /* unparsable TIMESTAMP or DATE */                             \
   X(NULL_REQUIRED, "null_required") /* null or missing NOT NULL field */                           \
-  X(DUPLICATE_KEY, "duplicate_key") /* a key twice in one MAP value (Spark's EXCEPTION policy) */
+  X(DUPLICATE_KEY, "duplicate_key") /* a key twice in one MAP value (Spark's EXCEPTION policy) */  \
+  X(CONSTRAINT, "constraint")       /* breaks a CHECK constraint of a sink's table (agent) */
 typedef enum {
   SM_REASON_NONE = 0,
 #define SM_REASON_ENUM(id, name) SM_REASON_##id,
@@ -152,7 +152,6 @@ void sm_dec_free(sm_dec_t *dec); /* NULL is a no-op */
 /* The schema of the rows the decoder appends: body fields, then metadata
  * columns. Borrowed; valid until sm_dec_free. Make batches with sm_batch_new. */
 const sm_type_t *sm_dec_schema(const sm_dec_t *dec);
-sm_bad_mode_t sm_dec_mode(const sm_dec_t *dec);
 /* "simdjson" or "json-c". */
 const char *sm_dec_backend_name(const sm_dec_t *dec);
 
@@ -181,7 +180,6 @@ typedef struct sm_dec_counts {
   uint64_t reasons[SM_REASON__COUNT];
 } sm_dec_counts_t;
 const sm_dec_counts_t *sm_dec_counts(const sm_dec_t *dec); /* borrowed */
-void sm_dec_counts_reset(sm_dec_t *dec);
 
 /* The dead-letter row: body BINARY NOT NULL, partition STRING,
  * sequence_number BIGINT NOT NULL, offset BIGINT NOT NULL, enqueued_time

@@ -130,19 +130,9 @@ ed_code_t dd_set_partitions(dd_t *d, const char *const *ids, size_t n, ed_err_t 
   return et_parts_set(&d->parts, ids, n, "dedup", err);
 }
 
-void dd_set_idle(dd_t *d, size_t part, bool idle) {
-  if (part < d->parts.n)
-    d->parts.idle[part] = idle;
-}
-
 void dd_part_dropped(const dd_t *d, size_t part, uint64_t *batch, uint64_t *total) {
   *batch = part < d->parts.n ? d->parts.drop_b[part] : 0;
   *total = part < d->parts.n ? d->parts.drop_t[part] : 0;
-}
-
-void dd_set_now(dd_t *d, int64_t now_us) {
-  d->now = now_us;
-  d->now_set = true;
 }
 
 static void batch_begin(dd_t *d) {

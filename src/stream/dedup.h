@@ -41,7 +41,6 @@ typedef struct dd dd_t;
  * names the field. Caller frees with dd_free. */
 ed_code_t dd_new(const dd_spec_t *spec, const sm_type_t *input, dd_t **out, ed_err_t *err);
 void dd_free(dd_t *d);
-void dd_set_now(dd_t *d, int64_t now_us);
 
 /* Writes into keep (room for nsel entries, or b->nrows when sel is NULL) the
  * rows of b to pass on, in order: not late (event time > the watermark and >
@@ -62,7 +61,6 @@ ed_code_t dd_update_part(dd_t *d, const sm_batch_t *b, const uint8_t *in_mask, s
 /* The partitions, their idleness and drop counts: as win_set_partitions,
  * win_set_idle and win_part_dropped (window.h); the same rule. */
 ed_code_t dd_set_partitions(dd_t *d, const char *const *ids, size_t n, ed_err_t *err);
-void dd_set_idle(dd_t *d, size_t part, bool idle);
 void dd_part_dropped(const dd_t *d, size_t part, uint64_t *batch, uint64_t *total);
 /* Ends the micro-batch: advances the watermark (the minimum over the
  * partitions not idle of their largest event time - delay), forgets expired

@@ -308,303 +308,353 @@ static ed_code_t p_args(lex_t *l, node_t *n, size_t min, size_t max, const char 
   return ED_OK;
 }
 
-static ed_code_t p_primary(lex_t *l, node_t **out) {
-  ed_code_t rc;
-  size_t pos = l->tpos;
-  *out = NULL;
-  if (l->k == K_NUM) {
-    node_t *n = mk(N_LIT, pos);
-    if (!n)
-      return ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
-    char buf[64];
-    size_t len = l->tlen < sizeof buf ? l->tlen : sizeof buf - 1;
-    memcpy(buf, l->s + l->tpos, len);
-    buf[len] = '\0';
-    char last = buf[len - 1];
-    bool is_long = last == 'L' || last == 'l', is_dbl = last == 'D' || last == 'd';
-    if (is_long || is_dbl)
-      buf[--len] = '\0';
-    if (!is_dbl && !strpbrk(buf, ".eE")) {
-      errno = 0;
-      char *end;
-      long long v = strtoll(buf, &end, 10);
-      if (errno || *end) {
-        node_free(n);
-        return perr(l, pos, "integer literal out of range");
-      }
-      n->li = v;
-      n->lit_kind = is_long || v > INT32_MAX ? SM_BIGINT : SM_INT;
-    } else {
-      if (is_long) {
-        node_free(n);
-        return perr(l, pos, "expected an integer before L");
-      }
-      n->ld = strtod(buf, NULL);
-      n->lit_kind = SM_DOUBLE;
+/* A number: INT, BIGINT (past INT's range, or an L suffix) or DOUBLE (a
+ * fraction, an exponent or a D suffix). */
+static ed_code_t p_number(lex_t *l, size_t pos, node_t **out) {
+  node_t *n = mk(N_LIT, pos);
+  if (!n)
+    return ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
+  char buf[64];
+  size_t len = l->tlen < sizeof buf ? l->tlen : sizeof buf - 1;
+  memcpy(buf, l->s + l->tpos, len);
+  buf[len] = '\0';
+  char last = buf[len - 1];
+  bool is_long = last == 'L' || last == 'l', is_dbl = last == 'D' || last == 'd';
+  if (is_long || is_dbl)
+    buf[--len] = '\0';
+  if (!is_dbl && !strpbrk(buf, ".eE")) {
+    errno = 0;
+    char *end;
+    long long v = strtoll(buf, &end, 10);
+    if (errno || *end) {
+      node_free(n);
+      return perr(l, pos, "integer literal out of range");
     }
-    *out = n;
-    return lex_next(l);
+    n->li = v;
+    n->lit_kind = is_long || v > INT32_MAX ? SM_BIGINT : SM_INT;
+  } else {
+    if (is_long) {
+      node_free(n);
+      return perr(l, pos, "expected an integer before L");
+    }
+    n->ld = strtod(buf, NULL);
+    n->lit_kind = SM_DOUBLE;
   }
+  *out = n;
+  return lex_next(l);
+}
+
+/* A string literal. */
+static ed_code_t p_string(lex_t *l, size_t pos, node_t **out) {
+  node_t *n = mk(N_LIT, pos);
+  if (!n || !(n->ls = tok_text(l, &n->lsn))) {
+    node_free(n);
+    return ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
+  }
+  n->lit_kind = SM_STRING;
+  *out = n;
+  return lex_next(l);
+}
+
+/* TRUE, FALSE or NULL. */
+static ed_code_t p_bool_null(lex_t *l, size_t pos, node_t **out) {
+  node_t *n = mk(N_LIT, pos);
+  if (!n)
+    return ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
+  n->lit_kind = SM_BOOLEAN;
+  n->li = is_kw(l, "TRUE");
+  n->null_lit = is_kw(l, "NULL");
+  *out = n;
+  return lex_next(l);
+}
+
+/* DATE 'yyyy-mm-dd' or TIMESTAMP '...'; leaves *out NULL (and l where it was)
+ * when no string follows: then it is a column named date. */
+static ed_code_t p_date_time(lex_t *l, size_t pos, node_t **out) {
+  ed_code_t rc;
+  bool ts = is_kw(l, "TIMESTAMP");
+  lex_t save = *l;
+  if ((rc = lex_next(l)))
+    return rc;
   if (l->k == K_STR) {
     node_t *n = mk(N_LIT, pos);
     if (!n || !(n->ls = tok_text(l, &n->lsn))) {
       node_free(n);
       return ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
     }
-    n->lit_kind = SM_STRING;
+    int64_t us;
+    if (ed_time_parse_iso(n->ls, n->lsn, &us, NULL)) {
+      node_free(n);
+      return perr(l, l->tpos, "invalid %s literal", ts ? "TIMESTAMP" : "DATE");
+    }
+    free(n->ls);
+    n->ls = NULL;
+    n->lit_kind = ts ? SM_TIMESTAMP : SM_DATE;
+    n->li = ts ? us : ed_floordiv(us, ED_US_PER_DAY);
     *out = n;
     return lex_next(l);
   }
-  if (is_op(l, "(")) {
-    if ((rc = lex_next(l)) || (rc = p_expr(l, out)))
-      return rc;
-    return expect_op(l, ")");
+  *l = save; /* a column named date */
+  return ED_OK;
+}
+
+/* CAST(expr AS type). */
+static ed_code_t p_cast(lex_t *l, size_t pos, node_t **out) {
+  ed_code_t rc;
+  node_t *n = mk(N_CAST, pos);
+  if (!n)
+    return ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
+  node_t *a = NULL;
+  if ((rc = lex_next(l)) || (rc = expect_op(l, "(")) || (rc = p_expr(l, &a))) {
+    node_free(a);
+    node_free(n);
+    return rc;
   }
-  if (l->k == K_QID || l->k == K_ID) {
-    if (l->k == K_ID) {
-      /* keywords and functions */
-      if (is_kw(l, "TRUE") || is_kw(l, "FALSE") || is_kw(l, "NULL")) {
-        node_t *n = mk(N_LIT, pos);
-        if (!n)
-          return ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
-        n->lit_kind = SM_BOOLEAN;
-        n->li = is_kw(l, "TRUE");
-        n->null_lit = is_kw(l, "NULL");
-        *out = n;
-        return lex_next(l);
+  if ((rc = add_kid(l, n, a))) {
+    node_free(n);
+    return rc;
+  }
+  if (!is_kw(l, "AS")) {
+    node_free(n);
+    return perr(l, l->tpos, "expected AS");
+  }
+  if ((rc = lex_next(l))) {
+    node_free(n);
+    return rc;
+  }
+  /* the type runs to the matching ')' */
+  size_t tstart = l->tpos;
+  size_t j = tstart;
+  int angle = 0;
+  while (j < l->n && (angle > 0 || l->s[j] != ')')) {
+    angle += l->s[j] == '<' ? 1 : l->s[j] == '>' ? -1 : 0;
+    j++;
+  }
+  ed_err_t te = {0};
+  if (sm_schema_parse_type(l->s + tstart, j - tstart, &n->cast_to, &te)) {
+    node_free(n);
+    return perr(l, tstart, "expected a type after AS");
+  }
+  l->i = j;
+  if ((rc = lex_next(l)) || (rc = expect_op(l, ")"))) {
+    node_free(n);
+    return rc;
+  }
+  *out = n;
+  return ED_OK;
+}
+
+/* CASE [subject] WHEN .. THEN .. [ELSE ..] END. */
+static ed_code_t p_case(lex_t *l, size_t pos, node_t **out) {
+  ed_code_t rc;
+  node_t *n = mk(N_CASE, pos), *subject = NULL;
+  if (!n)
+    return ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
+  if ((rc = lex_next(l)))
+    goto case_fail;
+  if (!is_kw(l, "WHEN") && (rc = p_expr(l, &subject)))
+    goto case_fail;
+  if (!is_kw(l, "WHEN")) {
+    rc = perr(l, l->tpos, "expected WHEN");
+    goto case_fail;
+  }
+  while (is_kw(l, "WHEN")) {
+    node_t *w = NULL, *t = NULL;
+    size_t wpos = l->tpos;
+    if ((rc = lex_next(l)) || (rc = p_expr(l, &w))) {
+      node_free(w);
+      goto case_fail;
+    }
+    if (subject) { /* CASE x WHEN v: x = v */
+      node_t *eq = mk(N_CMP, wpos), *sc = NULL;
+      if (!eq) {
+        node_free(w);
+        rc = ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
+        goto case_fail;
       }
-      if (is_kw(l, "DATE") || is_kw(l, "TIMESTAMP")) {
-        bool ts = is_kw(l, "TIMESTAMP");
-        lex_t save = *l;
-        if ((rc = lex_next(l)))
-          return rc;
-        if (l->k == K_STR) {
-          node_t *n = mk(N_LIT, pos);
-          if (!n || !(n->ls = tok_text(l, &n->lsn))) {
-            node_free(n);
-            return ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
-          }
-          int64_t us;
-          if (ed_time_parse_iso(n->ls, n->lsn, &us, NULL)) {
-            node_free(n);
-            return perr(l, l->tpos, "invalid %s literal", ts ? "TIMESTAMP" : "DATE");
-          }
-          free(n->ls);
-          n->ls = NULL;
-          n->lit_kind = ts ? SM_TIMESTAMP : SM_DATE;
-          n->li = ts ? us : ed_floordiv(us, ED_US_PER_DAY);
-          *out = n;
-          return lex_next(l);
-        }
-        *l = save; /* a column named date */
+      eq->sub = C_EQ;
+      /* re-parse the subject text for each WHEN: nodes are not shared */
+      lex_t sl = *l;
+      sl.i = subject->pos;
+      if ((rc = lex_next(&sl)) || (rc = p_expr(&sl, &sc))) {
+        node_free(sc);
+        node_free(w);
+        node_free(eq);
+        goto case_fail;
       }
-      if (is_kw(l, "CAST")) {
-        node_t *n = mk(N_CAST, pos);
-        if (!n)
-          return ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
-        node_t *a = NULL;
-        if ((rc = lex_next(l)) || (rc = expect_op(l, "(")) || (rc = p_expr(l, &a))) {
-          node_free(a);
-          node_free(n);
-          return rc;
+      if ((rc = add_kid(l, eq, sc))) {
+        node_free(w);
+        node_free(eq);
+        goto case_fail;
+      }
+      if ((rc = add_kid(l, eq, w))) {
+        node_free(eq);
+        goto case_fail;
+      }
+      w = eq;
+    }
+    if ((rc = add_kid(l, n, w)))
+      goto case_fail;
+    if (!is_kw(l, "THEN")) {
+      rc = perr(l, l->tpos, "expected THEN");
+      goto case_fail;
+    }
+    if ((rc = lex_next(l)) || (rc = p_expr(l, &t))) {
+      node_free(t);
+      goto case_fail;
+    }
+    if ((rc = add_kid(l, n, t)))
+      goto case_fail;
+  }
+  if (is_kw(l, "ELSE")) {
+    node_t *e = NULL;
+    if ((rc = lex_next(l)) || (rc = p_expr(l, &e))) {
+      node_free(e);
+      goto case_fail;
+    }
+    if ((rc = add_kid(l, n, e)))
+      goto case_fail;
+    n->has_else = true;
+  }
+  if (!is_kw(l, "END")) {
+    rc = perr(l, l->tpos, "expected END");
+    goto case_fail;
+  }
+  node_free(subject);
+  *out = n;
+  return lex_next(l);
+case_fail:
+  node_free(subject);
+  node_free(n);
+  return rc;
+}
+
+/* A call of a known function (current_timestamp also without parentheses);
+ * leaves *out NULL (and l where it was) for a function's name used as a
+ * column. */
+static ed_code_t p_call(lex_t *l, size_t pos, node_t **out) {
+  ed_code_t rc;
+  static const struct {
+    const char *name;
+    nop_t op;
+    size_t min, max;
+  } fns[] = {
+      {"current_timestamp", N_NOW, 0, 0}, {"now", N_NOW, 0, 0},
+      {"current_date", N_TODAY, 0, 0},    {"to_date", N_TODATE, 1, 1},
+      {"date_format", N_DFMT, 2, 2},      {"coalesce", N_COALESCE, 1, SIZE_MAX},
+      {"lower", N_LOWER, 1, 1},           {"lcase", N_LOWER, 1, 1},
+      {"upper", N_UPPER, 1, 1},           {"ucase", N_UPPER, 1, 1},
+  };
+  for (size_t f = 0; f < sizeof fns / sizeof fns[0]; f++)
+    if (is_kw(l, fns[f].name)) {
+      lex_t save = *l;
+      if ((rc = lex_next(l)))
+        return rc;
+      if (!is_op(l, "(")) {
+        if (fns[f].op == N_NOW || fns[f].op == N_TODAY) { /* current_timestamp */
+          *out = mk(fns[f].op, pos);
+          return *out ? ED_OK : ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
         }
-        if ((rc = add_kid(l, n, a))) {
-          node_free(n);
-          return rc;
-        }
-        if (!is_kw(l, "AS")) {
-          node_free(n);
-          return perr(l, l->tpos, "expected AS");
-        }
-        if ((rc = lex_next(l))) {
-          node_free(n);
-          return rc;
-        }
-        /* the type runs to the matching ')' */
-        size_t tstart = l->tpos;
-        size_t j = tstart;
-        int angle = 0;
-        while (j < l->n && (angle > 0 || l->s[j] != ')')) {
-          angle += l->s[j] == '<' ? 1 : l->s[j] == '>' ? -1 : 0;
-          j++;
-        }
-        ed_err_t te = {0};
-        if (sm_schema_parse_type(l->s + tstart, j - tstart, &n->cast_to, &te)) {
-          node_free(n);
-          return perr(l, tstart, "expected a type after AS");
-        }
-        l->i = j;
-        if ((rc = lex_next(l)) || (rc = expect_op(l, ")"))) {
-          node_free(n);
-          return rc;
-        }
-        *out = n;
+        *l = save; /* a column with a function's name */
         return ED_OK;
       }
-      if (is_kw(l, "CASE")) {
-        node_t *n = mk(N_CASE, pos), *subject = NULL;
-        if (!n)
-          return ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
-        if ((rc = lex_next(l)))
-          goto case_fail;
-        if (!is_kw(l, "WHEN") && (rc = p_expr(l, &subject)))
-          goto case_fail;
-        if (!is_kw(l, "WHEN")) {
-          rc = perr(l, l->tpos, "expected WHEN");
-          goto case_fail;
-        }
-        while (is_kw(l, "WHEN")) {
-          node_t *w = NULL, *t = NULL;
-          size_t wpos = l->tpos;
-          if ((rc = lex_next(l)) || (rc = p_expr(l, &w))) {
-            node_free(w);
-            goto case_fail;
-          }
-          if (subject) { /* CASE x WHEN v: x = v */
-            node_t *eq = mk(N_CMP, wpos), *sc = NULL;
-            if (!eq) {
-              node_free(w);
-              rc = ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
-              goto case_fail;
-            }
-            eq->sub = C_EQ;
-            /* re-parse the subject text for each WHEN: nodes are not shared */
-            lex_t sl = *l;
-            sl.i = subject->pos;
-            if ((rc = lex_next(&sl)) || (rc = p_expr(&sl, &sc))) {
-              node_free(sc);
-              node_free(w);
-              node_free(eq);
-              goto case_fail;
-            }
-            if ((rc = add_kid(l, eq, sc))) {
-              node_free(w);
-              node_free(eq);
-              goto case_fail;
-            }
-            if ((rc = add_kid(l, eq, w))) {
-              node_free(eq);
-              goto case_fail;
-            }
-            w = eq;
-          }
-          if ((rc = add_kid(l, n, w)))
-            goto case_fail;
-          if (!is_kw(l, "THEN")) {
-            rc = perr(l, l->tpos, "expected THEN");
-            goto case_fail;
-          }
-          if ((rc = lex_next(l)) || (rc = p_expr(l, &t))) {
-            node_free(t);
-            goto case_fail;
-          }
-          if ((rc = add_kid(l, n, t)))
-            goto case_fail;
-        }
-        if (is_kw(l, "ELSE")) {
-          node_t *e = NULL;
-          if ((rc = lex_next(l)) || (rc = p_expr(l, &e))) {
-            node_free(e);
-            goto case_fail;
-          }
-          if ((rc = add_kid(l, n, e)))
-            goto case_fail;
-          n->has_else = true;
-        }
-        if (!is_kw(l, "END")) {
-          rc = perr(l, l->tpos, "expected END");
-          goto case_fail;
-        }
-        node_free(subject);
-        *out = n;
-        return lex_next(l);
-      case_fail:
-        node_free(subject);
+      node_t *n = mk(fns[f].op, pos);
+      if (!n)
+        return ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
+      if ((rc = p_args(l, n, fns[f].min, fns[f].max, fns[f].name))) {
         node_free(n);
         return rc;
       }
-      static const struct {
-        const char *name;
-        nop_t op;
-        size_t min, max;
-      } fns[] = {
-          {"current_timestamp", N_NOW, 0, 0}, {"now", N_NOW, 0, 0},
-          {"current_date", N_TODAY, 0, 0},    {"to_date", N_TODATE, 1, 1},
-          {"date_format", N_DFMT, 2, 2},      {"coalesce", N_COALESCE, 1, SIZE_MAX},
-          {"lower", N_LOWER, 1, 1},           {"lcase", N_LOWER, 1, 1},
-          {"upper", N_UPPER, 1, 1},           {"ucase", N_UPPER, 1, 1},
-      };
-      for (size_t f = 0; f < sizeof fns / sizeof fns[0]; f++)
-        if (is_kw(l, fns[f].name)) {
-          lex_t save = *l;
-          if ((rc = lex_next(l)))
-            return rc;
-          if (!is_op(l, "(")) {
-            if (fns[f].op == N_NOW || fns[f].op == N_TODAY) { /* current_timestamp */
-              *out = mk(fns[f].op, pos);
-              return *out ? ED_OK : ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
-            }
-            *l = save; /* a column with a function's name */
-            break;
-          }
-          node_t *n = mk(fns[f].op, pos);
-          if (!n)
-            return ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
-          if ((rc = p_args(l, n, fns[f].min, fns[f].max, fns[f].name))) {
-            node_free(n);
-            return rc;
-          }
-          *out = n;
-          return ED_OK;
-        }
-      /* an unknown name followed by '(' is an unknown function */
-      lex_t peek = *l;
-      if (lex_next(&peek) == ED_OK && is_op(&peek, "("))
-        return perr(l, pos, "unknown function '%.*s'", (int)l->tlen, l->s + l->tpos);
-      static const char *const reserved[] = {"AND",  "OR",   "NOT",  "IS", "AS",
-                                             "WHEN", "THEN", "ELSE", "END"};
-      for (size_t r = 0; r < sizeof reserved / sizeof reserved[0]; r++)
-        if (is_kw(l, reserved[r]))
-          return perr(l, pos, "expected a value, got '%s'", reserved[r]);
+      *out = n;
+      return ED_OK;
     }
-    node_t *n = mk(N_COL, pos);
-    if (!n)
-      return ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
-    n->name = l->k == K_QID ? tok_text(l, NULL) : strndup(l->s + l->tpos, l->tlen);
-    if (!n->name) {
-      node_free(n);
-      return ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
-    }
+  return ED_OK;
+}
+
+/* A column, then any .field accesses. */
+static ed_code_t p_column(lex_t *l, size_t pos, node_t **out) {
+  ed_code_t rc;
+  node_t *n = mk(N_COL, pos);
+  if (!n)
+    return ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
+  n->name = l->k == K_QID ? tok_text(l, NULL) : strndup(l->s + l->tpos, l->tlen);
+  if (!n->name) {
+    node_free(n);
+    return ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
+  }
+  if ((rc = lex_next(l))) {
+    node_free(n);
+    return rc;
+  }
+  while (is_op(l, ".")) {
     if ((rc = lex_next(l))) {
       node_free(n);
       return rc;
     }
-    while (is_op(l, ".")) {
-      if ((rc = lex_next(l))) {
-        node_free(n);
-        return rc;
-      }
-      if (l->k != K_ID && l->k != K_QID) {
-        node_free(n);
-        return perr(l, l->tpos, "expected a field name after '.'");
-      }
-      node_t *f = mk(N_FIELD, l->tpos);
-      if (!f || (rc = add_kid(l, f, n))) {
-        if (!f)
-          node_free(n);
-        node_free(f);
-        return ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
-      }
-      f->name = l->k == K_QID ? tok_text(l, NULL) : strndup(l->s + l->tpos, l->tlen);
-      n = f;
-      if (!n->name || (rc = lex_next(l))) {
-        node_free(n);
-        return rc ? rc : ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
-      }
+    if (l->k != K_ID && l->k != K_QID) {
+      node_free(n);
+      return perr(l, l->tpos, "expected a field name after '.'");
     }
-    *out = n;
-    return ED_OK;
+    node_t *f = mk(N_FIELD, l->tpos);
+    if (!f || (rc = add_kid(l, f, n))) {
+      if (!f)
+        node_free(n);
+      node_free(f);
+      return ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
+    }
+    f->name = l->k == K_QID ? tok_text(l, NULL) : strndup(l->s + l->tpos, l->tlen);
+    n = f;
+    if (!n->name || (rc = lex_next(l))) {
+      node_free(n);
+      return rc ? rc : ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
+    }
   }
+  *out = n;
+  return ED_OK;
+}
+
+/* A name: a keyword literal, CAST, CASE, a function call or a column. */
+static ed_code_t p_name(lex_t *l, size_t pos, node_t **out) {
+  ed_code_t rc;
+  if (l->k == K_ID) {
+    if (is_kw(l, "TRUE") || is_kw(l, "FALSE") || is_kw(l, "NULL"))
+      return p_bool_null(l, pos, out);
+    if ((is_kw(l, "DATE") || is_kw(l, "TIMESTAMP")) && ((rc = p_date_time(l, pos, out)) || *out))
+      return rc;
+    if (is_kw(l, "CAST"))
+      return p_cast(l, pos, out);
+    if (is_kw(l, "CASE"))
+      return p_case(l, pos, out);
+    if ((rc = p_call(l, pos, out)) || *out)
+      return rc;
+    /* an unknown name followed by '(' is an unknown function */
+    lex_t peek = *l;
+    if (lex_next(&peek) == ED_OK && is_op(&peek, "("))
+      return perr(l, pos, "unknown function '%.*s'", (int)l->tlen, l->s + l->tpos);
+    static const char *const reserved[] = {"AND",  "OR",   "NOT",  "IS",  "AS",
+                                           "WHEN", "THEN", "ELSE", "END", "IN"};
+    for (size_t r = 0; r < sizeof reserved / sizeof reserved[0]; r++)
+      if (is_kw(l, reserved[r]))
+        return perr(l, pos, "expected a value, got '%s'", reserved[r]);
+  }
+  return p_column(l, pos, out);
+}
+
+static ed_code_t p_primary(lex_t *l, node_t **out) {
+  size_t pos = l->tpos;
+  *out = NULL;
+  if (l->k == K_NUM)
+    return p_number(l, pos, out);
+  if (l->k == K_STR)
+    return p_string(l, pos, out);
+  if (is_op(l, "(")) {
+    ed_code_t rc;
+    if ((rc = lex_next(l)) || (rc = p_expr(l, out)))
+      return rc;
+    return expect_op(l, ")");
+  }
+  if (l->k == K_QID || l->k == K_ID)
+    return p_name(l, pos, out);
   if (l->k == K_END)
     return perr(l, pos, "expected a value, got the end");
   return perr(l, pos, "expected a value, got '%.*s'", (int)l->tlen, l->s + l->tpos);
@@ -693,6 +743,88 @@ static ed_code_t p_add(lex_t *l, node_t **out) {
   return rc;
 }
 
+/* A parsed, unbound copy of n (IN repeats its left operand); NULL on out of
+ * memory. */
+static node_t *node_clone(const node_t *n) {
+  node_t *c = mk(n->op, n->pos);
+  if (!c)
+    return NULL;
+  c->sub = n->sub, c->has_else = n->has_else, c->null_lit = n->null_lit;
+  c->lit_kind = n->lit_kind, c->li = n->li, c->ld = n->ld, c->lsn = n->lsn;
+  bool ok = (!n->name || (c->name = strdup(n->name))) && (!n->ls || (c->ls = malloc(n->lsn + 1))) &&
+            (!n->cast_to || (c->cast_to = sm_type_clone(n->cast_to)));
+  if (ok && n->ls) {
+    memcpy(c->ls, n->ls, n->lsn);
+    c->ls[n->lsn] = '\0';
+  }
+  if (ok && n->nkids && !(c->kids = calloc(n->nkids, sizeof *c->kids)))
+    ok = false;
+  for (size_t i = 0; ok && i < n->nkids; i++) {
+    c->kids[i] = node_clone(n->kids[i]);
+    c->nkids = i + 1;
+    ok = c->kids[i] != NULL;
+  }
+  if (!ok) {
+    node_free(c);
+    return NULL;
+  }
+  return c;
+}
+
+/* At IN or NOT IN after the left operand *out: x IN (a, b) is parsed as
+ * (x = a) OR (x = b), which gives SQL's NULLs (x IN (a, NULL) is NULL when x
+ * is not a), and NOT IN as NOT of that. */
+static ed_code_t p_in(lex_t *l, node_t **out, bool neg) {
+  size_t pos = l->tpos;
+  ed_code_t rc = lex_next(l);
+  if (!rc && neg)
+    rc = lex_next(l);
+  if (!rc && !is_op(l, "("))
+    return perr(l, l->tpos, "expected '(' after IN");
+  node_t *lhs = *out, *acc = NULL;
+  *out = NULL;
+  do {
+    node_t *item = NULL;
+    if (rc || (rc = lex_next(l)) || (rc = p_expr(l, &item))) {
+      node_free(item);
+      break;
+    }
+    node_t *x = node_clone(lhs);
+    if (!x) {
+      node_free(item);
+      rc = ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
+      break;
+    }
+    if ((rc = binary(l, &x, N_CMP, C_EQ, pos, item))) {
+      node_free(x);
+      break;
+    }
+    if (!acc)
+      acc = x;
+    else if ((rc = binary(l, &acc, N_OR, 0, pos, x)))
+      break;
+  } while (is_op(l, ","));
+  node_free(lhs);
+  if (!rc)
+    rc = expect_op(l, ")");
+  if (!rc && neg) {
+    node_t *n = mk(N_NOT, pos);
+    if (!n || (rc = add_kid(l, n, acc))) {
+      acc = NULL;
+      node_free(n);
+      rc = rc ? rc : ed_err_set(l->err, ED_E_NOMEM, "expr: out of memory");
+    } else {
+      acc = n;
+    }
+  }
+  if (rc) {
+    node_free(acc);
+    return rc;
+  }
+  *out = acc;
+  return ED_OK;
+}
+
 static ed_code_t p_cmp(lex_t *l, node_t **out) {
   ed_code_t rc = p_add(l, out);
   if (rc)
@@ -706,6 +838,10 @@ static ed_code_t p_cmp(lex_t *l, node_t **out) {
     if (is_op(l, cmps[i].op)) {
       return infix(l, out, N_CMP, cmps[i].sub, p_add);
     }
+  lex_t peek = *l;
+  bool not_in = is_kw(l, "NOT") && lex_next(&peek) == ED_OK && is_kw(&peek, "IN");
+  if (not_in || is_kw(l, "IN"))
+    return p_in(l, out, not_in);
   if (is_kw(l, "IS")) {
     size_t pos = l->tpos;
     if ((rc = lex_next(l)))
@@ -780,7 +916,6 @@ void sm_expr_free(sm_expr_t *e) {
   free(e);
 }
 
-const char *sm_expr_text(const sm_expr_t *e) { return e->text; }
 const sm_type_t *sm_expr_type(const sm_expr_t *e) { return e->root ? e->root->type : NULL; }
 
 /* ---- binding ---- */

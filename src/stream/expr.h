@@ -10,7 +10,8 @@
  * Grammar (keywords and function names case-insensitive):
  *   expr    := or ; or := and (OR and)* ; and := not (AND not)*
  *   not     := NOT not | cmp
- *   cmp     := add [(= | == | != | <> | < | <= | > | >=) add | IS [NOT] NULL]
+ *   cmp     := add [(= | == | != | <> | < | <= | > | >=) add | IS [NOT] NULL
+ *                   | [NOT] IN ( expr, ... )]
  *   add     := mul ((+ | -) mul)* ; mul := unary ((* | / | %) unary)*
  *   unary   := - unary | primary
  *   primary := literal | column | ( expr ) | CAST(expr AS type)
@@ -50,8 +51,6 @@ ed_code_t sm_expr_compile(const char *text, const sm_type_t *schema, sm_expr_t *
                           ed_err_t *err);
 /* The result type after bind (borrowed; valid until sm_expr_free). */
 const sm_type_t *sm_expr_type(const sm_expr_t *e);
-/* The text it was parsed from (borrowed). */
-const char *sm_expr_text(const sm_expr_t *e);
 
 /* Evaluates over every row of b (whose schema is the bound one) into out:
  * out must have been sm_col_init'ed with sm_expr_type(e) (or a type equal to

@@ -2,6 +2,7 @@
 # Schemas, column batches, JSON decoding, expressions (this file); the ring,
 # windows, aggregates and dedup append their sources in window.mk.
 noinst_LIBRARIES += src/stream/libstream.a
+EXTRA_DIST += src/stream/README
 src_stream_libstream_a_CPPFLAGS = $(AM_CPPFLAGS) $(JSONC_CFLAGS) $(SIMDJSON_CFLAGS)
 src_stream_libstream_a_SOURCES = \
 	src/stream/batch.c src/stream/batch.h \

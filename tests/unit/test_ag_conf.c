@@ -131,6 +131,46 @@ static void test_reports_every_problem_with_its_line(void) {
   ag_conf_free(&c);
 }
 
+/* constraint_violation: fail or dead-letter, the latter only for delta sinks
+ * of rows and with a [dead_letter] table. */
+static void test_constraint_violation_policy(void) {
+  static const struct {
+    const char *sink;
+    bool dead_letter_section;
+    const char *problem; /* NULL: valid */
+  } cases[] = {
+      {"path = /t\nconstraint_violation = dead-letter\n", true, NULL},
+      {"path = /t\n", false, NULL},
+      {"path = /t\nconstraint_violation = skip\n", true, "expected fail or dead-letter"},
+      {"path = /t\nconstraint_violation = dead-letter\n", false, "needs a [dead_letter] path"},
+      {"path = /t\nconstraint_violation = dead-letter\nwindow = ts, 5 minutes\n"
+       "aggregate = count(*) AS n\nwatermark = ts, 1 minute\n",
+       true, "is for delta sinks of rows"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char text[1024];
+    snprintf(text, sizeof text,
+             "[source]\nhub = h\n[schema]\ncolumns = a INT, ts TIMESTAMP\n"
+             "bad_event_mode = permissive\n[sink raw]\n%s%s",
+             cases[i].sink, cases[i].dead_letter_section ? "[dead_letter]\npath = /d\n" : "");
+    ag_conf_t c;
+    char *problems = NULL;
+    ed_err_t e = {0};
+    ed_code_t rc = ag_conf_parse("v.conf", text, &c, &problems, &e);
+    CU_ASSERT_EQUAL(rc, cases[i].problem ? ED_E_CONFIG : ED_OK);
+    if (cases[i].problem) {
+      CU_ASSERT_PTR_NOT_NULL(problems && strstr(problems, cases[i].problem));
+    } else if (rc) {
+      fprintf(stderr, "case %zu: %s", i, problems ? problems : e.msg);
+    }
+    if (!rc) {
+      CU_ASSERT_EQUAL(c.sinks[0].violation_dead_letter, strstr(cases[i].sink, "dead") != NULL);
+    }
+    free(problems);
+    ag_conf_free(&c);
+  }
+}
+
 /* Every key of every section table is documented in man/ehdelta.conf.5 and
  * the page documents no key the tables lack: the tables are the truth. */
 static void test_man_page_matches_tables(void) {
@@ -252,6 +292,7 @@ static void test_fixed_value_keys(void) {
 static const cu_case_t cases[] = {
     CU_CASE(test_parses_the_tutorial),
     CU_CASE(test_reports_every_problem_with_its_line),
+    CU_CASE(test_constraint_violation_policy),
     CU_CASE(test_man_page_matches_tables),
     CU_CASE(test_fixed_value_keys),
     CU_END,

@@ -8,6 +8,7 @@
 #include "common/time.h"
 #include "delta/actions.h"
 #include "delta/datafile.h"
+#include "delta/features.h"
 #include "delta/maint.h"
 #include "delta/path.h"
 #include "delta/stats.h"
@@ -513,7 +514,188 @@ static void test_data_schema_drops_partition_columns(void) {
   pq_schema_free(data);
 }
 
+/* Every writer version and feature: honoured or refused per operation, and
+ * a refusal names the feature. */
+static void test_writer_features_per_operation(void) {
+  static const struct {
+    const char *protocol, *config, *schema;
+    ed_code_t append, optimize, vacuum;
+    const char *named;
+  } cases[] = {
+      {"1,2", "", NULL, ED_OK, ED_OK, ED_OK, NULL},
+      {"1,3", "\"delta.constraints.pos\":\"id > 0\"", NULL, ED_OK, ED_OK, ED_OK, NULL},
+      {"1,4", "", NULL, ED_OK, ED_OK, ED_OK, NULL},
+      {"2,5", "\"delta.columnMapping.mode\":\"name\"", NULL, ED_OK, ED_OK, ED_OK, NULL},
+      {"2,5", "\"delta.columnMapping.mode\":\"id\"", NULL, ED_E_UNSUPPORTED, ED_E_UNSUPPORTED,
+       ED_OK, "mode id"},
+      {"1,6", "", NULL, ED_OK, ED_OK, ED_OK, NULL},
+      {"1,6", "",
+       "{\"type\":\"struct\",\"fields\":[{\"name\":\"id\",\"type\":\"long\",\"nullable\":false,"
+       "\"metadata\":{\"delta.identity.start\":1,\"delta.identity.step\":1}}]}",
+       ED_OK, ED_OK, ED_OK, NULL}, /* the sink generates identity values */
+      {"1,8", "", NULL, ED_E_UNSUPPORTED, ED_E_UNSUPPORTED, ED_E_UNSUPPORTED, "minWriterVersion"},
+      {"1,7,[\"appendOnly\",\"invariants\",\"checkConstraints\",\"generatedColumns\","
+       "\"changeDataFeed\",\"timestampNtz\",\"vacuumProtocolCheck\",\"allowColumnDefaults\"]",
+       "", NULL, ED_OK, ED_OK, ED_OK, NULL},
+      {"1,7,[\"rowTracking\"]", "", NULL, ED_E_UNSUPPORTED, ED_E_UNSUPPORTED, ED_OK, "rowTracking"},
+      {"1,7,[\"domainMetadata\"]", "", NULL, ED_E_UNSUPPORTED, ED_E_UNSUPPORTED, ED_OK,
+       "domainMetadata"},
+      {"1,7,[\"deletionVectors\"]", "", NULL, ED_E_UNSUPPORTED, ED_E_UNSUPPORTED, ED_E_UNSUPPORTED,
+       "deletionVectors"},
+      {"1,7,[\"v2Checkpoint\"]", "", NULL, ED_E_UNSUPPORTED, ED_E_UNSUPPORTED, ED_E_UNSUPPORTED,
+       "v2Checkpoint"},
+      {"1,7,[\"inCommitTimestamp\"]", "", NULL, ED_OK, ED_OK, ED_OK, NULL},
+      {"1,7,[\"inCommitTimestamp\"]", "\"delta.enableInCommitTimestamps\":\"true\"", NULL,
+       ED_E_UNSUPPORTED, ED_E_UNSUPPORTED, ED_OK, "inCommitTimestamp"},
+      {"1,7,[\"someFutureThing\"]", "", NULL, ED_E_UNSUPPORTED, ED_E_UNSUPPORTED, ED_E_UNSUPPORTED,
+       "someFutureThing"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char dir[300];
+    st_store_t *s = fresh(dir, sizeof dir);
+    int r = 1, w = 2;
+    sscanf(cases[i].protocol, "%d,%d", &r, &w);
+    const char *feats = strchr(cases[i].protocol, '[');
+    ed_buf_t v0 = ED_BUF_INIT, sj = ED_BUF_INIT;
+    ed_buf_json_str(&sj, cases[i].schema ? cases[i].schema : SCHEMA,
+                    strlen(cases[i].schema ? cases[i].schema : SCHEMA));
+    ed_buf_printf(&v0, "{\"protocol\":{\"minReaderVersion\":%d,\"minWriterVersion\":%d%s%s}}\n", r,
+                  w, feats ? ",\"writerFeatures\":" : "", feats ? feats : "");
+    ed_buf_printf(
+        &v0,
+        "{\"metaData\":{\"id\":\"x\",\"format\":{\"provider\":\"parquet\",\"options\":{}},"
+        "\"schemaString\":%s,\"partitionColumns\":[],\"configuration\":{%s}}}\n",
+        sj.data, cases[i].config);
+    CU_ASSERT_EQUAL(
+        st_put_if_absent(s, "_delta_log/00000000000000000000.json", v0.data, v0.len, NULL), ED_OK);
+    dl_table_t *t = NULL;
+    ed_err_t e = {0};
+    CU_ASSERT_EQUAL_FATAL(dl_table_open(s, &t, &e), ED_OK);
+    const ed_code_t want[3] = {cases[i].append, cases[i].optimize, cases[i].vacuum};
+    for (int op = 0; op < 3; op++) {
+      memset(&e, 0, sizeof e);
+      ed_code_t rc = dl_feat_check(t, (dl_op_t)op, &e);
+      if (rc != want[op])
+        fprintf(stderr, "case %zu op %d: got %d (%s)\n", i, op, rc, e.msg);
+      CU_ASSERT_EQUAL(rc, want[op]);
+      if (rc)
+        CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, cases[i].named));
+    }
+    /* a refused append commits nothing */
+    if (cases[i].append) {
+      dl_add_t a = fake_add("x.parquet");
+      dl_commit_t c = {.adds = &a, .nadds = 1};
+      CU_ASSERT_EQUAL(dl_table_commit(t, &c, NULL, &e), ED_E_UNSUPPORTED);
+      CU_ASSERT_EQUAL(dl_table_version(t), 0);
+    }
+    dl_table_free(t);
+    st_free(s);
+    ed_buf_fini(&v0);
+    ed_buf_fini(&sj);
+  }
+}
+
+static void test_rules_come_from_constraints_invariants_and_generation(void) {
+  char dir[300];
+  st_store_t *s = fresh(dir, sizeof dir);
+  const char *schema =
+      "{\"type\":\"struct\",\"fields\":[{\"name\":\"amount\",\"type\":\"double\",\"nullable\":true,"
+      "\"metadata\":{\"delta.invariants\":\"{\\\"expression\\\":{\\\"expression\\\":\\\"amount < "
+      "1000\\\"}}\"}},{\"name\":\"d\",\"type\":\"date\",\"nullable\":true,\"metadata\":{"
+      "\"delta.generationExpression\":\"CAST(ts AS DATE)\"}},{\"name\":\"ts\",\"type\":"
+      "\"timestamp\",\"nullable\":true,\"metadata\":{}}]}";
+  ed_buf_t v0 = ED_BUF_INIT, sj = ED_BUF_INIT;
+  ed_buf_json_str(&sj, schema, strlen(schema));
+  ed_buf_printf(&v0,
+                "{\"protocol\":{\"minReaderVersion\":1,\"minWriterVersion\":4}}\n"
+                "{\"metaData\":{\"id\":\"x\",\"format\":{\"provider\":\"parquet\",\"options\":{}},"
+                "\"schemaString\":%s,\"partitionColumns\":[],\"configuration\":{"
+                "\"delta.constraints.amount_positive\":\"amount > 0\"}}}\n",
+                sj.data);
+  CU_ASSERT_EQUAL(
+      st_put_if_absent(s, "_delta_log/00000000000000000000.json", v0.data, v0.len, NULL), ED_OK);
+  dl_table_t *t = NULL;
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL_FATAL(dl_table_open(s, &t, &e), ED_OK);
+  dl_rules_t r;
+  CU_ASSERT_EQUAL_FATAL(dl_feat_rules(t, &r, &e), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(r.n, 3);
+  CU_ASSERT_EQUAL(r.v[0].kind, DL_RULE_CHECK);
+  CU_ASSERT_STRING_EQUAL(r.v[0].name, "amount_positive");
+  CU_ASSERT_STRING_EQUAL(r.v[0].expr, "amount > 0");
+  CU_ASSERT_EQUAL(r.v[1].kind, DL_RULE_INVARIANT);
+  CU_ASSERT_STRING_EQUAL(r.v[1].expr, "amount < 1000");
+  CU_ASSERT_EQUAL(r.v[2].kind, DL_RULE_GENERATED);
+  CU_ASSERT_STRING_EQUAL(r.v[2].name, "`d`");
+  CU_ASSERT_STRING_EQUAL(r.v[2].source, "CAST(ts AS DATE)");
+  dl_rules_fini(&r);
+  dl_table_free(t);
+  st_free(s);
+  ed_buf_fini(&v0);
+  ed_buf_fini(&sj);
+}
+
+/* A checkpoint keeps the protocol's feature lists: without them a (3,7)
+ * table is unreadable to Spark ("Mismatched minReaderVersion and
+ * readerFeatures"), and a (1,2) table has them null. */
+static void test_checkpoint_keeps_table_features(void) {
+  char dir[300];
+  st_store_t *s = fresh(dir, sizeof dir);
+  ed_buf_t v0 = ED_BUF_INIT, sj = ED_BUF_INIT;
+  ed_buf_json_str(&sj, SCHEMA, strlen(SCHEMA));
+  ed_buf_printf(&v0,
+                "{\"protocol\":{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":"
+                "[\"timestampNtz\"],\"writerFeatures\":[\"timestampNtz\",\"appendOnly\"]}}\n"
+                "{\"metaData\":{\"id\":\"x\",\"format\":{\"provider\":\"parquet\",\"options\":{}},"
+                "\"schemaString\":%s,\"partitionColumns\":[],\"configuration\":{}}}\n",
+                sj.data);
+  CU_ASSERT_EQUAL(
+      st_put_if_absent(s, "_delta_log/00000000000000000000.json", v0.data, v0.len, NULL), ED_OK);
+  dl_table_t *t = NULL;
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL_FATAL(dl_table_open(s, &t, &e), ED_OK);
+  dl_add_t a = fake_add("a.parquet");
+  dl_commit_t c = {.adds = &a, .nadds = 1, .no_checkpoint = true};
+  CU_ASSERT_EQUAL_FATAL(dl_table_commit(t, &c, NULL, &e), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(dl_table_checkpoint(t, &e), ED_OK);
+  dl_table_free(t);
+  /* only the checkpoint left to read the protocol from */
+  CU_ASSERT_EQUAL(st_delete(s, "_delta_log/00000000000000000000.json", &e), ED_OK);
+  CU_ASSERT_EQUAL(st_delete(s, "_delta_log/00000000000000000001.json", &e), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(dl_table_open(s, &t, &e), ED_OK);
+  CU_ASSERT_EQUAL(dl_table_checkpoint_version(t), 1);
+  const dl_protocol_t *p = dl_table_protocol(t);
+  CU_ASSERT_EQUAL(p->min_reader, 3);
+  CU_ASSERT_EQUAL(p->min_writer, 7);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p->reader_features);
+  CU_ASSERT_STRING_EQUAL(p->reader_features[0], "timestampNtz");
+  CU_ASSERT_PTR_NULL(p->reader_features[1]);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p->writer_features);
+  CU_ASSERT_STRING_EQUAL(p->writer_features[1], "appendOnly");
+  CU_ASSERT_PTR_NULL(p->writer_features[2]);
+  dl_table_free(t);
+  st_free(s);
+  /* (1,2): no lists */
+  s = fresh(dir, sizeof dir);
+  t = create(s);
+  CU_ASSERT_EQUAL_FATAL(dl_table_commit(t, &c, NULL, &e), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(dl_table_checkpoint(t, &e), ED_OK);
+  dl_table_free(t);
+  CU_ASSERT_EQUAL(st_delete(s, "_delta_log/00000000000000000000.json", &e), ED_OK);
+  CU_ASSERT_EQUAL(st_delete(s, "_delta_log/00000000000000000001.json", &e), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(dl_table_open(s, &t, &e), ED_OK);
+  CU_ASSERT_PTR_NULL(dl_table_protocol(t)->reader_features);
+  CU_ASSERT_PTR_NULL(dl_table_protocol(t)->writer_features);
+  dl_table_free(t);
+  st_free(s);
+  ed_buf_fini(&v0);
+  ed_buf_fini(&sj);
+}
+
 static const cu_case_t cases[] = {
+    CU_CASE(test_checkpoint_keeps_table_features),
+    CU_CASE(test_writer_features_per_operation),
+    CU_CASE(test_rules_come_from_constraints_invariants_and_generation),
     CU_CASE(test_partition_values_serialise_as_delta_says),
     CU_CASE(test_data_schema_drops_partition_columns),
     CU_CASE(test_partition_paths_escape_like_spark),

@@ -109,6 +109,10 @@ static void test_eval_table(void) {
       {"NOT (qty = 0)", "BOOLEAN", "true;false;NULL"},
       {"name IS NULL", "BOOLEAN", "false;false;true"},
       {"name IS NOT NULL", "BOOLEAN", "true;true;false"},
+      {"qty IN (3, 4)", "BOOLEAN", "true;false;NULL"},
+      {"qty NOT IN (3, 4)", "BOOLEAN", "false;true;NULL"},
+      {"name IN ('Books', NULL)", "BOOLEAN", "true;NULL;NULL"}, /* SQL: not found + NULL */
+      {"amount > 1 AND qty in (0)", "BOOLEAN", "false;true;NULL"},
       {"CAST(amount AS INT)", "INT", "12;7;NULL"},
       {"CAST(amount AS STRING)", "STRING", "12.5;7.0;NULL"},
       {"CAST(1e10 AS STRING)", "STRING", "1.0E10;1.0E10;1.0E10"},
@@ -205,6 +209,8 @@ static void test_errors_point_at_the_character(void) {
   } cases[] = {
       {"coalesce(amount, 1", "expr: at 19: expected ')'"},
       {"amount +", "expr: at 9: expected a value, got the end"},
+      {"qty IN 3", "expr: at 8: expected '(' after IN"},
+      {"qty IN (1, 2", "expr: at 13: expected ')'"},
       {"amout * 2", "expr: at 1: no column 'amout'"},
       {"name + qty * 'x' AND", "expr: at 21: expected a value"},
       {"name AND qty", "expr: at 1: AND expects BOOLEAN, got STRING"},
