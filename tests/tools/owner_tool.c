@@ -9,7 +9,7 @@
  *   own PID WALL_MS KIND      (a claim sent no earlier than WALL_MS succeeded;
  *                              KIND: steal or free)
  *   drop PID WALL_MS          (stopped: lost, unproven or released)
- *   tick owned=N claims=C steals=S losses=L
+ *   tick WALL_MS owned=N claims=C steals=S losses=L   (a round that began at WALL_MS)
  * Storage credentials come from the environment (store.h's AUTO order). */
 #include <signal.h>
 #include <stdio.h>
@@ -67,8 +67,8 @@ static int agent(ag_own_t *o, int np, ed_err_t *err) {
     }
     ag_own_stats_t st;
     ag_own_stats(o, &st);
-    printf("tick owned=%zu claims=%llu steals=%llu losses=%llu\n", st.owned,
-           (unsigned long long)st.claims, (unsigned long long)st.steals,
+    printf("tick %lld owned=%zu claims=%llu steals=%llu losses=%llu\n", (long long)wall_before,
+           st.owned, (unsigned long long)st.claims, (unsigned long long)st.steals,
            (unsigned long long)st.losses);
     fflush(stdout);
     int64_t until = ed_time_mono_us() + ag_own_renew_us(o);
