@@ -56,6 +56,6 @@ EXTRA_DIST += tests/interop/test_status_page.py tests/interop/status_page.mjs
 check_PROGRAMS += tests/tools/owner_tool
 tests_tools_owner_tool_CFLAGS = $(AM_CFLAGS)
 tests_tools_owner_tool_SOURCES = tests/tools/owner_tool.c
-tests_tools_owner_tool_LDADD = src/agent/libagent.a $(STORE_LIBS) $(COMMON_LIBS) $(JSONC_LIBS) $(CURL_LIBS) $(OPENSSL_LIBS)
+tests_tools_owner_tool_LDADD = src/agent/libagent.a $(STORE_LIBS) $(COMMON_LIBS) $(JSONC_LIBS) $(CURL_LIBS) $(OPENSSL_LIBS) -lpthread
 TESTS += tests/interop/test_owner.py
 EXTRA_DIST += tests/interop/test_owner.py

@@ -3,6 +3,7 @@
  * (balancing, release by empty owner) and azure-eventhub-checkpointstoreblob's
  * _blobstoragecs.py (blob names, metadata keys, If-Match / If-None-Match). */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,9 @@ typedef struct {
 } part_t;
 
 struct ag_own {
+  /* guards parts/np/st: the proof is asked from other threads while a round
+   * waits on storage, which it does without the lock */
+  pthread_mutex_t mu;
   st_store_t *store;
   char *prefix; /* "<ns>/<hub>/<group>/", lower-cased */
   char id[128];
@@ -72,6 +76,7 @@ ed_code_t ag_own_new(st_store_t *store, const ag_own_opts_t *opts, ag_own_t **ou
     st_free(store);
     return ED_E_NOMEM;
   }
+  pthread_mutex_init(&o->mu, NULL);
   o->store = store;
   o->expiry_us = opts->expiry_us > 0 ? opts->expiry_us : 60 * ED_US_PER_SEC;
   o->renew_us = opts->renew_us > 0 ? opts->renew_us : o->expiry_us / 6;
@@ -104,6 +109,7 @@ void ag_own_free(ag_own_t *o) {
   st_free(o->store);
   free(o->prefix);
   free(o->parts);
+  pthread_mutex_destroy(&o->mu);
   free(o);
 }
 
@@ -248,30 +254,40 @@ static void lose(ag_own_t *o, size_t i, const char *pid, const char *why) {
   ED_LOG_WARN("ownership_lost", "partition=%s owner=%s reason=\"%s\"", pid, o->id, why);
 }
 
+/* @locality: the one thread that runs rounds (it owns the store). Holds mu
+ * only between storage requests. */
 ed_code_t ag_own_tick(ag_own_t *o, const char *const *pids, size_t np, ed_err_t *err) {
+  pthread_mutex_lock(&o->mu);
   if (o->np != np) {
     part_t *p = realloc(o->parts, (np ? np : 1) * sizeof *p);
-    if (!p)
+    if (!p) {
+      pthread_mutex_unlock(&o->mu);
       return ED_E_NOMEM;
+    }
     for (size_t i = o->np; i < np; i++)
       memset(&p[i], 0, sizeof p[i]);
     o->parts = p;
     o->np = np;
   }
+  pthread_mutex_unlock(&o->mu);
   ag_own_rec_t *recs = NULL;
   size_t nrec = 0;
   ed_code_t rc = ag_own_list(o, &recs, &nrec, err);
   if (rc) {
+    pthread_mutex_lock(&o->mu);
     o->st.errors++;
+    pthread_mutex_unlock(&o->mu);
     return rc;
   }
   int64_t now_ms = ed_time_now_us() / 1000, expiry_ms = o->expiry_us / 1000;
   /* a partition the records give to someone else is no longer ours */
+  pthread_mutex_lock(&o->mu);
   for (size_t i = 0; i < np; i++) {
     const ag_own_rec_t *r = find_rec(recs, nrec, pids[i]);
     if (o->parts[i].owned && (!r || strcmp(r->owner, o->id)))
       lose(o, i, pids[i], r && r->owner[0] ? "claimed by another owner" : "record released");
   }
+  pthread_mutex_unlock(&o->mu);
   size_t *claim = calloc(np ? np : 1, sizeof *claim);
   if (!claim) {
     free(recs);
@@ -281,21 +297,22 @@ ed_code_t ag_own_tick(ag_own_t *o, const char *const *pids, size_t np, ed_err_t 
   for (size_t c = 0; c < nc; c++) {
     size_t i = claim[c];
     const ag_own_rec_t *r = find_rec(recs, nrec, pids[i]);
-    bool renew = r && !strcmp(r->owner, o->id) && o->parts[i].owned;
     bool steal = rec_live(r, now_ms, expiry_ms) && strcmp(r->owner, o->id);
     char etag[96] = "";
     ed_err_t e = {0};
     int64_t sent = ed_time_mono_us();
     ed_code_t prc = put_owner(o, pids[i], o->id, r ? r->etag : NULL, etag, &e);
+    pthread_mutex_lock(&o->mu);
+    part_t *p = &o->parts[i];
     if (prc == ED_OK) {
-      part_t *p = &o->parts[i];
       snprintf(p->etag, sizeof p->etag, "%s", etag);
       p->sent_mono_us = sent;
-      if (renew) {
+      if (r && !strcmp(r->owner, o->id) && p->owned) {
         o->st.renewals++;
       } else {
+        /* a pending expired_flag stays: the caller stops first, then sees
+         * the new claim (one stop per lost proof, never a silent gap) */
         p->owned = true;
-        p->expired_flag = false;
         p->stolen = steal;
         o->st.claims++;
         if (steal)
@@ -313,20 +330,30 @@ ed_code_t ag_own_tick(ag_own_t *o, const char *const *pids, size_t np, ed_err_t 
       ED_LOG_WARN("ownership_renew_failed", "partition=%s owner=%s error=\"%s\"", pids[i], o->id,
                   e.msg);
     }
+    pthread_mutex_unlock(&o->mu);
   }
   free(claim);
   free(recs);
   return ED_OK;
 }
 
-bool ag_own_owns(const ag_own_t *o, size_t i) {
+static bool owns_locked(const ag_own_t *o, size_t i) {
   if (i >= o->np || !o->parts[i].owned)
     return false;
   return ed_time_mono_us() - o->parts[i].sent_mono_us < o->expiry_us - o->margin_us;
 }
 
+bool ag_own_owns(const ag_own_t *o, size_t i) {
+  ag_own_t *m = (ag_own_t *)o; /* the lock, not the state, changes */
+  pthread_mutex_lock(&m->mu);
+  bool v = owns_locked(o, i);
+  pthread_mutex_unlock(&m->mu);
+  return v;
+}
+
 size_t ag_own_expired(ag_own_t *o, size_t *out) {
   size_t n = 0;
+  pthread_mutex_lock(&o->mu);
   int64_t now = ed_time_mono_us();
   for (size_t i = 0; i < o->np; i++) {
     part_t *p = &o->parts[i];
@@ -345,6 +372,7 @@ size_t ag_own_expired(ag_own_t *o, size_t *out) {
       out[n++] = i;
     }
   }
+  pthread_mutex_unlock(&o->mu);
   return n;
 }
 
@@ -358,7 +386,9 @@ ed_code_t ag_own_release_all(ag_own_t *o, ed_err_t *err) {
     ed_err_t e = {0};
     ed_code_t prc = put_owner(o, recs[k].pid, "", recs[k].etag, NULL, &e);
     if (prc == ED_OK) {
+      pthread_mutex_lock(&o->mu);
       o->st.releases++;
+      pthread_mutex_unlock(&o->mu);
       ED_LOG_INFO("ownership_released", "partition=%s owner=%s", recs[k].pid, o->id);
     } else if (prc != ED_E_CONFLICT) {
       rc = prc;
@@ -366,19 +396,30 @@ ed_code_t ag_own_release_all(ag_own_t *o, ed_err_t *err) {
         *err = e;
     }
   }
+  pthread_mutex_lock(&o->mu);
   for (size_t i = 0; i < o->np; i++)
     o->parts[i].owned = false;
+  pthread_mutex_unlock(&o->mu);
   free(recs);
   return rc;
 }
 
-bool ag_own_stolen(const ag_own_t *o, size_t i) { return i < o->np && o->parts[i].stolen; }
+bool ag_own_stolen(const ag_own_t *o, size_t i) {
+  ag_own_t *m = (ag_own_t *)o;
+  pthread_mutex_lock(&m->mu);
+  bool v = i < o->np && o->parts[i].stolen;
+  pthread_mutex_unlock(&m->mu);
+  return v;
+}
 
 void ag_own_stats(const ag_own_t *o, ag_own_stats_t *out) {
+  ag_own_t *m = (ag_own_t *)o;
+  pthread_mutex_lock(&m->mu);
   *out = o->st;
   out->owned = 0;
   for (size_t i = 0; i < o->np; i++)
-    out->owned += ag_own_owns(o, i);
+    out->owned += owns_locked(o, i);
+  pthread_mutex_unlock(&m->mu);
 }
 
 ed_code_t ag_own_checkpoint(ag_own_t *o, const char *pid, int64_t offset, int64_t seq,

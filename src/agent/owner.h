@@ -9,7 +9,11 @@
  * successful claim was sent less than expiry minus a safety margin ago.
  * It lives in agent/ (not store/) because it knows Event Hubs concepts; it
  * reaches storage only through store.h. Never opens receivers, never prints:
- * the run loop asks it which partitions to read. Not thread-safe (one store). */
+ * the run loop asks it which partitions to read.
+ * Threads: one thread runs rounds (ag_own_tick, ag_own_release_all, the list
+ * and checkpoint calls: they share one store); any thread may ask for the
+ * proof (ag_own_owns, ag_own_expired, ag_own_stolen, ag_own_stats) meanwhile,
+ * including while a round waits on an unreachable store. */
 #ifndef ED_AGENT_OWNER_H
 #define ED_AGENT_OWNER_H
 

@@ -348,3 +348,45 @@ def test_sdk_processor_and_agents_share_a_group(az, tmp_path):
                 # a steal from one of ours: it lets go on its next round
                 victims = {x.name: x for x in agents}
                 assert victim_rounds(victims[n0], s1, e0) <= 2, (p, n0, n1, s0, e0, s1)
+
+
+def test_unreachable_store_stops_reading_before_anyone_may_claim(tmp_path):
+    """Storage hangs (Azurite stopped with SIGSTOP: connections accepted, never
+    answered) while an agent holds 4 partitions: its rounds wait on storage,
+    but the proof checked beside them runs out and it stops reading every
+    partition before the records could expire for anyone else, and says so."""
+    if not azurite_bin():
+        pytest.skip("azurite not installed (.tools/node)")
+    az = Azurite()
+    agent = None
+    try:
+        az.create_container("hang")
+        agent = Agent.__new__(Agent)
+        agent.name, agent.lines, agent.owned, agent.dead_at, agent.ticks = "H", [], set(), None, []
+        agent.proc = subprocess.Popen([TOOL, az.url("hang"), NS, HUB, GROUP, "H", "agent", "4",
+                                       "3000", "400", "1500"], env=ENV, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True)
+        agent.t = threading.Thread(target=agent._read, daemon=True)
+        agent.t.start()
+        wait_until(lambda: len(agent.owned) == 4, timeout=30, what="4 partitions owned")
+        n_before = len(agent.ticks)
+        wait_until(lambda: len(agent.ticks) > n_before, timeout=30, what="one more round")
+        os.killpg(az.proc.pid, signal.SIGSTOP)
+        # the last round that completed before the stop renewed every claim no
+        # earlier than it began; nobody may claim before that + the expiry
+        last_round = agent.ticks[-1]
+        wait_until(lambda: not agent.owned, timeout=30, what="every partition dropped")
+        drops = [int(f[2]) for f in agent.lines if f[0] == "drop"]
+        assert len(drops) == 4
+        assert max(drops) < last_round + 3000, (last_round, drops)
+    finally:
+        if az.proc.poll() is None:
+            os.killpg(az.proc.pid, signal.SIGCONT)
+        if agent is not None:
+            agent.proc.send_signal(signal.SIGTERM)
+            agent.proc.wait(timeout=120)  # its round finishes once storage answers again
+            agent.t.join(5)
+            err = agent.proc.stderr.read()
+        az.stop()
+    assert err.count("ownership_unproven") == 4, err
+    assert "no successful renewal: stop reading before another owner may claim it" in err

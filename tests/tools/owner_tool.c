@@ -5,12 +5,14 @@
  *   owner_tool URL NS HUB GROUP OWNER checkpoint PID OFFSET SEQ
  *   owner_tool URL NS HUB GROUP OWNER agent NPART EXPIRY_MS RENEW_MS MARGIN_MS
  * OWNER "-" means a fresh id. "agent" balances partitions 0..NPART-1 until
- * SIGTERM (then releases them) and prints one line per change of its proof:
+ * SIGTERM (then releases them), rounds on one thread and the proof checked on
+ * another, and prints one line per change of its proof:
  *   own PID WALL_MS KIND      (a claim sent no earlier than WALL_MS succeeded;
  *                              KIND: steal or free)
  *   drop PID WALL_MS          (stopped: lost, unproven or released)
  *   tick WALL_MS owned=N claims=C steals=S losses=L   (a round that began at WALL_MS)
  * Storage credentials come from the environment (store.h's AUTO order). */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,71 +33,97 @@ static int fail(const ed_err_t *e) {
   return 1;
 }
 
+static void nap_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* The agent as the run loop will be: rounds on their own thread (they may
+ * wait on storage for long), the proof checked every 20 ms on the main one. */
+typedef struct {
+  ag_own_t *o;
+  char **pids;
+  int np;
+  bool *was;
+  pthread_mutex_t mu; /* was[] and stdout */
+} agent_t;
+
+static void *rounds(void *arg) {
+  agent_t *a = arg;
+  while (!g_stop) {
+    int64_t wall_before = ed_time_now_us() / 1000;
+    ed_err_t e = {0};
+    if (ag_own_tick(a->o, (const char *const *)a->pids, (size_t)a->np, &e))
+      fprintf(stderr, "owner_tool: round: %s\n", e.msg);
+    pthread_mutex_lock(&a->mu);
+    for (int i = 0; i < a->np; i++)
+      if (!a->was[i] && ag_own_owns(a->o, (size_t)i)) {
+        /* the claim was sent no earlier than this round began */
+        printf("own %d %lld %s\n", i, (long long)wall_before,
+               ag_own_stolen(a->o, (size_t)i) ? "steal" : "free");
+        a->was[i] = true;
+      }
+    ag_own_stats_t st;
+    ag_own_stats(a->o, &st);
+    printf("tick %lld owned=%zu claims=%llu steals=%llu losses=%llu\n", (long long)wall_before,
+           st.owned, (unsigned long long)st.claims, (unsigned long long)st.steals,
+           (unsigned long long)st.losses);
+    fflush(stdout);
+    pthread_mutex_unlock(&a->mu);
+    int64_t until = ed_time_mono_us() + ag_own_renew_us(a->o);
+    while (!g_stop && ed_time_mono_us() < until)
+      nap_ms(20);
+  }
+  return NULL;
+}
+
+static void report_drops(agent_t *a, size_t *gone) {
+  size_t ng = ag_own_expired(a->o, gone);
+  pthread_mutex_lock(&a->mu);
+  for (size_t k = 0; k < ng; k++)
+    if (a->was[gone[k]]) {
+      printf("drop %zu %lld\n", gone[k], (long long)(ed_time_now_us() / 1000));
+      a->was[gone[k]] = false;
+    }
+  fflush(stdout);
+  pthread_mutex_unlock(&a->mu);
+}
+
 static int agent(ag_own_t *o, int np, ed_err_t *err) {
-  char **pids = calloc((size_t)np, sizeof *pids);
-  bool *was = calloc((size_t)np, sizeof *was);
+  agent_t a = {.o = o, .np = np};
+  a.pids = calloc((size_t)np, sizeof *a.pids);
+  a.was = calloc((size_t)np, sizeof *a.was);
   size_t *gone = calloc((size_t)np, sizeof *gone);
+  pthread_mutex_init(&a.mu, NULL);
   for (int i = 0; i < np; i++) {
-    pids[i] = malloc(16);
-    snprintf(pids[i], 16, "%d", i);
+    a.pids[i] = malloc(16);
+    snprintf(a.pids[i], 16, "%d", i);
   }
   struct sigaction sa = {0};
   sa.sa_handler = on_term;
   sigaction(SIGTERM, &sa, NULL);
   printf("id %s\n", ag_own_id(o));
   fflush(stdout);
+  pthread_t t;
+  pthread_create(&t, NULL, rounds, &a);
   while (!g_stop) {
-    int64_t wall_before = ed_time_now_us() / 1000;
-    ed_err_t e = {0};
-    if (ag_own_tick(o, (const char *const *)pids, (size_t)np, &e))
-      fprintf(stderr, "owner_tool: tick: %s\n", e.msg);
-    size_t ng = ag_own_expired(o, gone);
-    for (size_t k = 0; k < ng; k++)
-      if (was[gone[k]]) {
-        printf("drop %zu %lld\n", gone[k], (long long)(ed_time_now_us() / 1000));
-        was[gone[k]] = false;
-      }
-    for (int i = 0; i < np; i++) {
-      bool now = ag_own_owns(o, (size_t)i);
-      /* the proof starts when the claim was sent: no later than this tick began */
-      if (now && !was[i])
-        printf("own %d %lld %s\n", i, (long long)wall_before,
-               ag_own_stolen(o, (size_t)i) ? "steal" : "free");
-      else if (!now && was[i])
-        printf("drop %d %lld\n", i, (long long)(ed_time_now_us() / 1000));
-      was[i] = now;
-    }
-    ag_own_stats_t st;
-    ag_own_stats(o, &st);
-    printf("tick %lld owned=%zu claims=%llu steals=%llu losses=%llu\n", (long long)wall_before,
-           st.owned, (unsigned long long)st.claims, (unsigned long long)st.steals,
-           (unsigned long long)st.losses);
-    fflush(stdout);
-    int64_t until = ed_time_mono_us() + ag_own_renew_us(o);
-    while (!g_stop && ed_time_mono_us() < until) {
-      struct timespec ts = {0, 20 * 1000 * 1000};
-      nanosleep(&ts, NULL);
-      /* the proof is checked between rounds too, as the run loop does */
-      ng = ag_own_expired(o, gone);
-      for (size_t k = 0; k < ng; k++)
-        if (was[gone[k]]) {
-          printf("drop %zu %lld\n", gone[k], (long long)(ed_time_now_us() / 1000));
-          was[gone[k]] = false;
-        }
-      fflush(stdout);
-    }
+    nap_ms(20);
+    report_drops(&a, gone);
   }
+  pthread_join(t, NULL);
+  report_drops(&a, gone);
   /* stop reading first, then give the records up */
   for (int i = 0; i < np; i++)
-    if (was[i])
+    if (a.was[i])
       printf("drop %d %lld\n", i, (long long)(ed_time_now_us() / 1000));
   fflush(stdout);
   ed_code_t rc = ag_own_release_all(o, err);
   for (int i = 0; i < np; i++)
-    free(pids[i]);
-  free(pids);
-  free(was);
+    free(a.pids[i]);
+  free(a.pids);
+  free(a.was);
   free(gone);
+  pthread_mutex_destroy(&a.mu);
   return rc ? fail(err) : 0;
 }
 
