@@ -66,10 +66,16 @@ ed_code_t ag_own_new(st_store_t *store, const ag_own_opts_t *opts, ag_own_t **ou
                       "checkpoint store: namespace, event hub and consumer group are all needed "
                       "to name the ownership blobs");
   }
-  if (opts->owner_id &&
-      (strlen(opts->owner_id) >= sizeof((ag_own_t *)0)->id || strpbrk(opts->owner_id, "\r\n"))) {
+  /* it travels as an x-ms-meta-ownerid header value: printable ASCII only */
+  bool printable = true;
+  for (const char *c = opts->owner_id; c && *c; c++)
+    printable &= *c >= 0x20 && *c <= 0x7e;
+  if (opts->owner_id && (strlen(opts->owner_id) >= sizeof((ag_own_t *)0)->id || !printable)) {
     st_free(store);
-    return ed_err_set(err, ED_E_CONFIG, "owner_id: expected one line of at most 127 characters");
+    return ed_err_set(err, ED_E_CONFIG,
+                      "owner_id '%s': expected at most 127 printable ASCII characters (it is "
+                      "stored as blob metadata)",
+                      printable ? opts->owner_id : "(not printable)");
   }
   ag_own_t *o = calloc(1, sizeof *o);
   if (!o) {

@@ -143,6 +143,22 @@ static void test_inconsistent_timings_are_refused(void) {
   rmdir(dir);
 }
 
+static void test_owner_ids_must_be_printable_ascii(void) {
+  const char *bad[] = {"caf\xc3\xa9", "two\nlines", "tab\there"};
+  for (size_t i = 0; i < 3; i++) {
+    st_store_t *s = NULL;
+    ed_err_t err = {0};
+    char dir[] = "/tmp/ed-owner-XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    CU_ASSERT_EQUAL_FATAL(st_open(dir, NULL, &s, &err), ED_OK);
+    ag_own_opts_t o = {"ns.example", "hub", "$Default", bad[i], 0, 0, 0};
+    ag_own_t *own = NULL;
+    CU_ASSERT_EQUAL(ag_own_new(s, &o, &own, &err), ED_E_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "printable ASCII"));
+    rmdir(dir);
+  }
+}
+
 static void test_local_store_is_refused_with_the_expected_form(void) {
   st_store_t *s = NULL;
   ed_err_t err = {0};
@@ -170,6 +186,7 @@ static const cu_case_t cases[] = {
     CU_CASE(test_owner_at_ceiling_claims_nothing_new),
     CU_CASE(test_rounds_converge_to_an_even_spread),
     CU_CASE(test_inconsistent_timings_are_refused),
+    CU_CASE(test_owner_ids_must_be_printable_ascii),
     CU_CASE(test_local_store_is_refused_with_the_expected_form),
     CU_END,
 };
