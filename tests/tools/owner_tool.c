@@ -14,6 +14,7 @@
  * Storage credentials come from the environment (store.h's AUTO order). */
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,8 @@
 #include "agent/owner.h"
 #include "common/time.h"
 
-static volatile sig_atomic_t g_stop;
+/* set by the signal handler, read by both threads */
+static atomic_int g_stop;
 static void on_term(int sig) {
   (void)sig;
   g_stop = 1;
