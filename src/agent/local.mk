@@ -4,7 +4,7 @@ src_agent_libagent_a_CPPFLAGS = $(AM_CPPFLAGS) $(JSONC_CFLAGS) $(PROTON_CFLAGS)
 src_agent_libagent_a_SOURCES = src/agent/conf.c src/agent/conf.h src/agent/sink.c src/agent/sink.h
 src_agent_libagent_a_SOURCES += src/agent/spark.c src/agent/spark.h
 src_agent_libagent_a_SOURCES += src/agent/metrics.c src/agent/metrics.h src/agent/run.c src/agent/run.h \
-	src/agent/console.c src/agent/console.h src/agent/page.h
+	src/agent/console.c src/agent/console.h src/agent/page.h src/agent/owner.c src/agent/owner.h
 # The status page, compiled in: its bytes become a C array at build time.
 nodist_src_agent_libagent_a_SOURCES = src/agent/page_html.c
 src/agent/page_html.c: $(top_srcdir)/src/agent/page/status.html $(top_srcdir)/scripts/embed.sh
@@ -18,7 +18,7 @@ check_PROGRAMS += tests/unit/unit_agent
 TESTS += tests/unit/unit_agent
 tests_unit_unit_agent_CFLAGS = $(UNIT_CFLAGS) $(JSONC_CFLAGS)
 tests_unit_unit_agent_SOURCES = $(UNIT_COMMON) tests/unit/test_ag_conf.c tests/unit/test_ag_sink.c
-tests_unit_unit_agent_SOURCES += tests/unit/test_ag_metrics.c tests/unit/test_ag_spark.c
+tests_unit_unit_agent_SOURCES += tests/unit/test_ag_metrics.c tests/unit/test_ag_spark.c tests/unit/test_ag_owner.c
 tests_unit_unit_agent_LDADD = src/agent/libagent.a $(DELTA_LIBS) $(STREAM_LIBS) $(PARQUET_LIBS) \
 	$(STORE_LIBS) $(EVENTHUBS_LIBS) $(COMMON_LIBS) $(JSONC_LIBS) $(ZSTD_LIBS) $(SNAPPY_LIBS) $(CURL_LIBS) $(OPENSSL_LIBS) $(CUNIT_LIBS) -lpthread
 TESTS += tests/integration/agent_conf.sh tests/integration/agent_run.sh tests/integration/agent_live.sh
@@ -50,3 +50,12 @@ EXTRA_DIST += tests/integration/agent_metrics_run.sh
 # The status page in Debian's chromium (scripts/deps installs it and playwright-core).
 TESTS += tests/interop/test_status_page.py
 EXTRA_DIST += tests/interop/test_status_page.py tests/interop/status_page.mjs
+
+# Partition ownership in the SDKs' Blob layout: owner_tool plays agents against
+# Azurite; the official Python SDK's BlobCheckpointStore reads what they write.
+check_PROGRAMS += tests/tools/owner_tool
+tests_tools_owner_tool_CFLAGS = $(AM_CFLAGS)
+tests_tools_owner_tool_SOURCES = tests/tools/owner_tool.c
+tests_tools_owner_tool_LDADD = src/agent/libagent.a $(STORE_LIBS) $(COMMON_LIBS) $(JSONC_LIBS) $(CURL_LIBS) $(OPENSSL_LIBS) -lpthread
+TESTS += tests/interop/test_owner.py
+EXTRA_DIST += tests/interop/test_owner.py

@@ -1,6 +1,8 @@
 /* ehdelta status: hub and partition properties from $management, as a table
  * or as JSON; with --agent, a running agent's status page instead, as text
- * (the terminal view of its web page; --watch redraws it in place). */
+ * (the terminal view of its web page; --watch redraws it in place); with
+ * --checkpoint-store, the partition-ownership and checkpoint records of a
+ * consumer group in the SDKs' Blob layout (agent/owner.h). */
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -11,6 +13,7 @@
 #include <unistd.h>
 
 #include "agent/metrics.h"
+#include "agent/owner.h"
 #include "cli/cli.h"
 #include "cli/cli_eh.h"
 #include "common/buf.h"
@@ -25,6 +28,8 @@ struct status_cfg {
   char *token_file;
   bool watch;
   int64_t interval;
+  char *checkpoint_store;
+  char *consumer_group;
 };
 
 const ed_opt_t cmd_status_options[] = {
@@ -43,6 +48,12 @@ const ed_opt_t cmd_status_options[] = {
      "with --agent: redraw the view in place every --interval until interrupted", 0, 0, 0, NULL},
     {"interval", 0, ED_OPT_DURATION, "DURATION", "2s", offsetof(struct status_cfg, interval),
      "with --watch: time between redraws", 0, 100000, INT64_MAX, NULL},
+    {"checkpoint-store", 0, ED_OPT_STRING, "URL", NULL,
+     offsetof(struct status_cfg, checkpoint_store),
+     "list the ownership and checkpoint records in this Blob container instead", 0, 0, 0, NULL},
+    {"consumer-group", 0, ED_OPT_STRING, "NAME", "$Default",
+     offsetof(struct status_cfg, consumer_group), "with --checkpoint-store: whose records to list",
+     0, 0, 0, NULL},
     ED_OPT_END,
 };
 
@@ -54,6 +65,7 @@ static void iso(int64_t us, char out[ED_TIME_ISO_MAX]) {
 }
 
 static int status_agent(const struct status_cfg *cfg);
+static int status_owners(const struct status_cfg *cfg);
 
 int cmd_status(int argc, char **argv) {
   struct status_cfg cfg = {0};
@@ -61,7 +73,8 @@ int cmd_status(int argc, char **argv) {
   if ((rc = cli_parse("status",
                       "ehdelta status [--connection-string-file FILE] [--hub NAME] [--json] "
                       "[--partition ID]... | ehdelta status --agent ADDR [--json] "
-                      "[--token-file FILE] [--watch [--interval DURATION]]",
+                      "[--token-file FILE] [--watch [--interval DURATION]] | ehdelta status "
+                      "--checkpoint-store URL [--consumer-group NAME] [--json]",
                       "Show an event hub's properties and each partition's sequence numbers, "
                       "or a running agent's sinks.",
                       cmd_status_options, &cfg, argc, argv, &nop)) >= 0)
@@ -88,8 +101,18 @@ int cmd_status(int argc, char **argv) {
     rc = CLI_EXIT_USAGE;
     goto out;
   }
+  if (cfg.agent && cfg.checkpoint_store) {
+    fprintf(stderr, "ehdelta status: --agent and --checkpoint-store show different things; give "
+                    "one\n");
+    rc = CLI_EXIT_USAGE;
+    goto out;
+  }
   if (cfg.agent) {
     rc = status_agent(&cfg);
+    goto out;
+  }
+  if (cfg.checkpoint_store) {
+    rc = status_owners(&cfg);
     goto out;
   }
   ed_err_t err = {0};
@@ -453,4 +476,98 @@ static int status_agent(const struct status_cfg *cfg) {
   ed_buf_fini(&url);
   ed_buf_fini(&page);
   return cfg->watch && watch_stop ? CLI_EXIT_OK : rc;
+}
+
+/* ---- --checkpoint-store: who owns which partition, and how far it read ----
+ * The namespace and hub come from the connection string (no connection is
+ * opened); storage credentials from the environment, as the agent's. */
+
+static int status_owners(const struct status_cfg *cfg) {
+  ed_err_t err = {0};
+  eh_connstr_t cs = {0}; /* zeroed: fini is safe whatever failed */
+  char *secret = NULL;
+  const char *hub = NULL;
+  st_store_t *s = NULL;
+  ag_own_t *o = NULL;
+  ag_own_rec_t *recs = NULL;
+  ag_own_ckpt_t *cps = NULL;
+  size_t nr = 0, nc = 0;
+  int rc = CLI_EXIT_OK;
+  ed_log_setup((ed_log_level_t)cfg->eh.log_level, false, NULL);
+  if (!cfg->eh.cs_file && !getenv("EVENTHUB_CONNECTION_STRING")) {
+    ed_err_set(&err, ED_E_INVALID,
+               "no connection string (it names the namespace and hub of the records): give "
+               "--connection-string-file FILE or set EVENTHUB_CONNECTION_STRING");
+    rc = cli_fail("status", &err);
+    goto out;
+  }
+  if (cli_read_secret(cfg->eh.cs_file, "EVENTHUB_CONNECTION_STRING", "connection string", &secret,
+                      &err) ||
+      eh_connstr_parse(secret, &cs, &err) || eh_connstr_hub(&cs, cfg->eh.hub, &hub, &err) ||
+      st_open(cfg->checkpoint_store, NULL, &s, &err)) {
+    rc = cli_fail("status", &err);
+    goto out;
+  }
+  /* The SDKs name the records after the endpoint's authority: the host, and
+   * the port when the endpoint gives one (an emulator's "localhost:5672"). */
+  char ns[512];
+  const char *a = strstr(cs.endpoint, "://");
+  a = a ? a + 3 : cs.endpoint;
+  snprintf(ns, sizeof ns, "%.*s", (int)strcspn(a, "/"), a);
+  ag_own_opts_t oo = {ns, hub, cfg->consumer_group, "status", 0, 0, 0};
+  ed_code_t orc = ag_own_new(s, &oo, &o, &err);
+  s = NULL; /* ag_own_new took it, even when it failed */
+  if (orc || ag_own_list(o, &recs, &nr, &err) || ag_own_list_checkpoints(o, &cps, &nc, &err)) {
+    rc = cli_fail("status", &err);
+    goto out;
+  }
+  ed_buf_t b = ED_BUF_INIT;
+  char t[ED_TIME_ISO_MAX];
+  if (cfg->json) {
+    ed_buf_puts(&b, "{\"consumer_group\":");
+    ed_buf_json_str(&b, cfg->consumer_group, strlen(cfg->consumer_group));
+    ed_buf_puts(&b, ",\"ownership\":[");
+    for (size_t i = 0; i < nr; i++) {
+      iso(recs[i].mtime_ms * 1000, t);
+      ed_buf_printf(&b, "%s{\"partition\":", i ? "," : "");
+      ed_buf_json_str(&b, recs[i].pid, strlen(recs[i].pid));
+      ed_buf_puts(&b, ",\"owner_id\":");
+      ed_buf_json_str(&b, recs[i].owner, strlen(recs[i].owner));
+      ed_buf_printf(&b, ",\"last_modified\":\"%s\"}", t);
+    }
+    ed_buf_puts(&b, "],\"checkpoints\":[");
+    for (size_t i = 0; i < nc; i++) {
+      ed_buf_printf(&b, "%s{\"partition\":", i ? "," : "");
+      ed_buf_json_str(&b, cps[i].pid, strlen(cps[i].pid));
+      ed_buf_printf(&b, ",\"offset\":%" PRId64 ",\"sequence_number\":%" PRId64 "}", cps[i].offset,
+                    cps[i].seq);
+    }
+    ed_buf_puts(&b, "]}\n");
+  } else {
+    ed_buf_printf(&b, "%-10s %-40s %-24s %14s %14s\n", "PARTITION", "OWNER", "CLAIMED", "OFFSET",
+                  "SEQ");
+    for (size_t i = 0; i < nr; i++) {
+      const ag_own_ckpt_t *cp = NULL;
+      for (size_t k = 0; k < nc && !cp; k++)
+        if (!strcmp(cps[k].pid, recs[i].pid))
+          cp = &cps[k];
+      iso(recs[i].mtime_ms * 1000, t);
+      ed_buf_printf(&b, "%-10s %-40s %-24s", recs[i].pid, recs[i].owner[0] ? recs[i].owner : "-",
+                    t);
+      if (cp)
+        ed_buf_printf(&b, " %14" PRId64 " %14" PRId64 "\n", cp->offset, cp->seq);
+      else
+        ed_buf_printf(&b, " %14s %14s\n", "-", "-");
+    }
+  }
+  fwrite(b.data ? b.data : "", 1, b.len, stdout);
+  ed_buf_fini(&b);
+out:
+  free(recs);
+  free(cps);
+  ag_own_free(o);
+  st_free(s);
+  eh_connstr_fini(&cs);
+  cli_secret_free(secret);
+  return rc;
 }

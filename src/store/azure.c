@@ -54,6 +54,7 @@ typedef struct {
   char retry_after[64];
   char last_modified[64];
   char content_range[96];
+  char etag[96];
   int64_t content_length;
 } az_resp_t;
 
@@ -62,7 +63,7 @@ static int curl_ready;
 static void resp_reset(az_resp_t *r) {
   ed_buf_reset(&r->body);
   r->status = 0;
-  r->err_code[0] = r->retry_after[0] = r->last_modified[0] = r->content_range[0] = 0;
+  r->err_code[0] = r->retry_after[0] = r->last_modified[0] = r->content_range[0] = r->etag[0] = 0;
   r->content_length = -1;
 }
 
@@ -94,6 +95,8 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud) {
     hcopy(r->retry_after, sizeof r->retry_after, v, vl);
   else if (IS("Last-Modified"))
     hcopy(r->last_modified, sizeof r->last_modified, v, vl);
+  else if (IS("ETag"))
+    hcopy(r->etag, sizeof r->etag, v, vl);
   else if (IS("Content-Range"))
     hcopy(r->content_range, sizeof r->content_range, v, vl);
   else if (IS("Content-Length")) {
@@ -186,7 +189,12 @@ static ed_code_t az_once(st_store_t *s, const az_req_t *q, az_resp_t *r, CURLcod
     all[n++] = (st_hdr_t){"Content-Length", clen};
   for (size_t i = 0; i < n; i++) {
     ed_buf_reset(&line);
-    ed_buf_printf(&line, "%s: %s", all[i].name, all[i].value);
+    /* libcurl drops "Name:" with nothing after it; "Name;" sends it empty
+     * (a released ownership record: ownerid = "") */
+    if (*all[i].value)
+      ed_buf_printf(&line, "%s: %s", all[i].name, all[i].value);
+    else
+      ed_buf_printf(&line, "%s;", all[i].name);
     hl = curl_slist_append(hl, line.data);
   }
   /* libcurl would add a Content-Type to a body (signed) and Expect. */
@@ -573,6 +581,100 @@ static ed_code_t alist(st_store_t *s, const char *prefix, st_list_t *out, ed_err
   return rc;
 }
 
+static ed_code_t alist_meta(st_store_t *s, const char *prefix, st_blobs_t *out, ed_err_t *err) {
+  az_t *a = s->impl;
+  ed_buf_t full = ED_BUF_INIT, qs = ED_BUF_INIT, marker = ED_BUF_INIT;
+  az_resp_t r = {0};
+  ed_code_t rc = blob_name(a, prefix, &full);
+  size_t strip = *a->u.prefix ? strlen(a->u.prefix) + 1 : 0;
+  while (!rc) {
+    ed_buf_reset(&qs);
+    ed_buf_puts(&qs, "restype=container&comp=list&include=metadata&prefix=");
+    ed_pct_encode(&qs, full.data, full.len, ED_PCT_COMPONENT);
+    if (marker.len) {
+      ed_buf_puts(&qs, "&marker=");
+      ed_pct_encode(&qs, marker.data, marker.len, ED_PCT_COMPONENT);
+    }
+    az_req_t q = {"GET", NULL, qs.data, NULL, 0, NULL, 0, false};
+    if ((rc = az_call(s, &q, &r, NULL, err)))
+      break;
+    if (r.status != 200) {
+      rc = status_error(a, "LIST", full.data, &r, err);
+      break;
+    }
+    if ((rc = st_az_parse_list_meta(r.body.data ? r.body.data : "", r.body.len, strip, out, &marker,
+                                    err)))
+      break;
+    if (!marker.len)
+      break;
+  }
+  ed_buf_fini(&full);
+  ed_buf_fini(&qs);
+  ed_buf_fini(&marker);
+  ed_buf_fini(&r.body);
+  return rc;
+}
+
+/* Put Blob of an empty block blob with x-ms-meta-* headers: one request that
+ * creates or replaces, conditional on the ETag (If-Match) or on absence
+ * (If-None-Match: *), the way the SDKs' checkpoint stores claim (§4.2). */
+static ed_code_t aput_meta(st_store_t *s, const char *key, const st_kv_t *meta, size_t nmeta,
+                           const char *if_match, bool if_absent, char *etag, int64_t *mtime_ms,
+                           ed_err_t *err) {
+  az_t *a = s->impl;
+  if (nmeta > 8)
+    return ed_err_set(err, ED_E_INVALID, "PUT %s: %zu metadata pairs, expected at most 8", key,
+                      nmeta);
+  ed_buf_t blob = ED_BUF_INIT, names = ED_BUF_INIT;
+  az_resp_t r = {0};
+  st_hdr_t h[10];
+  size_t nh = 0, off[8];
+  h[nh++] = (st_hdr_t){"x-ms-blob-type", "BlockBlob"};
+  if (if_match)
+    h[nh++] = (st_hdr_t){"If-Match", if_match};
+  else if (if_absent)
+    h[nh++] = (st_hdr_t){"If-None-Match", "*"};
+  ed_code_t rc = ED_OK;
+  for (size_t i = 0; i < nmeta && !rc; i++) {
+    off[i] = names.len;
+    rc = ed_buf_printf(&names, "x-ms-meta-%s", meta[i].name);
+    if (!rc)
+      rc = ed_buf_putc(&names, 0);
+  }
+  for (size_t i = 0; i < nmeta && !rc; i++)
+    h[nh++] = (st_hdr_t){names.data + off[i], meta[i].value};
+  bool retried = false;
+  if (!rc)
+    rc = blob_name(a, key, &blob);
+  az_req_t q = {"PUT", blob.data, NULL, h, nh, NULL, 0, false};
+  if (!rc)
+    rc = az_call(s, &q, &r, &retried, err);
+  if (!rc) {
+    if (r.status == 201) {
+      if (etag)
+        snprintf(etag, 96, "%s", r.etag);
+      if (mtime_ms) {
+        *mtime_ms = 0;
+        st_az_parse_http_date(r.last_modified, mtime_ms);
+      }
+    } else if ((r.status == 412 || r.status == 409) && (if_match || if_absent)) {
+      /* After a retry our own first attempt may be what changed the ETag:
+       * the outcome is unknown, not lost (the caller re-lists). */
+      rc = ed_err_set(err, retried ? ED_E_UNAVAILABLE : ED_E_CONFLICT,
+                      "PUT %s/%s: %s (HTTP %ld %s)", a->u.container, blob.data,
+                      retried ? "outcome unknown after a retry"
+                              : (if_match ? "ETag changed since it was read" : "already exists"),
+                      r.status, r.err_code);
+    } else {
+      rc = status_error(a, "PUT", blob.data, &r, err);
+    }
+  }
+  ed_buf_fini(&blob);
+  ed_buf_fini(&names);
+  ed_buf_fini(&r.body);
+  return rc;
+}
+
 static ed_code_t adel(st_store_t *s, const char *key, ed_err_t *err) {
   az_t *a = s->impl;
   ed_buf_t blob = ED_BUF_INIT;
@@ -624,7 +726,8 @@ static void afree(st_store_t *s) {
 
 static ed_code_t asub(st_store_t *s, const char *key, st_store_t **out, ed_err_t *err);
 
-static const st_ops_t azure_ops = {aget, aput, aput_file, alist, adel, astat, asub, afree};
+static const st_ops_t azure_ops = {aget,  aput, aput_file, alist,      adel,
+                                   astat, asub, afree,     alist_meta, aput_meta};
 
 static ed_code_t read_key_file(const char *path, char **out, ed_err_t *err) {
   FILE *f = fopen(path, "r");

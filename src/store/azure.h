@@ -51,6 +51,11 @@ int64_t st_az_retry_after_us(const char *v, int64_t now_us);
 ed_code_t st_az_parse_list(const char *xml, size_t n, size_t strip_len, st_list_t *out,
                            ed_buf_t *marker, ed_err_t *err);
 
+/* As st_az_parse_list for a listing with include=metadata: each blob with
+ * its ETag, Last-Modified, size and <Metadata> pairs. */
+ed_code_t st_az_parse_list_meta(const char *xml, size_t n, size_t strip_len, st_blobs_t *out,
+                                ed_buf_t *marker, ed_err_t *err);
+
 /* A bearer token as sent; Entra ID tokens come from auth/cred.h. */
 typedef struct st_token {
   char *value;

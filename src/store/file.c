@@ -360,7 +360,9 @@ static void ffree(st_store_t *s) {
   free(f);
 }
 
-static const st_ops_t file_ops = {fget, fput, fput_file, flist, fdel, fstat_, fsub, ffree};
+/* no metadata or ETags: a checkpoint store must be a Blob container */
+static const st_ops_t file_ops = {fget,   fput, fput_file, flist, fdel,
+                                  fstat_, fsub, ffree,     NULL,  NULL};
 
 ed_code_t st_file_open(const char *path, const char *url, st_store_t **out, ed_err_t *err) {
   st_store_t *s = calloc(1, sizeof *s);

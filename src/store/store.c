@@ -1,6 +1,7 @@
 /* store: dispatch from store.h to the backend chosen by the URL's form. */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "store/store_int.h"
 
@@ -161,4 +162,97 @@ void st_list_fini(st_list_t *l) {
   free(l->items);
   l->items = NULL;
   l->n = l->cap = 0;
+}
+
+ed_code_t st_blobs_push(st_blobs_t *b, const char *key, size_t keylen, st_blob_t **out) {
+  if (b->n == b->cap) {
+    size_t nc = b->cap ? b->cap * 2 : 32;
+    st_blob_t *ni = realloc(b->items, nc * sizeof *ni);
+    if (!ni)
+      return ED_E_NOMEM;
+    b->items = ni;
+    b->cap = nc;
+  }
+  st_blob_t *x = &b->items[b->n];
+  memset(x, 0, sizeof *x);
+  if (!(x->key = strndup(key, keylen)))
+    return ED_E_NOMEM;
+  b->n++;
+  *out = x;
+  return ED_OK;
+}
+
+ed_code_t st_blob_meta_push(st_blob_t *b, const char *name, size_t nl, const char *value,
+                            size_t vl) {
+  st_kv_t *nm = realloc(b->meta, (b->nmeta + 1) * sizeof *nm);
+  if (!nm)
+    return ED_E_NOMEM;
+  b->meta = nm;
+  st_kv_t *kv = &nm[b->nmeta];
+  kv->name = strndup(name, nl);
+  kv->value = strndup(value, vl);
+  if (!kv->name || !kv->value) {
+    free(kv->name);
+    free(kv->value);
+    return ED_E_NOMEM;
+  }
+  b->nmeta++;
+  return ED_OK;
+}
+
+const char *st_blob_meta(const st_blob_t *b, const char *name) {
+  for (size_t i = 0; i < b->nmeta; i++)
+    if (!strcasecmp(b->meta[i].name, name))
+      return b->meta[i].value;
+  return NULL;
+}
+
+static int cmp_blob(const void *a, const void *b) {
+  return strcmp(((const st_blob_t *)a)->key, ((const st_blob_t *)b)->key);
+}
+
+void st_blobs_fini(st_blobs_t *b) {
+  if (!b)
+    return;
+  for (size_t i = 0; i < b->n; i++) {
+    for (size_t k = 0; k < b->items[i].nmeta; k++) {
+      free(b->items[i].meta[k].name);
+      free(b->items[i].meta[k].value);
+    }
+    free(b->items[i].meta);
+    free(b->items[i].key);
+  }
+  free(b->items);
+  memset(b, 0, sizeof *b);
+}
+
+static ed_code_t no_meta(const st_store_t *s, ed_err_t *err) {
+  return ed_err_set(err, ED_E_UNSUPPORTED,
+                    "store '%s': blob metadata and ETags need an Azure Blob container, "
+                    "expected https://ACCOUNT.blob.core.windows.net/CONTAINER or Azurite's "
+                    "http://127.0.0.1:PORT/devstoreaccount1/CONTAINER",
+                    s->url);
+}
+
+ed_code_t st_list_meta(st_store_t *s, const char *prefix, st_blobs_t *out, ed_err_t *err) {
+  if (!s->ops->list_meta)
+    return no_meta(s, err);
+  size_t from = out->n;
+  ed_code_t rc = s->ops->list_meta(s, prefix ? prefix : "", out, err);
+  if (!rc && out->n - from > 1)
+    qsort(out->items + from, out->n - from, sizeof *out->items, cmp_blob);
+  s->counters.requests++;
+  return rc;
+}
+
+ed_code_t st_put_meta(st_store_t *s, const char *key, const st_kv_t *meta, size_t nmeta,
+                      const char *if_match, bool if_absent, char *etag, int64_t *mtime_ms,
+                      ed_err_t *err) {
+  if (!s->ops->put_meta)
+    return no_meta(s, err);
+  ed_code_t rc = check_key(key, err);
+  if (rc)
+    return rc;
+  s->counters.requests++;
+  return s->ops->put_meta(s, key, meta, nmeta, if_match, if_absent, etag, mtime_ms, err);
 }

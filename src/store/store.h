@@ -120,6 +120,47 @@ ed_code_t st_delete(st_store_t *s, const char *key, ed_err_t *err);
 /* ED_E_NOT_FOUND when missing. */
 ed_code_t st_stat(st_store_t *s, const char *key, st_stat_t *out, ed_err_t *err);
 
+/* Blobs with user metadata and an ETag, for the partition-ownership and
+ * checkpoint records of the Event Hubs SDKs (empty blobs whose state is in
+ * x-ms-meta-* and whose ETag makes claims conditional). Azure only: the
+ * local backend answers ED_E_UNSUPPORTED. */
+typedef struct st_kv {
+  char *name; /* as stored: Azure returns metadata names as written (lower case here) */
+  char *value;
+} st_kv_t;
+
+typedef struct st_blob {
+  char *key;        /* relative to the store root */
+  char etag[96];    /* as the service sent it, quotes included when it sent them */
+  int64_t mtime_ms; /* Last-Modified: the service's clock, not ours */
+  int64_t size;
+  st_kv_t *meta;
+  size_t nmeta;
+} st_blob_t;
+
+typedef struct st_blobs {
+  st_blob_t *items; /* sorted by key */
+  size_t n, cap;
+} st_blobs_t;
+
+/* The metadata value of name in b, or NULL (borrows; valid while b is). */
+const char *st_blob_meta(const st_blob_t *b, const char *name);
+/* List Blobs with include=metadata under prefix. Appends to out; free with
+ * st_blobs_fini. */
+ed_code_t st_list_meta(st_store_t *s, const char *prefix, st_blobs_t *out, ed_err_t *err);
+void st_blobs_fini(st_blobs_t *b);
+/* Writes key as an empty blob carrying meta (replacing its metadata). The
+ * write is conditional: if_match = an ETag from st_list_meta or an earlier
+ * st_put_meta (the blob must still have it), if_match = NULL and if_absent
+ * (the blob must not exist), or neither (unconditional). A failed condition
+ * is ED_E_CONFLICT. On success the new ETag and Last-Modified go to etag
+ * (96 bytes) and mtime_ms when not NULL. Never retried after a request that
+ * may have landed: a conditional write's retry would fail its own condition,
+ * so an ambiguous outcome is reported as ED_E_UNAVAILABLE. */
+ed_code_t st_put_meta(st_store_t *s, const char *key, const st_kv_t *meta, size_t nmeta,
+                      const char *if_match, bool if_absent, char *etag, int64_t *mtime_ms,
+                      ed_err_t *err);
+
 /* Counters since st_open (requests, retries), for logs and benches. */
 typedef struct st_counters {
   uint64_t requests, retries, bytes_up, bytes_down;

@@ -169,11 +169,40 @@ static void test_list_page_parsed_with_marker_and_entities(void) {
   ed_buf_fini(&m);
 }
 
+static void test_list_with_metadata_keeps_etags_and_pairs(void) {
+  const char *xml =
+      "<?xml version=\"1.0\"?><EnumerationResults><Blobs>"
+      "<Blob><Name>ns/hub/g/ownership/1</Name><Properties><Last-Modified>Tue, "
+      "24 Nov 2026 01:02:03 GMT</Last-Modified><Etag>0x8DC9A0B1C2D3E4F</Etag>"
+      "<Content-Length>0</Content-Length></Properties>"
+      "<Metadata><ownerid>a&amp;b</ownerid><empty/><x>1</x></Metadata></Blob>"
+      "<Blob><Name>ns/hub/g/ownership/0</Name><Properties><Etag>\"0x1\"</Etag></Properties>"
+      "<Metadata /></Blob></Blobs><NextMarker/></EnumerationResults>";
+  st_blobs_t b = {0};
+  ed_buf_t m = ED_BUF_INIT;
+  CU_ASSERT_EQUAL(st_az_parse_list_meta(xml, strlen(xml), 3, &b, &m, NULL), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(b.n, 2);
+  CU_ASSERT_STR(b.items[0].key, "hub/g/ownership/1");
+  CU_ASSERT_STR(b.items[0].etag, "0x8DC9A0B1C2D3E4F");
+  CU_ASSERT_EQUAL(b.items[0].mtime_ms, INT64_C(1795482123000));
+  CU_ASSERT_EQUAL(b.items[0].nmeta, 3);
+  CU_ASSERT_STR(st_blob_meta(&b.items[0], "ownerid"), "a&b");
+  CU_ASSERT_STR(st_blob_meta(&b.items[0], "empty"), "");
+  CU_ASSERT_STR(st_blob_meta(&b.items[0], "x"), "1");
+  CU_ASSERT_STR(b.items[1].etag, "\"0x1\"");
+  CU_ASSERT_EQUAL(b.items[1].nmeta, 0);
+  CU_ASSERT_PTR_NULL(st_blob_meta(&b.items[1], "ownerid"));
+  CU_ASSERT_EQUAL(m.len, 0);
+  st_blobs_fini(&b);
+  ed_buf_fini(&m);
+}
+
 static const cu_case_t cases[] = {CU_CASE(test_shared_key_worked_examples),
                                   CU_CASE(test_zero_content_length_is_signed_empty),
                                   CU_CASE(test_url_forms_map_to_blob_endpoint),
                                   CU_CASE(test_bad_urls_are_refused_with_a_reason),
                                   CU_CASE(test_http_date_round_trips),
                                   CU_CASE(test_list_page_parsed_with_marker_and_entities),
+                                  CU_CASE(test_list_with_metadata_keeps_etags_and_pairs),
                                   CU_END};
 ED_SUITE(azsign, cases)

@@ -1,0 +1,193 @@
+/* test_ag_owner: the SDKs' balancing rule as ag_own_balance applies it. The
+ * claims against a real container are in tests/interop/test_owner.py. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent/owner.h"
+#include "tests/unit/cu.h"
+
+#define NOW    1000000000LL
+#define EXPIRY 60000LL
+
+static const char *P8[] = {"0", "1", "2", "3", "4", "5", "6", "7"};
+
+static ag_own_rec_t rec(const char *pid, const char *owner, int64_t age_ms) {
+  ag_own_rec_t r = {0};
+  strcpy(r.pid, pid);
+  strcpy(r.owner, owner);
+  strcpy(r.etag, "\"0x1\"");
+  r.mtime_ms = NOW - age_ms;
+  return r;
+}
+
+static size_t count_owned_by(const ag_own_rec_t *r, size_t n, const size_t *claim, size_t nc,
+                             const char *owner) {
+  size_t k = 0;
+  for (size_t c = 0; c < nc; c++)
+    for (size_t i = 0; i < n; i++)
+      if (!strcmp(r[i].pid, P8[claim[c]]) && !strcmp(r[i].owner, owner))
+        k++;
+  return k;
+}
+
+static void test_empty_store_claims_one_partition_per_round(void) {
+  size_t claim[8];
+  unsigned seed = 1;
+  size_t nc = ag_own_balance(NULL, 0, P8, 8, "me", NOW, EXPIRY, &seed, claim);
+  CU_ASSERT_EQUAL(nc, 1);
+  CU_ASSERT(claim[0] < 8);
+}
+
+static void test_own_live_claims_are_renewed(void) {
+  ag_own_rec_t r[3] = {rec("0", "me", 1000), rec("1", "me", 2000), rec("2", "other", 1000)};
+  size_t claim[8];
+  unsigned seed = 1;
+  size_t nc = ag_own_balance(r, 3, P8, 8, "me", NOW, EXPIRY, &seed, claim);
+  /* two renewals plus one of the five free partitions */
+  CU_ASSERT_EQUAL(nc, 3);
+  CU_ASSERT_EQUAL(count_owned_by(r, 3, claim, nc, "me"), 2);
+  CU_ASSERT_EQUAL(count_owned_by(r, 3, claim, nc, "other"), 0);
+  CU_ASSERT(claim[2] >= 3);
+}
+
+static void test_expired_and_released_records_are_claimable(void) {
+  /* everything owned by a dead agent (older than the expiry) or released */
+  ag_own_rec_t r[8];
+  for (int i = 0; i < 8; i++)
+    r[i] = rec(P8[i], i < 4 ? "dead" : "", i < 4 ? EXPIRY + 1 : 10);
+  size_t claim[8];
+  unsigned seed = 7;
+  size_t nc = ag_own_balance(r, 8, P8, 8, "me", NOW, EXPIRY, &seed, claim);
+  CU_ASSERT_EQUAL(nc, 1);
+}
+
+static void test_steals_from_the_owner_with_the_most_below_fair_share(void) {
+  /* "big" holds 6, "small" 2, me none: fair share 8/3 = 2 */
+  ag_own_rec_t r[8];
+  for (int i = 0; i < 8; i++)
+    r[i] = rec(P8[i], i < 6 ? "big" : "small", 1000);
+  for (unsigned s = 0; s < 20; s++) {
+    size_t claim[8];
+    unsigned seed = s;
+    size_t nc = ag_own_balance(r, 8, P8, 8, "me", NOW, EXPIRY, &seed, claim);
+    CU_ASSERT_EQUAL_FATAL(nc, 1);
+    CU_ASSERT_STR(r[claim[0]].owner, "big");
+  }
+}
+
+static void test_no_steal_at_fair_share(void) {
+  /* 8 partitions, 3 owners: me with 2 (= 8/3) steals nothing, even though
+   * "big" holds 4 (ceil is 3): the SDKs steal only below the floor */
+  ag_own_rec_t r[8];
+  for (int i = 0; i < 8; i++)
+    r[i] = rec(P8[i], i < 4 ? "big" : i < 6 ? "mid" : "me", 1000);
+  size_t claim[8];
+  unsigned seed = 3;
+  size_t nc = ag_own_balance(r, 8, P8, 8, "me", NOW, EXPIRY, &seed, claim);
+  CU_ASSERT_EQUAL(nc, 2);
+  CU_ASSERT_EQUAL(count_owned_by(r, 8, claim, nc, "me"), 2);
+}
+
+static void test_owner_at_ceiling_claims_nothing_new(void) {
+  /* me holds 4 of 8 with one other owner: at the ceiling, free ones stay */
+  ag_own_rec_t r[6];
+  for (int i = 0; i < 6; i++)
+    r[i] = rec(P8[i], i < 4 ? "me" : "other", 1000);
+  size_t claim[8];
+  unsigned seed = 3;
+  size_t nc = ag_own_balance(r, 6, P8, 8, "me", NOW, EXPIRY, &seed, claim);
+  CU_ASSERT_EQUAL(nc, 4);
+}
+
+static void test_rounds_converge_to_an_even_spread(void) {
+  /* three owners taking turns, each applying its claims to the records */
+  ag_own_rec_t r[8];
+  size_t nrec = 0;
+  const char *who[3] = {"a", "b", "c"};
+  unsigned seed = 11;
+  for (int round = 0; round < 30; round++) {
+    const char *self = who[round % 3];
+    size_t claim[8];
+    size_t nc = ag_own_balance(r, nrec, P8, 8, self, NOW, EXPIRY, &seed, claim);
+    for (size_t c = 0; c < nc; c++) {
+      size_t i = 0;
+      while (i < nrec && strcmp(r[i].pid, P8[claim[c]]))
+        i++;
+      if (i == nrec)
+        r[nrec++] = rec(P8[claim[c]], self, 0);
+      else
+        strcpy(r[i].owner, self);
+    }
+  }
+  CU_ASSERT_EQUAL(nrec, 8);
+  for (int k = 0; k < 3; k++) {
+    size_t n = 0;
+    for (size_t i = 0; i < nrec; i++)
+      n += !strcmp(r[i].owner, who[k]);
+    CU_ASSERT(n >= 2 && n <= 3);
+  }
+}
+
+static void test_inconsistent_timings_are_refused(void) {
+  st_store_t *s = NULL;
+  ed_err_t err = {0};
+  char dir[] = "/tmp/ed-owner-XXXXXX";
+  CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+  CU_ASSERT_EQUAL_FATAL(st_open(dir, NULL, &s, &err), ED_OK);
+  ag_own_opts_t o = {"ns.example", "hub", "$Default", "me", 10000000, 8000000, 3000000};
+  ag_own_t *own = NULL;
+  CU_ASSERT_EQUAL(ag_own_new(s, &o, &own, &err), ED_E_CONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "below the ownership expiry"));
+  CU_ASSERT_PTR_NULL(own);
+  rmdir(dir);
+}
+
+static void test_owner_ids_must_be_printable_ascii(void) {
+  const char *bad[] = {"caf\xc3\xa9", "two\nlines", "tab\there"};
+  for (size_t i = 0; i < 3; i++) {
+    st_store_t *s = NULL;
+    ed_err_t err = {0};
+    char dir[] = "/tmp/ed-owner-XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    CU_ASSERT_EQUAL_FATAL(st_open(dir, NULL, &s, &err), ED_OK);
+    ag_own_opts_t o = {"ns.example", "hub", "$Default", bad[i], 0, 0, 0};
+    ag_own_t *own = NULL;
+    CU_ASSERT_EQUAL(ag_own_new(s, &o, &own, &err), ED_E_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "printable ASCII"));
+    rmdir(dir);
+  }
+}
+
+static void test_local_store_is_refused_with_the_expected_form(void) {
+  st_store_t *s = NULL;
+  ed_err_t err = {0};
+  char dir[] = "/tmp/ed-owner-XXXXXX";
+  CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+  CU_ASSERT_EQUAL_FATAL(st_open(dir, NULL, &s, &err), ED_OK);
+  ag_own_opts_t o = {"ns.example", "hub", "$Default", NULL, 0, 0, 0};
+  ag_own_t *own = NULL;
+  CU_ASSERT_EQUAL_FATAL(ag_own_new(s, &o, &own, &err), ED_OK);
+  CU_ASSERT_EQUAL(strlen(ag_own_id(own)), 36);
+  ag_own_rec_t *r = NULL;
+  size_t n = 0;
+  CU_ASSERT_EQUAL(ag_own_list(own, &r, &n, &err), ED_E_UNSUPPORTED);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "Azure Blob container"));
+  ag_own_free(own);
+  rmdir(dir);
+}
+
+static const cu_case_t cases[] = {
+    CU_CASE(test_empty_store_claims_one_partition_per_round),
+    CU_CASE(test_own_live_claims_are_renewed),
+    CU_CASE(test_expired_and_released_records_are_claimable),
+    CU_CASE(test_steals_from_the_owner_with_the_most_below_fair_share),
+    CU_CASE(test_no_steal_at_fair_share),
+    CU_CASE(test_owner_at_ceiling_claims_nothing_new),
+    CU_CASE(test_rounds_converge_to_an_even_spread),
+    CU_CASE(test_inconsistent_timings_are_refused),
+    CU_CASE(test_owner_ids_must_be_printable_ascii),
+    CU_CASE(test_local_store_is_refused_with_the_expected_form),
+    CU_END,
+};
+ED_SUITE(ag_owner, cases)
