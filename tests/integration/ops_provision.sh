@@ -172,6 +172,14 @@ echo "# operator's note" >>"$conf"
 check "an edited ehdelta.conf is kept; the new one goes to ehdelta.conf.new" \
   bash -c 'grep -q "operator.s note" "$1/ehdelta.conf" && cmp -s "$1/ehdelta.conf.new" "$2/ehdelta.conf"' _ "$OUT" "$T/first.copy"
 
+# A manifest from before the Event Hubs role: its role line names no role. A rerun
+# knows it as the storage role it created, not as a role it found.
+sed -i "s|^created role $PID1 $SCOPE Storage Blob Data Contributor\$|created role $PID1 $SCOPE|" "$OUT/provisioned"
+check "the older manifest's role line names no role" grep -qx "created role $PID1 $SCOPE" "$OUT/provisioned"
+"$PROVISION" "${args[@]}" --identity ehdelta-id --output-dir "$OUT" >"$T/old.out" 2>&1
+check "a rerun over an older manifest: the storage role is still created by provision, listed once" \
+  bash -c '[ $0 -eq 0 ] && cmp -s "$1" "$2"' $? "$T/manifest1" "$OUT/provisioned"
+
 # --- 3. teardown ------------------------------------------------------------------
 : >"$FAKE_AZ_DIR/calls.log"
 echo no | "$TEARDOWN" --state-dir "$OUT" >"$T/td-no.out" 2>&1
