@@ -26,6 +26,7 @@ SRC=$TOP_SRCDIR/scripts
 check "provision --dry-run succeeds" [ $? -eq 0 ]
 mkdir -p "$T/state"
 scope=/subscriptions/S/resourceGroups/rg-x/providers/Microsoft.Storage/storageAccounts/ehdeltahelp
+hubscope=/subscriptions/S/resourceGroups/rg-x/providers/Microsoft.EventHub/namespaces/ns/eventhubs/hub
 cat >"$T/state/provisioned" <<EOF
 existing group rg-x
 created namespace rg-x ns
@@ -36,6 +37,7 @@ created storage rg-x sa
 created container rg-x sa2 raw
 created identity rg-x id
 created role 9a8b7c6d-0000-4000-8000-000000000001 $scope
+created role 9a8b7c6d-0000-4000-8000-000000000001 $hubscope Azure Event Hubs Data Receiver
 EOF
 "$SRC/teardown" --state-dir "$T/state" --dry-run >"$T/teardown.dry" 2>&1
 check "teardown --dry-run succeeds" [ $? -eq 0 ]

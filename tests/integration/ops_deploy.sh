@@ -87,9 +87,18 @@ check "5. provision --identity: exit 0, auth = managed-identity" \
 rm -f "$D$sysconfdir/ehdelta/credentials/storage-account-key"
 ehdelta-run-agent --service --root "$D" --unit-file "$D$unit" --config "$T/mi/ehdelta.conf" >"$T/svc-mi.log" 2>&1
 dropin=$D/etc/systemd/system/ehdelta.service.d/50-ehdelta-credentials.conf
-check "5. --service writes the drop-in the guide shows, no key" \
-  bash -c '[ $0 -eq 0 ] && grep -qx "LoadCredential=" "$1" && ! grep -q storage-account-key "$1" && grep -qx UnsetEnvironment=AZURE_STORAGE_KEY_FILE "$1" && [ ! -e "$2" ]' \
-  $? "$dropin" "$D$sysconfdir/ehdelta/credentials/storage-account-key"
+rc=$?
+cat "$T/svc-mi.log"
+printf '%s\n' "[Service]" "LoadCredential=" "UnsetEnvironment=AZURE_STORAGE_KEY_FILE" >"$T/dropin-mi"
+check "5. --service writes the drop-in the guide shows: no credential at all" \
+  bash -c '[ $0 -eq 0 ] && grep -v "^#" "$1" | diff -u "$2" - && [ ! -e "$3" ]' \
+  $rc "$dropin" "$T/dropin-mi" "$D$sysconfdir/ehdelta/credentials/storage-account-key"
+check "5. the agent's own check accepted the identity's configuration" grep -q ': ehdelta run --check: ok$' "$T/svc-mi.log"
+check "5. the staged configuration names no secret file" \
+  bash -c '! grep -E "^[a-z_]+_file *=" "$1"' _ "$D$sysconfdir/ehdelta/ehdelta.conf"
+check "5. provision granted both data roles to the identity" \
+  bash -c 'grep -q "^az role assignment create .*Storage Blob Data Contributor" "$1" && grep -q "^az role assignment create .*Azure Event Hubs Data Receiver.*/eventhubs/transactions-stream " "$1"' \
+  _ "$FAKE_AZ_DIR/calls.log"
 
 # 8. Tear down.
 ehdelta-teardown --state-dir "$T/ehdelta-contoso-tx" --yes >"$T/down.log" 2>&1

@@ -131,6 +131,22 @@ check "the drop-in loads the connection string only, and unsets the key file" \
   bash -c 'diff <(grep -v "^#" "$1") "$2"' _ "$dropin" "$T/dropin.want"
 check "no storage key was staged" [ ! -e "$D$sysconfdir/ehdelta/credentials/storage-account-key" ]
 ((have_sd)) && verify_unit "with the managed-identity drop-in"
+# The identity for Event Hubs too (what provision --identity writes): no
+# connection string either, so the drop-in loads no credential at all.
+sed -e '/^connection_string_file/d' \
+  -e 's/^consumer_group = .*/&\nauth = managed-identity\nclient_id = 00000000-0000-0000-0000-0000000000a1/' \
+  "$T/prov/mi.conf" >"$T/prov/mi-both.conf"
+check "the identity-for-both copy names no secret file" bash -c '! grep -q "_file *=" "$1"' _ "$T/prov/mi-both.conf"
+"$TOP_SRCDIR/scripts/run-agent" --config "$T/prov/mi-both.conf" --service --unit-file "$D$unit" --root "$D" \
+  --ehdelta "$D$bindir/ehdelta" >"$T/stage-mi2.log" 2>&1
+rc=$?
+cat "$T/stage-mi2.log"
+check "run-agent --service stages the identity-for-both configuration (ehdelta run --check: ok)" \
+  bash -c '[ $0 -eq 0 ] && grep -q ": ehdelta run --check: ok$" "$1"' $rc "$T/stage-mi2.log"
+printf '%s\n' '[Service]' 'LoadCredential=' 'UnsetEnvironment=AZURE_STORAGE_KEY_FILE' >"$T/dropin2.want"
+check "the drop-in loads no credential, and unsets the key file" \
+  bash -c 'diff <(grep -v "^#" "$1") "$2"' _ "$dropin" "$T/dropin2.want"
+((have_sd)) && verify_unit "with the drop-in that loads no credential"
 # Back to shared-key: the drop-in goes, the unit's own list applies again.
 "$TOP_SRCDIR/scripts/run-agent" --config "$T/prov/ehdelta.conf" --service --unit-file "$D$unit" --root "$D" \
   --ehdelta "$D$bindir/ehdelta" >"$T/stage2.log" 2>&1

@@ -22,6 +22,7 @@ export PATH="$T/bin:$PATH"
 RG=rg-ehdelta-test NS=ehdelta-test-ns SA=ehdeltatestsa LOC=westeurope HUB=transactions-stream
 SUBID=0b1f6471-1bf0-4dda-aec3-111122223333
 SCOPE=/subscriptions/$SUBID/resourceGroups/$RG/providers/Microsoft.Storage/storageAccounts/$SA
+HUBSCOPE=/subscriptions/$SUBID/resourceGroups/$RG/providers/Microsoft.EventHub/namespaces/$NS/eventhubs/$HUB
 PID1=9a8b7c6d-0000-4000-8000-000000000001
 args=(--resource-group "$RG" --location "$LOC" --namespace "$NS" --storage-account "$SA")
 
@@ -50,8 +51,8 @@ az group create --name $RG --location $LOC --tags managed-by=ehdelta-provision -
 az eventhubs namespace show --resource-group $RG --name $NS --query sku.name --output tsv
 az eventhubs namespace exists --name $NS --query nameAvailable --output tsv
 az eventhubs namespace create --resource-group $RG --name $NS --location $LOC --sku Standard --capacity 1 --enable-kafka true --enable-auto-inflate false --tags managed-by=ehdelta-provision --output none
-az eventhubs eventhub show --resource-group $RG --namespace-name $NS --name $HUB --query partitionCount --output tsv
-az eventhubs eventhub create --resource-group $RG --namespace-name $NS --name $HUB --partition-count 4 --message-retention 1 --output none
+az eventhubs eventhub show --resource-group $RG --namespace-name $NS --name $HUB --query '[partitionCount, id]' --output tsv
+az eventhubs eventhub create --resource-group $RG --namespace-name $NS --name $HUB --partition-count 4 --message-retention 1 --query id --output tsv
 az eventhubs eventhub consumer-group show --resource-group $RG --namespace-name $NS --eventhub-name $HUB --name ehdelta --query name --output tsv
 az eventhubs eventhub consumer-group create --resource-group $RG --namespace-name $NS --eventhub-name $HUB --name ehdelta --output none
 az eventhubs eventhub authorization-rule show --resource-group $RG --namespace-name $NS --eventhub-name $HUB --name ehdelta-send --query rights --output tsv
@@ -69,6 +70,8 @@ az identity show --resource-group $RG --name ehdelta-id --query '[principalId, c
 az identity create --resource-group $RG --name ehdelta-id --location $LOC --tags managed-by=ehdelta-provision --query '[principalId, clientId]' --output tsv
 az role assignment list --assignee $PID1 --role 'Storage Blob Data Contributor' --scope $SCOPE --query '[].id' --output tsv
 az role assignment create --assignee-object-id $PID1 --assignee-principal-type ServicePrincipal --role 'Storage Blob Data Contributor' --scope $SCOPE --output none
+az role assignment list --assignee $PID1 --role 'Azure Event Hubs Data Receiver' --scope $HUBSCOPE --query '[].id' --output tsv
+az role assignment create --assignee-object-id $PID1 --assignee-principal-type ServicePrincipal --role 'Azure Event Hubs Data Receiver' --scope $HUBSCOPE --output none
 az eventhubs eventhub authorization-rule keys list --resource-group $RG --namespace-name $NS --eventhub-name $HUB --name ehdelta-listen --query primaryConnectionString --output tsv
 az eventhubs eventhub authorization-rule keys list --resource-group $RG --namespace-name $NS --eventhub-name $HUB --name ehdelta-send --query primaryConnectionString --output tsv
 az storage account keys list --resource-group $RG --account-name $SA --query '[0].value' --output tsv
@@ -87,7 +90,8 @@ created storage $RG $SA
 created container $RG $SA raw
 created container $RG $SA curated
 created identity $RG ehdelta-id
-created role $PID1 $SCOPE
+created role $PID1 $SCOPE Storage Blob Data Contributor
+created role $PID1 $HUBSCOPE Azure Event Hubs Data Receiver
 EOF
 check "the manifest lists every resource as created, in order" cmp -s "$T/manifest1" "$OUT/provisioned"
 check "secrets directory is 0700" [ "$(stat -c %a "$OUT/secrets")" = 700 ]
@@ -103,13 +107,35 @@ check "the storage key file holds just the key (no newline)" \
   grep -Eqx 'FAKESECRET[0-9a-f]{32}' "$OUT/secrets/storage-account-key"
 check "the storage key file ends without a newline" [ "$(tail -c1 "$OUT/secrets/storage-account-key" | od -An -c | tr -d ' ')" != '\n' ]
 conf=$OUT/ehdelta.conf
-check "ehdelta.conf names the Listen connection string file" \
-  grep -qx "connection_string_file = $OUT/secrets/eventhub-connection-string" "$conf"
-check "ehdelta.conf uses the managed identity's client id" grep -qx 'client_id = c1d2e3f4-0000-4000-8000-000000000001' "$conf"
-check "ehdelta.conf: auth = managed-identity" grep -qx 'auth = managed-identity' "$conf"
+# section NAME FILE: the lines of [NAME] in FILE, comments and blank lines left out.
+section() { sed -n "/^\[$1\]\$/,/^\[/p" "$2" | grep -v -e '^\[' -e '^#' -e '^$'; }
+same_section() { # same_section NAME FILE EXPECTED-FILE
+  section "$1" "$2" | diff -u "$3" - >"$T/diff" && return 0
+  cat "$T/diff"
+  return 1
+}
+cat >"$T/source-mi" <<EOF
+namespace = $NS.servicebus.windows.net
+hub = $HUB
+consumer_group = ehdelta
+auth = managed-identity
+client_id = c1d2e3f4-0000-4000-8000-000000000001
+starting_position = earliest
+EOF
+check "ehdelta.conf [source]: the identity, namespace and hub, no connection string file" \
+  same_section source "$conf" "$T/source-mi"
+check "ehdelta.conf keeps the Listen connection string as a commented fallback" \
+  grep -qx "# auth = sas with connection_string_file = $OUT/secrets/eventhub-connection-string" "$conf"
+printf '%s\n' "account = $SA" "auth = managed-identity" "client_id = c1d2e3f4-0000-4000-8000-000000000001" >"$T/storage-mi"
+check "ehdelta.conf [storage]: the same identity, no key" same_section storage "$conf" "$T/storage-mi"
+"$EHDELTA" run --check --config "$conf" >"$T/check-mi.out" 2>"$T/check-mi.err"
+rc=$?
+check "ehdelta run --check accepts the identity's configuration (exit $rc)" [ $rc -eq 0 ]
+check "ehdelta run --check reads [source] with the identity and the namespace" \
+  bash -c '[ "$(sed -n "/^\[source\]/,/^\[/p" "$1" | grep -E "^(namespace|auth|client_id) =" | tr "\n" " ")" = "namespace = $2.servicebus.windows.net auth = managed-identity client_id = c1d2e3f4-0000-4000-8000-000000000001 " ]' \
+  _ "$T/check-mi.out" "$NS"
 check "ehdelta.conf: the raw sink on the raw container of the account" \
   grep -qx "path = abfss://raw@$SA.dfs.core.windows.net/transactions-streaming" "$conf"
-check "ehdelta.conf: hub and consumer group" grep -qx "hub = $HUB" "$conf"
 check "ehdelta.conf has the tutorial's sections" \
   bash -c '[ "$(grep -E "^\[" "$1" | tr "\n" " ")" = "[source] [schema] [storage] [sink raw] [sink by_category] [dead_letter] " ]' _ "$conf"
 
@@ -146,6 +172,14 @@ echo "# operator's note" >>"$conf"
 check "an edited ehdelta.conf is kept; the new one goes to ehdelta.conf.new" \
   bash -c 'grep -q "operator.s note" "$1/ehdelta.conf" && cmp -s "$1/ehdelta.conf.new" "$2/ehdelta.conf"' _ "$OUT" "$T/first.copy"
 
+# A manifest from before the Event Hubs role: its role line names no role. A rerun
+# knows it as the storage role it created, not as a role it found.
+sed -i "s|^created role $PID1 $SCOPE Storage Blob Data Contributor\$|created role $PID1 $SCOPE|" "$OUT/provisioned"
+check "the older manifest's role line names no role" grep -qx "created role $PID1 $SCOPE" "$OUT/provisioned"
+"$PROVISION" "${args[@]}" --identity ehdelta-id --output-dir "$OUT" >"$T/old.out" 2>&1
+check "a rerun over an older manifest: the storage role is still created by provision, listed once" \
+  bash -c '[ $0 -eq 0 ] && cmp -s "$1" "$2"' $? "$T/manifest1" "$OUT/provisioned"
+
 # --- 3. teardown ------------------------------------------------------------------
 : >"$FAKE_AZ_DIR/calls.log"
 echo no | "$TEARDOWN" --state-dir "$OUT" >"$T/td-no.out" 2>&1
@@ -154,15 +188,27 @@ check "teardown lists what it would remove" grep -q "^  group $RG\$" "$T/td-no.o
 echo yes | "$TEARDOWN" --state-dir "$OUT" >"$T/td.out" 2>&1
 check "teardown after 'yes' succeeds" [ $? -eq 0 ]
 cat >"$T/expected-td" <<EOF
+az role assignment delete --assignee $PID1 --role 'Azure Event Hubs Data Receiver' --scope $HUBSCOPE
 az role assignment delete --assignee $PID1 --role 'Storage Blob Data Contributor' --scope $SCOPE
 az group delete --name $RG --yes
 EOF
-check "teardown: the role assignment, then the resource group (it holds the rest)" same_calls "$T/expected-td"
+check "teardown: the two role assignments, then the resource group (it holds the rest)" same_calls "$T/expected-td"
 check "teardown leaves Azure empty" bash -c '[ "$(cat "$1")" = "{}" ]' _ "$FAKE_AZ_DIR/state.json"
 check "teardown removes the secrets and the manifest" bash -c '[ ! -e "$1/secrets" ] && [ ! -e "$1/provisioned" ]' _ "$OUT"
 "$TEARDOWN" --state-dir "$OUT" --yes >"$T/td2.out" 2>&1
 check "a second teardown finds nothing to do (exit 2, says so)" \
   bash -c '[ $0 -eq 2 ] && grep -q "nothing provisioned" "$1"' $? "$T/td2.out"
+
+# A manifest written before provision granted two roles names no role: that was
+# the storage one.
+fresh oldmanifest
+mkdir -p "$OUT"
+printf '%s\n' "created group $RG" "created identity $RG ehdelta-id" "created role $PID1 $SCOPE" >"$OUT/provisioned"
+"$TEARDOWN" --state-dir "$OUT" --yes >"$T/td-old.out" 2>&1
+check "teardown of an older manifest: exit 0" [ $? -eq 0 ]
+printf '%s\n' "az role assignment delete --assignee $PID1 --role 'Storage Blob Data Contributor' --scope $SCOPE" \
+  "az group delete --name $RG --yes" >"$T/expected-td-old"
+check "teardown of an older manifest: its role is the storage one" same_calls "$T/expected-td-old"
 
 # --- 4. a resource group that existed before: teardown leaves it ------------------
 fresh existing
@@ -171,6 +217,11 @@ printf '{"group:%s": {"id": "/subscriptions/%s/resourceGroups/%s", "location": "
 "$PROVISION" "${args[@]}" --output-dir "$OUT" >"$T/ex.out" 2>&1
 check "provision into an existing resource group" [ $? -eq 0 ]
 check "the group is recorded as existing" grep -qx "existing group $RG" "$OUT/provisioned"
+printf '%s\n' "namespace = $NS.servicebus.windows.net" "hub = $HUB" "consumer_group = ehdelta" \
+  "connection_string_file = $OUT/secrets/eventhub-connection-string" "starting_position = earliest" >"$T/source-sas"
+check "without --identity: [source] reads the Listen rule's connection string file, no auth line" \
+  same_section source "$OUT/ehdelta.conf" "$T/source-sas"
+check "without --identity: no role assignment" bash -c '! grep -q "^az role" "$1"' _ "$FAKE_AZ_DIR/calls.log"
 check "without --identity: shared key auth from the key file" \
   bash -c 'grep -qx "auth = shared-key" "$1/ehdelta.conf" && grep -qx "account_key_file = $1/secrets/storage-account-key" "$1/ehdelta.conf"' _ "$OUT"
 check "no group create when it exists" bash -c '! grep -q "^az group create" "$1"' _ "$FAKE_AZ_DIR/calls.log"

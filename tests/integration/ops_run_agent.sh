@@ -58,6 +58,23 @@ check "the bad trigger is in the copy" [ -n "$n" ]
 bad "a value the agent refuses" "bad.conf:$n: [sink raw] trigger 'whenever': expected"
 check "a value the agent refuses: says the agent refused it" grep -q 'ehdelta run --check refused it' "$T/bad.log"
 check "a value the agent refuses: nothing claims ok" bash -c '! grep -q ": ok$" "$1"' _ "$T/bad.log"
+# With --identity, provision's [source] names no secret: the namespace alone
+# is the endpoint, so run-agent must not ask for a connection string.
+unset EVENTHUB_CONNECTION_STRING
+PATH=$T/bin:$PATH "$TOP_SRCDIR/scripts/provision" --resource-group rg --location westeurope --namespace ehdelta-run-ns \
+  --storage-account ehdeltarun --identity ehdelta-id --output-dir "$T/mi" >"$T/provision-mi.log" 2>&1
+check "provision --identity (fake az) wrote a configuration with auth = managed-identity" \
+  grep -qx 'auth = managed-identity' "$T/mi/ehdelta.conf"
+"$RUN" --check --config "$T/mi/ehdelta.conf" --ehdelta "$EHDELTA" >"$T/mi.log" 2>&1
+rc=$?
+cat "$T/mi.log"
+check "the identity's configuration passes, ehdelta run --check included (exit $rc)" \
+  bash -c '[ $0 -eq 0 ] && grep -qx "run-agent: $1: ehdelta run --check: ok" "$2"' $rc "$T/mi/ehdelta.conf" "$T/mi.log"
+grep -v '^namespace = ' "$T/mi/ehdelta.conf" >"$T/bad.conf"
+bad "managed identity without a namespace" \
+  "[source] auth = managed-identity has no namespace (expected namespace = NAME.servicebus.windows.net"
+sed '0,/^auth = managed-identity$/{//d}' "$T/mi/ehdelta.conf" >"$T/bad.conf" # [source]'s: sas again
+bad "auth sas without a connection string file" "[source] has no connection_string_file"
 "$RUN" --check --config "$T/none.conf" >"$T/none.log" 2>&1
 check "a missing configuration: exit 2" bash -c '[ $0 -eq 2 ] && grep -q "no such readable file" "$1"' $? "$T/none.log"
 "$RUN" --config "$conf" --ehdelta "$T/no-such-ehdelta" >"$T/nobin.log" 2>&1
