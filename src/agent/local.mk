@@ -4,6 +4,7 @@ src_agent_libagent_a_CPPFLAGS = $(AM_CPPFLAGS) $(JSONC_CFLAGS) $(PROTON_CFLAGS)
 src_agent_libagent_a_SOURCES = src/agent/conf.c src/agent/conf.h src/agent/sink.c src/agent/sink.h
 src_agent_libagent_a_SOURCES += src/agent/spark.c src/agent/spark.h
 src_agent_libagent_a_SOURCES += src/agent/metrics.c src/agent/metrics.h src/agent/run.c src/agent/run.h \
+	src/agent/run_int.h src/agent/plan.c src/agent/source.c src/agent/slice.c src/agent/flush.c \
 	src/agent/console.c src/agent/console.h src/agent/page.h src/agent/owner.c src/agent/owner.h
 # The status page, compiled in: its bytes become a C array at build time.
 nodist_src_agent_libagent_a_SOURCES = src/agent/page_html.c
