@@ -6,7 +6,7 @@ src_parquet_libparquet_a_SOURCES = \
 	src/parquet/schema.c src/parquet/schema.h \
 	src/parquet/thrift.c src/parquet/thrift.h \
 	src/parquet/rle.c src/parquet/rle.h src/parquet/schema_int.h \
-	src/parquet/writer.c src/parquet/writer.h \
+	src/parquet/writer.c src/parquet/writer.h src/parquet/writer_int.h src/parquet/writer_footer.c \
 	src/parquet/reader.c src/parquet/reader.h src/parquet/reader_int.h src/parquet/reader_page.c \
 	src/parquet/inspect.c src/parquet/inspect.h
 noinst_HEADERS += proto/parquet.h

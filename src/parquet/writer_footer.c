@@ -13,7 +13,6 @@
 #include "parquet/writer_int.h"
 #include "proto/parquet.h"
 
-
 static void se_leaf_annot(pq_tw_t *t, pq_type_t ty) {
   switch (ty) {
   case PQ_T_STRING:
