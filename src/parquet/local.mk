@@ -6,8 +6,8 @@ src_parquet_libparquet_a_SOURCES = \
 	src/parquet/schema.c src/parquet/schema.h \
 	src/parquet/thrift.c src/parquet/thrift.h \
 	src/parquet/rle.c src/parquet/rle.h src/parquet/schema_int.h \
-	src/parquet/writer.c src/parquet/writer.h \
-	src/parquet/reader.c src/parquet/reader.h \
+	src/parquet/writer.c src/parquet/writer.h src/parquet/writer_int.h src/parquet/writer_footer.c \
+	src/parquet/reader.c src/parquet/reader.h src/parquet/reader_int.h src/parquet/reader_page.c \
 	src/parquet/inspect.c src/parquet/inspect.h
 noinst_HEADERS += proto/parquet.h
 EXTRA_DIST += proto/parquet.def
@@ -51,7 +51,7 @@ check_PROGRAMS += tests/fuzz/fuzz_parquet_reader
 # instrumentation sees them (an archive built without it would fuzz blind).
 tests_fuzz_fuzz_parquet_reader_SOURCES = tests/fuzz/fuzz_parquet_reader.c \
 	src/parquet/schema.c src/parquet/thrift.c src/parquet/rle.c src/parquet/reader.c \
-	src/parquet/inspect.c
+	src/parquet/reader_page.c src/parquet/inspect.c
 tests_fuzz_fuzz_parquet_reader_CPPFLAGS = $(src_parquet_libparquet_a_CPPFLAGS)
 tests_fuzz_fuzz_parquet_reader_CFLAGS = $(FUZZER_CFLAGS)
 tests_fuzz_fuzz_parquet_reader_LDFLAGS = $(AM_LDFLAGS) $(FUZZER_LINK_FLAGS)

@@ -8,7 +8,8 @@ src_stream_libstream_a_SOURCES = \
 	src/stream/batch.c src/stream/batch.h \
 	src/stream/schema.c src/stream/schema.h \
 	src/stream/decode.c src/stream/decode.h src/stream/decode_int.h \
-	src/stream/expr.c src/stream/expr.h
+	src/stream/expr.c src/stream/expr.h src/stream/expr_int.h \
+	src/stream/expr_parse.c src/stream/expr_eval.c
 STREAM_LIBS += src/stream/libstream.a $(JSONC_LIBS)
 # The per-event hot path on simdjson On-Demand (bench/bench_decode measured
 # why); a C++ file behind a C interface, so programs also link libstdc++.
@@ -37,7 +38,8 @@ bench_bench_decode_LDADD = $(STREAM_LIBS) $(COMMON_LIBS) $(JSONC_LIBS)
 EXTRA_DIST += tests/fuzz/fuzz_decode.c tests/fuzz/fuzz_expr.c \
 	tests/fuzz/corpus/fuzz_decode tests/fuzz/corpus/fuzz_expr
 if ENABLE_FUZZERS
-STREAM_FUZZ_SOURCES = src/stream/batch.c src/stream/schema.c src/stream/decode.c src/stream/expr.c
+STREAM_FUZZ_SOURCES = src/stream/batch.c src/stream/schema.c src/stream/decode.c src/stream/expr.c \
+	src/stream/expr_parse.c src/stream/expr_eval.c
 if HAVE_SIMDJSON
 STREAM_FUZZ_SOURCES += src/stream/decode_simd.cpp
 endif

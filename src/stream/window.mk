@@ -2,7 +2,7 @@
 # deduplication (kept apart from local.mk, which holds schema and decoding).
 src_stream_libstream_a_SOURCES += \
 	src/stream/ring.c src/stream/ring.h \
-	src/stream/agg.c src/stream/agg.h \
+	src/stream/agg.c src/stream/agg.h src/stream/agg_int.h src/stream/agg_keys.c \
 	src/stream/window.c src/stream/window.h \
 	src/stream/dedup.c src/stream/dedup.h \
 	src/stream/evtime.c src/stream/evtime.h
@@ -34,7 +34,7 @@ EXTRA_DIST += tests/fuzz/fuzz_win_state.c
 if ENABLE_FUZZERS
 check_PROGRAMS += tests/fuzz/fuzz_win_state
 tests_fuzz_fuzz_win_state_SOURCES = tests/fuzz/fuzz_win_state.c src/stream/batch.c \
-	src/stream/agg.c src/stream/window.c src/stream/dedup.c src/stream/evtime.c
+	src/stream/agg.c src/stream/agg_keys.c src/stream/window.c src/stream/dedup.c src/stream/evtime.c
 tests_fuzz_fuzz_win_state_CPPFLAGS = $(src_stream_libstream_a_CPPFLAGS)
 tests_fuzz_fuzz_win_state_CFLAGS = $(FUZZER_CFLAGS)
 tests_fuzz_fuzz_win_state_LDFLAGS = $(AM_LDFLAGS) $(FUZZER_LINK_FLAGS)
