@@ -54,7 +54,7 @@ tests_fuzz_fuzz_blob_list_SOURCES = tests/fuzz/fuzz_blob_list.c src/store/azsign
 tests_fuzz_fuzz_blob_list_CPPFLAGS = $(src_store_libstore_a_CPPFLAGS)
 tests_fuzz_fuzz_blob_list_CFLAGS = $(FUZZER_CFLAGS)
 tests_fuzz_fuzz_blob_list_LDFLAGS = $(AM_LDFLAGS) $(FUZZER_LINK_FLAGS)
-tests_fuzz_fuzz_blob_list_LDADD = $(COMMON_LIBS) $(CURL_LIBS) $(JSONC_LIBS)
+tests_fuzz_fuzz_blob_list_LDADD = $(AUTH_LIBS) $(COMMON_LIBS) $(CURL_LIBS) $(JSONC_LIBS)
 endif
 
 # Allocation failures in the log reader and snapshot (tests/unit/torture.c).
