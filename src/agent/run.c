@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/compact.h"
 #include "agent/console.h"
 #include "agent/sink.h"
 #include "common/backoff.h"
@@ -57,6 +58,10 @@
 #define COMMIT_BACKOFF_BASE_US INT64_C(200000) /* 200 ms, doubling */
 #define COMMIT_BACKOFF_CAP_US  (30 * ED_US_PER_SEC)
 #define POLL_US                100000 /* the longest the pipeline sleeps without looking at stop and faults */
+/* trigger = continuous: how often the pipeline looks whether a sink's commit
+ * has landed while its next batch waits (the flush thread cannot wake it
+ * through the ring, which has one producer: the network thread). */
+#define CONTINUOUS_POLL_US 2000
 
 /* ---- event blocks: what the network thread hands the pipeline ---- */
 
@@ -121,7 +126,9 @@ typedef struct sink {
   _Atomic int64_t *committed; /* per partition: pos of the last landed batch (flush thread) */
   int64_t next_batch;         /* console sinks count their own */
   int64_t max_events, max_bytes, trigger_us;
+  bool continuous;   /* trigger = continuous: trigger_us is the least time between two closes */
   int64_t next_fire; /* monotonic deadline of the interval trigger */
+  int64_t closed;    /* monotonic time the last batch was closed */
   uint64_t in_events, in_bytes;
   int64_t opened_mono, opened_wall, proc_us;
   bool dirty;      /* positions moved since the last batch was closed */
@@ -196,6 +203,7 @@ typedef struct run {
   bool closing;
   pthread_t monitor;
   bool monitor_up;
+  ag_compact_t *compact; /* sink.compaction's thread, NULL when no sink asks for it */
   ed_code_t flush_rc;
   ed_err_t flush_err;
   ed_backoff_t commit_backoff; /* commit_job's delays (flush thread only) */
@@ -551,8 +559,7 @@ static void flush_one(run_t *r, job_t *j) {
   progress_line(r, j, &tm, version, already, queue_us, total_us, &b);
   if (b.data) {
     if (r->o->progress) {
-      fputs(b.data, r->o->progress);
-      fputc('\n', r->o->progress);
+      fprintf(r->o->progress, "%s\n", b.data); /* one call: ag-compact writes lines too */
       fflush(r->o->progress);
     }
     ag_metrics_set_progress(r->o->metrics, j->s->name, b.data);
@@ -744,6 +751,7 @@ static ed_code_t close_batch_one(run_t *r, sink_t *s, ed_err_t *err) {
   j->interval_us = now - s->opened_mono;
   j->proc_us = s->proc_us;
   j->closed_mono = now;
+  s->closed = now;
   j->trigger_wall = s->opened_wall;
   if (!rc && s->win) {
     win_set_now(s->win, now_wall);
@@ -1400,6 +1408,7 @@ static ed_code_t build_sinks(run_t *r, ed_err_t *err) {
     s->max_events = k->max_batch_events;
     s->max_bytes = k->max_batch_bytes;
     s->trigger_us = k->trigger_us;
+    s->continuous = k->continuous;
     n_avail += k->available_now;
     if (k->window) {
       if ((rc = build_window(r, s, err)))
@@ -1839,6 +1848,31 @@ static ed_code_t process_block(run_t *r, blk_t *b, ed_err_t *err) {
   return rc;
 }
 
+/* How long the pipeline may sleep before s's trigger could fire.
+ * @locality pipeline thread  @locks none */
+static int64_t next_due(const sink_t *s, int64_t now) {
+  if (!s->conf || (s->continuous && !s->dirty))
+    return INT64_MAX;
+  if (!s->continuous)
+    return s->next_fire - now;
+  int64_t left = s->closed + s->trigger_us - now;
+  return left > CONTINUOUS_POLL_US ? left : CONTINUOUS_POLL_US;
+}
+
+/* trigger = continuous: the sink's previous batch has landed (nothing of it
+ * queued or being committed), it has data, and the least interval since the
+ * last close has passed. Closing then never waits in push_job, so commits
+ * follow each other back to back while the pipeline fills the next batch.
+ * @locality pipeline thread  @locks takes run.mu to read outstanding */
+static bool continuous_due(run_t *r, sink_t *s, int64_t now) {
+  if (!s->dirty || now - s->closed < s->trigger_us)
+    return false;
+  pthread_mutex_lock(&r->mu);
+  bool idle = s->outstanding == 0;
+  pthread_mutex_unlock(&r->mu);
+  return idle;
+}
+
 /* @locality pipeline thread (the caller's)  @locks takes run.mu to read flush_rc */
 static ed_code_t pipeline(run_t *r, ed_err_t *err) {
   int64_t now = ed_time_mono_us();
@@ -1846,6 +1880,7 @@ static ed_code_t pipeline(run_t *r, ed_err_t *err) {
     r->sinks[i].opened_mono = now;
     r->sinks[i].opened_wall = ed_time_now_us();
     r->sinks[i].next_fire = now + r->sinks[i].trigger_us;
+    r->sinks[i].closed = now;
   }
   ed_code_t rc = ED_OK;
   while (!rc) {
@@ -1857,9 +1892,11 @@ static ed_code_t pipeline(run_t *r, ed_err_t *err) {
     now = ed_time_mono_us();
     int64_t wait = POLL_US;
     if (!r->available_now)
-      for (size_t i = 0; i < r->nsinks; i++)
-        if (r->sinks[i].conf && r->sinks[i].next_fire - now < wait)
-          wait = r->sinks[i].next_fire - now;
+      for (size_t i = 0; i < r->nsinks; i++) {
+        int64_t due = next_due(&r->sinks[i], now);
+        if (due < wait)
+          wait = due;
+      }
     void *item = NULL;
     ed_code_t prc = rb_pop_wait(r->ring, &item, wait < 0 ? 0 : wait);
     if (prc == ED_OK) {
@@ -1887,7 +1924,9 @@ static ed_code_t pipeline(run_t *r, ed_err_t *err) {
     for (size_t i = 0; !rc && i < r->nsinks; i++) {
       sink_t *s = &r->sinks[i];
       bool fire = size_due(s);
-      if (!r->available_now && s->conf && now >= s->next_fire) {
+      if (!r->available_now && s->conf && s->continuous) {
+        fire = fire || continuous_due(r, s, now);
+      } else if (!r->available_now && s->conf && now >= s->next_fire) {
         fire = fire || s->dirty;
         while (s->next_fire <= now)
           s->next_fire += s->trigger_us;
@@ -1911,6 +1950,8 @@ static ed_code_t pipeline(run_t *r, ed_err_t *err) {
 
 /* @locality caller's thread  @locks takes run.mu to stop ag-flush, then joins it and ag-monitor */
 static void run_free(run_t *r) {
+  ag_compact_stop(r->compact);
+  r->compact = NULL;
   if (r->flusher_up) {
     pthread_mutex_lock(&r->mu);
     r->closing = true;
@@ -1964,6 +2005,29 @@ static void run_free(run_t *r) {
   free(r->mask), free(r->smask), free(r->row_ev), free(r->pkeys), free(r->pvals);
   pthread_mutex_destroy(&r->mu);
   pthread_cond_destroy(&r->cv);
+}
+
+/* sink.compaction, in a continuous run (an available-now one ends before the
+ * first round would start).
+ * @locality caller's thread, at start-up  @locks none */
+static ed_code_t start_compaction(run_t *r, ed_err_t *err) {
+  if (r->available_now)
+    return ED_OK;
+  ag_compact_spec_t *specs = calloc(r->nsinks + 1, sizeof *specs);
+  if (!specs)
+    return nomem(err, "compaction");
+  size_t n = 0;
+  for (size_t i = 0; i < r->nsinks; i++) {
+    const ag_sink_t *k = r->sinks[i].conf;
+    if (k && r->sinks[i].delta && k->compaction)
+      specs[n++] = (ag_compact_spec_t){r->sinks[i].name, r->sinks[i].path, k->compaction_files,
+                                       k->compaction_target_size, k->compaction_interval_us};
+  }
+  ed_code_t rc =
+      n ? ag_compact_start(specs, n, r->o->store, r->o->metrics, r->o->progress, &r->compact, err)
+        : ED_OK;
+  free(specs);
+  return rc;
 }
 
 /* Every batch, decoded chunk and Parquet buffer is a few MiB that glibc would
@@ -2021,6 +2085,7 @@ ed_code_t ag_run(const ag_conf_t *conf, const ag_run_opts_t *o, ed_err_t *err) {
     else
       r.flusher_up = true, pthread_setname_np(r.flusher, "ag-flush");
   }
+  rc = rc ? rc : start_compaction(&r, err);
   rc = rc ? rc : start_receivers(&r, err);
   if (!rc)
     update_lag(&r);

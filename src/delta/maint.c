@@ -143,6 +143,10 @@ ed_code_t dl_optimize(dl_table_t *t, const dl_optimize_opts_t *o, dl_optimize_re
     size_t j = i;
     while (j < m && !strcmp(fs[j].part, fs[i].part))
       j++;
+    if (o && j - i <= o->min_files) {
+      i = j;
+      continue;
+    }
     /* Bin-pack the partition's small files, smallest first; a bin of one
      * file would only copy it. */
     for (size_t b = i; b < j && !rc;) {
@@ -199,6 +203,7 @@ ed_code_t dl_optimize(dl_table_t *t, const dl_optimize_opts_t *o, dl_optimize_re
     dl_commit_result_t cr;
     rc = dl_table_commit(t, &c, &cr, err);
     ed_buf_fini(&metrics);
+    res->attempts = cr.attempts;
     if (!rc)
       res->version = cr.version;
   }

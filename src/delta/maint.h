@@ -17,6 +17,7 @@
 typedef struct dl_optimize_opts {
   int64_t target_size; /* bytes; 0: delta.targetFileSize or 128 MiB */
   bool dry_run;        /* plan only */
+  size_t min_files;    /* leave a partition alone unless it holds more small files; 0: any */
 } dl_optimize_opts_t;
 
 typedef struct dl_optimize_result {
@@ -25,6 +26,7 @@ typedef struct dl_optimize_result {
   int64_t bytes_removed, bytes_added;
   int64_t rows;
   int64_t version; /* commit version, -1 when nothing was done */
+  int attempts;    /* of the commit: 1 + the concurrent commits it was retried on top of */
 } dl_optimize_result_t;
 
 /* Rewrites, per partition, files smaller than the target into files of
