@@ -17,7 +17,12 @@
 typedef struct dl_optimize_opts {
   int64_t target_size; /* bytes; 0: delta.targetFileSize or 128 MiB */
   bool dry_run;        /* plan only */
-  size_t min_files;    /* leave a partition alone unless it holds more small files; 0: any */
+  /* 0: every partition, every small file (the CLI's optimize). Else leave a
+   * partition alone unless it holds more small files than this, and rewrite
+   * only its smallest files of a like size (size-tiered: a big file waits
+   * until the small ones add up to it), bounding how often a byte is
+   * rewritten by a compaction that runs again and again. */
+  size_t min_files;
 } dl_optimize_opts_t;
 
 typedef struct dl_optimize_result {
