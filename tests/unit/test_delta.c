@@ -366,7 +366,7 @@ static void test_optimize_min_files_is_size_tiered(void) {
       {{100, 120, 200, 400, 800, 90000}, 6, 2, 5}, /* tiers */
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-    char dir[300], names[8][16];
+    char dir[300], names[8][32];
     st_store_t *s = fresh(dir, sizeof dir);
     dl_table_t *t = create(s);
     dl_add_t f[8];
