@@ -10,6 +10,14 @@ bench-agent: ehdelta$(EXEEXT) ehemu$(EXEEXT)
 	  bash $(top_srcdir)/bench/bench_agent.sh
 .PHONY: bench-agent
 
+# make bench-continuous: trigger = continuous against 1 second, and compaction
+# (bench/bench_continuous.py says what is measured). A bench, not a test.
+EXTRA_DIST += bench/bench_continuous.sh bench/bench_continuous.py
+bench-continuous: ehdelta$(EXEEXT) ehemu$(EXEEXT)
+	EHDELTA_TOP_BUILDDIR=$(abs_top_builddir) EHDELTA_TOP_SRCDIR=$(abs_top_srcdir) \
+	  bash $(top_srcdir)/bench/bench_continuous.sh
+.PHONY: bench-continuous
+
 # make bench-align: backlog throughput with aligned reading on and off
 # (bench/bench_align.py says what is measured). A bench, not a test.
 EXTRA_DIST += bench/bench_align.sh bench/bench_align.py

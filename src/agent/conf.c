@@ -140,7 +140,7 @@ static const ed_opt_t sink_keys[] = {
     {"partition_by", 0, ED_OPT_STRING, "COLUMNS", NULL, S(ag_sink_t, partition_by),
      "partition columns of a new table, comma-separated", 0, 0, 0, NULL},
     {"trigger", 0, ED_OPT_STRING, "TRIGGER", "10 seconds", S(ag_sink_t, trigger),
-     "a processing-time interval, or available-now", 0, 0, 0, NULL},
+     "a processing-time interval, continuous[, min DURATION], or available-now", 0, 0, 0, NULL},
     {"max_batch_events", 0, ED_OPT_INT, "N", "1000000", S(ag_sink_t, max_batch_events),
      "close a batch early at this many events", 0, 1, INT64_MAX, NULL},
     {"max_batch_bytes", 0, ED_OPT_INT, "N", "8388608", S(ag_sink_t, max_batch_bytes),
@@ -169,6 +169,16 @@ static const ed_opt_t sink_keys[] = {
     {"constraint_violation", 0, ED_OPT_ENUM, "POLICY", "fail", S(ag_sink_t, constraint_violation),
      "a row breaking the table's constraints: refuse the batch, or dead-letter the row", 0, 0, 0,
      violation_names},
+    {"compaction", 0, ED_OPT_FLAG, NULL, "false", S(ag_sink_t, compaction),
+     "rewrite small files into larger ones in the background (dataChange = false)", 0, 0, 0, NULL},
+    {"compaction_files", 0, ED_OPT_INT, "N", "10", S(ag_sink_t, compaction_files),
+     "compact a partition once it holds more small files than this", 0, 1, 1000000, NULL},
+    {"compaction_target_size", 0, ED_OPT_INT, "BYTES", "0", S(ag_sink_t, compaction_target_size),
+     "size of the files compaction builds (0: delta.targetFileSize, else 134217728)", 0, 0,
+     INT64_C(1) << 40, NULL},
+    {"compaction_interval", 0, ED_OPT_DURATION, "DURATION", "1 minute",
+     S(ag_sink_t, compaction_interval_us), "the least time between two looks at the table", 0, 1000,
+     7 * ED_US_PER_DAY, NULL},
     ED_OPT_END,
 };
 
@@ -293,14 +303,38 @@ static int key_line(const ed_opt_t *keys, const int *lines, const char *key, int
 }
 #define KL(keys, lines, key, header) key_line(keys, lines, key, header)
 
+/* What follows "continuous" in a trigger: nothing, or ", min DURATION". */
+static bool continuous_min(const char *rest, int64_t *min_us) {
+  *min_us = 0;
+  rest += strspn(rest, " \t");
+  if (!*rest)
+    return true;
+  if (*rest++ != ',')
+    return false;
+  rest += strspn(rest, " \t");
+  if (strncmp(rest, "min ", 4))
+    return false;
+  return ed_time_parse_duration(rest + 4, min_us, NULL) == ED_OK && *min_us >= 0;
+}
+
 static void validate_sink(probs_t *p, ag_sink_t *k, const sm_type_t *schema) {
   int ln = k->line;
   if (k->kind == AG_SINK_DELTA && !k->path)
     prob(p, ln, "[sink %s] a delta sink needs path", k->name);
   if (k->kind == AG_SINK_CONSOLE && k->path)
     prob(p, ln, "[sink %s] a console sink takes no path", k->name);
+  if (k->kind == AG_SINK_CONSOLE && k->compaction)
+    prob(p, KL(sink_keys, k->key_lines, "compaction", ln),
+         "[sink %s] compaction = true: expected a delta sink (a console sink has no files)",
+         k->name);
   if (!strcmp(k->trigger, "available-now") || !strcmp(k->trigger, "once")) {
     k->available_now = true;
+  } else if (!strncmp(k->trigger, "continuous", 10) && strchr(" \t,", k->trigger[10])) {
+    k->continuous = true;
+    if (!continuous_min(k->trigger + 10, &k->trigger_us))
+      prob(p, KL(sink_keys, k->key_lines, "trigger", ln),
+           "[sink %s] trigger '%s': expected continuous or \"continuous, min DURATION\"", k->name,
+           k->trigger);
   } else {
     ed_err_t e = {0};
     if (ed_time_parse_duration(k->trigger, &k->trigger_us, &e) || k->trigger_us <= 0)

@@ -81,7 +81,7 @@ typedef struct ag_sink {
   int kind;   /* ag_sink_type_t: type = delta | console */
   char *path;
   char *partition_by;
-  char *trigger; /* DURATION | available-now | once */
+  char *trigger; /* DURATION | continuous[, min DURATION] | available-now | once */
   int64_t max_batch_events;
   int64_t max_batch_bytes;
   char *window;    /* "[COLUMN,] LENGTH[, SLIDE]" */
@@ -92,13 +92,18 @@ typedef struct ag_sink {
   char *checkpoint_location;
   char *query_id; /* the txn appId; default "ehdelta-<name>" */
   bool merge_schema;
-  int64_t zstd_level;       /* of the table's Parquet pages */
-  int64_t num_rows;         /* console: rows printed per batch */
-  int constraint_violation; /* ag_violation_t: a row breaking the table's rules */
+  int64_t zstd_level;             /* of the table's Parquet pages */
+  int64_t num_rows;               /* console: rows printed per batch */
+  int constraint_violation;       /* ag_violation_t: a row breaking the table's rules */
+  bool compaction;                /* compact small files in the background */
+  int64_t compaction_files;       /* a partition with more small files than this is compacted */
+  int64_t compaction_target_size; /* bytes of the files compaction builds; 0: the table's */
+  int64_t compaction_interval_us; /* the least time between two looks at the table */
   /* resolved by validation */
   ag_output_mode_t mode;
   bool available_now;
   bool violation_dead_letter; /* constraint_violation = dead-letter */
+  bool continuous; /* trigger = continuous: trigger_us is its minimum interval (may be 0) */
   int64_t trigger_us;
   char *window_column; /* NULL when no window */
   int64_t window_us, slide_us;

@@ -198,8 +198,7 @@ static void flush_one(run_t *r, job_t *j) {
   progress_line(r, j, &tm, version, already, queue_us, total_us, &b);
   if (b.data) {
     if (r->o->progress) {
-      fputs(b.data, r->o->progress);
-      fputc('\n', r->o->progress);
+      fprintf(r->o->progress, "%s\n", b.data); /* one call: ag-compact writes lines too */
       fflush(r->o->progress);
     }
     ag_metrics_set_progress(r->o->metrics, j->s->name, b.data);
@@ -308,6 +307,7 @@ ed_code_t ag_run_close_batch_one(run_t *r, sink_t *s, ed_err_t *err) {
   j->interval_us = now - s->opened_mono;
   j->proc_us = s->proc_us;
   j->closed_mono = now;
+  s->closed = now;
   j->trigger_wall = s->opened_wall;
   if (!rc && s->win) {
     win_set_now(s->win, now_wall);

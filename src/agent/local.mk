@@ -5,7 +5,8 @@ src_agent_libagent_a_SOURCES = src/agent/conf.c src/agent/conf.h src/agent/sink.
 src_agent_libagent_a_SOURCES += src/agent/spark.c src/agent/spark.h
 src_agent_libagent_a_SOURCES += src/agent/metrics.c src/agent/metrics.h src/agent/run.c src/agent/run.h \
 	src/agent/run_int.h src/agent/plan.c src/agent/source.c src/agent/slice.c src/agent/flush.c \
-	src/agent/console.c src/agent/console.h src/agent/page.h src/agent/owner.c src/agent/owner.h
+	src/agent/console.c src/agent/console.h src/agent/page.h src/agent/owner.c src/agent/owner.h \
+	src/agent/compact.c src/agent/compact.h
 # The status page, compiled in: its bytes become a C array at build time.
 nodist_src_agent_libagent_a_SOURCES = src/agent/page_html.c
 src/agent/page_html.c: $(top_srcdir)/src/agent/page/status.html $(top_srcdir)/scripts/embed.sh
@@ -29,7 +30,8 @@ check_PROGRAMS += tests/tools/ag_sink_tool
 tests_tools_ag_sink_tool_CFLAGS = $(AM_CFLAGS)
 tests_tools_ag_sink_tool_SOURCES = tests/tools/ag_sink_tool.c
 tests_tools_ag_sink_tool_LDADD = $(tests_unit_unit_agent_LDADD)
-TESTS += tests/interop/test_agent_sink.py tests/interop/test_agent_e2e.py tests/interop/test_agent_rawpath.py tests/interop/test_agent_deadletter_reasons.py tests/fault/test_agent_kill9.py tests/fault/test_agent_faults.py
+TESTS += tests/interop/test_agent_sink.py tests/interop/test_agent_e2e.py tests/interop/test_agent_rawpath.py tests/interop/test_agent_deadletter_reasons.py tests/fault/test_agent_kill9.py tests/fault/test_agent_faults.py \
+	tests/fault/test_agent_compaction.py
 # Event time per partition: window tables equal to DuckDB's batch windows over
 # the raw table for any batch size, partition count, skew and kill -9 schedule.
 TESTS += tests/interop/test_event_time.py

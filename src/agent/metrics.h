@@ -51,6 +51,16 @@ typedef struct ag_metrics ag_metrics_t;
     "last enqueued sequence number minus last committed")                                          \
   X(LAST_ENQUEUED, "last_enqueued_sequence_number", gauge, "partition", "as the hub reports it")   \
   X(COMMITTED_SEQ, "committed_sequence_number", gauge, "partition", "the lowest over the sinks")   \
+  X(COMPACTIONS, "compactions_total", counter, "sink", "compaction commits (sink.compaction)")     \
+  X(COMPACT_FILES_REMOVED, "compaction_files_removed_total", counter, "sink",                      \
+    "small files compaction rewrote")                                                              \
+  X(COMPACT_FILES_ADDED, "compaction_files_added_total", counter, "sink",                          \
+    "files compaction wrote")                                                                      \
+  X(COMPACT_BYTES, "compaction_bytes_total", counter, "sink", "bytes of the files it rewrote")     \
+  X(COMPACT_SECONDS, "compaction_seconds_total", counter, "sink",                                  \
+    "time spent compacting (read, rewrite, commit)")                                               \
+  X(COMPACT_CONFLICTS, "compaction_conflicts_total", counter, "sink",                              \
+    "concurrent commits a compaction commit was retried on top of, or aborted by")                 \
   X(RING_USED, "ring_used_slots", gauge, "", "event blocks waiting for the pipeline")              \
   X(UP, "up", gauge, "", "1 while the agent runs")
 

@@ -298,6 +298,7 @@ static ed_code_t build_sinks(run_t *r, ed_err_t *err) {
     s->max_events = k->max_batch_events;
     s->max_bytes = k->max_batch_bytes;
     s->trigger_us = k->trigger_us;
+    s->continuous = k->continuous;
     n_avail += k->available_now;
     if (k->window) {
       if ((rc = build_window(r, s, err)))

@@ -58,6 +58,31 @@ bool ag_run_size_due(const sink_t *s) {
   return (int64_t)s->in_events >= s->max_events || (int64_t)s->in_bytes >= s->max_bytes;
 }
 
+/* How long the pipeline may sleep before s's trigger could fire.
+ * @locality pipeline thread  @locks none */
+static int64_t next_due(const sink_t *s, int64_t now) {
+  if (!s->conf || (s->continuous && !s->dirty))
+    return INT64_MAX;
+  if (!s->continuous)
+    return s->next_fire - now;
+  int64_t left = s->closed + s->trigger_us - now;
+  return left > CONTINUOUS_POLL_US ? left : CONTINUOUS_POLL_US;
+}
+
+/* trigger = continuous: the sink's previous batch has landed (nothing of it
+ * queued or being committed), it has data, and the least interval since the
+ * last close has passed. Closing then never waits in push_job, so commits
+ * follow each other back to back while the pipeline fills the next batch.
+ * @locality pipeline thread  @locks takes run.mu to read outstanding */
+static bool continuous_due(run_t *r, sink_t *s, int64_t now) {
+  if (!s->dirty || now - s->closed < s->trigger_us)
+    return false;
+  pthread_mutex_lock(&r->mu);
+  bool idle = s->outstanding == 0;
+  pthread_mutex_unlock(&r->mu);
+  return idle;
+}
+
 /* @locality pipeline thread (the caller's)  @locks takes run.mu to read flush_rc */
 static ed_code_t pipeline(run_t *r, ed_err_t *err) {
   int64_t now = ed_time_mono_us();
@@ -65,6 +90,7 @@ static ed_code_t pipeline(run_t *r, ed_err_t *err) {
     r->sinks[i].opened_mono = now;
     r->sinks[i].opened_wall = ed_time_now_us();
     r->sinks[i].next_fire = now + r->sinks[i].trigger_us;
+    r->sinks[i].closed = now;
   }
   ed_code_t rc = ED_OK;
   while (!rc) {
@@ -76,9 +102,11 @@ static ed_code_t pipeline(run_t *r, ed_err_t *err) {
     now = ed_time_mono_us();
     int64_t wait = POLL_US;
     if (!r->available_now)
-      for (size_t i = 0; i < r->nsinks; i++)
-        if (r->sinks[i].conf && r->sinks[i].next_fire - now < wait)
-          wait = r->sinks[i].next_fire - now;
+      for (size_t i = 0; i < r->nsinks; i++) {
+        int64_t due = next_due(&r->sinks[i], now);
+        if (due < wait)
+          wait = due;
+      }
     void *item = NULL;
     ed_code_t prc = rb_pop_wait(r->ring, &item, wait < 0 ? 0 : wait);
     if (prc == ED_OK) {
@@ -106,7 +134,9 @@ static ed_code_t pipeline(run_t *r, ed_err_t *err) {
     for (size_t i = 0; !rc && i < r->nsinks; i++) {
       sink_t *s = &r->sinks[i];
       bool fire = ag_run_size_due(s);
-      if (!r->available_now && s->conf && now >= s->next_fire) {
+      if (!r->available_now && s->conf && s->continuous) {
+        fire = fire || continuous_due(r, s, now);
+      } else if (!r->available_now && s->conf && now >= s->next_fire) {
         fire = fire || s->dirty;
         while (s->next_fire <= now)
           s->next_fire += s->trigger_us;
@@ -131,6 +161,8 @@ static ed_code_t pipeline(run_t *r, ed_err_t *err) {
 
 /* @locality caller's thread  @locks takes run.mu to stop ag-flush, then joins it and ag-monitor */
 static void run_free(run_t *r) {
+  ag_compact_stop(r->compact);
+  r->compact = NULL;
   if (r->flusher_up) {
     pthread_mutex_lock(&r->mu);
     r->closing = true;
@@ -186,6 +218,29 @@ static void run_free(run_t *r) {
   pthread_cond_destroy(&r->cv);
 }
 
+/* sink.compaction, in a continuous run (an available-now one ends before the
+ * first round would start).
+ * @locality caller's thread, at start-up  @locks none */
+static ed_code_t start_compaction(run_t *r, ed_err_t *err) {
+  if (r->available_now)
+    return ED_OK;
+  ag_compact_spec_t *specs = calloc(r->nsinks + 1, sizeof *specs);
+  if (!specs)
+    return ag_run_nomem(err, "compaction");
+  size_t n = 0;
+  for (size_t i = 0; i < r->nsinks; i++) {
+    const ag_sink_t *k = r->sinks[i].conf;
+    if (k && r->sinks[i].delta && k->compaction)
+      specs[n++] = (ag_compact_spec_t){r->sinks[i].name, r->sinks[i].path, k->compaction_files,
+                                       k->compaction_target_size, k->compaction_interval_us};
+  }
+  ed_code_t rc =
+      n ? ag_compact_start(specs, n, r->o->store, r->o->metrics, r->o->progress, &r->compact, err)
+        : ED_OK;
+  free(specs);
+  return rc;
+}
+
 /* Every batch, decoded chunk and Parquet buffer is a few MiB that glibc would
  * map fresh (and the kernel zero, page by page) each time: past its default
  * 128 KiB mmap threshold, which only creeps up as such blocks are freed, and
@@ -233,6 +288,7 @@ ed_code_t ag_run(const ag_conf_t *conf, const ag_run_opts_t *o, ed_err_t *err) {
     else
       r.flusher_up = true, pthread_setname_np(r.flusher, "ag-flush");
   }
+  rc = rc ? rc : start_compaction(&r, err);
   rc = rc ? rc : ag_run_start_receivers(&r, err);
   if (!rc)
     ag_run_update_lag(&r);

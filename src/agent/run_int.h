@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/compact.h"
 #include "agent/metrics.h"
 #include "agent/run.h"
 #include "agent/sink.h"
@@ -32,6 +33,10 @@
 #define COMMIT_BACKOFF_BASE_US INT64_C(200000) /* 200 ms, doubling */
 #define COMMIT_BACKOFF_CAP_US  (30 * ED_US_PER_SEC)
 #define POLL_US                100000 /* the longest the pipeline sleeps without looking at stop and faults */
+/* trigger = continuous: how often the pipeline looks whether a sink's commit
+ * has landed while its next batch waits (the flush thread cannot wake it
+ * through the ring, which has one producer: the network thread). */
+#define CONTINUOUS_POLL_US 2000
 
 /* ---- event blocks: what the network thread hands the pipeline ---- */
 
@@ -96,7 +101,9 @@ typedef struct sink {
   _Atomic int64_t *committed; /* per partition: pos of the last landed batch (flush thread) */
   int64_t next_batch;         /* console sinks count their own */
   int64_t max_events, max_bytes, trigger_us;
+  bool continuous;   /* trigger = continuous: trigger_us is the least time between two closes */
   int64_t next_fire; /* monotonic deadline of the interval trigger */
+  int64_t closed;    /* monotonic time the last batch was closed */
   uint64_t in_events, in_bytes;
   int64_t opened_mono, opened_wall, proc_us;
   bool dirty;      /* positions moved since the last batch was closed */
@@ -171,6 +178,7 @@ typedef struct run {
   bool closing;
   pthread_t monitor;
   bool monitor_up;
+  ag_compact_t *compact; /* sink.compaction's thread, NULL when no sink asks for it */
   ed_code_t flush_rc;
   ed_err_t flush_err;
   ed_backoff_t commit_backoff; /* commit_job's delays (flush thread only) */

@@ -33,7 +33,7 @@ int cmd_optimize(int argc, char **argv) {
   ed_err_t err = {0};
   st_store_t *s = NULL;
   dl_table_t *t = NULL;
-  dl_optimize_opts_t o = {cfg.target_size, cfg.dry_run};
+  dl_optimize_opts_t o = {.target_size = cfg.target_size, .dry_run = cfg.dry_run};
   dl_optimize_result_t r;
   if (st_open(argv[0], NULL, &s, &err) || dl_table_open(s, &t, &err) ||
       dl_optimize(t, &o, &r, &err)) {

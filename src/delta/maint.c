@@ -43,6 +43,20 @@ static int cmp_fref(const void *x, const void *y) {
                                    : strcmp(a->a->path, b->a->path);
 }
 
+/* Of a partition's small files fs[i..j) (smallest first), where the ones
+ * worth rewriting end: each file after the first two must be no larger than
+ * all before it together. Files of a like size are merged, and a file made by
+ * an earlier compaction waits until the newer ones add up to it, so each byte
+ * is rewritten about log2(partition / commit size) times instead of at every
+ * look (size-tiered, as LSM stores compact). */
+static size_t tier_end(const fref_t *fs, size_t i, size_t j) {
+  int64_t sum = fs[i].a->size + fs[i + 1].a->size;
+  size_t e = i + 2;
+  while (e < j && fs[e].a->size <= sum)
+    sum += fs[e++].a->size;
+  return e;
+}
+
 /* Rewrites files[0..n) (one partition, same schema) into new files of about
  * target bytes. */
 static ed_code_t rewrite_bin(dl_table_t *t, fref_t *files, size_t n, int64_t target,
@@ -143,6 +157,14 @@ ed_code_t dl_optimize(dl_table_t *t, const dl_optimize_opts_t *o, dl_optimize_re
     size_t j = i;
     while (j < m && !strcmp(fs[j].part, fs[i].part))
       j++;
+    size_t next = j;
+    if (o && o->min_files) {
+      if (j - i <= o->min_files) {
+        i = j;
+        continue;
+      }
+      j = tier_end(fs, i, j);
+    }
     /* Bin-pack the partition's small files, smallest first; a bin of one
      * file would only copy it. */
     for (size_t b = i; b < j && !rc;) {
@@ -175,7 +197,7 @@ ed_code_t dl_optimize(dl_table_t *t, const dl_optimize_opts_t *o, dl_optimize_re
       }
       b = e;
     }
-    i = j;
+    i = next;
   }
   res->files_removed = nrms;
   for (size_t i = 0; i < nadds; i++)
@@ -199,6 +221,7 @@ ed_code_t dl_optimize(dl_table_t *t, const dl_optimize_opts_t *o, dl_optimize_re
     dl_commit_result_t cr;
     rc = dl_table_commit(t, &c, &cr, err);
     ed_buf_fini(&metrics);
+    res->attempts = cr.attempts;
     if (!rc)
       res->version = cr.version;
   }

@@ -17,6 +17,12 @@
 typedef struct dl_optimize_opts {
   int64_t target_size; /* bytes; 0: delta.targetFileSize or 128 MiB */
   bool dry_run;        /* plan only */
+  /* 0: every partition, every small file (the CLI's optimize). Else leave a
+   * partition alone unless it holds more small files than this, and rewrite
+   * only its smallest files of a like size (size-tiered: a big file waits
+   * until the small ones add up to it), bounding how often a byte is
+   * rewritten by a compaction that runs again and again. */
+  size_t min_files;
 } dl_optimize_opts_t;
 
 typedef struct dl_optimize_result {
@@ -25,6 +31,7 @@ typedef struct dl_optimize_result {
   int64_t bytes_removed, bytes_added;
   int64_t rows;
   int64_t version; /* commit version, -1 when nothing was done */
+  int attempts;    /* of the commit: 1 + the concurrent commits it was retried on top of */
 } dl_optimize_result_t;
 
 /* Rewrites, per partition, files smaller than the target into files of

@@ -290,6 +290,21 @@ static ed_code_t apply_fn(dl_table_t *t, dl_action_t *a, void *ctx, ed_err_t *er
   return dl_snapshot_apply(t, a, err);
 }
 
+ed_code_t dl_table_update(dl_table_t *t, ed_err_t *err) {
+  for (;;) {
+    ed_err_t e = {0};
+    ed_code_t rc = read_commit(t, t->version + 1, apply_fn, NULL, &e);
+    if (rc == ED_E_NOT_FOUND)
+      return check_protocol(t, err);
+    if (rc) {
+      if (err)
+        *err = e;
+      return rc;
+    }
+    t->version++;
+  }
+}
+
 static bool parse_log_name(const char *key, int64_t *v, const char **suffix) {
   const char *n = key + strlen("_delta_log/");
   for (int i = 0; i < 20; i++)

@@ -43,6 +43,10 @@ ed_code_t dl_table_open(st_store_t *store, dl_table_t **out, ed_err_t *err);
 ed_code_t dl_table_create(st_store_t *store, const dl_create_opts_t *o, dl_table_t **out,
                           ed_err_t *err);
 void dl_table_free(dl_table_t *t);
+/* Brings the snapshot up to the newest version by reading the commits after
+ * it (a long-lived reader's refresh, far cheaper than a new open). A failure
+ * leaves a snapshot that may hold part of a commit: free it and open anew. */
+ed_code_t dl_table_update(dl_table_t *t, ed_err_t *err);
 
 st_store_t *dl_table_store(const dl_table_t *t);
 int64_t dl_table_version(const dl_table_t *t);

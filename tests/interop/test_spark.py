@@ -3,7 +3,8 @@ the same tables, both ways:
 
 - Spark reads what ehdelta writes: counts, schema, history, time travel, the
   tutorial's Steps 6.3, 7.1 and 8.2 in Spark SQL equal to DuckDB's answers, and
-  a streaming read that goes on across an OPTIMIZE;
+  a streaming read that goes on across an OPTIMIZE, and one that follows a
+  live agent (trigger = continuous) while its compaction commits run;
 - ehdelta appends to tables Spark created by a DataFrame save (nullable
   columns, with a Spark-written checkpoint), by writeStream and by SQL DDL
   (NOT NULL columns), and Spark reads the result;
@@ -18,6 +19,7 @@ come through Ivy into .tools/ivy (scripts/deps fetches them once)."""
 import datetime
 import json
 import os
+import signal
 import subprocess
 import time
 
@@ -28,7 +30,7 @@ from delta.tables import DeltaTable as SparkDeltaTable
 from pyspark.sql import SparkSession
 
 from agentutil import Emu, run_agent, send_lines, transactions, tutorial_conf
-from conftest import EHDELTA, TOP_SRCDIR
+from conftest import EHDELTA, TOP_SRCDIR, wait_until
 
 DELTA_PKG = "io.delta:delta-spark_2.12:3.2.1"
 EVENT_COLS = ("transaction_id STRING, customer_id STRING, amount DOUBLE, category STRING, "
@@ -184,6 +186,66 @@ def test_spark_reads_ehdelta_tables(spark, emu, tmp_path):
     assert p.returncode == 0, p.stderr
     assert stream_once() == n + 40
     assert spark.read.format("delta").load(raw).count() == n + 40
+
+
+def test_spark_stream_follows_live_agent_compaction(spark, emu, tmp_path):
+    """Spark's streaming read of a table a live agent writes with trigger =
+    continuous and compaction at a bound of 2: read after each of four pieces,
+    with at least one compaction commit (dataChange = false) before the last
+    two reads, every event lands in the copy exactly once."""
+    table, copy, ck = tmp_path / "raw", str(tmp_path / "copy"), str(tmp_path / "copy-ck")
+    conf = tmp_path / "live.conf"
+    conf.write_text(f"""
+[source]
+connection_string_file = {emu.cs_file}
+starting_position = earliest
+[schema]
+columns = {EVENT_COLS}
+derive = processing_date = to_date(timestamp)
+[sink raw]
+path = {table}
+partition_by = processing_date
+trigger = continuous
+compaction = true
+compaction_files = 2
+compaction_interval = 1 ms
+""")
+    progress = tmp_path / "live.progress"
+    agent = subprocess.Popen([EHDELTA, "run", "--config", str(conf), "--progress", str(progress)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def committed():
+        try:
+            return DeltaTable(str(table)).to_pyarrow_table(columns=["transaction_id"]).num_rows
+        except Exception:  # not created yet
+            return 0
+
+    def compactions():
+        return sum('"compaction"' in l for l in progress.read_text().splitlines()) \
+            if progress.exists() else 0
+
+    def stream_once():
+        q = (spark.readStream.format("delta").load(str(table)).writeStream.format("delta")
+             .option("checkpointLocation", ck).trigger(availableNow=True).start(copy))
+        q.awaitTermination()
+
+    events = transactions(800, step_s=0.5)
+    try:
+        for k in range(4):
+            send_lines(emu, tmp_path, events[200 * k:200 * (k + 1)], name=f"piece{k}.jsonl")
+            wait_until(lambda: committed() >= 200 * (k + 1), timeout=120, what="the piece")
+            if k == 2:  # three commits or more of one date: a compaction follows
+                wait_until(lambda: compactions() >= 1, timeout=120, what="a compaction")
+            stream_once()
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        _, err = agent.communicate(timeout=60)
+    assert agent.returncode == 0, err
+    stream_once()
+    got = [r[0] for r in spark.read.format("delta").load(copy).select("transaction_id").collect()]
+    assert sorted(got) == sorted(e["transaction_id"] for e in events)
+    ops = [h["operation"] for h in spark.sql(f"DESCRIBE HISTORY delta.`{table}`").collect()]
+    assert "OPTIMIZE" in ops
 
 
 # ---- ehdelta appends to tables Spark made ----

@@ -172,6 +172,55 @@ static void test_constraint_violation_policy(void) {
   }
 }
 
+/* trigger = continuous[, min DURATION] and the compaction keys: what they
+ * resolve to, and a clear problem for what they are not. */
+static void test_continuous_and_compaction(void) {
+  static const struct {
+    const char *sink;
+    const char *problem; /* NULL: valid */
+    bool continuous;
+    int64_t trigger_us;
+  } cases[] = {
+      {"path = /t\ntrigger = continuous\n", NULL, true, 0},
+      {"path = /t\ntrigger = continuous, min 100 ms\n", NULL, true, 100000},
+      {"path = /t\ntrigger = continuous,min 2 seconds\n", NULL, true, 2000000},
+      {"path = /t\ntrigger = 1 second\n", NULL, false, 1000000},
+      {"path = /t\ntrigger = continuous soon\n", "expected continuous or", false, 0},
+      {"path = /t\ntrigger = continuous, 100 ms\n", "expected continuous or", false, 0},
+      {"path = /t\ntrigger = continuous, min never\n", "expected continuous or", false, 0},
+      {"path = /t\ntrigger = continuously\n", "expected a duration", false, 0},
+      {"type = console\ncompaction = true\n", "expected a delta sink", false, 0},
+      {"path = /t\ncompaction_files = 0\n", "compaction_files", false, 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char text[1024];
+    snprintf(text, sizeof text,
+             "[source]\nhub = h\n[schema]\ncolumns = a INT\n[sink raw]\n%s"
+             "compaction_interval = 5 seconds\n",
+             cases[i].sink);
+    ag_conf_t c;
+    char *problems = NULL;
+    ed_err_t e = {0};
+    ed_code_t rc = ag_conf_parse("t.conf", text, &c, &problems, &e);
+    CU_ASSERT_EQUAL(rc, cases[i].problem ? ED_E_CONFIG : ED_OK);
+    if (cases[i].problem) {
+      CU_ASSERT_PTR_NOT_NULL(problems && strstr(problems, cases[i].problem));
+      if (!problems || !strstr(problems, cases[i].problem))
+        fprintf(stderr, "case %zu: %s\n", i, problems ? problems : e.msg);
+    } else if (rc) {
+      fprintf(stderr, "case %zu: %s", i, problems ? problems : e.msg);
+    } else {
+      CU_ASSERT_EQUAL(c.sinks[0].continuous, cases[i].continuous);
+      CU_ASSERT_EQUAL(c.sinks[0].trigger_us, cases[i].trigger_us);
+      CU_ASSERT_EQUAL(c.sinks[0].compaction, false);
+      CU_ASSERT_EQUAL(c.sinks[0].compaction_files, 10);
+      CU_ASSERT_EQUAL(c.sinks[0].compaction_interval_us, 5000000);
+    }
+    free(problems);
+    ag_conf_free(&c);
+  }
+}
+
 /* Every key of every section table is documented in man/ehdelta.conf.5 and
  * the page documents no key the tables lack: the tables are the truth. */
 static void test_man_page_matches_tables(void) {
@@ -325,12 +374,9 @@ static void test_source_entra_keys(void) {
 }
 
 static const cu_case_t cases[] = {
-    CU_CASE(test_parses_the_tutorial),
-    CU_CASE(test_reports_every_problem_with_its_line),
-    CU_CASE(test_constraint_violation_policy),
-    CU_CASE(test_man_page_matches_tables),
-    CU_CASE(test_fixed_value_keys),
-    CU_CASE(test_source_entra_keys),
-    CU_END,
+    CU_CASE(test_parses_the_tutorial),         CU_CASE(test_reports_every_problem_with_its_line),
+    CU_CASE(test_constraint_violation_policy), CU_CASE(test_continuous_and_compaction),
+    CU_CASE(test_man_page_matches_tables),     CU_CASE(test_fixed_value_keys),
+    CU_CASE(test_source_entra_keys),           CU_END,
 };
 ED_SUITE(ag_conf, cases)

@@ -325,6 +325,71 @@ static void test_compactions_removing_one_file_conflict(void) {
   st_free(s);
 }
 
+/* A long-lived reader (the agent's compaction) brings its snapshot forward
+ * by the commits since: adds and removes of another writer show. */
+static void test_update_reads_only_the_new_commits(void) {
+  char dir[300];
+  st_store_t *s = fresh(dir, sizeof dir);
+  dl_table_t *a = create(s), *b = NULL;
+  CU_ASSERT_EQUAL_FATAL(dl_table_open(s, &b, NULL), ED_OK);
+  dl_add_t f[2] = {fake_add("1.parquet"), fake_add("2.parquet")};
+  dl_commit_t c = {.adds = f, .nadds = 2};
+  CU_ASSERT_EQUAL(dl_table_commit(a, &c, NULL, NULL), ED_OK);
+  dl_remove_t r = {(char *)"1.parquet", 5, false, NULL, 0, 100};
+  dl_commit_t cr = {.removes = &r, .nremoves = 1, .operation = "OPTIMIZE"};
+  CU_ASSERT_EQUAL(dl_table_commit(a, &cr, NULL, NULL), ED_OK);
+  CU_ASSERT_EQUAL(dl_table_num_files(b), 0);
+  CU_ASSERT_EQUAL(dl_table_update(b, NULL), ED_OK);
+  CU_ASSERT_EQUAL(dl_table_version(b), 2);
+  CU_ASSERT_EQUAL(dl_table_num_files(b), 1);
+  CU_ASSERT_STRING_EQUAL(dl_table_file(b, 0)->path, "2.parquet");
+  CU_ASSERT_EQUAL(dl_table_update(b, NULL), ED_OK); /* nothing new */
+  CU_ASSERT_EQUAL(dl_table_version(b), 2);
+  dl_table_free(a);
+  dl_table_free(b);
+  st_free(s);
+}
+
+/* optimize's plan with min_files (the agent's compaction): a partition with
+ * no more small files than the bound is left alone; above it only the
+ * smallest files of a like size are merged, a big earlier output waits. */
+static void test_optimize_min_files_is_size_tiered(void) {
+  static const struct {
+    int64_t sizes[8];
+    size_t n, min_files, removed;
+  } cases[] = {
+      {{100, 100, 100}, 3, 3, 0},                  /* at the bound */
+      {{100, 100, 100, 100}, 4, 3, 4},             /* like sizes: all */
+      {{100, 100, 100, 100, 5000}, 5, 3, 4},       /* the big one waits */
+      {{100, 100, 100, 100, 400}, 5, 3, 5},        /* ... until they add up to it */
+      {{100, 100, 100, 100, 5000}, 5, 0, 5},       /* the CLI's optimize: all */
+      {{100, 120, 200, 400, 800, 90000}, 6, 2, 5}, /* tiers */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char dir[300], names[8][32];
+    st_store_t *s = fresh(dir, sizeof dir);
+    dl_table_t *t = create(s);
+    dl_add_t f[8];
+    for (size_t k = 0; k < cases[i].n; k++) {
+      snprintf(names[k], sizeof names[k], "%zu.parquet", k);
+      f[k] = fake_add(names[k]);
+      f[k].size = cases[i].sizes[k];
+    }
+    dl_commit_t c = {.adds = f, .nadds = cases[i].n};
+    CU_ASSERT_EQUAL(dl_table_commit(t, &c, NULL, NULL), ED_OK);
+    dl_optimize_opts_t o = {
+        .target_size = 1 << 20, .dry_run = true, .min_files = cases[i].min_files};
+    dl_optimize_result_t res;
+    CU_ASSERT_EQUAL(dl_optimize(t, &o, &res, NULL), ED_OK);
+    CU_ASSERT_EQUAL(res.files_removed, cases[i].removed);
+    if (res.files_removed != cases[i].removed)
+      fprintf(stderr, "case %zu: %zu removed, expected %zu\n", i, res.files_removed,
+              cases[i].removed);
+    dl_table_free(t);
+    st_free(s);
+  }
+}
+
 static void test_bad_tables_get_one_clear_error(void) {
   char dir[300];
   st_store_t *s = fresh(dir, sizeof dir);
@@ -707,6 +772,8 @@ static const cu_case_t cases[] = {
     CU_CASE(test_commit_with_our_app_id_already_landed_is_not_repeated),
     CU_CASE(test_commit_fences_a_second_writer_of_one_app_id),
     CU_CASE(test_compactions_removing_one_file_conflict),
+    CU_CASE(test_update_reads_only_the_new_commits),
+    CU_CASE(test_optimize_min_files_is_size_tiered),
     CU_CASE(test_bad_tables_get_one_clear_error),
     CU_CASE(test_checkpoint_round_trips_the_snapshot),
     CU_CASE(test_log_cleanup_only_behind_a_checkpoint),
