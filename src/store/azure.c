@@ -547,15 +547,32 @@ static ed_code_t aput_file(st_store_t *s, const char *key, const char *path, ed_
   return rc;
 }
 
-static ed_code_t alist(st_store_t *s, const char *prefix, st_list_t *out, ed_err_t *err) {
+/* One parser of a List Blobs page: appends its blobs to out and leaves the
+ * page's NextMarker (empty on the last page) in marker. */
+typedef ed_code_t (*list_page_fn)(const char *xml, size_t n, size_t strip, void *out,
+                                  ed_buf_t *marker, ed_err_t *err);
+
+static ed_code_t page_names(const char *xml, size_t n, size_t strip, void *out, ed_buf_t *marker,
+                            ed_err_t *err) {
+  return st_az_parse_list(xml, n, strip, out, marker, err);
+}
+
+static ed_code_t page_meta(const char *xml, size_t n, size_t strip, void *out, ed_buf_t *marker,
+                           ed_err_t *err) {
+  return st_az_parse_list_meta(xml, n, strip, out, marker, err);
+}
+
+/* List Blobs under prefix, page after page; include: "" or "&include=metadata". */
+static ed_code_t list_pages(st_store_t *s, const char *prefix, const char *include,
+                            list_page_fn parse, void *out, ed_err_t *err) {
   az_t *a = s->impl;
   ed_buf_t full = ED_BUF_INIT, qs = ED_BUF_INIT, marker = ED_BUF_INIT;
   az_resp_t r = {0};
   ed_code_t rc = blob_name(a, prefix, &full);
   size_t strip = *a->u.prefix ? strlen(a->u.prefix) + 1 : 0;
-  for (int page = 0; !rc; page++) {
+  while (!rc) {
     ed_buf_reset(&qs);
-    ed_buf_puts(&qs, "restype=container&comp=list&prefix=");
+    ed_buf_printf(&qs, "restype=container&comp=list%s&prefix=", include);
     ed_pct_encode(&qs, full.data, full.len, ED_PCT_COMPONENT);
     if (marker.len) {
       ed_buf_puts(&qs, "&marker=");
@@ -568,8 +585,7 @@ static ed_code_t alist(st_store_t *s, const char *prefix, st_list_t *out, ed_err
       rc = status_error(a, "LIST", full.data, &r, err);
       break;
     }
-    if ((rc = st_az_parse_list(r.body.data ? r.body.data : "", r.body.len, strip, out, &marker,
-                               err)))
+    if ((rc = parse(r.body.data ? r.body.data : "", r.body.len, strip, out, &marker, err)))
       break;
     if (!marker.len)
       break;
@@ -581,38 +597,12 @@ static ed_code_t alist(st_store_t *s, const char *prefix, st_list_t *out, ed_err
   return rc;
 }
 
+static ed_code_t alist(st_store_t *s, const char *prefix, st_list_t *out, ed_err_t *err) {
+  return list_pages(s, prefix, "", page_names, out, err);
+}
+
 static ed_code_t alist_meta(st_store_t *s, const char *prefix, st_blobs_t *out, ed_err_t *err) {
-  az_t *a = s->impl;
-  ed_buf_t full = ED_BUF_INIT, qs = ED_BUF_INIT, marker = ED_BUF_INIT;
-  az_resp_t r = {0};
-  ed_code_t rc = blob_name(a, prefix, &full);
-  size_t strip = *a->u.prefix ? strlen(a->u.prefix) + 1 : 0;
-  while (!rc) {
-    ed_buf_reset(&qs);
-    ed_buf_puts(&qs, "restype=container&comp=list&include=metadata&prefix=");
-    ed_pct_encode(&qs, full.data, full.len, ED_PCT_COMPONENT);
-    if (marker.len) {
-      ed_buf_puts(&qs, "&marker=");
-      ed_pct_encode(&qs, marker.data, marker.len, ED_PCT_COMPONENT);
-    }
-    az_req_t q = {"GET", NULL, qs.data, NULL, 0, NULL, 0, false};
-    if ((rc = az_call(s, &q, &r, NULL, err)))
-      break;
-    if (r.status != 200) {
-      rc = status_error(a, "LIST", full.data, &r, err);
-      break;
-    }
-    if ((rc = st_az_parse_list_meta(r.body.data ? r.body.data : "", r.body.len, strip, out, &marker,
-                                    err)))
-      break;
-    if (!marker.len)
-      break;
-  }
-  ed_buf_fini(&full);
-  ed_buf_fini(&qs);
-  ed_buf_fini(&marker);
-  ed_buf_fini(&r.body);
-  return rc;
+  return list_pages(s, prefix, "&include=metadata", page_meta, out, err);
 }
 
 /* Put Blob of an empty block blob with x-ms-meta-* headers: one request that
