@@ -67,7 +67,10 @@ typedef struct part {
   eh_receiver_t *rx;
   int64_t end;  /* available-now: the last sequence number at start (-1: empty) */
   int64_t seen; /* last sequence number the pipeline processed (-1: none) */
-  bool done;    /* available-now: nothing more to take */
+  /* seen, published once per block for the threads that report lag without
+   * a delta sink's committed position (ag-flush, ag-monitor) */
+  _Atomic int64_t seen_pub;
+  bool done; /* available-now: nothing more to take */
   atomic_int paused;
   atomic_int held;          /* aligned reading: take nothing, grant no credit (pipeline sets) */
   atomic_int queued;        /* its blocks in the ring */

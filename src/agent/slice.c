@@ -236,6 +236,7 @@ static ed_code_t decode_slice(run_t *r, slice_t *sl, ed_err_t *err) {
   }
   r->events += sl->taken;
   r->bytes += sl->taken_bytes;
+  atomic_store_explicit(&pt->seen_pub, pt->seen, memory_order_relaxed);
   if (sl->taken) {
     pt->taken_enq = b->ev[b->n - 1].enq;
     pt->in_fair += (int64_t)sl->taken;

@@ -277,6 +277,7 @@ ed_code_t ag_run_open_source(run_t *r, ed_err_t *err) {
     pt->id = r->hp.partition_ids[i];
     pt->idlen = strlen(pt->id);
     pt->seen = -1;
+    atomic_init(&pt->seen_pub, -1);
     pt->end = -1;
     pt->until = INT64_MAX;
     pt->taken_enq = INT64_MIN;
@@ -343,6 +344,7 @@ ed_code_t ag_run_start_receivers(run_t *r, ed_err_t *err) {
     }
     eh_partition_props_fini(&pp);
     pt->seen = from;
+    atomic_store(&pt->seen_pub, from);
     if (r->available_now && (pt->end < 0 || pt->end <= from)) {
       pt->done = true;
       continue;
@@ -396,8 +398,8 @@ void ag_run_update_lag(run_t *r) {
         int64_t c = atomic_load(&r->sinks[i].committed[p]);
         low = c < low ? c : low;
       }
-    if (low == INT64_MAX)
-      low = r->parts[p].seen;
+    if (low == INT64_MAX) /* no delta sink: what the pipeline has processed */
+      low = atomic_load_explicit(&r->parts[p].seen_pub, memory_order_relaxed);
     ag_metrics_set(r->o->metrics, AG_M_LAST_ENQUEUED, r->parts[p].id, (double)last);
     ag_metrics_set(r->o->metrics, AG_M_COMMITTED_SEQ, r->parts[p].id, (double)low);
     ag_metrics_set(r->o->metrics, AG_M_LAG, r->parts[p].id,
