@@ -63,7 +63,7 @@ static void test_exactly_once(void) {
   snprintf(url, sizeof url, "%s/raw", dir);
   sm_type_t *t = schema();
   const char *const part[] = {"processing_date", NULL};
-  ag_dsink_opts_t o = {url, NULL, "ehdelta-raw", t, part, NULL, false, 0, NULL, NULL, false};
+  ag_dsink_opts_t o = {url, NULL, "ehdelta-raw", t, part, NULL, false, 0, NULL, NULL, false, false};
   ag_dsink_t *a = NULL, *b = NULL;
   ag_ckpt_t r = {0};
   ed_err_t e = {0};
@@ -211,7 +211,7 @@ static void test_nullability(void) {
     dl_create_opts_t co = {.schema_string = js.data};
     CU_ASSERT_EQUAL_FATAL(st_open(url, NULL, &st, &e), ED_OK);
     CU_ASSERT_EQUAL_FATAL(dl_table_create(st, &co, &tb, &e), ED_OK);
-    ag_dsink_opts_t o = {url, NULL, "q", rt, NULL, NULL, false, 0, NULL, NULL, false};
+    ag_dsink_opts_t o = {url, NULL, "q", rt, NULL, NULL, false, 0, NULL, NULL, false, false};
     ag_dsink_t *s = NULL;
     ag_ckpt_t r = {0};
     ed_code_t rc = ag_dsink_open(&o, &s, &r, &e);
@@ -298,7 +298,7 @@ static void test_check_constraint_refuses_the_batch(void) {
               "id STRING, amount DOUBLE, seq BIGINT, processing_date DATE", NULL,
               "\"delta.constraints.amount_positive\":\"amount > 0\"");
   sm_type_t *t = schema();
-  ag_dsink_opts_t o = {url, NULL, "q", t, NULL, NULL, false, 0, NULL, NULL, false};
+  ag_dsink_opts_t o = {url, NULL, "q", t, NULL, NULL, false, 0, NULL, NULL, false, false};
   ag_dsink_t *s = NULL;
   ag_ckpt_t r = {0};
   ed_err_t e = {0};
@@ -352,7 +352,7 @@ static void test_generated_columns_and_invariants(void) {
               "\\\"amount < 100\\\"}}\"}",
               "");
   sm_type_t *t = schema();
-  ag_dsink_opts_t o = {url, NULL, "q", t, NULL, NULL, false, 0, NULL, NULL, false};
+  ag_dsink_opts_t o = {url, NULL, "q", t, NULL, NULL, false, 0, NULL, NULL, false, false};
   ag_dsink_t *s = NULL;
   ag_ckpt_t r = {0};
   ed_err_t e = {0};
@@ -413,7 +413,7 @@ static void test_column_mapping_writes_physical_names(void) {
       "\"delta.columnMapping.physicalName\":\"col-d4\"}",
       "\"delta.columnMapping.mode\":\"name\",\"delta.columnMapping.maxColumnId\":\"4\"");
   sm_type_t *t = schema();
-  ag_dsink_opts_t o = {url, NULL, "q", t, NULL, NULL, false, 0, NULL, NULL, false};
+  ag_dsink_opts_t o = {url, NULL, "q", t, NULL, NULL, false, 0, NULL, NULL, false, false};
   ag_dsink_t *s = NULL;
   ag_ckpt_t r = {0};
   ed_err_t e = {0};
@@ -464,7 +464,7 @@ static void test_computed_columns(void) {
   sm_type_t *t = NULL;
   ed_err_t e = {0};
   CU_ASSERT_EQUAL_FATAL(sm_schema_parse_ddl("name STRING, ts TIMESTAMP", &t, &e), ED_OK);
-  ag_dsink_opts_t o = {url, NULL, "q", t, NULL, NULL, false, 0, NULL, NULL, false};
+  ag_dsink_opts_t o = {url, NULL, "q", t, NULL, NULL, false, 0, NULL, NULL, false, false};
   ag_dsink_t *s = NULL;
   ag_ckpt_t r = {0};
   CU_ASSERT_EQUAL_FATAL(ag_dsink_open(&o, &s, &r, &e), ED_OK);
