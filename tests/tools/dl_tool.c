@@ -5,7 +5,7 @@
  *       COMMITS commits, each one data file of ROWS rows and txn(APPID, i)
  *       (with --ptxns, also txn(APPID/p, i*100+p) for p < N on its base);
  *       ids are WRITER*10^9 + i*ROWS + r so every row is unique; prints one
- *       line: commits, attempts, retries, versions, ms per commit
+ *       line: commits, attempts, retries, versions, wall and CPU ms per commit
  *   dl_tool snapshot URL         prints the snapshot as JSON (version, txn,
  *                                files with partition values and numRecords)
  *   dl_tool checkpoint URL       writes a checkpoint of the latest version
@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "common/buf.h"
 #include "common/time.h"
@@ -125,6 +126,8 @@ static int cmd_append(int argc, char **argv) {
   uint32_t *off = malloc((rows + 1) * sizeof *off);
   ed_buf_t names = ED_BUF_INIT;
   int attempts = 0;
+  struct rusage ru0, ru1;
+  getrusage(RUSAGE_SELF, &ru0);
   int64_t t0 = ed_time_mono_us(), vmin = INT64_MAX, vmax = -1;
   for (int64_t c = start; c < commits; c++) {
     ed_buf_reset(&names);
@@ -174,13 +177,20 @@ static int cmd_append(int argc, char **argv) {
     dl_add_fini(&add);
   }
   int64_t us = ed_time_mono_us() - t0;
+  getrusage(RUSAGE_SELF, &ru1);
+  /* CPU time too: wall time on a loaded machine says more about the load */
+  int64_t cpu_us =
+      (ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) *
+          INT64_C(1000000) +
+      (ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec);
   int64_t n = commits - start;
   st_counters_t cnt;
   st_counters(s, &cnt);
   printf("{\"app\":\"%s\",\"commits\":%" PRId64 ",\"attempts\":%d,\"http_retries\":%" PRIu64
-         ",\"first_version\":%" PRId64 ",\"last_version\":%" PRId64 ",\"ms_per_commit\":%.3f}\n",
+         ",\"first_version\":%" PRId64 ",\"last_version\":%" PRId64
+         ",\"ms_per_commit\":%.3f,\"cpu_ms_per_commit\":%.3f}\n",
          app, n, attempts, cnt.retries, vmin == INT64_MAX ? -1 : vmin, vmax,
-         n ? us / 1000.0 / (double)n : 0.0);
+         n ? us / 1000.0 / (double)n : 0.0, n ? cpu_us / 1000.0 / (double)n : 0.0);
   free(ids);
   free(ts);
   free(vals);
