@@ -1,5 +1,6 @@
 /* fuzz_blob_list: List Blobs pages come from the network; the XML reader must
- * take any bytes. */
+ * take any bytes, in both listings (plain, and with include=metadata: the
+ * ownership records' ETags and metadata pairs). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,6 +21,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   st_az_parse_list(s, size, size % 7, &l, &m, NULL);
   st_list_fini(&l);
   ed_buf_fini(&m);
+  st_blobs_t bl = {0};
+  ed_buf_t m2 = ED_BUF_INIT;
+  st_az_parse_list_meta(s, size, size % 5, &bl, &m2, NULL);
+  st_blobs_fini(&bl);
+  ed_buf_fini(&m2);
   free(s);
   return 0;
 }
