@@ -46,6 +46,13 @@ typedef struct ag_source {
   bool from_spark_force;       /* take over even over ehdelta's own positions */
   int auth;                    /* eh_auth_names: sas, or a Microsoft Entra ID credential */
   char *tenant_id, *client_id, *client_secret_file, *federated_token_file; /* Entra ID */
+  /* several agents on one hub (ehdelta-run(1), SEVERAL AGENTS): the Blob
+   * container of the SDKs' ownership and checkpoint records, with [storage]'s
+   * credentials; NULL: this agent reads every partition alone */
+  char *checkpoint_store;
+  char *owner_id;               /* NULL: a fresh uuid per process */
+  int64_t ownership_expiry_us;  /* a claim not renewed this long may be taken */
+  int64_t ownership_renew_us;   /* how often claims are renewed and balanced */
 } ag_source_t;
 
 typedef struct ag_schema {
