@@ -89,11 +89,11 @@ static const ed_opt_t source_keys[] = {
      "this agent's owner id in the checkpoint store (default: a fresh uuid per process)", 0, 0, 0,
      NULL},
     {"ownership_expiry", 0, ED_OPT_DURATION, "DURATION", "60 seconds",
-     S(ag_source_t, ownership_expiry_us), "a claim not renewed this long may be taken by another agent",
-     0, 0, 0, NULL},
+     S(ag_source_t, ownership_expiry_us),
+     "a claim not renewed this long may be taken by another agent", 0, 0, 0, NULL},
     {"ownership_renew", 0, ED_OPT_DURATION, "DURATION", "10 seconds",
-     S(ag_source_t, ownership_renew_us), "how often an agent renews its claims and balances", 0, 0, 0,
-     NULL},
+     S(ag_source_t, ownership_renew_us), "how often an agent renews its claims and balances", 0, 0,
+     0, NULL},
     ED_OPT_END,
 };
 
@@ -437,8 +437,8 @@ static void validate_sharing(probs_t *p, ag_conf_t *c, const int *lines) {
       prob(p, KL(source_keys, kl[0], "checkpoint_store", lines[0]),
            "[source] checkpoint_store '%s': expected the URL of a Blob container (https://ACCOUNT."
            "blob.core.windows.net/CONTAINER, abfss://, az:// or Azurite's http://HOST:PORT/ACCOUNT/"
-           "CONTAINER)",
-           s->checkpoint_store);
+           "CONTAINER): %s",
+           s->checkpoint_store, e.msg);
     st_az_url_fini(&u);
   }
   if (s->owner_id) {
@@ -452,10 +452,33 @@ static void validate_sharing(probs_t *p, ag_conf_t *c, const int *lines) {
   }
   int64_t ex = s->ownership_expiry_us, rn = s->ownership_renew_us;
   if (rn <= 0 || ex <= 0 || rn + ex / 4 >= ex)
-    prob(p, KL(source_keys, kl[0], "ownership_renew", lines[0]),
-         "[source] ownership_renew %lld ms with ownership_expiry %lld ms: expected renew + expiry/4 "
-         "(the safety margin) < expiry, so a claim is renewed before its proof runs out",
-         (long long)(rn / 1000), (long long)(ex / 1000));
+    prob(
+        p, KL(source_keys, kl[0], "ownership_renew", lines[0]),
+        "[source] ownership_renew %lld ms with ownership_expiry %lld ms: expected renew + expiry/4 "
+        "(the safety margin) < expiry, so a claim is renewed before its proof runs out",
+        (long long)(rn / 1000), (long long)(ex / 1000));
+}
+
+ed_code_t ag_conf_set_sharing(ag_conf_t *c, const char *store, const char *owner_id,
+                              char **problems, ed_err_t *err) {
+  *problems = NULL;
+  if (store) {
+    free(c->source.checkpoint_store);
+    c->source.checkpoint_store = strdup(store);
+  }
+  if (owner_id) {
+    free(c->source.owner_id);
+    c->source.owner_id = strdup(owner_id);
+  }
+  if ((store && !c->source.checkpoint_store) || (owner_id && !c->source.owner_id))
+    return ed_err_set(err, ED_E_NOMEM, "out of memory");
+  probs_t p = {"(flags)", {0}, 0};
+  int lines[5] = {0};
+  validate_sharing(&p, c, lines);
+  if (!p.n)
+    return ED_OK;
+  *problems = ed_buf_steal(&p.out);
+  return ed_err_set(err, ED_E_CONFIG, "%zu problem%s in the flags", p.n, p.n == 1 ? "" : "s");
 }
 
 static void validate(probs_t *p, ag_conf_t *c, const int *lines) {
