@@ -107,8 +107,11 @@ void ag_dsink_rule_text(const ag_dsink_t *s, size_t k, char *buf, size_t n);
 /* The batch id the next ag_dsink_commit must carry. */
 int64_t ag_dsink_next_batch(const ag_dsink_t *s);
 /* Writes b (borrowed) as batch ck->batch_id: checkpoint first, then the data
- * files, then the commit with its txn. An empty b still commits (the
- * positions move). *version gets the table version (may be NULL);
+ * files, then the commit with its txn and the txns of the partitions whose
+ * position moved since this sink last committed them. An empty b still
+ * commits (the positions move); shared: no checkpoint file and no batch txn,
+ * and a batch that moves no position and adds no row commits nothing.
+ * *version gets the table version (may be NULL);
  * *already is set when the txn was found in the log (nothing written twice).
  * ED_E_FENCED when another writer moved one of ck's partitions since this
  * sink last committed it: nothing is committed, the batch is void. */
