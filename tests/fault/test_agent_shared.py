@@ -135,7 +135,7 @@ def send(emu, tmp_path, events, tag):
 
 def count(path):
     try:
-        return DeltaTable(str(path)).to_pyarrow_table(columns=["transaction_id"]).num_rows
+        return DeltaTable(str(path)).to_pyarrow_dataset().count_rows()
     except Exception:  # not created yet
         return 0
 
@@ -155,8 +155,8 @@ def ts(line):
 
 
 def intervals(agent):
-    """{partition: [(start, stop)]} from one agent's log; an interval still
-    open ends at the agent's death."""
+    """{partition: [(start, stop, reason)]} from one agent's log; an interval
+    still open ends at the agent's death."""
     out, open_ = {}, {}
     for l in agent.lines():
         if l.get("event") == "reading_started":
@@ -166,11 +166,19 @@ def intervals(agent):
         elif l.get("event") == "reading_stopped":
             p = str(l["partition"])
             assert p in open_, f"{agent.name}: partition {p} stopped without a start"
-            out.setdefault(p, []).append((open_.pop(p), ts(l)))
+            out.setdefault(p, []).append((open_.pop(p), ts(l), l["reason"]))
     for p, t in open_.items():
         assert agent.died is not None, f"{agent.name}: partition {p} still read"
-        out.setdefault(p, []).append((t, agent.died))
+        out.setdefault(p, []).append((t, agent.died, "died"))
     return out
+
+
+def stole(thief, victim, p):
+    """thief claimed partition p from victim's live claim (a steal), and the
+    service closed victim's link for the thief's higher epoch."""
+    return (any(str(l["partition"]) == p and l.get("from") == victim.name
+                for l in thief.events("ownership_claimed"))
+            and any(str(l.get("partition")) == p for l in victim.events("eh_rx_stolen")))
 
 
 def test_two_agents_share_and_fail_over(az, emu, tmp_path):
@@ -233,13 +241,21 @@ def test_two_agents_share_and_fail_over(az, emu, tmp_path):
     dkeys = [(r["partition"], r["sequence_number"]) for r in d]
     assert len(d) == bad and len(dkeys) == len(set(dkeys)), "dead letters not exactly once"
 
-    # never two readers of one partition
+    # Never two readers of one partition. One exception, by design (the
+    # SDKs' balancing steals): the thief's receiver attaches with a higher
+    # epoch and the service closes the victim's link at that moment; the
+    # victim logs reading_stopped reason=stolen when its pipeline next turns,
+    # a few ms later. Such an overlap is accepted only for a real steal whose
+    # victim saw its link stolen.
     per = [intervals(x) for x in agents]
     for p in map(str, range(NPART)):
-        spans = sorted((s, e, i) for i, iv in enumerate(per) for s, e in iv.get(p, []))
-        for (s1, e1, i1), (s2, e2, i2) in zip(spans, spans[1:]):
-            assert i1 == i2 or e1 <= s2, (f"partition {p}: {agents[i1].name} read until {e1} "
-                                          f"but {agents[i2].name} from {s2}")
+        spans = sorted((s, e, why, i) for i, iv in enumerate(per) for s, e, why in iv.get(p, []))
+        for (s1, e1, why1, i1), (s2, e2, _, i2) in zip(spans, spans[1:]):
+            if i1 == i2 or e1 <= s2:
+                continue
+            assert why1 == "stolen" and stole(agents[i2], agents[i1], p), (
+                f"partition {p}: {agents[i1].name} read until {e1} ({why1}) "
+                f"but {agents[i2].name} from {s2}")
     # the fail-overs happened the ways this test means: a took c's partitions
     # as expired claims, and c had taken its share from a
     assert c.events("ownership_claimed"), "agent c never claimed"
