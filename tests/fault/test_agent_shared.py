@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import pytest  # noqa: E402
 from deltalake import DeltaTable  # noqa: E402
 
-from agentutil import BAD, Emu, transactions  # noqa: E402
+from agentutil import BAD, EPOCH, T0, Emu, transactions, windows  # noqa: E402
 from conftest import EHDELTA, wait_until  # noqa: E402
 from delta_util import DEV_KEY, Azurite, azurite_bin  # noqa: E402
 
@@ -123,12 +123,13 @@ path = {root}/dead
     return c
 
 
-def send(emu, tmp_path, events, tag):
+def send(emu, tmp_path, events, tag, *where):
     f = tmp_path / f"{tag}.jsonl"
     f.write_bytes(b"".join((e if isinstance(e, bytes) else json.dumps(e).encode()) + b"\n"
                            for e in events))
     p = subprocess.run([EHDELTA, "send", "--connection-string-file", str(emu.cs_file), "--input",
-                        str(f), "--no-progress", "--partition-key-field", "transaction_id"],
+                        str(f), "--no-progress",
+                        *(where or ("--partition-key-field", "transaction_id"))],
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
 
@@ -261,3 +262,119 @@ def test_two_agents_share_and_fail_over(az, emu, tmp_path):
     assert c.events("ownership_claimed"), "agent c never claimed"
     assert any(str(l.get("from")) == "expired" and ts(l) > c.died
                for l in a.events("ownership_claimed")), "a never took an expired claim of c"
+
+
+def lease_conf(emu, tmp_path, root, store):
+    c = tmp_path / "lease.conf"
+    c.write_text(conf_for(emu, tmp_path, root, store).read_text() + """
+[sink by_category]
+path = {root}/by_category
+window = timestamp, 5 minutes
+group_by = category
+aggregate = count(*) AS txn_count, sum(amount) AS total_amount
+watermark = timestamp, 3 hours
+output_mode = append
+trigger = 1 second
+""".format(root=root))
+    return c
+
+
+def sdk_checkpoints(emu, store):
+    p = subprocess.run([EHDELTA, "status", "--checkpoint-store", store, "--connection-string-file",
+                        str(emu.cs_file), "--json"], capture_output=True, text=True, env=ENV,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    return {str(c["partition"]): c["sequence_number"] for c in json.loads(p.stdout)["checkpoints"]}
+
+
+def raw_tops(path):
+    t = DeltaTable(str(path)).to_pyarrow_table(columns=["partition", "sequenceNumber"]).to_pylist()
+    out = {}
+    for r in t:
+        out[str(r["partition"])] = max(out.get(str(r["partition"]), -1), r["sequenceNumber"])
+    return out
+
+
+def test_stateful_query_has_one_holder(az, emu, tmp_path):
+    """A window sink makes the query stateful: one agent holds the lease and
+    reads all 8 partitions, the other waits on standby naming it; after the
+    holder's SIGTERM the standby takes over from the sinks' checkpoints, and
+    the window table equals the windows Python computes from the events (no
+    window twice, none lost); the SDK checkpoints follow the least advanced
+    sink."""
+    az.create_container("lease")
+    store = az.url("lease")
+    root = tmp_path / "tables"
+    conf = lease_conf(emu, tmp_path, root, store)
+    all8 = {str(p) for p in range(NPART)}
+    good = []
+    agents = []
+
+    def feed(evs, tag):
+        good.extend(evs)
+        send(emu, tmp_path, evs, tag)
+
+    def caught_up():
+        """Both sinks committed everything sent: the raw table has every
+        event, and the SDK checkpoints (the least committed position over
+        the sinks) reach the raw table's last sequence numbers."""
+        if count(root / "raw") != len(good):
+            return False
+        tops, cks = raw_tops(root / "raw"), sdk_checkpoints(emu, store)
+        return all(cks.get(p, -1) >= s for p, s in tops.items())
+
+    try:
+        a = Agent("agent-a", conf, tmp_path)
+        b = Agent("agent-b", conf, tmp_path)
+        agents += [a, b]
+        wait_until(lambda: (a.reading() == all8 and b.reading() is None) or
+                   (b.reading() == all8 and a.reading() is None), timeout=20 * EXPIRY_S,
+                   interval=0.2, what="one holder reading all 8")
+        holder, standby = (a, b) if a.reading() == all8 else (b, a)
+        wait_until(lambda: any(l.get("holder") == holder.name for l in standby.events("standby")),
+                   timeout=10 * EXPIRY_S, interval=0.2, what="the standby naming the holder")
+        feed(transactions(SLICE, seed=1, first_id=1), "l1")
+        wait_until(caught_up, timeout=120, interval=0.5, what="slice 1 in both sinks")
+        assert holder.term() == 0, holder.log_path.read_text()[-3000:]
+        wait_until(lambda: standby.reading() == all8, timeout=10 * EXPIRY_S, interval=0.2,
+                   what="the standby reading all 8 after the holder's SIGTERM")
+        feed(transactions(SLICE, seed=2, first_id=SLICE + 1), "l2")
+        wait_until(caught_up, timeout=120, interval=0.5, what="slice 2 in both sinks")
+        # one event ten hours later on every partition (the watermark is the
+        # least over the partitions) closes every window of the slices
+        late = transactions(NPART, seed=3, start=T0 + datetime.timedelta(hours=10), jitter_s=0,
+                            first_id=9000001)
+        closed = dict(windows(good, 5, 5, "category"))
+        for p, e in enumerate(late):
+            good.append(e)
+            send(emu, tmp_path, [e], f"late{p}", "--partition", str(p))
+        wait_until(caught_up, timeout=120, interval=0.5, what="the late events in both sinks")
+        # the watermark they moved applies from the next batch on (as Spark's)
+        feed(transactions(1, seed=4, start=T0 + datetime.timedelta(hours=10, minutes=1),
+                          jitter_s=0, first_id=9000005), "later")
+        wait_until(lambda: caught_up() and
+                   DeltaTable(str(root / "by_category")).to_pyarrow_dataset().count_rows() >=
+                   len(closed), timeout=120, interval=0.5, what="the windows closed")
+        assert standby.term() == 0, standby.log_path.read_text()[-3000:]
+    finally:
+        for x in agents:
+            if x.alive():
+                x.proc.kill()
+                x.proc.wait()
+    t = DeltaTable(str(root / "by_category")).to_pyarrow_table().to_pylist()
+    got = {(us(r["window_start"]), us(r["window_end"]), r["category"]):
+           (r["txn_count"], r["total_amount"]) for r in t}
+    assert len(got) == len(t), "a window emitted twice"
+    assert set(got) == set(closed)
+    for k, (n, s) in closed.items():
+        assert got[k][0] == n and abs(got[k][1] - s) < 1e-6 * s, k
+    # only the holder of the moment ever read
+    per = [intervals(x) for x in agents]
+    for p in all8:
+        spans = sorted((s, e, i) for i, iv in enumerate(per) for s, e, _ in iv.get(p, []))
+        for (s1, e1, i1), (s2, e2, i2) in zip(spans, spans[1:]):
+            assert i1 == i2 or e1 <= s2, f"partition {p}: two readers"
+
+
+def us(v):
+    return (v.replace(tzinfo=None) - EPOCH) // datetime.timedelta(microseconds=1)
