@@ -238,11 +238,19 @@ static uint64_t rounds_now(shr_t *h) {
   return n;
 }
 
+/* Partition p's link was stolen and no round begun since has listed the
+ * records. @locality pipeline thread  @locks takes shr.mu */
+static bool held_back(shr_t *h, size_t p) {
+  return h->stolen_round[p] != UINT64_MAX && rounds_now(h) < h->stolen_round[p] + 2;
+}
+
 void ag_shr_stolen(run_t *r, size_t p) {
   shr_t *h = r->shr;
   atomic_store(&r->parts[p].failed, 0);
-  /* Its record still says ours until the next round sees the thief's: not
-   * taken back before then (the thief's epoch would only be stolen again). */
+  /* Our proof still says ours until a round sees the thief's record: not
+   * taken back before then (the thief's epoch would only be stolen again).
+   * The round under way may have listed before the thief's claim: only the
+   * one after it counts (stolen_round + 2, see held_back). */
   h->stolen_round[p] = rounds_now(h);
   close_part(r, p, "stolen");
   r->gen_end = true;
@@ -269,7 +277,7 @@ void ag_shr_turn(run_t *r) {
     return; /* the holder's generation already reads every partition */
   }
   for (size_t p = 0; p < r->nparts && !r->gen_end; p++)
-    if (!r->parts[p].gen_owned && ag_own_owns(h->own, p) && h->stolen_round[p] != rounds_now(h))
+    if (!r->parts[p].gen_owned && ag_own_owns(h->own, p) && !held_back(h, p))
       r->gen_end = true; /* gained: read it from the next generation on */
 }
 
@@ -280,13 +288,12 @@ void ag_shr_turn(run_t *r) {
 static size_t choose(run_t *r) {
   shr_t *h = r->shr;
   size_t n = 0;
-  uint64_t now = rounds_now(h);
   bool all = h->lease && ag_own_owns(h->lease, 0);
   for (size_t p = 0; all && p < r->nparts; p++)
     all = ag_own_owns(h->own, p);
   for (size_t p = 0; p < r->nparts; p++) {
     part_t *pt = &r->parts[p];
-    pt->gen_owned = h->lease ? all : ag_own_owns(h->own, p) && h->stolen_round[p] != now;
+    pt->gen_owned = h->lease ? all : ag_own_owns(h->own, p) && !held_back(h, p);
     n += pt->gen_owned;
   }
   return n;
