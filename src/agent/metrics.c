@@ -1347,7 +1347,6 @@ ed_code_t ag_metrics_new(const char *listen_addr, const char *agent_id, const ch
       (token && !(m->token = strdup(token)))) {
     if (m)
       free(m->agent_id);
-    free(m->owner_id);
     free(m);
     return ed_err_set(err, ED_E_NOMEM, "metrics: out of memory");
   }
@@ -1426,5 +1425,6 @@ void ag_metrics_free(ag_metrics_t *m) {
   }
   pthread_mutex_destroy(&m->mu);
   free(m->agent_id);
+  free(m->owner_id);
   free(m);
 }

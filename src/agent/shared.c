@@ -474,15 +474,17 @@ ed_code_t ag_shr_run(run_t *r, ed_err_t *err) {
   while (!rc && wait_owned(r))
     rc = generation(r, err);
   shr_t *h = r->shr;
+  if (!h)
+    return rc; /* not even allocated */
   /* Given up only after the last commits landed: the next owner reads on
    * from them, and on its next round rather than after the expiry. */
   stop_owner(h);
   ed_err_t e = {0};
-  if (h && h->own && ag_own_release_all(h->own, &e))
+  if (h->own && ag_own_release_all(h->own, &e))
     ED_LOG_WARN("ownership_release_failed", "owner=%s %s", ag_own_id(h->own), e.msg);
-  if (h && h->lease && ag_own_release_all(h->lease, &e))
+  if (h->lease && ag_own_release_all(h->lease, &e))
     ED_LOG_WARN("ownership_release_failed", "owner=%s %s", ag_own_id(h->own), e.msg);
-  if (h && h->own)
+  if (h->own)
     ag_metrics_set(r->o->metrics, AG_M_OWNED_PARTS, NULL, 0);
   shr_free(h);
   r->shr = NULL;
