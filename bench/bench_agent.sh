@@ -9,13 +9,4 @@
 # Environment: EHDELTA_BENCH_EVENTS (default 5000000), EHDELTA_BENCH_PY_EVENTS
 # (500000), EHDELTA_BENCH_EVENTS32 (1000000), EHDELTA_BENCH_RATE (10000),
 # EHDELTA_BENCH_SECONDS (30), EHDELTA_BENCH_KEEP=1 keeps the work directory.
-set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-src=${EHDELTA_TOP_SRCDIR:-$(cd "$here/.." && pwd)}
-build=${EHDELTA_TOP_BUILDDIR:-$PWD}
-[[ -x $build/ehdelta ]] || build=$src/_build
-[[ -x $build/ehdelta && -x $build/ehemu ]] ||
-  { echo "bench_agent: no ehdelta/ehemu in $build (build first)" >&2; exit 1; }
-py=$src/.venv/bin/python
-[[ -x $py ]] || { echo "bench_agent: no Python environment in $src/.venv (scripts/deps)" >&2; exit 1; }
-EHDELTA_TOP_BUILDDIR=$build EHDELTA_TOP_SRCDIR=$src exec "$py" "$here/bench_agent.py" "$@"
+exec bash "$(dirname "$0")/run-py.sh" bench_agent.py "$@"

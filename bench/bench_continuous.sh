@@ -7,13 +7,4 @@
 #        EHDELTA_TOP_BUILDDIR set)
 # Environment: EHDELTA_BENCH_RATE (10000), EHDELTA_BENCH_SECONDS (20),
 # EHDELTA_BENCH_LONG (120).
-set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-src=${EHDELTA_TOP_SRCDIR:-$(cd "$here/.." && pwd)}
-build=${EHDELTA_TOP_BUILDDIR:-$PWD}
-[[ -x $build/ehdelta ]] || build=$src/_build
-[[ -x $build/ehdelta && -x $build/ehemu ]] ||
-  { echo "bench_continuous: no ehdelta/ehemu in $build (build first)" >&2; exit 1; }
-py=$src/.venv/bin/python
-[[ -x $py ]] || { echo "bench_continuous: no Python environment in $src/.venv (scripts/deps)" >&2; exit 1; }
-EHDELTA_TOP_BUILDDIR=$build EHDELTA_TOP_SRCDIR=$src exec "$py" "$here/bench_continuous.py" "$@"
+exec bash "$(dirname "$0")/run-py.sh" bench_continuous.py "$@"

@@ -7,13 +7,4 @@
 #        EHDELTA_TOP_BUILDDIR set)
 # Environment: EHDELTA_BENCH_EVENTS (default 1000000), EHDELTA_BENCH_REPEATS (3),
 # EHDELTA_BENCH_KEEP=1 keeps the work directory.
-set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-src=${EHDELTA_TOP_SRCDIR:-$(cd "$here/.." && pwd)}
-build=${EHDELTA_TOP_BUILDDIR:-$PWD}
-[[ -x $build/ehdelta ]] || build=$src/_build
-[[ -x $build/ehdelta && -x $build/ehemu ]] ||
-  { echo "bench_status_page: no ehdelta/ehemu in $build (build first)" >&2; exit 1; }
-py=$src/.venv/bin/python
-[[ -x $py ]] || { echo "bench_status_page: no Python environment in $src/.venv (scripts/deps)" >&2; exit 1; }
-EHDELTA_TOP_BUILDDIR=$build EHDELTA_TOP_SRCDIR=$src exec "$py" "$here/bench_status_page.py" "$@"
+exec bash "$(dirname "$0")/run-py.sh" bench_status_page.py "$@"

@@ -3,6 +3,8 @@
 # make bench-agent: ehdelta run against the Python SDK + deltalake baseline
 # (bench/bench_agent.py says what is measured). A bench, not a test: not in TESTS.
 EXTRA_DIST += bench/bench_agent.sh bench/bench_agent.py
+# bench/run-py.sh SCRIPT.py: the launcher every bench_*.sh of a Python bench calls
+EXTRA_DIST += bench/run-py.sh
 # bench/callgrind_client.sh [N] [BUILDDIR]: Ir per event of the receive path (callgrind)
 EXTRA_DIST += bench/callgrind_client.sh
 bench-agent: ehdelta$(EXEEXT) ehemu$(EXEEXT)

@@ -426,48 +426,70 @@ static ed_code_t xml_unescape(ed_buf_t *out, const char *s, size_t n) {
   return rc;
 }
 
-ed_code_t st_az_parse_list(const char *xml, size_t n, size_t strip_len, st_list_t *out,
-                           ed_buf_t *marker, ed_err_t *err) {
-  const char *end = xml + n, *p = xml, *ce;
-  if (!strstr(xml, "<EnumerationResults"))
-    return ed_err_set(err, ED_E_PROTOCOL,
-                      "List Blobs: expected <EnumerationResults> in the answer");
-  ed_buf_t name = ED_BUF_INIT;
+/* <Metadata><ownerid>abc</ownerid>...</Metadata> in [m, me) into b's pairs:
+ * names are XML element names (C identifiers by the service's rules), values
+ * are escaped text. val: scratch, borrowed. */
+static ed_code_t parse_meta(st_blob_t *b, const char *m, const char *me, ed_buf_t *val) {
   ed_code_t rc = ED_OK;
-  const char *blob;
-  while (!rc && (blob = xml_find(p, end, "Blob", &ce))) {
-    const char *bend = ce, *ne, *v;
-    p = ce + 7;
-    const char *nm = xml_find(blob, bend, "Name", &ne);
-    if (!nm)
-      continue;
-    if ((v = xml_find(blob, bend, "ResourceType", &ce)) && !strncmp(v, "directory", 9))
-      continue;
-    ed_buf_reset(&name);
-    if ((rc = xml_unescape(&name, nm, (size_t)(ne - nm))))
+  for (const char *q = m; !rc && q && q < me;) {
+    const char *lt = memchr(q, '<', (size_t)(me - q));
+    if (!lt)
       break;
-    int64_t size = 0, ms = 0;
-    if ((v = xml_find(blob, bend, "Content-Length", &ce)))
-      size = strtoll(v, NULL, 10);
-    if ((v = xml_find(blob, bend, "Last-Modified", &ce))) {
-      char tmp[64];
-      snprintf(tmp, sizeof tmp, "%.*s", (int)(ce - v), v);
-      st_az_parse_http_date(tmp, &ms);
-    }
-    if (name.len < strip_len)
+    const char *gt = memchr(lt, '>', (size_t)(me - lt));
+    if (!gt || lt[1] == '/')
+      break;
+    size_t nl = (size_t)(gt - lt - 1);
+    bool empty = nl && lt[nl] == '/'; /* <name/> */
+    if (empty) {
+      rc = st_blob_meta_push(b, lt + 1, nl - 1, "", 0);
+      q = gt + 1;
       continue;
-    rc = st_list_push(out, name.data + strip_len, name.len - strip_len, size, ms);
+    }
+    char tag[128];
+    snprintf(tag, sizeof tag, "%.*s", (int)nl, lt + 1);
+    const char *vend, *vs = xml_find(lt, me, tag, &vend);
+    if (!vs)
+      break;
+    ed_buf_reset(val);
+    if (!(rc = xml_unescape(val, vs, (size_t)(vend - vs))))
+      rc = st_blob_meta_push(b, lt + 1, nl, val->data ? val->data : "", val->len);
+    q = vend + nl + 3;
   }
-  ed_buf_fini(&name);
-  ed_buf_reset(marker);
-  const char *m = xml_find(xml, end, "NextMarker", &ce);
-  if (!rc && m)
-    rc = xml_unescape(marker, m, (size_t)(ce - m));
   return rc;
 }
 
-ed_code_t st_az_parse_list_meta(const char *xml, size_t n, size_t strip_len, st_blobs_t *out,
-                                ed_buf_t *marker, ed_err_t *err) {
+/* One listed blob, its key made relative, for the walker's caller: out is
+ * the caller's collection; [blob, bend) the <Blob> element; val scratch. */
+typedef ed_code_t (*blob_fn)(void *out, const char *key, size_t keylen, int64_t size,
+                             int64_t mtime_ms, const char *blob, const char *bend, ed_buf_t *val);
+
+static ed_code_t push_plain(void *out, const char *key, size_t keylen, int64_t size,
+                            int64_t mtime_ms, const char *blob, const char *bend, ed_buf_t *val) {
+  (void)blob, (void)bend, (void)val;
+  return st_list_push(out, key, keylen, size, mtime_ms);
+}
+
+/* include=metadata: the ETag and the <Metadata> pairs too */
+static ed_code_t push_meta(void *out, const char *key, size_t keylen, int64_t size,
+                           int64_t mtime_ms, const char *blob, const char *bend, ed_buf_t *val) {
+  st_blob_t *b;
+  ed_code_t rc = st_blobs_push(out, key, keylen, &b);
+  if (rc)
+    return rc;
+  b->size = size;
+  b->mtime_ms = mtime_ms;
+  const char *ce, *v = xml_find(blob, bend, "Etag", &ce);
+  if (v)
+    snprintf(b->etag, sizeof b->etag, "%.*s", (int)(ce - v), v);
+  const char *me = NULL, *m = xml_find(blob, bend, "Metadata", &me);
+  return parse_meta(b, m, me, val);
+}
+
+/* One List Blobs page: every blob (directories skipped, keys made relative)
+ * handed to fn with out, then the NextMarker. Both public parsers are this
+ * walker; only what they keep of a blob differs. */
+static ed_code_t parse_page(const char *xml, size_t n, size_t strip_len, blob_fn fn, void *out,
+                            ed_buf_t *marker, ed_err_t *err) {
   const char *end = xml + n, *p = xml, *ce;
   if (!strstr(xml, "<EnumerationResults"))
     return ed_err_set(err, ED_E_PROTOCOL,
@@ -488,45 +510,15 @@ ed_code_t st_az_parse_list_meta(const char *xml, size_t n, size_t strip_len, st_
       break;
     if (name.len < strip_len)
       continue;
-    st_blob_t *b;
-    if ((rc = st_blobs_push(out, name.data + strip_len, name.len - strip_len, &b)))
-      break;
+    int64_t size = 0, ms = 0;
     if ((v = xml_find(blob, bend, "Content-Length", &ce)))
-      b->size = strtoll(v, NULL, 10);
+      size = strtoll(v, NULL, 10);
     if ((v = xml_find(blob, bend, "Last-Modified", &ce))) {
       char tmp[64];
       snprintf(tmp, sizeof tmp, "%.*s", (int)(ce - v), v);
-      st_az_parse_http_date(tmp, &b->mtime_ms);
+      st_az_parse_http_date(tmp, &ms);
     }
-    if ((v = xml_find(blob, bend, "Etag", &ce)))
-      snprintf(b->etag, sizeof b->etag, "%.*s", (int)(ce - v), v);
-    const char *me = NULL, *m = xml_find(blob, bend, "Metadata", &me);
-    /* <Metadata><ownerid>abc</ownerid>...</Metadata>: names are XML element
-     * names (C identifiers by the service's rules), values are escaped text */
-    for (const char *q = m; !rc && q && q < me;) {
-      const char *lt = memchr(q, '<', (size_t)(me - q));
-      if (!lt)
-        break;
-      const char *gt = memchr(lt, '>', (size_t)(me - lt));
-      if (!gt || lt[1] == '/')
-        break;
-      size_t nl = (size_t)(gt - lt - 1);
-      bool empty = nl && lt[nl] == '/'; /* <name/> */
-      if (empty) {
-        rc = st_blob_meta_push(b, lt + 1, nl - 1, "", 0);
-        q = gt + 1;
-        continue;
-      }
-      char tag[128];
-      snprintf(tag, sizeof tag, "%.*s", (int)nl, lt + 1);
-      const char *vend, *vs = xml_find(lt, me, tag, &vend);
-      if (!vs)
-        break;
-      ed_buf_reset(&val);
-      if (!(rc = xml_unescape(&val, vs, (size_t)(vend - vs))))
-        rc = st_blob_meta_push(b, lt + 1, nl, val.data ? val.data : "", val.len);
-      q = vend + nl + 3;
-    }
+    rc = fn(out, name.data + strip_len, name.len - strip_len, size, ms, blob, bend, &val);
   }
   ed_buf_fini(&name);
   ed_buf_fini(&val);
@@ -535,4 +527,14 @@ ed_code_t st_az_parse_list_meta(const char *xml, size_t n, size_t strip_len, st_
   if (!rc && m)
     rc = xml_unescape(marker, m, (size_t)(ce - m));
   return rc;
+}
+
+ed_code_t st_az_parse_list(const char *xml, size_t n, size_t strip_len, st_list_t *out,
+                           ed_buf_t *marker, ed_err_t *err) {
+  return parse_page(xml, n, strip_len, push_plain, out, marker, err);
+}
+
+ed_code_t st_az_parse_list_meta(const char *xml, size_t n, size_t strip_len, st_blobs_t *out,
+                                ed_buf_t *marker, ed_err_t *err) {
+  return parse_page(xml, n, strip_len, push_meta, out, marker, err);
 }
