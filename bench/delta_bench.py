@@ -5,6 +5,10 @@
    append commits of one small data file each (5 rows, txn per commit) by
    tests/tools/dl_tool, against delta-rs write_deltalake appending the same
    5 rows per commit with an app transaction, on the same storage.
+   The same appends with 32 per-partition txns per commit (what a sink now
+   writes: txn(APPID/p) for each partition the batch moved), beside plain
+   appends of the same run as the baseline, interleaved over 3 rounds
+   (medians), wall and CPU time (EHDELTA_BENCH_PTXNS, default 32).
 2. Snapshot load of a table with EHDELTA_BENCH_LOG (default 10,000) commits and
    checkpoints (every 1000 versions, the last at 10,000, then 5 more commits):
    dl_tool load (open + replay, median of 5) against DeltaTable(path) (median
@@ -27,6 +31,7 @@ src = os.environ.get("EHDELTA_TOP_SRCDIR", os.path.join(here, ".."))
 DL = os.path.join(top, "tests", "tools", "dl_tool")
 COMMITS = int(os.environ.get("EHDELTA_BENCH_COMMITS", "200"))
 LOG = int(os.environ.get("EHDELTA_BENCH_LOG", "10000"))
+PTXNS = int(os.environ.get("EHDELTA_BENCH_PTXNS", "32"))
 KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 import pyarrow as pa  # noqa: E402
@@ -55,10 +60,26 @@ def rs_commits(uri, n, so=None):
     return (time.perf_counter() - t0) * 1000 / n
 
 
-def ours_commits(url, n, env=None):
+def ours_commits(url, n, env=None, ptxns=0, cpu=False):
     dl("create", url, env=env)
-    out = json.loads(dl("append", url, "bench", 1, n, 5, env=env))
-    return out["ms_per_commit"]
+    extra = ["--ptxns", ptxns] if ptxns else []
+    out = json.loads(dl("append", url, "bench", 1, n, 5, *extra, env=env))
+    return (out["ms_per_commit"], out["cpu_ms_per_commit"]) if cpu else out["ms_per_commit"]
+
+
+def ptxn_lines(where, url_of, n, env=None, rounds=3):
+    """Plain appends against appends with PTXNS partition txns each,
+    interleaved over rounds (medians): wall and CPU ms per commit."""
+    got = {0: [], PTXNS: []}
+    for r in range(rounds):
+        for p in got:
+            got[p].append(ours_commits(url_of(f"r{r}p{p}"), n, env=env, ptxns=p, cpu=True))
+    for i, what in enumerate(("wall", "CPU")):
+        base = statistics.median(x[i] for x in got[0])
+        with_p = statistics.median(x[i] for x in got[PTXNS])
+        print(f"{'  %s ms/commit + %d partition txns, %s' % (what, PTXNS, where):<44} "
+              f"{with_p:>10.2f} {'':>10} {'':>7}  (baseline without, same run: {base:.2f}; "
+              f"{(with_p / base - 1) * 100:+.1f}%)")
 
 
 def azurite():
@@ -92,6 +113,7 @@ def main():
         theirs = rs_commits(os.path.join(d, "rs"), COMMITS)
         print(f"{'commit latency, local disk (ms/commit)':<44} {ours:>10.2f} {theirs:>10.2f} "
               f"{theirs / ours:>6.1f}x")
+        ptxn_lines("local", lambda k: os.path.join(d, "ours-" + k), COMMITS)
         az = azurite()
         if az:
             proc, port, azdir = az
@@ -109,6 +131,9 @@ def main():
                 theirs = rs_commits("az://bench/rs", n, so)
                 print(f"{'commit latency, Azurite (ms/commit)':<44} {ours:>10.2f} {theirs:>10.2f} "
                       f"{theirs / ours:>6.1f}x")
+                ptxn_lines("Azurite",
+                           lambda k: f"http://127.0.0.1:{port}/devstoreaccount1/bench/ours-{k}",
+                           n, env={"AZURE_STORAGE_ACCOUNT_KEY": KEY})
             finally:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(timeout=10)

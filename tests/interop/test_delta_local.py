@@ -71,6 +71,47 @@ def test_snapshot_reads_tables_delta_rs_writes_with_checkpoints(tmp_path):
     assert snap2["txn"] == {"rs-app": 22}
 
 
+def test_several_txns_in_one_commit_for_delta_rs(tmp_path):
+    """A sink's commit carries its batch txn and one txn per partition
+    (appId QUERY/PARTITION): delta-rs reads every version and every txn,
+    from JSON and from ehdelta's checkpoint, appends on top with its own
+    transaction and checkpoint, and ehdelta reads all the txns back."""
+    t = str(tmp_path / "p")
+    tool("create", t, "--partitioned")
+    tool("append", t, "q", 1, 23, ROWS, "--ptxns", 4)  # checkpoint at 20
+    log = os.path.join(t, "_delta_log")
+    with open(os.path.join(log, "00000000000000000005.json")) as f:
+        apps = [json.loads(line)["txn"]["appId"] for line in f if line.startswith('{"txn"')]
+    assert apps == ["q", "q/0", "q/1", "q/2", "q/3"]
+    assert os.path.exists(os.path.join(log, "00000000000000000020.checkpoint.parquet"))
+    dt = DeltaTable(t)
+    assert dt.version() == 23
+    assert sorted(ids_of(dt)) == sorted(expected_ids(1, 23))
+    assert dt.transaction_version("q") == 22
+    assert [dt.transaction_version(f"q/{p}") for p in range(4)] == [2200, 2201, 2202, 2203]
+    for v in (1, 20, 21):
+        dv = DeltaTable(t, version=v)
+        assert sorted(ids_of(dv)) == sorted(expected_ids(1, v)), f"version {v}"
+        assert dv.transaction_version("q/3") == (v - 1) * 100 + 3
+    # only the checkpoint may be read for version 20
+    for v in range(21):
+        os.rename(os.path.join(log, "%020d.json" % v), os.path.join(log, ".%020d.json" % v))
+    assert DeltaTable(t).transaction_version("q/2") == 2202
+    for v in range(21):
+        os.rename(os.path.join(log, ".%020d.json" % v), os.path.join(log, "%020d.json" % v))
+    cp = CommitProperties(app_transactions=[Transaction("rs-app", 7)])
+    write_deltalake(t, pa.table({"id": pa.array([5, 6], pa.int64()), "part": ["x", "x"]}),
+                    mode="append", schema_mode="merge", commit_properties=cp)
+    DeltaTable(t).create_checkpoint()
+    snap = snapshot(t)
+    assert snap["checkpoint"] == 24
+    assert snap["txn"] == {"q": 22, "q/0": 2200, "q/1": 2201, "q/2": 2202, "q/3": 2203,
+                           "rs-app": 7}
+    # and a writer going on from there keeps its bases
+    tool("append", t, "q", 1, 25, ROWS, "--ptxns", 4)
+    assert snapshot(t)["txn"]["q/1"] == 2401
+
+
 def test_concurrent_appends_local(tmp_path):
     t = str(tmp_path / "c")
     tool("create", t)

@@ -31,6 +31,7 @@ from pyspark.sql import SparkSession
 
 from agentutil import Emu, run_agent, send_lines, transactions, tutorial_conf
 from conftest import EHDELTA, TOP_SRCDIR, wait_until
+from delta_util import snapshot
 
 DELTA_PKG = "io.delta:delta-spark_2.12:3.2.1"
 EVENT_COLS = ("transaction_id STRING, customer_id STRING, amount DOUBLE, category STRING, "
@@ -287,6 +288,25 @@ def test_ehdelta_appends_to_spark_tables(spark, emu, tmp_path, how):
     # and Spark can still append after ehdelta
     seed_rows(spark, 2, first=700000).write.format("delta").mode("append").save(path)
     assert spark.read.format("delta").load(path).count() == seeds + n + 2
+    # ehdelta's commits carry a txn per partition besides the batch's (several
+    # txn actions in one commit): Spark's checkpoint keeps them all
+    pos, ptxns = {}, {}
+    for part, seq in by_position(spark, path):
+        pos[part] = max(pos.get(part, -1), seq)
+    log = f"{path}/_delta_log"
+    for f in sorted(f for f in os.listdir(log) if f.endswith(".json")):
+        with open(f"{log}/{f}") as fh:
+            multi = [json.loads(x)["txn"] for x in fh if x.startswith('{"txn"')]
+        ptxns.update({x["appId"]: x["version"] for x in multi if "/" in x["appId"]})
+    assert {a.rsplit("/", 1)[1]: v for a, v in ptxns.items()} == pos
+    extra = 2
+    while not any(f.endswith(".checkpoint.parquet") and int(f[:20]) > int(last["version"])
+                  for f in os.listdir(log)):
+        seed_rows(spark, 1, first=710000 + extra).write.format("delta").mode("append").save(path)
+        extra += 1
+    snap = snapshot(path)
+    assert snap["checkpoint"] > int(last["version"])
+    assert {a: snap["txn"].get(a) for a in ptxns} == ptxns
 
 
 # ---- constraints ----

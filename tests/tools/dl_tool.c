@@ -1,10 +1,11 @@
 /* dl_tool: the Delta tests' and bench's driver of src/delta (a test tool:
  * prints, exits).
  *   dl_tool create URL [--partitioned] [--interval N]   create the test table
- *   dl_tool append URL APPID WRITER COMMITS ROWS [--no-checkpoint]
- *       COMMITS commits, each one data file of ROWS rows and txn(APPID, i);
+ *   dl_tool append URL APPID WRITER COMMITS ROWS [--no-checkpoint] [--ptxns N]
+ *       COMMITS commits, each one data file of ROWS rows and txn(APPID, i)
+ *       (with --ptxns, also txn(APPID/p, i*100+p) for p < N on its base);
  *       ids are WRITER*10^9 + i*ROWS + r so every row is unique; prints one
- *       line: commits, attempts, retries, versions, ms per commit
+ *       line: commits, attempts, retries, versions, wall and CPU ms per commit
  *   dl_tool snapshot URL         prints the snapshot as JSON (version, txn,
  *                                files with partition values and numRecords)
  *   dl_tool checkpoint URL       writes a checkpoint of the latest version
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "common/buf.h"
 #include "common/time.h"
@@ -85,17 +87,34 @@ static int cmd_create(int argc, char **argv) {
 
 static int cmd_append(int argc, char **argv) {
   if (argc < 7) {
-    fprintf(stderr, "usage: dl_tool append URL APPID WRITER COMMITS ROWS [--no-checkpoint]\n");
+    fprintf(stderr, "usage: dl_tool append URL APPID WRITER COMMITS ROWS [--no-checkpoint] "
+                    "[--ptxns N]\n");
     return 2;
   }
   const char *app = argv[3];
   int64_t writer = atoll(argv[4]), commits = atoll(argv[5]), rows = atoll(argv[6]);
-  bool nockpt = argc > 7 && !strcmp(argv[7], "--no-checkpoint");
+  bool nockpt = false;
+  /* --ptxns N: every commit also moves partitions APPID/0..N-1 (a sink's
+   * per-partition positions), partition p of commit c to c * 100 + p */
+  size_t np = 0;
+  for (int i = 7; i < argc; i++)
+    if (!strcmp(argv[i], "--no-checkpoint"))
+      nockpt = true;
+    else if (!strcmp(argv[i], "--ptxns") && i + 1 < argc)
+      np = (size_t)atoll(argv[++i]);
   st_store_t *s = open_store(argv[2]);
   dl_table_t *t;
   ed_err_t e = {0};
   if (dl_table_open(s, &t, &e))
     die("open", &e);
+  char(*pids)[64] = calloc(np + 1, sizeof *pids);
+  dl_ptxn_t *px = calloc(np + 1, sizeof *px);
+  for (size_t p = 0; p < np; p++) {
+    snprintf(pids[p], sizeof pids[p], "%s/%zu", app, p);
+    px[p].app_id = pids[p];
+    if (!dl_table_txn_version(t, pids[p], &px[p].base))
+      px[p].base = -1;
+  }
   pq_schema_t *schema = data_schema();
   bool part = dl_table_metadata(t)->npart > 0;
   int64_t start = 0, have;
@@ -107,6 +126,8 @@ static int cmd_append(int argc, char **argv) {
   uint32_t *off = malloc((rows + 1) * sizeof *off);
   ed_buf_t names = ED_BUF_INIT;
   int attempts = 0;
+  struct rusage ru0, ru1;
+  getrusage(RUSAGE_SELF, &ru0);
   int64_t t0 = ed_time_mono_us(), vmin = INT64_MAX, vmax = -1;
   for (int64_t c = start; c < commits; c++) {
     ed_buf_reset(&names);
@@ -134,11 +155,20 @@ static int cmd_append(int argc, char **argv) {
         dl_file_writer_write(w, cols, (size_t)rows, &e) || dl_file_writer_finish(w, true, &add, &e))
       die("data file", &e);
     dl_file_writer_free(w);
-    dl_commit_t cm = {
-        .adds = &add, .nadds = 1, .app_id = app, .txn_version = c, .no_checkpoint = nockpt};
+    for (size_t p = 0; p < np; p++)
+      px[p].version = c * 100 + (int64_t)p;
+    dl_commit_t cm = {.adds = &add,
+                      .nadds = 1,
+                      .app_id = app,
+                      .txn_version = c,
+                      .no_checkpoint = nockpt,
+                      .ptxns = px,
+                      .nptxns = np};
     dl_commit_result_t res;
     if (dl_table_commit(t, &cm, &res, &e))
       die("commit", &e);
+    for (size_t p = 0; p < np; p++)
+      px[p].base = px[p].version;
     attempts += res.attempts;
     if (res.version < vmin)
       vmin = res.version;
@@ -147,13 +177,20 @@ static int cmd_append(int argc, char **argv) {
     dl_add_fini(&add);
   }
   int64_t us = ed_time_mono_us() - t0;
+  getrusage(RUSAGE_SELF, &ru1);
+  /* CPU time too: wall time on a loaded machine says more about the load */
+  int64_t cpu_us =
+      (ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) *
+          INT64_C(1000000) +
+      (ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec);
   int64_t n = commits - start;
   st_counters_t cnt;
   st_counters(s, &cnt);
   printf("{\"app\":\"%s\",\"commits\":%" PRId64 ",\"attempts\":%d,\"http_retries\":%" PRIu64
-         ",\"first_version\":%" PRId64 ",\"last_version\":%" PRId64 ",\"ms_per_commit\":%.3f}\n",
+         ",\"first_version\":%" PRId64 ",\"last_version\":%" PRId64
+         ",\"ms_per_commit\":%.3f,\"cpu_ms_per_commit\":%.3f}\n",
          app, n, attempts, cnt.retries, vmin == INT64_MAX ? -1 : vmin, vmax,
-         n ? us / 1000.0 / (double)n : 0.0);
+         n ? us / 1000.0 / (double)n : 0.0, n ? cpu_us / 1000.0 / (double)n : 0.0);
   free(ids);
   free(ts);
   free(vals);
@@ -161,6 +198,8 @@ static int cmd_append(int argc, char **argv) {
   free(flags);
   free(off);
   ed_buf_fini(&names);
+  free(pids);
+  free(px);
   pq_schema_free(schema);
   dl_table_free(t);
   st_free(s);

@@ -100,7 +100,8 @@ static ed_code_t op_open(void) {
 }
 
 /* ---- the commit writer: create a table, commit adds with partition values,
- * stats, a txn and a new metaData, then a remove; a fresh table each run ---- */
+ * stats, a txn, per-partition txns and a new metaData, then a remove; a fresh
+ * table each run ---- */
 
 static int g_commit_run;
 static char g_commit_dir[200];
@@ -130,18 +131,26 @@ static ed_code_t op_commit(void) {
   dl_metadata_t m = {
       (char *)"id-1", (char *)"t\"1", (char *)o.schema_string, (char **)parts, 1, &cfg, 1,
       1700000000000};
+  dl_ptxn_t px1[2] = {{"q\"1/0", -1, 5}, {"q\"1/1", -1, 7}}, px2 = {"q\"1/0", 5, 9};
   dl_commit_t c1 = {.adds = adds,
                     .nadds = 2,
                     .app_id = "q\"1",
                     .txn_version = 0,
                     .metadata = &m,
-                    .no_checkpoint = true};
+                    .no_checkpoint = true,
+                    .ptxns = px1,
+                    .nptxns = 2};
   if (!rc)
     rc = dl_table_commit(t, &c1, NULL, e);
   dl_remove_t rm = {
       (char *)"d=__HIVE_DEFAULT_PARTITION__/part-1.parquet", 1700000000002, true, &pv[1], 1, 99};
-  dl_commit_t c2 = {
-      .removes = &rm, .nremoves = 1, .app_id = "q\"1", .txn_version = 1, .no_checkpoint = true};
+  dl_commit_t c2 = {.removes = &rm,
+                    .nremoves = 1,
+                    .app_id = "q\"1",
+                    .txn_version = 1,
+                    .no_checkpoint = true,
+                    .ptxns = &px2,
+                    .nptxns = 1};
   if (!rc)
     rc = dl_table_commit(t, &c2, NULL, e);
   if (!rc && dl_table_version(t) != 2)
