@@ -381,13 +381,14 @@ static ed_code_t generation(run_t *r, ed_err_t *err) {
   if (!rc && !pthread_create(&r->monitor, NULL, ag_run_monitor_main, r))
     r->monitor_up = true, pthread_setname_np(r->monitor, "ag-monitor");
   if (!rc) {
-    if (h->gen == 1)
-      ed_notify("READY=1\nSTATUS=receiving", NULL);
+    ed_notify("STATUS=receiving", NULL);
     rc = ag_run_pipeline(r, err);
   }
   bool stop = r->o->stop && *r->o->stop;
   for (size_t p = 0; p < r->nparts; p++)
     close_part(r, p, stop ? "stop" : "generation");
+  if (!stop)
+    ed_notify("STATUS=waiting for partitions", NULL);
   ag_run_stop_flush(r);
   if (!rc && r->flush_rc && r->flush_rc != ED_E_FENCED) {
     rc = r->flush_rc;
@@ -466,6 +467,10 @@ static ed_code_t shr_open(run_t *r, ed_err_t *err) {
     return ed_err_set(err, ED_E_INTERNAL, "run: cannot start the ownership thread");
   h->th_up = true;
   pthread_setname_np(h->th, "ag-owner");
+  /* Type=notify: ready once the hub answered and the store is open; a
+   * standby, or an agent beyond the partition count, may own nothing for
+   * long, and is running as meant meanwhile. */
+  ed_notify("READY=1\nSTATUS=waiting for partitions", NULL);
   return ED_OK;
 }
 
