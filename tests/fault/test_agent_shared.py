@@ -21,10 +21,12 @@ Every wait is on a condition (log lines, table counts, exit), never a sleep."""
 import datetime
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
 
@@ -63,7 +65,8 @@ class Agent:
         self.log_path = tmp_path / f"{name}.log"
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen([EHDELTA, "run", "--config", str(conf), "--owner-id", name,
-                                      "--log-json", "--lag-poll-interval", "1s"],
+                                      "--log-json", "--lag-poll-interval", "1s",
+                                      "--metrics-listen", "127.0.0.1:0"],
                                      stdout=subprocess.DEVNULL, stderr=self.log, env=ENV)
         self.died = None
 
@@ -86,6 +89,12 @@ class Agent:
             return None
         p = str(g[-1]["partitions"])
         return set(p.split(",")) if p else set()
+
+    def get(self, path):
+        # "metrics listening on HOST:PORT": in JSON the address is a bare key
+        addr = next(k for l in self.events("metrics") for k in l
+                    if re.fullmatch(r"127\.0\.0\.1:\d+", k))
+        return urllib.request.urlopen(f"http://{addr}{path}", timeout=10).read().decode()
 
     def alive(self):
         return self.proc.poll() is None
@@ -207,6 +216,15 @@ def test_two_agents_share_and_fail_over(az, emu, tmp_path):
         wait_until(lambda: split(a, b), timeout=20 * EXPIRY_S, interval=0.2, what="a 4/4 split")
         feed("s2")
         wait_until(landed, timeout=120, interval=0.5, what="slices 1-2 in the tables")
+        # /status and /metrics say who reads what
+        for x in (a, b):
+            st = json.loads(x.get("/status"))
+            assert st["ownerId"] == x.name
+            assert set(st["ownedPartitions"]) == x.reading()
+            assert {p["id"] for p in st["partitions"] if p["owned"]} == x.reading()
+            m = x.get("/metrics")
+            assert "ehdelta_owned_partitions 4\n" in m, m
+            assert any(l.startswith("ehdelta_ownership_claims_total ") for l in m.splitlines())
 
         assert b.term() == 0, b.log_path.read_text()[-3000:]
         released = {str(l["partition"]) for l in b.events("ownership_released")}
