@@ -49,16 +49,17 @@ typedef struct ag_shr {
       mu; /* guards quit and rounds; cv wakes ag-owner (quit) and the waiting pipeline */
   pthread_cond_t cv;
   bool quit;
-  uint64_t rounds;         /* ownership rounds done (under mu) */
-  atomic_int round_failed; /* the last round could not reach the store */
-  atomic_int holder;       /* stateful: this agent holds the lease */
-  uint64_t *stolen_round;  /* per partition: rounds when its link was stolen (pipeline) */
-  size_t *scratch;         /* nparts + 1 indexes (pipeline) */
-  int64_t *ck_seq;         /* per partition: the last SDK checkpoint written (flush thread) */
-  ag_own_stats_t last;     /* ag-owner: the stats at the last round, for metric deltas */
-  size_t last_owned;       /* ag-owner */
-  char standby_of[128];    /* ag-owner: the holder last logged */
-  uint64_t gen;            /* pipeline */
+  uint64_t rounds;          /* ownership rounds done (under mu) */
+  atomic_int round_failed;  /* the last round could not reach the store */
+  _Atomic int64_t ok_start; /* monotonic start of the last round that reached the store */
+  atomic_int holder;        /* stateful: this agent holds the lease */
+  uint64_t *stolen_round;   /* per partition: rounds when its link was stolen (pipeline) */
+  size_t *scratch;          /* nparts + 1 indexes (pipeline) */
+  int64_t *ck_seq;          /* per partition: the last SDK checkpoint written (flush thread) */
+  ag_own_stats_t last;      /* ag-owner: the stats at the last round, for metric deltas */
+  size_t last_owned;        /* ag-owner */
+  char standby_of[128];     /* ag-owner: the holder last logged */
+  uint64_t gen;             /* pipeline */
 } shr_t;
 
 const char *ag_shr_owner_id(const run_t *r) { return ag_own_id(r->shr->own); }
@@ -89,8 +90,22 @@ ed_code_t ag_shr_check(const run_t *r, ed_err_t *err) {
  * @locality caller's thread  @locks none */
 static ed_code_t open_owner(run_t *r, const char *id, bool lease, ag_own_t **out, ed_err_t *err) {
   const ag_source_t *src = &r->conf->source;
+  /* A round must not outlive the proofs whatever the store does: no retry
+   * inside it (the next round is the retry) and no request waiting longer
+   * than the safety margin (a quarter of the expiry, at least 2 s). Else a
+   * store gone dark holds the owner thread, and SIGTERM's release, for
+   * minutes of backoff. */
+  st_opts_t so = r->o->store ? *r->o->store : (st_opts_t){0};
+  so.max_retries = -1;
+  int64_t bound = src->ownership_expiry_us / 4;
+  if (bound < 2 * ED_US_PER_SEC)
+    bound = 2 * ED_US_PER_SEC;
+  if (!so.timeout_us || so.timeout_us > bound)
+    so.timeout_us = bound;
+  if (!so.connect_timeout_us || so.connect_timeout_us > bound)
+    so.connect_timeout_us = bound;
   st_store_t *st = NULL;
-  ed_code_t rc = st_open(src->checkpoint_store, r->o->store, &st, err);
+  ed_code_t rc = st_open(src->checkpoint_store, &so, &st, err);
   if (rc)
     return ed_err_prefix(err, "[source] checkpoint_store");
   ag_own_opts_t oo = {.ns = r->ns,
@@ -150,7 +165,7 @@ static void standby(shr_t *h) {
   ag_own_stats_t st;
   ag_own_stats(h->own, &st);
   if (st.owned && ag_own_release_all(h->own, &e))
-    ED_LOG_WARN("ownership_release_failed", "owner=%s %s", ag_own_id(h->own), e.msg);
+    ED_LOG_WARN("ownership_release_failed", "owner=%s error=\"%s\"", ag_own_id(h->own), e.msg);
   ag_own_rec_t *recs = NULL;
   size_t n = 0;
   const char *holder = "none";
@@ -170,6 +185,7 @@ static void standby(shr_t *h) {
 static void one_round(shr_t *h) {
   ed_err_t e = {0};
   ed_code_t rc = ED_OK;
+  int64_t start = ed_time_mono_us();
   if (h->lease) {
     rc = ag_own_tick(h->lease, h->lease_pids, 1, &e);
     bool hold = ag_own_owns(h->lease, 0);
@@ -184,8 +200,10 @@ static void one_round(shr_t *h) {
     rc = ag_own_tick(h->own, h->pids, h->r->nparts, &e);
   }
   atomic_store(&h->round_failed, rc != ED_OK);
+  if (!rc)
+    atomic_store(&h->ok_start, start);
   if (rc)
-    ED_LOG_WARN("ownership_round_failed", "owner=%s %s", ag_own_id(h->own), e.msg);
+    ED_LOG_WARN("ownership_round_failed", "owner=%s error=\"%s\"", ag_own_id(h->own), e.msg);
   publish(h);
   pthread_mutex_lock(&h->mu);
   h->rounds++;
@@ -256,10 +274,21 @@ void ag_shr_stolen(run_t *r, size_t p) {
   r->gen_end = true;
 }
 
+/* Why proofs ran out: no round reached the store for as long as a proof
+ * lasts (three quarters of the expiry: owner.c's default margin), or a round
+ * that did saw another owner's record. @locality pipeline thread  @locks none */
+static const char *loss_reason(const run_t *r) {
+  shr_t *h = r->shr;
+  int64_t quiet = ed_time_mono_us() - atomic_load(&h->ok_start);
+  return atomic_load(&h->round_failed) || quiet >= r->conf->source.ownership_expiry_us / 4 * 3
+             ? "expired"
+             : "lost";
+}
+
 void ag_shr_turn(run_t *r) {
   shr_t *h = r->shr;
   size_t n = ag_own_expired(h->own, h->scratch);
-  const char *why = atomic_load(&h->round_failed) ? "expired" : "lost";
+  const char *why = n ? loss_reason(r) : "lost";
   for (size_t k = 0; k < n; k++) {
     size_t p = h->scratch[k];
     if (p < r->nparts && r->parts[p].gen_owned) {
@@ -271,7 +300,7 @@ void ag_shr_turn(run_t *r) {
     size_t nl = ag_own_expired(h->lease, h->scratch);
     if (nl || !ag_own_owns(h->lease, 0)) {
       for (size_t p = 0; p < r->nparts; p++)
-        close_part(r, p, nl && atomic_load(&h->round_failed) ? "expired" : "lost");
+        close_part(r, p, nl ? loss_reason(r) : "lost");
       r->gen_end = true;
     }
     return; /* the holder's generation already reads every partition */
@@ -437,6 +466,7 @@ static ed_code_t shr_open(run_t *r, ed_err_t *err) {
   pthread_cond_init(&h->cv, NULL);
   h->r = r;
   r->shr = h;
+  atomic_init(&h->ok_start, ed_time_mono_us());
   h->stateful = stateful_plan(r);
   r->balanced = !h->stateful;
   h->pids = calloc(r->nparts + 1, sizeof *h->pids);
@@ -486,9 +516,9 @@ ed_code_t ag_shr_run(run_t *r, ed_err_t *err) {
   stop_owner(h);
   ed_err_t e = {0};
   if (h->own && ag_own_release_all(h->own, &e))
-    ED_LOG_WARN("ownership_release_failed", "owner=%s %s", ag_own_id(h->own), e.msg);
+    ED_LOG_WARN("ownership_release_failed", "owner=%s error=\"%s\"", ag_own_id(h->own), e.msg);
   if (h->lease && ag_own_release_all(h->lease, &e))
-    ED_LOG_WARN("ownership_release_failed", "owner=%s %s", ag_own_id(h->own), e.msg);
+    ED_LOG_WARN("ownership_release_failed", "owner=%s error=\"%s\"", ag_own_id(h->own), e.msg);
   if (h->own)
     ag_metrics_set(r->o->metrics, AG_M_OWNED_PARTS, NULL, 0);
   shr_free(h);
@@ -524,7 +554,7 @@ void ag_shr_checkpoint(run_t *r, const job_t *j) {
       continue;
     ed_err_t e = {0};
     if (ag_own_checkpoint(h->ck, r->parts[p].id, off, seq, &e)) {
-      ED_LOG_WARN("sdk_checkpoint_failed", "partition=%s owner=%s %s", r->parts[p].id,
+      ED_LOG_WARN("sdk_checkpoint_failed", "partition=%s owner=%s error=\"%s\"", r->parts[p].id,
                   ag_own_id(h->own), e.msg);
       continue;
     }

@@ -396,3 +396,34 @@ def test_stateful_query_has_one_holder(az, emu, tmp_path):
 
 def us(v):
     return (v.replace(tzinfo=None) - EPOCH) // datetime.timedelta(microseconds=1)
+
+
+def test_store_unreachable_stops_reading(emu, tmp_path):
+    """The checkpoint store goes away while an agent reads: its claims can no
+    longer be renewed, so it stops reading every partition (reason=expired)
+    before another agent could claim them, and keeps running (it reads again
+    once a round succeeds); SIGTERM still exits 0."""
+    if not azurite_bin():
+        pytest.skip("azurite not installed (.tools/node)")
+    own = Azurite()
+    try:
+        own.create_container("gone")
+        conf = conf_for(emu, tmp_path, tmp_path / "tables", own.url("gone"))
+        a = Agent("agent-a", conf, tmp_path)
+        try:
+            all8 = {str(p) for p in range(NPART)}
+            wait_until(lambda: a.reading() == all8, timeout=20 * EXPIRY_S, interval=0.2,
+                       what="the agent reading all 8")
+            own.stop()
+            wait_until(lambda: {str(l["partition"]) for l in a.events("reading_stopped")
+                                if l["reason"] == "expired"} == all8,
+                       timeout=10 * EXPIRY_S, interval=0.2, what="every partition stopped")
+            assert a.events("ownership_unproven"), "the proof's end was not logged"
+            assert a.alive()
+            assert a.term() == 0, a.log_path.read_text()[-3000:]
+        finally:
+            if a.alive():
+                a.proc.kill()
+                a.proc.wait()
+    finally:
+        own.stop()
