@@ -29,7 +29,7 @@ struct ag_own {
   st_store_t *store;
   char *prefix;    /* "<ns>/<hub>/<group>/", lower-cased */
   char folder[64]; /* the records' folder under prefix, lower-cased */
-  bool greedy;
+  ag_own_mode_t mode;
   char id[128];
   int64_t expiry_us, renew_us, margin_us;
   part_t *parts;
@@ -110,7 +110,7 @@ ed_code_t ag_own_new(st_store_t *store, const ag_own_opts_t *opts, ag_own_t **ou
   o->store = store;
   snprintf(o->folder, sizeof o->folder, "%s", folder);
   lower(o->folder);
-  o->greedy = opts->greedy;
+  o->mode = opts->mode;
   o->expiry_us = opts->expiry_us > 0 ? opts->expiry_us : 60 * ED_US_PER_SEC;
   o->renew_us = opts->renew_us > 0 ? opts->renew_us : o->expiry_us / 6;
   o->margin_us = opts->margin_us > 0 ? opts->margin_us : o->expiry_us / 4;
@@ -205,9 +205,10 @@ static bool rec_live(const ag_own_rec_t *r, int64_t now_ms, int64_t expiry_ms) {
   return r && r->owner[0] && r->mtime_ms + expiry_ms >= now_ms;
 }
 
-static size_t balance_greedy(const ag_own_rec_t *recs, size_t nrec, const char *const *pids,
-                             size_t np, const char *self, int64_t now_ms, int64_t expiry_ms,
-                             size_t *claim) {
+const char *const ag_own_strategy_names[] = {"balanced", "greedy", NULL};
+
+static size_t balance_all(const ag_own_rec_t *recs, size_t nrec, const char *const *pids, size_t np,
+                          const char *self, int64_t now_ms, int64_t expiry_ms, size_t *claim) {
   size_t nc = 0;
   for (size_t i = 0; i < np; i++) {
     const ag_own_rec_t *r = find_rec(recs, nrec, pids[i]);
@@ -218,10 +219,10 @@ static size_t balance_greedy(const ag_own_rec_t *recs, size_t nrec, const char *
 }
 
 size_t ag_own_balance(const ag_own_rec_t *recs, size_t nrec, const char *const *pids, size_t np,
-                      const char *self, int64_t now_ms, int64_t expiry_ms, bool greedy,
+                      const char *self, int64_t now_ms, int64_t expiry_ms, ag_own_mode_t mode,
                       unsigned *seed, size_t *claim) {
-  if (greedy)
-    return balance_greedy(recs, nrec, pids, np, self, now_ms, expiry_ms, claim);
+  if (mode == AG_OWN_CLAIM_ALL)
+    return balance_all(recs, nrec, pids, np, self, now_ms, expiry_ms, claim);
   size_t nc = 0, mine = 0, nclaimable = 0;
   /* owners of live claims, with their counts (np bounds the distinct owners) */
   const char **owners = calloc(np + 1, sizeof *owners);
@@ -258,7 +259,13 @@ size_t ag_own_balance(const ag_own_rec_t *recs, size_t nrec, const char *const *
   size_t fair = np / nown, most = (np + nown - 1) / nown;
   if (mine < most) {
     if (nclaimable) {
-      claim[nc++] = claimable[(size_t)rand_r(seed) % nclaimable];
+      /* greedy: up to the share at once, picked at random without repeats */
+      size_t want = mode == AG_OWN_GREEDY ? most - mine : 1;
+      for (size_t k = 0; k < want && nclaimable; k++) {
+        size_t j = (size_t)rand_r(seed) % nclaimable;
+        claim[nc++] = claimable[j];
+        claimable[j] = claimable[--nclaimable];
+      }
     } else if (mine < fair) {
       /* steal one from the owner holding the most (first such owner) */
       size_t best = 0;
@@ -343,7 +350,7 @@ ed_code_t ag_own_tick(ag_own_t *o, const char *const *pids, size_t np, ed_err_t 
     return ED_E_NOMEM;
   }
   size_t nc =
-      ag_own_balance(recs, nrec, pids, np, o->id, now_ms, expiry_ms, o->greedy, &o->seed, claim);
+      ag_own_balance(recs, nrec, pids, np, o->id, now_ms, expiry_ms, o->mode, &o->seed, claim);
   for (size_t c = 0; c < nc; c++) {
     size_t i = claim[c];
     const ag_own_rec_t *r = find_rec(recs, nrec, pids[i]);

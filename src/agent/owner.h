@@ -28,6 +28,19 @@
 
 typedef struct ag_own ag_own_t;
 
+/* How a round chooses what to claim besides renewing its own records.
+ * BALANCED and GREEDY are the SDKs' load-balancing strategies (Python's
+ * LoadBalancingStrategy, Java's, Go's ProcessorStrategy): balanced claims at
+ * most one partition a round, greedy as many unowned or expired ones as it
+ * needs to reach its fair share at once; both steal at most one a round from
+ * the owner holding the most while below their share. CLAIM_ALL is ehdelta's
+ * lease holder: every unowned or expired record, never a live one of
+ * another owner (it takes all partitions it can without taking any). */
+typedef enum { AG_OWN_BALANCED = 0, AG_OWN_GREEDY, AG_OWN_CLAIM_ALL } ag_own_mode_t;
+/* The strategies' names as [source] load_balancing takes them (BALANCED,
+ * GREEDY), NULL-terminated: an ENUM option row's names. */
+extern const char *const ag_own_strategy_names[];
+
 /* One ownership record as listed. */
 typedef struct ag_own_rec {
   char pid[32];
@@ -54,10 +67,7 @@ typedef struct ag_own_opts {
    * same claim rules that the SDKs never list: they read only ".../ownership/".
    * One path segment of letters, digits, '.', '_', '-'; never "checkpoint". */
   const char *folder;
-  /* balance greedily: renew own claims and claim every unowned or expired
-   * record in each round, never steal a live one (a lease holder taking all
-   * partitions it can without taking any from a live owner) */
-  bool greedy;
+  ag_own_mode_t mode; /* how a round balances (ag_own_balance); 0: balanced */
 } ag_own_opts_t;
 
 /* Takes ownership of store (the container, or a prefix in it). Caller frees
@@ -76,19 +86,20 @@ int64_t ag_own_renew_us(const ag_own_t *o);
  * version): ED_E_UNSUPPORTED naming it. */
 ed_code_t ag_own_list(ag_own_t *o, ag_own_rec_t **out, size_t *n, ed_err_t *err);
 
-/* The SDKs' balanced rule, as a pure function: given the records, the hub's
+/* The SDKs' rules, as a pure function: given the records, the hub's
  * partitions and the wall clock, which partitions self should claim now (its
- * live ones to renew, plus at most one unowned or expired one, or else one
- * stolen from the owner holding the most when self holds less than its fair
- * share). greedy: its live ones plus every unowned or expired one, never a
- * live one of another owner. Partition ids match records case-insensitively
+ * live ones to renew, plus, balanced, at most one unowned or expired one, or
+ * else one stolen from the owner holding the most when self holds less than
+ * its fair share; greedy, as many unowned or expired ones as bring it to its
+ * fair share, else that one steal; claim-all, every unowned or expired one,
+ * never a live one of another owner). Partition ids match records case-insensitively
  * (the blob names are lower-cased). *seed drives the random choices. Writes
  * partition indexes into claim (capacity np) and returns how many. */
 size_t ag_own_balance(const ag_own_rec_t *recs, size_t nrec, const char *const *pids, size_t np,
-                      const char *self, int64_t now_ms, int64_t expiry_ms, bool greedy,
+                      const char *self, int64_t now_ms, int64_t expiry_ms, ag_own_mode_t mode,
                       unsigned *seed, size_t *claim);
 
-/* One balancing round: list, balance (greedy when the options say so), claim
+/* One balancing round: list, balance (by the options' mode), claim
  * (ETag-conditional). Updates the owned set; counts claims, renewals, steals
  * and losses. pids: the hub's partitions, or the names of the records to
  * contend for (a lease: one query-set id), without '/' (borrowed for the

@@ -10,7 +10,7 @@ once except for a steal (bounded by one renewal: the victim sees the record
 on its next round; the run loop's epoch receivers close it sooner). The
 stateful lease (records in ".../ehdelta-lease/", which the SDK never lists)
 has one holder among contenders and passes to exactly one other after the
-holder's claim expires; greedy agents take every free or expired partition
+holder's claim expires; claim-all agents (a lease holder's rule) take every free or expired partition
 and never steal."""
 import json
 import os
@@ -147,7 +147,7 @@ def test_foreign_layout_is_refused_by_name(az, container):
 
 class Agent:
     """One owner_tool agent; its stdout lines collected with their kinds.
-    opts: owner_tool's leading options (--folder=, --greedy, --names=)."""
+    opts: owner_tool's leading options (--folder=, --claim-all, --greedy, --names=)."""
 
     def __init__(self, url, name, opts=(), npart=NPART):
         self.name = name
@@ -482,10 +482,10 @@ def test_lease_has_one_holder_and_passes_to_one_other_after_expiry(az, container
     assert_one_at_a_time(contenders, 1)
 
 
-def test_greedy_agents_take_every_free_partition_and_never_steal(az, container):
+def test_claim_all_agents_take_every_free_partition_and_never_steal(az, container):
     url, _ = container
     n = 8
-    greedy = [Agent(url, x, ("--greedy",), npart=n) for x in ("G1", "G2", "G3")]
+    greedy = [Agent(url, x, ("--claim-all",), npart=n) for x in ("G1", "G2", "G3")]
     try:
         wait_until(lambda: covered(greedy, n), timeout=60, what="8 partitions held")
         t0 = int(time.time() * 1000)
@@ -498,7 +498,7 @@ def test_greedy_agents_take_every_free_partition_and_never_steal(az, container):
         rest = [x for x in greedy if x is not victim]
         wait_until(lambda: covered(rest, n), timeout=60, what="the killed agent's partitions")
         # a newcomer finds nothing free and takes nothing
-        late = Agent(url, "G4", ("--greedy",), npart=n)
+        late = Agent(url, "G4", ("--claim-all",), npart=n)
         greedy.append(late)
         t1 = int(time.time() * 1000)
         wait_until(lambda: rounds_since(rest + [late], t1) >= 3, timeout=60,

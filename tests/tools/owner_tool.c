@@ -1,11 +1,12 @@
 /* owner_tool: drives agent/owner.c against a real Blob container (Azurite in
  * tests/interop/test_owner.py), one process per simulated agent.
- *   owner_tool [--folder=F] [--greedy] [--names=A,B,..] URL NS HUB GROUP OWNER list
+ *   owner_tool [--folder=F] [--claim-all|--greedy] [--names=A,B,..] URL NS HUB GROUP OWNER list
  *   owner_tool URL NS HUB GROUP OWNER checkpoints
  *   owner_tool URL NS HUB GROUP OWNER checkpoint PID OFFSET SEQ
  *   owner_tool URL NS HUB GROUP OWNER agent NPART EXPIRY_MS RENEW_MS MARGIN_MS
  * --folder: the records' folder (ag_own_opts_t.folder; default "ownership").
- * --greedy: the greedy balance (ag_own_opts_t.greedy). --names: the agent's
+ * --claim-all: the lease holder's balance (AG_OWN_CLAIM_ALL); --greedy: the
+ * SDKs' greedy strategy (AG_OWN_GREEDY). --names: the agent's
  * record names instead of "0".."NPART-1" (a lease's query-set id); NPART must
  * equal their count, and its lines still name them by index.
  * OWNER "-" means a fresh id. "agent" balances partitions 0..NPART-1 until
@@ -150,12 +151,14 @@ static int count_names(const char *s) {
 
 int main(int argc, char **argv) {
   const char *folder = NULL, *names = NULL;
-  bool greedy = false;
+  ag_own_mode_t mode = AG_OWN_BALANCED;
   while (argc > 1 && !strncmp(argv[1], "--", 2)) {
     if (!strncmp(argv[1], "--folder=", 9))
       folder = argv[1] + 9;
+    else if (!strcmp(argv[1], "--claim-all"))
+      mode = AG_OWN_CLAIM_ALL;
     else if (!strcmp(argv[1], "--greedy"))
-      greedy = true;
+      mode = AG_OWN_GREEDY;
     else if (!strncmp(argv[1], "--names=", 8) && argv[1][8])
       names = argv[1] + 8;
     else
@@ -164,9 +167,10 @@ int main(int argc, char **argv) {
     argc--;
   }
   if (argc < 7) {
-    fprintf(stderr, "usage: owner_tool [--folder=F] [--greedy] [--names=A,B] URL NS HUB GROUP "
-                    "OWNER list|checkpoints|checkpoint PID OFFSET SEQ|agent NPART EXPIRY_MS "
-                    "RENEW_MS MARGIN_MS\n");
+    fprintf(stderr,
+            "usage: owner_tool [--folder=F] [--claim-all|--greedy] [--names=A,B] URL NS HUB GROUP "
+            "OWNER list|checkpoints|checkpoint PID OFFSET SEQ|agent NPART EXPIRY_MS "
+            "RENEW_MS MARGIN_MS\n");
     return 2;
   }
   ed_err_t err = {0};
@@ -179,7 +183,7 @@ int main(int argc, char **argv) {
                       .group = argv[4],
                       .owner_id = strcmp(argv[5], "-") ? argv[5] : NULL,
                       .folder = folder,
-                      .greedy = greedy};
+                      .mode = mode};
   if (!strcmp(cmd, "agent") && argc >= 11) {
     oo.expiry_us = atoll(argv[8]) * 1000;
     oo.renew_us = atoll(argv[9]) * 1000;
