@@ -169,7 +169,7 @@ metadata = sequence_number AS seq, offset, partition
 """
 
 WINDOW = """window = timestamp, 10 seconds
-group_by = category
+group_by = category, location
 aggregate = count(*) AS txn_count, sum(amount) AS total_amount
 watermark = timestamp, 5 seconds
 output_mode = append
