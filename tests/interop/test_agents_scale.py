@@ -277,8 +277,8 @@ def send_closers(emu):
 
 
 def window_rows(rows):
-    got = {(r["window_start"], r["window_end"], r["category"]): (r["txn_count"], r["total_amount"])
-           for r in rows}
+    got = {(r["window_start"], r["window_end"], r["category"], r["location"]):
+           (r["txn_count"], r["total_amount"]) for r in rows}
     assert len(got) == len(rows), "a window written twice"
     return got
 
