@@ -163,12 +163,16 @@ class Agent:
     """One `ehdelta run --log-json` process; its standard error (the log) goes
     to a file read by a thread, its progress lines to another file."""
 
-    def __init__(self, ehdelta, conf, workdir, name, *args, env=None):
+    def __init__(self, ehdelta, conf, workdir, name, *args, env=None, owner=True):
+        """owner: pass the name as --owner-id (False: a run with no
+        checkpoint store, which takes none)."""
         self.name = name
         self.log_path = os.path.join(str(workdir), f"{name}.log")
         self.progress = os.path.join(str(workdir), f"{name}.progress")
-        self.argv = [ehdelta, "run", "--config", str(conf), "--owner-id", name, "--log-json",
+        self.argv = [ehdelta, "run", "--config", str(conf), "--log-json",
                      "--progress", self.progress, *args]
+        if owner:
+            self.argv[4:4] = ["--owner-id", name]
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=self.log,
@@ -240,3 +244,13 @@ class Agent:
             if bad in t:
                 return t[-4000:]
         return None
+
+
+def delta_rows(dt):
+    """Rows committed to a deltalake.DeltaTable, from its add actions' record
+    counts (no data file is read). Newer deltalake returns an arro3 table,
+    which pyarrow takes through the Arrow C stream interface."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    adds = pa.table(dt.get_add_actions(flatten=True))
+    return int(pc.sum(adds.column("num_records")).as_py() or 0) if adds.num_rows else 0

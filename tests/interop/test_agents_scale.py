@@ -247,8 +247,7 @@ def raw_rows(az):
         dt = DeltaTable("az://lake/raw", storage_options=az.delta_rs_options())
     except Exception:  # noqa: BLE001 - not created yet
         return 0
-    adds = dt.get_add_actions(flatten=True).to_pydict()
-    return sum(adds.get("num_records", [])) if adds else 0
+    return au.delta_rows(dt)
 
 
 def hub_total(emu):
