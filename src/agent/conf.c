@@ -13,6 +13,7 @@
 #include "eventhubs/client.h"
 #include "stream/decode.h"
 #include "stream/schema.h"
+#include "store/azure.h"
 
 #define S(st, f) offsetof(st, f)
 
@@ -80,6 +81,19 @@ static const ed_opt_t source_keys[] = {
      NULL},
     {"from_spark_force", 0, ED_OPT_FLAG, NULL, "false", S(ag_source_t, from_spark_force),
      "take over from Spark even over ehdelta's own positions", 0, 0, 0, NULL},
+    {"checkpoint_store", 0, ED_OPT_STRING, "URL", NULL, S(ag_source_t, checkpoint_store),
+     "a Blob container of the SDKs' ownership records: agents of the consumer group share the "
+     "partitions",
+     0, 0, 0, NULL},
+    {"owner_id", 0, ED_OPT_STRING, "ID", NULL, S(ag_source_t, owner_id),
+     "this agent's owner id in the checkpoint store (default: a fresh uuid per process)", 0, 0, 0,
+     NULL},
+    {"ownership_expiry", 0, ED_OPT_DURATION, "DURATION", "60 seconds",
+     S(ag_source_t, ownership_expiry_us),
+     "a claim not renewed this long may be taken by another agent", 0, 0, 0, NULL},
+    {"ownership_renew", 0, ED_OPT_DURATION, "DURATION", "10 seconds",
+     S(ag_source_t, ownership_renew_us), "how often an agent renews its claims and balances", 0, 0,
+     0, NULL},
     ED_OPT_END,
 };
 
@@ -409,6 +423,64 @@ static void validate_sink(probs_t *p, ag_sink_t *k, const sm_type_t *schema) {
   }
 }
 
+/* [source] checkpoint_store and its timings. Only the URL's form is checked:
+ * a store unreachable now may be reachable when the agent starts.
+ * owner.c keeps a proof of ownership until expiry minus a quarter of it, and
+ * renews every ownership_renew: a renewal must fit before the proof ends. */
+static void validate_sharing(probs_t *p, ag_conf_t *c, const int *lines) {
+  const int(*kl)[32] = c->key_lines;
+  ag_source_t *s = &c->source;
+  ed_err_t e = {0};
+  if (s->checkpoint_store) {
+    st_az_url_t u = {0};
+    if (st_az_parse_url(s->checkpoint_store, c->storage.account, &u, &e))
+      prob(p, KL(source_keys, kl[0], "checkpoint_store", lines[0]),
+           "[source] checkpoint_store '%s': expected the URL of a Blob container (https://ACCOUNT."
+           "blob.core.windows.net/CONTAINER, abfss://, az:// or Azurite's http://HOST:PORT/ACCOUNT/"
+           "CONTAINER): %s",
+           s->checkpoint_store, e.msg);
+    st_az_url_fini(&u);
+  }
+  if (s->owner_id) {
+    bool ok = *s->owner_id && strlen(s->owner_id) < 128;
+    for (const char *q = s->owner_id; *q; q++)
+      ok &= *q > 0x20 && *q <= 0x7e;
+    if (!ok)
+      prob(p, KL(source_keys, kl[0], "owner_id", lines[0]),
+           "[source] owner_id: expected 1 to 127 printable ASCII characters without spaces (it is "
+           "stored as blob metadata)");
+  }
+  int64_t ex = s->ownership_expiry_us, rn = s->ownership_renew_us;
+  if (rn <= 0 || ex <= 0 || rn + ex / 4 >= ex)
+    prob(
+        p, KL(source_keys, kl[0], "ownership_renew", lines[0]),
+        "[source] ownership_renew %lld ms with ownership_expiry %lld ms: expected renew + expiry/4 "
+        "(the safety margin) < expiry, so a claim is renewed before its proof runs out",
+        (long long)(rn / 1000), (long long)(ex / 1000));
+}
+
+ed_code_t ag_conf_set_sharing(ag_conf_t *c, const char *store, const char *owner_id,
+                              char **problems, ed_err_t *err) {
+  *problems = NULL;
+  if (store) {
+    free(c->source.checkpoint_store);
+    c->source.checkpoint_store = strdup(store);
+  }
+  if (owner_id) {
+    free(c->source.owner_id);
+    c->source.owner_id = strdup(owner_id);
+  }
+  if ((store && !c->source.checkpoint_store) || (owner_id && !c->source.owner_id))
+    return ed_err_set(err, ED_E_NOMEM, "out of memory");
+  probs_t p = {"(flags)", {0}, 0};
+  int lines[5] = {0};
+  validate_sharing(&p, c, lines);
+  if (!p.n)
+    return ED_OK;
+  *problems = ed_buf_steal(&p.out);
+  return ed_err_set(err, ED_E_CONFIG, "%zu problem%s in the flags", p.n, p.n == 1 ? "" : "s");
+}
+
 static void validate(probs_t *p, ag_conf_t *c, const int *lines) {
   const int(*kl)[32] = c->key_lines;
   ed_err_t e = {0};
@@ -441,6 +513,7 @@ static void validate(probs_t *p, ag_conf_t *c, const int *lines) {
         break;
       }
   }
+  validate_sharing(p, c, lines);
   ag_schema_t *sc = &c->schema;
   sm_type_t *schema = NULL;
   if (!sc->columns)

@@ -46,6 +46,13 @@ typedef struct ag_source {
   bool from_spark_force;       /* take over even over ehdelta's own positions */
   int auth;                    /* eh_auth_names: sas, or a Microsoft Entra ID credential */
   char *tenant_id, *client_id, *client_secret_file, *federated_token_file; /* Entra ID */
+  /* several agents on one hub (ehdelta-run(1), SEVERAL AGENTS): the Blob
+   * container of the SDKs' ownership and checkpoint records, with [storage]'s
+   * credentials; NULL: this agent reads every partition alone */
+  char *checkpoint_store;
+  char *owner_id;              /* NULL: a fresh uuid per process */
+  int64_t ownership_expiry_us; /* a claim not renewed this long may be taken */
+  int64_t ownership_renew_us;  /* how often claims are renewed and balanced */
 } ag_source_t;
 
 typedef struct ag_schema {
@@ -143,6 +150,12 @@ ed_code_t ag_conf_parse(const char *name, const char *text, ag_conf_t *conf, cha
                         ed_err_t *err);
 /* Reads path and parses it as above. */
 ed_code_t ag_conf_load(const char *path, ag_conf_t *conf, char **problems, ed_err_t *err);
+
+/* --checkpoint-store and --owner-id over what the file says (NULL: keep),
+ * validated as the file's keys are (problems and the result as for
+ * ag_conf_parse). */
+ed_code_t ag_conf_set_sharing(ag_conf_t *conf, const char *checkpoint_store, const char *owner_id,
+                              char **problems, ed_err_t *err);
 
 /* s without its leading and trailing white space: trailing bytes are
  * overwritten with NULs in place, the return points into s. */

@@ -138,8 +138,24 @@ static void job_free(job_t *j) {
   ag_ckpt_fini(&j->ck);
   free(j->start);
   free(j->end);
+  free(j->end_off);
   free(j->drops);
   free(j);
+}
+
+/* The partition a FENCED message names: its appId is "<query_id>/<partition>"
+ * (delta/table.h); "?" when the message does not say.
+ * @locality flush thread (ag-flush)  @locks none */
+static const char *fenced_partition(const sink_t *s, ed_err_t *err) {
+  static _Thread_local char id[32];
+  size_t ql = strlen(s->query_id);
+  for (const char *m = strstr(err->msg, s->query_id); m; m = strstr(m + 1, s->query_id))
+    if (m[ql] == '/') {
+      size_t n = strcspn(m + ql + 1, " ,:;'\")");
+      snprintf(id, sizeof id, "%.*s", (int)(n < sizeof id ? n : sizeof id - 1), m + ql + 1);
+      return id;
+    }
+  return "?";
 }
 
 /* Commits with retries: a commit is idempotent per batch id (the txn makes a
@@ -170,6 +186,11 @@ static void flush_one(run_t *r, job_t *j) {
   ed_code_t rc = ED_OK;
   if (j->s->delta) {
     rc = commit_job(r, j, &version, &already, &err);
+    if (rc == ED_E_FENCED && r->shr)
+      /* another agent moved one of the batch's partitions: the batch is void
+       * and this generation ends (shared.c); expected when partitions move */
+      ED_LOG_INFO("fenced", "sink=%s partition=%s batch=%" PRId64 " detail=\"%s\"", j->s->name,
+                  fenced_partition(j->s, &err), j->ck.batch_id, err.msg);
     if (rc) {
       ed_err_prefix(&err, "sink '%s' batch %" PRId64, j->s->name, j->ck.batch_id);
       pthread_mutex_lock(&r->mu);
@@ -182,9 +203,13 @@ static void flush_one(run_t *r, job_t *j) {
     }
     ag_dsink_last_timing(j->s->ds, &tm);
     for (size_t p = 0; p < r->nparts; p++)
-      if (j->end[p] >= 0)
+      if (j->end[p] >= 0) {
         atomic_store(&j->s->committed[p], j->end[p]);
+        j->s->committed_off[p] = j->end_off[p];
+      }
     ag_run_update_lag(r);
+    if (r->shr && j->s != r->dl)
+      ag_shr_checkpoint(r, j);
     ag_metrics_observe_commit(r->o->metrics, j->s->name, (double)(ed_time_mono_us() - t0) / 1e6);
   } else if (r->o->console) {
     ag_console_print(r->o->console, j->s->name, j->ck.batch_id, j->rows,
@@ -290,12 +315,14 @@ ed_code_t ag_run_close_batch_one(run_t *r, sink_t *s, ed_err_t *err) {
   j->s = s;
   j->start = malloc((r->nparts + 1) * sizeof *j->start);
   j->end = malloc((r->nparts + 1) * sizeof *j->end);
-  if (!j->start || !j->end) {
+  j->end_off = malloc((r->nparts + 1) * sizeof *j->end_off);
+  if (!j->start || !j->end || !j->end_off) {
     job_free(j);
     return ag_run_nomem(err, "batch");
   }
   memcpy(j->start, s->start, r->nparts * sizeof *j->start);
   memcpy(j->end, s->pos, r->nparts * sizeof *j->end);
+  memcpy(j->end_off, s->pos_off, r->nparts * sizeof *j->end_off);
   j->ck.batch_id = s->next_batch++;
   j->ck.watermark_us = INT64_MIN;
   ed_code_t rc = ED_OK;

@@ -5,7 +5,7 @@ src_agent_libagent_a_SOURCES = src/agent/conf.c src/agent/conf.h src/agent/sink.
 src_agent_libagent_a_SOURCES += src/agent/spark.c src/agent/spark.h
 src_agent_libagent_a_SOURCES += src/agent/metrics.c src/agent/metrics.h src/agent/run.c src/agent/run.h \
 	src/agent/run_int.h src/agent/plan.c src/agent/source.c src/agent/slice.c src/agent/flush.c \
-	src/agent/console.c src/agent/console.h src/agent/page.h src/agent/owner.c src/agent/owner.h \
+	src/agent/console.c src/agent/console.h src/agent/page.h src/agent/owner.c src/agent/owner.h src/agent/shared.c \
 	src/agent/compact.c src/agent/compact.h
 # The status page, compiled in: its bytes become a C array at build time.
 nodist_src_agent_libagent_a_SOURCES = src/agent/page_html.c
@@ -62,3 +62,6 @@ tests_tools_owner_tool_SOURCES = tests/tools/owner_tool.c
 tests_tools_owner_tool_LDADD = src/agent/libagent.a $(STORE_LIBS) $(COMMON_LIBS) $(JSONC_LIBS) $(CURL_LIBS) $(OPENSSL_LIBS) -lpthread
 TESTS += tests/interop/test_owner.py
 EXTRA_DIST += tests/interop/test_owner.py
+# Two `ehdelta run` agents sharing 8 partitions through Azurite: balance,
+# SIGTERM and kill -9 fail-over, exactly once, never two readers at once.
+TESTS += tests/fault/test_agent_shared.py

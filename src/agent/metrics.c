@@ -169,6 +169,7 @@ struct ag_metrics {
   note_t notes[AG_METRICS_NOTES];
   size_t nnotes, note_at;
   char *agent_id;
+  char *owner_id; /* with a checkpoint store, else NULL */
   char *token;
   char addr[INET6_ADDRSTRLEN + 16];
   int64_t started_us, started_mono_us;
@@ -519,6 +520,17 @@ void ag_metrics_sample(ag_metrics_t *m) {
 }
 
 /* @locality network thread (eh-net)  @locks takes m->mu */
+/* @locality caller's thread, at start-up  @locks takes m->mu */
+void ag_metrics_set_owner(ag_metrics_t *m, const char *owner_id) {
+  if (!m)
+    return;
+  char *id = strdup(owner_id ? owner_id : "");
+  pthread_mutex_lock(&m->mu);
+  free(m->owner_id);
+  m->owner_id = id;
+  pthread_mutex_unlock(&m->mu);
+}
+
 void ag_metrics_set_state(ag_metrics_t *m, const char *partition, const char *state) {
   if (!m || !partition || !state)
     return;
@@ -699,6 +711,20 @@ char *ag_metrics_status_json(ag_metrics_t *m) {
   ed_buf_printf(&b, ",\"startedAt\":\"%s\",\"uptimeSeconds\":", t);
   put_num(&b, (double)((ed_time_mono_us() - m->started_mono_us) / 1000) / 1e3, true);
   pthread_mutex_lock(&m->mu);
+  if (m->owner_id) {
+    ed_buf_puts(&b, ",\"ownerId\":");
+    put_jstr(&b, m->owner_id);
+    ed_buf_puts(&b, ",\"ownedPartitions\":[");
+    const family_t *f = &m->fam[AG_M_PART_OWNED];
+    bool first = true;
+    for (size_t i = 0; i < f->n; i++)
+      if (f->s[i].v > 0) {
+        ed_buf_puts(&b, first ? "" : ",");
+        put_jstr(&b, f->s[i].k.label);
+        first = false;
+      }
+    ed_buf_putc(&b, ']');
+  }
   size_t ns;
   const char **names = sink_names(m, &ns);
   for (int pass = 0; pass < 2; pass++) {
@@ -804,9 +830,12 @@ static void put_live(ag_metrics_t *m, ed_buf_t *b) {
     put_jstr(b, v[i]);
     ed_buf_puts(b, ",\"state\":");
     put_jstr(b, p && p->state[0] ? p->state : "unknown");
-    /* One agent owns every partition today; the field is where a shared
-     * hub's ownership will show. */
-    ed_buf_puts(b, ",\"owned\":true,\"receivedEvents\":");
+    /* alone, an agent reads every partition; sharing, those it reads now */
+    bool owned_found;
+    double owned = series_value(&m->fam[AG_M_PART_OWNED], v[i], &owned_found);
+    ed_buf_puts(b, !m->owner_id || (owned_found && owned > 0) ? ",\"owned\":true"
+                                                              : ",\"owned\":false");
+    ed_buf_puts(b, ",\"receivedEvents\":");
     put_num(b, rx, true);
     ed_buf_puts(b, ",\"lagEvents\":");
     put_num(b, has_lag ? lag : NAN, true);
@@ -1318,6 +1347,7 @@ ed_code_t ag_metrics_new(const char *listen_addr, const char *agent_id, const ch
       (token && !(m->token = strdup(token)))) {
     if (m)
       free(m->agent_id);
+    free(m->owner_id);
     free(m);
     return ed_err_set(err, ED_E_NOMEM, "metrics: out of memory");
   }

@@ -62,6 +62,15 @@ typedef struct ag_metrics ag_metrics_t;
   X(COMPACT_CONFLICTS, "compaction_conflicts_total", counter, "sink",                              \
     "concurrent commits a compaction commit was retried on top of, or aborted by")                 \
   X(RING_USED, "ring_used_slots", gauge, "", "event blocks waiting for the pipeline")              \
+  X(OWNED_PARTS, "owned_partitions", gauge, "",                                                    \
+    "partitions this agent provably owns in the checkpoint store")                                 \
+  X(OWN_CLAIMS, "ownership_claims_total", counter, "",                                             \
+    "partitions claimed (unowned, expired, stolen)")                                               \
+  X(OWN_STEALS, "ownership_steals_total", counter, "", "partitions claimed from a live owner")     \
+  X(OWN_LOSSES, "ownership_losses_total", counter, "",                                             \
+    "partitions lost to another owner or to a proof that ran out")                                 \
+  X(GENERATION, "generation", gauge, "", "the run's generation: one per change of the owned set")  \
+  X(PART_OWNED, "partition_owned", gauge, "partition", "1 while this agent reads the partition")   \
   X(UP, "up", gauge, "", "1 while the agent runs")
 
 typedef enum {
@@ -105,6 +114,12 @@ double ag_metrics_get(ag_metrics_t *m, ag_metric_t id, const char *label);
 void ag_metrics_observe_commit(ag_metrics_t *m, const char *sink, double seconds);
 /* The last progress line of sink (one JSON object, copied): /status shows it. */
 void ag_metrics_set_progress(ag_metrics_t *m, const char *sink, const char *json);
+
+/* With a checkpoint store: this agent's owner id (copied), shown on /status
+ * as ownerId beside ownedPartitions (the partitions whose partition_owned
+ * gauge is 1), and each partition's "owned" is that gauge (without one, the
+ * agent reads every partition and each is owned). */
+void ag_metrics_set_owner(ag_metrics_t *m, const char *owner_id);
 
 /* The receiver state of a partition ("connecting", "ready", "retrying",
  * ...; copied), shown per partition on /status and the page. */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "agent/owner.h"
@@ -26,7 +27,9 @@ struct ag_own {
    * waits on storage, which it does without the lock */
   pthread_mutex_t mu;
   st_store_t *store;
-  char *prefix; /* "<ns>/<hub>/<group>/", lower-cased */
+  char *prefix;    /* "<ns>/<hub>/<group>/", lower-cased */
+  char folder[64]; /* the records' folder under prefix, lower-cased */
+  bool greedy;
   char id[128];
   int64_t expiry_us, renew_us, margin_us;
   part_t *parts;
@@ -58,8 +61,29 @@ static void fresh_id(char *out, size_t cap) {
            b[15]);
 }
 
+/* One path segment the blob name can carry as is; "checkpoint" would mix
+ * ownership records with the checkpoints beside them. */
+static bool folder_ok(const char *f) {
+  size_t n = strlen(f);
+  if (n == 0 || n >= sizeof((ag_own_t *)0)->folder || !strcmp(f, ".") || !strcmp(f, "..") ||
+      !strcasecmp(f, "checkpoint"))
+    return false;
+  for (; *f; f++)
+    if (!isalnum((unsigned char)*f) && *f != '.' && *f != '_' && *f != '-')
+      return false;
+  return true;
+}
+
 ed_code_t ag_own_new(st_store_t *store, const ag_own_opts_t *opts, ag_own_t **out, ed_err_t *err) {
   *out = NULL;
+  const char *folder = opts->folder && *opts->folder ? opts->folder : "ownership";
+  if (!folder_ok(folder)) {
+    st_free(store);
+    return ed_err_set(err, ED_E_CONFIG,
+                      "checkpoint store folder '%s': expected one path segment of at most 63 "
+                      "letters, digits, '.', '_' or '-', other than 'checkpoint'",
+                      folder);
+  }
   if (!opts->ns || !*opts->ns || !opts->hub || !*opts->hub || !opts->group || !*opts->group) {
     st_free(store);
     return ed_err_set(err, ED_E_CONFIG,
@@ -84,6 +108,9 @@ ed_code_t ag_own_new(st_store_t *store, const ag_own_opts_t *opts, ag_own_t **ou
   }
   pthread_mutex_init(&o->mu, NULL);
   o->store = store;
+  snprintf(o->folder, sizeof o->folder, "%s", folder);
+  lower(o->folder);
+  o->greedy = opts->greedy;
   o->expiry_us = opts->expiry_us > 0 ? opts->expiry_us : 60 * ED_US_PER_SEC;
   o->renew_us = opts->renew_us > 0 ? opts->renew_us : o->expiry_us / 6;
   o->margin_us = opts->margin_us > 0 ? opts->margin_us : o->expiry_us / 4;
@@ -137,7 +164,7 @@ ed_code_t ag_own_list(ag_own_t *o, ag_own_rec_t **out, size_t *n, ed_err_t *err)
   st_blobs_t b = {0};
   *out = NULL;
   *n = 0;
-  ed_code_t rc = list_kind(o, "ownership", &b, err);
+  ed_code_t rc = list_kind(o, o->folder, &b, err);
   ag_own_rec_t *r = rc ? NULL : calloc(b.n ? b.n : 1, sizeof *r);
   if (!rc && !r)
     rc = ED_E_NOMEM;
@@ -166,9 +193,10 @@ ed_code_t ag_own_list(ag_own_t *o, ag_own_rec_t **out, size_t *n, ed_err_t *err)
   return rc;
 }
 
+/* case-insensitive: listed names are lower-cased, callers' ids need not be */
 static const ag_own_rec_t *find_rec(const ag_own_rec_t *recs, size_t n, const char *pid) {
   for (size_t i = 0; i < n; i++)
-    if (!strcmp(recs[i].pid, pid))
+    if (!strcasecmp(recs[i].pid, pid))
       return &recs[i];
   return NULL;
 }
@@ -177,9 +205,23 @@ static bool rec_live(const ag_own_rec_t *r, int64_t now_ms, int64_t expiry_ms) {
   return r && r->owner[0] && r->mtime_ms + expiry_ms >= now_ms;
 }
 
+static size_t balance_greedy(const ag_own_rec_t *recs, size_t nrec, const char *const *pids,
+                             size_t np, const char *self, int64_t now_ms, int64_t expiry_ms,
+                             size_t *claim) {
+  size_t nc = 0;
+  for (size_t i = 0; i < np; i++) {
+    const ag_own_rec_t *r = find_rec(recs, nrec, pids[i]);
+    if (!rec_live(r, now_ms, expiry_ms) || !strcmp(r->owner, self))
+      claim[nc++] = i;
+  }
+  return nc;
+}
+
 size_t ag_own_balance(const ag_own_rec_t *recs, size_t nrec, const char *const *pids, size_t np,
-                      const char *self, int64_t now_ms, int64_t expiry_ms, unsigned *seed,
-                      size_t *claim) {
+                      const char *self, int64_t now_ms, int64_t expiry_ms, bool greedy,
+                      unsigned *seed, size_t *claim) {
+  if (greedy)
+    return balance_greedy(recs, nrec, pids, np, self, now_ms, expiry_ms, claim);
   size_t nc = 0, mine = 0, nclaimable = 0;
   /* owners of live claims, with their counts (np bounds the distinct owners) */
   const char **owners = calloc(np + 1, sizeof *owners);
@@ -244,7 +286,7 @@ size_t ag_own_balance(const ag_own_rec_t *recs, size_t nrec, const char *const *
 static ed_code_t put_owner(ag_own_t *o, const char *pid, const char *owner, const char *etag,
                            char *new_etag, ed_err_t *err) {
   char key[1024];
-  snprintf(key, sizeof key, "%sownership/%s", o->prefix, pid);
+  snprintf(key, sizeof key, "%s%s/%s", o->prefix, o->folder, pid);
   lower(key);
   st_kv_t kv = {"ownerid", (char *)owner};
   return st_put_meta(o->store, key, &kv, 1, etag && *etag ? etag : NULL, !(etag && *etag), new_etag,
@@ -257,7 +299,8 @@ static void lose(ag_own_t *o, size_t i, const char *pid, const char *why) {
   o->parts[i].owned = false;
   o->parts[i].expired_flag = true;
   o->st.losses++;
-  ED_LOG_WARN("ownership_lost", "partition=%s owner=%s reason=\"%s\"", pid, o->id, why);
+  ED_LOG_WARN("ownership_lost", "partition=%s owner=%s folder=%s reason=\"%s\"", pid, o->id,
+              o->folder, why);
 }
 
 /* @locality: the one thread that runs rounds (it owns the store). Holds mu
@@ -299,7 +342,8 @@ ed_code_t ag_own_tick(ag_own_t *o, const char *const *pids, size_t np, ed_err_t 
     free(recs);
     return ED_E_NOMEM;
   }
-  size_t nc = ag_own_balance(recs, nrec, pids, np, o->id, now_ms, expiry_ms, &o->seed, claim);
+  size_t nc =
+      ag_own_balance(recs, nrec, pids, np, o->id, now_ms, expiry_ms, o->greedy, &o->seed, claim);
   for (size_t c = 0; c < nc; c++) {
     size_t i = claim[c];
     const ag_own_rec_t *r = find_rec(recs, nrec, pids[i]);
@@ -323,8 +367,8 @@ ed_code_t ag_own_tick(ag_own_t *o, const char *const *pids, size_t np, ed_err_t 
         o->st.claims++;
         if (steal)
           o->st.steals++;
-        ED_LOG_INFO("ownership_claimed", "partition=%s owner=%s from=%s", pids[i], o->id,
-                    steal ? r->owner : (r && r->owner[0] ? "expired" : "unowned"));
+        ED_LOG_INFO("ownership_claimed", "partition=%s owner=%s folder=%s from=%s", pids[i], o->id,
+                    o->folder, steal ? r->owner : (r && r->owner[0] ? "expired" : "unowned"));
       }
     } else if (prc == ED_E_CONFLICT) {
       /* someone else wrote the record since we listed it */
@@ -333,8 +377,8 @@ ed_code_t ag_own_tick(ag_own_t *o, const char *const *pids, size_t np, ed_err_t 
       /* storage trouble: keep the claim; ag_own_expired stops it when the
        * proof runs out without a successful renewal */
       o->st.errors++;
-      ED_LOG_WARN("ownership_renew_failed", "partition=%s owner=%s error=\"%s\"", pids[i], o->id,
-                  e.msg);
+      ED_LOG_WARN("ownership_renew_failed", "partition=%s owner=%s folder=%s error=\"%s\"", pids[i],
+                  o->id, o->folder, e.msg);
     }
     pthread_mutex_unlock(&o->mu);
   }
@@ -368,9 +412,9 @@ size_t ag_own_expired(ag_own_t *o, size_t *out) {
       p->expired_flag = true;
       o->st.losses++;
       ED_LOG_WARN("ownership_unproven",
-                  "partition=%zu owner=%s age_ms=%lld limit_ms=%lld reason=\"no successful "
-                  "renewal: stop reading before another owner may claim it\"",
-                  i, o->id, (long long)((now - p->sent_mono_us) / 1000),
+                  "partition=%zu owner=%s folder=%s age_ms=%lld limit_ms=%lld reason=\"no "
+                  "successful renewal: stop reading before another owner may claim it\"",
+                  i, o->id, o->folder, (long long)((now - p->sent_mono_us) / 1000),
                   (long long)((o->expiry_us - o->margin_us) / 1000));
     }
     if (p->expired_flag) {
@@ -395,7 +439,8 @@ ed_code_t ag_own_release_all(ag_own_t *o, ed_err_t *err) {
       pthread_mutex_lock(&o->mu);
       o->st.releases++;
       pthread_mutex_unlock(&o->mu);
-      ED_LOG_INFO("ownership_released", "partition=%s owner=%s", recs[k].pid, o->id);
+      ED_LOG_INFO("ownership_released", "partition=%s owner=%s folder=%s", recs[k].pid, o->id,
+                  o->folder);
     } else if (prc != ED_E_CONFLICT) {
       rc = prc;
       if (err)

@@ -3,10 +3,12 @@
  * Java, JavaScript, .NET and Go siblings), so that ehdelta agents and SDK
  * event processors of one consumer group share partitions without two owners.
  * Owns: the blob names ("<namespace>/<hub>/<group>/ownership/<partition>" and
- * ".../checkpoint/<partition>", lower-cased), the metadata (ownerid; offset,
- * sequencenumber), ETag-conditional claims, the SDKs' balancing rule, and the
- * local proof of ownership: a partition counts as owned only while the last
- * successful claim was sent less than expiry minus a safety margin ago.
+ * ".../checkpoint/<partition>", lower-cased; ehdelta's stateful lease uses the
+ * same records in ".../ehdelta-lease/"), the metadata (ownerid; offset,
+ * sequencenumber), ETag-conditional claims, the SDKs' balancing rule (or a
+ * greedy one that never steals), and the local proof of ownership: a
+ * partition counts as owned only while the last successful claim was sent
+ * less than expiry minus a safety margin ago.
  * It lives in agent/ (not store/) because it knows Event Hubs concepts; it
  * reaches storage only through store.h. Never opens receivers, never prints:
  * the run loop asks it which partitions to read.
@@ -47,17 +49,28 @@ typedef struct ag_own_opts {
   /* local proof ends at expiry minus this (default expiry / 4): covers the
    * clock skew between hosts and one slow renewal */
   int64_t margin_us;
+  /* the records' folder under "<ns>/<hub>/<group>/" (NULL or "": "ownership",
+   * the SDKs' one). Another folder ("ehdelta-lease") holds records with the
+   * same claim rules that the SDKs never list: they read only ".../ownership/".
+   * One path segment of letters, digits, '.', '_', '-'; never "checkpoint". */
+  const char *folder;
+  /* balance greedily: renew own claims and claim every unowned or expired
+   * record in each round, never steal a live one (a lease holder taking all
+   * partitions it can without taking any from a live owner) */
+  bool greedy;
 } ag_own_opts_t;
 
 /* Takes ownership of store (the container, or a prefix in it). Caller frees
  * with ag_own_free. ED_E_CONFIG when a timing is inconsistent (renew, plus
- * margin, must leave room before expiry). */
+ * margin, must leave room before expiry) or the folder is not one plain
+ * path segment. */
 ed_code_t ag_own_new(st_store_t *store, const ag_own_opts_t *opts, ag_own_t **out, ed_err_t *err);
 void ag_own_free(ag_own_t *o);
 const char *ag_own_id(const ag_own_t *o); /* borrows; valid until ag_own_free */
 int64_t ag_own_renew_us(const ag_own_t *o);
 
-/* Every ownership record of the consumer group, sorted by partition. Caller
+/* Every ownership record of the consumer group (in the folder), sorted by
+ * partition; pid is the record's name as stored, lower-cased. Caller
  * frees *out with free(). A blob without an ownerid metadata entry was
  * written by another layout (the old EventProcessorHost leases, a future
  * version): ED_E_UNSUPPORTED naming it. */
@@ -67,15 +80,19 @@ ed_code_t ag_own_list(ag_own_t *o, ag_own_rec_t **out, size_t *n, ed_err_t *err)
  * partitions and the wall clock, which partitions self should claim now (its
  * live ones to renew, plus at most one unowned or expired one, or else one
  * stolen from the owner holding the most when self holds less than its fair
- * share). *seed drives the random choices. Writes partition indexes into
- * claim (capacity np) and returns how many. */
+ * share). greedy: its live ones plus every unowned or expired one, never a
+ * live one of another owner. Partition ids match records case-insensitively
+ * (the blob names are lower-cased). *seed drives the random choices. Writes
+ * partition indexes into claim (capacity np) and returns how many. */
 size_t ag_own_balance(const ag_own_rec_t *recs, size_t nrec, const char *const *pids, size_t np,
-                      const char *self, int64_t now_ms, int64_t expiry_ms, unsigned *seed,
-                      size_t *claim);
+                      const char *self, int64_t now_ms, int64_t expiry_ms, bool greedy,
+                      unsigned *seed, size_t *claim);
 
-/* One balancing round: list, balance, claim (ETag-conditional). Updates the
- * owned set; counts claims, renewals, steals and losses. pids: the hub's
- * partitions (borrowed for the call; the set must not change between calls). */
+/* One balancing round: list, balance (greedy when the options say so), claim
+ * (ETag-conditional). Updates the owned set; counts claims, renewals, steals
+ * and losses. pids: the hub's partitions, or the names of the records to
+ * contend for (a lease: one query-set id), without '/' (borrowed for the
+ * call; the set must not change between calls). */
 ed_code_t ag_own_tick(ag_own_t *o, const char *const *pids, size_t np, ed_err_t *err);
 /* True while partition i is provably ours: claimed, and the last successful
  * claim was sent less than expiry - margin ago (monotonic clock). */

@@ -199,7 +199,8 @@ static ed_code_t open_delta(run_t *r, sink_t *s, const char *checkpoint, ed_err_
                          /* Spark's query wrote rows, not window state */
                          .takeover = s->kind == K_RAW && r->spark.url ? &r->spark : NULL,
                          .takeover_store = r->o->store,
-                         .takeover_force = r->conf->source.from_spark_force};
+                         .takeover_force = r->conf->source.from_spark_force,
+                         .shared = r->balanced};
     rc = ag_dsink_open(&o, &s->ds, &ck, err);
     if (rc)
       ed_err_prefix(err, "sink '%s'", s->name);
@@ -399,10 +400,13 @@ ed_code_t ag_run_open_sinks(run_t *r, ed_err_t *err) {
     s->pos = malloc((r->nparts + 1) * sizeof *s->pos);
     s->start = malloc((r->nparts + 1) * sizeof *s->start);
     s->committed = malloc((r->nparts + 1) * sizeof *s->committed);
-    if (!s->resume || !s->pos || !s->start || !s->committed)
+    s->pos_off = malloc((r->nparts + 1) * sizeof *s->pos_off);
+    s->committed_off = malloc((r->nparts + 1) * sizeof *s->committed_off);
+    if (!s->resume || !s->pos || !s->start || !s->committed || !s->pos_off || !s->committed_off)
       return ag_run_nomem(err, "sinks");
     for (size_t p = 0; p < r->nparts; p++) {
       s->resume[p] = s->pos[p] = s->start[p] = -1;
+      s->pos_off[p] = s->committed_off[p] = -1;
       atomic_init(&s->committed[p], -1);
     }
     const char *ckpt =
@@ -418,6 +422,14 @@ ed_code_t ag_run_open_sinks(run_t *r, ed_err_t *err) {
       r->direct = NULL; /* its rows are screened before they are taken */
   }
   return ED_OK;
+}
+
+/* A new generation's sinks: the plan's built again, nothing of the last
+ * generation's batches, windows or positions kept (the tables have them).
+ * @locality caller's thread, no other running  @locks none */
+ed_code_t ag_run_rebuild_sinks(run_t *r, ed_err_t *err) {
+  ag_run_free_sinks(r);
+  return build_sinks(r, err);
 }
 
 /* The whole plan, from the configuration alone: what `run` builds before it

@@ -83,8 +83,21 @@ static bool continuous_due(run_t *r, sink_t *s, int64_t now) {
   return idle;
 }
 
+static ed_code_t close_open(run_t *r, ed_err_t *err);
+
+/* With a checkpoint store a FENCED commit ends the generation (its batch is
+ * void, the next generation reads from the table again); alone it is fatal.
+ * @locality pipeline thread  @locks none */
+static ed_code_t fenced_ends_generation(run_t *r, ed_code_t rc) {
+  if (r->shr && rc == ED_E_FENCED) {
+    r->gen_end = true;
+    return ED_OK;
+  }
+  return rc;
+}
+
 /* @locality pipeline thread (the caller's)  @locks takes run.mu to read flush_rc */
-static ed_code_t pipeline(run_t *r, ed_err_t *err) {
+ed_code_t ag_run_pipeline(run_t *r, ed_err_t *err) {
   int64_t now = ed_time_mono_us();
   for (size_t i = 0; i < r->nsinks; i++) {
     r->sinks[i].opened_mono = now;
@@ -96,7 +109,7 @@ static ed_code_t pipeline(run_t *r, ed_err_t *err) {
   while (!rc) {
     if (r->available_now && all_done(r))
       break;
-    if (r->o->stop && *r->o->stop)
+    if ((r->o->stop && *r->o->stop) || r->gen_end)
       break;
     ed_notify_watchdog_tick(); /* the pipeline turns at least every POLL_US while healthy */
     now = ed_time_mono_us();
@@ -110,8 +123,10 @@ static ed_code_t pipeline(run_t *r, ed_err_t *err) {
     void *item = NULL;
     ed_code_t prc = rb_pop_wait(r->ring, &item, wait < 0 ? 0 : wait);
     if (prc == ED_OK) {
-      atomic_fetch_sub(&r->parts[((blk_t *)item)->part].queued, 1);
-      rc = ag_run_process_block(r, item, err);
+      part_t *from = &r->parts[((blk_t *)item)->part];
+      atomic_fetch_sub(&from->queued, 1);
+      /* a partition closed early (lost, stolen): what it had queued is not ours to take */
+      rc = from->closed ? ED_OK : ag_run_process_block(r, item, err);
       free(item);
       ag_metrics_set(r->o->metrics, AG_M_RING_USED, NULL, (double)rb_count(r->ring));
     }
@@ -119,7 +134,9 @@ static ed_code_t pipeline(run_t *r, ed_err_t *err) {
     ag_run_resume_paused(r);
     for (size_t p = 0; !rc && p < r->nparts; p++) {
       int st = atomic_load(&r->parts[p].failed);
-      if (st) {
+      if (st == EH_STATE_STOLEN && r->shr) {
+        ag_shr_stolen(r, p);
+      } else if (st) {
         *err = r->parts[p].fail_err;
         rc = ed_err_prefix(err, "partition %s", r->parts[p].id);
       }
@@ -130,6 +147,9 @@ static ed_code_t pipeline(run_t *r, ed_err_t *err) {
       *err = r->flush_err;
     }
     pthread_mutex_unlock(&r->mu);
+    rc = fenced_ends_generation(r, rc);
+    if (!rc && r->shr)
+      ag_shr_turn(r);
     now = ed_time_mono_us();
     for (size_t i = 0; !rc && i < r->nsinks; i++) {
       sink_t *s = &r->sinks[i];
@@ -142,12 +162,23 @@ static ed_code_t pipeline(run_t *r, ed_err_t *err) {
           s->next_fire += s->trigger_us;
       }
       if (fire && s->dirty)
-        rc = ag_run_close_batch(r, s, err);
+        rc = fenced_ends_generation(r, ag_run_close_batch(r, s, err));
     }
   }
   if (rc)
     return rc;
-  /* the end: every sink's open batch (the dead letters first) */
+  if (r->shr) {
+    ag_shr_turn(r); /* a partition lost meanwhile stops reading before the commits */
+    rc = fenced_ends_generation(r, close_open(r, err));
+    return rc;
+  }
+  return close_open(r, err);
+}
+
+/* The end: every sink's open batch (the dead letters first).
+ * @locality pipeline thread  @locks takes run.mu (push_job) */
+static ed_code_t close_open(run_t *r, ed_err_t *err) {
+  ed_code_t rc = ED_OK;
   if (r->dl && r->dl->dirty && r->dl->rows->nrows && (rc = ag_run_close_batch_one(r, r->dl, err)))
     return rc;
   for (size_t i = 0; i < r->nsinks; i++)
@@ -157,6 +188,26 @@ static ed_code_t pipeline(run_t *r, ed_err_t *err) {
   if (r->dl && r->dl->dirty && r->dl->rows->nrows)
     rc = ag_run_close_batch_one(r, r->dl, err);
   return rc;
+}
+
+/* @locality caller's thread, no other running  @locks none */
+void ag_run_free_sinks(run_t *r) {
+  for (size_t i = 0; i < r->nsinks; i++) {
+    sink_t *s = &r->sinks[i];
+    ag_dsink_free(s->ds);
+    sm_batch_free(s->rows);
+    win_free(s->win);
+    for (size_t a = 0; a < s->naggs; a++)
+      agg_spec_fini(&s->aggs[a]);
+    free(s->aggs);
+    ag_run_free_list(s->keys, s->nkeys);
+    free(s->resume), free(s->pos), free(s->start), free((void *)s->committed);
+    free(s->pos_off), free(s->committed_off);
+  }
+  free(r->sinks);
+  r->sinks = NULL;
+  r->nsinks = 0;
+  r->dl = r->direct = r->align = r->fair = NULL;
 }
 
 /* @locality caller's thread  @locks takes run.mu to stop ag-flush, then joins it and ag-monitor */
@@ -179,18 +230,7 @@ static void run_free(run_t *r) {
   while (r->ring && rb_pop(r->ring, &item) == ED_OK)
     free(item);
   rb_free(r->ring);
-  for (size_t i = 0; i < r->nsinks; i++) {
-    sink_t *s = &r->sinks[i];
-    ag_dsink_free(s->ds);
-    sm_batch_free(s->rows);
-    win_free(s->win);
-    for (size_t a = 0; a < s->naggs; a++)
-      agg_spec_fini(&s->aggs[a]);
-    free(s->aggs);
-    ag_run_free_list(s->keys, s->nkeys);
-    free(s->resume), free(s->pos), free(s->start), free((void *)s->committed);
-  }
-  free(r->sinks);
+  ag_run_free_sinks(r);
   free(r->parts);
   ag_spark_pos_fini(&r->spark);
   eh_hub_props_fini(&r->hp);
@@ -265,7 +305,69 @@ ed_code_t ag_run_check(const ag_conf_t *conf, bool available_now, ed_err_t *err)
   pthread_mutex_init(&r.mu, NULL);
   pthread_cond_init(&r.cv, NULL);
   ed_code_t rc = ag_run_build_plan(&r, err);
+  if (!rc && conf->source.checkpoint_store)
+    rc = ag_shr_check(&r, err);
   run_free(&r);
+  return rc;
+}
+
+/* @locality caller's thread  @locks none */
+ed_code_t ag_run_start_flush(run_t *r, ed_err_t *err) {
+  r->queue_cap = r->nsinks + 1;
+  r->closing = false;
+  if (pthread_create(&r->flusher, NULL, ag_run_flush_main, r))
+    return ed_err_set(err, ED_E_INTERNAL, "run: cannot start the flush thread");
+  r->flusher_up = true, pthread_setname_np(r->flusher, "ag-flush");
+  return ED_OK;
+}
+
+/* Lets the flush thread finish what is queued, then joins it and the monitor.
+ * @locality caller's thread  @locks takes run.mu */
+void ag_run_stop_flush(run_t *r) {
+  if (!r->flusher_up)
+    return;
+  pthread_mutex_lock(&r->mu);
+  r->closing = true;
+  pthread_cond_broadcast(&r->cv);
+  pthread_mutex_unlock(&r->mu);
+  pthread_join(r->flusher, NULL);
+  r->flusher_up = false;
+  if (r->monitor_up)
+    pthread_join(r->monitor, NULL);
+  r->monitor_up = false;
+}
+
+/* One agent reading every partition: the run as it was before checkpoint
+ * stores (rc: how start-up went so far).
+ * @locality caller's thread  @locks takes run.mu (ag_run_stop_flush) */
+static ed_code_t run_alone(run_t *r, ed_code_t rc, ed_err_t *err) {
+  rc = rc ? rc : ag_run_open_sinks(r, err);
+  rc = rc ? rc : rb_new(RING_BLOCKS, 0, NULL, NULL, &r->ring, err);
+  rc = rc ? rc : ag_run_start_flush(r, err);
+  rc = rc ? rc : start_compaction(r, err);
+  rc = rc ? rc : ag_run_start_receivers(r, err);
+  if (!rc)
+    ag_run_update_lag(r);
+  if (!rc && !r->available_now && !pthread_create(&r->monitor, NULL, ag_run_monitor_main, r))
+    r->monitor_up = true, pthread_setname_np(r->monitor, "ag-monitor");
+  ag_metrics_set(r->o->metrics, AG_M_UP, NULL, 1);
+  if (!rc) {
+    ED_LOG_INFO("run", "source=%s partitions=%zu sinks=%zu mode=%s", r->source_desc, r->nparts,
+                r->nsinks, r->available_now ? "available-now" : "continuous");
+    /* Type=notify: ready once the hub answered and every receiver is attached,
+     * so `systemctl start` returns only for an agent that got that far. */
+    ed_notify("READY=1\nSTATUS=receiving", NULL);
+    rc = ag_run_pipeline(r, err);
+  }
+  /* Let the flush thread finish what is queued; its first failure wins. */
+  if (r->flusher_up) {
+    ag_run_stop_flush(r);
+    ag_run_update_lag(r);
+    if (!rc && r->flush_rc) {
+      rc = r->flush_rc;
+      *err = r->flush_err;
+    }
+  }
   return rc;
 }
 
@@ -277,48 +379,16 @@ ed_code_t ag_run(const ag_conf_t *conf, const ag_run_opts_t *o, ed_err_t *err) {
   snprintf(r.runid, sizeof r.runid, "%016" PRIx64 "-%d", (uint64_t)ed_time_now_us(), (int)getpid());
   ed_backoff_init(&r.commit_backoff, COMMIT_BACKOFF_BASE_US, COMMIT_BACKOFF_CAP_US, 0);
   ed_code_t rc = ag_run_build_plan(&r, err);
+  if (!rc && conf->source.checkpoint_store)
+    rc = ag_shr_check(&r, err);
   rc = rc ? rc : ag_run_open_source(&r, err);
   rc = rc ? rc : ag_run_parse_until(&r, err);
-  rc = rc ? rc : ag_run_open_sinks(&r, err);
-  rc = rc ? rc : rb_new(RING_BLOCKS, 0, NULL, NULL, &r.ring, err);
-  if (!rc) {
-    r.queue_cap = r.nsinks + 1;
-    if (pthread_create(&r.flusher, NULL, ag_run_flush_main, &r))
-      rc = ed_err_set(err, ED_E_INTERNAL, "run: cannot start the flush thread");
-    else
-      r.flusher_up = true, pthread_setname_np(r.flusher, "ag-flush");
-  }
-  rc = rc ? rc : start_compaction(&r, err);
-  rc = rc ? rc : ag_run_start_receivers(&r, err);
-  if (!rc)
-    ag_run_update_lag(&r);
-  if (!rc && !r.available_now && !pthread_create(&r.monitor, NULL, ag_run_monitor_main, &r))
-    r.monitor_up = true, pthread_setname_np(r.monitor, "ag-monitor");
-  ag_metrics_set(o->metrics, AG_M_UP, NULL, 1);
-  if (!rc) {
-    ED_LOG_INFO("run", "source=%s partitions=%zu sinks=%zu mode=%s", r.source_desc, r.nparts,
-                r.nsinks, r.available_now ? "available-now" : "continuous");
-    /* Type=notify: ready once the hub answered and every receiver is attached,
-     * so `systemctl start` returns only for an agent that got that far. */
-    ed_notify("READY=1\nSTATUS=receiving", NULL);
-    rc = pipeline(&r, err);
-  }
-  /* Let the flush thread finish what is queued; its first failure wins. */
-  if (r.flusher_up) {
-    pthread_mutex_lock(&r.mu);
-    r.closing = true;
-    pthread_cond_broadcast(&r.cv);
-    pthread_mutex_unlock(&r.mu);
-    pthread_join(r.flusher, NULL);
-    r.flusher_up = false;
-    if (r.monitor_up)
-      pthread_join(r.monitor, NULL);
-    r.monitor_up = false;
-    ag_run_update_lag(&r);
-    if (!rc && r.flush_rc) {
-      rc = r.flush_rc;
-      *err = r.flush_err;
-    }
+  if (!conf->source.checkpoint_store) {
+    rc = run_alone(&r, rc, err);
+  } else {
+    ag_metrics_set(o->metrics, AG_M_UP, NULL, 1);
+    rc = rc ? rc : rb_new(RING_BLOCKS, 0, NULL, NULL, &r.ring, err);
+    rc = rc ? rc : ag_shr_run(&r, err);
   }
   ED_LOG_INFO("run_end", "events=%" PRIu64 " bytes=%" PRIu64 " dead=%" PRIu64 " status=%s",
               r.events, r.bytes, r.dead, ed_code_name(rc));

@@ -82,6 +82,12 @@ typedef struct part {
   _Atomic int64_t last_enq; /* the hub's last sequence number, as last polled (-1) */
   _Atomic int64_t received; /* the highest sequence number taken from the receiver (-1) */
   ed_err_t fail_err;        /* written once, before failed is set */
+  int64_t seen_off;         /* the offset of the event at seen (-1: none) */
+  /* with a checkpoint store (shared.c): read in this generation, and its
+   * receiver closed early (lost, stolen): its blocks still in the ring are
+   * dropped. Both written by the pipeline between generations or on its turn. */
+  bool gen_owned;
+  bool closed;
 } part_t;
 
 typedef struct sink {
@@ -102,6 +108,8 @@ typedef struct sink {
   int64_t *pos;               /* per partition: last sequence number covered (-1: none) */
   int64_t *start;             /* per partition: pos when the open batch began */
   _Atomic int64_t *committed; /* per partition: pos of the last landed batch (flush thread) */
+  int64_t *pos_off;           /* per partition: the offset of the event at pos (-1: none) */
+  int64_t *committed_off;     /* per partition: of committed, once known (flush thread) */
   int64_t next_batch;         /* console sinks count their own */
   int64_t max_events, max_bytes, trigger_us;
   bool continuous;   /* trigger = continuous: trigger_us is the least time between two closes */
@@ -120,6 +128,7 @@ typedef struct job {
   sm_batch_t *rows; /* owned; NULL: nothing to write */
   ag_ckpt_t ck;     /* owned */
   int64_t *start, *end;
+  int64_t *end_off; /* the offsets of the events at end (-1: unknown) */
   uint64_t num_input;
   int64_t interval_us, proc_us, closed_mono, trigger_wall;
   bool has_ws;
@@ -185,6 +194,11 @@ typedef struct run {
   ed_code_t flush_rc;
   ed_err_t flush_err;
   ed_backoff_t commit_backoff; /* commit_job's delays (flush thread only) */
+  /* several agents (shared.c; NULL without [source] checkpoint_store) */
+  struct ag_shr *shr;
+  bool balanced; /* stateless with a checkpoint store: the sinks open shared (sink.h) */
+  bool gen_end;  /* the pipeline ends this generation (owned set changed, fenced) */
+  char ns[300];  /* the namespace as the SDKs name their records: the endpoint's authority */
 } run_t;
 
 /* run.c */
@@ -211,6 +225,35 @@ void *ag_run_monitor_main(void *arg);
 
 /* slice.c */
 ed_code_t ag_run_process_block(run_t *r, blk_t *b, ed_err_t *err);
+
+/* shared.c: several agents on one hub through a checkpoint store */
+/* Refuses what a checkpoint store cannot serve (run --check). */
+ed_code_t ag_shr_check(const run_t *r, ed_err_t *err);
+/* Runs the whole agent in generations (after the source is open): owner
+ * thread, then per generation sinks, flush thread, receivers for the owned
+ * partitions, the pipeline until the owned set changes or stop; on stop the
+ * claims are released. */
+ed_code_t ag_shr_run(run_t *r, ed_err_t *err);
+/* The pipeline's look at ownership on each turn: lost partitions' receivers
+ * closed at once, r->gen_end set on any change. */
+void ag_shr_turn(run_t *r);
+/* A partition's receiver was stolen (a higher epoch): closes it, ends the
+ * generation. */
+void ag_shr_stolen(run_t *r, size_t p);
+/* After a landed commit of j (flush thread): the SDK checkpoints of the
+ * partitions whose least committed position moved. */
+void ag_shr_checkpoint(run_t *r, const job_t *j);
+/* This agent's owner id (borrowed, valid for the run). */
+const char *ag_shr_owner_id(const run_t *r);
+/* The pipeline loop and the end of a generation, shared with run.c. */
+ed_code_t ag_run_pipeline(run_t *r, ed_err_t *err);
+ed_code_t ag_run_start_flush(run_t *r, ed_err_t *err);
+void ag_run_stop_flush(run_t *r);
+/* Frees every sink and what hangs on them (the plan's sinks are rebuilt by
+ * ag_run_rebuild_sinks). */
+void ag_run_free_sinks(run_t *r);
+/* plan.c: the sinks built again from the configuration (a new generation). */
+ed_code_t ag_run_rebuild_sinks(run_t *r, ed_err_t *err);
 
 /* flush.c */
 ed_code_t ag_run_close_batch(run_t *r, sink_t *s, ed_err_t *err);

@@ -235,6 +235,11 @@ struct ag_dsink {
   int *part_idx; /* top-level column index of each partition column */
   bool *is_part; /* per top-level column */
   int64_t next_batch;
+  bool shared; /* positions only in the per-partition txns (ag_dsink_opts_t.shared) */
+  /* What this sink last committed per partition (its ptxns' bases; a
+   * partition it never committed is at the table's value when opened, -1
+   * when none). Advanced only after a commit lands: jobs commit in order. */
+  ag_ckpt_t committed;
   pq_writer_opts_t pq;
   ag_dsink_timing_t timing;
   char **pnames; /* per top-level column: its name in Parquet and partitionValues */
@@ -270,6 +275,7 @@ void ag_dsink_free(ag_dsink_t *s) {
   if (!s)
     return;
   dl_table_free(s->t);
+  ag_ckpt_fini(&s->committed);
   st_free(s->ckpts);
   st_free(s->store);
   free(s->query_id);
@@ -303,6 +309,28 @@ void ag_dsink_free(ag_dsink_t *s) {
 
 static ed_code_t ckpt_key(int64_t batch, char out[40]) {
   snprintf(out, 40, "%" PRId64 ".json", batch);
+  return ED_OK;
+}
+
+/* The partition of a per-partition txn appId of query q ("<q>/<partition>"),
+ * or NULL when app is not one. Borrows app. */
+static const char *ptxn_partition(const char *q, const char *app) {
+  size_t n = strlen(q);
+  if (strncmp(app, q, n) || app[n] != '/' || !app[n + 1] || strchr(app + n + 1, '/'))
+    return NULL;
+  return app + n + 1;
+}
+
+/* The table's per-partition positions of the sink's query into
+ * s->committed. */
+static ed_code_t read_ptxns(ag_dsink_t *s, ed_err_t *err) {
+  for (size_t i = 0; i < dl_table_num_txns(s->t); i++) {
+    const dl_txn_t *x = dl_table_txn_at(s->t, i);
+    const char *p = ptxn_partition(s->query_id, x->app_id);
+    ed_code_t rc = p ? ag_ckpt_set(&s->committed, p, x->version, err) : ED_OK;
+    if (rc)
+      return rc;
+  }
   return ED_OK;
 }
 
@@ -791,6 +819,14 @@ ed_code_t ag_dsink_open(const ag_dsink_opts_t *o, ag_dsink_t **out, ag_ckpt_t *r
     ag_dsink_free(s);
     return ed_err_set(err, ED_E_NOMEM, "sink '%s': out of memory", o->url);
   }
+  s->shared = o->shared;
+  if (o->shared && o->takeover) {
+    ag_dsink_free(s);
+    return ed_err_set(err, ED_E_CONFIG,
+                      "sink '%s': a Spark takeover needs one reader of every partition; expected "
+                      "no checkpoint store (shared reading) with from_spark_checkpoint",
+                      o->url);
+  }
   pq_writer_opts_init(&s->pq);
   if (o->zstd_level)
     s->pq.zstd_level = o->zstd_level;
@@ -854,8 +890,13 @@ ed_code_t ag_dsink_open(const ag_dsink_opts_t *o, ag_dsink_t **out, ag_ckpt_t *r
       rc = dl_schema_without(s->full, pp, &s->data, err);
     free(pp);
   }
+  rc = rc ? rc : read_ptxns(s, err);
   int64_t v;
-  if (!rc && dl_table_txn_version(s->t, s->query_id, &v)) {
+  if (!rc && s->shared) {
+    /* any number that grows will do for progress lines: the table's
+     * version is one that also grows across reopenings */
+    s->next_batch = dl_table_version(s->t) + 1;
+  } else if (!rc && dl_table_txn_version(s->t, s->query_id, &v)) {
     char key[40];
     ckpt_key(v, key);
     ed_buf_t b = {0};
@@ -869,6 +910,13 @@ ed_code_t ag_dsink_open(const ag_dsink_opts_t *o, ag_dsink_t **out, ag_ckpt_t *r
       rc = ed_err_set(err, ED_E_CORRUPT, "checkpoint '%s' says batch %" PRId64, key,
                       resume->batch_id);
     s->next_batch = v + 1;
+  }
+  /* A partition resumes after the further of its batch checkpoint's and
+   * its per-partition txn's position (the latter alone when shared). */
+  for (size_t i = 0; !rc && i < s->committed.n; i++) {
+    int64_t have;
+    if (!ag_ckpt_get(resume, s->committed.partition[i], &have) || have < s->committed.seq[i])
+      rc = ag_ckpt_set(resume, s->committed.partition[i], s->committed.seq[i], err);
   }
   if (!rc && o->takeover)
     rc = take_over(s, o, resume, err);
@@ -986,20 +1034,58 @@ ed_code_t ag_dsink_commit(ag_dsink_t *s, const sm_batch_t *b, const ag_ckpt_t *c
   if (b && !rc)
     b = &ext;
   rc = rc ? rc : check_rules(s, b, ck->batch_id, err);
+  if (!rc && s->shared && ck->state.len)
+    rc = ed_err_set(err, ED_E_INVALID,
+                    "sink '%s': batch %" PRId64 " carries operator state, which a shared sink "
+                    "cannot keep (no checkpoint file): expected a stateless query",
+                    st_url(s->store), ck->batch_id);
+  /* the partitions whose position the batch moves, each on the base this
+   * sink last committed; the records are made now so that advancing them
+   * after the commit cannot fail */
+  dl_ptxn_t *ptxns = rc ? NULL : calloc(ck->n + 1, sizeof *ptxns);
+  size_t nptxns = 0, *at = rc ? NULL : calloc(ck->n + 1, sizeof *at);
+  ed_buf_t ids = ED_BUF_INIT; /* the appIds, NUL-separated */
+  if (!rc && (!ptxns || !at))
+    rc = ed_err_set(err, ED_E_NOMEM, "batch %" PRId64 ": out of memory", ck->batch_id);
+  for (size_t i = 0; !rc && i < ck->n; i++) {
+    int64_t base;
+    if (!ag_ckpt_get(&s->committed, ck->partition[i], &base)) {
+      base = -1;
+      rc = ag_ckpt_set(&s->committed, ck->partition[i], -1, err);
+    }
+    if (rc || ck->seq[i] == base)
+      continue;
+    at[nptxns] = ids.len;
+    ptxns[nptxns++] = (dl_ptxn_t){NULL, base, ck->seq[i]};
+    rc = ed_buf_printf(&ids, "%s/%s", s->query_id, ck->partition[i]);
+    rc = rc ? rc : ed_buf_putc(&ids, '\0');
+    if (rc)
+      rc = ed_err_set(err, rc, "batch %" PRId64 ": out of memory", ck->batch_id);
+  }
+  for (size_t i = 0; !rc && i < nptxns; i++)
+    ptxns[i].app_id = ids.data + at[i];
+  free(at);
   if (rc) {
+    free(ptxns);
+    ed_buf_fini(&ids);
     dl_metadata_fini(&idmd);
     return rc;
   }
-  /* 1. the checkpoint, before anything can land */
-  ed_buf_t js = {0};
-  char key[40];
-  ckpt_key(ck->batch_id, key);
+  /* 1. the checkpoint, before anything can land (shared: none, the
+   * positions are the ptxns) */
   memset(&s->timing, 0, sizeof s->timing);
   int64_t t0 = ed_time_mono_us();
-  rc = ag_ckpt_to_json(ck, s->query_id, &js, err);
-  rc = rc ? rc : st_put(s->ckpts, key, js.data, js.len, err);
-  ed_buf_fini(&js);
+  if (!s->shared) {
+    ed_buf_t js = {0};
+    char key[40];
+    ckpt_key(ck->batch_id, key);
+    rc = ag_ckpt_to_json(ck, s->query_id, &js, err);
+    rc = rc ? rc : st_put(s->ckpts, key, js.data, js.len, err);
+    ed_buf_fini(&js);
+  }
   if (rc) {
+    free(ptxns);
+    ed_buf_fini(&ids);
     dl_metadata_fini(&idmd);
     return rc;
   }
@@ -1068,19 +1154,43 @@ ed_code_t ag_dsink_commit(ag_dsink_t *s, const sm_batch_t *b, const ag_ckpt_t *c
   s->timing.files = nadds;
   for (size_t i = 0; i < nadds; i++)
     s->timing.bytes += adds[i].size;
-  dl_commit_result_t res = {0};
-  if (!rc) {
+  dl_commit_result_t res = {.version = dl_table_version(s->t)};
+  ed_buf_t params = ED_BUF_INIT;
+  /* shared: a batch that moves nothing and adds nothing has nothing to say */
+  if (!rc && (!s->shared || nadds || nptxns || have_md)) {
     dl_commit_t c = {.adds = adds,
                      .nadds = nadds,
-                     .app_id = s->query_id,
+                     .app_id = s->shared ? NULL : s->query_id,
                      .txn_version = ck->batch_id,
-                     .metadata = have_md ? &idmd : NULL};
-    rc = dl_table_commit(s->t, &c, &res, err);
+                     .metadata = have_md ? &idmd : NULL,
+                     .ptxns = ptxns,
+                     .nptxns = nptxns};
+    if (s->shared) {
+      /* Spark's operationParameters of a streaming append, our local batch
+       * number as its epoch */
+      rc = ed_buf_puts(&params, "{\"outputMode\":\"Append\",\"queryId\":");
+      rc = rc ? rc : ed_buf_json_str(&params, s->query_id, strlen(s->query_id));
+      rc = rc ? rc : ed_buf_printf(&params, ",\"epochId\":\"%" PRId64 "\"}", ck->batch_id);
+      c.params_json = params.data;
+      if (rc)
+        rc = ed_err_set(err, rc, "batch %" PRId64 ": out of memory", ck->batch_id);
+    }
+    rc = rc ? rc : dl_table_commit(s->t, &c, &res, err);
   }
+  ed_buf_fini(&params);
   dl_metadata_fini(&idmd);
   for (size_t i = 0; i < nadds; i++)
     dl_add_fini(&adds[i]);
   free(adds);
+  /* Landed, or found landed: the bases move to what this batch committed
+   * (not to what the table holds: a batch another owner already covered
+   * leaves this sink behind it, and its next commit is fenced). */
+  for (size_t i = 0; !rc && i < ck->n; i++)
+    for (size_t k = 0; k < s->committed.n; k++)
+      if (!strcmp(s->committed.partition[k], ck->partition[i]))
+        s->committed.seq[k] = ck->seq[i];
+  free(ptxns);
+  ed_buf_fini(&ids);
   if (rc)
     return rc;
   s->timing.commit_us = ed_time_mono_us() - t2;

@@ -6,6 +6,10 @@
  * table's txn version for the query id names the last batch that landed and
  * its checkpoint says where each partition resumes. A checkpoint whose
  * commit never landed is simply rewritten when its batch is produced again.
+ * Every commit also carries one txn per partition whose position moved
+ * (appId "<query id>/<partition>", version = its last sequence number), based
+ * on what this sink last committed for it: a partition another writer moved
+ * meanwhile fails the commit with ED_E_FENCED (delta/table.h, dl_ptxn_t).
  * Owns its store handles, table snapshot and schemas. */
 #ifndef ED_AGENT_SINK_H
 #define ED_AGENT_SINK_H
@@ -56,6 +60,12 @@ typedef struct ag_dsink_opts {
   const ag_spark_pos_t *takeover;
   const st_opts_t *takeover_store; /* of the Spark folder */
   bool takeover_force;             /* replace positions ehdelta already has; skip the txn check */
+  /* Balanced reading by several agents (issue 18): no batch txn and no
+   * checkpoint file; positions live only in the per-partition txns
+   * (appId "<query_id>/<partition>") every commit carries, and open resumes
+   * from them alone. Never for stateful sinks (windows, dedup): their state
+   * lives in the checkpoint file. Not with takeover. */
+  bool shared;
 } ag_dsink_opts_t;
 
 /* Opens (or creates) the table and reads where the query left off. An
@@ -65,7 +75,9 @@ typedef struct ag_dsink_opts {
  * rows add are appended to the table's schema in one commit when nullable, as
  * Delta's mergeSchema does. *resume
  * gets the last landed batch's checkpoint (resume->batch_id = -1 and no
- * partitions when the query never committed). Caller frees with
+ * partitions when the query never committed), each partition's position
+ * raised to its per-partition txn when that is further; shared: positions
+ * from the per-partition txns only, batch_id a local counter. Caller frees with
  * ag_dsink_free and ag_ckpt_fini. */
 ed_code_t ag_dsink_open(const ag_dsink_opts_t *o, ag_dsink_t **out, ag_ckpt_t *resume,
                         ed_err_t *err);
@@ -95,9 +107,14 @@ void ag_dsink_rule_text(const ag_dsink_t *s, size_t k, char *buf, size_t n);
 /* The batch id the next ag_dsink_commit must carry. */
 int64_t ag_dsink_next_batch(const ag_dsink_t *s);
 /* Writes b (borrowed) as batch ck->batch_id: checkpoint first, then the data
- * files, then the commit with its txn. An empty b still commits (the
- * positions move). *version gets the table version (may be NULL);
- * *already is set when the txn was found in the log (nothing written twice). */
+ * files, then the commit with its txn and the txns of the partitions whose
+ * position moved since this sink last committed them. An empty b still
+ * commits (the positions move); shared: no checkpoint file and no batch txn,
+ * and a batch that moves no position and adds no row commits nothing.
+ * *version gets the table version (may be NULL);
+ * *already is set when the txn was found in the log (nothing written twice).
+ * ED_E_FENCED when another writer moved one of ck's partitions since this
+ * sink last committed it: nothing is committed, the batch is void. */
 ed_code_t ag_dsink_commit(ag_dsink_t *s, const sm_batch_t *b, const ag_ckpt_t *ck, int64_t *version,
                           bool *already, ed_err_t *err);
 /* Where the last ag_dsink_commit spent its time, in microseconds: the

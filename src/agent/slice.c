@@ -229,6 +229,7 @@ static ed_code_t decode_slice(run_t *r, slice_t *sl, ed_err_t *err) {
     if (sl->first < 0)
       sl->first = e->seq;
     pt->seen = e->seq;
+    pt->seen_off = e->off;
     sl->taken++;
     sl->taken_bytes += e->blen;
     if (r->available_now && e->seq >= pt->end)
@@ -358,6 +359,7 @@ static ed_code_t fan_out(run_t *r, slice_t *sl, ed_err_t *err) {
       s->in_bytes += nb;
     }
     s->pos[b->part] = pt->seen;
+    s->pos_off[b->part] = pt->seen_off;
     s->dirty = true;
   }
   return ED_OK;

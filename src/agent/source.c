@@ -145,6 +145,8 @@ void ag_run_mark_idle(run_t *r, win_t *w, int64_t now_wall) {
 
 /* @locality pipeline thread  @locks none */
 static bool has_backlog(const run_t *r, const part_t *pt) {
+  if (r->shr && (!pt->gen_owned || pt->closed))
+    return false; /* not read here now: holds nothing back */
   return r->available_now ? !pt->done : pt->seen < atomic_load(&pt->last_enq);
 }
 
@@ -250,6 +252,12 @@ ed_code_t ag_run_open_source(run_t *r, ed_err_t *err) {
     return ed_err_prefix(err, "[source] connection string");
   const char *hub = NULL;
   rc = eh_connstr_hub(&cs, src->hub, &hub, err);
+  /* The SDKs name their ownership records after the endpoint's authority:
+   * the host, and the port when the endpoint gives one (as `ehdelta status
+   * --checkpoint-store` does). */
+  const char *a = cs.endpoint ? strstr(cs.endpoint, "://") : NULL;
+  a = a ? a + 3 : cs.endpoint ? cs.endpoint : "";
+  snprintf(r->ns, sizeof r->ns, "%.*s", (int)strcspn(a, "/"), a);
   eh_client_opts_t co;
   eh_client_opts_init(&co);
   co.ca_file = r->o->ca_file;
@@ -300,6 +308,8 @@ ed_code_t ag_run_start_receivers(run_t *r, ed_err_t *err) {
   int64_t epoch = ed_time_now_us() / 1000;
   for (size_t p = 0; p < r->nparts; p++) {
     part_t *pt = &r->parts[p];
+    if (r->shr && !pt->gen_owned)
+      continue; /* another agent's in this generation */
     /* After the least advanced delta sink; a sink without a position makes
      * the partition start at the configured position. */
     int64_t from = INT64_MAX;
@@ -344,6 +354,7 @@ ed_code_t ag_run_start_receivers(run_t *r, ed_err_t *err) {
     }
     eh_partition_props_fini(&pp);
     pt->seen = from;
+    pt->seen_off = -1;
     atomic_store(&pt->seen_pub, from);
     if (r->available_now && (pt->end < 0 || pt->end <= from)) {
       pt->done = true;
@@ -374,6 +385,9 @@ ed_code_t ag_run_start_receivers(run_t *r, ed_err_t *err) {
     ro.ctx = pt;
     if ((rc = eh_receiver_open(r->client, &ro, &pt->rx, err)))
       return ed_err_prefix(err, "partition %s", pt->id);
+    if (r->shr)
+      ED_LOG_INFO("reading_started", "partition=%s owner=%s from=%" PRId64, pt->id,
+                  ag_shr_owner_id(r), from);
   }
   return ED_OK;
 }
@@ -390,6 +404,8 @@ ed_code_t ag_run_start_receivers(run_t *r, ed_err_t *err) {
  * atomics; seen (the pipeline's) only without a delta sink */
 void ag_run_update_lag(run_t *r) {
   for (size_t p = 0; p < r->nparts; p++) {
+    if (r->shr && !r->parts[p].gen_owned)
+      continue; /* its lag is its owner's to report */
     int64_t last = atomic_load(&r->parts[p].last_enq), low = INT64_MAX;
     int64_t got = atomic_load(&r->parts[p].received);
     last = got > last ? got : last;

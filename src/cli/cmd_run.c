@@ -39,6 +39,7 @@ struct run_cfg {
   int64_t lag_poll;
   char *from_spark;
   bool from_spark_force;
+  char *checkpoint_store, *owner_id;
 };
 
 const ed_opt_t cmd_run_options[] = {
@@ -99,6 +100,12 @@ const ed_opt_t cmd_run_options[] = {
      0, 0, 0, NULL},
     {"from-spark-force", 0, ED_OPT_FLAG, NULL, NULL, offsetof(struct run_cfg, from_spark_force),
      "take over from Spark even over ehdelta's own positions", 0, 0, 0, NULL},
+    {"checkpoint-store", 0, ED_OPT_STRING, "URL", NULL, offsetof(struct run_cfg, checkpoint_store),
+     "share the hub's partitions with other agents through this Blob container (overrides [source] "
+     "checkpoint_store)",
+     0, 0, 0, NULL},
+    {"owner-id", 0, ED_OPT_STRING, "ID", NULL, offsetof(struct run_cfg, owner_id),
+     "this agent's owner id in the checkpoint store (overrides [source] owner_id)", 0, 0, 0, NULL},
     {"available-now", 0, ED_OPT_FLAG, NULL, NULL, offsetof(struct run_cfg, available_now),
      "run every sink as if trigger = available-now: take what the hub holds, commit, exit", 0, 0, 0,
      NULL},
@@ -387,6 +394,12 @@ int cmd_run(int argc, char **argv) {
   }
   if (!code && cfg.from_spark_force)
     conf.source.from_spark_force = true;
+  if (!code && (cfg.checkpoint_store || cfg.owner_id)) {
+    free(problems);
+    code = ag_conf_set_sharing(&conf, cfg.checkpoint_store, cfg.owner_id, &problems, &err);
+    if (problems)
+      fputs(problems, stderr);
+  }
   if (code)
     rc = cli_fail("run", &err);
   else if (cfg.check) {

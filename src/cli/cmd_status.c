@@ -514,7 +514,7 @@ static int status_owners(const struct status_cfg *cfg) {
   const char *a = strstr(cs.endpoint, "://");
   a = a ? a + 3 : cs.endpoint;
   snprintf(ns, sizeof ns, "%.*s", (int)strcspn(a, "/"), a);
-  ag_own_opts_t oo = {ns, hub, cfg->consumer_group, "status", 0, 0, 0};
+  ag_own_opts_t oo = {.ns = ns, .hub = hub, .group = cfg->consumer_group, .owner_id = "status"};
   ed_code_t orc = ag_own_new(s, &oo, &o, &err);
   s = NULL; /* ag_own_new took it, even when it failed */
   if (orc || ag_own_list(o, &recs, &nr, &err) || ag_own_list_checkpoints(o, &cps, &nc, &err)) {

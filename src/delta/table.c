@@ -628,9 +628,13 @@ ed_code_t dl_table_create(st_store_t *store, const dl_create_opts_t *o, dl_table
 typedef struct {
   const dl_commit_t *c;
   int64_t version;
-  ed_code_t verdict; /* ED_OK go on, ED_E_EXISTS already committed, ED_E_CONFLICT abort */
+  ed_code_t verdict; /* protocol, metadata, remove: ED_OK go on, ED_E_CONFLICT abort */
   char why[256];
   int64_t found_version;
+  /* the winner's txn versions for c's appIds (INT64_MIN: it has none),
+   * judged once the whole winner is read (winner_verdict) */
+  int64_t batch;
+  int64_t *ptxn; /* c->nptxns entries */
 } winner_ctx_t;
 
 static ed_code_t winner_fn(dl_table_t *t, dl_action_t *a, void *ctx, ed_err_t *err) {
@@ -648,20 +652,6 @@ static ed_code_t winner_fn(dl_table_t *t, dl_action_t *a, void *ctx, ed_err_t *e
       snprintf(w->why, sizeof w->why,
                "a concurrent commit (version %" PRId64 ") changed the table metadata", w->version);
       break;
-    case DL_A_TXN:
-      if (c->app_id && !strcmp(a->u.txn.app_id, c->app_id)) {
-        if (a->u.txn.version >= c->txn_version) {
-          w->verdict = ED_E_EXISTS;
-          w->found_version = w->version;
-        } else {
-          w->verdict = ED_E_CONFLICT;
-          snprintf(w->why, sizeof w->why,
-                   "another writer committed appId '%s' version %" PRId64
-                   " at table version %" PRId64 " (two writers share one appId)",
-                   c->app_id, a->u.txn.version, w->version);
-        }
-      }
-      break;
     case DL_A_REMOVE:
       for (size_t i = 0; i < c->nremoves; i++)
         if (!strcmp(c->removes[i].path, a->u.remove.path)) {
@@ -677,13 +667,89 @@ static ed_code_t winner_fn(dl_table_t *t, dl_action_t *a, void *ctx, ed_err_t *e
       break;
     }
   }
+  if (a->kind == DL_A_TXN) {
+    if (c->app_id && !strcmp(a->u.txn.app_id, c->app_id))
+      w->batch = a->u.txn.version;
+    for (size_t i = 0; i < c->nptxns; i++)
+      if (!strcmp(a->u.txn.app_id, c->ptxns[i].app_id))
+        w->ptxn[i] = a->u.txn.version;
+  }
   return dl_snapshot_apply(t, a, err);
+}
+
+/* What one whole winner means for c. Our own landed commit carries every one
+ * of c's appIds at c's versions (or later), whatever else it holds, so that
+ * is judged first; then a partition the winner moved voids c (a stale owner
+ * must not write it twice); then the winner's other conflicts. */
+static ed_code_t winner_verdict(dl_table_t *t, winner_ctx_t *w, ed_err_t *err) {
+  const dl_commit_t *c = w->c;
+  bool touched = w->batch != INT64_MIN, all = !c->app_id || w->batch >= c->txn_version;
+  size_t moved = SIZE_MAX;
+  for (size_t i = 0; i < c->nptxns; i++) {
+    bool seen = w->ptxn[i] != INT64_MIN;
+    touched |= seen;
+    all &= seen && w->ptxn[i] >= c->ptxns[i].version;
+    if (seen && moved == SIZE_MAX)
+      moved = i;
+  }
+  if (touched && all) {
+    w->found_version = w->version;
+    return ED_E_EXISTS;
+  }
+  if (moved != SIZE_MAX)
+    return ed_err_set(err, ED_E_FENCED,
+                      "table %s: appId '%s' was moved to version %" PRId64
+                      " by a concurrent commit (table version %" PRId64 ") while this commit's "
+                      "base was %" PRId64 ": another owner moved the partition; nothing written",
+                      st_url(t->store), c->ptxns[moved].app_id, w->ptxn[moved], w->version,
+                      c->ptxns[moved].base);
+  if (w->batch != INT64_MIN && w->batch >= c->txn_version) {
+    /* the batch's txn without its positions: a writer from before them */
+    w->found_version = w->version;
+    return ED_E_EXISTS;
+  }
+  if (w->batch != INT64_MIN)
+    return ed_err_set(err, ED_E_CONFLICT,
+                      "table %s: another writer committed appId '%s' version %" PRId64
+                      " at table version %" PRId64 " (two writers share one appId)",
+                      st_url(t->store), c->app_id, w->batch, w->version);
+  if (w->verdict)
+    return ed_err_set(err, w->verdict, "table %s: %s", st_url(t->store), w->why);
+  return ED_OK;
+}
+
+/* A caller's mistake in c's ptxns, before anything is written. */
+static ed_code_t check_ptxns(const dl_table_t *t, const dl_commit_t *c, ed_err_t *err) {
+  for (size_t i = 0; i < c->nptxns; i++) {
+    const dl_ptxn_t *p = &c->ptxns[i];
+    if (!p->app_id || !p->app_id[0] || p->version < 0 || p->base < -1)
+      return ed_err_set(err, ED_E_INVALID,
+                        "commit to %s: ptxn %zu: expected an appId, a version >= 0 and a base "
+                        ">= -1",
+                        st_url(t->store), i);
+    /* the protocol allows one txn per appId in a commit */
+    if (c->app_id && !strcmp(c->app_id, p->app_id))
+      return ed_err_set(err, ED_E_INVALID, "commit to %s: ptxn appId '%s' is the commit's appId",
+                        st_url(t->store), p->app_id);
+    for (size_t k = 0; k < i; k++)
+      if (!strcmp(c->ptxns[k].app_id, p->app_id))
+        return ed_err_set(err, ED_E_INVALID, "commit to %s: ptxn appId '%s' given twice",
+                          st_url(t->store), p->app_id);
+  }
+  return ED_OK;
+}
+
+/* The snapshot's txn version of app_id, -1 when it has none. */
+static int64_t txn_or_none(const dl_table_t *t, const char *app_id) {
+  int64_t v;
+  return dl_table_txn_version(t, app_id, &v) ? v : -1;
 }
 
 static ed_code_t build_body(dl_table_t *t, const dl_commit_t *c, int64_t read_version,
                             const char *txn_id, ed_buf_t *b) {
   int64_t now = ed_time_now_us() / 1000;
-  const char *op = c->operation ? c->operation : c->app_id ? "STREAMING UPDATE" : "WRITE";
+  bool streaming = c->app_id || c->nptxns;
+  const char *op = c->operation ? c->operation : streaming ? "STREAMING UPDATE" : "WRITE";
   bool blind = c->nremoves == 0;
   int64_t rows = 0, bytes = 0, rbytes = 0;
   for (size_t i = 0; i < c->nadds; i++) {
@@ -699,6 +765,8 @@ static ed_code_t build_body(dl_table_t *t, const dl_commit_t *c, int64_t read_ve
     ed_buf_puts(&params, "{\"outputMode\":\"Append\",\"queryId\":");
     ed_buf_json_str(&params, c->app_id, strlen(c->app_id));
     ed_buf_printf(&params, ",\"epochId\":\"%" PRId64 "\"}", c->txn_version);
+  } else if (!c->params_json && streaming) {
+    ed_buf_puts(&params, "{\"outputMode\":\"Append\"}");
   } else if (!c->params_json) {
     ed_buf_puts(&params, "{\"mode\":\"Append\"}");
   }
@@ -722,6 +790,10 @@ static ed_code_t build_body(dl_table_t *t, const dl_commit_t *c, int64_t read_ve
     rc = dl_write_metadata(b, c->metadata);
   if (!rc && c->app_id) {
     dl_txn_t x = {(char *)c->app_id, c->txn_version, now};
+    rc = dl_write_txn(b, &x);
+  }
+  for (size_t i = 0; !rc && i < c->nptxns; i++) {
+    dl_txn_t x = {(char *)c->ptxns[i].app_id, c->ptxns[i].version, now};
     rc = dl_write_txn(b, &x);
   }
   for (size_t i = 0; !rc && i < c->nremoves; i++)
@@ -752,9 +824,30 @@ ed_code_t dl_table_commit(dl_table_t *t, const dl_commit_t *c, dl_commit_result_
       return ed_err_set(err, ED_E_CONFLICT, "table %s: file %s to remove is not live",
                         st_url(t->store), c->removes[i].path);
   }
-  /* Exactly-once: a batch already in the snapshot is never written twice. */
-  int64_t have;
-  if (c->app_id && dl_table_txn_version(t, c->app_id, &have) && have >= c->txn_version) {
+  if ((rc = check_ptxns(t, c, err)))
+    return rc;
+  /* Exactly-once: a batch already in the snapshot is never written twice;
+   * a partition moved since the writer's base voids the batch. */
+  bool landed = c->app_id && txn_or_none(t, c->app_id) >= c->txn_version;
+  bool all = c->nptxns ? !c->app_id || landed : landed;
+  for (size_t i = 0; all && i < c->nptxns; i++)
+    all = txn_or_none(t, c->ptxns[i].app_id) >= c->ptxns[i].version;
+  if (all) {
+    res->already_committed = true;
+    res->version = t->version;
+    return ED_OK;
+  }
+  for (size_t i = 0; i < c->nptxns; i++) {
+    int64_t have = txn_or_none(t, c->ptxns[i].app_id);
+    if (have != c->ptxns[i].base)
+      return ed_err_set(err, ED_E_FENCED,
+                        "table %s: appId '%s' is at version %" PRId64 " (table version %" PRId64
+                        ") while this commit's base is %" PRId64 ": another owner moved the "
+                        "partition; nothing written",
+                        st_url(t->store), c->ptxns[i].app_id, have, t->version, c->ptxns[i].base);
+  }
+  if (landed) {
+    /* the batch's txn without its positions: a log written before them */
     res->already_committed = true;
     res->version = t->version;
     return ED_OK;
@@ -771,6 +864,12 @@ ed_code_t dl_table_commit(dl_table_t *t, const dl_commit_t *c, dl_commit_result_
     return rc == ED_E_NOMEM ? ed_err_set(err, rc, "commit to %s: out of memory, nothing written",
                                          st_url(t->store))
                             : rc;
+  }
+  int64_t *seen = c->nptxns ? calloc(c->nptxns, sizeof *seen) : NULL;
+  if (c->nptxns && !seen) {
+    rc = ed_err_set(err, ED_E_NOMEM, "commit to %s: out of memory, nothing written",
+                    st_url(t->store));
+    goto out;
   }
   int max = c->max_attempts > 0 ? c->max_attempts : 100;
   for (int attempt = 1;; attempt++) {
@@ -807,7 +906,9 @@ ed_code_t dl_table_commit(dl_table_t *t, const dl_commit_t *c, dl_commit_result_
     }
     /* Lost the race: read the winners and decide (reference §B.4). */
     for (;;) {
-      winner_ctx_t w = {c, t->version + 1, ED_OK, "", -1};
+      winner_ctx_t w = {c, t->version + 1, ED_OK, "", -1, INT64_MIN, seen};
+      for (size_t i = 0; i < c->nptxns; i++)
+        seen[i] = INT64_MIN;
       ed_err_t e3 = {0};
       rc = read_commit(t, w.version, winner_fn, &w, &e3);
       if (rc == ED_E_NOT_FOUND) {
@@ -820,16 +921,15 @@ ed_code_t dl_table_commit(dl_table_t *t, const dl_commit_t *c, dl_commit_result_
         goto out;
       }
       t->version = w.version;
-      if (w.verdict == ED_E_EXISTS) {
+      rc = winner_verdict(t, &w, err);
+      if (rc == ED_E_EXISTS) {
         res->already_committed = true;
         res->version = w.found_version;
         rc = ED_OK;
         goto out;
       }
-      if (w.verdict == ED_E_CONFLICT) {
-        rc = ed_err_set(err, ED_E_CONFLICT, "table %s: %s", st_url(t->store), w.why);
+      if (rc)
         goto out;
-      }
     }
     if (attempt >= max) {
       rc = ed_err_set(err, ED_E_CONFLICT,
@@ -857,6 +957,7 @@ ed_code_t dl_table_commit(dl_table_t *t, const dl_commit_t *c, dl_commit_result_
     }
   }
 out:
+  free(seen);
   free_actions(acts, nacts);
   ed_buf_fini(&body);
   return rc;

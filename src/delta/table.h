@@ -67,9 +67,22 @@ int64_t dl_table_checkpoint_version(const dl_table_t *t);
 /* Table property (metaData.configuration) or def. */
 const char *dl_table_config(const dl_table_t *t, const char *key, const char *def);
 
-/* What one commit carries. adds/removes are borrowed for the call. A txn is
- * written when app_id is set. operation defaults to "WRITE" ("STREAMING
- * UPDATE" for txn commits). */
+/* One partition's position, committed as a txn action (appId
+ * "<query id>/<partition id>", version = the last sequence number the commit
+ * covers) by writers that share a table's partitions (issue 18). base is the
+ * version the writer believes the table holds for app_id (-1: none): the
+ * commit is refused (ED_E_FENCED) when the table holds anything else, since
+ * then another writer moved that partition and this batch repeats or skips
+ * events. Borrowed for the call. */
+typedef struct dl_ptxn {
+  const char *app_id;
+  int64_t base, version;
+} dl_ptxn_t;
+
+/* What one commit carries. adds/removes/ptxns are borrowed for the call. A
+ * txn is written when app_id is set, and one per ptxns entry (distinct appIds,
+ * none equal to app_id). operation defaults to "WRITE" ("STREAMING UPDATE"
+ * for txn commits). */
 typedef struct dl_commit {
   const dl_add_t *adds;
   size_t nadds;
@@ -84,24 +97,32 @@ typedef struct dl_commit {
   bool no_checkpoint;            /* skip the post-commit checkpoint (tests, benches) */
   const dl_metadata_t *metadata; /* a new metaData action (schema evolution), or NULL */
   dl_op_t op;                    /* whose obligations apply (dl_feat_check); 0: append */
+  const dl_ptxn_t *ptxns;        /* per-partition positions with their bases, or NULL */
+  size_t nptxns;
 } dl_commit_t;
 
 typedef struct dl_commit_result {
   int64_t version;        /* the version that holds the commit */
   int attempts;           /* put-if-absent attempts */
-  bool already_committed; /* the txn (app_id, txn_version) was already in the log */
+  bool already_committed; /* the txn (app_id, txn_version) and every ptxn were already in the log */
   bool checkpointed;      /* a checkpoint was written after it */
 } dl_commit_result_t;
 
 /* Commits c at the next version, after dl_feat_check(c->op) (ED_E_UNSUPPORTED:
- * nothing written). On a lost race it reads the winning
+ * nothing written). Before the first attempt every ptxn's base must equal the
+ * snapshot's txn version for its app_id (-1 when absent), else ED_E_FENCED
+ * (nothing written). On a lost race it reads the winning
  * commits and retries at the next version unless a winner changed the
  * protocol or metadata, removed a file c removes, or carries a txn for c's
- * app_id: a version >= c's means c is already in the table (result.
- * already_committed, ED_OK); a lower one means another writer owns the
- * app_id (ED_E_CONFLICT). Bounded by max_attempts (ED_E_CONFLICT). After
- * success the snapshot is at result.version and, every
- * delta.checkpointInterval versions, a checkpoint and log cleanup follow. */
+ * app_id or a ptxn's app_id: versions >= c's for the app_id and for every
+ * ptxn mean c is already in the table (result.already_committed, ED_OK);
+ * otherwise a winner's txn for a ptxn's app_id means another writer moved
+ * that partition (ED_E_FENCED, naming the appId, our base and the winner's
+ * version), and one for app_id alone means another writer owns the app_id
+ * (ED_E_CONFLICT). Bounded by max_attempts (ED_E_CONFLICT). After
+ * success the snapshot is at result.version (its txn map holds every txn
+ * written) and, every delta.checkpointInterval versions, a checkpoint and log
+ * cleanup follow. */
 ed_code_t dl_table_commit(dl_table_t *t, const dl_commit_t *c, dl_commit_result_t *res,
                           ed_err_t *err);
 

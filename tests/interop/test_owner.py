@@ -7,7 +7,11 @@ share 16 partitions, take a kill -9'd agent's partitions once its claims
 expire, make room for a newcomer by stealing, take a SIGTERM'd agent's
 released partitions on their next round, and never hold one partition at
 once except for a steal (bounded by one renewal: the victim sees the record
-on its next round; the run loop's epoch receivers close it sooner)."""
+on its next round; the run loop's epoch receivers close it sooner). The
+stateful lease (records in ".../ehdelta-lease/", which the SDK never lists)
+has one holder among contenders and passes to exactly one other after the
+holder's claim expires; greedy agents take every free or expired partition
+and never steal."""
 import json
 import os
 import signal
@@ -50,8 +54,8 @@ def sdk_store(az, name):
     return BlobCheckpointStore.from_connection_string(cs, name)
 
 
-def tool(url, owner, *args, check=True):
-    p = subprocess.run([TOOL, url, NS, HUB, GROUP, owner, *map(str, args)], env=ENV,
+def tool(url, owner, *args, check=True, opts=()):
+    p = subprocess.run([TOOL, *opts, url, NS, HUB, GROUP, owner, *map(str, args)], env=ENV,
                        capture_output=True, text=True, timeout=60)
     if check:
         assert p.returncode == 0, p.stderr
@@ -142,13 +146,15 @@ def test_foreign_layout_is_refused_by_name(az, container):
 
 
 class Agent:
-    """One owner_tool agent; its stdout lines collected with their kinds."""
+    """One owner_tool agent; its stdout lines collected with their kinds.
+    opts: owner_tool's leading options (--folder=, --greedy, --names=)."""
 
-    def __init__(self, url, name):
+    def __init__(self, url, name, opts=(), npart=NPART):
         self.name = name
-        self.proc = subprocess.Popen([TOOL, url, NS, HUB, GROUP, name, "agent",
-                                      *map(str, (NPART, EXPIRY_MS, RENEW_MS, MARGIN_MS))], env=ENV, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen([TOOL, *opts, url, NS, HUB, GROUP, name, "agent",
+                                      *map(str, (npart, EXPIRY_MS, RENEW_MS, MARGIN_MS))],
+                                     env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
         self.lines = []
         self.ticks = []
         self.owned = set()
@@ -390,3 +396,106 @@ def test_unreachable_store_stops_reading_before_anyone_may_claim(tmp_path):
         az.stop()
     assert err.count("ownership_unproven") == 4, err
     assert "no successful renewal: stop reading before another owner may claim it" in err
+
+
+LEASE = "Orders-Windows"  # a query-set id in mixed case: blob names are lower-cased
+LEASE_OPTS = ("--folder=ehdelta-lease", f"--names={LEASE}")
+
+
+def holders(agents):
+    return [x.name for x in agents if 0 in x.owned]
+
+
+def rounds_since(agents, t_ms):
+    return min(sum(t > t_ms for t in x.ticks) for x in agents)
+
+
+def assert_one_at_a_time(agents, npart):
+    """No partition held by two agents at once: each claim began after the
+    previous holder let go (no steals happen in these tests)."""
+    ivs = [(x.name, *iv) for x in agents for iv in x.intervals()]
+    for p in range(npart):
+        mine = sorted((s, e, k, n) for n, q, s, e, k in ivs if q == p)
+        for (s0, e0, k0, n0), (s1, e1, k1, n1) in zip(mine, mine[1:]):
+            assert k1 == "free", (p, n1, "stole it from", n0)
+            assert s1 >= e0, f"partition {p}: {n1} from {s1} while {n0} held it until {e0}"
+
+
+def test_lease_has_one_holder_and_passes_to_one_other_after_expiry(az, container):
+    url, name = container
+    store = sdk_store(az, name)
+    contenders = [Agent(url, n, LEASE_OPTS, npart=1) for n in ("L1", "L2", "L3")]
+    try:
+        wait_until(lambda: len(holders(contenders)) == 1, timeout=60, what="one lease holder")
+        first = next(x for x in contenders if 0 in x.owned)
+        # every contender has listed the live lease at least 3 times since
+        t0 = int(time.time() * 1000)
+        wait_until(lambda: rounds_since(contenders, t0) >= 3, timeout=60, what="3 more rounds")
+        assert holders(contenders) == [first.name]
+        # the record sits in the lease folder under the lower-cased id; the
+        # SDK lists the group's ownership folder only, and does not see it
+        assert tool(url, "-", "list", opts=("--folder=ehdelta-lease",)).stdout == \
+            f"{LEASE.lower()} {first.name}\n"
+        assert tool(url, "-", "list").stdout == ""
+        assert list(store.list_ownership(NS, HUB, GROUP)) == []
+        store.claim_ownership([{"fully_qualified_namespace": NS, "eventhub_name": HUB,
+                                "consumer_group": GROUP, "partition_id": "0",
+                                "owner_id": "sdk-1"}])
+        assert [(o["partition_id"], o["owner_id"]) for o in
+                store.list_ownership(NS, HUB, GROUP)] == [("0", "sdk-1")]
+        # the holder stops renewing (kill -9): after its claim expires exactly
+        # one other takes the lease; the third stays on standby
+        first.kill9()
+        rest = [x for x in contenders if x is not first]
+        wait_until(lambda: len(holders(rest)) == 1, timeout=60, what="the lease taken over")
+        second = next(x for x in rest if 0 in x.owned)
+        t1 = int(time.time() * 1000)
+        wait_until(lambda: rounds_since(rest, t1) >= 3, timeout=60, what="3 more rounds")
+        assert holders(rest) == [second.name]
+    finally:
+        for x in contenders:
+            if x.proc.poll() is None:
+                x.term()
+    errs = {x.name: x.proc.stderr.read() for x in contenders}
+    # taken because it expired (not released, not stolen), and only once
+    assert errs[second.name].count("ownership_claimed") == 1, errs[second.name]
+    assert f"partition={LEASE} owner={second.name} folder=ehdelta-lease from=expired" in \
+        errs[second.name], errs[second.name]
+    third = next(x for x in rest if x is not second)
+    assert "ownership_claimed" not in errs[third.name], errs[third.name]
+    assert [f[0] for f in second.lines if f[0] == "own"] == ["own"]
+    own_at = next(int(f[2]) for f in second.lines if f[0] == "own")
+    assert own_at >= first.dead_at
+    assert_one_at_a_time(contenders, 1)
+
+
+def test_greedy_agents_take_every_free_partition_and_never_steal(az, container):
+    url, _ = container
+    n = 8
+    greedy = [Agent(url, x, ("--greedy",), npart=n) for x in ("G1", "G2", "G3")]
+    try:
+        wait_until(lambda: covered(greedy, n), timeout=60, what="8 partitions held")
+        t0 = int(time.time() * 1000)
+        wait_until(lambda: rounds_since(greedy, t0) >= 3, timeout=60, what="3 more rounds")
+        assert covered(greedy, n)
+        # whoever holds any is killed: the others take all of its partitions
+        # once they expire, whatever the spread, without stealing
+        victim = max(greedy, key=lambda x: len(x.owned))
+        victim.kill9()
+        rest = [x for x in greedy if x is not victim]
+        wait_until(lambda: covered(rest, n), timeout=60, what="the killed agent's partitions")
+        # a newcomer finds nothing free and takes nothing
+        late = Agent(url, "G4", ("--greedy",), npart=n)
+        greedy.append(late)
+        t1 = int(time.time() * 1000)
+        wait_until(lambda: rounds_since(rest + [late], t1) >= 3, timeout=60,
+                   what="3 rounds with the newcomer")
+        assert not late.owned and covered(rest, n)
+    finally:
+        for x in greedy:
+            if x.proc.poll() is None:
+                x.term()
+    for x in greedy:
+        steals = [f for f in x.lines if f[0] == "tick" and f[4] != "steals=0"]
+        assert not steals, (x.name, steals[:1])
+    assert_one_at_a_time(greedy, n)

@@ -33,8 +33,10 @@ int main(int argc, char **argv) {
     return fail(&e);
   const sm_type_t *schema = sm_dec_schema(dec);
   const char *part[] = {argv[3], NULL};
-  ag_dsink_opts_t o = {argv[1], NULL, "ag-sink-tool", schema, *argv[3] ? part : NULL, NULL, false,
-                       0,       NULL, NULL,           false};
+  ag_dsink_opts_t o = {.url = argv[1],
+                       .query_id = "ag-sink-tool",
+                       .schema = schema,
+                       .partition_by = *argv[3] ? part : NULL};
   ag_dsink_t *s = NULL;
   ag_ckpt_t ck;
   if (ag_dsink_open(&o, &s, &ck, &e))

@@ -1,9 +1,13 @@
 /* owner_tool: drives agent/owner.c against a real Blob container (Azurite in
  * tests/interop/test_owner.py), one process per simulated agent.
- *   owner_tool URL NS HUB GROUP OWNER list
+ *   owner_tool [--folder=F] [--greedy] [--names=A,B,..] URL NS HUB GROUP OWNER list
  *   owner_tool URL NS HUB GROUP OWNER checkpoints
  *   owner_tool URL NS HUB GROUP OWNER checkpoint PID OFFSET SEQ
  *   owner_tool URL NS HUB GROUP OWNER agent NPART EXPIRY_MS RENEW_MS MARGIN_MS
+ * --folder: the records' folder (ag_own_opts_t.folder; default "ownership").
+ * --greedy: the greedy balance (ag_own_opts_t.greedy). --names: the agent's
+ * record names instead of "0".."NPART-1" (a lease's query-set id); NPART must
+ * equal their count, and its lines still name them by index.
  * OWNER "-" means a fresh id. "agent" balances partitions 0..NPART-1 until
  * SIGTERM (then releases them), rounds on one thread and the proof checked on
  * another, and prints one line per change of its proof:
@@ -91,15 +95,22 @@ static void report_drops(agent_t *a, size_t *gone) {
   pthread_mutex_unlock(&a->mu);
 }
 
-static int agent(ag_own_t *o, int np, ed_err_t *err) {
+/* names: comma-separated record names, or NULL for "0".."np-1" (borrowed) */
+static int agent(ag_own_t *o, int np, const char *names, ed_err_t *err) {
   agent_t a = {.o = o, .np = np};
   a.pids = calloc((size_t)np, sizeof *a.pids);
   a.was = calloc((size_t)np, sizeof *a.was);
   size_t *gone = calloc((size_t)np, sizeof *gone);
   pthread_mutex_init(&a.mu, NULL);
   for (int i = 0; i < np; i++) {
-    a.pids[i] = malloc(16);
-    snprintf(a.pids[i], 16, "%d", i);
+    if (names) {
+      size_t len = strcspn(names, ",");
+      a.pids[i] = strndup(names, len);
+      names += len + (names[len] == ',');
+    } else {
+      a.pids[i] = malloc(16);
+      snprintf(a.pids[i], 16, "%d", i);
+    }
   }
   struct sigaction sa = {0};
   sa.sa_handler = on_term;
@@ -129,10 +140,33 @@ static int agent(ag_own_t *o, int np, ed_err_t *err) {
   return rc ? fail(err) : 0;
 }
 
+/* how many comma-separated names s holds */
+static int count_names(const char *s) {
+  int n = 1;
+  for (; *s; s++)
+    n += *s == ',';
+  return n;
+}
+
 int main(int argc, char **argv) {
+  const char *folder = NULL, *names = NULL;
+  bool greedy = false;
+  while (argc > 1 && !strncmp(argv[1], "--", 2)) {
+    if (!strncmp(argv[1], "--folder=", 9))
+      folder = argv[1] + 9;
+    else if (!strcmp(argv[1], "--greedy"))
+      greedy = true;
+    else if (!strncmp(argv[1], "--names=", 8) && argv[1][8])
+      names = argv[1] + 8;
+    else
+      break;
+    argv++;
+    argc--;
+  }
   if (argc < 7) {
-    fprintf(stderr, "usage: owner_tool URL NS HUB GROUP OWNER list|checkpoints|checkpoint PID "
-                    "OFFSET SEQ|agent NPART EXPIRY_MS RENEW_MS MARGIN_MS\n");
+    fprintf(stderr, "usage: owner_tool [--folder=F] [--greedy] [--names=A,B] URL NS HUB GROUP "
+                    "OWNER list|checkpoints|checkpoint PID OFFSET SEQ|agent NPART EXPIRY_MS "
+                    "RENEW_MS MARGIN_MS\n");
     return 2;
   }
   ed_err_t err = {0};
@@ -140,7 +174,12 @@ int main(int argc, char **argv) {
   if (st_open(argv[1], NULL, &s, &err))
     return fail(&err);
   const char *cmd = argv[6];
-  ag_own_opts_t oo = {argv[2], argv[3], argv[4], strcmp(argv[5], "-") ? argv[5] : NULL, 0, 0, 0};
+  ag_own_opts_t oo = {.ns = argv[2],
+                      .hub = argv[3],
+                      .group = argv[4],
+                      .owner_id = strcmp(argv[5], "-") ? argv[5] : NULL,
+                      .folder = folder,
+                      .greedy = greedy};
   if (!strcmp(cmd, "agent") && argc >= 11) {
     oo.expiry_us = atoll(argv[8]) * 1000;
     oo.renew_us = atoll(argv[9]) * 1000;
@@ -169,8 +208,12 @@ int main(int argc, char **argv) {
   } else if (!strcmp(cmd, "checkpoint") && argc >= 10) {
     if (ag_own_checkpoint(o, argv[7], atoll(argv[8]), atoll(argv[9]), &err))
       rc = fail(&err);
+  } else if (!strcmp(cmd, "agent") && argc >= 11 && names && count_names(names) != atoi(argv[7])) {
+    fprintf(stderr, "owner_tool: --names gives %d names; expected NPART (%s)\n", count_names(names),
+            argv[7]);
+    rc = 2;
   } else if (!strcmp(cmd, "agent") && argc >= 11) {
-    rc = agent(o, atoi(argv[7]), &err);
+    rc = agent(o, atoi(argv[7]), names, &err);
   } else {
     fprintf(stderr, "owner_tool: unknown command or missing arguments: %s\n", cmd);
     rc = 2;

@@ -34,7 +34,7 @@ static size_t count_owned_by(const ag_own_rec_t *r, size_t n, const size_t *clai
 static void test_empty_store_claims_one_partition_per_round(void) {
   size_t claim[8];
   unsigned seed = 1;
-  size_t nc = ag_own_balance(NULL, 0, P8, 8, "me", NOW, EXPIRY, &seed, claim);
+  size_t nc = ag_own_balance(NULL, 0, P8, 8, "me", NOW, EXPIRY, false, &seed, claim);
   CU_ASSERT_EQUAL(nc, 1);
   CU_ASSERT(claim[0] < 8);
 }
@@ -43,7 +43,7 @@ static void test_own_live_claims_are_renewed(void) {
   ag_own_rec_t r[3] = {rec("0", "me", 1000), rec("1", "me", 2000), rec("2", "other", 1000)};
   size_t claim[8];
   unsigned seed = 1;
-  size_t nc = ag_own_balance(r, 3, P8, 8, "me", NOW, EXPIRY, &seed, claim);
+  size_t nc = ag_own_balance(r, 3, P8, 8, "me", NOW, EXPIRY, false, &seed, claim);
   /* two renewals plus one of the five free partitions */
   CU_ASSERT_EQUAL(nc, 3);
   CU_ASSERT_EQUAL(count_owned_by(r, 3, claim, nc, "me"), 2);
@@ -58,7 +58,7 @@ static void test_expired_and_released_records_are_claimable(void) {
     r[i] = rec(P8[i], i < 4 ? "dead" : "", i < 4 ? EXPIRY + 1 : 10);
   size_t claim[8];
   unsigned seed = 7;
-  size_t nc = ag_own_balance(r, 8, P8, 8, "me", NOW, EXPIRY, &seed, claim);
+  size_t nc = ag_own_balance(r, 8, P8, 8, "me", NOW, EXPIRY, false, &seed, claim);
   CU_ASSERT_EQUAL(nc, 1);
 }
 
@@ -70,7 +70,7 @@ static void test_steals_from_the_owner_with_the_most_below_fair_share(void) {
   for (unsigned s = 0; s < 20; s++) {
     size_t claim[8];
     unsigned seed = s;
-    size_t nc = ag_own_balance(r, 8, P8, 8, "me", NOW, EXPIRY, &seed, claim);
+    size_t nc = ag_own_balance(r, 8, P8, 8, "me", NOW, EXPIRY, false, &seed, claim);
     CU_ASSERT_EQUAL_FATAL(nc, 1);
     CU_ASSERT_STR(r[claim[0]].owner, "big");
   }
@@ -84,7 +84,7 @@ static void test_no_steal_at_fair_share(void) {
     r[i] = rec(P8[i], i < 4 ? "big" : i < 6 ? "mid" : "me", 1000);
   size_t claim[8];
   unsigned seed = 3;
-  size_t nc = ag_own_balance(r, 8, P8, 8, "me", NOW, EXPIRY, &seed, claim);
+  size_t nc = ag_own_balance(r, 8, P8, 8, "me", NOW, EXPIRY, false, &seed, claim);
   CU_ASSERT_EQUAL(nc, 2);
   CU_ASSERT_EQUAL(count_owned_by(r, 8, claim, nc, "me"), 2);
 }
@@ -96,7 +96,7 @@ static void test_owner_at_ceiling_claims_nothing_new(void) {
     r[i] = rec(P8[i], i < 4 ? "me" : "other", 1000);
   size_t claim[8];
   unsigned seed = 3;
-  size_t nc = ag_own_balance(r, 6, P8, 8, "me", NOW, EXPIRY, &seed, claim);
+  size_t nc = ag_own_balance(r, 6, P8, 8, "me", NOW, EXPIRY, false, &seed, claim);
   CU_ASSERT_EQUAL(nc, 4);
 }
 
@@ -109,7 +109,7 @@ static void test_rounds_converge_to_an_even_spread(void) {
   for (int round = 0; round < 30; round++) {
     const char *self = who[round % 3];
     size_t claim[8];
-    size_t nc = ag_own_balance(r, nrec, P8, 8, self, NOW, EXPIRY, &seed, claim);
+    size_t nc = ag_own_balance(r, nrec, P8, 8, self, NOW, EXPIRY, false, &seed, claim);
     for (size_t c = 0; c < nc; c++) {
       size_t i = 0;
       while (i < nrec && strcmp(r[i].pid, P8[claim[c]]))
@@ -129,13 +129,134 @@ static void test_rounds_converge_to_an_even_spread(void) {
   }
 }
 
+/* applies one round's claims to the records, as the store would */
+static void apply(ag_own_rec_t *r, size_t *nrec, const size_t *claim, size_t nc, const char *self) {
+  for (size_t c = 0; c < nc; c++) {
+    size_t i = 0;
+    while (i < *nrec && strcmp(r[i].pid, P8[claim[c]]))
+      i++;
+    if (i == *nrec)
+      r[(*nrec)++] = rec(P8[claim[c]], self, 0);
+    else
+      r[i] = rec(P8[claim[c]], self, 0);
+  }
+}
+
+static void test_greedy_takes_every_unowned_or_expired_one_at_once(void) {
+  /* a and b live on 0-3, "dead" expired on 4-5, 6 released, 7 never claimed */
+  ag_own_rec_t r[8] = {
+      rec("0", "a", 1000), rec("1", "a", 1000),          rec("2", "b", 1000),
+      rec("3", "b", 1000), rec("4", "dead", EXPIRY + 1), rec("5", "dead", EXPIRY + 1),
+      rec("6", "", 10)};
+  size_t nrec = 7, claim[8];
+  unsigned seed = 5;
+  size_t nc = ag_own_balance(r, nrec, P8, 8, "c", NOW, EXPIRY, true, &seed, claim);
+  CU_ASSERT_EQUAL_FATAL(nc, 4);
+  for (size_t k = 0; k < nc; k++)
+    CU_ASSERT_EQUAL(claim[k], 4 + k);
+  /* the balanced rule takes one of them per round */
+  CU_ASSERT_EQUAL(ag_own_balance(r, nrec, P8, 8, "c", NOW, EXPIRY, false, &seed, claim), 1);
+}
+
+static void test_greedy_three_agents_first_to_see_expired_wins_none_steals(void) {
+  /* all 8 held by an agent that stopped renewing; a, b, c take turns */
+  ag_own_rec_t r[8];
+  size_t nrec = 8;
+  for (int i = 0; i < 8; i++)
+    r[i] = rec(P8[i], "dead", EXPIRY + 1);
+  const char *who[3] = {"a", "b", "c"};
+  unsigned seed = 9;
+  for (int round = 0; round < 9; round++) {
+    const char *self = who[round % 3];
+    size_t claim[8];
+    size_t nc = ag_own_balance(r, nrec, P8, 8, self, NOW, EXPIRY, true, &seed, claim);
+    /* the first to look takes all 8; later rounds of anyone renew only their own */
+    CU_ASSERT_EQUAL(nc, round % 3 == 0 ? 8u : 0u);
+    CU_ASSERT_EQUAL(
+        count_owned_by(r, nrec, claim, nc, "b") + count_owned_by(r, nrec, claim, nc, "c"), 0);
+    apply(r, &nrec, claim, nc, self);
+  }
+  CU_ASSERT_EQUAL(nrec, 8);
+  for (size_t i = 0; i < nrec; i++)
+    CU_ASSERT_STR(r[i].owner, "a");
+  /* a stops renewing: once its records expire, the next to look (b) takes all */
+  for (size_t i = 0; i < nrec; i++)
+    r[i].mtime_ms = NOW - EXPIRY - 1;
+  size_t claim[8];
+  size_t nc = ag_own_balance(r, nrec, P8, 8, "b", NOW, EXPIRY, true, &seed, claim);
+  CU_ASSERT_EQUAL(nc, 8);
+  apply(r, &nrec, claim, nc, "b");
+  CU_ASSERT_EQUAL(ag_own_balance(r, nrec, P8, 8, "c", NOW, EXPIRY, true, &seed, claim), 0);
+}
+
+static void test_greedy_never_steals_below_fair_share(void) {
+  /* "big" holds all 8: the balanced rule steals one, greedy takes none */
+  ag_own_rec_t r[8];
+  for (int i = 0; i < 8; i++)
+    r[i] = rec(P8[i], "big", 1000);
+  for (unsigned s = 0; s < 20; s++) {
+    size_t claim[8];
+    unsigned seed = s;
+    CU_ASSERT_EQUAL(ag_own_balance(r, 8, P8, 8, "me", NOW, EXPIRY, false, &seed, claim), 1);
+    CU_ASSERT_EQUAL(ag_own_balance(r, 8, P8, 8, "me", NOW, EXPIRY, true, &seed, claim), 0);
+  }
+}
+
+static void test_record_names_match_ids_in_any_case(void) {
+  /* listed names are lower-cased blob names; a lease's query-set id need not be */
+  const char *ids[] = {"Orders-Windows"};
+  ag_own_rec_t r[1] = {rec("orders-windows", "me", 1000)};
+  size_t claim[1];
+  unsigned seed = 1;
+  CU_ASSERT_EQUAL_FATAL(ag_own_balance(r, 1, ids, 1, "me", NOW, EXPIRY, true, &seed, claim), 1);
+  CU_ASSERT_EQUAL(claim[0], 0);
+  /* someone else's live lease: nothing to claim, in either rule */
+  strcpy(r[0].owner, "other");
+  CU_ASSERT_EQUAL(ag_own_balance(r, 1, ids, 1, "me", NOW, EXPIRY, true, &seed, claim), 0);
+  CU_ASSERT_EQUAL(ag_own_balance(r, 1, ids, 1, "me", NOW, EXPIRY, false, &seed, claim), 0);
+}
+
+static void test_folder_must_be_one_plain_segment(void) {
+  const char *bad[] = {
+      "a/b", "checkpoint", "CheckPoint",
+      "..",  "sp ace",     "0123456789012345678901234567890123456789012345678901234567890123"};
+  const char *good[] = {NULL, "", "ehdelta-lease", "Ownership"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad + sizeof good / sizeof *good; i++) {
+    bool is_bad = i < sizeof bad / sizeof *bad;
+    st_store_t *s = NULL;
+    ed_err_t err = {0};
+    char dir[] = "/tmp/ed-owner-XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    CU_ASSERT_EQUAL_FATAL(st_open(dir, NULL, &s, &err), ED_OK);
+    ag_own_opts_t o = {.ns = "ns.example", .hub = "hub", .group = "$Default", .owner_id = "me"};
+    o.folder = is_bad ? bad[i] : good[i - sizeof bad / sizeof *bad];
+    ag_own_t *own = NULL;
+    ed_code_t rc = ag_own_new(s, &o, &own, &err);
+    if (is_bad) {
+      CU_ASSERT_EQUAL(rc, ED_E_CONFIG);
+      CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "expected one path segment"));
+      CU_ASSERT_PTR_NULL(own);
+    } else {
+      CU_ASSERT_EQUAL(rc, ED_OK);
+    }
+    ag_own_free(own);
+    rmdir(dir);
+  }
+}
+
 static void test_inconsistent_timings_are_refused(void) {
   st_store_t *s = NULL;
   ed_err_t err = {0};
   char dir[] = "/tmp/ed-owner-XXXXXX";
   CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
   CU_ASSERT_EQUAL_FATAL(st_open(dir, NULL, &s, &err), ED_OK);
-  ag_own_opts_t o = {"ns.example", "hub", "$Default", "me", 10000000, 8000000, 3000000};
+  ag_own_opts_t o = {.ns = "ns.example",
+                     .hub = "hub",
+                     .group = "$Default",
+                     .owner_id = "me",
+                     .expiry_us = 10000000,
+                     .renew_us = 8000000,
+                     .margin_us = 3000000};
   ag_own_t *own = NULL;
   CU_ASSERT_EQUAL(ag_own_new(s, &o, &own, &err), ED_E_CONFIG);
   CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "below the ownership expiry"));
@@ -151,7 +272,7 @@ static void test_owner_ids_must_be_printable_ascii(void) {
     char dir[] = "/tmp/ed-owner-XXXXXX";
     CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
     CU_ASSERT_EQUAL_FATAL(st_open(dir, NULL, &s, &err), ED_OK);
-    ag_own_opts_t o = {"ns.example", "hub", "$Default", bad[i], 0, 0, 0};
+    ag_own_opts_t o = {.ns = "ns.example", .hub = "hub", .group = "$Default", .owner_id = bad[i]};
     ag_own_t *own = NULL;
     CU_ASSERT_EQUAL(ag_own_new(s, &o, &own, &err), ED_E_CONFIG);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "printable ASCII"));
@@ -165,7 +286,7 @@ static void test_local_store_is_refused_with_the_expected_form(void) {
   char dir[] = "/tmp/ed-owner-XXXXXX";
   CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
   CU_ASSERT_EQUAL_FATAL(st_open(dir, NULL, &s, &err), ED_OK);
-  ag_own_opts_t o = {"ns.example", "hub", "$Default", NULL, 0, 0, 0};
+  ag_own_opts_t o = {.ns = "ns.example", .hub = "hub", .group = "$Default"};
   ag_own_t *own = NULL;
   CU_ASSERT_EQUAL_FATAL(ag_own_new(s, &o, &own, &err), ED_OK);
   CU_ASSERT_EQUAL(strlen(ag_own_id(own)), 36);
@@ -185,6 +306,11 @@ static const cu_case_t cases[] = {
     CU_CASE(test_no_steal_at_fair_share),
     CU_CASE(test_owner_at_ceiling_claims_nothing_new),
     CU_CASE(test_rounds_converge_to_an_even_spread),
+    CU_CASE(test_greedy_takes_every_unowned_or_expired_one_at_once),
+    CU_CASE(test_greedy_three_agents_first_to_see_expired_wins_none_steals),
+    CU_CASE(test_greedy_never_steals_below_fair_share),
+    CU_CASE(test_record_names_match_ids_in_any_case),
+    CU_CASE(test_folder_must_be_one_plain_segment),
     CU_CASE(test_inconsistent_timings_are_refused),
     CU_CASE(test_owner_ids_must_be_printable_ascii),
     CU_CASE(test_local_store_is_refused_with_the_expected_form),

@@ -63,7 +63,7 @@ static void test_exactly_once(void) {
   snprintf(url, sizeof url, "%s/raw", dir);
   sm_type_t *t = schema();
   const char *const part[] = {"processing_date", NULL};
-  ag_dsink_opts_t o = {url, NULL, "ehdelta-raw", t, part, NULL, false, 0, NULL, NULL, false};
+  ag_dsink_opts_t o = {url, NULL, "ehdelta-raw", t, part, NULL, false, 0, NULL, NULL, false, false};
   ag_dsink_t *a = NULL, *b = NULL;
   ag_ckpt_t r = {0};
   ed_err_t e = {0};
@@ -211,7 +211,7 @@ static void test_nullability(void) {
     dl_create_opts_t co = {.schema_string = js.data};
     CU_ASSERT_EQUAL_FATAL(st_open(url, NULL, &st, &e), ED_OK);
     CU_ASSERT_EQUAL_FATAL(dl_table_create(st, &co, &tb, &e), ED_OK);
-    ag_dsink_opts_t o = {url, NULL, "q", rt, NULL, NULL, false, 0, NULL, NULL, false};
+    ag_dsink_opts_t o = {url, NULL, "q", rt, NULL, NULL, false, 0, NULL, NULL, false, false};
     ag_dsink_t *s = NULL;
     ag_ckpt_t r = {0};
     ed_code_t rc = ag_dsink_open(&o, &s, &r, &e);
@@ -298,7 +298,7 @@ static void test_check_constraint_refuses_the_batch(void) {
               "id STRING, amount DOUBLE, seq BIGINT, processing_date DATE", NULL,
               "\"delta.constraints.amount_positive\":\"amount > 0\"");
   sm_type_t *t = schema();
-  ag_dsink_opts_t o = {url, NULL, "q", t, NULL, NULL, false, 0, NULL, NULL, false};
+  ag_dsink_opts_t o = {url, NULL, "q", t, NULL, NULL, false, 0, NULL, NULL, false, false};
   ag_dsink_t *s = NULL;
   ag_ckpt_t r = {0};
   ed_err_t e = {0};
@@ -352,7 +352,7 @@ static void test_generated_columns_and_invariants(void) {
               "\\\"amount < 100\\\"}}\"}",
               "");
   sm_type_t *t = schema();
-  ag_dsink_opts_t o = {url, NULL, "q", t, NULL, NULL, false, 0, NULL, NULL, false};
+  ag_dsink_opts_t o = {url, NULL, "q", t, NULL, NULL, false, 0, NULL, NULL, false, false};
   ag_dsink_t *s = NULL;
   ag_ckpt_t r = {0};
   ed_err_t e = {0};
@@ -413,7 +413,7 @@ static void test_column_mapping_writes_physical_names(void) {
       "\"delta.columnMapping.physicalName\":\"col-d4\"}",
       "\"delta.columnMapping.mode\":\"name\",\"delta.columnMapping.maxColumnId\":\"4\"");
   sm_type_t *t = schema();
-  ag_dsink_opts_t o = {url, NULL, "q", t, NULL, NULL, false, 0, NULL, NULL, false};
+  ag_dsink_opts_t o = {url, NULL, "q", t, NULL, NULL, false, 0, NULL, NULL, false, false};
   ag_dsink_t *s = NULL;
   ag_ckpt_t r = {0};
   ed_err_t e = {0};
@@ -464,7 +464,7 @@ static void test_computed_columns(void) {
   sm_type_t *t = NULL;
   ed_err_t e = {0};
   CU_ASSERT_EQUAL_FATAL(sm_schema_parse_ddl("name STRING, ts TIMESTAMP", &t, &e), ED_OK);
-  ag_dsink_opts_t o = {url, NULL, "q", t, NULL, NULL, false, 0, NULL, NULL, false};
+  ag_dsink_opts_t o = {url, NULL, "q", t, NULL, NULL, false, 0, NULL, NULL, false, false};
   ag_dsink_t *s = NULL;
   ag_ckpt_t r = {0};
   CU_ASSERT_EQUAL_FATAL(ag_dsink_open(&o, &s, &r, &e), ED_OK);
@@ -505,6 +505,193 @@ static void test_computed_columns(void) {
   CU_ASSERT_EQUAL(system(cmd), 0);
 }
 
+/* The number of {"txn": lines in commit v of the table at url. */
+static int txn_lines(const char *url, int64_t v) {
+  char path[400];
+  snprintf(path, sizeof path, "%s/_delta_log/%020lld.json", url, (long long)v);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return -1;
+  char line[4096];
+  int n = 0;
+  while (fgets(line, sizeof line, f))
+    n += strncmp(line, "{\"txn\":", 7) == 0;
+  fclose(f);
+  return n;
+}
+
+static ag_ckpt_t at(int64_t batch, const char *const *parts, const int64_t *seqs, size_t n) {
+  ag_ckpt_t c = {.batch_id = batch, .watermark_us = INT64_MIN};
+  for (size_t i = 0; i < n; i++)
+    CU_ASSERT_EQUAL(ag_ckpt_set(&c, parts[i], seqs[i], NULL), ED_OK);
+  return c;
+}
+
+/* Every commit carries one txn per partition whose position moved; a sink
+ * that is not shared resumes after the further of its batch checkpoint and
+ * the partition's txn. */
+static void test_commits_carry_moved_positions(void) {
+  char tmp[] = "/tmp/ag_ptxn_XXXXXX";
+  CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(tmp));
+  char url[300];
+  snprintf(url, sizeof url, "%s/t", tmp);
+  sm_type_t *t = schema();
+  ag_dsink_opts_t o = {.url = url, .query_id = "q", .schema = t};
+  ag_dsink_t *a = NULL;
+  ag_ckpt_t r = {0};
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL_FATAL(ag_dsink_open(&o, &a, &r, &e), ED_OK);
+  ag_ckpt_fini(&r);
+  const char *p01[] = {"0", "1"};
+  ag_ckpt_t ck = at(0, p01, (int64_t[]){4, 9}, 2);
+  sm_batch_t *rb = rows(t, 0, 10);
+  int64_t v = -1;
+  CU_ASSERT_EQUAL_FATAL(ag_dsink_commit(a, rb, &ck, &v, NULL, &e), ED_OK);
+  CU_ASSERT_EQUAL(txn_lines(url, v), 3); /* the batch's and two partitions' */
+  sm_batch_free(rb);
+  ck.batch_id = 1;
+  CU_ASSERT_EQUAL(ag_ckpt_set(&ck, "0", 7, &e), ED_OK);
+  rb = rows(t, 10, 3);
+  CU_ASSERT_EQUAL_FATAL(ag_dsink_commit(a, rb, &ck, &v, NULL, &e), ED_OK);
+  CU_ASSERT_EQUAL(txn_lines(url, v), 2); /* partition 1 did not move */
+  sm_batch_free(rb);
+  /* a partition's txn past the checkpoint wins at the next open */
+  st_store_t *st = NULL;
+  dl_table_t *tb = NULL;
+  CU_ASSERT_EQUAL_FATAL(st_open(url, NULL, &st, &e), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(dl_table_open(st, &tb, &e), ED_OK);
+  int64_t have = -1;
+  CU_ASSERT(dl_table_txn_version(tb, "q/0", &have) && have == 7);
+  CU_ASSERT(dl_table_txn_version(tb, "q/1", &have) && have == 9);
+  dl_ptxn_t px = {"q/1", 9, 20};
+  dl_commit_t c = {.ptxns = &px, .nptxns = 1};
+  CU_ASSERT_EQUAL(dl_table_commit(tb, &c, NULL, &e), ED_OK);
+  dl_table_free(tb);
+  st_free(st);
+  ag_dsink_t *b = NULL;
+  CU_ASSERT_EQUAL_FATAL(ag_dsink_open(&o, &b, &r, &e), ED_OK);
+  CU_ASSERT_EQUAL(r.batch_id, 1);
+  int64_t seq = -1;
+  CU_ASSERT(ag_ckpt_get(&r, "0", &seq) && seq == 7);
+  CU_ASSERT(ag_ckpt_get(&r, "1", &seq) && seq == 20);
+  ag_ckpt_fini(&r);
+  /* a, which did not see that move, is fenced when it moves partition 1 */
+  ck.batch_id = 2;
+  CU_ASSERT_EQUAL(ag_ckpt_set(&ck, "1", 12, &e), ED_OK);
+  memset(&e, 0, sizeof e);
+  CU_ASSERT_EQUAL(ag_dsink_commit(a, NULL, &ck, &v, NULL, &e), ED_E_FENCED);
+  CU_ASSERT(strstr(e.msg, "'q/1'") && strstr(e.msg, "version 20"));
+  ag_ckpt_fini(&ck);
+  ag_dsink_free(a);
+  ag_dsink_free(b);
+  sm_type_free(t);
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+  CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
+/* Balanced reading: two agents' sinks, opened shared on one table, commit
+ * disjoint partitions; a third opened later sees both positions; a sink
+ * whose partition was moved by another is fenced and writes no row twice. */
+static void test_shared_sinks(void) {
+  char tmp[] = "/tmp/ag_shared_XXXXXX";
+  CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(tmp));
+  char url[300], ckdir[400];
+  snprintf(url, sizeof url, "%s/t", tmp);
+  snprintf(ckdir, sizeof ckdir, "%s/_ehdelta", url);
+  sm_type_t *t = schema();
+  const char *const part[] = {"processing_date", NULL};
+  ag_dsink_opts_t o = {
+      .url = url, .query_id = "q", .schema = t, .partition_by = part, .shared = true};
+  ag_dsink_t *a = NULL, *b = NULL, *c = NULL;
+  ag_ckpt_t r = {0};
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL_FATAL(ag_dsink_open(&o, &a, &r, &e), ED_OK);
+  CU_ASSERT_EQUAL(r.n, 0);
+  ag_ckpt_fini(&r);
+  CU_ASSERT_EQUAL_FATAL(ag_dsink_open(&o, &b, &r, &e), ED_OK);
+  ag_ckpt_fini(&r);
+
+  const char *p01[] = {"0", "1"}, *p23[] = {"2", "3"};
+  ag_ckpt_t ka = at(ag_dsink_next_batch(a), p01, (int64_t[]){4, 9}, 2);
+  ag_ckpt_t kb = at(ag_dsink_next_batch(b), p23, (int64_t[]){5, 6}, 2);
+  sm_batch_t *ra = rows(t, 0, 10), *rb = rows(t, 10, 6);
+  int64_t v = -1;
+  bool already = true;
+  CU_ASSERT_EQUAL_FATAL(ag_dsink_commit(a, ra, &ka, &v, &already, &e), ED_OK);
+  CU_ASSERT_EQUAL(v, 1);
+  /* b's snapshot predates a's commit: it retries past it and lands */
+  CU_ASSERT_EQUAL_FATAL(ag_dsink_commit(b, rb, &kb, &v, &already, &e), ED_OK);
+  CU_ASSERT_EQUAL(v, 2);
+  CU_ASSERT_FALSE(already);
+  CU_ASSERT_EQUAL(txn_lines(url, 2), 2); /* no batch txn: the two partitions' */
+  sm_batch_free(ra);
+  sm_batch_free(rb);
+  size_t files = 0;
+  CU_ASSERT_EQUAL(table_rows(url, &files), 16);
+  /* no checkpoint file anywhere */
+  CU_ASSERT_NOT_EQUAL(access(ckdir, F_OK), 0);
+
+  /* a third agent takes partition 2 over from b (a rebalance) */
+  CU_ASSERT_EQUAL_FATAL(ag_dsink_open(&o, &c, &r, &e), ED_OK);
+  CU_ASSERT_EQUAL(r.batch_id, -1);
+  const char *all[] = {"0", "1", "2", "3"};
+  int64_t want[] = {4, 9, 5, 6}, seq;
+  for (size_t i = 0; i < 4; i++)
+    CU_ASSERT(ag_ckpt_get(&r, all[i], &seq) && seq == want[i]);
+  CU_ASSERT_EQUAL(ag_dsink_next_batch(c), 3);
+  ag_ckpt_t kc = r;
+  kc.batch_id = ag_dsink_next_batch(c);
+  CU_ASSERT_EQUAL(ag_ckpt_set(&kc, "2", 8, &e), ED_OK);
+  sm_batch_t *rc_ = rows(t, 16, 3);
+  CU_ASSERT_EQUAL_FATAL(ag_dsink_commit(c, rc_, &kc, &v, &already, &e), ED_OK);
+  CU_ASSERT_EQUAL(txn_lines(url, v), 1); /* only partition 2 moved */
+  sm_batch_free(rc_);
+
+  /* b still reads partition 2 and commits events 6..9 on base 5: fenced */
+  kb.batch_id = ag_dsink_next_batch(b);
+  CU_ASSERT_EQUAL(ag_ckpt_set(&kb, "2", 9, &e), ED_OK);
+  CU_ASSERT_EQUAL(ag_ckpt_set(&kb, "3", 7, &e), ED_OK);
+  rb = rows(t, 16, 4); /* overlaps what c committed */
+  memset(&e, 0, sizeof e);
+  int64_t before = table_rows(url, &files);
+  CU_ASSERT_EQUAL(ag_dsink_commit(b, rb, &kb, &v, &already, &e), ED_E_FENCED);
+  CU_ASSERT(strstr(e.msg, "'q/2'") && strstr(e.msg, "base was 5"));
+  CU_ASSERT_EQUAL(table_rows(url, &files), before);
+  CU_ASSERT_EQUAL(before, 19);
+  /* and again from its snapshot: the batch stays void */
+  CU_ASSERT_EQUAL(ag_dsink_commit(b, rb, &kb, &v, &already, &e), ED_E_FENCED);
+  CU_ASSERT_EQUAL(table_rows(url, &files), 19);
+  sm_batch_free(rb);
+
+  /* a batch that moves nothing and adds nothing commits nothing */
+  int64_t v0 = v;
+  kc.batch_id = ag_dsink_next_batch(c);
+  CU_ASSERT_EQUAL(ag_dsink_commit(c, NULL, &kc, &v, &already, &e), ED_OK);
+  CU_ASSERT_EQUAL(v, v0);
+  CU_ASSERT_EQUAL(ag_dsink_next_batch(c), kc.batch_id + 1);
+  /* operator state has no place in a shared sink */
+  kc.batch_id = ag_dsink_next_batch(c);
+  CU_ASSERT_EQUAL(ed_buf_append(&kc.state, "w", 1), ED_OK);
+  CU_ASSERT_EQUAL(ag_dsink_commit(c, NULL, &kc, &v, &already, &e), ED_E_INVALID);
+  ag_ckpt_fini(&ka);
+  ag_ckpt_fini(&kb);
+  ag_ckpt_fini(&kc);
+  ag_dsink_free(a);
+  ag_dsink_free(b);
+  ag_dsink_free(c);
+
+  /* nor a takeover from Spark */
+  ag_spark_pos_t sp = {0};
+  o.takeover = &sp;
+  CU_ASSERT_EQUAL(ag_dsink_open(&o, &a, &r, &e), ED_E_CONFIG);
+  CU_ASSERT_PTR_NULL(a);
+  sm_type_free(t);
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+  CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
 static const cu_case_t cases[] = {
     CU_CASE(test_computed_columns),
     CU_CASE(test_check_constraint_refuses_the_batch),
@@ -513,6 +700,8 @@ static const cu_case_t cases[] = {
     CU_CASE(test_exactly_once),
     CU_CASE(test_checkpoint_json),
     CU_CASE(test_nullability),
+    CU_CASE(test_commits_carry_moved_positions),
+    CU_CASE(test_shared_sinks),
     CU_END,
 };
 ED_SUITE(ag_sink, cases)

@@ -757,6 +757,248 @@ static void test_checkpoint_keeps_table_features(void) {
   ed_buf_fini(&sj);
 }
 
+/* ---- per-partition positions (dl_ptxn_t, issue 18) ---- */
+
+static int64_t txn_of(const dl_table_t *t, const char *app) {
+  int64_t v;
+  return dl_table_txn_version(t, app, &v) ? v : -1;
+}
+
+static bool log_exists(st_store_t *s, int64_t v) {
+  char n[64];
+  dl_log_name(v, ".json", n);
+  st_stat_t st;
+  return st_stat(s, n, &st, NULL) == ED_OK;
+}
+
+/* Two owners of one partition, each reading from its own base: the second
+ * one's batch repeats events the first committed, so it must not land. */
+static void test_ptxn_second_owner_of_a_partition_is_fenced(void) {
+  char dir[300];
+  st_store_t *s = fresh(dir, sizeof dir);
+  dl_table_t *a = create(s), *b = NULL;
+  CU_ASSERT_EQUAL_FATAL(dl_table_open(s, &b, NULL), ED_OK);
+  dl_add_t fa = fake_add("a.parquet"), fb = fake_add("b.parquet");
+  dl_ptxn_t pa = {"q/0", -1, 10}, pb = {"q/0", -1, 12};
+  dl_commit_t ca = {.adds = &fa, .nadds = 1, .ptxns = &pa, .nptxns = 1};
+  dl_commit_t cb = {.adds = &fb, .nadds = 1, .ptxns = &pb, .nptxns = 1};
+  dl_commit_result_t r;
+  CU_ASSERT_EQUAL(dl_table_commit(a, &ca, &r, NULL), ED_OK);
+  CU_ASSERT_EQUAL(r.version, 1);
+  CU_ASSERT_EQUAL(txn_of(a, "q/0"), 10);
+  /* b's snapshot predates a's commit: the race is lost and the winner read */
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL(dl_table_commit(b, &cb, &r, &e), ED_E_FENCED);
+  CU_ASSERT(strstr(e.msg, "'q/0'") && strstr(e.msg, "version 10") && strstr(e.msg, "base was -1"));
+  CU_ASSERT(!log_exists(s, 2));
+  CU_ASSERT_EQUAL(dl_table_version(b), 1);
+  /* the same from the snapshot, before any attempt */
+  memset(&e, 0, sizeof e);
+  CU_ASSERT_EQUAL(dl_table_commit(b, &cb, &r, &e), ED_E_FENCED);
+  CU_ASSERT_EQUAL(r.attempts, 0);
+  CU_ASSERT(strstr(e.msg, "'q/0' is at version 10") && strstr(e.msg, "base is -1"));
+  CU_ASSERT(!log_exists(s, 2));
+  CU_ASSERT_EQUAL(ed_code_is_retriable(ED_E_FENCED), false);
+  /* with the right base b goes on */
+  dl_ptxn_t pb2 = {"q/0", 10, 12};
+  cb.ptxns = &pb2;
+  CU_ASSERT_EQUAL(dl_table_commit(b, &cb, &r, NULL), ED_OK);
+  CU_ASSERT_EQUAL(r.version, 2);
+  CU_ASSERT_EQUAL(txn_of(b, "q/0"), 12);
+  dl_table_free(a);
+  dl_table_free(b);
+  st_free(s);
+}
+
+/* A writer that retries a commit which did land (an ambiguous failure, a
+ * restart) is told so, from the snapshot or from the winners. */
+static void test_ptxn_own_landed_commit_is_already_committed(void) {
+  char dir[300];
+  st_store_t *s = fresh(dir, sizeof dir);
+  dl_table_t *a = create(s), *stale = NULL;
+  CU_ASSERT_EQUAL_FATAL(dl_table_open(s, &stale, NULL), ED_OK);
+  dl_add_t f = fake_add("a.parquet");
+  dl_ptxn_t p[2] = {{"q/0", -1, 10}, {"q/1", -1, 4}};
+  dl_commit_t c = {.adds = &f, .nadds = 1, .ptxns = p, .nptxns = 2};
+  dl_commit_result_t r;
+  CU_ASSERT_EQUAL(dl_table_commit(a, &c, &r, NULL), ED_OK);
+  CU_ASSERT_EQUAL(dl_table_commit(a, &c, &r, NULL), ED_OK);
+  CU_ASSERT(r.already_committed);
+  CU_ASSERT_EQUAL(r.attempts, 0);
+  CU_ASSERT_EQUAL(dl_table_commit(stale, &c, &r, NULL), ED_OK);
+  CU_ASSERT(r.already_committed);
+  CU_ASSERT_EQUAL(r.version, 1);
+  CU_ASSERT(!log_exists(s, 2));
+  CU_ASSERT_EQUAL(dl_table_num_files(stale), 1);
+  /* with the batch txn as well (a sink that is not shared) */
+  dl_table_free(stale);
+  CU_ASSERT_EQUAL_FATAL(dl_table_open(s, &stale, NULL), ED_OK);
+  dl_ptxn_t p2[2] = {{"q/0", 10, 20}, {"q/1", 4, 9}};
+  dl_commit_t c2 = {
+      .adds = &f, .nadds = 1, .app_id = "q", .txn_version = 7, .ptxns = p2, .nptxns = 2};
+  CU_ASSERT_EQUAL(dl_table_commit(a, &c2, &r, NULL), ED_OK);
+  CU_ASSERT_EQUAL(r.version, 2);
+  CU_ASSERT_EQUAL(dl_table_commit(stale, &c2, &r, NULL), ED_OK);
+  CU_ASSERT(r.already_committed);
+  CU_ASSERT_EQUAL(r.version, 2);
+  CU_ASSERT(!log_exists(s, 3));
+  dl_table_free(a);
+  dl_table_free(stale);
+  st_free(s);
+}
+
+/* Owners of different partitions share the table: each retries past the
+ * other's commits and lands; a winner that touches none of a commit's
+ * appIds is no reason to stop. */
+static void test_ptxn_disjoint_partitions_and_unrelated_winners_land(void) {
+  char dir[300];
+  st_store_t *s = fresh(dir, sizeof dir);
+  dl_table_t *a = create(s), *b = NULL, *c3 = NULL;
+  CU_ASSERT_EQUAL_FATAL(dl_table_open(s, &b, NULL), ED_OK);
+  CU_ASSERT_EQUAL_FATAL(dl_table_open(s, &c3, NULL), ED_OK);
+  dl_add_t fa = fake_add("a.parquet"), fb = fake_add("b.parquet"), fc = fake_add("c.parquet");
+  dl_ptxn_t pa[2] = {{"q/0", -1, 10}, {"q/2", -1, 3}}, pb[2] = {{"q/1", -1, 12}, {"q/3", -1, 5}};
+  dl_commit_t ca = {.adds = &fa, .nadds = 1, .ptxns = pa, .nptxns = 2};
+  dl_commit_t cb = {.adds = &fb, .nadds = 1, .ptxns = pb, .nptxns = 2};
+  dl_commit_t other = {.adds = &fc, .nadds = 1, .app_id = "another-query", .txn_version = 1};
+  dl_commit_result_t r;
+  CU_ASSERT_EQUAL(dl_table_commit(a, &ca, &r, NULL), ED_OK);
+  CU_ASSERT_EQUAL(dl_table_commit(c3, &other, &r, NULL), ED_OK);
+  CU_ASSERT_EQUAL(r.version, 2);
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL(dl_table_commit(b, &cb, &r, &e), ED_OK);
+  CU_ASSERT_EQUAL(r.version, 3);
+  CU_ASSERT_EQUAL(r.attempts, 2);
+  CU_ASSERT(!r.already_committed);
+  CU_ASSERT_EQUAL(txn_of(b, "q/0"), 10);
+  CU_ASSERT_EQUAL(txn_of(b, "q/1"), 12);
+  CU_ASSERT_EQUAL(txn_of(b, "q/2"), 3);
+  CU_ASSERT_EQUAL(txn_of(b, "q/3"), 5);
+  CU_ASSERT_EQUAL(txn_of(b, "another-query"), 1);
+  CU_ASSERT_EQUAL(dl_table_num_files(b), 3);
+  /* the commit's actions: one txn per partition, a streaming commitInfo */
+  ed_buf_t body = ED_BUF_INIT;
+  CU_ASSERT_EQUAL(st_get(s, "_delta_log/00000000000000000003.json", 0, -1, &body, NULL), ED_OK);
+  size_t ntxn = 0;
+  for (const char *p = body.data; p && (p = strstr(p, "{\"txn\":")); p++)
+    ntxn++;
+  CU_ASSERT_EQUAL(ntxn, 2);
+  CU_ASSERT(body.data && strstr(body.data, "\"operation\":\"STREAMING UPDATE\""));
+  CU_ASSERT(body.data && strstr(body.data, "{\"txn\":{\"appId\":\"q/3\",\"version\":5,"));
+  ed_buf_fini(&body);
+  dl_table_free(a);
+  dl_table_free(b);
+  dl_table_free(c3);
+  st_free(s);
+}
+
+/* A winner that moved only some of a commit's partitions, or moved them
+ * to other versions, is another owner: fenced, naming the partition. A
+ * winner that holds all of them at or past the commit's versions covers the
+ * batch's events: already committed. */
+static void test_ptxn_partial_winner_fences_and_covering_winner_absorbs(void) {
+  char dir[300];
+  st_store_t *s = fresh(dir, sizeof dir);
+  dl_table_t *a = create(s), *b = NULL;
+  CU_ASSERT_EQUAL_FATAL(dl_table_open(s, &b, NULL), ED_OK);
+  dl_add_t fa = fake_add("a.parquet"), fb = fake_add("b.parquet");
+  dl_ptxn_t pa = {"q/1", -1, 30}, pb[2] = {{"q/0", -1, 10}, {"q/1", -1, 10}};
+  dl_commit_t ca = {.adds = &fa, .nadds = 1, .ptxns = &pa, .nptxns = 1};
+  dl_commit_t cb = {.adds = &fb, .nadds = 1, .ptxns = pb, .nptxns = 2};
+  CU_ASSERT_EQUAL(dl_table_commit(a, &ca, NULL, NULL), ED_OK);
+  ed_err_t e = {0};
+  CU_ASSERT_EQUAL(dl_table_commit(b, &cb, NULL, &e), ED_E_FENCED);
+  CU_ASSERT(strstr(e.msg, "'q/1'") && strstr(e.msg, "version 30"));
+  CU_ASSERT(!log_exists(s, 2));
+  /* a winner with both partitions past b's versions */
+  dl_table_t *b2 = NULL;
+  CU_ASSERT_EQUAL_FATAL(dl_table_open(s, &b2, NULL), ED_OK);
+  dl_ptxn_t pw[2] = {{"q/0", -1, 15}, {"q/1", 30, 40}}, pb2[2] = {{"q/0", -1, 11}, {"q/1", 30, 35}};
+  dl_commit_t cw = {.adds = &fa, .nadds = 1, .ptxns = pw, .nptxns = 2};
+  dl_commit_t cb2 = {.adds = &fb, .nadds = 1, .ptxns = pb2, .nptxns = 2};
+  CU_ASSERT_EQUAL(dl_table_commit(a, &cw, NULL, NULL), ED_OK);
+  dl_commit_result_t r;
+  CU_ASSERT_EQUAL(dl_table_commit(b2, &cb2, &r, NULL), ED_OK);
+  CU_ASSERT(r.already_committed);
+  CU_ASSERT_EQUAL(r.version, 2);
+  CU_ASSERT(!log_exists(s, 3));
+  dl_table_free(a);
+  dl_table_free(b);
+  dl_table_free(b2);
+  st_free(s);
+}
+
+static void test_ptxn_mistakes_are_refused_before_writing(void) {
+  char dir[300];
+  st_store_t *s = fresh(dir, sizeof dir);
+  dl_table_t *a = create(s);
+  dl_ptxn_t twice[2] = {{"q/0", -1, 1}, {"q/0", -1, 2}}, batch = {"q", -1, 1},
+            neg = {"q/0", -1, -1}, noid = {NULL, -1, 1};
+  const struct {
+    dl_ptxn_t *p;
+    size_t n;
+    const char *msg;
+  } cases[] = {{twice, 2, "given twice"},
+               {&batch, 1, "the commit's appId"},
+               {&neg, 1, "version >= 0"},
+               {&noid, 1, "expected an appId"}};
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    dl_commit_t c = {.app_id = "q", .txn_version = 1, .ptxns = cases[i].p, .nptxns = cases[i].n};
+    ed_err_t e = {0};
+    CU_ASSERT_EQUAL(dl_table_commit(a, &c, NULL, &e), ED_E_INVALID);
+    CU_ASSERT(strstr(e.msg, cases[i].msg) != NULL);
+  }
+  CU_ASSERT(!log_exists(s, 1));
+  dl_table_free(a);
+  st_free(s);
+}
+
+/* Positions must outlive the JSON commits: a checkpoint keeps every txn,
+ * and a writer reopened from it goes on from its bases. */
+static void test_ptxn_checkpoint_keeps_every_position(void) {
+  char dir[300];
+  st_store_t *s = fresh(dir, sizeof dir);
+  dl_table_t *a = create(s), *b = NULL;
+  char ids[32][16];
+  int64_t last[32];
+  for (int p = 0; p < 32; p++) {
+    snprintf(ids[p], sizeof ids[p], "q/%d", p);
+    last[p] = -1;
+  }
+  for (int v = 1; v <= 10; v++) {
+    dl_ptxn_t px[32];
+    size_t n = 0;
+    for (int p = 0; p < 32; p++)
+      if ((p + v) % 3) { /* each commit moves two partitions in three */
+        px[n++] = (dl_ptxn_t){ids[p], last[p], last[p] + 100 + p};
+        last[p] += 100 + p;
+      }
+    dl_commit_t c = {.app_id = "q", .txn_version = v, .ptxns = px, .nptxns = n};
+    dl_commit_result_t r;
+    CU_ASSERT_EQUAL(dl_table_commit(a, &c, &r, NULL), ED_OK);
+    CU_ASSERT_EQUAL(r.checkpointed, v == 10);
+  }
+  for (int v = 0; v <= 10; v++) {
+    char n[64];
+    dl_log_name(v, ".json", n);
+    st_delete(s, n, NULL);
+  }
+  CU_ASSERT_EQUAL_FATAL(dl_table_open(s, &b, NULL), ED_OK);
+  CU_ASSERT_EQUAL(dl_table_checkpoint_version(b), 10);
+  CU_ASSERT_EQUAL(dl_table_num_txns(b), 33);
+  for (int p = 0; p < 32; p++)
+    CU_ASSERT_EQUAL(txn_of(b, ids[p]), last[p]);
+  CU_ASSERT_EQUAL(txn_of(b, "q"), 10);
+  dl_ptxn_t go = {ids[5], last[5], last[5] + 1}, stale = {ids[6], last[6] - 1, last[6] + 1};
+  dl_commit_t c = {.ptxns = &go, .nptxns = 1};
+  CU_ASSERT_EQUAL(dl_table_commit(b, &c, NULL, NULL), ED_OK);
+  c.ptxns = &stale;
+  CU_ASSERT_EQUAL(dl_table_commit(b, &c, NULL, NULL), ED_E_FENCED);
+  dl_table_free(a);
+  dl_table_free(b);
+  st_free(s);
+}
+
 static const cu_case_t cases[] = {
     CU_CASE(test_checkpoint_keeps_table_features),
     CU_CASE(test_writer_features_per_operation),
@@ -777,5 +1019,11 @@ static const cu_case_t cases[] = {
     CU_CASE(test_bad_tables_get_one_clear_error),
     CU_CASE(test_checkpoint_round_trips_the_snapshot),
     CU_CASE(test_log_cleanup_only_behind_a_checkpoint),
+    CU_CASE(test_ptxn_second_owner_of_a_partition_is_fenced),
+    CU_CASE(test_ptxn_own_landed_commit_is_already_committed),
+    CU_CASE(test_ptxn_disjoint_partitions_and_unrelated_winners_land),
+    CU_CASE(test_ptxn_partial_winner_fences_and_covering_winner_absorbs),
+    CU_CASE(test_ptxn_mistakes_are_refused_before_writing),
+    CU_CASE(test_ptxn_checkpoint_keeps_every_position),
     CU_END};
 ED_SUITE_FULL(delta, cases, setup, teardown)
