@@ -13,8 +13,9 @@ the closing evidence run uses 1,000,000) at EHDELTA_SCALE_RATE events/s (default
 SIGTERM two hosts (the then lease holder among them). Every step waits on a
 condition (rows in the raw table, partitions read per the logs), never on a
 sleep. Checked:
-  - the dead host's partitions are read again within twice the ownership
-    expiry (10 s here) of the kill, by both queries;
+  - the dead host's partitions are read again soon after the ownership
+    expiry (10 s here): the window query's within twice the expiry of the
+    kill, the raw query's (one claim a round per survivor) within three times;
   - every event exactly once in the raw table: as many rows as the hub holds
     (the sum over the partitions of last sequence number + 1) and as many
     distinct (partition, sequence number);
@@ -340,7 +341,12 @@ def test_three_agents_kill_scale_out_stop(services):
         print(f"kill -9 {holder.name}: its {len(lost_raw)} raw partitions read again after "
               f"{took_raw} ms, the window query's 32 after {took_win} ms "
               f"(expiry {EXPIRY_S * 1000} ms)", flush=True)
-        assert took_raw <= 2 * EXPIRY_S * 1000, took_raw
+        # The records expire EXPIRY_S after the victim's last renewal; then each
+        # survivor claims one partition a round, as the SDKs do, and every claim
+        # starts a generation (rounds take 1.5-2.5 s on a loaded 2-core machine:
+        # 10 or 11 partitions over two survivors took 19-26 s). The lease holder
+        # takes all 32 at once.
+        assert took_raw <= 3 * EXPIRY_S * 1000, took_raw
         assert took_win <= 2 * EXPIRY_S * 1000, took_win
 
         wait_until(lambda: raw_rows(az) >= EVENTS // 2 or sender.poll() is not None,
