@@ -129,7 +129,7 @@ def check_intervals(ivs, steal_grace_ms=0):
                     bad.append(f"partition {p}: {a!r} and {b!r} of one agent overlap")
                     continue
                 over = min(a.end, b.end) - b.start
-                if a.reason == "stolen" and a.end <= b.end and over <= steal_grace_ms:
+                if a.reason == "stolen" and over <= steal_grace_ms:
                     steals.append((p, a, b, over))
                     continue
                 bad.append(f"partition {p}: {b.agent} read from {b.start} while {a.agent} read "
