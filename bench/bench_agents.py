@@ -14,8 +14,10 @@ columns kept), with a fresh Azurite container as its checkpoint store
 once and SIGTERMed once the table holds every event. Printed per
 configuration: wall seconds from the start to the last event committed (it
 includes the agents balancing the partitions among themselves), events/s over
-that time and as a ratio of the 1-agent baseline, the seconds from the first
-partition read to the last event committed, each agent's user+sys CPU seconds
+that time and as a ratio of the 1-agent baseline; the seconds until the agents
+had settled (every partition read by one agent, shares within one), the events
+left then and the events/s of the rest of the drain (the steady rate) with its
+ratio to the baseline's; each agent's user+sys CPU seconds
 (wait4 rusage, so it includes balancing and the shutdown) and their sum per
 million events, and ehemu's and Azurite's CPU over the same time (they share
 the 2 cores). Wall figures depend on what else runs (the load average is
@@ -153,20 +155,25 @@ trigger = 2 seconds
     env = dict(os.environ, AZURE_STORAGE_ACCOUNT_KEY=DEV_KEY)
     emu0, az0 = proc_cpu_s(emu.proc.pid), tree_cpu_s(az.proc.pid)
     t0 = time.monotonic()
-    wall0 = au.now_ms()
     if group:
         agents = [au.Agent(EHDELTA, conf, d, f"a{i}", env=env) for i in range(k)]
     else:
         agents = [au.Agent(EHDELTA, conf, d, "plain", env=env, owner=False)]
+    settled_at = settled_rows = None
     try:
-        while rows(table) < EVENTS:
+        while True:
+            n = rows(table)
+            if settled_at is None and (au.balanced(agents, NPART) if group else
+                                       agents[0].events("run")):
+                settled_at, settled_rows = time.monotonic(), n
+            if n >= EVENTS:
+                break
             for a in agents:
                 if a.proc.poll() is not None:
                     sys.exit(f"bench_agents: {name}/{a.name} exited {a.proc.returncode}: "
                              f"{a.text()[-2000:]}")
             time.sleep(0.2)
         wall = time.monotonic() - t0
-        done_ms = au.now_ms()
     finally:
         cpu = []
         for a in agents:
@@ -177,16 +184,17 @@ trigger = 2 seconds
             a.log.close()
             cpu.append(ru.ru_utime + ru.ru_stime)
     emu_cpu, az_cpu = proc_cpu_s(emu.proc.pid) - emu0, tree_cpu_s(az.proc.pid) - az0
-    firsts = [j["ms"] for a in agents for j in a.events("reading_started")]
-    if not firsts:  # no checkpoint store: reading starts with the run
-        firsts = [j["ms"] for a in agents for j in a.events("run")] or [wall0]
-    read_s = (done_ms - min(firsts)) / 1000
     n = rows(table)
     bad = [a.name for a in agents if a.proc.returncode != 0]
     if bad or n != EVENTS:
         sys.exit(f"bench_agents: {name}: {n} rows for {EVENTS} events; exit codes "
                  f"{[a.proc.returncode for a in agents]}")
-    return {"name": name, "k": k, "wall": wall, "read": read_s, "eps": EVENTS / wall,
+    if settled_at is None:  # drained before the last claim: no steady part
+        settled_at, settled_rows = t0 + wall, EVENTS
+    left, steady = EVENTS - settled_rows, t0 + wall - settled_at
+    return {"name": name, "k": k, "wall": wall, "eps": EVENTS / wall,
+            "settle": settled_at - t0, "left": left,
+            "steady": left / steady if left and steady > 0 else float("nan"),
             "cpu": cpu, "emu": emu_cpu, "az": az_cpu}
 
 
@@ -227,13 +235,19 @@ def main():
             say(f"work directory kept: {work}")
     base = next((r for r in res if r["k"] == 1 and r["name"] != "1-plain"), res[0])
     say("")
-    say(f"{'configuration':<14} {'wall s':>7} {'events/s':>9} {'vs 1':>5} {'read s':>7} "
-        f"{'agent CPU s (each)':<24} {'CPU s/M':>8} {'ehemu s':>8} {'azurite s':>9}")
+    say(f"{'configuration':<14} {'wall s':>7} {'events/s':>9} {'vs 1':>5} {'settle s':>8} "
+        f"{'left':>8} {'steady ev/s':>11} {'vs 1':>5} {'agent CPU s (each)':<22} {'CPU s/M':>8} "
+        f"{'ehemu s':>8} {'azurite s':>9}")
     for r in res:
         each = " ".join(f"{c:.1f}" for c in r["cpu"])
         say(f"{r['name']:<14} {r['wall']:7.1f} {r['eps']:9.0f} {r['eps'] / base['eps']:5.2f} "
-            f"{r['read']:7.1f} {each:<24} {sum(r['cpu']) / EVENTS * 1e6:8.2f} "
-            f"{r['emu']:8.1f} {r['az']:9.1f}")
+            f"{r['settle']:8.1f} {r['left']:8d} {r['steady']:11.0f} "
+            f"{r['steady'] / base['steady']:5.2f} {each:<22} "
+            f"{sum(r['cpu']) / EVENTS * 1e6:8.2f} {r['emu']:8.1f} {r['az']:9.1f}")
+    say("settle s: from the start until every partition was read by exactly one agent, "
+        "shares within one (the agents claim one partition a round each, and every claim "
+        "restarts their generation); left: events not yet committed then; steady ev/s: "
+        "those over the rest of the drain")
     say(f"baseline: 1-agents (one agent with the checkpoint store); {EVENTS} events, "
         f"load average at the end {os.getloadavg()[0]:.2f}")
 
