@@ -35,3 +35,11 @@ bench-status-page: ehdelta$(EXEEXT) ehemu$(EXEEXT)
 	EHDELTA_TOP_BUILDDIR=$(abs_top_builddir) EHDELTA_TOP_SRCDIR=$(abs_top_srcdir) \
 	  bash $(top_srcdir)/bench/bench_status_page.sh
 .PHONY: bench-status-page
+
+# make bench-agents: throughput and CPU of 1, 2 and 3 agents sharing a
+# consumer group through a checkpoint store (bench/bench_agents.py).
+EXTRA_DIST += bench/bench_agents.sh bench/bench_agents.py
+bench-agents: ehdelta$(EXEEXT) ehemu$(EXEEXT)
+	EHDELTA_TOP_BUILDDIR=$(abs_top_builddir) EHDELTA_TOP_SRCDIR=$(abs_top_srcdir) \
+	  bash $(top_srcdir)/bench/bench_agents.sh
+.PHONY: bench-agents

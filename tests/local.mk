@@ -25,3 +25,9 @@ tests_unit_unit_torture_LDADD = $(EVENTHUBS_LIBS) $(COMMON_LIBS) $(CUNIT_LIBS)
 # on the same tables, both ways, and the switch from a Spark query.
 TESTS += tests/interop/test_spark.py
 EXTRA_DIST += tests/interop/test_spark.py
+
+# Several agents on one hub (issue 18): 3-4 agents over 32 partitions with kill
+# -9, scale-out and SIGTERM (EHDELTA_SCALE_EVENTS scales it up), and the official
+# Python SDK's checkpoint store and event processor beside the agents.
+TESTS += tests/interop/test_agents_scale.py tests/interop/test_sdk_balance.py
+EXTRA_DIST += tests/interop/agents_util.py
