@@ -313,6 +313,11 @@ static void lose(ag_own_t *o, size_t i, const char *pid, const char *why) {
 /* @locality: the one thread that runs rounds (it owns the store). Holds mu
  * only between storage requests. */
 ed_code_t ag_own_tick(ag_own_t *o, const char *const *pids, size_t np, ed_err_t *err) {
+  for (size_t i = 0; i < np; i++)
+    if (strlen(pids[i]) >= AG_OWN_NAME_MAX)
+      return ed_err_set(err, ED_E_INVALID,
+                        "ownership record name '%.40s...' is %zu bytes; expected at most %d",
+                        pids[i], strlen(pids[i]), AG_OWN_NAME_MAX - 1);
   pthread_mutex_lock(&o->mu);
   if (o->np != np) {
     part_t *p = realloc(o->parts, (np ? np : 1) * sizeof *p);

@@ -41,9 +41,14 @@ typedef enum { AG_OWN_BALANCED = 0, AG_OWN_GREEDY, AG_OWN_CLAIM_ALL } ag_own_mod
  * GREEDY), NULL-terminated: an ENUM option row's names. */
 extern const char *const ag_own_strategy_names[];
 
+/* The longest record name (a partition id, a lease's query-set id) plus its
+ * NUL. ag_own_tick refuses a longer one rather than cut it: a cut name never
+ * matches its own record, and the claim would be lost after one round. */
+#define AG_OWN_NAME_MAX 128
+
 /* One ownership record as listed. */
 typedef struct ag_own_rec {
-  char pid[32];
+  char pid[AG_OWN_NAME_MAX];
   char owner[128]; /* "" when released */
   char etag[96];
   int64_t mtime_ms; /* the service's Last-Modified */
@@ -134,7 +139,7 @@ ed_code_t ag_own_checkpoint(ag_own_t *o, const char *pid, int64_t offset, int64_
                             ed_err_t *err);
 
 typedef struct ag_own_ckpt {
-  char pid[32];
+  char pid[AG_OWN_NAME_MAX];
   int64_t offset, seq; /* -1 when absent */
 } ag_own_ckpt_t;
 /* Every checkpoint record of the consumer group. Caller frees *out with free(). */

@@ -133,7 +133,8 @@ static void lease_name(const run_t *r, char *out, size_t cap) {
       if (!*c)
         break;
     }
-  snprintf(out, cap, "%s-%016" PRIx64, r->nsinks ? r->sinks[0].query_id : "ehdelta", h);
+  /* the first query id, cut to leave room for the hash within a record name */
+  snprintf(out, cap, "%.80s-%016" PRIx64, r->nsinks ? r->sinks[0].query_id : "ehdelta", h);
 }
 
 /* ---- ag-owner: the rounds ---- */
