@@ -240,6 +240,11 @@ void ag_shr_turn(run_t *r);
 /* A partition's receiver was stolen (a higher epoch): closes it, ends the
  * generation. */
 void ag_shr_stolen(run_t *r, size_t p);
+/* Partition p's receiver was refused at attach because a higher epoch reads
+ * it (a claim race lost between our round and the hub): no reading began,
+ * the generation ends, and p is not taken back before a round has listed the
+ * records again. @locality pipeline thread (start of a generation) */
+void ag_shr_refused(run_t *r, size_t p);
 /* After a landed commit of j (flush thread): the SDK checkpoints of the
  * partitions whose least committed position moved. */
 void ag_shr_checkpoint(run_t *r, const job_t *j);

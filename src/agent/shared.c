@@ -275,6 +275,13 @@ void ag_shr_stolen(run_t *r, size_t p) {
   r->gen_end = true;
 }
 
+void ag_shr_refused(run_t *r, size_t p) {
+  shr_t *h = r->shr;
+  h->stolen_round[p] = rounds_now(h);
+  r->parts[p].closed = true; /* never started: nothing to close or log as stopped */
+  r->gen_end = true;
+}
+
 /* Why proofs ran out: no round reached the store for as long as a proof
  * lasts (three quarters of the expiry: owner.c's default margin), or a round
  * that did saw another owner's record. @locality pipeline thread  @locks none */

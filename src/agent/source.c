@@ -383,7 +383,17 @@ ed_code_t ag_run_start_receivers(run_t *r, ed_err_t *err) {
     ro.on_events = on_events;
     ro.on_state = on_rx_state;
     ro.ctx = pt;
-    if ((rc = eh_receiver_open(r->client, &ro, &pt->rx, err)))
+    rc = eh_receiver_open(r->client, &ro, &pt->rx, err);
+    if (rc == ED_E_LINK_STOLEN && r->shr) {
+      /* the owner that won a claim race attached first: its partition, and
+       * this generation ends rather than the agent */
+      ED_LOG_INFO("reading_refused", "partition=%s owner=%s error=\"%s\"", pt->id,
+                  ag_shr_owner_id(r), err->msg);
+      pt->rx = NULL;
+      ag_shr_refused(r, p);
+      continue;
+    }
+    if (rc)
       return ed_err_prefix(err, "partition %s", pt->id);
     if (r->shr)
       ED_LOG_INFO("reading_started", "partition=%s owner=%s from=%" PRId64, pt->id,

@@ -427,3 +427,49 @@ def test_store_unreachable_stops_reading(emu, tmp_path):
                 a.proc.wait()
     finally:
         own.stop()
+
+
+def test_partition_held_by_a_higher_epoch_is_refused_not_fatal(az, emu, tmp_path):
+    """A reader outside the protocol holds partition 3 with a higher epoch
+    (an SDK receiver with owner_level 2**62): the agent owns the record but
+    the hub refuses its link at attach. It says so (`reading_refused`), reads
+    the other partitions on, and takes 3 once that reader is gone; every
+    event lands exactly once. Before, the refusal ended `ehdelta run`
+    (status LINK_STOLEN)."""
+    from emu_util import Watch
+    az.create_container("refused")
+    root = tmp_path / "tables"
+    conf = conf_for(emu, tmp_path, root, az.url("refused"))
+    squatter = Watch(emu, partition="3", owner_level=2 ** 62, hub=emu.hub)
+    a = None
+    try:
+        evs = transactions(SLICE, seed=7, first_id=1)
+        send(emu, tmp_path, evs, "r1")
+        a = Agent("agent-a", conf, tmp_path)
+        wait_until(lambda: a.events("reading_refused") or not a.alive(), timeout=30 * EXPIRY_S,
+                   interval=0.2, what="partition 3 refused at attach")
+        assert a.alive(), a.log_path.read_text()[-3000:]
+        assert {str(l["partition"]) for l in a.events("reading_refused")} == {"3"}
+        # the other seven are read and committed meanwhile
+        wait_until(lambda: a.reading() is not None and len(a.reading() - {"3"}) == NPART - 1,
+                   timeout=30 * EXPIRY_S, interval=0.2, what="the other partitions read")
+        squatter.close()
+        squatter = None
+        wait_until(lambda: count(root / "raw") >= len(evs) or not a.alive(), timeout=30 * EXPIRY_S,
+                   interval=0.5, what="every event, partition 3's too")
+        assert a.alive(), a.log_path.read_text()[-3000:]
+        assert a.term() == 0, a.log_path.read_text()[-3000:]
+    finally:
+        if squatter:
+            squatter.close()
+        if a and a.alive():
+            a.proc.kill()
+            a.proc.wait()
+    t = DeltaTable(str(root / "raw")).to_pyarrow_table(columns=["partition", "sequenceNumber"])
+    keys = list(zip(t.column("partition").to_pylist(), t.column("sequenceNumber").to_pylist()))
+    assert len(keys) == len(set(keys)) == len(evs)
+    started = [l for l in a.events("reading_started") if str(l["partition"]) == "3"]
+    assert started, "partition 3 never read"
+    assert not [l for l in a.events("reading_stopped")
+                if str(l["partition"]) == "3" and ts(l) < ts(started[0])], \
+        "a refused partition logged as stopped without having started"
