@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/owner.h"
 #include "common/buf.h"
 #include "common/time.h"
 #include "eventhubs/client.h"
@@ -94,6 +95,10 @@ static const ed_opt_t source_keys[] = {
     {"ownership_renew", 0, ED_OPT_DURATION, "DURATION", "10 seconds",
      S(ag_source_t, ownership_renew_us), "how often an agent renews its claims and balances", 0, 0,
      0, NULL},
+    {"load_balancing", 0, ED_OPT_ENUM, "STRATEGY", "greedy", S(ag_source_t, load_balancing),
+     "the SDKs' strategy: greedy takes its whole share of free partitions in one round, balanced "
+     "one a round",
+     0, 0, 0, ag_own_strategy_names},
     ED_OPT_END,
 };
 

@@ -53,6 +53,7 @@ typedef struct ag_source {
   char *owner_id;              /* NULL: a fresh uuid per process */
   int64_t ownership_expiry_us; /* a claim not renewed this long may be taken */
   int64_t ownership_renew_us;  /* how often claims are renewed and balanced */
+  int load_balancing;          /* ag_own_mode_t: AG_OWN_BALANCED or AG_OWN_GREEDY */
 } ag_source_t;
 
 typedef struct ag_schema {

@@ -115,7 +115,8 @@ static ed_code_t open_owner(run_t *r, const char *id, bool lease, ag_own_t **out
                       .expiry_us = src->ownership_expiry_us,
                       .renew_us = src->ownership_renew_us,
                       .folder = lease ? LEASE_FOLDER : NULL,
-                      .mode = r->shr->stateful && !lease ? AG_OWN_CLAIM_ALL : AG_OWN_BALANCED};
+                      .mode = r->shr->stateful && !lease ? AG_OWN_CLAIM_ALL
+                                                         : (ag_own_mode_t)src->load_balancing};
   rc = ag_own_new(st, &oo, out, err); /* takes st */
   return rc ? ed_err_prefix(err, "[source] checkpoint_store") : ED_OK;
 }
