@@ -39,10 +39,10 @@
 #define CONTINUOUS_POLL_US 2000
 /* trigger = continuous: a batch closes once the agent has spent this many
  * times the CPU of the sink's last commit since the previous close (so a
- * commit's cost is at most a fifth of the CPU, the issue's 25% over a 1 s
- * trigger), or once it has been open CONTINUOUS_WAIT_US, whichever is first;
- * DESIGN-NOTES has the figures. */
-#define CONTINUOUS_AMORTISE 5
+ * commit is at most a tenth of the agent's CPU: with what else each close
+ * costs, within the issue's 25% over a 1 s trigger), or once it has been
+ * open CONTINUOUS_WAIT_US, whichever is first; DESIGN-NOTES has the figures. */
+#define CONTINUOUS_AMORTISE 10
 #define CONTINUOUS_WAIT_US  100000
 
 /* ---- event blocks: what the network thread hands the pipeline ---- */
