@@ -264,8 +264,11 @@ void *ag_run_flush_main(void *arg) {
     pthread_mutex_unlock(&r->mu);
     /* After a failure nothing more is committed: what follows is read again
      * on the next start. */
-    if (!failed)
+    if (!failed) {
+      int64_t c0 = ed_time_thread_cpu_us();
       flush_one(r, j);
+      atomic_store(&j->s->commit_cpu_us, ed_time_thread_cpu_us() - c0);
+    }
     sink_t *s_done = j->s;
     job_free(j);
     pthread_mutex_lock(&r->mu);
@@ -335,6 +338,8 @@ ed_code_t ag_run_close_batch_one(run_t *r, sink_t *s, ed_err_t *err) {
   j->proc_us = s->proc_us;
   j->closed_mono = now;
   s->closed = now;
+  if (s->continuous)
+    s->cpu_closed = ed_time_process_cpu_us();
   j->trigger_wall = s->opened_wall;
   if (!rc && s->win) {
     win_set_now(s->win, now_wall);

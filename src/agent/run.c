@@ -70,9 +70,14 @@ static int64_t next_due(const sink_t *s, int64_t now) {
 }
 
 /* trigger = continuous: the sink's previous batch has landed (nothing of it
- * queued or being committed), it has data, and the least interval since the
- * last close has passed. Closing then never waits in push_job, so commits
- * follow each other back to back while the pipeline fills the next batch.
+ * queued or being committed), it has data, the least interval since the
+ * last close has passed, and either the batch pays for its commit (the agent
+ * has spent CONTINUOUS_AMORTISE times the last commit's CPU since the last
+ * close) or it has been open CONTINUOUS_WAIT_US. Closing never waits in
+ * push_job; under load the CPU test passes as soon as the previous commit
+ * lands, so commits follow each other back to back, and at a rate where each
+ * would hold a few events the batch grows until a commit is a small share of
+ * the work.
  * @locality pipeline thread  @locks takes run.mu to read outstanding */
 static bool continuous_due(run_t *r, sink_t *s, int64_t now) {
   if (!s->dirty || now - s->closed < s->trigger_us)
@@ -80,7 +85,17 @@ static bool continuous_due(run_t *r, sink_t *s, int64_t now) {
   pthread_mutex_lock(&r->mu);
   bool idle = s->outstanding == 0;
   pthread_mutex_unlock(&r->mu);
-  return idle;
+  if (!idle)
+    return false;
+  if (now - s->closed >= CONTINUOUS_WAIT_US)
+    return true;
+  return ag_run_commit_paid(ed_time_process_cpu_us() - s->cpu_closed,
+                            atomic_load(&s->commit_cpu_us));
+}
+
+/* @locality any  @locks none */
+bool ag_run_commit_paid(int64_t cpu_spent_us, int64_t commit_cpu_us) {
+  return cpu_spent_us >= CONTINUOUS_AMORTISE * commit_cpu_us;
 }
 
 static ed_code_t close_open(run_t *r, ed_err_t *err);
@@ -104,6 +119,7 @@ ed_code_t ag_run_pipeline(run_t *r, ed_err_t *err) {
     r->sinks[i].opened_wall = ed_time_now_us();
     r->sinks[i].next_fire = now + r->sinks[i].trigger_us;
     r->sinks[i].closed = now;
+    r->sinks[i].cpu_closed = ed_time_process_cpu_us();
   }
   ed_code_t rc = ED_OK;
   while (!rc) {

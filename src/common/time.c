@@ -351,3 +351,13 @@ int64_t ed_time_mono_us(void) {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * ED_US_PER_SEC + ts.tv_nsec / 1000;
 }
+
+static int64_t cpu_us(clockid_t c) {
+  struct timespec ts;
+  if (clock_gettime(c, &ts))
+    return 0;
+  return (int64_t)ts.tv_sec * ED_US_PER_SEC + ts.tv_nsec / 1000;
+}
+
+int64_t ed_time_thread_cpu_us(void) { return cpu_us(CLOCK_THREAD_CPUTIME_ID); }
+int64_t ed_time_process_cpu_us(void) { return cpu_us(CLOCK_PROCESS_CPUTIME_ID); }

@@ -43,7 +43,9 @@ ed_code_t ed_time_parse_duration(const char *s, int64_t *us, ed_err_t *err);
 /* "5 minutes", "1 hour", "1500 milliseconds": the largest unit that divides us. */
 size_t ed_time_format_duration(int64_t us, char *out, size_t n);
 
-int64_t ed_time_now_us(void);  /* wall clock */
-int64_t ed_time_mono_us(void); /* monotonic, for intervals and deadlines */
+int64_t ed_time_now_us(void);         /* wall clock */
+int64_t ed_time_mono_us(void);        /* monotonic, for intervals and deadlines */
+int64_t ed_time_thread_cpu_us(void);  /* CPU time of the calling thread */
+int64_t ed_time_process_cpu_us(void); /* CPU time of the whole process (every thread) */
 
 #endif

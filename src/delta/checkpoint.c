@@ -403,6 +403,7 @@ ed_code_t dl_table_checkpoint(dl_table_t *t, ed_err_t *err) {
   if ((rc = st_put(t->store, "_delta_log/_last_checkpoint", lc.data, lc.len, err)))
     goto out;
   t->checkpoint_version = t->version;
+  t->since_ckpt = 0;
 out:
   pq_writer_free(w);
   pq_schema_free(schema);

@@ -163,6 +163,8 @@ static ed_code_t set_txn(dl_table_t *t, dl_txn_t *x) {
 ed_code_t dl_snapshot_apply(dl_table_t *t, dl_action_t *a, ed_err_t *err) {
   ed_code_t rc = ED_OK;
   t->views_stale = true;
+  if (a->kind == DL_A_ADD || a->kind == DL_A_REMOVE || a->kind == DL_A_TXN)
+    t->since_ckpt++;
   switch (a->kind) {
   case DL_A_ADD: {
     dl_add_t *n = malloc(sizeof *n);
@@ -215,6 +217,7 @@ ed_code_t dl_snapshot_apply(dl_table_t *t, dl_action_t *a, ed_err_t *err) {
     t->metadata = a->u.metadata;
     memset(&a->u.metadata, 0, sizeof a->u.metadata);
     t->have_metadata = true;
+    t->cleanup_after_ms = 0; /* the log retention may have changed */
     break;
   default:
     break;
@@ -357,6 +360,7 @@ static ed_code_t load(dl_table_t *t, ed_err_t *err) {
     if ((rc = dl_checkpoint_load(t, ckpt, err)))
       goto out;
     t->checkpoint_version = ckpt;
+    t->since_ckpt = 0;
     from = ckpt + 1;
   }
   /* Commits after the checkpoint must all be there, contiguous. */
@@ -943,13 +947,24 @@ ed_code_t dl_table_commit(dl_table_t *t, const dl_commit_t *c, dl_commit_result_
     int64_t interval = strtoll(dl_table_config(t, "delta.checkpointInterval", "10"), NULL, 10);
     if (interval <= 0)
       interval = 10;
-    if (res->version > 0 && res->version % interval == 0) {
+    /* Spark's rule (v % interval == 0), and only once the actions since the
+     * last checkpoint number at least its rows over the interval: a
+     * checkpoint rewrites every file, tombstone and txn, so on a table that
+     * commits many times a second (trigger = continuous) or holds many
+     * tombstones (compaction) a fixed cadence costs the writer its whole
+     * snapshot again and again; this way each committed action pays for at
+     * most `interval` checkpoint rows. A small table keeps Spark's cadence. */
+    size_t rows = t->files.n + t->tombstones.n + t->ntxns;
+    if (res->version > 0 && res->version % interval == 0 &&
+        t->since_ckpt * (uint64_t)interval >= rows) {
       ed_err_t e4 = {0};
-      /* Spark's rule (v % interval == 0); a failed checkpoint never fails a
-       * landed commit: readers do not need it, only speed. */
+      /* a failed checkpoint never fails a landed commit: readers do not need
+       * it, only speed */
       if (dl_table_checkpoint(t, &e4) == ED_OK) {
         res->checkpointed = true;
-        dl_table_cleanup_log(t, ed_time_now_us() / 1000, NULL, NULL);
+        int64_t now_ms = ed_time_now_us() / 1000;
+        if (now_ms >= t->cleanup_after_ms)
+          dl_table_cleanup_log(t, now_ms, NULL, NULL);
       } else {
         ED_LOG_WARN("delta_checkpoint_failed", "table=%s version=%" PRId64 " error=\"%s\"",
                     st_url(t->store), res->version, e4.msg);
@@ -987,16 +1002,25 @@ ed_code_t dl_table_cleanup_log(dl_table_t *t, int64_t now_ms, size_t *deleted, e
         l.items[i].mtime_ms <= cutoff && v > ck && v <= t->version)
       ck = v;
   }
-  for (size_t i = 0; ck > 0 && i < l.n && !rc; i++) {
+  /* Nothing kept now can expire before the oldest kept file's mtime plus
+   * the retention (files written later are newer than now). */
+  int64_t oldest = now_ms;
+  for (size_t i = 0; i < l.n && !rc; i++) {
     int64_t v;
     const char *suf;
-    if (!parse_log_name(l.items[i].key, &v, &suf) || v >= ck || l.items[i].mtime_ms > cutoff)
+    if (!parse_log_name(l.items[i].key, &v, &suf) ||
+        (strcmp(suf, ".json") && strcmp(suf, ".checkpoint.parquet") && strcmp(suf, ".crc")))
       continue;
-    if (strcmp(suf, ".json") && strcmp(suf, ".checkpoint.parquet") && strcmp(suf, ".crc"))
+    if (ck <= 0 || v >= ck || l.items[i].mtime_ms > cutoff) {
+      if (l.items[i].mtime_ms < oldest)
+        oldest = l.items[i].mtime_ms;
       continue;
+    }
     if (!(rc = st_delete(t->store, l.items[i].key, err)) && deleted)
       (*deleted)++;
   }
+  if (!rc)
+    t->cleanup_after_ms = oldest + ret_us / 1000;
   st_list_fini(&l);
   return rc;
 }

@@ -19,6 +19,12 @@ struct dl_table {
   st_store_t *store;
   int64_t version;
   int64_t checkpoint_version;
+  /* add, remove and txn actions applied since checkpoint_version: a
+   * checkpoint is written only once they pay for it (dl_table_commit) */
+  uint64_t since_ckpt;
+  /* no log file can expire before this wall time (ms): commits skip the
+   * log listing of dl_table_cleanup_log until then */
+  int64_t cleanup_after_ms;
   bool have_protocol, have_metadata;
   dl_protocol_t protocol;
   dl_metadata_t metadata;

@@ -474,6 +474,45 @@ static void test_checkpoint_round_trips_the_snapshot(void) {
   st_free(s);
 }
 
+/* A table whose snapshot is large against what is committed (one commit of
+ * 300 files, checkpointed, then one file a commit) is not checkpointed at every tenth
+ * version: only once the actions since the last checkpoint (an add and a txn
+ * a commit) number at least its rows over the interval, 300 / 10 = 30, so
+ * at version 20 (38 actions since version 1), not 10 (18). */
+static void test_checkpoint_waits_until_the_actions_pay_for_it(void) {
+  char dir[300];
+  st_store_t *s = fresh(dir, sizeof dir);
+  dl_table_t *a = create(s);
+  enum { BIG = 300 };
+  dl_add_t *big = calloc(BIG, sizeof *big);
+  char(*names)[32] = calloc(BIG, sizeof *names);
+  CU_ASSERT_FATAL(big && names);
+  for (int i = 0; i < BIG; i++) {
+    snprintf(names[i], sizeof names[i], "big%03d.parquet", i);
+    big[i] = fake_add(names[i]);
+  }
+  dl_commit_t c0 = {.adds = big, .nadds = BIG, .no_checkpoint = true};
+  CU_ASSERT_EQUAL(dl_table_commit(a, &c0, NULL, NULL), ED_OK); /* version 1 */
+  CU_ASSERT_EQUAL(dl_table_checkpoint(a, NULL), ED_OK);
+  int64_t first = -1;
+  for (int i = 0; i < 25; i++) {
+    char p[32];
+    snprintf(p, sizeof p, "f%02d.parquet", i);
+    dl_add_t f = fake_add(p);
+    dl_commit_t c = {.adds = &f, .nadds = 1, .app_id = "q", .txn_version = i};
+    dl_commit_result_t r;
+    CU_ASSERT_EQUAL(dl_table_commit(a, &c, &r, NULL), ED_OK);
+    if (r.checkpointed && first < 0)
+      first = r.version;
+  }
+  CU_ASSERT_EQUAL(first, 20);
+  CU_ASSERT_EQUAL(dl_table_checkpoint_version(a), 20);
+  free(names);
+  free(big);
+  dl_table_free(a);
+  st_free(s);
+}
+
 static void age(const char *dir, const char *name, int64_t days) {
   char p[400];
   snprintf(p, sizeof p, "%s/%s", dir, name);
@@ -1018,6 +1057,7 @@ static const cu_case_t cases[] = {
     CU_CASE(test_optimize_min_files_is_size_tiered),
     CU_CASE(test_bad_tables_get_one_clear_error),
     CU_CASE(test_checkpoint_round_trips_the_snapshot),
+    CU_CASE(test_checkpoint_waits_until_the_actions_pay_for_it),
     CU_CASE(test_log_cleanup_only_behind_a_checkpoint),
     CU_CASE(test_ptxn_second_owner_of_a_partition_is_fenced),
     CU_CASE(test_ptxn_own_landed_commit_is_already_committed),
