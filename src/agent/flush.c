@@ -4,6 +4,7 @@
  * one progress line per batch. run.mu guards the job queue between the two. */
 #include "agent/run_int.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,8 +251,27 @@ void *ag_run_flush_main(void *arg) {
   run_t *r = arg;
   for (;;) {
     pthread_mutex_lock(&r->mu);
-    while (!r->head && !r->closing)
-      pthread_cond_wait(&r->cv, &r->mu);
+    while (!r->head && !r->closing) {
+      if (!r->shr) {
+        pthread_cond_wait(&r->cv, &r->mu);
+        continue;
+      }
+      /* sharing: an idle wait ends every renewal interval for the SDK
+       * checkpoints the interval held back after the last commit */
+      struct timespec ts;
+      int64_t every = r->conf->source.ownership_renew_us;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      ts.tv_sec += every / ED_US_PER_SEC;
+      ts.tv_nsec += (every % ED_US_PER_SEC) * 1000;
+      if (ts.tv_nsec >= 1000000000)
+        ts.tv_sec++, ts.tv_nsec -= 1000000000;
+      if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) == ETIMEDOUT && !r->head && !r->closing &&
+          !r->flush_rc) {
+        pthread_mutex_unlock(&r->mu);
+        ag_shr_checkpoint(r, NULL);
+        pthread_mutex_lock(&r->mu);
+      }
+    }
     job_t *j = r->head;
     if (!j) {
       pthread_mutex_unlock(&r->mu);

@@ -259,7 +259,9 @@ void ag_shr_stolen(run_t *r, size_t p);
  * records again. @locality pipeline thread (start of a generation) */
 void ag_shr_refused(run_t *r, size_t p);
 /* After a landed commit of j (flush thread): the SDK checkpoints of the
- * partitions whose least committed position moved. */
+ * partitions whose least committed position moved, at most one a partition
+ * per ownership_renew (the rest when the generation ends). j NULL: every
+ * partition (the flush thread, idle for a renewal interval). */
 void ag_shr_checkpoint(run_t *r, const job_t *j);
 /* This agent's owner id (borrowed, valid for the run). */
 const char *ag_shr_owner_id(const run_t *r);

@@ -56,11 +56,14 @@ typedef struct ag_shr {
   uint64_t *stolen_round;   /* per partition: rounds when its link was stolen (pipeline) */
   size_t *scratch;          /* nparts + 1 indexes (pipeline) */
   int64_t *ck_seq;          /* per partition: the last SDK checkpoint written (flush thread) */
+  int64_t *ck_at;           /* per partition: monotonic time it was written (flush thread) */
   ag_own_stats_t last;      /* ag-owner: the stats at the last round, for metric deltas */
   size_t last_owned;        /* ag-owner */
   char standby_of[128];     /* ag-owner: the holder last logged */
   uint64_t gen;             /* pipeline */
 } shr_t;
+
+static void write_checkpoints(run_t *r, const job_t *j, bool all);
 
 const char *ag_shr_owner_id(const run_t *r) { return ag_own_id(r->shr->own); }
 
@@ -428,6 +431,7 @@ static ed_code_t generation(run_t *r, ed_err_t *err) {
   if (!stop)
     ed_notify("STATUS=waiting for partitions", NULL);
   ag_run_stop_flush(r);
+  write_checkpoints(r, NULL, true); /* what the interval held back */
   if (!rc && r->flush_rc && r->flush_rc != ED_E_FENCED) {
     rc = r->flush_rc;
     *err = r->flush_err;
@@ -461,6 +465,7 @@ static void shr_free(shr_t *h) {
   free(h->stolen_round);
   free(h->scratch);
   free(h->ck_seq);
+  free(h->ck_at);
   pthread_mutex_destroy(&h->mu);
   pthread_cond_destroy(&h->cv);
   free(h);
@@ -482,7 +487,8 @@ static ed_code_t shr_open(run_t *r, ed_err_t *err) {
   h->stolen_round = calloc(r->nparts + 1, sizeof *h->stolen_round);
   h->scratch = calloc(r->nparts + 1, sizeof *h->scratch);
   h->ck_seq = calloc(r->nparts + 1, sizeof *h->ck_seq);
-  if (!h->pids || !h->stolen_round || !h->scratch || !h->ck_seq)
+  h->ck_at = calloc(r->nparts + 1, sizeof *h->ck_at);
+  if (!h->pids || !h->stolen_round || !h->scratch || !h->ck_seq || !h->ck_at)
     return ag_run_nomem(err, "checkpoint store");
   for (size_t p = 0; p < r->nparts; p++) {
     h->pids[p] = r->parts[p].id;
@@ -552,14 +558,24 @@ static int64_t least_committed(const run_t *r, size_t p, int64_t *off) {
   return low == INT64_MAX ? -1 : low;
 }
 
-void ag_shr_checkpoint(run_t *r, const job_t *j) {
+/* The SDK checkpoints of the partitions whose least committed position moved
+ * past the last one written, at most one a partition per renewal interval
+ * unless all (a generation's end): one blob write per partition and commit
+ * would put 32 storage round trips behind every commit of a continuous
+ * trigger, where the SDKs' own processors checkpoint when the application
+ * asks. The table, not this record, is the exactly-once position.
+ * @locality flush thread, or the pipeline once it is stopped  @locks none */
+static void write_checkpoints(run_t *r, const job_t *j, bool all) {
   shr_t *h = r->shr;
+  int64_t now = ed_time_mono_us(), every = r->conf->source.ownership_renew_us;
   for (size_t p = 0; p < r->nparts; p++) {
-    if (j->end[p] < 0)
+    if (j && j->end[p] < 0)
       continue;
     int64_t off, seq = least_committed(r, p, &off);
     /* an offset unknown: a sink resumed from its table and not yet committed here */
     if (seq <= h->ck_seq[p] || off < 0 || !ag_own_owns(h->own, p))
+      continue;
+    if (!all && h->ck_seq[p] >= 0 && now - h->ck_at[p] < every)
       continue;
     ed_err_t e = {0};
     if (ag_own_checkpoint(h->ck, r->parts[p].id, off, seq, &e)) {
@@ -568,5 +584,8 @@ void ag_shr_checkpoint(run_t *r, const job_t *j) {
       continue;
     }
     h->ck_seq[p] = seq;
+    h->ck_at[p] = now;
   }
 }
+
+void ag_shr_checkpoint(run_t *r, const job_t *j) { write_checkpoints(r, j, false); }
