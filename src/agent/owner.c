@@ -401,6 +401,16 @@ bool ag_own_owns(const ag_own_t *o, size_t i) {
   return v;
 }
 
+int64_t ag_own_proof_end(const ag_own_t *o, size_t i) {
+  ag_own_t *m = (ag_own_t *)o; /* the lock, not the state, changes */
+  pthread_mutex_lock(&m->mu);
+  int64_t end = i < o->np && o->parts[i].owned
+                    ? o->parts[i].sent_mono_us + o->expiry_us - o->margin_us
+                    : INT64_MIN;
+  pthread_mutex_unlock(&m->mu);
+  return end;
+}
+
 size_t ag_own_expired(ag_own_t *o, size_t *out) {
   size_t n = 0;
   pthread_mutex_lock(&o->mu);
