@@ -201,8 +201,12 @@ static const ag_own_rec_t *find_rec(const ag_own_rec_t *recs, size_t n, const ch
   return NULL;
 }
 
+/* Last-Modified comes in whole seconds: the write may have landed up to
+ * 999 ms after the time listed. Judged from the latest it could have been, a
+ * host whose clock is ahead by up to the owner's safety margin still sees a
+ * claim live until that owner's proof has ended (ehdelta-run(1), CLOCKS). */
 static bool rec_live(const ag_own_rec_t *r, int64_t now_ms, int64_t expiry_ms) {
-  return r && r->owner[0] && r->mtime_ms + expiry_ms >= now_ms;
+  return r && r->owner[0] && r->mtime_ms + 999 + expiry_ms >= now_ms;
 }
 
 static size_t balance_greedy(const ag_own_rec_t *recs, size_t nrec, const char *const *pids,

@@ -133,12 +133,6 @@ an available-now run|checkpoint_store = $store|trigger = available-now||agents s
 a query id with a slash||query_id = q/1||\[sink s\] query id 'q/1': expected no '/'
 a query id with a slash and a store|checkpoint_store = $store|query_id = ehdelta-s/0||query id 'ehdelta-s/0': expected no '/'
 CASES
-# the default query id (ehdelta-NAME) comes from the sink's name
-printf '[source]\nconnection_string_file = %s/cs\n[schema]\ncolumns = id STRING\n[sink a/b]\npath = %s/plan\n' "$T" "$T" >"$T/slash.conf"
-"$EHDELTA" run --config "$T/slash.conf" --check >"$T/out" 2>"$T/err"
-rc=$?
-check "--check refuses a sink name with a slash (its default query id) with status 2 (got $rc)" [ $rc -eq 2 ]
-check "--check names the sink's default query id: $(head -c 300 "$T/err")" grep -q "query id 'ehdelta-a/b': expected no '/'.*sink's name" "$T/err"
 share_conf "" "query_id = q-1" >"$T/share.conf"
 check "a query id without a slash passes --check" "$EHDELTA" run --config "$T/share.conf" --check
 share_conf "checkpoint_store = $store\nownership_expiry = 8 seconds\nownership_renew = 1 second" "" >"$T/share.conf"
