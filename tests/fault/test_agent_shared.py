@@ -581,8 +581,12 @@ def store_dark_for_one(az, emu, tmp_path, container, tables_on_store):
                     out.setdefault(str(l["partition"]), ts(l) + datetime.timedelta(
                         milliseconds=l["limit_ms"] - l["age_ms"]))
             return out
-        wait_until(lambda: set(stopped()) >= mine, timeout=10 * EXPIRY_S, interval=0.2,
-                   what="agent a stopping its partitions")
+        def warned_of():
+            return {p for l in a.events("ownership_expired") for p in str(l["partitions"]).split(",")}
+        # the warning follows the stops it names
+        wait_until(lambda: set(stopped()) >= mine and warned_of() >= {
+            p for p, s in stopped().items() if s[1] == "expired"}, timeout=10 * EXPIRY_S,
+            interval=0.2, what="agent a stopping its partitions, and saying so")
         stops, ends = stopped(), proof_ends()
         for p in mine:
             left = stops[p][2]  # "none": stopped only after owner.c dropped the proof
