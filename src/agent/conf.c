@@ -420,6 +420,14 @@ static void validate_sink(probs_t *p, ag_sink_t *k, const sm_type_t *schema) {
          "[sink %s] constraint_violation = dead-letter is for delta sinks of rows (a window's "
          "rows are aggregates of many events)",
          k->name);
+  /* A partition's position is the txn "<query id>/<partition>": with a '/'
+   * in it, query "q"'s partition txn could be query "q/1"'s batch txn. (The
+   * default, ehdelta-NAME, has none: sink names are letters, digits, _ and -.) */
+  if (k->query_id && strchr(k->query_id, '/'))
+    prob(p, KL(sink_keys, k->key_lines, "query_id", ln),
+         "[sink %s] query id '%s': expected no '/' (it separates the query id from the "
+         "partition in the per-partition txn appIds)",
+         k->name, k->query_id);
   if (!k->query_id) {
     size_t n = strlen(k->name) + 9;
     k->query_id = malloc(n);

@@ -201,8 +201,12 @@ static const ag_own_rec_t *find_rec(const ag_own_rec_t *recs, size_t n, const ch
   return NULL;
 }
 
+/* Last-Modified comes in whole seconds: the write may have landed up to
+ * 999 ms after the time listed. Judged from the latest it could have been, a
+ * host whose clock is ahead by up to the owner's safety margin still sees a
+ * claim live until that owner's proof has ended (ehdelta-run(1), CLOCKS). */
 static bool rec_live(const ag_own_rec_t *r, int64_t now_ms, int64_t expiry_ms) {
-  return r && r->owner[0] && r->mtime_ms + expiry_ms >= now_ms;
+  return r && r->owner[0] && r->mtime_ms + 999 + expiry_ms >= now_ms;
 }
 
 const char *const ag_own_strategy_names[] = {"balanced", "greedy", NULL};
@@ -411,6 +415,16 @@ bool ag_own_owns(const ag_own_t *o, size_t i) {
   bool v = owns_locked(o, i);
   pthread_mutex_unlock(&m->mu);
   return v;
+}
+
+int64_t ag_own_proof_end(const ag_own_t *o, size_t i) {
+  ag_own_t *m = (ag_own_t *)o; /* the lock, not the state, changes */
+  pthread_mutex_lock(&m->mu);
+  int64_t end = i < o->np && o->parts[i].owned
+                    ? o->parts[i].sent_mono_us + o->expiry_us - o->margin_us
+                    : INT64_MIN;
+  pthread_mutex_unlock(&m->mu);
+  return end;
 }
 
 size_t ag_own_expired(ag_own_t *o, size_t *out) {

@@ -113,6 +113,10 @@ ed_code_t ag_own_tick(ag_own_t *o, const char *const *pids, size_t np, ed_err_t 
 /* True while partition i is provably ours: claimed, and the last successful
  * claim was sent less than expiry - margin ago (monotonic clock). */
 bool ag_own_owns(const ag_own_t *o, size_t i);
+/* When partition i's proof ends, on the monotonic clock (ed_time_mono_us):
+ * the last successful claim's send plus expiry - margin. INT64_MIN when i is
+ * not claimed. Lets a caller stop a little before ag_own_owns turns false. */
+int64_t ag_own_proof_end(const ag_own_t *o, size_t i);
 /* True when partition i's current claim was taken from a live owner: that
  * owner reads on until its next round sees the record (or until the Event
  * Hubs service closes its link for our higher epoch), so a stolen partition

@@ -141,8 +141,10 @@ ed_code_t ag_run_pipeline(run_t *r, ed_err_t *err) {
     if (prc == ED_OK) {
       part_t *from = &r->parts[((blk_t *)item)->part];
       atomic_fetch_sub(&from->queued, 1);
-      /* a partition closed early (lost, stolen): what it had queued is not ours to take */
-      rc = from->closed ? ED_OK : ag_run_process_block(r, item, err);
+      /* a partition closed early (lost, stolen) or whose proof ran out: what
+       * it had queued is not ours to take */
+      rc =
+          from->closed || atomic_load(&from->unproven) ? ED_OK : ag_run_process_block(r, item, err);
       free(item);
       ag_metrics_set(r->o->metrics, AG_M_RING_USED, NULL, (double)rb_count(r->ring));
     }

@@ -95,6 +95,15 @@ typedef struct part {
    * dropped. Both written by the pipeline between generations or on its turn. */
   bool gen_owned;
   bool closed;
+  /* shared.c's guard (ag-guard): this generation's proof of ownership ran
+   * out or was lost. Set whatever the pipeline is doing (blocked on a full
+   * flush queue, say): the network thread takes nothing and grants no credit
+   * (as for held), the pipeline drops its queued blocks and closes it on its
+   * next turn. */
+  atomic_int unproven;
+  /* reading_stopped logged for this generation: by the guard at the stop or
+   * by the pipeline at the close, whichever came first, never twice */
+  atomic_int stop_logged;
 } part_t;
 
 typedef struct sink {

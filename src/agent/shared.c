@@ -19,6 +19,13 @@
  * Threads: ag-owner runs the ownership rounds with its own store handles (the
  * lease's, the partitions'); the flush thread writes the SDK checkpoints
  * through a third; the pipeline (the caller's) asks for the proof each turn.
+ * The pipeline may be blocked for long (a full flush queue while commits, or
+ * the SDK checkpoints, wait on an unreachable store), and so may ag-owner
+ * (each request may take the safety margin's bound): ag-guard, one per
+ * generation, waits on neither. It looks at the proof every POLL_US / 2 and
+ * holds each partition whose proof is gone or about to go (the receiver
+ * takes nothing and grants no credit) and logs reading_stopped at once; the
+ * pipeline closes the receiver when it next turns.
  * Prefix ag_shr_. */
 #include "agent/run_int.h"
 
@@ -61,6 +68,12 @@ typedef struct ag_shr {
   size_t last_owned;        /* ag-owner */
   char standby_of[128];     /* ag-owner: the holder last logged */
   uint64_t gen;             /* pipeline */
+  /* ag-guard: one per generation, stopped before the partitions are reset */
+  pthread_t guard;
+  bool guard_up;
+  pthread_mutex_t gmu; /* guards gquit */
+  pthread_cond_t gcv;
+  bool gquit;
 } shr_t;
 
 static void write_checkpoints(run_t *r, const job_t *j, bool all);
@@ -240,6 +253,29 @@ static void *owner_main(void *arg) {
 
 /* ---- the pipeline's side ---- */
 
+/* When partition p's proof ends (monotonic): its claim's, or the lease's if
+ * that ends first; INT64_MIN when p is not claimed.
+ * @locality any  @locks takes the owners' locks */
+static int64_t proof_end(const run_t *r, size_t p) {
+  shr_t *h = r->shr;
+  int64_t end = ag_own_proof_end(h->own, p);
+  if (h->lease && end != INT64_MIN && ag_own_proof_end(h->lease, 0) < end)
+    end = ag_own_proof_end(h->lease, 0);
+  return end;
+}
+
+/* reading_stopped, with how much of the proof was left (ms; "none" once it
+ * was dropped: lost, or taken back by ag_own_expired).
+ * @locality pipeline thread, ag-guard  @locks takes the owners' locks */
+static void log_stopped(run_t *r, size_t p, const char *why) {
+  int64_t end = proof_end(r, p);
+  char left[24] = "none";
+  if (end != INT64_MIN)
+    snprintf(left, sizeof left, "%lld", (long long)((end - ed_time_mono_us()) / 1000));
+  ED_LOG_INFO("reading_stopped", "partition=%s owner=%s reason=%s proof_left_ms=%s", r->parts[p].id,
+              ag_shr_owner_id(r), why, left);
+}
+
 /* @locality pipeline thread  @locks none */
 static void close_part(run_t *r, size_t p, const char *why) {
   part_t *pt = &r->parts[p];
@@ -249,8 +285,8 @@ static void close_part(run_t *r, size_t p, const char *why) {
   pt->rx = NULL;
   pt->closed = true;
   ag_metrics_set(r->o->metrics, AG_M_PART_OWNED, pt->id, 0);
-  ED_LOG_INFO("reading_stopped", "partition=%s owner=%s reason=%s", pt->id, ag_shr_owner_id(r),
-              why);
+  if (!atomic_exchange(&pt->stop_logged, 1)) /* else ag-guard stopped it first and said so */
+    log_stopped(r, p, why);
 }
 
 /* @locality pipeline thread  @locks takes shr.mu */
@@ -282,23 +318,53 @@ void ag_shr_stolen(run_t *r, size_t p) {
 void ag_shr_refused(run_t *r, size_t p) {
   shr_t *h = r->shr;
   h->stolen_round[p] = rounds_now(h);
-  r->parts[p].closed = true; /* never started: nothing to close or log as stopped */
+  r->parts[p].closed = true;                 /* never started: nothing to close or log as stopped */
+  atomic_store(&r->parts[p].stop_logged, 1); /* ag-guard's too */
   r->gen_end = true;
 }
 
+/* How long a proof lasts after the claim that made it: the expiry less
+ * owner.c's default safety margin (a quarter of it). */
+static int64_t proof_us(const run_t *r) {
+  return r->conf->source.ownership_expiry_us - r->conf->source.ownership_expiry_us / 4;
+}
+
 /* Why proofs ran out: no round reached the store for as long as a proof
- * lasts (three quarters of the expiry: owner.c's default margin), or a round
- * that did saw another owner's record. @locality pipeline thread  @locks none */
+ * lasts, or a round that did saw another owner's record.
+ * @locality pipeline thread, ag-guard  @locks none */
 static const char *loss_reason(const run_t *r) {
   shr_t *h = r->shr;
   int64_t quiet = ed_time_mono_us() - atomic_load(&h->ok_start);
-  return atomic_load(&h->round_failed) || quiet >= r->conf->source.ownership_expiry_us / 4 * 3
-             ? "expired"
-             : "lost";
+  return atomic_load(&h->round_failed) || quiet >= proof_us(r) ? "expired" : "lost";
+}
+
+/* Within POLL_US of its proof's end a claim counts as gone: ag-guard looks
+ * every POLL_US / 2, so it stops reading before the proof ends, not up to a
+ * look later. Healthy rounds renew long before (renew + margin < expiry).
+ * @locality any  @locks takes o's lock */
+static bool lasts(const ag_own_t *o, size_t i, int64_t now) {
+  int64_t end = ag_own_proof_end(o, i);
+  return end != INT64_MIN && now < end - POLL_US;
+}
+
+/* Partition p may be read: provably ours (and, stateful, the lease too) for
+ * a while yet.
+ * @locality any  @locks takes the owners' locks */
+static bool proven(const run_t *r, size_t p) {
+  shr_t *h = r->shr;
+  int64_t now = ed_time_mono_us();
+  if (h->lease && !lasts(h->lease, 0, now))
+    return false;
+  return lasts(h->own, p, now);
 }
 
 void ag_shr_turn(run_t *r) {
   shr_t *h = r->shr;
+  for (size_t p = 0; p < r->nparts; p++)
+    if (r->parts[p].gen_owned && atomic_load(&r->parts[p].unproven)) {
+      close_part(r, p, "expired"); /* ag-guard has logged why */
+      r->gen_end = true;
+    }
   size_t n = ag_own_expired(h->own, h->scratch);
   const char *why = n ? loss_reason(r) : "lost";
   for (size_t k = 0; k < n; k++) {
@@ -318,8 +384,87 @@ void ag_shr_turn(run_t *r) {
     return; /* the holder's generation already reads every partition */
   }
   for (size_t p = 0; p < r->nparts && !r->gen_end; p++)
-    if (!r->parts[p].gen_owned && ag_own_owns(h->own, p) && !held_back(h, p))
+    if (!r->parts[p].gen_owned && proven(r, p) && !held_back(h, p))
       r->gen_end = true; /* gained: read it from the next generation on */
+}
+
+/* ---- ag-guard: the stop that waits on nothing ---- */
+
+/* One look: every partition of this generation whose proof is gone or ending
+ * is held (see part_t.unproven) and reading_stopped logged for it, then one
+ * warning names those whose proof ran out and for how long no round reached
+ * the store.
+ * @locality ag-guard  @locks takes the owners' locks (proven) */
+static void guard_look(run_t *r) {
+  shr_t *h = r->shr;
+  ed_buf_t ids = ED_BUF_INIT;
+  int64_t sent = INT64_MAX; /* the earliest last successful claim of those stopped as expired */
+  for (size_t p = 0; p < r->nparts; p++) {
+    part_t *pt = &r->parts[p];
+    if (!pt->gen_owned || atomic_load(&pt->unproven) || atomic_load(&pt->stop_logged) ||
+        proven(r, p))
+      continue;
+    int64_t end = proof_end(r, p);
+    atomic_store(&pt->unproven, 1);
+    if (atomic_exchange(&pt->stop_logged, 1))
+      continue; /* the pipeline closed it meanwhile and said why */
+    const char *why = loss_reason(r);
+    ag_metrics_set(r->o->metrics, AG_M_PART_OWNED, pt->id, 0);
+    log_stopped(r, p, why);
+    if (!strcmp(why, "expired")) {
+      ed_buf_printf(&ids, "%s%s", ids.len ? "," : "", pt->id);
+      if (end != INT64_MIN && end - proof_us(r) < sent)
+        sent = end - proof_us(r);
+    }
+  }
+  if (ids.len) {
+    /* sent unknown: the pipeline took the flags meanwhile; the last round
+     * that reached the store began no later than the claims it renewed */
+    int64_t now = ed_time_mono_us(),
+            quiet = now - (sent == INT64_MAX ? atomic_load(&h->ok_start) : sent);
+    char last[ED_TIME_ISO_MAX];
+    ed_time_format_iso(ed_time_now_us() - quiet, 3, last);
+    ED_LOG_WARN("ownership_expired",
+                "owner=%s partitions=%s quiet_ms=%lld proof_ms=%lld last_renewal=%s reason=\"no "
+                "renewal succeeded for %.1f s: stopped reading them before another owner may "
+                "claim them\"",
+                ag_own_id(h->own), ids.data, (long long)(quiet / 1000),
+                (long long)(proof_us(r) / 1000), last, (double)quiet / 1e6);
+  }
+  ed_buf_fini(&ids);
+}
+
+/* @locality ag-guard: its body  @locks takes shr.gmu to wait */
+static void *guard_main(void *arg) {
+  run_t *r = arg;
+  shr_t *h = r->shr;
+  for (;;) {
+    guard_look(r);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += POLL_US / 2 * 1000L;
+    if (ts.tv_nsec >= 1000000000)
+      ts.tv_sec++, ts.tv_nsec -= 1000000000;
+    pthread_mutex_lock(&h->gmu);
+    while (!h->gquit && pthread_cond_timedwait(&h->gcv, &h->gmu, &ts) == 0)
+      ;
+    bool quit = h->gquit;
+    pthread_mutex_unlock(&h->gmu);
+    if (quit)
+      return NULL;
+  }
+}
+
+/* @locality pipeline thread  @locks takes shr.gmu */
+static void stop_guard(shr_t *h) {
+  if (!h->guard_up)
+    return;
+  pthread_mutex_lock(&h->gmu);
+  h->gquit = true;
+  pthread_cond_broadcast(&h->gcv);
+  pthread_mutex_unlock(&h->gmu);
+  pthread_join(h->guard, NULL);
+  h->guard_up = false;
 }
 
 /* What the next generation reads: stateless, every partition provably ours
@@ -329,12 +474,12 @@ void ag_shr_turn(run_t *r) {
 static size_t choose(run_t *r) {
   shr_t *h = r->shr;
   size_t n = 0;
-  bool all = h->lease && ag_own_owns(h->lease, 0);
+  bool all = h->lease != NULL;
   for (size_t p = 0; all && p < r->nparts; p++)
-    all = ag_own_owns(h->own, p);
+    all = proven(r, p);
   for (size_t p = 0; p < r->nparts; p++) {
     part_t *pt = &r->parts[p];
-    pt->gen_owned = h->lease ? all : ag_own_owns(h->own, p) && !held_back(h, p);
+    pt->gen_owned = h->lease ? all : proven(r, p) && !held_back(h, p);
     n += pt->gen_owned;
   }
   return n;
@@ -387,6 +532,8 @@ static void reset_parts(run_t *r, const char *why) {
     atomic_store(&pt->held, 0);
     atomic_store(&pt->queued, 0);
     atomic_store(&pt->failed, 0);
+    atomic_store(&pt->unproven, 0);
+    atomic_store(&pt->stop_logged, 0);
     atomic_store(&pt->received, -1);
     pt->in_fair = 0;
     pt->taken_enq = INT64_MIN;
@@ -417,6 +564,9 @@ static ed_code_t generation(run_t *r, ed_err_t *err) {
   rc = rc ? rc : ag_run_open_sinks(r, err);
   rc = rc ? rc : ag_run_start_flush(r, err);
   rc = rc ? rc : ag_run_start_receivers(r, err);
+  h->gquit = false;
+  if (!rc && !pthread_create(&h->guard, NULL, guard_main, r))
+    h->guard_up = true, pthread_setname_np(h->guard, "ag-guard");
   if (!rc)
     ag_run_update_lag(r);
   if (!rc && !pthread_create(&r->monitor, NULL, ag_run_monitor_main, r))
@@ -427,7 +577,8 @@ static ed_code_t generation(run_t *r, ed_err_t *err) {
   }
   bool stop = r->o->stop && *r->o->stop;
   for (size_t p = 0; p < r->nparts; p++)
-    close_part(r, p, stop ? "stop" : "generation");
+    close_part(r, p, stop ? "released" : "generation"); /* released: given up below, on stop */
+  stop_guard(h); /* nothing left to hold; joined before the partitions are reset */
   if (!stop)
     ed_notify("STATUS=waiting for partitions", NULL);
   ag_run_stop_flush(r);
@@ -458,6 +609,7 @@ static void shr_free(shr_t *h) {
   if (!h)
     return;
   stop_owner(h);
+  stop_guard(h);
   ag_own_free(h->own);
   ag_own_free(h->lease);
   ag_own_free(h->ck);
@@ -468,6 +620,8 @@ static void shr_free(shr_t *h) {
   free(h->ck_at);
   pthread_mutex_destroy(&h->mu);
   pthread_cond_destroy(&h->cv);
+  pthread_mutex_destroy(&h->gmu);
+  pthread_cond_destroy(&h->gcv);
   free(h);
 }
 
@@ -478,6 +632,8 @@ static ed_code_t shr_open(run_t *r, ed_err_t *err) {
     return ag_run_nomem(err, "checkpoint store");
   pthread_mutex_init(&h->mu, NULL);
   pthread_cond_init(&h->cv, NULL);
+  pthread_mutex_init(&h->gmu, NULL);
+  pthread_cond_init(&h->gcv, NULL);
   h->r = r;
   r->shr = h;
   atomic_init(&h->ok_start, ed_time_mono_us());
@@ -573,7 +729,7 @@ static void write_checkpoints(run_t *r, const job_t *j, bool all) {
       continue;
     int64_t off, seq = least_committed(r, p, &off);
     /* an offset unknown: a sink resumed from its table and not yet committed here */
-    if (seq <= h->ck_seq[p] || off < 0 || !ag_own_owns(h->own, p))
+    if (seq <= h->ck_seq[p] || off < 0 || !proven(r, p))
       continue;
     if (!all && h->ck_seq[p] >= 0 && now - h->ck_at[p] < every)
       continue;

@@ -24,7 +24,7 @@ static size_t on_events(void *ctx, eh_receiver_t *rx, const eh_event_t *evs, siz
   run_t *r = pt->run;
   (void)rx;
   int share = atomic_load(&r->share);
-  if (rb_free_slots(r->ring) == 0 || atomic_load(&pt->held) ||
+  if (rb_free_slots(r->ring) == 0 || atomic_load(&pt->held) || atomic_load(&pt->unproven) ||
       (share && atomic_load(&pt->queued) >= share))
     goto full;
   size_t bytes = 0;
@@ -145,7 +145,7 @@ void ag_run_mark_idle(run_t *r, win_t *w, int64_t now_wall) {
 
 /* @locality pipeline thread  @locks none */
 static bool has_backlog(const run_t *r, const part_t *pt) {
-  if (r->shr && (!pt->gen_owned || pt->closed))
+  if (r->shr && (!pt->gen_owned || pt->closed || atomic_load(&pt->unproven)))
     return false; /* not read here now: holds nothing back */
   return r->available_now ? !pt->done : pt->seen < atomic_load(&pt->last_enq);
 }
@@ -482,8 +482,8 @@ void ag_run_resume_paused(run_t *r) {
   atomic_store(&r->any_paused, 0);
   for (size_t p = 0; p < r->nparts; p++) {
     part_t *pt = &r->parts[p];
-    if (!atomic_load(&pt->paused))
-      continue;
+    if (!atomic_load(&pt->paused) || atomic_load(&pt->unproven))
+      continue; /* an unproven one stays paused until the pipeline closes it */
     bool room = free_slots >= RING_BLOCKS / 2 && (!share || atomic_load(&pt->queued) <= share / 2);
     if (atomic_load(&pt->held) || !room) {
       atomic_store(&r->any_paused, 1);

@@ -23,8 +23,10 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -111,8 +113,8 @@ class Agent:
         return rc
 
 
-def conf_for(emu, tmp_path, root, store):
-    c = tmp_path / "shared.conf"
+def conf_for(emu, tmp_path, root, store, name="shared.conf"):
+    c = tmp_path / name
     c.write_text(f"""
 [source]
 connection_string_file = {emu.cs_file}
@@ -191,6 +193,19 @@ def stole(thief, victim, p):
             and any(str(l.get("partition")) == p for l in victim.events("eh_rx_stolen")))
 
 
+def one_reader(agents):
+    """No moment with two readers of one partition, but for a real steal."""
+    per = [intervals(x) for x in agents]
+    for p in map(str, range(NPART)):
+        spans = sorted((s, e, why, i) for i, iv in enumerate(per) for s, e, why in iv.get(p, []))
+        for (s1, e1, why1, i1), (s2, e2, _, i2) in zip(spans, spans[1:]):
+            if i1 == i2 or e1 <= s2:
+                continue
+            assert why1 == "stolen" and stole(agents[i2], agents[i1], p), (
+                f"partition {p}: {agents[i1].name} read until {e1} ({why1}) "
+                f"but {agents[i2].name} from {s2}")
+
+
 def test_two_agents_share_and_fail_over(az, emu, tmp_path):
     az.create_container("shared")
     conf = conf_for(emu, tmp_path, tmp_path / "tables", az.url("shared"))
@@ -266,15 +281,7 @@ def test_two_agents_share_and_fail_over(az, emu, tmp_path):
     # victim logs reading_stopped reason=stolen when its pipeline next turns,
     # a few ms later. Such an overlap is accepted only for a real steal whose
     # victim saw its link stolen.
-    per = [intervals(x) for x in agents]
-    for p in map(str, range(NPART)):
-        spans = sorted((s, e, why, i) for i, iv in enumerate(per) for s, e, why in iv.get(p, []))
-        for (s1, e1, why1, i1), (s2, e2, _, i2) in zip(spans, spans[1:]):
-            if i1 == i2 or e1 <= s2:
-                continue
-            assert why1 == "stolen" and stole(agents[i2], agents[i1], p), (
-                f"partition {p}: {agents[i1].name} read until {e1} ({why1}) "
-                f"but {agents[i2].name} from {s2}")
+    one_reader(agents)
     # the fail-overs happened the ways this test means: a took c's partitions
     # as expired claims, and c had taken its share from a
     assert c.events("ownership_claimed"), "agent c never claimed"
@@ -418,7 +425,11 @@ def test_store_unreachable_stops_reading(emu, tmp_path):
             wait_until(lambda: {str(l["partition"]) for l in a.events("reading_stopped")
                                 if l["reason"] == "expired"} == all8,
                        timeout=10 * EXPIRY_S, interval=0.2, what="every partition stopped")
-            assert a.events("ownership_unproven"), "the proof's end was not logged"
+            # said so at the stop (owner.c's ownership_unproven follows once
+            # the proof has actually run out, up to POLL_US after the stop)
+            wait_until(lambda: {p for l in a.events("ownership_expired")
+                                for p in str(l["partitions"]).split(",")} == all8,
+                       timeout=EXPIRY_S, interval=0.2, what="the warning naming all 8")
             assert a.alive()
             assert a.term() == 0, a.log_path.read_text()[-3000:]
         finally:
@@ -473,3 +484,194 @@ def test_partition_held_by_a_higher_epoch_is_refused_not_fatal(az, emu, tmp_path
     assert not [l for l in a.events("reading_stopped")
                 if str(l["partition"]) == "3" and ts(l) < ts(started[0])], \
         "a refused partition logged as stopped without having started"
+
+
+class DarkProxy:
+    """A TCP relay to Azurite that can go dark: while dark it accepts
+    connections and swallows every byte both ways, answering nothing (a
+    network partition as a client sees it: requests time out). Bytes read
+    while dark are dropped, not delivered late."""
+
+    def __init__(self, port):
+        self.up, self.dark, self.socks = port, threading.Event(), []
+        self.srv = socket.create_server(("127.0.0.1", 0))
+        self.port = self.srv.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(("127.0.0.1", self.up))
+            except OSError:
+                c.close()
+                continue
+            self.socks += [c, u]
+            threading.Thread(target=self._pump, args=(c, u), daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c), daemon=True).start()
+
+    def _pump(self, a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                if not self.dark.is_set():
+                    b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def url(self, container, path=""):
+        return f"http://127.0.0.1:{self.port}/devstoreaccount1/{container}" + (
+            "/" + path if path else "")
+
+    def stop(self):
+        self.srv.close()
+        for s in self.socks:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
+def iso(s):
+    return datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+def store_dark_for_one(az, emu, tmp_path, container, tables_on_store):
+    """Agents A and B share the hub; A reaches the checkpoint store (and, with
+    tables_on_store, its tables) through a proxy that goes dark while events
+    flow. A's pipeline backs up behind the flush thread (the SDK checkpoint
+    writes, or the commits, wait on the dark store), yet A must stop reading
+    each of its partitions before the proof of its last successful renewal
+    ends (its log names that renewal), B must take them only after, once the
+    claims expire, and every event lands exactly once."""
+    az.create_container(container)
+    proxy = DarkProxy(az.port)
+    if tables_on_store:
+        os.environ["AZURITE_BLOB_STORAGE_URL"] = f"http://127.0.0.1:{az.port}"
+        root_a, root_b = proxy.url(container, "tables"), az.url(container, "tables")
+        opts = az.delta_rs_options()
+
+        def table(name):
+            return DeltaTable(f"az://{container}/tables/{name}", storage_options=opts)
+    else:
+        root_a = root_b = tmp_path / "tables"
+
+        def table(name):
+            return DeltaTable(str(root_a / name))
+
+    def rows(name):
+        try:
+            return table(name).to_pyarrow_dataset().count_rows()
+        except Exception:  # not created yet
+            return 0
+
+    conf_a = conf_for(emu, tmp_path, root_a, proxy.url(container), name="a.conf")
+    conf_b = conf_for(emu, tmp_path, root_b, az.url(container), name="b.conf")
+    good, bad, agents = [], 0, []
+    all8 = {str(p) for p in range(NPART)}
+
+    def feed(tag):
+        nonlocal bad
+        evs = transactions(SLICE, seed=len(good) + 1, first_id=len(good) + 1)
+        good.extend(evs)
+        send(emu, tmp_path, evs + BAD, tag)
+        bad += len(BAD)
+
+    def landed():
+        return rows("raw") == len(good) and rows("dead") == bad
+
+    try:
+        a = Agent("agent-a", conf_a, tmp_path)
+        b = Agent("agent-b", conf_b, tmp_path)
+        agents += [a, b]
+        feed("d1")
+        wait_until(lambda: split(a, b), timeout=20 * EXPIRY_S, interval=0.2, what="a 4/4 split")
+        wait_until(landed, timeout=120, interval=0.5, what="slice 1 in the tables")
+        mine = a.reading()
+        dark_at = datetime.datetime.now(datetime.timezone.utc)
+        proxy.dark.set()
+        feed("d2")  # events keep coming: A's batches wait on its flush thread
+
+        def stopped():
+            """A's first stop of each partition since the store went dark:
+            reason=expired, or generation when another one's expiry ended the
+            generation first; with the proof left then (owner.c's clock)."""
+            out = {}
+            for l in a.events("reading_stopped"):
+                if ts(l) > dark_at:
+                    out.setdefault(str(l["partition"]), (ts(l), l["reason"],
+                                                         l["proof_left_ms"]))
+            return out
+
+        def proof_ends():
+            """Each proof's end: the last successful renewal plus expiry -
+            margin, as the stop's warning names it (ownership_expired) or, for
+            one whose expiry the pipeline noticed (it is not blocked), as
+            owner.c does (ownership_unproven: the claim's age then)."""
+            out = {}
+            for l in a.events("ownership_expired"):
+                end = iso(l["last_renewal"]) + datetime.timedelta(milliseconds=l["proof_ms"])
+                out.update((p, end) for p in str(l["partitions"]).split(","))
+            for l in a.events("ownership_unproven"):
+                if ts(l) > dark_at:
+                    out.setdefault(str(l["partition"]), ts(l) + datetime.timedelta(
+                        milliseconds=l["limit_ms"] - l["age_ms"]))
+            return out
+        def warned_of():
+            return {p for l in a.events("ownership_expired") for p in str(l["partitions"]).split(",")}
+        # the warning follows the stops it names
+        wait_until(lambda: set(stopped()) >= mine and warned_of() >= {
+            p for p, s in stopped().items() if s[1] == "expired"}, timeout=10 * EXPIRY_S,
+            interval=0.2, what="agent a stopping its partitions, and saying so")
+        stops, ends = stopped(), proof_ends()
+        for p in mine:
+            left = stops[p][2]  # "none": stopped only after owner.c dropped the proof
+            assert stops[p][1] in ("expired", "generation") and left != "none" and left > 0, (
+                f"partition {p}: stopped {stops[p]} without proof left")
+            assert p not in ends or stops[p][0] < ends[p], (
+                f"partition {p} stopped at {stops[p]}, its proof ended {ends[p]}")
+        # and said so: one warning naming the partitions stopped as expired
+        warned = a.events("ownership_expired")
+        named = {p for l in warned for p in str(l["partitions"]).split(",")}
+        assert named and named == {p for p in mine if stops[p][1] == "expired"}, (warned, stops)
+        assert all("no renewal succeeded for" in l["reason"] for l in warned), warned
+        wait_until(lambda: b.reading() == all8, timeout=10 * EXPIRY_S, interval=0.2,
+                   what="agent b reading all 8 once a's claims expired")
+        assert all(any(str(l["partition"]) == p and l.get("from") == "expired"
+                       for l in b.events("ownership_claimed")) for p in mine)
+        wait_until(landed, timeout=180, interval=0.5, what="slice 2 in the tables (by b)")
+        assert a.alive()
+        proxy.dark.clear()
+        assert a.term() == 0, a.log_path.read_text()[-3000:]
+        assert b.term() == 0, b.log_path.read_text()[-3000:]
+    finally:
+        for x in agents:
+            if x.alive():
+                x.proc.kill()
+                x.proc.wait()
+        proxy.stop()
+    t = table("raw").to_pyarrow_table(
+        columns=["transaction_id", "partition", "sequenceNumber"]).to_pylist()
+    keys = [(r["partition"], r["sequenceNumber"]) for r in t]
+    assert len(keys) == len(set(keys)), "an event twice in the raw table"
+    assert sorted(r["transaction_id"] for r in t) == sorted(e["transaction_id"] for e in good)
+    assert rows("dead") == bad
+    one_reader(agents)
+
+
+def test_store_dark_for_one_agent_local_tables(az, emu, tmp_path):
+    store_dark_for_one(az, emu, tmp_path, "dark-local", tables_on_store=False)
+
+
+def test_store_dark_for_one_agent_tables_on_it(az, emu, tmp_path):
+    store_dark_for_one(az, emu, tmp_path, "dark-store", tables_on_store=True)

@@ -130,7 +130,11 @@ a renewal too close to the expiry|checkpoint_store = $store\nownership_expiry = 
 an owner id with a space|checkpoint_store = $store\nowner_id = a b|||owner_id: expected 1 to 127 printable
 an available-now run|checkpoint_store = $store|trigger = available-now||agents sharing a hub run continuously
 --checkpoint-store of another scheme|||--checkpoint-store ftp://x/y|checkpoint_store 'ftp://x/y': expected the URL of a Blob container
+a query id with a slash||query_id = q/1||\[sink s\] query id 'q/1': expected no '/'
+a query id with a slash and a store|checkpoint_store = $store|query_id = ehdelta-s/0||query id 'ehdelta-s/0': expected no '/'
 CASES
+share_conf "" "query_id = q-1" >"$T/share.conf"
+check "a query id without a slash passes --check" "$EHDELTA" run --config "$T/share.conf" --check
 share_conf "checkpoint_store = $store\nownership_expiry = 8 seconds\nownership_renew = 1 second" "" >"$T/share.conf"
 check "an unreachable checkpoint store passes --check" "$EHDELTA" run --config "$T/share.conf" --check
 check "--owner-id passes --check" "$EHDELTA" run --config "$T/share.conf" --check --owner-id agent-1

@@ -55,7 +55,7 @@ static void test_expired_and_released_records_are_claimable(void) {
   /* everything owned by a dead agent (older than the expiry) or released */
   ag_own_rec_t r[8];
   for (int i = 0; i < 8; i++)
-    r[i] = rec(P8[i], i < 4 ? "dead" : "", i < 4 ? EXPIRY + 1 : 10);
+    r[i] = rec(P8[i], i < 4 ? "dead" : "", i < 4 ? EXPIRY + 1000 : 10);
   size_t claim[8];
   unsigned seed = 7;
   size_t nc = ag_own_balance(r, 8, P8, 8, "me", NOW, EXPIRY, AG_OWN_BALANCED, &seed, claim);
@@ -144,10 +144,13 @@ static void apply(ag_own_rec_t *r, size_t *nrec, const size_t *claim, size_t nc,
 
 static void test_claim_all_takes_every_unowned_or_expired_one_at_once(void) {
   /* a and b live on 0-3, "dead" expired on 4-5, 6 released, 7 never claimed */
-  ag_own_rec_t r[8] = {
-      rec("0", "a", 1000), rec("1", "a", 1000),          rec("2", "b", 1000),
-      rec("3", "b", 1000), rec("4", "dead", EXPIRY + 1), rec("5", "dead", EXPIRY + 1),
-      rec("6", "", 10)};
+  ag_own_rec_t r[8] = {rec("0", "a", 1000),
+                       rec("1", "a", 1000),
+                       rec("2", "b", 1000),
+                       rec("3", "b", 1000),
+                       rec("4", "dead", EXPIRY + 1000),
+                       rec("5", "dead", EXPIRY + 1000),
+                       rec("6", "", 10)};
   size_t nrec = 7, claim[8];
   unsigned seed = 5;
   size_t nc = ag_own_balance(r, nrec, P8, 8, "c", NOW, EXPIRY, AG_OWN_CLAIM_ALL, &seed, claim);
@@ -164,7 +167,7 @@ static void test_claim_all_three_agents_first_to_see_expired_wins_none_steals(vo
   ag_own_rec_t r[8];
   size_t nrec = 8;
   for (int i = 0; i < 8; i++)
-    r[i] = rec(P8[i], "dead", EXPIRY + 1);
+    r[i] = rec(P8[i], "dead", EXPIRY + 1000);
   const char *who[3] = {"a", "b", "c"};
   unsigned seed = 9;
   for (int round = 0; round < 9; round++) {
@@ -182,7 +185,7 @@ static void test_claim_all_three_agents_first_to_see_expired_wins_none_steals(vo
     CU_ASSERT_STR(r[i].owner, "a");
   /* a stops renewing: once its records expire, the next to look (b) takes all */
   for (size_t i = 0; i < nrec; i++)
-    r[i].mtime_ms = NOW - EXPIRY - 1;
+    r[i].mtime_ms = NOW - EXPIRY - 1000;
   size_t claim[8];
   size_t nc = ag_own_balance(r, nrec, P8, 8, "b", NOW, EXPIRY, AG_OWN_CLAIM_ALL, &seed, claim);
   CU_ASSERT_EQUAL(nc, 8);
@@ -341,7 +344,48 @@ static void test_local_store_is_refused_with_the_expected_form(void) {
   rmdir(dir);
 }
 
+/* Clock skew: owner L sent its last successful claim at S (its proof lasts
+ * until S + expiry - margin on its own monotonic clock); the service stamps
+ * Last-Modified in whole seconds, at worst 999 ms before S. Host H, whose
+ * wall clock is ahead by skew, balances at every moment L may still read.
+ * Up to the margin of skew H never takes L's partitions (greedy or balanced);
+ * beyond it, it may: the tolerance is the margin, no more. */
+static size_t claims_of_live(int64_t skew_ms, bool greedy) {
+  const int64_t margin = EXPIRY / 4, limit = EXPIRY - margin;
+  const int64_t S = NOW + 999; /* Last-Modified: NOW, the worst truncation */
+  size_t worst = 0;
+  for (int64_t t = S;; t += 250) {
+    if (t >= S + limit)
+      t = S + limit - 1; /* the last moment L reads */
+    ag_own_rec_t r[8];
+    for (int i = 0; i < 8; i++) {
+      r[i] = rec(P8[i], i < 4 || greedy ? "L" : "H", 0);
+      r[i].mtime_ms = i < 4 || greedy ? NOW : t; /* H's own: just renewed */
+    }
+    size_t claim[8];
+    unsigned seed = 3;
+    size_t nc = ag_own_balance(r, 8, P8, 8, "H", t + skew_ms, EXPIRY, greedy, &seed, claim);
+    size_t took = count_owned_by(r, 8, claim, nc, "L");
+    worst = took > worst ? took : worst;
+    if (t == S + limit - 1)
+      break;
+  }
+  return worst;
+}
+
+static void test_clock_skew_up_to_the_margin_takes_no_live_claim(void) {
+  const int64_t margin = EXPIRY / 4;
+  CU_ASSERT_EQUAL(claims_of_live(0, false), 0);
+  CU_ASSERT_EQUAL(claims_of_live(margin, false), 0);
+  CU_ASSERT_EQUAL(claims_of_live(margin, true), 0);
+  CU_ASSERT_EQUAL(claims_of_live(-margin, true), 0); /* behind: only later */
+  /* the bound is real: a second beyond it, L's claims look expired while L reads */
+  CU_ASSERT(claims_of_live(margin + 1000, true) > 0);
+  CU_ASSERT(claims_of_live(margin + 1000, false) > 0);
+}
+
 static const cu_case_t cases[] = {
+    CU_CASE(test_clock_skew_up_to_the_margin_takes_no_live_claim),
     CU_CASE(test_empty_store_claims_one_partition_per_round),
     CU_CASE(test_own_live_claims_are_renewed),
     CU_CASE(test_expired_and_released_records_are_claimable),
