@@ -399,10 +399,21 @@ static void guard_look(run_t *r) {
   shr_t *h = r->shr;
   ed_buf_t ids = ED_BUF_INIT;
   int64_t sent = INT64_MAX; /* the earliest last successful claim of those stopped as expired */
+  /* While rounds fail, the claims renewed together end within one round of
+   * each other: when the first proof ends, every partition of the
+   * generation stops in this look, with one warning, rather than one by one
+   * while the pipeline ends the generation around them. */
+  bool sweep = false;
+  if (atomic_load(&h->round_failed))
+    for (size_t p = 0; p < r->nparts && !sweep; p++) {
+      part_t *pt = &r->parts[p];
+      sweep = pt->gen_owned && !atomic_load(&pt->unproven) && !atomic_load(&pt->stop_logged) &&
+              !proven(r, p);
+    }
   for (size_t p = 0; p < r->nparts; p++) {
     part_t *pt = &r->parts[p];
     if (!pt->gen_owned || atomic_load(&pt->unproven) || atomic_load(&pt->stop_logged) ||
-        proven(r, p))
+        (!sweep && proven(r, p)))
       continue;
     int64_t end = proof_end(r, p);
     atomic_store(&pt->unproven, 1);

@@ -211,10 +211,14 @@ static void test_claim_all_never_steals_below_fair_share(void) {
 
 static void test_sdk_greedy_fills_its_share_at_once(void) {
   /* a and b live on two each, "dead"'s four expired: a's share is 4 */
-  ag_own_rec_t r[8] = {rec("0", "a", 1000),          rec("1", "a", 1000),
-                       rec("2", "b", 1000),          rec("3", "b", 1000),
-                       rec("4", "dead", EXPIRY + 1), rec("5", "dead", EXPIRY + 1),
-                       rec("6", "dead", EXPIRY + 1), rec("7", "dead", EXPIRY + 1)};
+  ag_own_rec_t r[8] = {rec("0", "a", 1000),
+                       rec("1", "a", 1000),
+                       rec("2", "b", 1000),
+                       rec("3", "b", 1000),
+                       rec("4", "dead", EXPIRY + 1000),
+                       rec("5", "dead", EXPIRY + 1000),
+                       rec("6", "dead", EXPIRY + 1000),
+                       rec("7", "dead", EXPIRY + 1000)};
   for (unsigned s = 0; s < 20; s++) {
     size_t claim[8];
     unsigned seed = s;
@@ -350,7 +354,8 @@ static void test_local_store_is_refused_with_the_expected_form(void) {
  * wall clock is ahead by skew, balances at every moment L may still read.
  * Up to the margin of skew H never takes L's partitions (greedy or balanced);
  * beyond it, it may: the tolerance is the margin, no more. */
-static size_t claims_of_live(int64_t skew_ms, bool greedy) {
+static size_t claims_of_live(int64_t skew_ms, ag_own_mode_t mode) {
+  bool all = mode == AG_OWN_CLAIM_ALL; /* L holds every partition */
   const int64_t margin = EXPIRY / 4, limit = EXPIRY - margin;
   const int64_t S = NOW + 999; /* Last-Modified: NOW, the worst truncation */
   size_t worst = 0;
@@ -359,12 +364,12 @@ static size_t claims_of_live(int64_t skew_ms, bool greedy) {
       t = S + limit - 1; /* the last moment L reads */
     ag_own_rec_t r[8];
     for (int i = 0; i < 8; i++) {
-      r[i] = rec(P8[i], i < 4 || greedy ? "L" : "H", 0);
-      r[i].mtime_ms = i < 4 || greedy ? NOW : t; /* H's own: just renewed */
+      r[i] = rec(P8[i], i < 4 || all ? "L" : "H", 0);
+      r[i].mtime_ms = i < 4 || all ? NOW : t; /* H's own: just renewed */
     }
     size_t claim[8];
     unsigned seed = 3;
-    size_t nc = ag_own_balance(r, 8, P8, 8, "H", t + skew_ms, EXPIRY, greedy, &seed, claim);
+    size_t nc = ag_own_balance(r, 8, P8, 8, "H", t + skew_ms, EXPIRY, mode, &seed, claim);
     size_t took = count_owned_by(r, 8, claim, nc, "L");
     worst = took > worst ? took : worst;
     if (t == S + limit - 1)
@@ -375,13 +380,15 @@ static size_t claims_of_live(int64_t skew_ms, bool greedy) {
 
 static void test_clock_skew_up_to_the_margin_takes_no_live_claim(void) {
   const int64_t margin = EXPIRY / 4;
-  CU_ASSERT_EQUAL(claims_of_live(0, false), 0);
-  CU_ASSERT_EQUAL(claims_of_live(margin, false), 0);
-  CU_ASSERT_EQUAL(claims_of_live(margin, true), 0);
-  CU_ASSERT_EQUAL(claims_of_live(-margin, true), 0); /* behind: only later */
+  CU_ASSERT_EQUAL(claims_of_live(0, AG_OWN_BALANCED), 0);
+  CU_ASSERT_EQUAL(claims_of_live(margin, AG_OWN_BALANCED), 0);
+  CU_ASSERT_EQUAL(claims_of_live(margin, AG_OWN_GREEDY), 0);
+  CU_ASSERT_EQUAL(claims_of_live(margin, AG_OWN_CLAIM_ALL), 0);
+  CU_ASSERT_EQUAL(claims_of_live(-margin, AG_OWN_CLAIM_ALL), 0); /* behind: only later */
   /* the bound is real: a second beyond it, L's claims look expired while L reads */
-  CU_ASSERT(claims_of_live(margin + 1000, true) > 0);
-  CU_ASSERT(claims_of_live(margin + 1000, false) > 0);
+  CU_ASSERT(claims_of_live(margin + 1000, AG_OWN_CLAIM_ALL) > 0);
+  CU_ASSERT(claims_of_live(margin + 1000, AG_OWN_BALANCED) > 0);
+  CU_ASSERT(claims_of_live(margin + 1000, AG_OWN_GREEDY) > 0);
 }
 
 static const cu_case_t cases[] = {
