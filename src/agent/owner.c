@@ -270,13 +270,18 @@ size_t ag_own_balance(const ag_own_rec_t *recs, size_t nrec, const char *const *
         claim[nc++] = claimable[j];
         claimable[j] = claimable[--nclaimable];
       }
-    } else if (mine < fair) {
-      /* steal one from the owner holding the most (first such owner) */
+    } else {
+      /* steal one from the owner holding the most (first such owner) while
+       * below the floor of the share, or below the ceiling while that owner
+       * is above it (Go's aboveMax): without the second, 12/10/10 over 32
+       * partitions would stand for good, which a greedy start (every agent
+       * claiming all it saw free) can leave */
       size_t best = 0;
       for (size_t k = 1; k < nowners; k++)
         if (counts[k] > counts[best])
           best = k;
-      if (nowners && strcmp(owners[best], self)) {
+      bool below = mine < fair || (nowners && counts[best] > most);
+      if (below && nowners && strcmp(owners[best], self)) {
         size_t pick = (size_t)rand_r(seed) % counts[best], seen = 0;
         for (size_t i = 0; i < np; i++) {
           const ag_own_rec_t *r = find_rec(recs, nrec, pids[i]);

@@ -77,16 +77,34 @@ static void test_steals_from_the_owner_with_the_most_below_fair_share(void) {
 }
 
 static void test_no_steal_at_fair_share(void) {
-  /* 8 partitions, 3 owners: me with 2 (= 8/3) steals nothing, even though
-   * "big" holds 4 (ceil is 3): the SDKs steal only below the floor */
+  /* 8 partitions, 3 owners at 3/3/2: me with 2 (= 8/3) steals nothing, as
+   * nobody is above the ceiling (3) */
+  ag_own_rec_t r[8];
+  for (int i = 0; i < 8; i++)
+    r[i] = rec(P8[i], i < 3 ? "big" : i < 6 ? "mid" : "me", 1000);
+  for (ag_own_mode_t m = AG_OWN_BALANCED; m <= AG_OWN_GREEDY; m++) {
+    size_t claim[8];
+    unsigned seed = 3;
+    size_t nc = ag_own_balance(r, 8, P8, 8, "me", NOW, EXPIRY, m, &seed, claim);
+    CU_ASSERT_EQUAL(nc, 2);
+    CU_ASSERT_EQUAL(count_owned_by(r, 8, claim, nc, "me"), 2);
+  }
+}
+
+static void test_steal_from_above_the_ceiling_at_the_floor(void) {
+  /* 4/2/2: me at the floor (2) but "big" above the ceiling (3): one steal
+   * from big (Go's and .NET's aboveMax rule). Without it a greedy start can
+   * leave e.g. 12/10/10 over 32 partitions for good. */
   ag_own_rec_t r[8];
   for (int i = 0; i < 8; i++)
     r[i] = rec(P8[i], i < 4 ? "big" : i < 6 ? "mid" : "me", 1000);
-  size_t claim[8];
-  unsigned seed = 3;
-  size_t nc = ag_own_balance(r, 8, P8, 8, "me", NOW, EXPIRY, AG_OWN_BALANCED, &seed, claim);
-  CU_ASSERT_EQUAL(nc, 2);
-  CU_ASSERT_EQUAL(count_owned_by(r, 8, claim, nc, "me"), 2);
+  for (ag_own_mode_t m = AG_OWN_BALANCED; m <= AG_OWN_GREEDY; m++) {
+    size_t claim[8];
+    unsigned seed = 3;
+    size_t nc = ag_own_balance(r, 8, P8, 8, "me", NOW, EXPIRY, m, &seed, claim);
+    CU_ASSERT_EQUAL(nc, 3);
+    CU_ASSERT_EQUAL(count_owned_by(r, 8, claim, nc, "big"), 1);
+  }
 }
 
 static void test_owner_at_ceiling_claims_nothing_new(void) {
@@ -100,8 +118,9 @@ static void test_owner_at_ceiling_claims_nothing_new(void) {
   CU_ASSERT_EQUAL(nc, 4);
 }
 
-static void test_rounds_converge_to_an_even_spread(void) {
-  /* three owners taking turns, each applying its claims to the records */
+/* Three owners taking turns, each applying its claims to the records, from
+ * an empty store: 2 or 3 each after 30 rounds. */
+static void converge(ag_own_mode_t mode) {
   ag_own_rec_t r[8];
   size_t nrec = 0;
   const char *who[3] = {"a", "b", "c"};
@@ -109,7 +128,7 @@ static void test_rounds_converge_to_an_even_spread(void) {
   for (int round = 0; round < 30; round++) {
     const char *self = who[round % 3];
     size_t claim[8];
-    size_t nc = ag_own_balance(r, nrec, P8, 8, self, NOW, EXPIRY, AG_OWN_BALANCED, &seed, claim);
+    size_t nc = ag_own_balance(r, nrec, P8, 8, self, NOW, EXPIRY, mode, &seed, claim);
     for (size_t c = 0; c < nc; c++) {
       size_t i = 0;
       while (i < nrec && strcmp(r[i].pid, P8[claim[c]]))
@@ -127,6 +146,12 @@ static void test_rounds_converge_to_an_even_spread(void) {
       n += !strcmp(r[i].owner, who[k]);
     CU_ASSERT(n >= 2 && n <= 3);
   }
+}
+
+static void test_rounds_converge_to_an_even_spread(void) {
+  converge(AG_OWN_BALANCED);
+  /* greedy: the first to look takes all 8, the others steal down to 3/3/2 */
+  converge(AG_OWN_GREEDY);
 }
 
 /* applies one round's claims to the records, as the store would */
@@ -398,6 +423,7 @@ static const cu_case_t cases[] = {
     CU_CASE(test_expired_and_released_records_are_claimable),
     CU_CASE(test_steals_from_the_owner_with_the_most_below_fair_share),
     CU_CASE(test_no_steal_at_fair_share),
+    CU_CASE(test_steal_from_above_the_ceiling_at_the_floor),
     CU_CASE(test_owner_at_ceiling_claims_nothing_new),
     CU_CASE(test_rounds_converge_to_an_even_spread),
     CU_CASE(test_claim_all_takes_every_unowned_or_expired_one_at_once),
