@@ -15,6 +15,9 @@
 #include "eventhubs/sas.h"
 #include "proto/eventhubs.h"
 
+/* how often the session window is re-announced while an answer is awaited */
+#define CBS_WINDOW_POKE_US 50000
+
 ed_code_t eh_cbs_make_token(eh_client_t *c, ed_buf_t *out, int64_t *expiry_us, ed_err_t *err) {
   ed_buf_reset(out);
   if (c->cred) {
@@ -128,6 +131,11 @@ bool eh_cbs_tick(eh_client_t *c, int64_t now) {
     eh_client_timer_want(c, c->refresh_at);
   if (c->cbs_inflight)
     eh_client_timer_want(c, c->cbs_deadline);
+  if (c->cbs_inflight && c->cbs_rx) {
+    /* the session window kept open to the answer (mgmt.c says why) */
+    pn_link_flow(c->cbs_rx, 0);
+    eh_client_timer_want(c, now + CBS_WINDOW_POKE_US);
+  }
   return true;
 }
 

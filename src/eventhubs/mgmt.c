@@ -11,6 +11,9 @@
 #include "eventhubs/client_int.h"
 #include "proto/eventhubs.h"
 
+/* how often the session window is re-announced while a reply is awaited */
+#define MGMT_WINDOW_POKE_US 50000
+
 void eh_mgmt_open(eh_client_t *c) {
   c->mgmt_tx = eh_link_make(c, true, "mgmt-sender", EHP_MGMT_NODE, EHP_MGMT_NODE);
   c->mgmt_rx = eh_link_make(c, false, "mgmt-receiver", EHP_MGMT_NODE, EHP_MGMT_NODE);
@@ -247,11 +250,26 @@ void eh_mgmt_req_free(mreq_t *r) {
 }
 
 void eh_mgmt_send_pending(eh_client_t *c) {
+  bool waiting = false;
   pthread_mutex_lock(&c->mu);
-  for (mreq_t *r = c->mreqs; r; r = r->next)
+  for (mreq_t *r = c->mreqs; r; r = r->next) {
     if (!r->sent && !r->done)
       mgmt_send(c, r);
+    waiting |= !r->done;
+  }
   pthread_mutex_unlock(&c->mu);
+  /* While a reply is awaited the session must stay open to it. Proton
+   * announces our incoming window only in flow frames, and posts one for a
+   * window that ran out only when a receiver link is touched: when every
+   * event receiver withholds credit (the ring is full while the caller waits
+   * here, as a run opening receivers does), the service's view of the window
+   * reaches 0 and the reply never comes (seen: 1024 event transfers, then a
+   * READ unanswered for 60 s). A zero-credit flow call marks the link, so
+   * Proton re-announces the window once it is 0; looked at again shortly. */
+  if (waiting && c->mgmt_rx) {
+    pn_link_flow(c->mgmt_rx, 0);
+    eh_client_timer_want(c, ed_time_mono_us() + MGMT_WINDOW_POKE_US);
+  }
 }
 
 /* Queues a READ for the network thread and waits for its answer; *done:
