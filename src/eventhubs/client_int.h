@@ -81,7 +81,6 @@ struct eh_receiver {
   _Atomic int64_t last_seq;
   /* network thread only */
   bool paused;
-  uint64_t link_gen;
   struct mreq *resolve; /* a latest start being pinned to a sequence number */
   ed_buf_t raw;
   pend_t *pend;

@@ -33,8 +33,14 @@ static void rx_attach(eh_client_t *c, eh_receiver_t *rx) {
   }
   char expr[160];
   eh_position_filter(&pos, expr, sizeof expr);
+  /* Unique in the client, as senders' are: a closed link whose detach the
+   * service has not answered yet still matches its name in Proton, which
+   * would take the service's attach of a new receiver of the same partition
+   * (a run's next generation) for the old link and then send flow frames on
+   * its unmapped handle (amqp:invalid-field "no such handle", the connection
+   * closed) */
   char name[200];
-  snprintf(name, sizeof name, "%s-%" PRIu64, rx->link_name, ++rx->link_gen);
+  snprintf(name, sizeof name, "%s-%" PRIu64, rx->link_name, ++c->link_seq);
   pn_link_t *l = eh_link_make(c, false, name, rx->addr, name);
   pn_data_t *f = pn_terminus_filter(pn_link_source(l));
   pn_data_put_map(f);
