@@ -245,8 +245,8 @@ def main():
             f"{r['steady'] / base['steady']:5.2f} {each:<22} "
             f"{sum(r['cpu']) / EVENTS * 1e6:8.2f} {r['emu']:8.1f} {r['az']:9.1f}")
     say("settle s: from the start until every partition was read by exactly one agent, "
-        "shares within one (the agents claim one partition a round each, and every claim "
-        "restarts their generation); left: events not yet committed then; steady ev/s: "
+        "shares within one (greedy agents take their share of free partitions in a round, "
+        "steal one a round, and every change restarts their generation); left: events not yet committed then; steady ev/s: "
         "those over the rest of the drain")
     say(f"baseline: 1-agents (one agent with the checkpoint store); {EVENTS} events, "
         f"load average at the end {os.getloadavg()[0]:.2f}")
